@@ -1,0 +1,53 @@
+"""Where a running VM's worker keeps its files (the VM's runtime folder).
+
+The runtime folder of a running VM holds everything needed to find and reconnect to its
+QEMU process after the service restarts. It lives under ``<data>/run/<vm-id>/`` and is
+removed when the QEMU process ends. Unix socket paths must stay under 108 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """The fixed file names inside one VM's runtime folder."""
+
+    folder: Path
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.folder / "qmp.sock"
+
+    @property
+    def guest_agent_socket(self) -> Path:
+        return self.folder / "qga.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "qemu.pid"
+
+    @property
+    def record_file(self) -> Path:
+        """The versioned runtime record (JSON): what exactly was launched."""
+        return self.folder / "runtime.json"
+
+    @property
+    def qemu_log(self) -> Path:
+        """QEMU's own stderr."""
+        return self.folder / "qemu.log"
+
+    @property
+    def vnc_socket(self) -> Path:
+        """The VM's screen (VNC on a UNIX socket, never a TCP port)."""
+        return self.folder / "vnc.sock"
+
+    def com_log(self, port: int) -> Path:
+        """Everything the guest wrote to COM``port`` (1 or 2), always captured."""
+        return self.folder / f"com{port}.log"
+
+    def com_socket(self, port: int) -> Path:
+        """Default named-pipe socket for COM``port`` when the admin names no path."""
+        return self.folder / f"com{port}.sock"
