@@ -1,1 +1,53 @@
-"""viridian.disks."""
+"""viridian.disks — a spec-exact VHD library (fixed, dynamic, differencing) and raw images.
+
+Imports nothing from the rest of viridian. Public API:
+
+* opening: :func:`open_disk` → :class:`DiskImage` (read/write at any byte offset)
+* sniffing: :func:`detect_format` → QEMU driver name ("vpc", "vhdx", "qcow2", "raw")
+* creating: :func:`new_fixed`, :func:`new_dynamic`, :func:`new_differencing`
+* operations: :func:`inspect`, :func:`convert`, :func:`compact`, :func:`expand`,
+  :func:`merge`, :func:`check`
+* errors: :class:`DiskError` and its subclasses (see :mod:`.errors`)
+"""
+
+from .convert import TARGET_TYPES, convert
+from .create import new_differencing, new_dynamic, new_fixed
+from .detect import detect_format
+from .errors import (
+    BadBlockTable,
+    BadDynamicHeader,
+    BadFooter,
+    CorruptDisk,
+    DiskError,
+    DiskInUse,
+    InvalidDiskArgument,
+    ParentLinkError,
+    UnsupportedDisk,
+)
+from .image import DiskImage
+from .sizes import parse_size
+from .vhd import open_disk
+from .vhd_layout import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "MAX_VIRTUAL_SIZE",
+    "TARGET_TYPES",
+    "BadBlockTable",
+    "BadDynamicHeader",
+    "BadFooter",
+    "CorruptDisk",
+    "DiskError",
+    "DiskImage",
+    "DiskInUse",
+    "InvalidDiskArgument",
+    "ParentLinkError",
+    "UnsupportedDisk",
+    "convert",
+    "detect_format",
+    "new_differencing",
+    "new_dynamic",
+    "new_fixed",
+    "open_disk",
+    "parse_size",
+]

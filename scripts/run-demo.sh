@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make run`: build the demo guest, start the service (if it is not running), create and
+# start a demo VM, and say how to reach everything. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LISTEN=${1:-127.0.0.1:8080}
+URL="http://$LISTEN"
+V=.venv/bin/viridian
+export VIRIDIAN_URL="$URL"
+DATA_DIR=$(.venv/bin/python -c 'from viridian.config import default_data_dir; print(default_data_dir())')
+mkdir -p "$DATA_DIR"
+
+echo "==> guest kit (cached after the first build)"
+IMAGES=$($V guestkit build)
+ISO=$(awk '$1=="iso:"{print $2}' <<<"$IMAGES")
+
+if ! $V host show >/dev/null 2>&1; then
+  echo "==> starting the service on $URL (log: $DATA_DIR/serve.log)"
+  setsid nohup $V serve --data-dir "$DATA_DIR" --listen "$LISTEN" >>"$DATA_DIR/serve.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do $V host show >/dev/null 2>&1 && break; sleep 0.1; done
+  $V host show >/dev/null || { echo "the service did not start; see $DATA_DIR/serve.log"; exit 1; }
+fi
+
+if ! $V vm show demo >/dev/null 2>&1; then
+  echo "==> creating VM 'demo' (256 MB, the guest kit's ISO in its DVD drive)"
+  $V vm new demo --memory 256MB --dvd "$ISO"
+fi
+state=$($V vm show demo --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+if [ "$state" = "Off" ] || [ "$state" = "Saved" ]; then
+  echo "==> starting VM 'demo'"
+  $V vm start demo
+fi
+$V vm list
+cat <<MSG
+
+viridian is running.
+  API:          $URL/api/v1   (OpenAPI: $URL/openapi.json)
+  Admin token:  $DATA_DIR/token   (send it as 'Authorization: Bearer <token>')
+  Service log:  $DATA_DIR/serve.log
+  Demo console: $DATA_DIR/run/<vm-id>/com1.log  (the guest's COM1 output)
+
+Try next (the CLI is .venv/bin/viridian; 'source .venv/bin/activate' puts it on PATH):
+  viridian vm show demo
+  viridian vm pause demo && viridian vm resume demo
+  viridian vm save demo && viridian vm start demo
+  viridian vm shutdown demo
+  viridian host show
+MSG

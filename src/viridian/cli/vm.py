@@ -1,0 +1,297 @@
+"""``viridian vm ...``: define, inspect, change, run and remove virtual machines.
+
+Each command is one or two API calls (api.md, "VMs" and "Jobs"). Options are checked
+here for syntax only (a size, a list of boot devices, one of the named values); the
+service checks ranges and files and answers with the error the CLI then shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from viridian.cli.client import job_outcome, open_client, vm_path, wait_for_job
+from viridian.cli.output import (
+    JobProgress,
+    emit_json,
+    format_vm_details,
+    format_vm_table,
+    vm_state_line,
+)
+
+__all__ = ["BootOrder", "MemorySize", "settings_patch", "vm_group"]
+
+MB_PER_UNIT = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024}
+SIZE_FORMS = "a number of MB (2048) or a number with MB or GB (512MB, 1GB, 1.5GB)"
+BOOT_DEVICES = ("cd", "ide", "net", "floppy")
+AUTO_START_CHOICES = ("nothing", "if-running", "always")
+AUTO_STOP_CHOICES = ("save", "turn-off", "shut-down")
+
+LIFECYCLE_HELP = {
+    "start": "Start the VM (from Saved: restore it where it was).",
+    "stop": "Turn the VM off at once, like pulling the plug.",
+    "shutdown": "Shut down the guest gracefully (guest agent, else ACPI power button).",
+    "save": "Save memory and device state to the VM's folder; the VM is then Saved.",
+    "pause": "Pause the VM's processors.",
+    "resume": "Resume a paused VM.",
+    "reset": "Reset the VM, like pressing its reset button.",
+}
+
+SETTING_PATHS: dict[str, tuple[str, ...]] = {
+    "memory": ("memory", "startup_mb"),
+    "processors": ("processor", "count"),
+    "reserve": ("processor", "reserve_pct"),
+    "limit": ("processor", "limit_pct"),
+    "weight": ("processor", "weight"),
+    "boot_order": ("bios", "startup_order"),
+    "numlock": ("bios", "num_lock"),
+    "auto_start": ("automatic_start", "action"),
+    "auto_start_delay": ("automatic_start", "delay_s"),
+    "auto_stop": ("automatic_stop", "action"),
+    "notes": ("notes",),
+}
+"""``vm set`` option → where its (already converted) value goes in the settings dict."""
+
+
+class MemorySize(click.ParamType[int]):
+    """``512MB``, ``1GB``, ``1.5GB``, ``2048`` (MB) → whole MB. Ranges are the service's job."""
+
+    name = "SIZE"
+    _pattern = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = self._pattern.fullmatch(str(value))
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in MB_PER_UNIT:
+            self.fail(f"{value!r} is not a memory size; use {SIZE_FORMS}", param, ctx)
+        megabytes = float(match.group(1)) * MB_PER_UNIT[unit]
+        if not megabytes.is_integer():
+            self.fail(f"{value!r} is not a whole number of MB; use {SIZE_FORMS}", param, ctx)
+        return int(megabytes)
+
+
+class BootOrder(click.ParamType[list[str]]):
+    """``cd,ide,net,floppy`` (any order, any subset) → list of device names."""
+
+    name = "DEVICES"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list[str]:
+        if isinstance(value, list):
+            return value
+        devices = [item.strip().lower() for item in str(value).split(",")]
+        unknown = [item for item in devices if item not in BOOT_DEVICES]
+        if unknown:
+            self.fail(
+                f"unknown boot device {unknown[0]!r} in {value!r}; allowed: "
+                f"{', '.join(BOOT_DEVICES)} (comma-separated, e.g. cd,ide,net,floppy)",
+                param,
+                ctx,
+            )
+        return devices
+
+
+def _api_word(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """CLI spelling → API spelling: ``if-running`` → ``if_running``."""
+    return value.replace("-", "_") if value is not None else None
+
+
+def _on_off(_ctx: click.Context, _param: click.Parameter, value: str | None) -> bool | None:
+    return None if value is None else value == "on"
+
+
+def settings_patch(values: dict[str, Any]) -> dict[str, Any]:
+    """The partial settings dict (api.md) for the ``vm set`` options that were given."""
+    patch: dict[str, Any] = {}
+    for option, path in SETTING_PATHS.items():
+        if values.get(option) is not None:
+            parent = patch
+            for key in path[:-1]:
+                parent = parent.setdefault(key, {})
+            parent[path[-1]] = values[option]
+    return patch
+
+
+def _shown_setting(settings: Any, path: tuple[str, ...]) -> str:
+    """``memory.startup_mb=1024`` as the service now has it (lists comma-joined)."""
+    value = settings
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    shown = ",".join(map(str, value)) if isinstance(value, list) else value
+    return f"{'.'.join(path)}={shown}"
+
+
+def _absolute(path: str | None) -> str | None:
+    """Paths go to a service with another working directory: make them absolute here."""
+    return os.path.abspath(os.path.expanduser(path)) if path else None
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the API object.")
+memory_option = click.option(
+    "--memory", type=MemorySize(), help="Startup memory: 512MB, 1GB, 2048."
+)
+processors_option = click.option("--processors", type=int, help="Number of virtual processors.")
+
+
+@click.group("vm")
+def vm_group() -> None:
+    """Virtual machines."""
+
+
+@vm_group.command("new")
+@click.argument("name")
+@memory_option
+@processors_option
+@click.option("--dvd", metavar="ISO", help="ISO image to put in the DVD drive (IDE 1:0).")
+@click.option("--vhd", metavar="PATH", help="Hard disk to attach at IDE 0:0.")
+@json_option
+@click.pass_context
+def new(
+    ctx: click.Context,
+    name: str,
+    memory: int | None,
+    processors: int | None,
+    dvd: str | None,
+    vhd: str | None,
+    as_json: bool,
+) -> None:
+    """Define a new VM called NAME (it starts Off)."""
+    body = {
+        "name": name,
+        "memory_mb": memory,
+        "processors": processors,
+        "dvd": _absolute(dvd),
+        "vhd": _absolute(vhd),
+    }
+    vm = open_client(ctx).post("/vms", {k: v for k, v in body.items() if v is not None})
+    if as_json:
+        emit_json(vm)
+    else:
+        click.echo(
+            f"created {vm['name']}: {vm['state']}, {vm['memory_mb']} MB, "
+            f"{vm['processors']} processor(s), id {vm['id']}"
+        )
+
+
+@vm_group.command("list")
+@json_option
+@click.pass_context
+def list_vms(ctx: click.Context, as_json: bool) -> None:
+    """List every VM with its state, processors, memory and uptime."""
+    answer = open_client(ctx).get("/vms")
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(format_vm_table(answer["vms"]))
+
+
+@vm_group.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show a VM's state and every setting (NAME may also be the VM's id)."""
+    vm = open_client(ctx).get(vm_path(name))
+    if as_json:
+        emit_json(vm)
+    else:
+        click.echo(format_vm_details(vm))
+
+
+@vm_group.command("set")
+@click.argument("name")
+@memory_option
+@processors_option
+@click.option("--reserve", type=int, metavar="PCT", help="Processor reserve (%).")
+@click.option("--limit", type=int, metavar="PCT", help="Processor limit (%).")
+@click.option("--weight", type=int, metavar="N", help="Relative processor weight.")
+@click.option("--boot-order", type=BootOrder(), help="BIOS startup order, e.g. cd,ide,net,floppy.")
+@click.option(
+    "--numlock", type=click.Choice(["on", "off"]), callback=_on_off, help="BIOS Num Lock at boot."
+)
+@click.option(
+    "--auto-start",
+    type=click.Choice(AUTO_START_CHOICES),
+    callback=_api_word,
+    help="Automatic start action when the host boots.",
+)
+@click.option("--auto-start-delay", type=int, metavar="S", help="Delay before automatic start.")
+@click.option(
+    "--auto-stop",
+    type=click.Choice(AUTO_STOP_CHOICES),
+    callback=_api_word,
+    help="Automatic stop action when the host shuts down.",
+)
+@click.option("--notes", metavar="TEXT", help="Free-form notes.")
+@click.pass_context
+def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
+    """Change some of a VM's settings; the others stay as they are."""
+    patch = settings_patch(values)
+    if not patch:
+        options = ", ".join("--" + option.replace("_", "-") for option in SETTING_PATHS)
+        raise click.UsageError(f"nothing to change; give at least one of {options}", ctx)
+    vm = open_client(ctx).patch(vm_path(name), patch)
+    changed = [
+        _shown_setting(vm.get("settings"), path)
+        for option, path in SETTING_PATHS.items()
+        if values.get(option) is not None
+    ]
+    click.echo(f"{vm['name']}: changed {', '.join(changed)}")
+
+
+@vm_group.command("remove")
+@click.argument("name")
+@click.option("--delete-files", is_flag=True, help="Also delete the VM's folder and disks in it.")
+@click.pass_context
+def remove(ctx: click.Context, name: str, delete_files: bool) -> None:
+    """Remove a VM from the catalog (its files are kept unless --delete-files)."""
+    params = {"delete_files": "true" if delete_files else "false"}
+    answer = open_client(ctx).delete(vm_path(name), params)
+    files = "deleted" if answer.get("deleted_files") else "kept"
+    click.echo(f"removed {answer.get('removed', name)}; its files were {files}")
+
+
+def run_action(
+    ctx: click.Context, name: str, action: str, body: dict[str, Any] | None, no_wait: bool
+) -> None:
+    """POST the action; unless ``no_wait``, follow the job and print ``name: State``."""
+    client = open_client(ctx)
+    job = client.post(vm_path(name, action), body)
+    if no_wait:
+        click.echo(job["id"])
+        return
+    job_outcome(wait_for_job(client, job, JobProgress()))
+    click.echo(vm_state_line(client.get(vm_path(name))))
+
+
+def lifecycle_command(action: str) -> click.Command:
+    """``vm <action> NAME [--no-wait]`` (``shutdown`` also takes ``--timeout S``)."""
+
+    @click.command(action, help=LIFECYCLE_HELP[action])
+    @click.argument("name")
+    @click.option("--no-wait", is_flag=True, help="Print the job id instead of waiting.")
+    @click.pass_context
+    def command(ctx: click.Context, name: str, no_wait: bool, timeout: float | None = None) -> None:
+        body = {"timeout_s": timeout} if timeout is not None else None
+        run_action(ctx, name, action, body, no_wait)
+
+    if action == "shutdown":
+        add_timeout: Callable[[click.Command], click.Command] = click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="S",
+            help="Seconds the guest gets to shut down (default: the service's).",
+        )
+        command = add_timeout(command)
+    return command
+
+
+for _action in LIFECYCLE_HELP:
+    vm_group.add_command(lifecycle_command(_action))

@@ -1,0 +1,143 @@
+"""Copying a disk (any kind, whole chain flattened) into a new fixed, dynamic or raw image.
+
+Outputs are written to a hidden temporary file beside the destination and linked into
+place only when complete and synced, so a failed or interrupted conversion never
+leaves a half-written destination.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+
+from .create import BAT_OFFSET, bat_size, make_footer
+from .errors import InvalidDiskArgument
+from .fileio import ImageFile
+from .image import CHUNK, DiskImage, is_zero
+from .progress import Progress, no_progress
+from .sizes import check_block_size
+from .vhd import SparseVhd, bat_to_bytes, open_disk
+from .vhd_layout import (
+    DEFAULT_BLOCK_SIZE,
+    DISK_DYNAMIC,
+    DISK_FIXED,
+    SECTOR,
+    UNALLOCATED,
+    DynamicHeader,
+    bitmap_size,
+)
+
+TARGET_TYPES = ("fixed", "dynamic", "raw")
+
+
+def check_target_type(target_type: str) -> str:
+    """``target_type`` if allowed, else InvalidDiskArgument naming the allowed values."""
+    if target_type not in TARGET_TYPES:
+        raise InvalidDiskArgument(
+            f"disk type {target_type!r} is not allowed; use one of: {', '.join(TARGET_TYPES)}"
+        )
+    return target_type
+
+
+def convert(
+    src: Path | str,
+    dst: Path | str,
+    target_type: str = "dynamic",
+    *,
+    block_size: int | None = None,
+    progress: Progress = no_progress,
+) -> None:
+    """Write the content of ``src`` (raw or VHD; a differencing chain is flattened) to
+    the new file ``dst`` as a "fixed", "dynamic" or "raw" image.
+
+    ``block_size`` (dynamic only) defaults to the source's block size, else 2 MiB.
+    Raises InvalidDiskArgument (bad type, ``dst`` exists), DiskInUse, CorruptDisk.
+    """
+    check_target_type(target_type)
+    dst = Path(dst)
+    if dst.exists():
+        raise InvalidDiskArgument(f"{dst}: already exists; choose a new destination")
+    with open_disk(src) as disk:
+        if block_size is None:
+            block_size = disk.block_size if isinstance(disk, SparseVhd) else DEFAULT_BLOCK_SIZE
+        write_image(disk, dst, target_type, check_block_size(block_size), progress)
+
+
+def write_image(
+    disk: DiskImage, dst: Path, target_type: str, block_size: int, progress: Progress
+) -> None:
+    """Write ``disk``'s content to the new file ``dst`` (atomically, see module doc)."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+    out = ImageFile(tmp, writable=True, create=True)
+    try:
+        if target_type == "dynamic":
+            write_dynamic(disk, out, block_size, progress)
+        else:
+            write_flat(disk, out, with_footer=target_type == "fixed", progress=progress)
+        out.sync()
+        _publish(tmp, dst)
+    finally:
+        out.close()
+        tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, dst: Path) -> None:
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise InvalidDiskArgument(f"{dst}: already exists; choose a new destination") from None
+
+
+def chunks(disk: DiskImage, step: int) -> Iterator[int]:
+    """Offsets of the ``step``-aligned chunks of ``disk`` that may hold data, ascending."""
+    last = -1
+    for start, stop in disk.data_runs():
+        for i in range(max(start // step, last + 1), -(-stop // step)):
+            yield i * step
+            last = i
+
+
+def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: Progress) -> None:
+    """Raw layout (plus a fixed-VHD footer when asked); zero chunks stay holes."""
+    size, buf = disk.size, bytearray(CHUNK)
+    out.truncate(size)
+    for off in chunks(disk, CHUNK):
+        view = memoryview(buf)[: min(CHUNK, size - off)]
+        disk.readinto(off, view)
+        if not is_zero(view):
+            out.pwrite(view, off)
+        progress(off + len(view), size)
+    if with_footer:
+        out.pwrite(make_footer(DISK_FIXED, size).pack(), size)
+    progress(size, size)
+
+
+def write_dynamic(disk: DiskImage, out: ImageFile, block_size: int, progress: Progress) -> None:
+    """Dynamic VHD layout; all-zero blocks are never allocated (notes §7 defaults)."""
+    size = disk.size
+    entries = -(-size // block_size)
+    bat = array("I", [UNALLOCATED]) * entries
+    stride = bitmap_size(block_size) + block_size
+    ones = b"\xff" * bitmap_size(block_size)
+    pos = BAT_OFFSET + bat_size(entries)
+    buf = bytearray(block_size)
+    for off in chunks(disk, block_size):
+        n = min(block_size, size - off)
+        view = memoryview(buf)[:n]
+        disk.readinto(off, view)
+        progress(off + n, size)
+        if is_zero(view):
+            continue
+        if n < block_size:
+            buf[n:] = bytes(block_size - n)
+        out.pwritev([ones, buf], pos)
+        bat[off // block_size] = pos // SECTOR
+        pos += stride
+    footer = make_footer(DISK_DYNAMIC, size)
+    header = DynamicHeader(BAT_OFFSET, entries, block_size)
+    raw_bat = bat_to_bytes(bat)
+    out.pwrite(footer.pack() + header.pack() + raw_bat + b"\xff" * (-len(raw_bat) % SECTOR), 0)
+    out.pwrite(footer.pack(), pos)
+    progress(size, size)

@@ -1,0 +1,90 @@
+"""Expanding (growing) a fixed or dynamic VHD in place."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import replace
+from pathlib import Path
+
+from .create import bat_size
+from .errors import InvalidDiskArgument
+from .image import DiskImage
+from .progress import Progress, no_progress
+from .sizes import check_virtual_size
+from .vhd import FixedVhd, SparseVhd, move_blocks_to_end, open_disk
+from .vhd_layout import FOOTER_SIZE, SECTOR, UNALLOCATED
+
+
+def expand(path: Path | str, new_size: int, progress: Progress = no_progress) -> None:
+    """Grow the virtual size to ``new_size`` (rounded up to 512); new space reads zeros.
+
+    ``original_size`` is kept, as Hyper-V does (libvhdi then still shows the old size).
+    Raises InvalidDiskArgument when the size does not grow, for differencing or raw
+    disks, and for a disk in saved state.
+    """
+    new_size = check_virtual_size(new_size)
+    with open_disk(path, writable=True) as disk:
+        _check_expandable(disk, new_size)
+        if isinstance(disk, FixedVhd):
+            expand_fixed(disk, new_size)
+        else:
+            assert isinstance(disk, SparseVhd)
+            expand_dynamic(disk, new_size)
+        progress(new_size, new_size)
+
+
+def _check_expandable(disk: DiskImage, new_size: int) -> None:
+    if disk.disk_type not in ("fixed", "dynamic"):
+        raise InvalidDiskArgument(
+            f"{disk.path}: expand works on fixed and dynamic VHDs, not {disk.disk_type}"
+        )
+    assert isinstance(disk, FixedVhd | SparseVhd)
+    if disk.footer.saved_state:
+        raise InvalidDiskArgument(f"{disk.path}: the disk is in saved state; expand refused")
+    if new_size <= disk.size:
+        raise InvalidDiskArgument(
+            f"{disk.path}: new size {new_size} must be larger than the current {disk.size} "
+            "(VHDs can only grow; nothing was changed)"
+        )
+
+
+def expand_fixed(disk: FixedVhd, new_size: int) -> None:
+    """New footer at the new end, then the old footer's bytes become zeros."""
+    old = disk.size
+    disk.file.pwrite(disk.footer.resized(new_size).pack(), new_size)
+    disk.file.sync()
+    disk.file.pwrite(bytes(FOOTER_SIZE), old)
+    disk.file.sync()
+
+
+def expand_dynamic(disk: SparseVhd, new_size: int) -> None:
+    """Grow the BAT (moving blocks in its way to the end), then header, then footers."""
+    entries = max(-(-new_size // disk.block_size), disk.header.max_table_entries)
+    table = disk.header.table_offset
+    bat_end = table + bat_size(entries)
+    if bat_end > disk.alloc_pos:
+        disk.alloc_pos = bat_end
+        disk.file.pwrite(disk.footer.pack(), bat_end)
+        disk.file.sync()
+    stride = disk.bitmap_bytes + disk.block_size
+    in_way = [
+        b
+        for b, e in enumerate(disk.bat)
+        if e != UNALLOCATED and e * SECTOR < bat_end and e * SECTOR + stride > table
+    ]
+    move_blocks_to_end(disk, in_way)
+    _write_grown_bat(disk, entries)
+    disk.header = replace(disk.header, max_table_entries=entries)
+    disk.file.pwrite(disk.header.pack(), disk.footer.data_offset)
+    disk.file.sync()
+    disk.rewrite_footers(disk.footer.resized(new_size))
+    disk.file.sync()
+
+
+def _write_grown_bat(disk: SparseVhd, entries: int) -> None:
+    grown = array("I", disk.bat[: disk.header.max_table_entries])
+    grown.extend([UNALLOCATED] * (entries - len(grown)))
+    disk.bat = grown
+    disk._full = bytearray(entries)
+    disk.write_bat_entries(0, entries)
+    disk.file.sync()

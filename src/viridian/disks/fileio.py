@@ -1,0 +1,142 @@
+"""The one place where disk files are opened, read and written.
+
+Every byte the library writes goes through :class:`ImageFile`, so a test (or a tracer)
+can observe the exact write sequence of an operation with :func:`record_writes` and
+replay its prefixes to prove crash consistency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DiskError, InvalidDiskArgument
+from .locks import acquire_image_locks
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """One mutation of a file: ``data`` written at ``offset``, or a truncate to ``offset``."""
+
+    path: str
+    offset: int
+    data: bytes | None  # None means truncate(offset)
+
+
+_recorder: ContextVar[list[WriteRecord] | None] = ContextVar("_recorder", default=None)
+
+
+@contextlib.contextmanager
+def record_writes() -> Iterator[list[WriteRecord]]:
+    """Record every write and truncate made through ImageFile in this context, in order."""
+    log: list[WriteRecord] = []
+    token = _recorder.set(log)
+    try:
+        yield log
+    finally:
+        _recorder.reset(token)
+
+
+class ImageFile:
+    """A disk image file opened by descriptor; positional I/O only.
+
+    Opening takes QEMU-compatible image locks (see :mod:`.locks`) unless ``lock`` is
+    False; raises DiskInUse when another program holds conflicting ones, and
+    InvalidDiskArgument when the file does not exist.
+    """
+
+    def __init__(self, path: Path, *, writable: bool, lock: bool = True, create: bool = False):
+        self.path = path
+        flags = os.O_RDWR if writable else os.O_RDONLY
+        if create:
+            flags |= os.O_CREAT | os.O_EXCL
+        try:
+            self.fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            raise InvalidDiskArgument(f"{path}: no such file") from None
+        except FileExistsError:
+            raise InvalidDiskArgument(f"{path}: already exists; choose a new path") from None
+        except IsADirectoryError:
+            raise InvalidDiskArgument(f"{path}: is a directory, expected a disk file") from None
+        except OSError as err:
+            raise DiskError(f"{path}: cannot open: {err.strerror}") from err
+        self.writable = writable
+        try:
+            if lock:
+                acquire_image_locks(self.fd, path, writable=writable)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def size(self) -> int:
+        """Current file length in bytes."""
+        return os.fstat(self.fd).st_size
+
+    def pread(self, length: int, offset: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (short at end of file)."""
+        return os.pread(self.fd, length, offset)
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Fill ``buf`` from ``offset``; returns bytes read (short at end of file)."""
+        return os.preadv(self.fd, [buf], offset)
+
+    def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
+        """Write all of ``data`` at ``offset``."""
+        log = _recorder.get()
+        if log is not None:
+            log.append(WriteRecord(str(self.path), offset, bytes(data)))
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.fd, view, offset)
+            view, offset = view[n:], offset + n
+
+    def pwritev(self, parts: list[bytes | bytearray | memoryview], offset: int) -> None:
+        """Write the concatenation of ``parts`` at ``offset``."""
+        log = _recorder.get()
+        total = sum(len(p) for p in parts)
+        if log is not None or total > (1 << 30):
+            self.pwrite(b"".join(parts), offset)
+            return
+        n = os.pwritev(self.fd, parts, offset)
+        if n != total:
+            self.pwrite(b"".join(parts)[n:], offset + n)
+
+    def truncate(self, size: int) -> None:
+        """Set the file length (new space reads as zeros and is not allocated)."""
+        log = _recorder.get()
+        if log is not None:
+            log.append(WriteRecord(str(self.path), size, None))
+        os.ftruncate(self.fd, size)
+
+    def sync(self) -> None:
+        """Barrier: everything written before is durable before anything written after."""
+        os.fsync(self.fd)
+
+    def next_data(self, offset: int, end: int) -> tuple[int, int] | None:
+        """The next (start, stop) run that may hold data in [offset, end), via SEEK_DATA/HOLE."""
+        if offset >= end:
+            return None
+        try:
+            start = os.lseek(self.fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: no data after offset
+            return None
+        if start >= end:
+            return None
+        stop = os.lseek(self.fd, start, os.SEEK_HOLE)
+        return start, min(stop, end)
+
+    def close(self) -> None:
+        """Close the descriptor (and so drop its locks); idempotent."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> ImageFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

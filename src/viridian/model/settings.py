@@ -1,0 +1,144 @@
+"""The settings of one VM, mirroring Hyper-V's VM Settings dialog (generation 1).
+
+Plain frozen dataclasses; field names equal the keys of the settings dict (see
+:mod:`viridian.model.codec`). Constructing them does not validate: call
+:func:`viridian.model.validation.validate` (``settings_from_dict`` and ``merge_settings``
+do). Defaults are Hyper-V's for a new VM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from viridian.model import limits
+from viridian.model.choices import (
+    AdapterKind,
+    BootDevice,
+    ComKind,
+    DiskFormat,
+    DriveKind,
+    MacMode,
+    StartAction,
+    StopAction,
+)
+
+DEFAULT_STARTUP_ORDER: tuple[BootDevice, ...] = (
+    BootDevice.CD,
+    BootDevice.IDE,
+    BootDevice.NET,
+    BootDevice.FLOPPY,
+)
+
+
+@dataclass(frozen=True)
+class BiosSettings:
+    num_lock: bool = False
+    startup_order: tuple[BootDevice, ...] = DEFAULT_STARTUP_ORDER
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    startup_mb: int = limits.MEMORY_DEFAULT_MB
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """``reserve_pct``/``limit_pct``/``weight`` are enforced by the host (cgroups), not QEMU."""
+
+    count: int = limits.PROCESSOR_COUNT_DEFAULT
+    reserve_pct: int = limits.RESERVE_DEFAULT_PCT
+    limit_pct: int = limits.LIMIT_DEFAULT_PCT
+    weight: int = limits.WEIGHT_DEFAULT
+    compatibility_mode: bool = False
+
+
+@dataclass(frozen=True)
+class IdeDrive:
+    """A drive at IDE ``controller``:``location``. An empty DVD drive has ``path`` None.
+
+    ``format`` None means "not yet resolved": the service probes it before starting.
+    """
+
+    controller: int
+    location: int
+    kind: DriveKind
+    path: str | None = None
+    format: DiskFormat | None = None
+
+
+@dataclass(frozen=True)
+class ScsiDisk:
+    """A hard disk on a SCSI controller (SCSI holds hard disks only)."""
+
+    location: int
+    path: str
+    format: DiskFormat | None = None
+
+
+@dataclass(frozen=True)
+class ScsiController:
+    controller: int
+    disks: tuple[ScsiDisk, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkAdapter:
+    """``switch`` None = not connected. ``mac`` None with a dynamic MAC = not yet assigned."""
+
+    kind: AdapterKind = AdapterKind.SYNTHETIC
+    switch: str | None = None
+    mac_mode: MacMode = MacMode.DYNAMIC
+    mac: str | None = None
+    vlan_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ComPort:
+    """``path`` of a pipe may be None: the socket then lives in the VM's runtime folder."""
+
+    kind: ComKind = ComKind.NONE
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class FloppyDrive:
+    """A virtual floppy (.vfd, raw 1.44 MB image); ``path`` None = no diskette inserted."""
+
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class AutomaticStart:
+    action: StartAction = StartAction.IF_RUNNING
+    delay_s: int = 0
+
+
+@dataclass(frozen=True)
+class AutomaticStop:
+    action: StopAction = StopAction.SAVE
+
+
+def _default_ide() -> tuple[IdeDrive, ...]:
+    """Hyper-V's new VM: one empty DVD drive at IDE 1:0."""
+    return (IdeDrive(controller=1, location=0, kind=DriveKind.DVD),)
+
+
+@dataclass(frozen=True)
+class VMSettings:
+    name: str
+    notes: str = ""
+    bios: BiosSettings = BiosSettings()
+    memory: MemorySettings = MemorySettings()
+    processor: ProcessorSettings = ProcessorSettings()
+    ide: tuple[IdeDrive, ...] = field(default_factory=_default_ide)
+    scsi: tuple[ScsiController, ...] = ()
+    network_adapters: tuple[NetworkAdapter, ...] = ()
+    com1: ComPort = ComPort()
+    com2: ComPort = ComPort()
+    floppy: FloppyDrive = FloppyDrive()
+    automatic_start: AutomaticStart = AutomaticStart()
+    automatic_stop: AutomaticStop = AutomaticStop()
+
+    def com(self, port: int) -> ComPort:
+        """COM``port`` (1 or 2)."""
+        return self.com1 if port == 1 else self.com2

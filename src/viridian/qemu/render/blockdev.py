@@ -1,0 +1,40 @@
+"""Block nodes: every image is opened with ``-blockdev`` and an explicit format driver.
+
+Two nodes per image: ``<id>-file`` (driver ``file``) and ``<id>-fmt`` (the format driver
+on top). The format is never left to probing: a fixed VHD would be probed as ``raw``.
+Differencing VHDs never reach here (the service guarantees it); only the format matters.
+"""
+
+from __future__ import annotations
+
+from viridian.errors import InvalidSetting
+from viridian.model import DiskFormat
+from viridian.qemu.render.naming import file_node, format_node
+from viridian.qemu.render.options import opts
+
+ALLOWED_FORMATS = "vpc, vhdx, qcow2 or raw (the service resolves the format before a start)"
+
+
+def require_format(setting: str, image_format: DiskFormat | None) -> DiskFormat:
+    """``image_format``, or :class:`InvalidSetting` naming ``setting`` when unresolved."""
+    if image_format is None:
+        raise InvalidSetting(setting, None, ALLOWED_FORMATS, reason="disk format not resolved")
+    return image_format
+
+
+def render_blockdev(
+    device_id: str, path: str, image_format: DiskFormat, *, read_only: bool = False
+) -> list[str]:
+    """The two ``-blockdev`` options opening ``path`` as ``image_format``."""
+    read_only_opt = "on" if read_only else None
+    return [
+        "-blockdev",
+        opts("driver=file", filename=path, node_name=file_node(device_id), read_only=read_only_opt),
+        "-blockdev",
+        opts(
+            f"driver={image_format.value}",
+            file=file_node(device_id),
+            node_name=format_node(device_id),
+            read_only=read_only_opt,
+        ),
+    ]

@@ -1,0 +1,141 @@
+"""HTTP JSON API (v1): routes only. Every ``ViridianError`` is translated here, once, into
+an HTTP status and a JSON body ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import Body, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from viridian import __version__
+from viridian.config import API_PREFIX
+from viridian.errors import ViridianError
+from viridian.service.auth import bearer_matches
+from viridian.service.manager import Manager
+
+Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
+
+
+class NewVM(BaseModel):
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    memory_mb: int | None = None
+    processors: int | None = None
+    dvd: str | None = None
+    vhd: str | None = None
+
+
+class ActionOptions(BaseModel):
+    timeout_s: float | None = None
+
+
+def error_response(err: ViridianError) -> JSONResponse:
+    return JSONResponse({"error": err.to_dict()}, status_code=err.http_status)
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request must carry the admin token."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            header = headers.get(b"authorization", b"").decode("latin-1")
+            if not bearer_matches(header, self.token):
+                body = {"error": {"code": "unauthorized", "details": {},
+                                  "message": "missing or wrong token: send 'Authorization: "
+                                             "Bearer <token>' (the token is in the service's "
+                                             "data folder, file 'token')"}}
+                response = JSONResponse(body, status_code=401,
+                                        headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(manager: Manager, token: str) -> FastAPI:
+    app = FastAPI(title="viridian", version=__version__,
+                  description="Hyper-V-style virtualization host for Linux on QEMU",
+                  docs_url=None, redoc_url=None)
+    _install_error_handlers(app)
+    _host_routes(app, manager)
+    _vm_routes(app, manager)
+    _job_routes(app, manager)
+    app.add_middleware(BearerAuth, token=token)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ViridianError)
+    async def viridian_error(_: Request, err: ViridianError) -> JSONResponse:
+        return error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}"
+            for e in err.errors()
+        )
+        body = {"code": "bad_request", "message": f"malformed request: {problems}",
+                "details": {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                       for e in err.errors()]}}
+        return JSONResponse({"error": body}, status_code=400)
+
+
+def _host_routes(app: FastAPI, manager: Manager) -> None:
+    @app.get(f"{API_PREFIX}/host", tags=["host"])
+    async def host_show() -> dict[str, Any]:
+        return manager.host_info()
+
+    @app.post(f"{API_PREFIX}/host/shutdown", status_code=202, tags=["host"])
+    async def host_shutdown() -> dict[str, Any]:
+        return manager.host_shutdown()
+
+
+def _vm_routes(app: FastAPI, manager: Manager) -> None:
+    @app.get(f"{API_PREFIX}/vms", tags=["vms"])
+    async def vm_list() -> dict[str, Any]:
+        return {"vms": manager.list_vms()}
+
+    @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
+    async def vm_new(spec: NewVM) -> dict[str, Any]:
+        return await manager.create_vm(spec.name, spec.settings, memory_mb=spec.memory_mb,
+                                       processors=spec.processors, dvd=spec.dvd, vhd=spec.vhd)
+
+    @app.get(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
+    async def vm_show(ref: str) -> dict[str, Any]:
+        return manager.show_vm(ref)
+
+    @app.patch(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
+    async def vm_set(ref: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        return await manager.update_vm(ref, patch)
+
+    @app.delete(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
+    async def vm_remove(ref: str, delete_files: bool = False) -> dict[str, Any]:
+        return await manager.remove_vm(ref, delete_files)
+
+    @app.post(f"{API_PREFIX}/vms/{{ref}}/{{action}}", status_code=202, tags=["vms"])
+    async def vm_action(ref: str, action: Action,
+                        options: ActionOptions | None = None) -> dict[str, Any]:
+        timeout = options.timeout_s if options else None
+        return manager.request(ref, action, timeout_s=timeout)
+
+
+def _job_routes(app: FastAPI, manager: Manager) -> None:
+    @app.get(f"{API_PREFIX}/jobs", tags=["jobs"])
+    async def job_list() -> dict[str, Any]:
+        return {"jobs": manager.jobs.list()}
+
+    @app.get(f"{API_PREFIX}/jobs/{{job_id}}", tags=["jobs"])
+    async def job_show(job_id: str, wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        return await manager.jobs.wait(job_id, wait)
+
+    @app.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel", tags=["jobs"])
+    async def job_cancel(job_id: str) -> dict[str, Any]:
+        return manager.jobs.cancel(job_id)

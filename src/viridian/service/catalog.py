@@ -1,0 +1,215 @@
+"""The catalog: SQLite (WAL) in the data folder, the one source of truth for defined VMs.
+
+Contract: every method that changes something has committed (``synchronous=FULL``) before
+it returns, so a state change acknowledged to a client survives SIGKILL and power loss.
+The catalog stores *settled* state (Off, Running, Paused, Saved); transitional states
+live only in memory while a job runs and are reconciled with reality at service start.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from viridian.errors import Conflict, NotFound
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vms (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT,
+    folder TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    auto_stopped INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    vm_id TEXT,
+    vm_name TEXT,
+    state TEXT NOT NULL,
+    progress INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class VMRecord:
+    id: str
+    name: str
+    settings: dict[str, Any]
+    state: str
+    status: str | None
+    folder: str
+    created_at: str
+    auto_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    vm_id: str | None
+    vm_name: str | None
+    state: str
+    progress: int
+    message: str
+    result: Any
+    error: dict[str, Any] | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class Catalog:
+    """Synchronous, tiny and fast; called from the event loop (each call is sub-millisecond)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- VMs -------------------------------------------------------------------------
+
+    def insert_vm(self, vm: VMRecord) -> None:
+        """Register ``vm``; raises ``Conflict`` if the name is taken."""
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO vms VALUES (?,?,?,?,?,?,?,?)",
+                    (vm.id, vm.name, json.dumps(vm.settings), vm.state, vm.status,
+                     vm.folder, vm.created_at, int(vm.auto_stopped)),
+                )
+        except sqlite3.IntegrityError as err:
+            raise Conflict(
+                f"a VM named '{vm.name}' already exists; nothing was created", name=vm.name
+            ) from err
+
+    def update_vm(self, vm: VMRecord) -> None:
+        """Persist every field of ``vm`` (found by id)."""
+        try:
+            with self._transaction() as db:
+                cursor = db.execute(
+                    "UPDATE vms SET name=?, settings=?, state=?, status=?, folder=?, "
+                    "auto_stopped=? WHERE id=?",
+                    (vm.name, json.dumps(vm.settings), vm.state, vm.status, vm.folder,
+                     int(vm.auto_stopped), vm.id),
+                )
+        except sqlite3.IntegrityError as err:
+            raise Conflict(
+                f"a VM named '{vm.name}' already exists; nothing was changed", name=vm.name
+            ) from err
+        if cursor.rowcount != 1:
+            raise NotFound(f"VM {vm.id} is not in the catalog", vm=vm.id)
+
+    def set_state(self, vm: VMRecord, state: str, status: str | None) -> VMRecord:
+        updated = replace(vm, state=state, status=status)
+        self.update_vm(updated)
+        return updated
+
+    def delete_vm(self, vm_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM vms WHERE id=?", (vm_id,))
+
+    def list_vms(self) -> list[VMRecord]:
+        rows = self._db.execute("SELECT * FROM vms ORDER BY name").fetchall()
+        return [_vm_from_row(row) for row in rows]
+
+    def get_vm(self, vm_id: str) -> VMRecord | None:
+        row = self._db.execute("SELECT * FROM vms WHERE id=?", (vm_id,)).fetchone()
+        return _vm_from_row(row) if row else None
+
+    def find_vm(self, ref: str) -> VMRecord:
+        """The VM named ``ref``, or with id ``ref``; raises ``NotFound``."""
+        row = self._db.execute(
+            "SELECT * FROM vms WHERE name=? OR id=? ORDER BY name=? DESC", (ref, ref, ref)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no VM named '{ref}' (see 'viridian vm list')", vm=ref)
+        return _vm_from_row(row)
+
+    # --- jobs ------------------------------------------------------------------------
+
+    def put_job(self, job: JobRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (job.id, job.kind, job.vm_id, job.vm_name, job.state, job.progress,
+                 job.message, json.dumps(job.result),
+                 json.dumps(job.error) if job.error else None,
+                 job.created_at, job.started_at, job.finished_at),
+            )
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job_from_row(row) if row else None
+
+    def list_jobs(self, limit: int = 100) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def unfinished_jobs(self) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE state IN ('queued','running')"
+        ).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    # --- meta ------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+
+
+def _vm_from_row(row: tuple[Any, ...]) -> VMRecord:
+    vm_id, name, settings, state, status, folder, created_at, auto_stopped = row
+    return VMRecord(vm_id, name, json.loads(settings), state, status, folder, created_at,
+                    bool(auto_stopped))
+
+
+def _job_from_row(row: tuple[Any, ...]) -> JobRecord:
+    (job_id, kind, vm_id, vm_name, state, progress, message, result, error,
+     created_at, started_at, finished_at) = row
+    return JobRecord(job_id, kind, vm_id, vm_name, state, progress, message,
+                     json.loads(result) if result else None,
+                     json.loads(error) if error else None,
+                     created_at, started_at, finished_at)

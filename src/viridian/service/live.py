@@ -1,0 +1,303 @@
+"""One VM as the service sees it: its catalog record, its shown state, its QEMU worker.
+
+State rules: the catalog holds the settled state (Off, Running, Paused, Saved); the shown
+state may be a transitional one while a job runs. A settled state is committed to the
+catalog *before* the job that reached it reports success.
+
+Saving is ordered so that a service killed at any moment leaves the VM Running or Saved,
+never lost: QEMU writes the state to ``<saved>.partial``; only a completed, fsynced file is
+renamed to the saved-state name; then the catalog says Saved; then QEMU quits. At start,
+``reconcile`` finishes or undoes whatever step was interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from viridian.errors import HostError, ViridianError
+from viridian.model.settings import settings_from_dict
+from viridian.model.states import Request, VMState
+from viridian.qemu.capabilities import HostCapabilities
+from viridian.qemu.errors import WorkerGone
+from viridian.qemu.guest_agent import GuestAgent
+from viridian.qemu.render import render_argv
+from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.qemu.worker import ExitInfo, Worker
+from viridian.service.catalog import Catalog, VMRecord
+from viridian.service.jobs import Job
+
+log = logging.getLogger(__name__)
+
+ACTIVE = {VMState.STARTING, VMState.RUNNING, VMState.PAUSED, VMState.SAVING, VMState.STOPPING,
+          VMState.PAUSING, VMState.RESUMING, VMState.RESETTING}
+AGENT_PING_TIMEOUT_S = 1.0
+
+
+class LiveVM:
+    def __init__(self, record: VMRecord, catalog: Catalog, capabilities: HostCapabilities,
+                 paths: RuntimePaths, saved_state: Path) -> None:
+        self.record = record
+        self.catalog = catalog
+        self.capabilities = capabilities
+        self.paths = paths
+        self.saved_state = saved_state
+        self.state = VMState[record.state.upper()]
+        self.state_before_recovery = self.state
+        self.worker: Worker | None = None
+        self._expect_exit = False
+        self._exited = asyncio.Event()
+        self._reserved = False
+
+    # --- facts ------------------------------------------------------------------------
+
+    @property
+    def memory_mb(self) -> int:
+        return int(self.record.settings["memory"]["startup_mb"])
+
+    @property
+    def processors(self) -> int:
+        return int(self.record.settings["processor"]["count"])
+
+    @property
+    def holds_resources(self) -> bool:
+        return self._reserved or self.state in ACTIVE
+
+    @property
+    def partial_state(self) -> Path:
+        return self.saved_state.with_name(self.saved_state.name + ".partial")
+
+    def uptime_s(self) -> float:
+        if self.worker is None or self.state not in ACTIVE:
+            return 0.0
+        return round(max(0.0, time.time() - self.worker.record.started_at), 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        rec = self.record
+        return {
+            "id": rec.id, "name": rec.name, "state": self.state.name_text,
+            "enabled_state": self.state.enabled_state, "memory_mb": self.memory_mb,
+            "processors": self.processors, "uptime_s": self.uptime_s(), "status": rec.status,
+            "pid": self.worker.pid if self.worker else None, "folder": rec.folder,
+            "created_at": rec.created_at, "settings": rec.settings,
+        }
+
+    # --- persistence ------------------------------------------------------------------
+
+    def _settle(self, state: VMState, status: str | None = None) -> None:
+        """Commit a settled state, then show it."""
+        self.record = self.catalog.set_state(self.record, state.name_text, status)
+        self.state = state
+        self._reserved = False
+
+    def mark_auto_stopped(self, flag: bool) -> None:
+        self.record = replace(self.record, auto_stopped=flag)
+        self.catalog.update_vm(self.record)
+
+    def reserve(self) -> None:
+        self._reserved = True
+
+    # --- recovery ---------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Make the shown state true again after a service (re)start."""
+        try:
+            worker = await Worker.attach(self.paths)
+        except WorkerGone as gone:
+            await self._reconcile_without_qemu(str(gone))
+            return
+        await self._reconcile_with_qemu(worker)
+
+    async def _reconcile_without_qemu(self, why: str) -> None:
+        self.partial_state.unlink(missing_ok=True)
+        if self.saved_state.exists():
+            self._settle(VMState.SAVED, self.record.status)
+        elif self.state is not VMState.OFF:
+            self._settle(VMState.OFF, f"{why} (while the service was not running)")
+        Worker.remove_runtime(self.paths)
+
+    async def _reconcile_with_qemu(self, worker: Worker) -> None:
+        self._adopt(worker)
+        if self.state is VMState.SAVED or await self._finish_interrupted_save(worker):
+            await self._quit_saved(worker)
+            return
+        self.partial_state.unlink(missing_ok=True)
+        self.saved_state.unlink(missing_ok=True)
+        running = await worker.is_running()
+        if self.state is VMState.RUNNING and not running:
+            await worker.resume()  # a pause/save was interrupted: give the VM back its CPU
+        elif self.state is VMState.OFF or (self.state is VMState.PAUSED and running):
+            self._settle(VMState.RUNNING if running else VMState.PAUSED, self.record.status)
+
+    async def _finish_interrupted_save(self, worker: Worker) -> bool:
+        if not self.partial_state.exists() or not await worker.migration_completed():
+            return False
+        _fsync_file(self.partial_state)
+        os.replace(self.partial_state, self.saved_state)
+        _fsync_dir(self.saved_state.parent)
+        self._settle(VMState.SAVED, None)
+        return True
+
+    async def _quit_saved(self, worker: Worker) -> None:
+        self._expect_exit = True
+        await worker.turn_off()
+        await self._exited.wait()
+        self.state = VMState.SAVED
+
+    async def detach(self) -> None:
+        if self.worker is not None:
+            await self.worker.close()
+
+    # --- worker ownership -------------------------------------------------------------
+
+    def _adopt(self, worker: Worker) -> None:
+        self.worker = worker
+        self._expect_exit = False
+        self._exited.clear()
+        asyncio.get_running_loop().create_task(self._watch(worker))
+
+    async def _watch(self, worker: Worker) -> None:
+        info = await worker.wait_exit()
+        if self.worker is not worker:
+            return
+        self.worker = None
+        Worker.remove_runtime(self.paths)
+        if not self._expect_exit:
+            self._settle(VMState.OFF, _exit_status(info))
+        self._exited.set()
+
+    # --- operations -------------------------------------------------------------------
+
+    async def perform(self, request: Request, job: Job, timeout_s: float) -> None:
+        operations = {
+            Request.START: self._start, Request.STOP: self._turn_off,
+            Request.SHUTDOWN: self._shut_down, Request.SAVE: self._save,
+            Request.PAUSE: self._pause, Request.RESUME: self._resume, Request.RESET: self._reset,
+        }
+        before = self.state
+        try:
+            await operations[request](job, timeout_s)
+        except BaseException:
+            if self.state not in (VMState.OFF, VMState.SAVED, VMState.RUNNING, VMState.PAUSED):
+                self.state = before if self.worker or before in (VMState.OFF, VMState.SAVED) \
+                    else VMState.OFF
+            self._reserved = False
+            raise
+
+    async def _start(self, job: Job, _: float) -> None:
+        restoring = self.state is VMState.SAVED
+        self.state = VMState.STARTING
+        job.report(5, "restoring saved state" if restoring else "starting QEMU")
+        settings = settings_from_dict(self.record.settings)
+        argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
+                           incoming=restoring)
+        worker = await Worker.launch(
+            argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
+            accelerator=self.capabilities.accelerator, settings=self.record.settings,
+            incoming_state=self.saved_state if restoring else None)
+        self._adopt(worker)
+        self._settle(VMState.RUNNING, None)
+        if restoring:
+            self.saved_state.unlink(missing_ok=True)
+        if self.record.auto_stopped:
+            self.mark_auto_stopped(False)
+
+    async def _turn_off(self, job: Job, _: float) -> None:
+        worker = self._require_worker()
+        self.state = VMState.STOPPING
+        job.report(10, "turning off")
+        self._expect_exit = True
+        await worker.turn_off()
+        await self._exited.wait()
+        self._settle(VMState.OFF, None)
+
+    async def _shut_down(self, job: Job, timeout_s: float) -> None:
+        worker = self._require_worker()
+        self.state = VMState.STOPPING
+        how = await self._ask_guest_to_shut_down(worker)
+        job.report(20, f"waiting up to {timeout_s:g} s for the guest to shut down ({how})")
+        self._expect_exit = True
+        try:
+            await asyncio.wait_for(self._exited.wait(), timeout_s)
+        except TimeoutError:
+            self._expect_exit = False
+            self.state = VMState.RUNNING
+            raise HostError(
+                f"the guest of VM '{self.record.name}' did not shut down within {timeout_s:g} s "
+                f"({how}); it is still Running — use 'viridian vm stop' to turn it off",
+                vm=self.record.name, timeout_s=timeout_s) from None
+        self._settle(VMState.OFF, None)
+
+    async def _ask_guest_to_shut_down(self, worker: Worker) -> str:
+        agent = GuestAgent(self.paths.guest_agent_socket)
+        try:
+            if await agent.ping(timeout=AGENT_PING_TIMEOUT_S):
+                await agent.shutdown()
+                return "through the guest agent"
+        except ViridianError as err:
+            log.info("guest agent of %s unavailable (%s); using ACPI", self.record.name, err)
+        finally:
+            await agent.close()
+        if not await worker.is_running():
+            await worker.resume()
+        await worker.power_button()
+        return "ACPI power button"
+
+    async def _save(self, job: Job, _: float) -> None:
+        worker = self._require_worker()
+        self.state = VMState.SAVING
+        self.partial_state.unlink(missing_ok=True)
+        await worker.save_state(self.partial_state,
+                                progress=lambda pct: job.report(5 + pct * 0.9, "saving memory"))
+        os.replace(self.partial_state, self.saved_state)
+        _fsync_dir(self.saved_state.parent)
+        self._settle(VMState.SAVED, None)
+        self._expect_exit = True
+        await worker.turn_off()
+        await self._exited.wait()
+
+    async def _pause(self, job: Job, _: float) -> None:
+        self.state = VMState.PAUSING
+        await self._require_worker().pause()
+        self._settle(VMState.PAUSED, None)
+
+    async def _resume(self, job: Job, _: float) -> None:
+        self.state = VMState.RESUMING
+        await self._require_worker().resume()
+        self._settle(VMState.RUNNING, None)
+
+    async def _reset(self, job: Job, _: float) -> None:
+        worker = self._require_worker()
+        self.state = VMState.RESETTING
+        await worker.reset()
+        if not await worker.is_running():
+            await worker.resume()
+        self._settle(VMState.RUNNING, None)
+
+    def _require_worker(self) -> Worker:
+        if self.worker is None:
+            raise HostError(f"VM '{self.record.name}' has no QEMU process", vm=self.record.name)
+        return self.worker
+
+
+def _exit_status(info: ExitInfo) -> str:
+    return f"QEMU ended: {info}"
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync_file(path)

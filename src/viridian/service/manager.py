@@ -1,0 +1,266 @@
+"""The management service's core (Hyper-V's VMMS): one owner of every VM's state.
+
+It keeps the catalog and the VM folders, turns requests into jobs (queued per VM), runs
+admission control, and reconciles the catalog with the QEMU processes it finds at start.
+All host-state changes pass through here; the API layer only translates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from viridian import __version__
+from viridian.errors import Conflict, InvalidSetting, NotFound, ViridianError
+from viridian.host.admission import AdmissionPolicy, HostLoad, check_admission
+from viridian.host.resources import read_boot_id, read_resources
+from viridian.model.states import Request, VMState, check_request
+from viridian.qemu.capabilities import HostCapabilities
+from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.service.catalog import Catalog, VMRecord
+from viridian.service.jobs import Job, JobRunner, now_iso
+from viridian.service.live import LiveVM
+from viridian.service.vm_config import VMConfigurator
+
+log = logging.getLogger(__name__)
+
+SAVED_STATE_FILE = "saved-state.vmstate"
+DEFAULT_SHUTDOWN_TIMEOUT_S = 120.0
+SETTLED = {VMState.OFF, VMState.RUNNING, VMState.PAUSED, VMState.SAVED}
+META_BOOT_ID = "boot_id"
+
+
+class Manager:
+    """Owns the catalog, the live VMs and the job runner of one data folder."""
+
+    def __init__(self, data_dir: Path, capabilities: HostCapabilities,
+                 policy: AdmissionPolicy | None = None) -> None:
+        self.data_dir = data_dir
+        self.capabilities = capabilities
+        self.policy = policy or AdmissionPolicy()
+        for sub in ("vms", "run"):
+            (data_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.catalog = Catalog(data_dir / "catalog.sqlite")
+        self.jobs = JobRunner(self.catalog)
+        self.config = VMConfigurator(self.catalog)
+        self.live: dict[str, LiveVM] = {}
+        self.boot_id = read_boot_id()
+        self._started = time.monotonic()
+
+    # --- start-up and recovery --------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from whatever the previous service process left, then run boot actions."""
+        self._sweep_vm_folders()
+        self.jobs.fail_interrupted()
+        host_booted = self.catalog.get_meta(META_BOOT_ID) != self.boot_id
+        await asyncio.gather(*(self._recover(vm) for vm in self.catalog.list_vms()))
+        self.catalog.set_meta(META_BOOT_ID, self.boot_id)
+        if host_booted:
+            self._schedule_automatic_starts()
+
+    async def close(self) -> None:
+        """Stop managing; running VMs keep running (their QEMU processes are detached)."""
+        for live in self.live.values():
+            await live.detach()
+        self.catalog.close()
+
+    def _sweep_vm_folders(self) -> None:
+        """Finish or undo folder moves that a killed service left half done."""
+        known = {vm.id for vm in self.catalog.list_vms()}
+        for entry in (self.data_dir / "vms").iterdir():
+            prefix, _, vm_id = entry.name.partition("-")
+            if prefix in (".new", ".trash") and vm_id in known:
+                entry.rename(entry.with_name(vm_id))
+            elif prefix in (".new", ".trash"):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    async def _recover(self, vm: VMRecord) -> None:
+        await self._new_live(vm).reconcile()
+
+    def _new_live(self, vm: VMRecord) -> LiveVM:
+        live = LiveVM(vm, self.catalog, self.capabilities,
+                      RuntimePaths(self.data_dir / "run" / vm.id),
+                      Path(vm.folder) / SAVED_STATE_FILE)
+        self.live[vm.id] = live
+        return live
+
+    def _schedule_automatic_starts(self) -> None:
+        for live in self.live.values():
+            auto = live.record.settings["automatic_start"]
+            was_running = live.record.auto_stopped or live.state_before_recovery in (
+                VMState.RUNNING, VMState.PAUSED)
+            if auto["action"] == "always" or (auto["action"] == "if_running" and was_running):
+                asyncio.get_running_loop().call_later(
+                    float(auto["delay_s"]), self._automatic_start, live.record.id)
+
+    def _automatic_start(self, vm_id: str) -> None:
+        live = self.live.get(vm_id)
+        if live and live.state in (VMState.OFF, VMState.SAVED):
+            self.jobs.submit("start", vm_id, live.record.name, self._operation(live, Request.START, None))
+
+    # --- host -------------------------------------------------------------------------
+
+    def host_load(self) -> HostLoad:
+        resources = read_resources()
+        active = [lv for lv in self.live.values() if lv.holds_resources]
+        return HostLoad(
+            memory_mb=resources.memory_mb,
+            logical_processors=resources.logical_processors,
+            assigned_memory_mb=sum(lv.memory_mb for lv in active),
+            running_virtual_processors=sum(lv.processors for lv in active),
+        )
+
+    def host_info(self) -> dict[str, Any]:
+        resources = read_resources()
+        load = self.host_load()
+        caps = self.capabilities
+        return {
+            "hostname": socket.gethostname(),
+            "version": __version__,
+            "accelerator": caps.accelerator,
+            "qemu_version": ".".join(map(str, caps.qemu_version)),
+            "logical_processors": resources.logical_processors,
+            "memory_mb": resources.memory_mb,
+            "memory_available_mb": resources.memory_available_mb,
+            "host_reserve_mb": self.policy.host_reserve_mb,
+            "memory_assigned_mb": load.assigned_memory_mb,
+            "vms_total": len(self.live),
+            "vms_running": sum(1 for lv in self.live.values() if lv.holds_resources),
+            "virtual_processors_running": load.running_virtual_processors,
+            "virtual_processor_ratio": self.policy.virtual_processor_ratio,
+            "data_dir": str(self.data_dir),
+            "boot_id": self.boot_id,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+
+    def host_shutdown(self) -> dict[str, Any]:
+        """Run every VM's automatic stop action (the host is going down)."""
+        job = self.jobs.submit("host_shutdown", None, None, self._host_shutdown)
+        return job.to_dict()
+
+    async def _host_shutdown(self, job: Job) -> dict[str, str]:
+        actions = {"save": Request.SAVE, "turn_off": Request.STOP,
+                   "shut_down": Request.SHUTDOWN}
+        running = [lv for lv in self.live.values() if lv.state in (VMState.RUNNING, VMState.PAUSED)]
+        subjobs: dict[str, Job] = {}
+        for live in running:
+            request = actions[live.record.settings["automatic_stop"]["action"]]
+            live.mark_auto_stopped(True)
+            subjobs[live.record.name] = self.jobs.submit(
+                request.value, live.record.id, live.record.name,
+                self._operation(live, request, None))
+        job.report(5, f"stopping {len(subjobs)} VMs")
+        await asyncio.gather(*(sj.done.wait() for sj in subjobs.values()))
+        return {name: f"{sj.kind}: {sj.state}" + (f" ({sj.error['message']})" if sj.error else "")
+                for name, sj in subjobs.items()}
+
+    # --- VM definitions -----------------------------------------------------------------
+
+    def _find(self, ref: str) -> LiveVM:
+        record = self.catalog.find_vm(ref)
+        live = self.live.get(record.id)
+        if live is None:  # pragma: no cover - catalog and live map are kept in step
+            raise NotFound(f"no VM named '{ref}'", vm=ref)
+        return live
+
+    def list_vms(self) -> list[dict[str, Any]]:
+        return [lv.to_dict() for lv in sorted(self.live.values(), key=lambda v: v.record.name)]
+
+    def show_vm(self, ref: str) -> dict[str, Any]:
+        return self._find(ref).to_dict()
+
+    async def create_vm(self, name: str, patch: dict[str, Any], *, memory_mb: int | None,
+                        processors: int | None, dvd: str | None, vhd: str | None) -> dict[str, Any]:
+        """Validate everything first; then the folder and the catalog row appear together."""
+        settings = self.config.new_settings(name, patch, memory_mb, processors, dvd, vhd)
+        vm_id = str(uuid.uuid4())
+        folder = self.data_dir / "vms" / vm_id
+        staging = folder.with_name(f".new-{vm_id}")
+        staging.mkdir(mode=0o700)
+        record = VMRecord(vm_id, settings["name"], settings, VMState.OFF.name_text, None,
+                          str(folder), now_iso())
+        try:
+            self.catalog.insert_vm(record)
+        except ViridianError:
+            staging.rmdir()
+            raise
+        staging.rename(folder)
+        return self._new_live(record).to_dict()
+
+    async def update_vm(self, ref: str, patch: dict[str, Any]) -> dict[str, Any]:
+        live = self._find(ref)
+        async with self.jobs.queue_for(live.record.id):
+            settings = self.config.changed_settings(live.record, patch, live.state)
+            live.record = replace(live.record, name=settings["name"], settings=settings)
+            self.catalog.update_vm(live.record)
+        return live.to_dict()
+
+    async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]:
+        live = self._find(ref)
+        async with self.jobs.queue_for(live.record.id):
+            if live.state not in (VMState.OFF, VMState.SAVED):
+                raise Conflict(
+                    f"cannot remove VM '{live.record.name}': it is {live.state.name_text}; "
+                    "turn it off first (viridian vm stop); nothing was changed",
+                    vm=live.record.name, state=live.state.name_text)
+            self._remove_files_and_record(live, delete_files)
+        del self.live[live.record.id]
+        return {"removed": live.record.name, "deleted_files": delete_files}
+
+    def _remove_files_and_record(self, live: LiveVM, delete_files: bool) -> None:
+        folder = Path(live.record.folder)
+        live.saved_state.unlink(missing_ok=True)
+        if not delete_files:
+            self.catalog.delete_vm(live.record.id)
+            return
+        trash = folder.with_name(f".trash-{live.record.id}")
+        if folder.exists():
+            folder.rename(trash)
+        self.catalog.delete_vm(live.record.id)
+        for disk in self.config.disk_paths(live.record.settings):
+            if disk.parent == folder:
+                continue  # inside the folder: goes with it
+            log.info("keeping disk %s of removed VM %s (outside its folder)", disk, live.record.name)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # --- lifecycle requests -------------------------------------------------------------
+
+    def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]:
+        """Queue ``action`` for the VM. Checked now when the VM is idle, else when it runs."""
+        live = self._find(ref)
+        request = Request(action)
+        if not self.jobs.busy(live.record.id):
+            check_request(live.record.name, live.state, request)
+        job = self.jobs.submit(action, live.record.id, live.record.name,
+                               self._operation(live, request, timeout_s))
+        return job.to_dict()
+
+    def _operation(self, live: LiveVM, request: Request, timeout_s: float | None) -> Any:
+        async def run(job: Job) -> dict[str, Any]:
+            check_request(live.record.name, live.state, request)
+            if request is Request.START:
+                self._admit(live)
+            await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
+            return {"state": live.state.name_text, "enabled_state": live.state.enabled_state}
+        return run
+
+    def _admit(self, live: LiveVM) -> None:
+        """Admission and reservation happen in one step of the loop: no two starts race."""
+        check_admission(live.record.name, live.memory_mb, live.processors, self.host_load(),
+                        self.policy)
+        live.reserve()
+
+
+def ensure_absolute(path: str, setting: str) -> Path:
+    if not os.path.isabs(path):
+        raise InvalidSetting(setting, path, "an absolute path on the host")
+    return Path(path)

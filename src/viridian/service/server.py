@@ -1,0 +1,84 @@
+"""``viridian serve``: wire the manager, the API and uvicorn together.
+
+Host-wide settings come from ``<data>/host.json`` (all optional)::
+
+    {"accelerator": "auto" | "kvm" | "tcg",     # auto = probe KVM for real, fall back to TCG
+     "host_reserve_mb": 512,                     # memory kept for the host (admission)
+     "virtual_processor_ratio": 8}               # max running VPs per logical processor
+
+``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from viridian.errors import InvalidSetting
+from viridian.host.admission import DEFAULT_HOST_RESERVE_MB, DEFAULT_VP_RATIO, AdmissionPolicy
+from viridian.qemu.probe import probe_accelerator
+from viridian.service.api import create_app
+from viridian.service.auth import load_or_create_token
+from viridian.service.manager import Manager
+
+log = logging.getLogger("viridian")
+ACCELERATORS = ("auto", "kvm", "tcg")
+
+
+def load_host_settings(data_dir: Path) -> dict[str, Any]:
+    path = data_dir / "host.json"
+    settings: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    settings.setdefault("accelerator", "auto")
+    settings["accelerator"] = os.environ.get("VIRIDIAN_ACCELERATOR", settings["accelerator"])
+    if settings["accelerator"] not in ACCELERATORS:
+        raise InvalidSetting("accelerator", settings["accelerator"], ", ".join(ACCELERATORS))
+    settings.setdefault("host_reserve_mb", DEFAULT_HOST_RESERVE_MB)
+    settings.setdefault("virtual_processor_ratio", DEFAULT_VP_RATIO)
+    return settings
+
+
+async def build_manager(data_dir: Path) -> Manager:
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    host = load_host_settings(data_dir)
+    capabilities = await probe_accelerator(host["accelerator"])
+    policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
+                             virtual_processor_ratio=int(host["virtual_processor_ratio"]))
+    manager = Manager(data_dir, capabilities, policy)
+    await manager.start()
+    return manager
+
+
+async def run(data_dir: Path, host: str, port: int) -> None:
+    _become_subreaper()
+    manager = await build_manager(data_dir)
+    token = load_or_create_token(data_dir)
+    app = create_app(manager, token)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    log.warning("viridian serving on http://%s:%d (data %s, accelerator %s)",
+                host, port, data_dir, manager.capabilities.accelerator)
+    try:
+        await server.serve()
+    finally:
+        await manager.close()
+
+
+def serve(data_dir: Path, host: str, port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(data_dir, host, port))
+
+
+def _become_subreaper() -> None:
+    """QEMU processes we spawn are re-parented to us, not to the slow-reaping PID 1."""
+    try:
+        from viridian.qemu.process import become_subreaper
+    except ImportError:  # pragma: no cover
+        return
+    become_subreaper()

@@ -1,0 +1,170 @@
+"""Runs the real service (`viridian serve`) as a subprocess on a private data folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """A `viridian serve` process; kill() and start() again to simulate crashes."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "VIRIDIAN_ACCELERATOR": "tcg", **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "serve.log"
+
+    def start(self, timeout: float = 30) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "viridian.cli.main", "serve", "--data-dir",
+                 str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"],
+                stdout=log, stderr=log, env=self.env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log.read_text()[-3000:]}")
+            try:
+                httpx.get(self.url + "/api/v1/host", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"service did not answer: {self.log.read_text()[-3000:]}")
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "token").read_text().strip()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url + "/api/v1", timeout=120,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def turn_off_everything(api: httpx.Client) -> None:
+    """Leave no QEMU behind: turn off every VM that still has a process."""
+    for vm in api.get("/vms").json()["vms"]:
+        if vm["pid"]:
+            act(api, vm["name"], "stop", check=False)
+
+
+@contextmanager
+def running_service(env: dict[str, str] | None = None) -> Iterator[Service]:
+    # Short path: UNIX socket paths of runtime folders must stay under 108 bytes.
+    data_dir = Path(tempfile.mkdtemp(prefix="vir-", dir="/tmp"))
+    service = Service(data_dir, env)
+    service.start()
+    try:
+        yield service
+    finally:
+        try:
+            if service.process and service.process.poll() is None:
+                with service.client() as api:
+                    turn_off_everything(api)
+        finally:
+            service.stop()
+            _kill_leftover_qemu(data_dir)
+
+
+def _kill_leftover_qemu(data_dir: Path) -> None:
+    for pid_file in data_dir.glob("run/*/qemu.pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def wait_job(api: httpx.Client, job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job did not finish: {job}"
+        job = api.get(f"/jobs/{job['id']}", params={"wait": 30}).json()
+    return job
+
+
+def act(api: httpx.Client, vm: str, action: str, check: bool = True,
+        **body: Any) -> dict[str, Any]:
+    response = api.post(f"/vms/{vm}/{action}", json=body or None)
+    if not check and response.status_code != 202:
+        return response.json()
+    assert response.status_code == 202, response.text
+    job = wait_job(api, response.json())
+    if check:
+        assert job["state"] == "completed", job
+    return job
+
+
+def state(api: httpx.Client, vm: str) -> str:
+    return str(api.get(f"/vms/{vm}").json()["state"])
+
+
+class Console:
+    """The guest's COM1 output, as captured in the VM's runtime folder (one QEMU run)."""
+
+    TICK = re.compile(rb"VIRIDIAN-GUEST TICK (\d+) (\d+)")
+
+    def __init__(self, data_dir: Path, vm_id: str) -> None:
+        self.path = data_dir / "run" / vm_id / "com1.log"
+
+    def read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def wait_for(self, marker: bytes, timeout: float = 90) -> bytes:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = self.read()
+            if marker in data:
+                return data
+            time.sleep(0.2)
+        raise AssertionError(f"{marker!r} not seen in {self.path}: ...{self.read()[-1500:]!r}")
+
+    def ticks(self) -> list[tuple[int, int]]:
+        return [(int(n), int(ms)) for n, ms in self.TICK.findall(self.read())]
+
+    def wait_ticks(self, count: int, timeout: float = 60) -> list[tuple[int, int]]:
+        start = len(self.ticks())
+        deadline = time.monotonic() + timeout
+        while len(self.ticks()) < start + count:
+            assert time.monotonic() < deadline, f"no new ticks in {self.path}"
+            time.sleep(0.2)
+        return self.ticks()

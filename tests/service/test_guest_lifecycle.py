@@ -1,0 +1,108 @@
+"""A real guest (TCG) through every transition of Hyper-V's lifecycle, via the API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.harness import Console, Service, act, state
+
+pytestmark = pytest.mark.guest
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_real_guest_goes_through_every_transition(
+    service: Service, api: httpx.Client, guest_iso: Path
+) -> None:
+    vm = api.post("/vms", json={"name": "life", "memory_mb": 256, "dvd": str(guest_iso)})
+    assert vm.status_code == 201, vm.text
+    assert (vm.json()["state"], vm.json()["enabled_state"]) == ("Off", 3)
+    console = Console(service.data_dir, vm.json()["id"])
+
+    act(api, "life", "start")
+    shown = api.get("/vms/life").json()
+    assert (shown["state"], shown["enabled_state"]) == ("Running", 2)
+    console.wait_for(b"VIRIDIAN-GUEST READY")
+    console.wait_ticks(2)
+
+    # Pause: the guest's clock stands still, nothing runs.
+    act(api, "life", "pause")
+    assert api.get("/vms/life").json()["enabled_state"] == 9
+    paused_ticks = console.ticks()
+    time.sleep(3)
+    assert console.ticks() == paused_ticks
+    act(api, "life", "resume")
+    assert state(api, "life") == "Running"
+    after = console.wait_ticks(1)[len(paused_ticks)]
+    assert after[1] - paused_ticks[-1][1] < 2600, "guest uptime ran on while paused"
+
+    # Save: state on disk, no QEMU process; start restores and the guest continues.
+    pid = api.get("/vms/life").json()["pid"]
+    last_tick = console.wait_ticks(1)[-1][0]
+    act(api, "life", "save")
+    shown = api.get("/vms/life").json()
+    assert (shown["state"], shown["enabled_state"], shown["pid"]) == ("Saved", 6, None)
+    assert _process_gone(pid)
+    assert (Path(shown["folder"]) / "saved-state.vmstate").stat().st_size > 1_000_000
+    act(api, "life", "start")
+    assert state(api, "life") == "Running"
+    restored = console.wait_ticks(2)
+    assert restored[0][0] > last_tick, "counter restarted: the guest rebooted instead of restoring"
+    assert b"VIRIDIAN-GUEST BOOT" not in console.read()
+    assert not (Path(shown["folder"]) / "saved-state.vmstate").exists()
+
+    # Graceful shut down through the guest.
+    job = act(api, "life", "shutdown", timeout_s=60)
+    assert job["result"]["state"] == "Off"
+    assert api.get("/vms/life").json()["pid"] is None
+
+    # Start fresh, reset (the guest boots again), turn off.
+    act(api, "life", "start")
+    console.wait_for(b"VIRIDIAN-GUEST READY")
+    act(api, "life", "reset")
+    assert state(api, "life") == "Running"
+    deadline = time.monotonic() + 90
+    while console.read().count(b"VIRIDIAN-GUEST BOOT") < 2:
+        assert time.monotonic() < deadline, "guest did not boot again after reset"
+        time.sleep(0.2)
+    act(api, "life", "stop")
+    assert (state(api, "life"), api.get("/vms/life").json()["enabled_state"]) == ("Off", 3)
+
+
+def _guest_exec(agent_socket: Path, command: str) -> None:
+    """Ask qemu-guest-agent (raw protocol, no viridian code) to run ``command``."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(agent_socket))
+        request = {"execute": "guest-exec",
+                   "arguments": {"path": "/bin/sh", "arg": ["-c", command]}}
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        assert b"pid" in sock.recv(4096)
+
+
+def test_guest_powering_itself_off_is_seen_as_off(
+    service: Service, api: httpx.Client, guest_iso: Path
+) -> None:
+    vm = api.post("/vms", json={"name": "self", "memory_mb": 256, "dvd": str(guest_iso)}).json()
+    console = Console(service.data_dir, vm["id"])
+    act(api, "self", "start")
+    console.wait_for(b"VIRIDIAN-GUEST READY")
+    _guest_exec(service.data_dir / "run" / vm["id"] / "qga.sock", "sleep 1; poweroff -f")
+    deadline = time.monotonic() + 60
+    while state(api, "self") != "Off":
+        assert time.monotonic() < deadline, "VM did not become Off after the guest powered off"
+        time.sleep(0.2)
+    shown = api.get("/vms/self").json()
+    assert shown["pid"] is None
+    assert "guest" in (shown["status"] or ""), shown["status"]
