@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from click.testing import CliRunner, Result
-from fake_service import FakeService
+from click.testing import Result
 
-from viridian.cli.main import cli
-
-Run = Callable[..., Result]
-CLEAN_ENV = {"VIRIDIAN_URL": None, "VIRIDIAN_TOKEN": None, "VIRIDIAN_DATA_DIR": None}
+from tests.cli.cli_harness import Run, invoke
+from tests.cli.fake_service import FakeService
 
 
 @pytest.fixture
@@ -22,14 +19,9 @@ def fake() -> Iterator[FakeService]:
     service.stop()
 
 
-def invoke(args: list[str], env: dict[str, str | None] | None = None) -> Result:
-    """Run ``viridian ARGS`` in this process with no VIRIDIAN_* variables unless given."""
-    return CliRunner(env={**CLEAN_ENV, **(env or {})}).invoke(cli, args, catch_exceptions=False)
-
-
 @pytest.fixture
 def run(fake: FakeService) -> Run:
-    """``run("vm", "list")``: the CLI pointed at the fake service with the right token."""
+    """The CLI pointed at the fake service with the right token."""
 
     def run_cli(*args: str) -> Result:
         return invoke(["--url", fake.url, "--token", fake.token, *args])

@@ -99,6 +99,7 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     body: Any
+    headers: dict[str, str]
 
 
 @dataclass
@@ -128,8 +129,7 @@ class FakeService:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> FakeService:
         self._thread.start()
@@ -172,14 +172,20 @@ class FakeService:
         path = parts.path.removeprefix(API_PREFIX)
         query = parse_qs(parts.query)
         with self._lock:
-            self.requests.append(Recorded(method, path, query, body))
+            self.requests.append(Recorded(method, path, query, body, headers))
             try:
                 return self._route(method, path, query, headers, body)
             except ViridianError as err:
                 return err.http_status, {"error": err.to_dict()}
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]],
-               headers: dict[str, str], body: Any) -> tuple[int, Any]:
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: Any,
+    ) -> tuple[int, Any]:
         if headers.get("authorization") != f"Bearer {self.token}":
             raise Unauthorized("missing or wrong token")
         if self.broken:
@@ -248,8 +254,9 @@ class FakeService:
             raise InvalidTransition(vm["name"], action, vm["state"], allowed)
         before = vm["state"]
         self._set_state(vm, during)
-        job = self._new_job(action, vm, lambda: self._set_state(vm, after),
-                            lambda: self._set_state(vm, before))
+        job = self._new_job(
+            action, vm, lambda: self._set_state(vm, after), lambda: self._set_state(vm, before)
+        )
         job.data["result"] = {"request_body": body}
         return 202, job.data
 
@@ -262,14 +269,27 @@ class FakeService:
 
         return 202, self._new_job("host_shutdown", None, finish, lambda: None).data
 
-    def _new_job(self, kind: str, vm: dict[str, Any] | None, finish: Callable[[], None],
-                 undo: Callable[[], None]) -> FakeJob:
+    def _new_job(
+        self,
+        kind: str,
+        vm: dict[str, Any] | None,
+        finish: Callable[[], None],
+        undo: Callable[[], None],
+    ) -> FakeJob:
         job_id = f"job-{len(self.jobs) + 1}"
         data = {
-            "id": job_id, "kind": kind, "vm": vm["name"] if vm else None,
-            "vm_id": vm["id"] if vm else None, "state": "queued", "progress": 0,
-            "message": "queued", "result": None, "error": None,
-            "created_at": "2024-01-01T00:00:00+00:00", "started_at": None, "finished_at": None,
+            "id": job_id,
+            "kind": kind,
+            "vm": vm["name"] if vm else None,
+            "vm_id": vm["id"] if vm else None,
+            "state": "queued",
+            "progress": 0,
+            "message": "queued",
+            "result": None,
+            "error": None,
+            "created_at": "2024-01-01T00:00:00+00:00",
+            "started_at": None,
+            "finished_at": None,
         }
         self.jobs[job_id] = FakeJob(data, finish, undo)
         return self.jobs[job_id]
@@ -293,10 +313,10 @@ class FakeService:
         error = self.fail_jobs.pop(job.data["vm"] or "", None)
         if error:
             job.undo()
-            job.data.update(state="failed", message="failed", error=error)
+            job.data.update(state="failed", message=error["message"], error=error)
         else:
             job.finish()
-            job.data.update(state="completed", progress=100, message="done")
+            job.data.update(state="completed", progress=100, message="completed")
         job.data["finished_at"] = "2024-01-01T00:00:01+00:00"
 
     @staticmethod
@@ -338,6 +358,7 @@ def _drive(body: dict[str, Any], key: str, controller: int, kind: str) -> dict[s
 def _handler_for(service: FakeService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
 
         def _dispatch(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import Run
-from fake_service import FakeService
+from tests.cli.cli_harness import Run
+from tests.cli.fake_service import FakeService
 
 
 def test_vm_list_shows_a_table_of_every_vm(fake: FakeService, run: Run) -> None:
@@ -47,14 +47,27 @@ def test_vm_show_groups_every_setting_like_hyper_v(fake: FakeService, run: Run) 
         "Running",
         notes="front end",
         ide=[
-            {"controller": 0, "location": 0, "kind": "hard_disk", "path": "/d/web.vhd",
-             "format": "vpc"},
+            {
+                "controller": 0,
+                "location": 0,
+                "kind": "hard_disk",
+                "path": "/d/web.vhd",
+                "format": "vpc",
+            },
             {"controller": 1, "location": 0, "kind": "dvd", "path": None, "format": None},
         ],
-        scsi=[{"controller": 0, "disks": [{"location": 3, "path": "/d/data.vhdx",
-                                           "format": "vhdx"}]}],
-        network_adapters=[{"kind": "legacy", "switch": None, "mac_mode": "static",
-                           "mac": "00:15:5d:01:02:03", "vlan_id": 7}],
+        scsi=[
+            {"controller": 0, "disks": [{"location": 3, "path": "/d/data.vhdx", "format": "vhdx"}]}
+        ],
+        network_adapters=[
+            {
+                "kind": "legacy",
+                "switch": None,
+                "mac_mode": "static",
+                "mac": "00:15:5d:01:02:03",
+                "vlan_id": 7,
+            }
+        ],
         com2={"kind": "pipe", "path": "/run/viridian/com2"},
         floppy={"path": "/d/boot.vfd"},
         automatic_start={"action": "always", "delay_s": 30},
@@ -86,12 +99,22 @@ def test_vm_show_groups_every_setting_like_hyper_v(fake: FakeService, run: Run) 
     ]
     for line in expected_lines:
         assert line in text.splitlines(), line
-    sections = [line for line in text.splitlines() if line and not line.startswith(" ")
-                and ":" not in line]
+    sections = [
+        line for line in text.splitlines() if line and not line.startswith(" ") and ":" not in line
+    ]
     assert sections == [
-        "BIOS", "Memory", "Processor", "IDE Controller 0", "IDE Controller 1",
-        "SCSI Controller 0", "Network Adapter 1", "COM 1", "COM 2", "Diskette Drive",
-        "Automatic Start Action", "Automatic Stop Action",
+        "BIOS",
+        "Memory",
+        "Processor",
+        "IDE Controller 0",
+        "IDE Controller 1",
+        "SCSI Controller 0",
+        "Network Adapter 1",
+        "COM 1",
+        "COM 2",
+        "Diskette Drive",
+        "Automatic Start Action",
+        "Automatic Stop Action",
     ]
 
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Run
-from fake_service import FakeService
 
+from tests.cli.cli_harness import Run
+from tests.cli.fake_service import FakeService
 from viridian.cli.vm import settings_patch
 
 
@@ -18,12 +18,28 @@ def test_vm_new_sends_sizes_in_mb_and_absolute_paths(
     (tmp_path / "boot.iso").write_bytes(b"iso")
     (tmp_path / "disk.vhd").write_bytes(b"vhd")
     monkeypatch.chdir(tmp_path)
-    result = run("vm", "new", "web", "--memory", "1GB", "--processors", "2",
-                 "--dvd", "boot.iso", "--vhd", "./disk.vhd")
+    result = run(
+        "vm",
+        "new",
+        "web",
+        "--memory",
+        "1GB",
+        "--processors",
+        "2",
+        "--dvd",
+        "boot.iso",
+        "--vhd",
+        "./disk.vhd",
+    )
     assert result.exit_code == 0, result.output
     [request] = fake.requests_to("POST", "/vms")
-    assert request.body == {"name": "web", "memory_mb": 1024, "processors": 2,
-                            "dvd": str(tmp_path / "boot.iso"), "vhd": str(tmp_path / "disk.vhd")}
+    assert request.body == {
+        "name": "web",
+        "memory_mb": 1024,
+        "processors": 2,
+        "dvd": str(tmp_path / "boot.iso"),
+        "vhd": str(tmp_path / "disk.vhd"),
+    }
     vm = fake.vms["web"]
     assert result.stdout == f"created web: Off, 1024 MB, 2 processor(s), id {vm['id']}\n"
 
@@ -59,8 +75,15 @@ def test_vm_new_missing_file_is_reported_by_the_service(
 
 @pytest.mark.parametrize(
     ("text", "megabytes"),
-    [("512MB", 512), ("1GB", 1024), ("2048", 2048), ("1.5gb", 1536), ("256M", 256),
-     ("2GiB", 2048), (" 64 mb ", 64)],
+    [
+        ("512MB", 512),
+        ("1GB", 1024),
+        ("2048", 2048),
+        ("1.5gb", 1536),
+        ("256M", 256),
+        ("2GiB", 2048),
+        (" 64 mb ", 64),
+    ],
 )
 def test_memory_sizes_are_converted_to_mb(
     fake: FakeService, run: Run, text: str, megabytes: int
@@ -88,10 +111,31 @@ def test_malformed_sizes_exit_2_naming_the_accepted_forms(
 def test_vm_set_builds_one_partial_settings_dict(fake: FakeService, run: Run) -> None:
     fake.add_vm("web")
     result = run(
-        "vm", "set", "web", "--memory", "2GB", "--processors", "2", "--reserve", "10",
-        "--limit", "90", "--weight", "200", "--boot-order", "IDE, cd", "--numlock", "off",
-        "--auto-start", "if-running", "--auto-start-delay", "30", "--auto-stop", "turn-off",
-        "--notes", "front end",
+        "vm",
+        "set",
+        "web",
+        "--memory",
+        "2GB",
+        "--processors",
+        "2",
+        "--reserve",
+        "10",
+        "--limit",
+        "90",
+        "--weight",
+        "200",
+        "--boot-order",
+        "IDE, cd",
+        "--numlock",
+        "off",
+        "--auto-start",
+        "if-running",
+        "--auto-start-delay",
+        "30",
+        "--auto-stop",
+        "turn-off",
+        "--notes",
+        "front end",
     )
     assert result.exit_code == 0, result.output
     [request] = fake.requests_to("PATCH", "/vms/web")

@@ -145,9 +145,10 @@ def error_from_body(body: Any, status: int = 500) -> ViridianError:
         body = {}
     cls = ERRORS_BY_CODE.get(str(body.get("code")), _class_for_status(status))
     message = str(body.get("message") or f"the service answered HTTP {status}")
-    details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    details = body.get("details")
     error = cls.__new__(cls)
-    ViridianError.__init__(error, message, **details)
+    ViridianError.__init__(error, message)
+    error.details = dict(details) if isinstance(details, dict) else {}
     return error
 
 

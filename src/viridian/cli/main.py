@@ -170,3 +170,7 @@ _add_optional_groups(cli, OPTIONAL_GROUPS)
 def main() -> None:
     """Console-script entry point (``viridian``)."""
     cli(prog_name="viridian")
+
+
+if __name__ == "__main__":
+    main()

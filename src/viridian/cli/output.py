@@ -275,19 +275,29 @@ def job_label(job: dict[str, Any]) -> str:
     return f"{kind} {job['vm']}" if job.get("vm") else kind
 
 
+def _unfinished(job: dict[str, Any]) -> bool:
+    return job.get("state") in ("queued", "running")
+
+
+def _doing(job: dict[str, Any]) -> str | None:
+    """What an unfinished job says it is doing (a finished job's message repeats its outcome)."""
+    message = job.get("message")
+    return message if _unfinished(job) and message and message != job.get("state") else None
+
+
 def progress_line(job: dict[str, Any]) -> str:
     """Plain progress: ``start vm1: running 40% - booting``."""
-    state, message = job.get("state"), job.get("message")
-    detail = f" - {message}" if message and message != state else ""
-    return f"{job_label(job)}: {state} {job.get('progress', 0)}%{detail}"
+    doing = _doing(job)
+    detail = f" - {doing}" if doing else ""
+    return f"{job_label(job)}: {job.get('state')} {job.get('progress', 0)}%{detail}"
 
 
 def progress_bar(job: dict[str, Any], width: int) -> str:
-    """One terminal line of at most ``width - 1`` characters: label, bar, percent, message."""
+    """One terminal line of at most ``width - 1`` characters: label, bar, percent, doing/state."""
     percent = max(0, min(100, int(job.get("progress") or 0)))
     filled = percent * 20 // 100
     bar = "#" * filled + "-" * (20 - filled)
-    line = f"{job_label(job)} [{bar}] {percent:3d}% {job.get('message') or job.get('state')}"
+    line = f"{job_label(job)} [{bar}] {percent:3d}% {_doing(job) or job.get('state')}"
     return line[: max(width - 1, 0)]
 
 
@@ -308,9 +318,8 @@ class JobProgress:
         self._last = ""
 
     def __call__(self, job: dict[str, Any]) -> None:
-        finished = job.get("state") not in ("queued", "running")
         if self._tty:
-            self._draw(progress_bar(job, self._width), finished)
+            self._draw(progress_bar(job, self._width), not _unfinished(job))
         else:
             self._print(progress_line(job))
 

@@ -10,6 +10,8 @@ Imports nothing from the rest of viridian. Public API:
 * errors: :class:`DiskError` and its subclasses (see :mod:`.errors`)
 """
 
+from .check import CheckReport, Problem, check
+from .compact import CompactResult, compact
 from .convert import TARGET_TYPES, convert
 from .create import new_differencing, new_dynamic, new_fixed
 from .detect import detect_format
@@ -24,7 +26,11 @@ from .errors import (
     ParentLinkError,
     UnsupportedDisk,
 )
+from .expand import expand
 from .image import DiskImage
+from .inspect import DiskInfo, inspect
+from .merge import merge
+from .progress import Progress
 from .sizes import parse_size
 from .vhd import open_disk
 from .vhd_layout import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE
@@ -36,15 +42,25 @@ __all__ = [
     "BadBlockTable",
     "BadDynamicHeader",
     "BadFooter",
+    "CheckReport",
+    "CompactResult",
     "CorruptDisk",
     "DiskError",
     "DiskImage",
     "DiskInUse",
+    "DiskInfo",
     "InvalidDiskArgument",
     "ParentLinkError",
+    "Problem",
+    "Progress",
     "UnsupportedDisk",
+    "check",
+    "compact",
     "convert",
     "detect_format",
+    "expand",
+    "inspect",
+    "merge",
     "new_differencing",
     "new_dynamic",
     "new_fixed",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -105,9 +104,9 @@ def new_dynamic(path: Path | str, size: int, block_size: int = DEFAULT_BLOCK_SIZ
     write_new_sparse(Path(path), make_footer(DISK_DYNAMIC, size), header, [])
 
 
-def differencing_header(child: Path, parent: DiskImage, block_size: int) -> tuple[
-    DynamicHeader, list[bytes]
-]:
+def differencing_header(
+    child: Path, parent: DiskImage, block_size: int
+) -> tuple[DynamicHeader, list[bytes]]:
     """Header and locator data linking ``child`` to the VHD ``parent`` (W2ku + W2ru)."""
     assert isinstance(parent, SparseVhd | FixedVhd)
     entries = -(-parent.size // block_size)
@@ -143,11 +142,3 @@ def new_differencing(path: Path | str, parent: Path | str) -> None:
         bs = par.block_size if isinstance(par, SparseVhd) else DEFAULT_BLOCK_SIZE
         header, data = differencing_header(child, par, bs)
         write_new_sparse(child, make_footer(DISK_DIFFERENCING, par.size), header, data)
-
-
-def remove_partial(path: Path) -> None:
-    """Delete a half-written output file, ignoring a missing one."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -8,7 +8,7 @@ Hierarchy (one root, so callers can catch everything the library raises)::
     ├── UnsupportedDisk       a valid file in a format or variant this library does not handle
     ├── ParentLinkError       a differencing disk's parent cannot be found or does not match
     └── CorruptDisk           the file breaks the VHD specification
-        ├── BadFooter         hard disk footer: cookie, checksum, fields (VHD spec "Hard Disk Footer")
+        ├── BadFooter         hard disk footer: cookie, checksum, fields (spec "Hard Disk Footer")
         ├── BadDynamicHeader  dynamic disk header (VHD spec "Dynamic Disk Header")
         └── BadBlockTable     BAT entries outside the file, overlapping, too few entries
 

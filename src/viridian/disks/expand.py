@@ -84,7 +84,6 @@ def expand_dynamic(disk: SparseVhd, new_size: int) -> None:
 def _write_grown_bat(disk: SparseVhd, entries: int) -> None:
     grown = array("I", disk.bat[: disk.header.max_table_entries])
     grown.extend([UNALLOCATED] * (entries - len(grown)))
-    disk.bat = grown
-    disk._full = bytearray(entries)
+    disk.set_bat(grown)
     disk.write_bat_entries(0, entries)
     disk.file.sync()

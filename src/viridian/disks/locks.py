@@ -31,7 +31,7 @@ def _lock(fd: int, cmd: int, kind: int, offset: int) -> bytes:
 
 def _held_by_other(fd: int, offset: int) -> bool:
     """True when another open file description holds any lock on byte ``offset``."""
-    kind = _FLOCK.unpack(_lock(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK, offset))[0]
+    kind: int = _FLOCK.unpack(_lock(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK, offset))[0]
     return kind != fcntl.F_UNLCK
 
 

@@ -138,7 +138,7 @@ class SparseVhd(DiskImage):
         return max(ends)
 
     def bat_bytes(self) -> int:
-        """On-disk BAT size: entries × 4 rounded up to a sector."""
+        """On-disk BAT size: entries * 4 rounded up to a sector."""
         return -(-self.header.max_table_entries * 4 // SECTOR) * SECTOR
 
     def _first_free(self) -> int:
@@ -227,8 +227,7 @@ class SparseVhd(DiskImage):
 
     # -- writing ---------------------------------------------------------------------
     def _write(self, offset: int, data: memoryview) -> None:
-        if offset % SECTOR or len(data) % SECTOR:
-            offset, data = self._sector_aligned(offset, data)
+        offset, data = self._sector_aligned(offset, data)
         bs, pos = self.block_size, 0
         fresh: list[tuple[int, bytes, bytes | memoryview]] = []
         while pos < len(data):
@@ -244,13 +243,24 @@ class SparseVhd(DiskImage):
             self._allocate(fresh)
 
     def _sector_aligned(self, offset: int, data: memoryview) -> tuple[int, memoryview]:
-        start = offset - offset % SECTOR
-        stop = -(-(offset + len(data)) // SECTOR) * SECTOR
+        """Widen a write to whole sectors (whole bitmap bytes in a differencing disk).
+
+        A differencing write covers 4 KiB units so that every bitmap byte is all ones or
+        all zeros: libvhdi misreads bytes that mix present and absent sectors. The added
+        bytes are the current content, so nothing visible changes.
+        """
+        unit = 8 * SECTOR if self.footer.disk_type == DISK_DIFFERENCING else SECTOR
+        end = offset + len(data)
+        start = offset - offset % unit
+        stop = min(-(-end // unit) * unit, self.size)
+        if start == offset and stop == end:
+            return offset, data
         buf = bytearray(stop - start)
-        self.readinto(start, memoryview(buf)[:SECTOR])
-        self.readinto(stop - SECTOR, memoryview(buf)[-SECTOR:])
-        buf[offset - start : offset - start + len(data)] = data
-        return start, memoryview(buf)
+        view = memoryview(buf)
+        self.readinto(start, view[: offset - start])
+        self.readinto(end, view[end - start :])
+        buf[offset - start : end - start] = data
+        return start, view
 
     def _below_has_data(self, offset: int, length: int) -> bool:
         if self.parent is None:
@@ -310,6 +320,29 @@ class SparseVhd(DiskImage):
             self.file.sync()
             self.file.pwrite(new, base)
             self._full[block] = 0
+
+    def set_bat(self, bat: array[int]) -> None:
+        """Replace the in-memory BAT (the caller writes it to the file)."""
+        self.bat = bat
+        self._full = bytearray(len(bat))
+
+    def own_runs(self, block: int) -> list[tuple[int, int]]:
+        """Virtual (start, stop) ranges of ``block`` stored in this file (not the parent)."""
+        if self.bat[block] == UNALLOCATED:
+            return []
+        bs = self.block_size
+        stop = min(bs, self.size - block * bs)
+        if self.block_is_full(block):
+            return [(block * bs, block * bs + stop)]
+        runs = sector_runs(self.read_bitmap(block), 0, stop // SECTOR)
+        return [(block * bs + a * SECTOR, block * bs + z * SECTOR) for p, a, z in runs if p]
+
+    def read_own(self, offset: int, out: memoryview) -> None:
+        """Read ``out`` from this file's data area at virtual ``offset`` (one block, present)."""
+        block, within = divmod(offset, self.block_size)
+        base = self.block_offset(block)
+        assert base is not None
+        self._read_file(base + self.bitmap_bytes + within, out)
 
     def rewrite_footers(self, footer: Footer) -> None:
         """Write ``footer`` at the end of the file, then as the copy at offset 0."""
@@ -437,7 +470,7 @@ def _open_parent(child: SparseVhd, lock: bool, seen: tuple[Path, ...]) -> DiskIm
     want = child.header.parent_unique_id
     tried: list[str] = []
     for cand in parent_candidates(child.file, child.header):
-        if not cand.is_file():
+        if not _is_file(cand):
             tried.append(f"{cand} (missing)")
             continue
         if cand.resolve() in seen:
@@ -457,6 +490,13 @@ def _open_parent(child: SparseVhd, lock: bool, seen: tuple[Path, ...]) -> DiskIm
         f"{child.path}: parent with unique id {want.hex()} not found; tried: "
         + ("; ".join(tried) or "no locator or parent name")
     )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name too long from a damaged locator
+        return False
 
 
 def vhd_mtime(path: Path) -> int:

@@ -140,7 +140,7 @@ class Footer:
 
     @property
     def type_name(self) -> str:
-        """"fixed", "dynamic" or "differencing" (or "type N" for anything else)."""
+        """ "fixed", "dynamic" or "differencing" (or "type N" for anything else)."""
         return DISK_TYPE_NAMES.get(self.disk_type, f"type {self.disk_type}")
 
     @property

@@ -9,10 +9,12 @@ area of the MBR, before the disk signature and partition table).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from viridian.errors import HostError
 from viridian.guestkit.bootconfig import render_syslinux_cfg
+from viridian.guestkit.cachekey import digest_files
 from viridian.guestkit.commands import run
 
 __all__ = [
@@ -75,16 +77,43 @@ def build_raw_disk(kernel: Path, initrd: Path, scratch: Path, target: Path) -> N
         image.write(boot_code)
 
 
+def _disks_convert() -> Callable[..., None] | None:
+    """viridian.disks.convert, or None when that package cannot be imported."""
+    try:
+        from viridian.disks import convert
+    except ImportError:
+        return None
+    return convert
+
+
 def converter_id() -> str:
-    """Names the raw → VHD converter in use, for the cache key."""
-    return "qemu-img convert -O vpc subformat=dynamic,force_size=on"
+    """Names the raw → VHD converter in use (with a digest of its code), for the cache key."""
+    if _disks_convert() is None:
+        return "qemu-img convert -O vpc -o subformat=dynamic,force_size=on"
+    import viridian.disks
+
+    base = Path(viridian.disks.__file__).parent
+    return "viridian.disks.convert:" + digest_files(base.glob("*.py"), base)
 
 
 def _raw_to_dynamic_vhd(raw: Path, vhd: Path) -> None:
-    """Convert ``raw`` into a dynamic VHD at ``vhd`` of exactly the same virtual size."""
-    run(
-        [
-            "qemu-img", "convert", "-f", "raw", "-O", "vpc",
-            "-o", "subformat=dynamic,force_size=on", raw, vhd,
-        ]
-    )  # fmt: skip
+    """Convert ``raw`` into a new dynamic VHD at ``vhd`` of exactly the same virtual size.
+
+    Uses viridian.disks.convert; ``qemu-img convert`` only when viridian.disks cannot be
+    imported. Raises HostError when the conversion fails.
+    """
+    convert = _disks_convert()
+    if convert is None:
+        run(
+            [
+                "qemu-img", "convert", "-f", "raw", "-O", "vpc",
+                "-o", "subformat=dynamic,force_size=on", raw, vhd,
+            ]
+        )  # fmt: skip
+        return
+    from viridian.disks import DiskError
+
+    try:
+        convert(raw, vhd, "dynamic")
+    except DiskError as err:
+        raise HostError(f"guest kit: converting {raw} to a dynamic VHD failed: {err}") from err

@@ -183,6 +183,7 @@ def download_kernel(package: KernelPackage, deb_dir: Path, progress: Callable[[s
 
 def unpack_kernel(deb: Path, root: Path, release: str) -> None:
     """Unpack ``deb`` into ``root`` and build its module index (modules.dep)."""
+    root.mkdir(parents=True, exist_ok=True)
     run(["dpkg-deb", "-x", deb, root])
     run(["depmod", "-b", root, release])
 

@@ -22,21 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from viridian.errors import HostError, ViridianError
-from viridian.model.settings import settings_from_dict
+from viridian.model import settings_from_dict
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.errors import WorkerGone
-from viridian.qemu.guest_agent import GuestAgent
 from viridian.qemu.render import render_argv
 from viridian.qemu.runtime_paths import RuntimePaths
-from viridian.qemu.worker import ExitInfo, Worker
+from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.jobs import Job
 
 log = logging.getLogger(__name__)
 
 ACTIVE = {VMState.STARTING, VMState.RUNNING, VMState.PAUSED, VMState.SAVING, VMState.STOPPING,
-          VMState.PAUSING, VMState.RESUMING, VMState.RESETTING}
+          VMState.SHUTTING_DOWN, VMState.PAUSING, VMState.RESUMING, VMState.RESETTING}
 AGENT_PING_TIMEOUT_S = 1.0
 
 
@@ -48,7 +47,7 @@ class LiveVM:
         self.capabilities = capabilities
         self.paths = paths
         self.saved_state = saved_state
-        self.state = VMState[record.state.upper()]
+        self.state = VMState(record.state)
         self.state_before_recovery = self.state
         self.worker: Worker | None = None
         self._expect_exit = False
@@ -81,7 +80,7 @@ class LiveVM:
     def to_dict(self) -> dict[str, Any]:
         rec = self.record
         return {
-            "id": rec.id, "name": rec.name, "state": self.state.name_text,
+            "id": rec.id, "name": rec.name, "state": self.state.value,
             "enabled_state": self.state.enabled_state, "memory_mb": self.memory_mb,
             "processors": self.processors, "uptime_s": self.uptime_s(), "status": rec.status,
             "pid": self.worker.pid if self.worker else None, "folder": rec.folder,
@@ -92,7 +91,7 @@ class LiveVM:
 
     def _settle(self, state: VMState, status: str | None = None) -> None:
         """Commit a settled state, then show it."""
-        self.record = self.catalog.set_state(self.record, state.name_text, status)
+        self.record = self.catalog.set_state(self.record, state.value, status)
         self.state = state
         self._reserved = False
 
@@ -120,29 +119,23 @@ class LiveVM:
             self._settle(VMState.SAVED, self.record.status)
         elif self.state is not VMState.OFF:
             self._settle(VMState.OFF, f"{why} (while the service was not running)")
-        Worker.remove_runtime(self.paths)
+        remove_runtime_folder(self.paths)
 
     async def _reconcile_with_qemu(self, worker: Worker) -> None:
+        """QEMU survived the service. A save that had not reached the catalog is undone:
+        the migration is cancelled and the VM runs on (it was Running when asked)."""
         self._adopt(worker)
-        if self.state is VMState.SAVED or await self._finish_interrupted_save(worker):
-            await self._quit_saved(worker)
+        if self.state is VMState.SAVED:
+            await self._quit_saved(worker)  # killed between committing Saved and quitting
             return
+        await worker.monitor.cancel_migration()
         self.partial_state.unlink(missing_ok=True)
         self.saved_state.unlink(missing_ok=True)
-        running = await worker.is_running()
+        running = await worker.status() == "running"
         if self.state is VMState.RUNNING and not running:
             await worker.resume()  # a pause/save was interrupted: give the VM back its CPU
         elif self.state is VMState.OFF or (self.state is VMState.PAUSED and running):
             self._settle(VMState.RUNNING if running else VMState.PAUSED, self.record.status)
-
-    async def _finish_interrupted_save(self, worker: Worker) -> bool:
-        if not self.partial_state.exists() or not await worker.migration_completed():
-            return False
-        _fsync_file(self.partial_state)
-        os.replace(self.partial_state, self.saved_state)
-        _fsync_dir(self.saved_state.parent)
-        self._settle(VMState.SAVED, None)
-        return True
 
     async def _quit_saved(self, worker: Worker) -> None:
         self._expect_exit = True
@@ -167,7 +160,7 @@ class LiveVM:
         if self.worker is not worker:
             return
         self.worker = None
-        Worker.remove_runtime(self.paths)
+        await worker.cleanup()
         if not self._expect_exit:
             self._settle(VMState.OFF, _exit_status(info))
         self._exited.set()
@@ -219,7 +212,7 @@ class LiveVM:
 
     async def _shut_down(self, job: Job, timeout_s: float) -> None:
         worker = self._require_worker()
-        self.state = VMState.STOPPING
+        self.state = VMState.SHUTTING_DOWN
         how = await self._ask_guest_to_shut_down(worker)
         job.report(20, f"waiting up to {timeout_s:g} s for the guest to shut down ({how})")
         self._expect_exit = True
@@ -235,16 +228,13 @@ class LiveVM:
         self._settle(VMState.OFF, None)
 
     async def _ask_guest_to_shut_down(self, worker: Worker) -> str:
-        agent = GuestAgent(self.paths.guest_agent_socket)
         try:
-            if await agent.ping(timeout=AGENT_PING_TIMEOUT_S):
-                await agent.shutdown()
+            if await worker.guest_agent.ping(timeout=AGENT_PING_TIMEOUT_S):
+                await worker.guest_agent.shutdown()
                 return "through the guest agent"
         except ViridianError as err:
             log.info("guest agent of %s unavailable (%s); using ACPI", self.record.name, err)
-        finally:
-            await agent.close()
-        if not await worker.is_running():
+        if await worker.status() != "running":
             await worker.resume()
         await worker.power_button()
         return "ACPI power button"
@@ -252,15 +242,15 @@ class LiveVM:
     async def _save(self, job: Job, _: float) -> None:
         worker = self._require_worker()
         self.state = VMState.SAVING
-        self.partial_state.unlink(missing_ok=True)
-        await worker.save_state(self.partial_state,
-                                progress=lambda pct: job.report(5 + pct * 0.9, "saving memory"))
-        os.replace(self.partial_state, self.saved_state)
-        _fsync_dir(self.saved_state.parent)
-        self._settle(VMState.SAVED, None)
         self._expect_exit = True
-        await worker.turn_off()
+        try:
+            await worker.save(self.saved_state,
+                              progress=lambda f: job.report(5 + f * 90, "saving memory"))
+        except BaseException:
+            self._expect_exit = worker.has_exited()
+            raise
         await self._exited.wait()
+        self._settle(VMState.SAVED, None)
 
     async def _pause(self, job: Job, _: float) -> None:
         self.state = VMState.PAUSING
@@ -276,7 +266,7 @@ class LiveVM:
         worker = self._require_worker()
         self.state = VMState.RESETTING
         await worker.reset()
-        if not await worker.is_running():
+        if await worker.status() != "running":
             await worker.resume()
         self._settle(VMState.RUNNING, None)
 
@@ -287,7 +277,9 @@ class LiveVM:
 
 
 def _exit_status(info: ExitInfo) -> str:
-    return f"QEMU ended: {info}"
+    if info.reason is ExitReason.GUEST_POWERED_OFF:
+        return "the guest shut itself down"
+    return f"QEMU ended unexpectedly: {info.detail}"
 
 
 def _fsync_file(path: Path) -> None:

@@ -186,7 +186,7 @@ class Manager:
         folder = self.data_dir / "vms" / vm_id
         staging = folder.with_name(f".new-{vm_id}")
         staging.mkdir(mode=0o700)
-        record = VMRecord(vm_id, settings["name"], settings, VMState.OFF.name_text, None,
+        record = VMRecord(vm_id, settings["name"], settings, VMState.OFF.value, None,
                           str(folder), now_iso())
         try:
             self.catalog.insert_vm(record)
@@ -209,9 +209,9 @@ class Manager:
         async with self.jobs.queue_for(live.record.id):
             if live.state not in (VMState.OFF, VMState.SAVED):
                 raise Conflict(
-                    f"cannot remove VM '{live.record.name}': it is {live.state.name_text}; "
+                    f"cannot remove VM '{live.record.name}': it is {live.state.value}; "
                     "turn it off first (viridian vm stop); nothing was changed",
-                    vm=live.record.name, state=live.state.name_text)
+                    vm=live.record.name, state=live.state.value)
             self._remove_files_and_record(live, delete_files)
         del self.live[live.record.id]
         return {"removed": live.record.name, "deleted_files": delete_files}
@@ -250,7 +250,7 @@ class Manager:
             if request is Request.START:
                 self._admit(live)
             await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
-            return {"state": live.state.name_text, "enabled_state": live.state.enabled_state}
+            return {"state": live.state.value, "enabled_state": live.state.enabled_state}
         return run
 
     def _admit(self, live: LiveVM) -> None:

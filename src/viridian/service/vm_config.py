@@ -14,7 +14,7 @@ from typing import Any
 
 from viridian.disks import detect_format, inspect
 from viridian.errors import Conflict, InvalidSetting, NotFound
-from viridian.model.settings import default_settings, merge_settings, settings_to_dict
+from viridian.model import default_settings, merge_settings, to_dict
 from viridian.model.states import VMState
 from viridian.service.catalog import Catalog, VMRecord
 
@@ -37,22 +37,22 @@ class VMConfigurator:
             patch["processor"] = {**patch.get("processor", {}), "count": processors}
         if dvd is not None or vhd is not None:
             patch["ide"] = _ide_with(patch.get("ide"), dvd, vhd)
-        settings = settings_to_dict(merge_settings(default_settings(name), patch))
+        settings = to_dict(merge_settings(default_settings(name), patch))
         return self._checked(settings, vm_id=None)
 
     def changed_settings(self, record: VMRecord, patch: dict[str, Any],
                          state: VMState) -> dict[str, Any]:
-        current = settings_to_dict(merge_settings(default_settings(record.name), record.settings))
-        settings = settings_to_dict(merge_settings(
+        current = to_dict(merge_settings(default_settings(record.name), record.settings))
+        settings = to_dict(merge_settings(
             merge_settings(default_settings(record.name), record.settings), patch))
         changed = {key for key in settings if settings[key] != current.get(key)}
         frozen = sorted(changed - CHANGEABLE_WHILE_ACTIVE)
         if frozen and state is not VMState.OFF:
             raise Conflict(
                 f"cannot change {', '.join(frozen)} of VM '{record.name}' while it is "
-                f"{state.name_text}; turn it off first. Changeable now: "
+                f"{state.value}; turn it off first. Changeable now: "
                 f"{', '.join(sorted(CHANGEABLE_WHILE_ACTIVE))}; nothing was changed",
-                vm=record.name, state=state.name_text, settings=frozen)
+                vm=record.name, state=state.value, settings=frozen)
         return self._checked(settings, vm_id=record.id)
 
     def disk_paths(self, settings: dict[str, Any]) -> list[Path]:
@@ -67,7 +67,7 @@ class VMConfigurator:
                 entry["path"], entry["format"] = _checked_file(setting, entry)
         self._check_not_attached_elsewhere(settings, vm_id)
         self._assign_macs(settings, vm_id)
-        return settings_to_dict(merge_settings(default_settings(settings["name"]), settings))
+        return to_dict(merge_settings(default_settings(settings["name"]), settings))
 
     def _check_name_free(self, name: str, vm_id: str | None) -> None:
         for vm in self._catalog.list_vms():

@@ -5,7 +5,9 @@ Adapter i is device ``nic<i>``; a connected adapter has netdev ``net<i>``. A swi
 None leaves the adapter unconnected (no netdev; QEMU warns "nic has no peer", which is
 expected). The switch ``user`` is user-mode NAT until virtual switches exist; any other
 name is refused. ``vlan_id`` belongs to the virtual switch, not to QEMU, and is not
-rendered. Legacy adapters take part in the boot order; synthetic ones do not.
+rendered. Legacy adapters take part in the boot order; synthetic ones do not. QEMU 7.2
+ships no PXE option ROM for ``tulip``, so until one is supplied (``romfile=``, a later
+change) SeaBIOS passes over a legacy adapter in the startup order.
 """
 
 from __future__ import annotations

@@ -1,0 +1,241 @@
+"""A small asyncio client for qemu-guest-agent on the VM's guest-agent socket.
+
+Protocol (QEMU 7.2 ``qga/qapi-schema.json``): JSON commands, one reply line each, in
+order; no greeting. The agent cannot tell clients apart and may still hold answers for
+an earlier client, so every new connection — and every connection after a timeout —
+is resynchronised first: the client sends a 0xFF byte (which resets the agent's JSON
+parser) and ``guest-sync-delimited`` with a random id; the agent answers with a 0xFF
+byte before ``{"return": id}``; everything before that byte is stale and dropped.
+
+Requests are serialised on one connection. A timeout closes the connection, so a late
+answer can never be mistaken for the answer to the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from .errors import GuestAgentError, GuestAgentTimeout
+
+__all__ = ["GuestAgent", "GuestAgentInfo", "GuestExecResult", "ShutdownMode"]
+
+ShutdownMode = Literal["powerdown", "reboot", "halt"]
+_SHUTDOWN_MODES = ("powerdown", "reboot", "halt")
+_SENTINEL = b"\xff"
+_READ_LIMIT = 16 * 2**20  # guest-exec-status carries captured output, base64-encoded
+
+
+class GuestExecResult(NamedTuple):
+    """A finished guest process. ``exit_code`` is 128 + N when signal N killed it."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass(frozen=True)
+class GuestAgentInfo:
+    """The agent's version and the commands it has enabled."""
+
+    version: str
+    commands: frozenset[str]
+
+
+class GuestAgent:
+    """Client of the guest agent behind ``socket_path`` (a QEMU chardev socket server).
+
+    Methods raise :class:`GuestAgentTimeout` when the agent does not answer in time
+    (also when no agent runs in the guest: QEMU accepts the connection regardless), and
+    :class:`GuestAgentError` when it refuses a command or the socket is not there.
+    """
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._synced = False
+        self._lock = asyncio.Lock()
+
+    # -- verbs -----------------------------------------------------------------------
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """Whether the agent answers ``guest-ping`` within ``timeout``. Never raises."""
+        try:
+            await self._request("guest-ping", None, timeout)
+        except GuestAgentError:
+            return False
+        return True
+
+    async def info(self, timeout: float = 5.0) -> GuestAgentInfo:
+        reply = _object(await self._request("guest-info", None, timeout), "guest-info")
+        enabled = frozenset(
+            str(c["name"]) for c in reply.get("supported_commands", []) if c.get("enabled")
+        )
+        return GuestAgentInfo(str(reply.get("version", "")), enabled)
+
+    async def shutdown(self, mode: ShutdownMode = "powerdown", timeout: float = 5.0) -> None:
+        """Ask the guest OS to shut down. Returns once the agent proved alive and received
+        the request: ``guest-shutdown`` sends no reply on success. Watch QEMU's exit (or
+        ``SHUTDOWN`` event) to learn that the guest really powered off."""
+        if mode not in _SHUTDOWN_MODES:
+            raise GuestAgentError(
+                f"invalid shutdown mode {mode!r}; allowed: {', '.join(_SHUTDOWN_MODES)}"
+            )
+        await self._request("guest-shutdown", {"mode": mode}, timeout, expect_reply=False)
+
+    async def exec(
+        self, argv: Sequence[str], timeout: float = 30.0, stdin: bytes | None = None
+    ) -> GuestExecResult:
+        """Run ``argv`` in the guest (``guest-exec``), wait until it exits
+        (``guest-exec-status``), return its exit code and captured output.
+
+        :raises GuestAgentTimeout: it did not finish within ``timeout`` (it keeps running).
+        """
+        if not argv:
+            raise GuestAgentError("guest exec needs a program to run; the argv is empty")
+        deadline = time.monotonic() + timeout
+        arguments: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]), "capture-output": True}
+        if stdin is not None:
+            arguments["input-data"] = base64.b64encode(stdin).decode()
+        started = _object(await self._request("guest-exec", arguments, timeout), "guest-exec")
+        pid = started["pid"]
+        delay = 0.005
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestAgentTimeout(f"{argv[0]} (guest pid {pid}) still runs after {timeout} s")
+            status = _object(
+                await self._request("guest-exec-status", {"pid": pid}, left), "guest-exec-status"
+            )
+            if status.get("exited"):
+                return _exec_result(status)
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    async def close(self) -> None:
+        """Drop the connection (the agent does not notice)."""
+        writer, self._reader, self._writer, self._synced = self._writer, None, None, False
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    # -- protocol --------------------------------------------------------------------
+
+    async def _request(
+        self,
+        command: str,
+        arguments: Mapping[str, Any] | None,
+        timeout: float,
+        expect_reply: bool = True,
+    ) -> Any:
+        async with self._lock:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._exchange(command, arguments, expect_reply)
+            except TimeoutError as err:
+                await self.close()
+                raise GuestAgentTimeout(
+                    f"the guest agent did not answer {command} within {timeout} s",
+                    command=command,
+                ) from err
+            except (
+                OSError,
+                EOFError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+            ) as err:
+                await self.close()
+                raise GuestAgentError(
+                    f"guest agent connection failed during {command}: {err!r}", command=command
+                ) from err
+
+    async def _exchange(
+        self, command: str, arguments: Mapping[str, Any] | None, expect_reply: bool
+    ) -> Any:
+        await self._connect_synced()
+        message: dict[str, Any] = {"execute": command}
+        if arguments is not None:
+            message["arguments"] = dict(arguments)
+        writer, reader = self._writer, self._reader
+        assert writer is not None and reader is not None
+        writer.write(json.dumps(message).encode() + b"\n")
+        await writer.drain()
+        if not expect_reply:
+            self._synced = False  # an error reply may still come: resync next time
+            return None
+        reply = _parse(await reader.readline(), command)
+        if "error" in reply:
+            error = reply["error"]
+            raise GuestAgentError(
+                f"the guest agent refused {command}: {error.get('class')}: {error.get('desc')}",
+                command=command,
+                arguments=message.get("arguments"),
+                received=reply,
+            )
+        return reply.get("return")
+
+    async def _connect_synced(self) -> None:
+        if self._writer is None:
+            try:
+                self._reader, self._writer = await asyncio.open_unix_connection(
+                    str(self.socket_path), limit=_READ_LIMIT
+                )
+            except (FileNotFoundError, ConnectionRefusedError) as err:
+                raise GuestAgentError(
+                    f"no guest agent channel at {self.socket_path} ({err.strerror})"
+                ) from err
+        if not self._synced:
+            await self._resync()
+            self._synced = True
+
+    async def _resync(self) -> None:
+        assert self._reader is not None and self._writer is not None
+        token = random.randrange(1, 2**31)
+        request = {"execute": "guest-sync-delimited", "arguments": {"id": token}}
+        self._writer.write(_SENTINEL + json.dumps(request).encode() + b"\n")
+        await self._writer.drain()
+        while True:
+            await self._reader.readuntil(_SENTINEL)
+            line = await self._reader.readline()
+            with contextlib.suppress(GuestAgentError):
+                if _parse(line, "guest-sync-delimited").get("return") == token:
+                    return
+
+
+def _parse(line: bytes, command: str) -> dict[str, Any]:
+    if not line:
+        raise EOFError("the guest agent socket closed")
+    try:
+        value = json.loads(line.lstrip(_SENTINEL))
+    except ValueError as err:
+        raise GuestAgentError(
+            f"the guest agent sent invalid JSON after {command}: {line!r}"
+        ) from err
+    return _object(value, command)
+
+
+def _object(value: Any, command: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise GuestAgentError(f"the guest agent answered {command} with {value!r}")
+    return value
+
+
+def _exec_result(status: Mapping[str, Any]) -> GuestExecResult:
+    code = status.get("exitcode")
+    if code is None:
+        code = 128 + int(status.get("signal", 0))
+    return GuestExecResult(
+        int(code),
+        base64.b64decode(status.get("out-data", "")),
+        base64.b64decode(status.get("err-data", "")),
+    )

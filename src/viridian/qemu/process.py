@@ -1,0 +1,324 @@
+"""Running QEMU as a detached process, and learning the moment it ends.
+
+Spawning. QEMU is started with ``posix_spawn`` in a session of its own (``setsid``), with
+stdin and stdout on ``/dev/null``, stderr appended to the VM's ``qemu.log``, every other
+inheritable descriptor closed (Python's own descriptors are close-on-exec already), and
+the signals Python ignores (SIGPIPE, SIGXFSZ) back at their defaults. It is not killed
+when the service stops or dies. QEMU's ``-daemonize`` is not used: it costs a second
+fork and makes QEMU the child of PID 1 at once, so its exit status would be lost.
+
+Exit detection. A pidfd (``pidfd_open``, Linux ≥ 5.3) registered with the asyncio loop
+becomes readable the moment the process exits, whoever its parent is; it never waits
+for the pid to vanish (PID 1 may reap orphans seconds later). While QEMU is our own
+child, the pidfd is also how we reap it (``waitid(P_PIDFD)``), so no zombie lingers and
+the exit status is known. After a service restart QEMU is no longer our child: the
+pidfd still reports the exit, PID 1 reaps it, and the status is unknown — the QMP
+``SHUTDOWN`` event tells why it ended (see ``worker``). Without pidfd support (old
+kernels) a child is reaped by a thread blocked in ``waitpid`` and a non-child's end is
+learned when its QMP socket closes (:meth:`QemuProcess.notify_gone`).
+
+Why not ``PR_SET_CHILD_SUBREAPER``: QEMU is spawned directly, so it already is our child
+while we run; after a restart, being a subreaper would not make earlier QEMUs our
+children again, and it would turn every orphaned grandchild of anything the service
+runs into our zombie. It buys nothing here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import QemuStartError, QemuTimeout, WorkerGone
+
+__all__ = [
+    "ExitStatus",
+    "QemuProcess",
+    "connect_when_listening",
+    "log_tail",
+    "read_boot_id",
+    "read_start_time",
+]
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_SIGNALS_PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: an exit code, a signal, or neither when it was not our child."""
+
+    code: int | None = None
+    signal: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.code is not None or self.signal is not None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            return f"killed by {signal.Signals(self.signal).name}"
+        if self.code is not None:
+            return f"exit code {self.code}"
+        return "exit status unknown"
+
+
+def read_boot_id() -> str:
+    """The kernel's boot id: changes at every host boot."""
+    return _BOOT_ID.read_text().strip()
+
+
+def _read_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, parent pid, start time in clock ticks since boot) of ``pid``, or None.
+
+    Fields per proc(5): the command name (field 2) may contain spaces and parentheses,
+    so fields are counted after the last ``)``; state is field 3, ppid field 4,
+    starttime field 22.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = text[text.rindex(")") + 2 :].split()
+    return rest[0], int(rest[1]), int(rest[19])
+
+
+def read_start_time(pid: int) -> int | None:
+    """When ``pid`` started (ticks since boot), to tell it from a later process with the same
+    pid; ``None`` if there is no such process or it already exited (zombie)."""
+    stat = _read_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):
+        return None
+    return stat[2]
+
+
+def log_tail(path: Path, lines: int = 6, max_bytes: int = 4096) -> str:
+    """The last ``lines`` non-empty lines of a log, joined by `` | ``; "" if none."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def _inheritable_fds() -> list[int]:
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                if os.get_inheritable(fd):
+                    fds.append(fd)
+    return fds
+
+
+def _resolve_binary(program: str) -> str:
+    found = program if os.sep in program else shutil.which(program)
+    if found is None or not os.access(found, os.X_OK):
+        raise QemuStartError(f"QEMU binary {program!r} not found or not executable")
+    return found
+
+
+def _pidfd_open(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise
+    except OSError:  # ENOSYS: kernel older than 5.3
+        return None
+
+
+class QemuProcess:
+    """A QEMU process: its pid, its start time, and a future that completes when it exits.
+
+    Must be created inside the running event loop that will watch it.
+    """
+
+    def __init__(self, pid: int, start_time: int, is_child: bool, pidfd: int | None) -> None:
+        self.pid = pid
+        self.start_time = start_time
+        self.is_child = is_child
+        self._pidfd = pidfd
+        self._loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[ExitStatus] = self._loop.create_future()
+        if pidfd is not None:
+            self._loop.add_reader(pidfd, self._on_pidfd_readable)
+        elif is_child:
+            self._loop.run_in_executor(None, self._wait_child_blocking)
+
+    # -- creation ------------------------------------------------------------------
+
+    @classmethod
+    def spawn(cls, argv: Sequence[str], log_path: Path) -> QemuProcess:
+        """Start ``argv`` detached (see module docs). Raises :class:`QemuStartError`."""
+        if not argv:
+            raise QemuStartError("cannot start QEMU: the command line is empty")
+        binary = _resolve_binary(argv[0])
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
+        ]
+        try:
+            pid = os.posix_spawn(
+                binary,
+                list(argv),
+                os.environ,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=_SIGNALS_PYTHON_IGNORES,
+                setsigmask=(),
+            )
+        except OSError as err:
+            raise QemuStartError(f"cannot start {binary}: {err}") from err
+        stat = _read_stat(pid)
+        return cls(pid, stat[2] if stat else 0, True, _pidfd_open(pid))
+
+    @classmethod
+    def find(cls, pid: int, start_time: int, log_path: Path | None = None) -> QemuProcess:
+        """Take hold of a QEMU started earlier (maybe by a previous service instance).
+        If this process is its parent it is reaped and its exit status known, as after
+        :meth:`spawn`.
+
+        :raises WorkerGone: no such process, it already exited, or the pid now belongs to
+            another process (its start time differs).
+        """
+        try:
+            pidfd = _pidfd_open(pid)
+        except ProcessLookupError:
+            raise WorkerGone(_gone_reason(pid, "it no longer exists", log_path), pid=pid) from None
+        # The pidfd pins the process: from here on, a matching start time proves identity.
+        stat = _read_stat(pid)
+        now = read_start_time(pid)
+        if stat is None or now != start_time:
+            if pidfd is not None:
+                os.close(pidfd)
+            why = "it already exited" if now is None else "its pid now belongs to another process"
+            raise WorkerGone(_gone_reason(pid, why, log_path), pid=pid)
+        # Still our child when this service process spawned it: then we reap it too.
+        return cls(pid, start_time, stat[1] == os.getpid(), pidfd)
+
+    # -- exit ------------------------------------------------------------------------
+
+    def _on_pidfd_readable(self) -> None:
+        assert self._pidfd is not None
+        self._loop.remove_reader(self._pidfd)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._exit.done():
+            return
+        if not self.is_child or self._pidfd is None:
+            self._exit.set_result(ExitStatus())
+            return
+        try:
+            result = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            self._exit.set_result(ExitStatus())
+            return
+        if result is None:  # readable a hair before the zombie is waitable
+            self._loop.call_later(0.001, self._reap)
+            return
+        self._exit.set_result(_status_from_siginfo(result.si_code, result.si_status))
+
+    def _wait_child_blocking(self) -> None:
+        _, raw = os.waitpid(self.pid, 0)
+        status = (
+            ExitStatus(signal=os.WTERMSIG(raw))
+            if os.WIFSIGNALED(raw)
+            else ExitStatus(code=os.waitstatus_to_exitcode(raw))
+        )
+        self._loop.call_soon_threadsafe(self._set_exit, status)
+
+    def _set_exit(self, status: ExitStatus) -> None:
+        if not self._exit.done():
+            self._exit.set_result(status)
+
+    def notify_gone(self) -> None:
+        """Declare the process ended (used when no pidfd exists and its QMP socket closed)."""
+        if self._pidfd is None and not self.is_child:
+            self._set_exit(ExitStatus())
+
+    def exited(self) -> bool:
+        return self._exit.done()
+
+    async def wait(self, timeout: float | None = None) -> ExitStatus:
+        """How the process ended; waits for it. Raises :class:`QemuTimeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(self._exit)
+        except TimeoutError as err:
+            raise QemuTimeout(f"QEMU process {self.pid} did not exit within {timeout} s") from err
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (through the pidfd: never to a process that reused the pid)."""
+        if self._exit.done():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            elif read_start_time(self.pid) == self.start_time:
+                os.kill(self.pid, sig)
+
+    def close(self) -> None:
+        """Stop watching (the process itself is left alone)."""
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if not self._exit.done():
+            self._exit.cancel()
+
+
+def _status_from_siginfo(code: int, status: int) -> ExitStatus:
+    if code == os.CLD_EXITED:
+        return ExitStatus(code=status)
+    return ExitStatus(signal=status)
+
+
+def _gone_reason(pid: int, why: str, log_path: Path | None) -> str:
+    tail = log_tail(log_path) if log_path else ""
+    seen = f" (last lines of qemu.log: {tail})" if tail else ""
+    return f"QEMU process {pid} is gone: {why}{seen}"
+
+
+async def connect_when_listening(
+    path: Path, process: QemuProcess, timeout: float, log_path: Path | None = None
+) -> socket.socket:
+    """Connect to the UNIX socket QEMU is about to create at ``path``, as soon as it listens.
+
+    Polls every millisecond (a connect attempt costs microseconds), then every 10 ms after
+    half a second. Returns a connected non-blocking socket.
+
+    :raises QemuStartError: QEMU exited first (with the end of its log), or ``timeout``.
+    """
+    started = time.monotonic()
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+        else:
+            sock.setblocking(False)
+            return sock
+        waited = time.monotonic() - started
+        if process.exited():
+            status = await process.wait()
+            tail = log_tail(log_path) if log_path else ""
+            seen = f"; last lines of qemu.log: {tail}" if tail else ""
+            raise QemuStartError(f"QEMU exited during start-up ({status.describe()}){seen}")
+        if waited >= timeout:
+            raise QemuStartError(f"QEMU did not open its QMP socket {path} within {timeout} s")
+        await asyncio.sleep(0.001 if waited < 0.5 else 0.01)

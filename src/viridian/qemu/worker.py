@@ -1,0 +1,453 @@
+"""One running VM's QEMU: launch or re-attach, verbs, save, turn off, and how it ended.
+
+A :class:`Worker` ties together the detached process (``process``), its QMP monitor
+(``monitor``), its runtime record (``runtime_record``) and its guest agent. It does not
+serialise requests: the service queues requests per VM and calls one verb at a time.
+
+Launch sequence (each step's failure kills QEMU, removes the runtime folder and raises
+:class:`QemuStartError` with the end of ``qemu.log``):
+
+1. runtime folder created 0700 (leftovers of a dead QEMU removed; a live one refuses);
+2. QEMU spawned with ``-S`` (added when missing), so no guest code runs before the
+   service is connected; its runtime record and pid file written at once;
+3. QMP connected as soon as the socket listens;
+4. with ``incoming_state``: the saved state loaded (``-incoming defer`` must be in argv);
+5. ``cont`` unless ``start_paused``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .capabilities import Accelerator
+from .errors import (
+    MonitorClosed,
+    MonitorError,
+    QemuError,
+    QemuStartError,
+    QemuTimeout,
+    RuntimeRecordError,
+    WorkerGone,
+)
+from .guest_agent import GuestAgent
+from .monitor import MigrationStats, Monitor, QmpEvent
+from .process import (
+    ExitStatus,
+    QemuProcess,
+    connect_when_listening,
+    log_tail,
+    read_boot_id,
+    read_start_time,
+)
+from .runtime_paths import RuntimePaths
+from .runtime_record import RuntimeRecord, load_record, write_pid_file, write_record
+
+__all__ = [
+    "ExitInfo",
+    "ExitReason",
+    "SaveResult",
+    "Worker",
+    "classify_exit",
+    "remove_runtime_folder",
+]
+
+#: After QEMU's process ended, how long to wait for its QMP socket's last bytes (the
+#: SHUTDOWN event) to be read. They are already in the socket buffer: this is a bound.
+_EVENT_DRAIN_TIMEOUT = 0.5
+_EXIT_AFTER_QUIT_TIMEOUT = 10.0
+
+
+class ExitReason(enum.StrEnum):
+    """Why a VM's QEMU ended, in words an admin reads."""
+
+    GUEST_POWERED_OFF = "guest powered off"
+    RESET = "reset"  # a reset ends QEMU when it runs with -no-reboot
+    GUEST_PANICKED = "guest panicked"
+    QUIT = "quit"
+    KILLED = "killed"
+    CRASHED = "crashed"
+    UNKNOWN = "ended for an unknown reason"
+
+
+# SHUTDOWN event ``reason`` (QEMU 7.2 qapi/run-state.json ShutdownCause) → ExitReason.
+_SHUTDOWN_CAUSES = {
+    "guest-shutdown": ExitReason.GUEST_POWERED_OFF,
+    "guest-reset": ExitReason.RESET,
+    "host-qmp-system-reset": ExitReason.RESET,
+    "subsystem-reset": ExitReason.RESET,
+    "guest-panic": ExitReason.GUEST_PANICKED,
+    "host-qmp-quit": ExitReason.QUIT,
+    "host-ui": ExitReason.QUIT,
+    "host-signal": ExitReason.KILLED,
+    "host-error": ExitReason.CRASHED,
+}
+_KILL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a VM's QEMU ended: a reason, a sentence for the admin, and the raw facts."""
+
+    reason: ExitReason
+    detail: str
+    status: ExitStatus
+    shutdown_cause: str | None = None
+    """``reason`` of QEMU's last SHUTDOWN event, if one was seen."""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    migration: MigrationStats
+    exit: ExitInfo
+
+
+def classify_exit(shutdown: QmpEvent | None, status: ExitStatus, log: str = "") -> ExitInfo:
+    """Pure: decide why QEMU ended from its last SHUTDOWN event and its exit status.
+
+    The event, when there is one, is the better witness (it survives a service restart,
+    the exit status does not); a process killed by a signal sends no event.
+    """
+    seen = f"; last lines of qemu.log: {log}" if log else ""
+    if shutdown is not None:
+        cause = str(shutdown.data.get("reason", ""))
+        reason = _SHUTDOWN_CAUSES.get(cause, ExitReason.QUIT)
+        return ExitInfo(reason, f"QEMU shut down ({cause}); {status.describe()}", status, cause)
+    if status.signal is not None:
+        reason = ExitReason.KILLED if status.signal in _KILL_SIGNALS else ExitReason.CRASHED
+        return ExitInfo(reason, f"QEMU was {status.describe()}{seen}", status)
+    if status.code is not None and status.code != 0:
+        return ExitInfo(ExitReason.CRASHED, f"QEMU ended with {status.describe()}{seen}", status)
+    why = "exit code 0" if status.code == 0 else "exit status unknown (not our child)"
+    detail = f"QEMU ended without a shutdown event, {why}{seen}"
+    return ExitInfo(ExitReason.UNKNOWN, detail, status)
+
+
+class Worker:
+    """A running VM's QEMU. Create with :meth:`launch` or :meth:`attach`, not directly."""
+
+    def __init__(
+        self, paths: RuntimePaths, record: RuntimeRecord, process: QemuProcess, monitor: Monitor
+    ) -> None:
+        self.paths = paths
+        self.record = record
+        self.process = process
+        self.monitor = monitor
+        self.guest_agent = GuestAgent(paths.guest_agent_socket)
+        self._exit_task = asyncio.create_task(self._watch_exit(), name=f"exit-{record.vm_name}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    # -- creation ------------------------------------------------------------------
+
+    @classmethod
+    async def launch(
+        cls,
+        argv: Sequence[str],
+        paths: RuntimePaths,
+        *,
+        vm_id: str,
+        vm_name: str,
+        accelerator: Accelerator = "tcg",
+        settings: Mapping[str, Any] | None = None,
+        start_paused: bool = False,
+        incoming_state: Path | None = None,
+        ready_timeout: float = 10.0,
+        restore_timeout: float | None = 300.0,
+    ) -> Worker:
+        """Start QEMU for a VM (see the module docs for the steps).
+
+        ``argv`` is the full command line (binary first). It must open QMP on
+        ``paths.qmp_socket`` as a server that does not wait (``-qmp
+        unix:PATH,server=on,wait=off`` or ``-chardev socket,...`` + ``-mon``), and contain
+        ``-incoming defer`` exactly when ``incoming_state`` is given. The VM ends
+        running, or paused with ``start_paused``.
+
+        :raises QemuStartError: QEMU could not be started, connected or restored.
+        """
+        argv = _with_paused_start(argv)
+        _check_incoming(argv, incoming_state)
+        _prepare_folder(paths)
+        process = QemuProcess.spawn(argv, paths.qemu_log)
+        monitor = Monitor(vm_name)
+        try:
+            record = _launch_record(argv, process, vm_id, vm_name, accelerator, settings)
+            write_record(paths, record)
+            write_pid_file(paths, process.pid)
+            sock = await connect_when_listening(
+                paths.qmp_socket, process, ready_timeout, paths.qemu_log
+            )
+            await monitor.connect(sock, timeout=ready_timeout)
+            if incoming_state is not None:
+                await monitor.restore_from_file(incoming_state, timeout=restore_timeout)
+            if not start_paused:
+                await monitor.resume()
+        except BaseException as err:
+            tail = log_tail(paths.qemu_log)
+            await _abandon(process, monitor, paths)
+            if isinstance(err, QemuStartError) or not isinstance(err, Exception):
+                raise
+            raise QemuStartError(
+                f"QEMU for VM {vm_name!r} failed to start: {err}"
+                + (f"; last lines of qemu.log: {tail}" if tail else "")
+            ) from err
+        return cls(paths, record, process, monitor)
+
+    @classmethod
+    async def attach(cls, paths: RuntimePaths, connect_timeout: float = 5.0) -> Worker:
+        """Take over the QEMU described by the runtime folder, e.g. after a service restart.
+
+        :raises WorkerGone: QEMU is not running any more (record missing or unreadable,
+            host rebooted, process exited, pid reused); ``reason`` says which.
+        :raises MonitorError: QEMU runs but its QMP socket does not answer.
+        """
+        try:
+            record = load_record(paths)
+        except RuntimeRecordError as err:
+            raise WorkerGone(f"no usable runtime record: {err}") from err
+        if record.boot_id != read_boot_id():
+            raise WorkerGone(
+                f"QEMU process {record.pid} is gone: the host restarted since it was started",
+                pid=record.pid,
+            )
+        process = QemuProcess.find(record.pid, record.pid_start_time, paths.qemu_log)
+        monitor = Monitor(record.vm_name)
+        try:
+            await monitor.connect(paths.qmp_socket, timeout=connect_timeout)
+        except MonitorClosed as err:
+            process.close()
+            if read_start_time(record.pid) != record.pid_start_time:
+                tail = log_tail(paths.qemu_log)
+                seen = f" (last lines of qemu.log: {tail})" if tail else ""
+                raise WorkerGone(
+                    f"QEMU process {record.pid} is gone: it exited{seen}", pid=record.pid
+                ) from err
+            raise MonitorError(
+                f"QEMU process {record.pid} runs but its QMP socket does not answer: {err}"
+            ) from err
+        return cls(paths, record, process, monitor)
+
+    # -- verbs -----------------------------------------------------------------------
+
+    async def status(self) -> str:
+        """QEMU's run state (see :meth:`Monitor.status`)."""
+        return await self.monitor.status()
+
+    async def pause(self) -> None:
+        await self.monitor.pause()
+
+    async def resume(self) -> None:
+        await self.monitor.resume()
+
+    async def reset(self) -> None:
+        await self.monitor.reset()
+
+    async def power_button(self) -> None:
+        """ACPI power button: a graceful shutdown request the guest may ignore."""
+        await self.monitor.power_button()
+
+    async def save(
+        self,
+        state_file: Path,
+        progress: Callable[[float], None] | None = None,
+        timeout: float | None = None,
+    ) -> SaveResult:
+        """Pause, write memory and device state to ``state_file``, then end QEMU.
+
+        The state goes to ``<state_file>.partial``, is fsynced, and is renamed into place
+        only when complete: ``state_file`` is either absent or a whole saved state. On
+        failure the partial file is removed and a VM that was running runs again.
+
+        :raises MonitorError: the save failed (QEMU keeps running).
+        """
+        partial = state_file.with_name(state_file.name + ".partial")
+        was_running = await self.monitor.status() == "running"
+        await self.monitor.pause()
+        try:
+            stats = await self.monitor.save_to_file(partial, progress, timeout)
+            os.replace(partial, state_file)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            if was_running and self.monitor.connected:
+                with contextlib.suppress(QemuError):
+                    await self.monitor.resume()
+            raise
+        _, exit_info = await asyncio.gather(
+            asyncio.to_thread(_fsync_dir, state_file.parent), self._quit_and_wait()
+        )
+        return SaveResult(stats, exit_info)
+
+    async def turn_off(self, quit_timeout: float = 1.0) -> ExitInfo:
+        """End QEMU now, like pulling the plug: QMP ``quit``, or SIGKILL when QEMU does not
+        answer within ``quit_timeout`` seconds (or does not exit soon after)."""
+        if self.process.exited():
+            return await self.wait_exit()
+        try:
+            async with asyncio.timeout(quit_timeout):
+                await self.monitor.quit()
+        except (TimeoutError, QemuError):
+            self.process.kill(signal.SIGKILL)
+        return await self._wait_or_kill(_EXIT_AFTER_QUIT_TIMEOUT)
+
+    async def _quit_and_wait(self) -> ExitInfo:
+        await self.monitor.quit()
+        return await self._wait_or_kill(_EXIT_AFTER_QUIT_TIMEOUT)
+
+    async def _wait_or_kill(self, timeout: float) -> ExitInfo:
+        try:
+            return await self.wait_exit(timeout)
+        except QemuTimeout:
+            self.process.kill(signal.SIGKILL)
+            return await self.wait_exit(timeout)
+
+    # -- exit ------------------------------------------------------------------------
+
+    def has_exited(self) -> bool:
+        return self.process.exited()
+
+    async def wait_exit(self, timeout: float | None = None) -> ExitInfo:
+        """Wait until QEMU has ended; say why. Raises :class:`QemuTimeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(self._exit_task)
+        except TimeoutError as err:
+            raise QemuTimeout(f"QEMU process {self.pid} did not exit within {timeout} s") from err
+
+    async def _watch_exit(self) -> ExitInfo:
+        closed = asyncio.ensure_future(self.monitor.wait_closed())
+        exited = asyncio.ensure_future(self.process.wait())
+        await asyncio.wait({closed, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if not exited.done():
+            self.process.notify_gone()  # only takes effect when there is no pidfd
+        status = await exited
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_EVENT_DRAIN_TIMEOUT):
+                await closed
+        closed.cancel()
+        await self.monitor.close()
+        self.process.close()
+        return classify_exit(self.monitor.last_shutdown, status, log_tail(self.paths.qemu_log))
+
+    async def close(self) -> None:
+        """Let go of QEMU without touching it (service shutdown): it keeps running."""
+        self._exit_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._exit_task
+        await self.monitor.close()
+        await self.guest_agent.close()
+        self.process.close()
+
+    async def cleanup(self) -> None:
+        """Remove the runtime folder once QEMU has ended. Raises :class:`QemuError` if it runs."""
+        if not self.process.exited():
+            raise QemuError(
+                f"cannot remove the runtime folder of VM {self.record.vm_name!r}: "
+                f"its QEMU process {self.pid} still runs"
+            )
+        await self.guest_agent.close()
+        shutil.rmtree(self.paths.folder, ignore_errors=True)
+
+
+def remove_runtime_folder(paths: RuntimePaths) -> None:
+    """Remove a VM's runtime folder (e.g. after :class:`WorkerGone`), unless the QEMU its
+    record names still runs, which raises :class:`QemuError`."""
+    if _live_pid(paths) is not None:
+        raise QemuError(f"cannot remove {paths.folder}: the QEMU process it describes still runs")
+    shutil.rmtree(paths.folder, ignore_errors=True)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _with_paused_start(argv: Sequence[str]) -> list[str]:
+    argv = list(argv)
+    if argv and "-S" not in argv:
+        argv.insert(1, "-S")
+    return argv
+
+
+def _check_incoming(argv: Sequence[str], incoming_state: Path | None) -> None:
+    has_defer = any(a == "-incoming" and b == "defer" for a, b in itertools.pairwise(argv))
+    if incoming_state is None:
+        if "-incoming" in argv:
+            raise QemuStartError("argv has -incoming but no saved state file was given")
+        return
+    if not has_defer:
+        raise QemuStartError(
+            f"restoring {incoming_state} needs '-incoming defer' in the QEMU command line"
+        )
+    if not os.access(incoming_state, os.R_OK):
+        raise QemuStartError(f"the saved state file {incoming_state} cannot be read")
+
+
+def _live_pid(paths: RuntimePaths) -> int | None:
+    try:
+        record = load_record(paths)
+    except RuntimeRecordError:
+        return None
+    if record.boot_id != read_boot_id():
+        return None
+    alive = read_start_time(record.pid) == record.pid_start_time
+    return record.pid if alive else None
+
+
+def _prepare_folder(paths: RuntimePaths) -> None:
+    pid = _live_pid(paths)
+    if pid is not None:
+        raise QemuStartError(f"QEMU process {pid} already runs from {paths.folder}")
+    if paths.folder.exists():
+        shutil.rmtree(paths.folder)
+    paths.folder.parent.mkdir(parents=True, exist_ok=True)
+    paths.folder.mkdir(mode=0o700)
+
+
+def _launch_record(
+    argv: Sequence[str],
+    process: QemuProcess,
+    vm_id: str,
+    vm_name: str,
+    accelerator: Accelerator,
+    settings: Mapping[str, Any] | None,
+) -> RuntimeRecord:
+    return RuntimeRecord(
+        vm_id=vm_id,
+        vm_name=vm_name,
+        argv=tuple(argv),
+        qemu_binary=shutil.which(argv[0]) or argv[0],
+        pid=process.pid,
+        pid_start_time=process.start_time,
+        started_at=time.time(),
+        accelerator=accelerator,
+        boot_id=read_boot_id(),
+        settings=dict(settings or {}),
+    )
+
+
+async def _abandon(process: QemuProcess, monitor: Monitor, paths: RuntimePaths) -> None:
+    """Undo a failed launch: kill QEMU, drop the connection, remove the runtime folder."""
+    process.kill(signal.SIGKILL)
+    with contextlib.suppress(QemuTimeout):
+        await process.wait(5.0)
+    await monitor.close()
+    process.close()
+    shutil.rmtree(paths.folder, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
