@@ -73,6 +73,7 @@ def timed(prepare: Callable[[], None], action: Callable[[], None], repeat: int) 
     best = float("inf")
     for _ in range(repeat):
         prepare()
+        os.sync()  # start every contender with no dirty pages of anyone else's
         t0 = time.perf_counter()
         action()
         best = min(best, time.perf_counter() - t0)

@@ -15,7 +15,7 @@ from pathlib import Path
 from .create import BAT_OFFSET, bat_size, make_footer
 from .errors import InvalidDiskArgument
 from .fileio import ImageFile
-from .image import CHUNK, DiskImage, is_zero
+from .image import CHUNK, DiskImage, Segment, is_zero
 from .progress import Progress, no_progress
 from .sizes import check_block_size
 from .vhd import SparseVhd, bat_to_bytes, open_disk
@@ -100,18 +100,31 @@ def chunks(disk: DiskImage, step: int) -> Iterator[int]:
 
 
 def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: Progress) -> None:
-    """Raw layout (plus a fixed-VHD footer when asked); zero chunks stay holes."""
+    """Raw layout (plus a fixed-VHD footer when asked); only data runs are copied.
+
+    Bytes stored verbatim in a source file are copied in-kernel (copy_file_range);
+    the rest is read, and written only when not all zeros, so holes stay holes.
+    """
     size, buf = disk.size, bytearray(CHUNK)
     out.truncate(size)
-    for off in chunks(disk, CHUNK):
-        view = memoryview(buf)[: min(CHUNK, size - off)]
-        disk.readinto(off, view)
-        if not is_zero(view):
-            out.pwrite(view, off)
-        progress(off + len(view), size)
+    for start, stop in disk.data_runs():
+        for off in range(start, stop, CHUNK):
+            for seg in disk.segments(off, min(CHUNK, stop - off)):
+                _copy_segment(disk, seg, out, memoryview(buf))
+            progress(min(off + CHUNK, stop), size)
     if with_footer:
         out.pwrite(make_footer(DISK_FIXED, size).pack(), size)
     progress(size, size)
+
+
+def _copy_segment(disk: DiskImage, seg: Segment, out: ImageFile, buf: memoryview) -> None:
+    if seg.file is not None:
+        out.copy_from(seg.file, seg.file_offset, seg.length, seg.offset)
+        return
+    view = buf[: seg.length]
+    disk.readinto(seg.offset, view)
+    if not is_zero(view):
+        out.pwrite(view, seg.offset)
 
 
 def write_dynamic(disk: DiskImage, out: ImageFile, block_size: int, progress: Progress) -> None:

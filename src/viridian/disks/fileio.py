@@ -105,6 +105,17 @@ class ImageFile:
         if n != total:
             self.pwrite(b"".join(parts)[n:], offset + n)
 
+    def copy_from(self, src: ImageFile, src_offset: int, length: int, offset: int) -> None:
+        """Copy ``length`` bytes of ``src`` at ``src_offset`` to ``offset`` (in-kernel)."""
+        if _recorder.get() is not None:
+            self.pwrite(src.pread(length, src_offset), offset)
+            return
+        while length > 0:
+            n = os.copy_file_range(src.fd, self.fd, length, src_offset, offset)
+            if n <= 0:
+                raise DiskError(f"{src.path}: unexpected end of file at {src_offset}")
+            src_offset, offset, length = src_offset + n, offset + n, length - n
+
     def truncate(self, size: int) -> None:
         """Set the file length (new space reads as zeros and is not allocated)."""
         log = _recorder.get()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +42,16 @@ def merge_runs(runs: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         cur = (start, stop)
     if cur is not None:
         yield cur
+
+
+@dataclass(frozen=True)
+class Segment:
+    """``length`` virtual bytes at ``offset``, stored at ``file_offset`` of ``file``."""
+
+    file: ImageFile | None
+    file_offset: int
+    offset: int
+    length: int
 
 
 class DiskImage(ABC):
@@ -79,6 +90,18 @@ class DiskImage(ABC):
     def data_runs(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
         """Sorted, disjoint (start, stop) ranges in [start, end) that may hold non-zero data."""
         return self._data_runs(start, self.size if end is None else min(end, self.size))
+
+    def segments(self, offset: int, length: int) -> Iterator[Segment]:
+        """Where the bytes [offset, offset+length) live, in order, for in-kernel copies.
+
+        A segment with a file holds the bytes verbatim at ``file_offset``; one without
+        must be read with ``readinto`` (zeros, partially present blocks).
+        """
+        self._check_range(offset, length)
+        return self._segments(offset, length)
+
+    def _segments(self, offset: int, length: int) -> Iterator[Segment]:
+        yield Segment(None, offset, offset, length)
 
     def chain(self) -> list[DiskImage]:
         """This disk followed by its parents, nearest first."""
@@ -132,6 +155,9 @@ class FlatImage(DiskImage):
 
     def _write(self, offset: int, data: memoryview) -> None:
         self.file.pwrite(data, offset)
+
+    def _segments(self, offset: int, length: int) -> Iterator[Segment]:
+        yield Segment(self.file, offset, offset, length)
 
     def _data_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         pos = start

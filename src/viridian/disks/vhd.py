@@ -26,7 +26,7 @@ from .errors import (
     UnsupportedDisk,
 )
 from .fileio import ImageFile
-from .image import DiskImage, FlatImage, is_zero, merge_runs, open_raw
+from .image import DiskImage, FlatImage, Segment, is_zero, merge_runs, open_raw
 from .locators import parent_candidates
 from .vhd_layout import (
     DISK_DIFFERENCING,
@@ -208,6 +208,20 @@ class SparseVhd(DiskImage):
             self.parent.readinto(offset, out)
         else:
             out[:] = bytes(len(out))
+
+    def _segments(self, offset: int, length: int) -> Iterator[Segment]:
+        bs, pos = self.block_size, offset
+        while pos < offset + length:
+            block, within = divmod(pos, bs)
+            n = min(bs - within, offset + length - pos)
+            base = self.block_offset(block)
+            if base is None and self.parent is not None:
+                yield from self.parent.segments(pos, n)
+            elif base is not None and self.block_is_full(block):
+                yield Segment(self.file, base + self.bitmap_bytes + within, pos, n)
+            else:
+                yield Segment(None, pos, pos, n)
+            pos += n
 
     def _data_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         own = self._own_runs(start, end)
@@ -527,7 +541,7 @@ def move_blocks(disk: SparseVhd, moves: list[tuple[int, int]]) -> None:
     for block, target in moves:
         source = disk.block_offset(block)
         assert source is not None
-        disk.file.pwrite(disk.file.pread(stride, source), target)
+        disk.file.copy_from(disk.file, source, stride, target)
     disk.file.sync()
     for block, target in moves:
         disk.bat[block] = target // SECTOR
