@@ -52,6 +52,9 @@ class Stack(Protocol):
     async def save(self) -> None: ...
     async def restore(self) -> None: ...
     async def turn_off(self) -> None: ...
+    async def after_save(self) -> float | None:
+        """Untimed work right after a timed save; may return a duration to report apart."""
+
     async def forget(self) -> None:
         """Undefine the VM of this cycle and remove its files (not timed)."""
 

@@ -249,6 +249,9 @@ class Libvirt:
     async def save(self) -> None:
         self.driver.call("save", self.domain, str(self._saved))
 
+    async def after_save(self) -> None:
+        return None
+
     async def restore(self) -> None:
         self.driver.restore(self._saved)
 

@@ -8,7 +8,8 @@ least QEMU needs:
 - start: spawn with ``-S``, connect QMP as soon as the socket exists, ``cont``;
 - pause / resume: ``stop`` / ``cont``;
 - save: ``stop``, raise ``max-bandwidth``, pass a file descriptor (``getfd``),
-  ``migrate fd:``, wait for the MIGRATION event ``completed``, ``quit``, wait for exit;
+  ``migrate fd:``, wait for the MIGRATION event ``completed``, ``quit``, wait for exit
+  (no fsync: :meth:`BareQemu.after_save` measures that apart, untimed);
 - restore: spawn with ``-S -incoming defer``, ``getfd`` + ``migrate-incoming fd:``,
   wait for ``completed``, ``cont``;
 - turn off: ``quit``, wait for the process to exit (pidfd on our own child).
@@ -20,8 +21,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Awaitable
 from pathlib import Path
@@ -179,6 +182,16 @@ class BareQemu:
         await qemu.migrate_and_wait("migrate", "fd:save")
         await qemu.quit()
         self.qemu = None
+
+    async def after_save(self) -> float:
+        """How long an fsync of the state file takes: viridian's save includes one."""
+        begin = time.perf_counter()
+        fd = os.open(self._saved, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return time.perf_counter() - begin
 
     async def restore(self) -> None:
         self.qemu = QemuProcess(self._argv(incoming=True), self.paths)

@@ -153,6 +153,9 @@ class Viridian:
     async def save(self) -> None:
         await self._act("save")
 
+    async def after_save(self) -> None:
+        return None
+
     async def restore(self) -> None:
         await self._act("start")
 

@@ -12,7 +12,7 @@ mkdir -p "$DATA_DIR"
 
 echo "==> guest kit (cached after the first build)"
 IMAGES=$($V guestkit build)
-ISO=$(awk '$1=="iso:"{print $2}' <<<"$IMAGES")
+ISO=$(awk '$1=="iso"{print $2}' <<<"$IMAGES")
 
 if ! $V host show >/dev/null 2>&1; then
   echo "==> starting the service on $URL (log: $DATA_DIR/serve.log)"
@@ -31,13 +31,14 @@ if [ "$state" = "Off" ] || [ "$state" = "Saved" ]; then
   $V vm start demo
 fi
 $V vm list
+VM_ID=$($V vm show demo --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 cat <<MSG
 
 viridian is running.
   API:          $URL/api/v1   (OpenAPI: $URL/openapi.json)
   Admin token:  $DATA_DIR/token   (send it as 'Authorization: Bearer <token>')
   Service log:  $DATA_DIR/serve.log
-  Demo console: $DATA_DIR/run/<vm-id>/com1.log  (the guest's COM1 output)
+  Demo console: $DATA_DIR/run/$VM_ID/com1.log  (the guest's COM1 output: tail -f it)
 
 Try next (the CLI is .venv/bin/viridian; 'source .venv/bin/activate' puts it on PATH):
   viridian vm show demo

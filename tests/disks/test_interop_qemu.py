@@ -114,3 +114,28 @@ def test_detect_format_names_the_qemu_driver(tmp_path: Path) -> None:
     new_fixed(tmp_path / "f.vhd", 4 * MiB)
     assert detect_format(tmp_path / "f.vhd") == "vpc"
     assert inspect(tmp_path / "f.vhd").disk_type == "fixed"
+
+
+CHS_EDGES = [
+    4 * 1024 * 17 * 512,  # 4 heads x 17 spt runs out: heads grow
+    16 * 1024 * 17 * 512,  # 16 heads x 17 spt runs out: switch to 31 spt
+    16 * 1024 * 31 * 512,  # 31 spt runs out: switch to 63 spt
+    65535 * 16 * 63 * 512,  # 63 spt runs out: switch to 255 spt
+    65535 * 16 * 255 * 512,  # the CHS maximum
+]
+
+
+@pytest.mark.parametrize("edge", CHS_EDGES)
+@pytest.mark.parametrize("delta", [-512, 0, 512])
+def test_sizes_across_chs_boundaries_are_exact(tmp_path: Path, edge: int, delta: int) -> None:
+    size = edge + delta
+    path = tmp_path / "d.vhd"
+    new_dynamic(path, size)
+    assert qemu_info(path)["virtual-size"] == size
+    assert inspect(path).virtual_size == size
+    import pyvhdi
+
+    f = pyvhdi.file()
+    f.open(str(path))
+    assert f.get_media_size() == size
+    f.close()

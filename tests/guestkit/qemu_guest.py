@@ -89,7 +89,15 @@ class LineClient:
     def __init__(self, path: Path, limit: float = 60.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(limit)
-        self.sock.connect(str(path))
+        deadline = time.monotonic() + limit
+        while True:  # QEMU creates its sockets a moment after it starts
+            try:
+                self.sock.connect(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         self.buffer = b""
 
     def send(self, command: str, **arguments: object) -> None:

@@ -158,6 +158,24 @@ def _save(guest: Guest, state: Path) -> int:
     return last
 
 
+def _restore(state: Path, workdir: Path, args: list[str]) -> Guest:
+    """A new QEMU loading ``state``, resumed (it was saved paused, so it arrives paused)."""
+    guest = Guest(workdir, "restored guest", [*args, "-incoming", f"exec:cat {state}"])
+    qmp = Qmp(guest.qmp_socket)
+    try:
+        while True:
+            status = qmp.call("query-status")
+            assert isinstance(status, dict)
+            if status["status"] != "inmigrate":
+                break
+            time.sleep(0.05)
+        assert status["status"] == "paused", status
+        qmp.call("cont")
+    finally:
+        qmp.close()
+    return guest
+
+
 def test_direct_kernel_guest_runs_cmdline_and_floppy_config_survives_save_and_acpi_powers_off(
     images: GuestImages, tmp_path: Path
 ) -> None:
@@ -179,11 +197,7 @@ def test_direct_kernel_guest_runs_cmdline_and_floppy_config_survives_save_and_ac
         assert guest.markers("CFG-EXIT") == [["0"], ["0"]]
 
         last = _save(guest, tmp_path / "state")
-        restored = Guest(
-            _workdir(tmp_path, "restored"),
-            "restored guest",
-            [*args, "-incoming", f"exec:cat {tmp_path / 'state'}"],
-        )
+        restored = _restore(tmp_path / "state", _workdir(tmp_path, "restored"), args)
         first = int(restored.wait_for(r"^VIRIDIAN-GUEST TICK (\d+) ").group(1))
         assert last < first <= last + 2  # continues; a fresh boot would print TICK 1
         assert restored.markers("BOOT") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -105,10 +106,8 @@ def running_service(env: dict[str, str] | None = None) -> Iterator[Service]:
 
 def _kill_leftover_qemu(data_dir: Path) -> None:
     for pid_file in data_dir.glob("run/*/qemu.pid"):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
 
 
 def wait_job(api: httpx.Client, job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:

@@ -56,7 +56,8 @@ def test_duplicate_name_is_refused(api: httpx.Client) -> None:
     ({"settings": {"processor": {"weight": 0}}}, "weight", "10000"),
     ({"settings": {"processor": {"reserve_pct": 101}}}, "reserve", "100"),
     ({"settings": {"automatic_stop": {"action": "explode"}}}, "automatic_stop", "save"),
-    ({"settings": {"bios": {"startup_order": ["cd", "cd", "ide", "net"]}}}, "startup_order", "floppy"),
+    ({"settings": {"bios": {"startup_order": ["cd", "cd", "ide", "net"]}}},
+     "startup_order", "floppy"),
     ({"settings": {"colour": "green"}}, "colour", "bios"),
 ])
 def test_invalid_settings_name_setting_value_and_allowed_range(

@@ -6,7 +6,7 @@ A VM may start only if:
   the host reserve (default 512 MB) must fit in host memory with at least
   ``MIN_FREE_MB`` (32 MB) still free;
 * its virtual processors do not exceed the host's logical processors;
-* the virtual processors of all running VMs stay within ``ratio`` (default 8) × logical
+* the virtual processors of all running VMs stay within ``ratio`` (default 8) x logical
   processors — the supported 8:1 ratio of Hyper-V 2008.
 
 Every refusal states the numbers it compared.
@@ -53,9 +53,9 @@ def _check_memory(vm: str, memory_mb: int, load: HostLoad, policy: AdmissionPoli
         free = load.memory_mb - load.assigned_memory_mb - policy.host_reserve_mb
         raise AdmissionRefused(
             f"cannot start VM '{vm}': it needs {memory_mb} MB of memory but only "
-            f"{max(free - MIN_FREE_MB, 0)} MB can be assigned (host {load.memory_mb} MB − "
-            f"running VMs {load.assigned_memory_mb} MB − host reserve "
-            f"{policy.host_reserve_mb} MB − {MIN_FREE_MB} MB that must stay free); "
+            f"{max(free - MIN_FREE_MB, 0)} MB can be assigned (host {load.memory_mb} MB - "
+            f"running VMs {load.assigned_memory_mb} MB - host reserve "
+            f"{policy.host_reserve_mb} MB - {MIN_FREE_MB} MB that must stay free); "
             "nothing was changed",
             vm=vm,
             requested_mb=memory_mb,

@@ -3,7 +3,7 @@ an HTTP status and a JSON body ``{"error": {"code", "message", "details"}}``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -113,7 +113,7 @@ def _vm_routes(app: FastAPI, manager: Manager) -> None:
         return manager.show_vm(ref)
 
     @app.patch(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
-    async def vm_set(ref: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    async def vm_set(ref: str, patch: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         return await manager.update_vm(ref, patch)
 
     @app.delete(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])

@@ -10,6 +10,7 @@ unfinished when the service died is marked failed at the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,7 +48,7 @@ class Job:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def report(self, progress: float, message: str | None = None) -> None:
-        """Progress callback handed to operations (0–100)."""
+        """Progress callback handed to operations (0-100)."""
         self.progress = max(self.progress, min(100, int(progress)))
         if message:
             self.message = message
@@ -151,10 +152,8 @@ class JobRunner:
     async def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
         job = self._jobs.get(job_id)
         if job is not None and timeout > 0:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(job.done.wait(), timeout)
-            except TimeoutError:
-                pass
         return self.get(job_id)
 
     def cancel(self, job_id: str) -> dict[str, Any]:

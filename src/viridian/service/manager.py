@@ -105,7 +105,8 @@ class Manager:
     def _automatic_start(self, vm_id: str) -> None:
         live = self.live.get(vm_id)
         if live and live.state in (VMState.OFF, VMState.SAVED):
-            self.jobs.submit("start", vm_id, live.record.name, self._operation(live, Request.START, None))
+            operation = self._operation(live, Request.START, None)
+            self.jobs.submit("start", vm_id, live.record.name, operation)
 
     # --- host -------------------------------------------------------------------------
 
@@ -179,7 +180,8 @@ class Manager:
         return self._find(ref).to_dict()
 
     async def create_vm(self, name: str, patch: dict[str, Any], *, memory_mb: int | None,
-                        processors: int | None, dvd: str | None, vhd: str | None) -> dict[str, Any]:
+                        processors: int | None, dvd: str | None,
+                        vhd: str | None) -> dict[str, Any]:
         """Validate everything first; then the folder and the catalog row appear together."""
         settings = self.config.new_settings(name, patch, memory_mb, processors, dvd, vhd)
         vm_id = str(uuid.uuid4())
@@ -226,11 +228,7 @@ class Manager:
         if folder.exists():
             folder.rename(trash)
         self.catalog.delete_vm(live.record.id)
-        for disk in self.config.disk_paths(live.record.settings):
-            if disk.parent == folder:
-                continue  # inside the folder: goes with it
-            log.info("keeping disk %s of removed VM %s (outside its folder)", disk, live.record.name)
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)  # disks outside the VM's folder are kept
 
     # --- lifecycle requests -------------------------------------------------------------
 

@@ -55,7 +55,6 @@ async def build_manager(data_dir: Path) -> Manager:
 
 
 async def run(data_dir: Path, host: str, port: int) -> None:
-    _become_subreaper()
     manager = await build_manager(data_dir)
     token = load_or_create_token(data_dir)
     app = create_app(manager, token)
@@ -71,14 +70,6 @@ async def run(data_dir: Path, host: str, port: int) -> None:
 
 
 def serve(data_dir: Path, host: str, port: int) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run(data_dir, host, port))
-
-
-def _become_subreaper() -> None:
-    """QEMU processes we spawn are re-parented to us, not to the slow-reaping PID 1."""
-    try:
-        from viridian.qemu.process import become_subreaper
-    except ImportError:  # pragma: no cover
-        return
-    become_subreaper()
