@@ -1,7 +1,7 @@
 """Lifecycle latencies of one guest under bare QEMU (the floor), viridian and libvirt.
 
     .venv/bin/python bench/bench_lifecycle.py [--repeat N] [--quick] [--json]
-                                              [--no-libvirt] [--no-libvirt-setup]
+                                              [--no-libvirt] [--no-libvirt-setup] [--virsh]
 
 The guest: the guest kit's ISO in the IDE DVD drive, 256 MiB, 1 vCPU, TCG — the same in
 every stack. One *cycle* per stack: define, start (until running), [boot to READY, not
@@ -13,7 +13,9 @@ medians, viridian's overhead over bare QEMU and its ratio to libvirt, and flags 
 targets: overhead <= 50 ms per operation, every operation at most libvirt's time.
 
 libvirt is set up by ``scripts/libvirt-setup.sh`` (installs it when missing, starts the
-daemons); when it cannot run, the bench says why and measures the other two.
+daemons); when it cannot run, the bench says why and measures the other two. It is
+driven through libvirt-python (one connection), or with ``--virsh`` (or without the
+bindings) through the ``virsh`` CLI, whose own start-up time is then printed apart.
 ``--quick``: one repetition, bare QEMU and viridian only (the smoke test runs this).
 ``--json``: print one JSON document instead of the table. Progress goes to stderr.
 """
@@ -36,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lifecycle_* modules
 
-from lifecycle_common import OPERATIONS, Guest, Stack
+from lifecycle_common import OPERATIONS, BenchError, Guest, Stack
 from lifecycle_qemu import BareQemu
 from lifecycle_report import BARE, LIBVIRT, document, make_rows, median_ms, table, targets_met
 from lifecycle_viridian import Viridian, ViridianService
@@ -52,6 +54,7 @@ class Options:
     libvirt_setup: bool
     json: bool
     quick: bool
+    libvirt_cli: bool
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -73,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="do not run scripts/libvirt-setup.sh; use libvirtd as it is",
     )
+    parser.add_argument(
+        "--virsh",
+        action="store_true",
+        help="time the virsh CLI instead of libvirt-python (virsh's start-up shown apart)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")
@@ -82,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         libvirt_setup=not args.no_libvirt_setup,
         json=args.json,
         quick=args.quick,
+        libvirt_cli=args.virsh,
     )
 
 
@@ -152,7 +161,12 @@ def libvirt_stack(
         info["reason"] = reason
         say(f"libvirt: not available, carrying on without it: {reason}")
         return None
-    driver = lv.open_driver()
+    try:
+        driver = lv.open_driver(cli=options.libvirt_cli)
+    except BenchError as err:
+        info["reason"] = str(err)
+        say(f"libvirt: not available, carrying on without it: {err}")
+        return None
     info.update(available=True, driver=driver.label, version=_libvirt_version())
     if isinstance(driver, lv.VirshDriver):
         info["virsh_overhead_ms"] = round(lv.virsh_overhead_s() * 1000, 1)

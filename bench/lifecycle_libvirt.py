@@ -203,12 +203,19 @@ def virsh_overhead_s(repeat: int = 5) -> float:
     return statistics.median(samples)
 
 
-def open_driver() -> Driver:
-    """The bindings when they import, else the CLI."""
+def open_driver(cli: bool = False) -> Driver:
+    """The bindings when they import (and ``cli`` is false), else the ``virsh`` CLI.
+
+    Raises BenchError when the bindings cannot connect to ``qemu:///system``.
+    """
+    if cli:
+        return VirshDriver()
     try:
         return BindingsDriver()
     except ImportError:
         return VirshDriver()
+    except Exception as err:  # libvirt.libvirtError; the module may not even import
+        raise BenchError(f"cannot connect to {URI}: {err}") from err
 
 
 class Libvirt:

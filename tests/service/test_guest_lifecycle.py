@@ -64,7 +64,7 @@ def test_real_guest_goes_through_every_transition(
 
     # Graceful shut down through the guest.
     job = act(api, "life", "shutdown", timeout_s=60)
-    assert job["result"]["state"] == "Off"
+    assert job["result"] == {"state": "Off", "enabled_state": 3, "method": "guest agent"}
     assert api.get("/vms/life").json()["pid"] is None
 
     # Start fresh, reset (the guest boots again), turn off.
@@ -106,3 +106,21 @@ def test_guest_powering_itself_off_is_seen_as_off(
     shown = api.get("/vms/self").json()
     assert shown["pid"] is None
     assert "guest" in (shown["status"] or ""), shown["status"]
+
+
+def test_shutdown_falls_back_to_the_acpi_power_button(
+    service: Service, api: httpx.Client, guest_iso: Path, tmp_path: Path
+) -> None:
+    """A guest without a running agent is shut down through the ACPI power button."""
+    from viridian.guestkit import make_config_disk
+
+    config = make_config_disk(tmp_path / "no-agent.img", "killall qemu-ga; echo agent-stopped")
+    vm = api.post("/vms", json={"name": "acpi", "memory_mb": 256, "dvd": str(guest_iso),
+                                "vhd": str(config)})
+    assert vm.status_code == 201, vm.text
+    console = Console(service.data_dir, vm.json()["id"])
+    act(api, "acpi", "start")
+    console.wait_for(b"VIRIDIAN-GUEST CFG agent-stopped")
+    job = act(api, "acpi", "shutdown", timeout_s=60)
+    assert job["result"] == {"state": "Off", "enabled_state": 3, "method": "ACPI power button"}
+    assert state(api, "acpi") == "Off"

@@ -167,7 +167,8 @@ class LiveVM:
 
     # --- operations -------------------------------------------------------------------
 
-    async def perform(self, request: Request, job: Job, timeout_s: float) -> None:
+    async def perform(self, request: Request, job: Job, timeout_s: float) -> dict[str, Any]:
+        """Carry out ``request``; returns facts worth reporting in the job's result."""
         operations = {
             Request.START: self._start, Request.STOP: self._turn_off,
             Request.SHUTDOWN: self._shut_down, Request.SAVE: self._save,
@@ -175,7 +176,7 @@ class LiveVM:
         }
         before = self.state
         try:
-            await operations[request](job, timeout_s)
+            return await operations[request](job, timeout_s) or {}
         except BaseException:
             if self.state not in (VMState.OFF, VMState.SAVED, VMState.RUNNING, VMState.PAUSED):
                 self.state = before if self.worker or before in (VMState.OFF, VMState.SAVED) \
@@ -210,7 +211,7 @@ class LiveVM:
         await self._exited.wait()
         self._settle(VMState.OFF, None)
 
-    async def _shut_down(self, job: Job, timeout_s: float) -> None:
+    async def _shut_down(self, job: Job, timeout_s: float) -> dict[str, Any]:
         worker = self._require_worker()
         self.state = VMState.SHUTTING_DOWN
         how = await self._ask_guest_to_shut_down(worker)
@@ -226,12 +227,13 @@ class LiveVM:
                 f"({how}); it is still Running — use 'viridian vm stop' to turn it off",
                 vm=self.record.name, timeout_s=timeout_s) from None
         self._settle(VMState.OFF, None)
+        return {"method": how}
 
     async def _ask_guest_to_shut_down(self, worker: Worker) -> str:
         try:
             if await worker.guest_agent.ping(timeout=AGENT_PING_TIMEOUT_S):
                 await worker.guest_agent.shutdown()
-                return "through the guest agent"
+                return "guest agent"
         except ViridianError as err:
             log.info("guest agent of %s unavailable (%s); using ACPI", self.record.name, err)
         if await worker.status() != "running":

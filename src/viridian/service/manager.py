@@ -247,8 +247,9 @@ class Manager:
             check_request(live.record.name, live.state, request)
             if request is Request.START:
                 self._admit(live)
-            await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
-            return {"state": live.state.value, "enabled_state": live.state.enabled_state}
+            facts = await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
+            return {"state": live.state.value, "enabled_state": live.state.enabled_state,
+                    **facts}
         return run
 
     def _admit(self, live: LiveVM) -> None:
