@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from viridian.errors import BadRequest
-from viridian.guestkit import CONFIG_MAGIC, make_config_disk, viridian_cmd_param
+from viridian.guestkit import make_config_disk, viridian_cmd_param
 from viridian.guestkit.bootconfig import (
     kernel_command_line,
     render_isolinux_cfg,
@@ -163,9 +163,7 @@ def test_newc_archive_is_read_back_by_cpio(tmp_path: Path) -> None:
     assert any(line.startswith("crw-------") and "5,   1" in line for line in listing.splitlines())
     out = tmp_path / "x"
     out.mkdir()
-    subprocess.run(
-        ["cpio", "-id", "--quiet", "sbin/shutdown"], input=archive, cwd=out, check=True
-    )
+    subprocess.run(["cpio", "-id", "--quiet", "sbin/shutdown"], input=archive, cwd=out, check=True)
     assert (out / "sbin/shutdown").read_bytes() == b"#!/bin/sh\necho x\n"
 
 

@@ -10,6 +10,7 @@ agent's line protocol (including ``guest-sync-delimited``'s 0xFF sentinel).
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import socket
 import threading
@@ -226,11 +227,8 @@ class FakeGuestAgent:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            with conn:
-                try:
-                    self._serve(conn)
-                except OSError:
-                    pass
+            with conn, contextlib.suppress(OSError):
+                self._serve(conn)
 
     def _serve(self, conn: socket.socket) -> None:
         buffer = b""

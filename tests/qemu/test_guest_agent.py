@@ -109,7 +109,7 @@ def test_shutdown_waits_for_no_reply_and_resyncs_afterwards(folder: Path) -> Non
         try:
             await agent.shutdown("reboot")
             assert await agent.ping()
-            with pytest.raises(GuestAgentError, match="invalid shutdown mode 'sleep'.*powerdown"):
+            with pytest.raises(GuestAgentError, match=r"invalid shutdown mode 'sleep'.*powerdown"):
                 await agent.shutdown("sleep")  # type: ignore[arg-type]
         finally:
             await agent.close()
@@ -131,7 +131,9 @@ def test_refusal_is_an_error_with_the_agents_words(folder: Path) -> None:
     async def scenario() -> None:
         agent = GuestAgent(folder / "qga.sock")
         try:
-            with pytest.raises(GuestAgentError, match="refused guest-exec: GenericError: .*denied"):
+            with pytest.raises(
+                GuestAgentError, match=r"refused guest-exec: GenericError: .*denied"
+            ):
                 await agent.exec(["true"])
         finally:
             await agent.close()
@@ -145,7 +147,7 @@ def test_silent_agent_times_out_and_ping_says_false(folder: Path) -> None:
         agent = GuestAgent(folder / "qga.sock")
         try:
             assert await agent.ping(timeout=0.1) is False
-            with pytest.raises(GuestAgentTimeout, match="did not answer guest-info within 0.1 s"):
+            with pytest.raises(GuestAgentTimeout, match=r"did not answer guest-info within 0.1 s"):
                 await agent.info(timeout=0.1)
         finally:
             await agent.close()
@@ -160,7 +162,7 @@ def test_missing_socket_is_an_error_and_ping_false(folder: Path) -> None:
     async def scenario() -> None:
         agent = GuestAgent(folder / "absent.sock")
         assert await agent.ping() is False
-        with pytest.raises(GuestAgentError, match="no guest agent channel at .*absent.sock"):
+        with pytest.raises(GuestAgentError, match=r"no guest agent channel at .*absent.sock"):
             await agent.info()
 
     asyncio.run(scenario())

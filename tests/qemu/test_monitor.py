@@ -203,7 +203,7 @@ def test_wait_event_filters_and_times_out(folder: Path) -> None:
             await asyncio.sleep(0)
             await monitor.power_button()
             event = await waiting
-            with pytest.raises(QemuTimeout, match="no RESUME event within 0.05 s"):
+            with pytest.raises(QemuTimeout, match=r"no RESUME event within 0.05 s"):
                 await monitor.wait_event("RESUME", 0.05)
             unsubscribe()
             assert monitor.last_shutdown == event
@@ -374,3 +374,39 @@ def test_restore_of_a_missing_file_sends_nothing(folder: Path) -> None:
     with _migration_server(folder / "qmp.sock", b"") as server:
         asyncio.run(scenario())
     assert server.commands == []
+
+
+def test_cancel_migration_cancels_an_active_save_and_waits_for_its_end(folder: Path) -> None:
+    states = iter(["active", "cancelling", "cancelled"])
+
+    def query_migrate(_: Any) -> dict[str, Any]:
+        return {"status": next(states)}
+
+    def migrate_cancel(_: Any) -> dict[str, Any]:
+        server.emit_after_reply("MIGRATION", {"status": "cancelled"})
+        return {}
+
+    async def scenario() -> str:
+        monitor = await _connected(server)
+        try:
+            return await monitor.cancel_migration()
+        finally:
+            await monitor.close()
+
+    replies = {"query-migrate": query_migrate, "migrate_cancel": migrate_cancel}
+    with FakeQmpServer(folder / "qmp.sock", replies) as server:
+        assert asyncio.run(scenario()) == "cancelled"
+    assert server.commands == ["query-migrate", "migrate_cancel", "query-migrate", "query-migrate"]
+
+
+def test_cancel_migration_without_a_migration_sends_only_a_query(folder: Path) -> None:
+    async def scenario() -> str:
+        monitor = await _connected(server)
+        try:
+            return await monitor.cancel_migration()
+        finally:
+            await monitor.close()
+
+    with FakeQmpServer(folder / "qmp.sock", {"query-migrate": {}}) as server:
+        assert asyncio.run(scenario()) == "none"
+    assert server.commands == ["query-migrate"]

@@ -201,7 +201,9 @@ def test_connect_when_listening_gives_up_after_its_timeout(folder: Path) -> None
     async def scenario() -> None:
         process = QemuProcess.spawn(["sleep", "30"], folder / "log")
         try:
-            with pytest.raises(QemuStartError, match="did not open its QMP socket .* within 0.1 s"):
+            with pytest.raises(
+                QemuStartError, match=r"did not open its QMP socket .* within 0.1 s"
+            ):
                 await connect_when_listening(folder / "qmp.sock", process, 0.1)
         finally:
             process.kill()

@@ -266,6 +266,30 @@ def test_failed_save_leaves_the_vm_running(paths: RuntimePaths) -> None:
     asyncio.run(scenario())
 
 
+def test_cancelled_save_leaves_the_vm_running_and_no_file(paths: RuntimePaths) -> None:
+    state = paths.folder.parent / "saved.state"
+    partial = state.with_name("saved.state.partial")
+
+    async def scenario() -> None:
+        worker = await launch(paths, argv=qemu_argv(paths, 256))
+        saving = asyncio.create_task(worker.save(state))
+
+        def cancel_when_writing(event: QmpEvent) -> None:
+            if event.name == "MIGRATION" and event.data["status"] == "active":
+                saving.cancel()  # e.g. the job is cancelled while QEMU writes the state
+
+        worker.monitor.subscribe(cancel_when_writing)
+        with pytest.raises(asyncio.CancelledError):
+            await saving
+        assert await worker.status() == "running"
+        assert not partial.exists() and not state.exists()
+        assert await worker.monitor.migration_status() == "cancelled"
+        result = await worker.save(state)  # a later save works
+        assert result.exit.reason is ExitReason.QUIT and state.exists()
+
+    asyncio.run(scenario())
+
+
 def test_launch_failure_reports_qemus_complaint_and_leaves_nothing(paths: RuntimePaths) -> None:
     async def scenario() -> None:
         with pytest.raises(QemuStartError) as caught:
@@ -312,7 +336,7 @@ def test_launch_refuses_a_runtime_folder_whose_qemu_runs(paths: RuntimePaths) ->
     async def scenario() -> None:
         worker = await launch(paths)
         try:
-            with pytest.raises(QemuStartError, match=f"QEMU process {worker.pid} already runs"):
+            with pytest.raises(QemuStartError, match=rf"QEMU process {worker.pid} already runs"):
                 await launch(paths)
             with pytest.raises(QemuError, match="still runs"):
                 remove_runtime_folder(paths)

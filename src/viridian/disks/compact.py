@@ -75,23 +75,35 @@ def _parent_zero(vhd: SparseVhd, offset: int, scratch: memoryview) -> bool:
     return is_zero(scratch)
 
 
+def free_slots(vhd: SparseVhd, live: list[tuple[int, int]]) -> list[int]:
+    """Offsets of block-sized gaps between the metadata and the live blocks, ascending."""
+    stride = vhd.bitmap_bytes + vhd.block_size
+    cursor = -(-vhd.metadata_end() // SECTOR) * SECTOR
+    slots: list[int] = []
+    for offset, _ in live:
+        while cursor + stride <= offset:
+            slots.append(cursor)
+            cursor += stride
+        cursor = max(cursor, offset + stride)
+    return slots
+
+
 def pack_blocks(vhd: SparseVhd) -> None:
-    """Slide live blocks down over freed space, then cut the file after the last one."""
+    """Move the last blocks into the gaps nearest the front, then cut the file short.
+
+    Only as many blocks move as there are gaps below the last block; each move copies
+    into unreferenced space before its BAT entry changes (see ``move_blocks``).
+    """
     stride = vhd.bitmap_bytes + vhd.block_size
     live = sorted((e * SECTOR, b) for b, e in enumerate(vhd.bat) if e != UNALLOCATED)
-    target = -(-vhd.metadata_end() // SECTOR) * SECTOR
-    batch: list[tuple[int, int]] = []
-    for old, block in live:
-        if batch and target + stride > (vhd.block_offset(batch[0][0]) or 0):
-            move_blocks(vhd, batch)
-            batch = []
-        if old == target or 0 < old - target < stride:
-            target = old + stride  # in place, or too close to move safely: keep it
-            continue
-        batch.append((block, target))
-        target += stride
-    move_blocks(vhd, batch)
-    end = max(target, vhd.metadata_end())
+    moves: list[tuple[int, int]] = []
+    for slot in free_slots(vhd, live):
+        if not live or slot >= live[-1][0]:
+            break
+        moves.append((live.pop()[1], slot))
+    move_blocks(vhd, moves)
+    ends = [vhd.metadata_end(), *(o + stride for o, _ in live), *(t + stride for _, t in moves)]
+    end = -(-max(ends) // SECTOR) * SECTOR
     if end + FOOTER_SIZE < vhd.file.size():
         vhd.file.pwrite(vhd.footer.pack(), end)
         vhd.file.sync()

@@ -90,15 +90,6 @@ def _publish(tmp: Path, dst: Path) -> None:
         raise InvalidDiskArgument(f"{dst}: already exists; choose a new destination") from None
 
 
-def chunks(disk: DiskImage, step: int) -> Iterator[int]:
-    """Offsets of the ``step``-aligned chunks of ``disk`` that may hold data, ascending."""
-    last = -1
-    for start, stop in disk.data_runs():
-        for i in range(max(start // step, last + 1), -(-stop // step)):
-            yield i * step
-            last = i
-
-
 def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: Progress) -> None:
     """Raw layout (plus a fixed-VHD footer when asked); only data runs are copied.
 
@@ -127,27 +118,50 @@ def _copy_segment(disk: DiskImage, seg: Segment, out: ImageFile, buf: memoryview
         out.pwrite(view, seg.offset)
 
 
+def runs_by_block(disk: DiskImage, block_size: int) -> Iterator[tuple[int, list[tuple[int, int]]]]:
+    """(block, its data runs) for every block holding any data run, in one pass."""
+    block, runs = -1, list[tuple[int, int]]()
+    for start, stop in disk.data_runs():
+        while start < stop:
+            b = start // block_size
+            end = min(stop, (b + 1) * block_size)
+            if b != block and runs:
+                yield block, runs
+                runs = []
+            block = b
+            runs.append((start, end))
+            start = end
+    if runs:
+        yield block, runs
+
+
 def write_dynamic(disk: DiskImage, out: ImageFile, block_size: int, progress: Progress) -> None:
-    """Dynamic VHD layout; all-zero blocks are never allocated (notes §7 defaults)."""
+    """Dynamic VHD layout; all-zero blocks are never allocated (notes §7 defaults).
+
+    Blocks are appended in order; only their non-zero runs are written, the rest of each
+    data area stays a hole in the new file (reads as zeros, costs no space).
+    """
     size = disk.size
     entries = -(-size // block_size)
     bat = array("I", [UNALLOCATED]) * entries
-    stride = bitmap_size(block_size) + block_size
-    ones = b"\xff" * bitmap_size(block_size)
+    bm = bitmap_size(block_size)
+    ones = b"\xff" * bm
     pos = BAT_OFFSET + bat_size(entries)
-    buf = bytearray(block_size)
-    for off in chunks(disk, block_size):
-        n = min(block_size, size - off)
-        view = memoryview(buf)[:n]
-        disk.readinto(off, view)
-        progress(off + n, size)
-        if is_zero(view):
+    buf = memoryview(bytearray(block_size))
+    for block, runs in runs_by_block(disk, block_size):
+        base = block * block_size
+        parts = [(a - base, buf[a - base : b - base]) for a, b in runs]
+        for (a, _), (_, view) in zip(runs, parts, strict=True):
+            disk.readinto(a, view)
+        parts = [(w, v) for w, v in parts if not is_zero(v)]
+        progress(runs[-1][1], size)
+        if not parts:
             continue
-        if n < block_size:
-            buf[n:] = bytes(block_size - n)
-        out.pwritev([ones, buf], pos)
-        bat[off // block_size] = pos // SECTOR
-        pos += stride
+        out.pwrite(ones, pos)
+        for within, view in parts:
+            out.pwrite(view, pos + bm + within)
+        bat[block] = pos // SECTOR
+        pos += bm + block_size
     footer = make_footer(DISK_DYNAMIC, size)
     header = DynamicHeader(BAT_OFFSET, entries, block_size)
     raw_bat = bat_to_bytes(bat)

@@ -87,6 +87,11 @@ class DiskImage(ABC):
         if len(data):
             self._write(offset, memoryview(data).cast("B"))
 
+    def write_many(self, items: list[tuple[int, memoryview]]) -> None:
+        """Write several (offset, data) pieces; formats may batch their metadata updates."""
+        for offset, data in items:
+            self.write(offset, data)
+
     def data_runs(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
         """Sorted, disjoint (start, stop) ranges in [start, end) that may hold non-zero data."""
         return self._data_runs(start, self.size if end is None else min(end, self.size))

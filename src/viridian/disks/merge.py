@@ -71,23 +71,32 @@ def merge_into_parent(child: Path, progress: Progress) -> Path:
 
 
 def copy_own_sectors(vhd: SparseVhd, target: DiskImage, progress: Progress) -> None:
-    """Write every sector stored in ``vhd`` itself to the same offset of ``target``."""
+    """Write every sector stored in ``vhd`` itself to the same offset of ``target``.
+
+    Runs are gathered into batches of up to MERGE_BATCH bytes, so that the target
+    allocates the new blocks of a whole batch with one metadata update.
+    """
     pending: list[tuple[int, int]] = []
+    total = 0
     for b in range(vhd.block_count):
         for start, stop in vhd.own_runs(b):
-            if pending and (pending[-1][1] != start or stop - pending[0][0] > MERGE_BATCH):
-                _flush(vhd, target, pending)
-                pending = []
             pending.append((start, stop))
+            total += stop - start
+        if total >= MERGE_BATCH:
+            _flush(vhd, target, pending, total)
+            pending, total = [], 0
         progress(min((b + 1) * vhd.block_size, vhd.size), vhd.size)
-    _flush(vhd, target, pending)
+    _flush(vhd, target, pending, total)
 
 
-def _flush(vhd: SparseVhd, target: DiskImage, runs: list[tuple[int, int]]) -> None:
+def _flush(vhd: SparseVhd, target: DiskImage, runs: list[tuple[int, int]], total: int) -> None:
     if not runs:
         return
-    buf = bytearray(runs[-1][1] - runs[0][0])
-    view = memoryview(buf)
+    view = memoryview(bytearray(total))
+    items, pos = [], 0
     for start, stop in runs:
-        vhd.read_own(start, view[start - runs[0][0] : stop - runs[0][0]])
-    target.write(runs[0][0], view)
+        piece = view[pos : pos + stop - start]
+        vhd.read_own(start, piece)
+        items.append((start, piece))
+        pos += stop - start
+    target.write_many(items)

@@ -10,7 +10,7 @@ IDE, virtio (blk, scsi, net, console, balloon), tulip, floppy and the ACPI power
 busybox as userland and ``qemu-ga`` on the virtio-serial port
 ``org.qemu.guest_agent.0``. It needs about 100 MiB of memory.
 
-Serial protocol (COM1 = ttyS0, 115200 baud; every line also appears on the VGA console)::
+Serial protocol (COM1 = ttyS0, 115200 baud; all but TICK also appear on the VGA console)::
 
     VIRIDIAN-GUEST BOOT <uptime_ms>                 init started
     VIRIDIAN-GUEST CPUS <n>

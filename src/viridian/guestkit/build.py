@@ -172,9 +172,11 @@ def _finished(out: Path, version: str) -> GuestImages | None:
     directory = out / "builds" / version
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
+        images = _images(directory, version, manifest["kernel_release"])
+    except (OSError, ValueError, KeyError):
         return None
-    return _images(directory, version, manifest["kernel_release"])
+    files = (images.iso, images.vhd, images.raw, images.kernel, images.initrd)
+    return images if all(f.is_file() for f in files) else None
 
 
 @contextmanager
@@ -218,10 +220,14 @@ def _build_new(out: Path, inputs: BuildInputs, deb: Path, say: Progress) -> Gues
         result = temp / "result"
         result.mkdir()
         _make_images(inputs, deb, temp / "work", result, say)
-        manifest = {"version": version, "kernel_release": inputs.kernel_release}
-        manifest["inputs"] = asdict(inputs)
+        manifest = {
+            "version": version,
+            "kernel_release": inputs.kernel_release,
+            "inputs": asdict(inputs),
+        }
         (result / MANIFEST).write_text(json.dumps(manifest, indent=2, default=dict) + "\n")
         final = builds / version
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete earlier build (files deleted)
         result.rename(final)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
@@ -229,9 +235,7 @@ def _build_new(out: Path, inputs: BuildInputs, deb: Path, say: Progress) -> Gues
     return _images(final, version, inputs.kernel_release)
 
 
-def _make_images(
-    inputs: BuildInputs, deb: Path, work: Path, result: Path, say: Progress
-) -> None:
+def _make_images(inputs: BuildInputs, deb: Path, work: Path, result: Path, say: Progress) -> None:
     release = inputs.kernel_release
     kernel_root = work / "kernel"
     say(f"unpacking {deb.name}")

@@ -34,9 +34,7 @@ def run(
             check=False,
         )
     except OSError as err:
-        raise HostError(
-            f"guest kit: cannot run {args[0]}: {err.strerror}", command=args
-        ) from err
+        raise HostError(f"guest kit: cannot run {args[0]}: {err.strerror}", command=args) from err
     if done.returncode not in ok_status:
         stderr = done.stderr.decode(errors="replace").strip()
         raise HostError(

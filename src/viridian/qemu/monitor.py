@@ -365,6 +365,31 @@ class Monitor:
         with contextlib.suppress(MonitorClosed):
             await self._execute("quit")
 
+    async def migration_status(self) -> str:
+        """The current (or last) migration's state: ``none``, ``active``, ``completed``,
+        ``failed``, ``cancelled``, ... (``query-migrate``)."""
+        return str((await self._query("query-migrate")).get("status", "none"))
+
+    async def cancel_migration(self, timeout: float = 10.0) -> str:
+        """Stop a save that is still writing (``migrate_cancel``) and wait until it has
+        stopped; a no-op when none runs. Returns the migration's final state (``none``,
+        ``cancelled``, or ``completed``/``failed`` if it ended first). The VM keeps its
+        run state (paused, for a save by viridian): resume it to run again."""
+        with self.event_waiter("MIGRATION") as waiter:
+            status = await self.migration_status()
+            if status in _MIGRATION_FINAL or status == "none":
+                return status
+            await self._execute("migrate_cancel")
+            status = await self.migration_status()  # events only come when enabled
+            deadline = time.monotonic() + timeout
+            while status not in _MIGRATION_FINAL:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QemuTimeout(f"the migration was not cancelled within {timeout} s")
+                await waiter.next_or_none(min(left, _PROGRESS_INTERVAL))
+                status = await self.migration_status()
+            return status
+
     # -- save and restore --------------------------------------------------------------
 
     async def save_to_file(
@@ -418,19 +443,6 @@ class Monitor:
         finally:
             os.close(fd)
         return MigrationStats(time.monotonic() - started, size)
-
-    async def cancel_migration(self, timeout: float = 10.0) -> None:
-        """Cancel an outgoing migration (a save) that is still active, and wait until QEMU
-        says it ended; a no-op when none is active. Afterwards :meth:`resume` is safe."""
-        status = (await self._query("query-migrate")).get("status")
-        if status in (None, *_MIGRATION_FINAL):
-            return
-        await self._execute("migrate_cancel")
-        deadline = time.monotonic() + timeout
-        while (await self._query("query-migrate")).get("status") not in _MIGRATION_FINAL:
-            if time.monotonic() > deadline:
-                raise QemuTimeout(f"migration was not cancelled within {timeout} s")
-            await asyncio.sleep(0.01)
 
     async def _set_migration_events(self) -> None:
         capabilities = [{"capability": "events", "state": True}]

@@ -23,6 +23,7 @@ import os
 import signal
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, get_args
@@ -173,7 +174,10 @@ class ProbeReport:
 
 
 _cache: dict[tuple[str, str], ProbeReport] = {}
-_cache_lock = asyncio.Lock()
+# One lock per event loop (an asyncio.Lock belongs to the loop that first waits on it).
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def clear_probe_cache() -> None:
@@ -203,7 +207,8 @@ async def probe_host(
     allowed = get_args(AcceleratorOverride)
     if override not in allowed:
         raise InvalidSetting("accelerator", override, ", ".join(allowed))
-    async with _cache_lock:
+    lock = _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
         key = (override, qemu_binary)
         if key not in _cache:
             _cache[key] = await _probe(override, timeout, qemu_binary)

@@ -280,14 +280,19 @@ class Worker:
             os.replace(partial, state_file)
         except BaseException:
             partial.unlink(missing_ok=True)
-            if was_running and self.monitor.connected:
-                with contextlib.suppress(QemuError):
-                    await self.monitor.resume()
+            if self.monitor.connected:
+                await asyncio.shield(self._undo_save(was_running))
             raise
         _, exit_info = await asyncio.gather(
             asyncio.to_thread(_fsync_dir, state_file.parent), self._quit_and_wait()
         )
         return SaveResult(stats, exit_info)
+
+    async def _undo_save(self, was_running: bool) -> None:
+        with contextlib.suppress(QemuError):
+            await self.monitor.cancel_migration()
+            if was_running:
+                await self.monitor.resume()
 
     async def turn_off(self, quit_timeout: float = 1.0) -> ExitInfo:
         """End QEMU now, like pulling the plug: QMP ``quit``, or SIGKILL when QEMU does not

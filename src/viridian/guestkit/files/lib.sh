@@ -6,7 +6,8 @@
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 
 # /dev/console is the last console= of the kernel command line (ttyS0). When it is the
-# serial port, markers are echoed to the VGA text console (tty0) as well.
+# serial port, markers except TICK are echoed to the VGA text console (tty0) as well,
+# where a shell runs for people watching (a TICK every second would bury its prompt).
 _viridian_vga=""
 if grep -q ttyS /sys/class/tty/console/active 2>/dev/null; then
 	_viridian_vga=/dev/tty0
@@ -16,7 +17,7 @@ say() {
 	_line="VIRIDIAN-GUEST $*
 "
 	printf '%s' "$_line" >/dev/console 2>/dev/null
-	if [ -n "$_viridian_vga" ]; then
+	if [ -n "$_viridian_vga" ] && [ "$1" != TICK ]; then
 		printf '%s' "$_line" >"$_viridian_vga" 2>/dev/null
 	fi
 	return 0
