@@ -218,11 +218,24 @@ async def measure(stacks: list[Stack], repeat: int, facts: dict[str, Any]) -> Sa
 
 
 async def run(options: Options) -> dict[str, Any]:
-    guest = Guest(iso=guest_kit_iso())
+    """Measure every stack; the rows, the samples and the facts about the run."""
+    source = guest_kit_iso()
     workdir = Path(tempfile.mkdtemp(prefix="lcb-", dir="/tmp"))  # short: socket paths
-    facts: dict[str, Any] = {
+    try:
+        # A private copy: a newer guest kit build may prune the cached one during the run.
+        guest = Guest(iso=Path(shutil.copy2(source, workdir / "guest.iso")))
+        facts = run_facts(guest, source, options)
+        samples = await measure_stacks(guest, workdir, options, facts)
+        facts["load_average_after"] = _load()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"rows": make_rows(OPERATIONS, samples), "samples": samples, "facts": facts}
+
+
+def run_facts(guest: Guest, source: Path, options: Options) -> dict[str, Any]:
+    return {
         "guest": {
-            "iso": str(guest.iso),
+            "iso": str(source),
             "memory_mb": guest.memory_mb,
             "processors": guest.processors,
             "accelerator": "tcg",
@@ -231,7 +244,19 @@ async def run(options: Options) -> dict[str, Any]:
         "quick": options.quick,
         "qemu": _qemu_version(),
         "host_cpus": os.cpu_count(),
+        "load_average_before": _load(),
     }
+
+
+def _load() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the host skews every figure."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+async def measure_stacks(
+    guest: Guest, workdir: Path, options: Options, facts: dict[str, Any]
+) -> Samples:
+    """Start the service, set up the stacks, measure; leave nothing running."""
     service = ViridianService()
     stacks: list[Stack] = []
     try:
@@ -241,15 +266,12 @@ async def run(options: Options) -> dict[str, Any]:
         peer = libvirt_stack(guest, workdir / "libvirt", options, facts)
         if peer is not None:
             stacks.append(peer)
-        samples = await measure(stacks, options.repeat, facts)
+        return await measure(stacks, options.repeat, facts)
     finally:
         for stack in stacks:
             await stack.close()
         service.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(service.data_dir, ignore_errors=True)
-    rows = make_rows(OPERATIONS, samples)
-    return {"rows": rows, "samples": samples, "facts": facts}
 
 
 def print_report(result: dict[str, Any], options: Options) -> None:
@@ -267,7 +289,11 @@ def print_report(result: dict[str, Any], options: Options) -> None:
         f"guest: {facts['guest']['iso']} ({facts['guest']['memory_mb']} MiB, "
         f"{facts['guest']['processors']} vCPU, TCG); {facts['qemu']}; {peer}"
     )
-    print(f"medians of {options.repeat} cycle(s) per stack, after one warm-up each")
+    print(
+        f"medians of {options.repeat} cycle(s) per stack, after one warm-up each; "
+        f"{facts['host_cpus']} CPUs, load average {facts['load_average_before'][0]} before, "
+        f"{facts['load_average_after'][0]} after"
+    )
     if "virsh_overhead_ms" in libvirt:
         print(
             f"virsh start-up overhead (included in every libvirt figure): "

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   xorriso mtools dosfstools fdisk       # guest kit: ISO and FAT images without loop mounts
   qemu-guest-agent                      # guest kit: integration services inside guests
   iproute2 python3-venv
+  chromium                              # planner tests: the HTML report rendered in a real browser
 )
 
 missing=()

@@ -69,6 +69,8 @@ def write_image(
     disk: DiskImage, dst: Path, target_type: str, block_size: int, progress: Progress
 ) -> None:
     """Write ``disk``'s content to the new file ``dst`` (atomically, see module doc)."""
+    if not dst.parent.is_dir():
+        raise InvalidDiskArgument(f"{dst}: folder {dst.parent} does not exist")
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     out = ImageFile(tmp, writable=True, create=True)
     try:
@@ -110,7 +112,7 @@ def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: 
 
 def _copy_segment(disk: DiskImage, seg: Segment, out: ImageFile, buf: memoryview) -> None:
     if seg.file is not None:
-        out.copy_from(seg.file, seg.file_offset, seg.length, seg.offset)
+        out.copy_from(seg.file, seg.file_offset, seg.length, seg.offset, onto_zeros=True)
         return
     view = buf[: seg.length]
     disk.readinto(seg.offset, view)

@@ -49,7 +49,12 @@ def _check_expandable(disk: DiskImage, new_size: int) -> None:
 
 
 def expand_fixed(disk: FixedVhd, new_size: int) -> None:
-    """New footer at the new end, then the old footer's bytes become zeros."""
+    """New footer at the new end, then the old footer's bytes become zeros.
+
+    Known window: a crash between the two writes leaves a disk of the new size whose
+    first 512 bytes past the old end still hold the old footer instead of zeros (all
+    old data intact). A fixed disk has no other place for a footer, so no order avoids it.
+    """
     old = disk.size
     disk.file.pwrite(disk.footer.resized(new_size).pack(), new_size)
     disk.file.sync()

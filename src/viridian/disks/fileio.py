@@ -105,8 +105,20 @@ class ImageFile:
         if n != total:
             self.pwrite(b"".join(parts)[n:], offset + n)
 
-    def copy_from(self, src: ImageFile, src_offset: int, length: int, offset: int) -> None:
-        """Copy ``length`` bytes of ``src`` at ``src_offset`` to ``offset`` (in-kernel)."""
+    def copy_from(
+        self, src: ImageFile, src_offset: int, length: int, offset: int, *, onto_zeros: bool = False
+    ) -> None:
+        """Copy ``length`` bytes of ``src`` at ``src_offset`` to ``offset`` (in-kernel).
+
+        With ``onto_zeros`` (the target range already reads as zeros, e.g. a new file)
+        holes of the source are skipped, so they stay holes in the target.
+        """
+        if onto_zeros:
+            end = src_offset + length
+            while (run := src.next_data(src_offset, end)) is not None:
+                self.copy_from(src, run[0], run[1] - run[0], offset + run[0] - src_offset)
+                offset, src_offset = offset + run[1] - src_offset, run[1]
+            return
         if _recorder.get() is not None:
             self.pwrite(src.pread(length, src_offset), offset)
             return

@@ -116,8 +116,11 @@ def _build(out: Path, say: Progress) -> GuestImages:
         return found
     with _build_lock(out, say):
         _remove_stale_temporaries(out)
+        found = _finished(out, cache_key(inputs))  # built by another process meanwhile?
+        if found is not None:
+            return found
         deb, inputs = _fetch_kernel(out, inputs, say)
-        found = _finished(out, cache_key(inputs))
+        found = _finished(out, cache_key(inputs))  # apt-get update may lead to a cached one
         if found is not None:
             return found
         images = _build_new(out, inputs, deb, say)

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -123,7 +122,7 @@ def _install(src: Path, root: Path, dest: str, mode: int) -> None:
 
 
 def _install_busybox(root: Path) -> None:
-    if "not a dynamic executable" not in _ldd_text(BUSYBOX):
+    if _libraries(BUSYBOX):
         raise HostError(f"guest kit: {BUSYBOX} is not static; install busybox-static")
     _install(BUSYBOX, root, "bin/busybox", 0o755)
     for applet in run([BUSYBOX, "--list-full"]).split():
@@ -134,17 +133,16 @@ def _install_busybox(root: Path) -> None:
         link.symlink_to(os.path.relpath("/bin/busybox", "/" + str(Path(applet).parent)))
 
 
-def _ldd_text(binary: Path) -> str:
-    """ldd's output; not via run(): ldd exits 1 for static binaries, which is an answer."""
-    done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
-    return done.stdout + done.stderr
+def _libraries(binary: Path) -> list[Path]:
+    """Shared libraries ``binary`` loads, per ldd; [] for a static binary (ldd exits 1)."""
+    return parse_ldd(run(["ldd", binary], ok_status=(0, 1)))
 
 
 def _install_qemu_ga(root: Path) -> None:
     if not QEMU_GA.is_file():
         raise HostError(f"guest kit: {QEMU_GA} missing; install qemu-guest-agent")
     _install(QEMU_GA, root, str(QEMU_GA), 0o755)
-    libraries = parse_ldd(_ldd_text(QEMU_GA))
+    libraries = _libraries(QEMU_GA)
     if not libraries:
         raise HostError(f"guest kit: ldd found no libraries for {QEMU_GA}")
     for lib in libraries:

@@ -25,6 +25,7 @@ __all__ = [
     "GUEST_MODULES",
     "KernelPackage",
     "candidate_kernel",
+    "copy_modules",
     "download_kernel",
     "kernel_image",
     "module_load_order",

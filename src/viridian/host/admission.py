@@ -7,7 +7,11 @@ A VM may start only if:
   ``MIN_FREE_MB`` (32 MB) still free;
 * its virtual processors do not exceed the host's logical processors;
 * the virtual processors of all running VMs stay within ``ratio`` (default 8) x logical
-  processors — the supported 8:1 ratio of Hyper-V 2008.
+  processors — the supported 8:1 ratio of Hyper-V 2008;
+* processor reserves are never overcommitted: the logical processors reserved by running
+  VMs plus the new VM's reserve (reserve % x its virtual processors) must fit in the
+  logical processors VMs run on (100 % of that capacity). How the reserve is then
+  guaranteed under contention: :mod:`viridian.host.cpu_policy`.
 
 Every refusal states the numbers it compared.
 """
@@ -37,14 +41,44 @@ class HostLoad:
     logical_processors: int
     assigned_memory_mb: int
     running_virtual_processors: int
+    reserved_processors: float = 0.0
+    """Logical processors reserved by running VMs (sum of reserve % x VPs)."""
+    vm_processor_capacity: int = 0
+    """Logical processors VMs run on (0: all of ``logical_processors``)."""
 
 
 def check_admission(
-    vm_name: str, memory_mb: int, processors: int, load: HostLoad, policy: AdmissionPolicy
+    vm_name: str, memory_mb: int, processors: int, load: HostLoad, policy: AdmissionPolicy,
+    reserve_pct: int = 0,
 ) -> None:
     """Raise ``AdmissionRefused`` naming the numbers if ``vm_name`` may not start now."""
     _check_memory(vm_name, memory_mb, load, policy)
     _check_processors(vm_name, processors, load, policy)
+    check_reserve(vm_name, processors, reserve_pct, load)
+
+
+def check_reserve(vm: str, processors: int, reserve_pct: int, load: HostLoad,
+                  action: str = "start") -> None:
+    """Raise ``AdmissionRefused`` unless the VM's processor reserve still fits.
+
+    ``load`` must not count the VM itself (for a running VM whose reserve changes).
+    """
+    if reserve_pct == 0:
+        return
+    capacity = load.vm_processor_capacity or load.logical_processors
+    wanted = reserve_pct * processors / 100
+    total = load.reserved_processors + wanted
+    if total > capacity + 1e-9:
+        raise AdmissionRefused(
+            f"cannot {action} VM '{vm}': its processor reserve of {reserve_pct} % of "
+            f"{processors} virtual processor(s) is {wanted:.2f} logical processors; with the "
+            f"{load.reserved_processors:.2f} reserved by running VMs that makes {total:.2f}, "
+            f"more than the {capacity} logical processor(s) VMs run on "
+            f"({100 * total / capacity:.0f} % > 100 %); nothing was changed",
+            vm=vm, reserve_pct=reserve_pct, processors=processors,
+            reserved_processors=round(load.reserved_processors, 4),
+            capacity=capacity,
+        )
 
 
 def _check_memory(vm: str, memory_mb: int, load: HostLoad, policy: AdmissionPolicy) -> None:

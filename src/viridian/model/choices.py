@@ -40,7 +40,8 @@ class MacMode(StrEnum):
 
 class ComKind(StrEnum):
     NONE = "none"
-    PIPE = "pipe"
+    PIPE = "pipe"  # a UNIX socket on this host (Hyper-V: a named pipe on this computer)
+    REMOTE = "remote"  # TCP to HOST:PORT (Hyper-V: a named pipe on a remote computer)
 
 
 class StartAction(StrEnum):

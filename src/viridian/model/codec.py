@@ -37,6 +37,7 @@ from viridian.model.settings import (
     ComPort,
     FloppyDrive,
     IdeDrive,
+    IntegrationServices,
     MemorySettings,
     NetworkAdapter,
     ProcessorSettings,
@@ -180,6 +181,7 @@ def _vm_settings(data: Mapping[str, Any]) -> VMSettings:
         floppy=_floppy(_field(d, "floppy", "", {})),
         automatic_start=_automatic_start(_field(d, "automatic_start", "", {})),
         automatic_stop=_automatic_stop(_field(d, "automatic_stop", "", {})),
+        integration_services=_integration(_field(d, "integration_services", "", {})),
     )
 
 
@@ -304,6 +306,7 @@ def _com(data: Any, path: str) -> ComPort:
     return ComPort(
         kind=_choice(_field(d, "kind", path, base.kind), f"{path}.kind", ComKind),
         path=_opt_str(_field(d, "path", path, base.path), f"{path}.path"),
+        address=_opt_str(_field(d, "address", path, base.address), f"{path}.address"),
     )
 
 
@@ -335,3 +338,12 @@ def _automatic_stop(data: Any) -> AutomaticStop:
             _field(d, "action", "automatic_stop", base.action), "automatic_stop.action", StopAction
         ),
     )
+
+
+def _integration(data: Any) -> IntegrationServices:
+    d, base = _object(data, "integration_services", IntegrationServices), IntegrationServices()
+    return IntegrationServices(**{
+        f.name: _bool(_field(d, f.name, "integration_services", getattr(base, f.name)),
+                      f"integration_services.{f.name}")
+        for f in dataclasses.fields(IntegrationServices)
+    })

@@ -94,10 +94,14 @@ class NetworkAdapter:
 
 @dataclass(frozen=True)
 class ComPort:
-    """``path`` of a pipe may be None: the socket then lives in the VM's runtime folder."""
+    """``path`` of a pipe may be None: the socket then lives in the VM's runtime folder.
+
+    ``address`` (``HOST:PORT``, ``[v6]:PORT``) is where a ``remote`` port connects.
+    """
 
     kind: ComKind = ComKind.NONE
     path: str | None = None
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,20 @@ class AutomaticStart:
 @dataclass(frozen=True)
 class AutomaticStop:
     action: StopAction = StopAction.SAVE
+
+
+@dataclass(frozen=True)
+class IntegrationServices:
+    """Hyper-V's integration services, each switchable per VM; viridian provides them
+    through qemu-guest-agent (``viridian.service.integration``). All are on by default
+    (Hyper-V 2012 R2 leaves guest services off; the 2008 seed has no such service)."""
+
+    operating_system_shutdown: bool = True
+    time_synchronization: bool = True
+    heartbeat: bool = True
+    key_value_pair_exchange: bool = True
+    backup: bool = True
+    guest_services: bool = True
 
 
 def _default_ide() -> tuple[IdeDrive, ...]:
@@ -138,6 +156,7 @@ class VMSettings:
     floppy: FloppyDrive = FloppyDrive()
     automatic_start: AutomaticStart = AutomaticStart()
     automatic_stop: AutomaticStop = AutomaticStop()
+    integration_services: IntegrationServices = IntegrationServices()
 
     def com(self, port: int) -> ComPort:
         """COM``port`` (1 or 2)."""

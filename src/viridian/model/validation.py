@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from viridian.errors import InvalidSetting
 from viridian.model import limits, ranges
 from viridian.model.choices import AdapterKind, BootDevice, ComKind, DriveKind, MacMode
+from viridian.model.address import ALLOWED_ADDRESS, parse_address
 from viridian.model.mac import ALLOWED_MAC, normalise_mac
 from viridian.model.settings import (
     BiosSettings,
@@ -204,6 +205,13 @@ def _check_switch_name(setting: str, name: str) -> None:
 
 
 def _check_com(setting: str, port: ComPort) -> None:
+    if port.kind == ComKind.REMOTE:
+        _check_remote_com(setting, port)
+        return
+    if port.address is not None:
+        raise InvalidSetting(
+            f"{setting}.address", port.address, "null unless kind is 'remote' (HOST:PORT)"
+        )
     if port.path is None:
         return
     if port.kind == ComKind.NONE:
@@ -219,6 +227,18 @@ def _check_com(setting: str, port: ComPort) -> None:
             f"a path of at most {limits.UNIX_SOCKET_PATH_MAX_BYTES} bytes (UNIX socket limit)",
             reason=f"{size} bytes",
         )
+
+
+def _check_remote_com(setting: str, port: ComPort) -> None:
+    if port.path is not None:
+        raise InvalidSetting(
+            f"{setting}.path", port.path, "null when kind is 'remote' (it connects to address)"
+        )
+    if port.address is None:
+        raise InvalidSetting(
+            f"{setting}.address", None, ALLOWED_ADDRESS, reason="a remote COM port needs one"
+        )
+    parse_address(port.address, setting=f"{setting}.address")
 
 
 def _disk_paths(settings: VMSettings) -> Iterator[tuple[str, str]]:

@@ -82,6 +82,19 @@ class GuestAgent:
         )
         return GuestAgentInfo(str(reply.get("version", "")), enabled)
 
+    async def interface_statistics(self, timeout: float = 1.0) -> dict[str, dict[str, int]]:
+        """Traffic counters of the guest's interfaces, keyed by lower-case MAC address:
+        ``rx-bytes``, ``tx-bytes``, ``rx-packets``, ``tx-packets``, ... as the guest counts
+        them (``guest-network-get-interfaces``, ``GuestNetworkInterfaceStat``, agent ≥ 7.1).
+        Interfaces without a MAC or without statistics are left out."""
+        reply = await self._request("guest-network-get-interfaces", None, timeout)
+        result: dict[str, dict[str, int]] = {}
+        for iface in reply if isinstance(reply, list) else []:
+            mac, stats = iface.get("hardware-address"), iface.get("statistics")
+            if isinstance(mac, str) and isinstance(stats, dict):
+                result[mac.lower()] = {k: int(v) for k, v in stats.items()}
+        return result
+
     async def shutdown(self, mode: ShutdownMode = "powerdown", timeout: float = 5.0) -> None:
         """Ask the guest OS to shut down. Returns once the agent proved alive and received
         the request: ``guest-shutdown`` sends no reply on success. Watch QEMU's exit (or
@@ -120,6 +133,62 @@ class GuestAgent:
                 return _exec_result(status)
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.1)
+
+    async def set_time(self, time_ns: int | None = None, timeout: float = 10.0) -> None:
+        """Set the guest's clock to ``time_ns`` (ns since the epoch; default: the host's
+        clock now) with ``guest-set-time``. The agent sets the system time, then runs
+        ``hwclock -w`` to copy it to the RTC."""
+        when = time.time_ns() if time_ns is None else time_ns
+        await self._request("guest-set-time", {"time": when}, timeout)
+
+    async def get_time(self, timeout: float = 5.0) -> int:
+        """The guest's clock, ns since the epoch (``guest-get-time``)."""
+        return int(await self._request("guest-get-time", None, timeout))
+
+    async def host_name(self, timeout: float = 5.0) -> str:
+        reply = _object(await self._request("guest-get-host-name", None, timeout), "host-name")
+        return str(reply.get("host-name", ""))
+
+    async def os_info(self, timeout: float = 5.0) -> dict[str, str]:
+        """``guest-get-osinfo``: id, name, pretty-name, version, kernel-release, machine…"""
+        reply = _object(await self._request("guest-get-osinfo", None, timeout), "osinfo")
+        return {str(k): str(v) for k, v in reply.items()}
+
+    async def network_interfaces(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """``guest-network-get-interfaces``: name, hardware-address, ip-addresses[]."""
+        reply = await self._request("guest-network-get-interfaces", None, timeout)
+        return [dict(item) for item in reply or [] if isinstance(item, dict)]
+
+    async def fsfreeze(self, timeout: float = 60.0) -> int:
+        """Freeze the guest's file systems (``guest-fsfreeze-freeze``); returns how many."""
+        return int(await self._request("guest-fsfreeze-freeze", None, timeout))
+
+    async def fsthaw(self, timeout: float = 60.0) -> int:
+        """Thaw them (``guest-fsfreeze-thaw``); returns how many were thawed."""
+        return int(await self._request("guest-fsfreeze-thaw", None, timeout))
+
+    async def fsfreeze_status(self, timeout: float = 5.0) -> str:
+        """``"thawed"`` or ``"frozen"``."""
+        return str(await self._request("guest-fsfreeze-status", None, timeout))
+
+    async def write_file(
+        self, path: str, data: bytes, mode: str = "w", chunk: int = 48 * 1024,
+        timeout: float = 30.0,
+    ) -> int:
+        """Write ``data`` to ``path`` in the guest (``guest-file-open``/``-write``/``-close``,
+        ``chunk`` bytes per request); returns the bytes written. ``mode`` is fopen's."""
+        handle = await self._request("guest-file-open", {"path": path, "mode": mode}, timeout)
+        written = 0
+        try:
+            for start in range(0, len(data), chunk):
+                piece = base64.b64encode(data[start : start + chunk]).decode()
+                reply = _object(await self._request(
+                    "guest-file-write", {"handle": handle, "buf-b64": piece}, timeout),
+                    "guest-file-write")
+                written += int(reply.get("count", 0))
+        finally:
+            await self._request("guest-file-close", {"handle": handle}, timeout)
+        return written
 
     async def close(self) -> None:
         """Drop the connection (the agent does not notice)."""

@@ -308,6 +308,11 @@ class Monitor:
                 f"QMP failure on {command}: {err}", command=command, arguments=arguments
             ) from err
 
+    async def execute(self, command: str, arguments: Mapping[str, object] | None = None) -> object:
+        """Run any QMP command and return its ``return`` value, for verb modules built on
+        this monitor (:mod:`.hotplug`, :mod:`.screen`). Raises like every verb."""
+        return await self._execute(command, arguments)
+
     async def _query(self, command: str, arguments: Mapping[str, object] | None = None) -> Any:
         """Run a command whose reply must be a JSON object; returns it."""
         reply = await self._execute(command, arguments)
@@ -333,6 +338,24 @@ class Monitor:
         reply = await self._query("query-version")
         q = reply["qemu"]
         return int(q["major"]), int(q["minor"]), int(q["micro"])
+
+    async def block_stats(self) -> dict[str, dict[str, int]]:
+        """I/O statistics of every disk attached to a guest device (``query-blockstats``;
+        ``BlockDeviceStats`` in qapi/block-core.json), keyed by the device's id (``ide0-0``,
+        ``scsi1-3``); values are the integer members (``rd_bytes``, ``wr_operations``,
+        ``rd_total_time_ns``, ...). QEMU's built-in slots without an id are left out."""
+        reply = await self._execute("query-blockstats")
+        if not isinstance(reply, list):
+            raise MonitorError("query-blockstats did not return a list", received=reply)
+        result: dict[str, dict[str, int]] = {}
+        for entry in reply:
+            qdev = str(entry.get("qdev", ""))
+            if qdev.startswith("/machine/peripheral/"):
+                qdev = qdev.split("/")[3]
+            if qdev and not qdev.startswith("/"):
+                stats = entry.get("stats", {})
+                result[qdev] = {k: v for k, v in stats.items() if type(v) is int}
+        return result
 
     async def machine_aliases(self) -> dict[str, str]:
         """Machine type aliases (``pc`` → ``pc-i440fx-7.2``) from ``query-machines``."""

@@ -19,7 +19,9 @@ from viridian.model.states import VMState
 from viridian.service.catalog import Catalog, VMRecord
 
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
-CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop"})
+CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",
+                                     "processor.reserve_pct", "processor.limit_pct",
+                                     "processor.weight", "integration_services"})
 MAC_PREFIX = "00:15:5D"
 
 
@@ -46,6 +48,10 @@ class VMConfigurator:
         settings = to_dict(merge_settings(
             merge_settings(default_settings(record.name), record.settings), patch))
         changed = {key for key in settings if settings[key] != current.get(key)}
+        if "processor" in changed:  # reserve, limit and weight may change while it runs
+            changed = (changed - {"processor"}) | {
+                f"processor.{k}" for k, v in settings["processor"].items()
+                if v != current["processor"].get(k)}
         frozen = sorted(changed - CHANGEABLE_WHILE_ACTIVE)
         if frozen and state is not VMState.OFF:
             raise Conflict(

@@ -6,7 +6,7 @@ Each device kind has its own small renderer returning a list of arguments:
 
 =================  ==========================================================
 ``machine``        name, UUID, machine + accelerator, CPU (``cpu``), memory, SMP, RTC
-``bios``           startup order → bootindex, ``-boot strict=on`` (Num Lock: see there)
+``bios``           startup order → bootindex, ``-boot strict=on``, the Num Lock ROM
 ``ide``            PIIX IDE hard disks and DVD drives
 ``scsi``           virtio-scsi controllers and disks
 ``floppy``         the ISA floppy drive
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from viridian.model import VMSettings
 from viridian.qemu.capabilities import HostCapabilities
-from viridian.qemu.render.bios import boot_indexes, render_boot
+from viridian.qemu.render.bios import boot_indexes, render_boot, render_numlock
 from viridian.qemu.render.display import render_display
 from viridian.qemu.render.floppy import render_floppy
 from viridian.qemu.render.ide import render_ide
@@ -59,6 +59,7 @@ def render_argv(
         host.qemu_binary,
         *render_machine(vm_id, settings, host),
         *render_boot(),
+        *render_numlock(settings, paths),
         *render_process(paths),
         *render_ide(settings, boot),
         *render_scsi(settings),

@@ -10,8 +10,8 @@ devices that have one. Each class expands to its devices in slot order:
 - ``floppy`` — the floppy drive
 
 Num Lock: neither QEMU nor SeaBIOS has a switch for the keyboard's Num Lock state at
-boot, so ``bios.num_lock`` is not rendered here; it is stored and shown, and is made to
-work by a later change. Nothing pretends otherwise.
+boot; with ``bios.num_lock`` on, a tiny option ROM sets the BIOS data area's Num Lock flag
+during POST (see :mod:`viridian.qemu.firmware`; the service writes the ROM file).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from viridian.model import AdapterKind, BootDevice, DriveKind, VMSettings
+from viridian.qemu.firmware import numlock_rom_path
 from viridian.qemu.render.naming import FLOPPY_ID, ide_id, nic_id
+from viridian.qemu.runtime_paths import RuntimePaths
 
 
 def boot_indexes(settings: VMSettings) -> Mapping[str, int]:
@@ -48,3 +50,10 @@ def _devices_of(settings: VMSettings, device_class: BootDevice) -> list[str]:
 def render_boot() -> list[str]:
     """Boot only from devices in the startup order (``strict=on``)."""
     return ["-boot", "strict=on"]
+
+
+def render_numlock(settings: VMSettings, paths: RuntimePaths) -> list[str]:
+    """The Num Lock option ROM when ``bios.num_lock`` is on."""
+    if not settings.bios.num_lock:
+        return []
+    return ["-option-rom", str(numlock_rom_path(paths))]
