@@ -4,7 +4,8 @@ Usage: python bench/bench_disks.py [--quick] [--dir DIR] [--repeat N]
 
 On a raw image with ~50 % data in scattered 1 MiB runs (2 GiB, or 64 MiB with --quick):
 raw→dynamic, raw→fixed, dynamic→raw, compact, and merge of a differencing disk holding
-25 % of the blocks. Every contender ends with its output fsynced; page cache is warm.
+25 % of the blocks. Every contender ends with its output fsynced; page cache is warm;
+contenders run interleaved (ours, qemu-img, floor, ours, ...) and the best of N is kept.
 The "floor" is a SEEK_DATA/SEEK_HOLE + copy_file_range copy of the same data bytes.
 Targets: ours <= qemu-img, and ours <= 1.5 x floor. Not a test: prints a table.
 """
@@ -34,7 +35,7 @@ class Row:
 
     name: str
     ours: float
-    qemu: float | None
+    qemu: float
     floor: float
 
 
@@ -69,15 +70,20 @@ def qemu_img(*args: str | Path) -> None:
     subprocess.run(["qemu-img", *map(str, args)], check=True, capture_output=True)
 
 
-def timed(prepare: Callable[[], None], action: Callable[[], None], repeat: int) -> float:
-    best = float("inf")
+Contender = tuple[Callable[[], None], Callable[[], None]]  # (prepare, action)
+
+
+def race(name: str, ours: Contender, qemu: Contender, floor: Contender, repeat: int) -> Row:
+    """Best time of each contender over ``repeat`` interleaved rounds (fair to noise)."""
+    best = [float("inf")] * 3
     for _ in range(repeat):
-        prepare()
-        os.sync()  # start every contender with no dirty pages of anyone else's
-        t0 = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        for i, (prepare, action) in enumerate((ours, qemu, floor)):
+            prepare()
+            os.sync()  # start every contender with no dirty pages of anyone else's
+            t0 = time.perf_counter()
+            action()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return Row(name, *best)
 
 
 def make_raw(path: Path, size: int, fraction: float, seed: int) -> list[int]:
@@ -110,33 +116,30 @@ class Bench:
     def clean(self, *names: str) -> Callable[[], None]:
         return lambda: [self.out(n) for n in names] and None
 
-    def floor(self, raw: Path) -> float:
-        return timed(
-            self.clean("floor.raw"), lambda: sparse_copy(raw, self.w / "floor.raw"), self.repeat
-        )
+    def floor(self, raw: Path) -> Contender:
+        return self.clean("floor.raw"), lambda: sparse_copy(raw, self.w / "floor.raw")
 
-    def qemu_convert(self, src: Path, fmt: str, out: str, *opts: str) -> float:
+    def qemu_convert(self, src: Path, fmt: str, out: str, *opts: str) -> Contender:
         def act() -> None:
             qemu_img("convert", "-f", fmt, *opts, src, self.w / out)
             fsync_path(self.w / out)
 
-        return timed(self.clean(out), act, self.repeat)
+        return self.clean(out), act
 
-    def ours_convert(self, src: Path, out: str, kind: str) -> float:
-        return timed(self.clean(out), lambda: convert(src, self.w / out, kind), self.repeat)
+    def ours_convert(self, src: Path, out: str, kind: str) -> Contender:
+        return self.clean(out), lambda: convert(src, self.w / out, kind)
 
     def conversions(self) -> list[Row]:
         vpc = "subformat=dynamic,force_size=on"
         fix = "subformat=fixed,force_size=on"
-        floor = self.floor(self.raw)
-        src = self.w / "src.vhd"
+        floor, src, n = self.floor(self.raw), self.w / "src.vhd", self.repeat
         return [
-            Row("raw -> dynamic", self.ours_convert(self.raw, "o.vhd", "dynamic"),
-                self.qemu_convert(self.raw, "raw", "q.vhd", "-O", "vpc", "-o", vpc), floor),
-            Row("raw -> fixed", self.ours_convert(self.raw, "o.vhd", "fixed"),
-                self.qemu_convert(self.raw, "raw", "q.vhd", "-O", "vpc", "-o", fix), floor),
-            Row("dynamic -> raw", self.ours_convert(src, "o.raw", "raw"),
-                self.qemu_convert(src, "vpc", "q.raw", "-O", "raw"), floor),
+            race("raw -> dynamic", self.ours_convert(self.raw, "o.vhd", "dynamic"),
+                 self.qemu_convert(self.raw, "raw", "q.vhd", "-O", "vpc", "-o", vpc), floor, n),
+            race("raw -> fixed", self.ours_convert(self.raw, "o.vhd", "fixed"),
+                 self.qemu_convert(self.raw, "raw", "q.vhd", "-O", "vpc", "-o", fix), floor, n),
+            race("dynamic -> raw", self.ours_convert(src, "o.raw", "raw"),
+                 self.qemu_convert(src, "vpc", "q.raw", "-O", "raw"), floor, n),
         ]  # fmt: skip
 
     def compact_row(self) -> Row:
@@ -160,9 +163,9 @@ class Bench:
             qemu_img("convert", "-f", "vpc", "-O", "vpc", "-o", opts, holey, self.w / "qc.vhd")
             fsync_path(self.w / "qc.vhd")
 
-        ours = timed(prep, lambda: compact(work) and None, self.repeat)
-        return Row("compact", ours, timed(self.clean("qc.vhd"), qemu, self.repeat),
-                   self.floor(self.w / "holey-content.raw"))  # fmt: skip
+        ours = (prep, lambda: compact(work) and None)
+        floor = self.floor(self.w / "holey-content.raw")
+        return race("compact", ours, (self.clean("qc.vhd"), qemu), floor, self.repeat)
 
     def merge_row(self) -> Row:
         """Merge a child holding 25 % of the blocks (random data) into its dynamic parent."""
@@ -191,7 +194,7 @@ class Bench:
             shutil.copy(pristine_base, mb)
             shutil.copy(pristine_child, mc)
 
-        ours = timed(prep, lambda: merge(mc, into_parent=True) and None, self.repeat)
+        ours = (prep, lambda: merge(mc, into_parent=True) and None)
         qb, qo = self.w / "q" / "base.vhd", self.w / "q" / "overlay.qcow2"
         (self.w / "q").mkdir(exist_ok=True)
         writes = [a for b in chosen for a in ("-c", f"write -P {b % 250 + 1} {b * 2 * MiB} 2M")]
@@ -207,17 +210,18 @@ class Bench:
             qemu_img("commit", "-f", "qcow2", qo)
             fsync_path(qb)
 
-        qemu_t = timed(qprep, qemu, self.repeat)
-        return Row("merge (25% child)", ours, qemu_t, self.floor(child_raw))
+        floor = self.floor(child_raw)
+        return race("merge (25% child)", ours, (qprep, qemu), floor, self.repeat)
 
 
 def table(rows: list[Row]) -> str:
     lines = [f"{'operation':<20}{'ours s':>9}{'qemu-img s':>12}{'floor s':>9}"
              f"{'ours/qemu':>11}{'ours/floor':>12}"]  # fmt: skip
     for r in rows:
-        q = f"{r.qemu:12.3f}" if r.qemu is not None else f"{'-':>12}"
-        ratio = f"{r.ours / r.qemu:11.2f}" if r.qemu else f"{'-':>11}"
-        lines.append(f"{r.name:<20}{r.ours:9.3f}{q}{r.floor:9.3f}{ratio}{r.ours / r.floor:12.2f}")
+        lines.append(
+            f"{r.name:<20}{r.ours:9.3f}{r.qemu:12.3f}{r.floor:9.3f}"
+            f"{r.ours / r.qemu:11.2f}{r.ours / r.floor:12.2f}"
+        )
     return "\n".join(lines)
 
 

@@ -84,7 +84,7 @@ def test_every_documented_command_exists() -> None:
     host = cli.commands["host"]
     assert isinstance(vm, click.Group)
     assert isinstance(host, click.Group)
-    assert set(vm.commands) == {
+    assert set(vm.commands) >= {  # later issues add more
         "new",
         "list",
         "show",

@@ -457,7 +457,40 @@ CASES: list[Case] = [
         "com-kind",
         {"com1": {"kind": "serial"}},
         "com1.kind",
-        iv("com1.kind", "'serial'", "none, pipe"),
+        iv("com1.kind", "'serial'", "none, pipe, remote"),
+    ),
+    Case(
+        "com-remote-without-address",
+        {"com1": {"kind": "remote"}},
+        "com1.address",
+        iv(
+            "com1.address",
+            "None",
+            "HOST:PORT with a host name, IPv4 address or [IPv6] address and a port 1-65535",
+            "a remote COM port needs one",
+        ),
+    ),
+    Case(
+        "com-remote-bad-port",
+        {"com2": {"kind": "remote", "address": "example.net:70000"}},
+        "com2.address",
+        iv(
+            "com2.address",
+            "'example.net:70000'",
+            "HOST:PORT with a host name, IPv4 address or [IPv6] address and a port 1-65535",
+        ),
+    ),
+    Case(
+        "com-remote-with-path",
+        {"com1": {"kind": "remote", "address": "h:1", "path": "/run/x.sock"}},
+        "com1.path",
+        iv("com1.path", "'/run/x.sock'", "null when kind is 'remote' (it connects to address)"),
+    ),
+    Case(
+        "com-pipe-with-address",
+        {"com1": {"kind": "pipe", "address": "h:1"}},
+        "com1.address",
+        iv("com1.address", "'h:1'", "null unless kind is 'remote' (HOST:PORT)"),
     ),
     Case(
         "com-none-with-path",

@@ -190,6 +190,16 @@ class ApiClient:
     def delete(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("DELETE", path, params=params)
 
+    def get_bytes(self, path: str) -> bytes:
+        """GET a non-JSON answer (e.g. ``image/png``); errors are translated as for JSON."""
+        try:
+            response = self._http.get(path)
+        except (httpx.HTTPError, httpx.InvalidURL) as err:
+            raise self._transport_error(err) from err
+        if response.is_error:
+            raise self._response_error(response)
+        return response.content
+
     def request(
         self,
         method: str,

@@ -105,6 +105,7 @@ def progress_bar(label: str) -> Iterator[ProgressFn]:
 @click.option(
     "--parent", type=click.Path(path_type=Path), help="Make a differencing disk of PARENT."
 )
+@click.option("--floppy", is_flag=True, help="An empty 1.44 MB virtual floppy (raw .vfd).")
 @click.pass_context
 def new_cmd(
     ctx: click.Context,
@@ -113,8 +114,18 @@ def new_cmd(
     disk_type: str,
     block_size: int | None,
     parent: Path | None,
+    floppy: bool,
 ) -> None:
-    """Create a new disk: dynamic or fixed with --size, or differencing with --parent."""
+    """Create a new disk: dynamic or fixed with --size, differencing with --parent, or an
+    empty virtual floppy with --floppy."""
+    if floppy:
+        if size is not None or block_size is not None or parent is not None:
+            raise click.UsageError(
+                "--floppy cannot be combined with --size, --block-size or --parent"
+            )
+        _new_floppy(path)
+        click.echo(f"created virtual floppy {path} ({FLOPPY_BYTES} bytes, 1.44 MB)")
+        return
     if parent is not None:
         if size is not None or block_size is not None or _given(ctx, "disk_type"):
             raise click.UsageError(
@@ -132,6 +143,20 @@ def new_cmd(
     else:
         new_dynamic(path, size, block_size or DEFAULT_BLOCK_SIZE)
     click.echo(f"created {disk_type} disk {path} ({size} bytes)")
+
+
+FLOPPY_BYTES = 1_474_560  # 80 cylinders x 2 heads x 18 sectors x 512 bytes
+
+
+def _new_floppy(path: Path) -> None:
+    """An empty (unformatted, all zeros) raw 1.44 MB floppy image; never overwrites."""
+    try:
+        with open(path, "xb") as image:
+            image.truncate(FLOPPY_BYTES)
+    except FileExistsError as err:
+        raise click.ClickException(f"{path} already exists; nothing was changed") from err
+    except OSError as err:
+        raise click.ClickException(f"cannot create {path}: {err.strerror}") from err
 
 
 def _given(ctx: click.Context, name: str) -> bool:

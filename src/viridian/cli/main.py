@@ -18,6 +18,10 @@ from typing import IO, Any
 import click
 
 from viridian import config
+from viridian.cli import (
+    vm_integration,  # noqa: F401 - adds vm integration/exec/copy-file
+    vm_measure,  # noqa: F401 - adds vm measure
+)
 from viridian.cli.client import ClientOptions
 from viridian.cli.host import host_group
 from viridian.cli.vm import vm_group
@@ -28,6 +32,9 @@ __all__ = ["CliError", "ViridianGroup", "cli", "main"]
 OPTIONAL_GROUPS = (
     ("viridian.cli.guestkit", "guestkit_group", "guestkit"),
     ("viridian.cli.disk", "disk_group", "disk"),
+    ("viridian.cli.plan", "plan_command", "plan"),
+    ("viridian.cli.counters", "counters_command", "counters"),
+    ("viridian.cli.bpa", "bpa_command", "bpa"),
 )
 
 

@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import click
 
+from viridian.cli.integration_output import runtime_sections
+
 __all__ = [
     "JobProgress",
     "emit_json",
@@ -39,6 +41,10 @@ AUTO_STOP_TEXT = {
     "shut_down": "shut-down (shut down the guest operating system)",
 }
 NIC_KIND_TEXT = {"synthetic": "Synthetic (virtio)", "legacy": "Legacy (emulated tulip)"}
+LEGACY_PXE_TEXT = (
+    "not available: no PXE option ROM for tulip exists in QEMU or Debian (ipxe-qemu has "
+    "none), so the BIOS passes over this adapter in the startup order"
+)
 IDE_KIND_TEXT = {"hard_disk": "Hard disk", "dvd": "DVD drive"}
 
 
@@ -72,9 +78,13 @@ def _cell(value: Any) -> str:
 
 
 def format_vm_table(vms: Sequence[dict[str, Any]]) -> str:
-    """The ``vm list`` table: Name, State, CPU count, Memory (MB), Uptime, Status."""
-    headers = ("Name", "State", "CPUs", "Memory (MB)", "Uptime", "Status")
+    """The ``vm list`` table: Name, State, CPU count, Memory (MB), Uptime, Status (and
+    Heartbeat after Uptime when the service reports it)."""
+    headers: tuple[str, ...] = ("Name", "State", "CPUs", "Memory (MB)", "Uptime", "Status")
     rows = [_vm_row(vm) for vm in vms]
+    if any("heartbeat" in vm for vm in vms):
+        headers = (*headers[:5], "Heartbeat", headers[5])
+        rows = [(*row[:5], vm.get("heartbeat"), row[5]) for row, vm in zip(rows, vms, strict=True)]
     return format_table(headers, rows) if rows else "no virtual machines"
 
 
@@ -106,7 +116,7 @@ def format_vm_details(vm: dict[str, Any]) -> str:
     """``vm show``: identity and state, then every setting grouped like Hyper-V's dialog."""
     settings = vm.get("settings") or {}
     summary = "\n".join(_pairs_text(_vm_summary(vm)))
-    return summary + "\n" + _sections_text(_setting_sections(settings))
+    return summary + "\n" + _sections_text(_setting_sections(settings) + runtime_sections(vm))
 
 
 def _vm_summary(vm: dict[str, Any]) -> Pairs:
@@ -209,18 +219,23 @@ def _nic_sections(nics: list[dict[str, Any]]) -> list[tuple[str, Pairs]]:
 
 def _nic(nic: dict[str, Any]) -> Pairs:
     mac_mode = nic.get("mac_mode")
-    mac = f"static {nic.get('mac')}" if mac_mode == "static" else _cell(mac_mode)
-    return [
+    mac = f"{_cell(mac_mode)} {nic.get('mac') or '(assigned at start)'}"
+    pairs = [
         ("Type", NIC_KIND_TEXT.get(nic.get("kind", ""), _cell(nic.get("kind")))),
         ("Switch", nic.get("switch") or "not connected"),
         ("MAC address", mac),
         ("VLAN ID", "none" if nic.get("vlan_id") is None else str(nic["vlan_id"])),
     ]
+    if nic.get("kind") == "legacy":
+        pairs.append(("Network boot", LEGACY_PXE_TEXT))
+    return pairs
 
 
 def _com(port: dict[str, Any] | None) -> str:
     if not port or port.get("kind") in (None, "none"):
         return "none"
+    if port.get("kind") == "remote":
+        return f"remote {_cell(port.get('address'))}"
     return f"{port.get('kind')} {_cell(port.get('path'))}"
 
 

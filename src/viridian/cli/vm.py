@@ -295,3 +295,7 @@ def lifecycle_command(action: str) -> click.Command:
 
 for _action in LIFECYCLE_HELP:
     vm_group.add_command(lifecycle_command(_action))
+
+from viridian.cli.vm_devices import add_device_commands  # noqa: E402  (needs vm_group above)
+
+add_device_commands(vm_group)

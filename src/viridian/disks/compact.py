@@ -55,8 +55,7 @@ def free_zero_blocks(vhd: SparseVhd, progress: Progress) -> int:
         if vhd.bat[b] == UNALLOCATED:
             continue
         view = memoryview(buf)[: min(bs, size - b * bs)]
-        vhd.readinto(b * bs, view)
-        if is_zero(view) and _parent_zero(vhd, b * bs, view):
+        if _reads_zero(vhd, b, view) and _parent_zero(vhd, b * bs, view):
             freed.append(b)
     for b in freed:
         vhd.bat[b] = UNALLOCATED
@@ -64,6 +63,23 @@ def free_zero_blocks(vhd: SparseVhd, progress: Progress) -> int:
         vhd.write_bat_entries(freed[0], freed[-1] + 1)
         vhd.file.sync()
     return len(freed)
+
+
+def _reads_zero(vhd: SparseVhd, block: int, scratch: memoryview) -> bool:
+    """True when ``block`` reads as zeros; holes in the file's data area are not read."""
+    if not vhd.block_is_full(block):
+        vhd.readinto(block * vhd.block_size, scratch)
+        return is_zero(scratch)
+    base = vhd.block_offset(block)
+    assert base is not None
+    start = base + vhd.bitmap_bytes
+    end = start + len(scratch)
+    while (run := vhd.file.next_data(start, end)) is not None:
+        view = scratch[: run[1] - run[0]]
+        if vhd.file.readinto(view, run[0]) < len(view) or not is_zero(view):
+            return False
+        start = run[1]
+    return True
 
 
 def _parent_zero(vhd: SparseVhd, offset: int, scratch: memoryview) -> bool:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from viridian.errors import InvalidSetting
 from viridian.model import limits, ranges
-from viridian.model.choices import AdapterKind, BootDevice, ComKind, DriveKind, MacMode
 from viridian.model.address import ALLOWED_ADDRESS, parse_address
+from viridian.model.choices import AdapterKind, BootDevice, ComKind, DriveKind, MacMode
 from viridian.model.mac import ALLOWED_MAC, normalise_mac
 from viridian.model.settings import (
     BiosSettings,

@@ -34,11 +34,16 @@ T = TypeVar("T")
 _REQUIRED = object()
 
 _DRIVE_ALIASES = {
-    "7.2k": "7.2k", "7200": "7.2k", "7k2": "7.2k", "sata": "7.2k",
-    "10k": "10k", "10000": "10k",
-    "15k": "15k", "15000": "15k",
+    "7.2k": "7.2k",
+    "7200": "7.2k",
+    "7k2": "7.2k",
+    "sata": "7.2k",
+    "10k": "10k",
+    "10000": "10k",
+    "15k": "15k",
+    "15000": "15k",
     "ssd": "ssd",
-}  # fmt: skip
+}
 DRIVE_HELP = "7.2k, 10k, 15k (RPM) or ssd"
 RAID_HELP = "0, 1, 5, 6 or 10"
 
@@ -70,7 +75,9 @@ def _unique_names(kind: str, names: list[str]) -> None:
     seen: set[str] = set()
     for index, name in enumerate(names):
         if name in seen:
-            raise InvalidSetting(f"{kind}[{index}].name", name, "a name not used before", "duplicate")
+            raise InvalidSetting(
+                f"{kind}[{index}].name", name, "a name not used before", "duplicate"
+            )
         seen.add(name)
 
 
@@ -99,8 +106,9 @@ class Section:
                 raise BadRequest(f"unknown key {key!r} in {self.where}; allowed keys: {allowed}")
         for key in required:
             if key not in self.values:
-                raise BadRequest(f"missing key {key!r} in {self.where}; required keys: "
-                                 f"{', '.join(required)}")  # fmt: skip
+                raise BadRequest(
+                    f"missing key {key!r} in {self.where}; required keys: {', '.join(required)}"
+                )
 
     @property
     def where(self) -> str:
@@ -113,7 +121,9 @@ class Section:
     def fail(self, key: str, value: object, allowed: str) -> InvalidSetting:
         return InvalidSetting(self.child_path(key), value, allowed, self.label)
 
-    def read(self, key: str, default: object, convert: Callable[[object], T | None], help_: str) -> T:
+    def read(
+        self, key: str, default: object, convert: Callable[[object], T | None], help_: str
+    ) -> T:
         """``convert`` the key's value (or ``default`` when absent); None from it = invalid."""
         raw = self.get(key, default)
         value = convert(raw)
@@ -180,7 +190,9 @@ def _above_zero(raw: object) -> float | None:
     return value if value is not None and value > 0 else None
 
 
-def _ranged(convert: Callable[[object], T | None], low: float, high: float) -> Callable[[object], T | None]:
+def _ranged(
+    convert: Callable[[object], T | None], low: float, high: float
+) -> Callable[[object], T | None]:
     def checked(raw: object) -> T | None:
         value = convert(raw)
         return value if value is not None and low <= value <= high else None  # type: ignore[operator]
@@ -197,10 +209,21 @@ def _name(raw: object) -> str | None:
 
 
 def _settings(section: Section) -> Settings:
-    section.check_keys((), (
-        "host_reserve", "vm_overhead", "max_vp_per_lp", "max_cpu_percent", "failover_spares",
-        "horizon_years", "max_hosts", "reference_ghz", "currency", "drive_iops",
-    ))  # fmt: skip
+    section.check_keys(
+        (),
+        (
+            "host_reserve",
+            "vm_overhead",
+            "max_vp_per_lp",
+            "max_cpu_percent",
+            "failover_spares",
+            "horizon_years",
+            "max_hosts",
+            "reference_ghz",
+            "currency",
+            "drive_iops",
+        ),
+    )
     overhead = section.optional_section("vm_overhead")
     overhead.check_keys((), ("first_gb", "per_additional_gb"))
     defaults = Settings()

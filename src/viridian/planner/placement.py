@@ -160,7 +160,9 @@ def pack(vms: Sequence[Demand], hosts: int, limits: HostLimits) -> list[Load] | 
     )
 
 
-def _place(vms: Sequence[Demand], hosts: int, limits: HostLimits, balance: bool) -> list[Load] | None:
+def _place(
+    vms: Sequence[Demand], hosts: int, limits: HostLimits, balance: bool
+) -> list[Load] | None:
     loads = [Load() for _ in range(hosts)]
     for vm in vms:
         options = [i for i, load in enumerate(loads) if limits.fits(load.add(vm))]

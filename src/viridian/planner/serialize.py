@@ -24,7 +24,10 @@ def plan_to_dict(result: PlanResult) -> dict[str, Any]:
 def _candidate(candidate: CandidatePlan) -> dict[str, Any]:
     return {
         "name": candidate.shape.name,
-        "shape": {**asdict(candidate.shape), "logical_processors": candidate.shape.logical_processors},
+        "shape": {
+            **asdict(candidate.shape),
+            "logical_processors": candidate.shape.logical_processors,
+        },
         "fits": candidate.fits,
         "hosts": candidate.hosts,
         "failover_spares": candidate.spares,

@@ -21,7 +21,7 @@ Sizing model (pure, documented so the numbers can be checked by hand):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from viridian.planner.placement import Demand, HostLimits, Load, demands, fewest_hosts, pack
 from viridian.planner.spec import HostShape, PlanInput, Settings
@@ -135,8 +135,14 @@ def plan_candidate(shape: HostShape, request: PlanInput) -> CandidatePlan:
     limited = fewest_hosts(vms, HostLimits(shape, settings, shape.storage.drive_limit), most)
     if limited is None:
         return _over_drive_limit(shape, request, vms, unlimited)
-    return _sized(shape, settings, vms, limited, problems=[],
-                  notes=_storage_bound_notes(shape, settings, free, limited, unlimited))  # fmt: skip
+    return _sized(
+        shape,
+        settings,
+        vms,
+        limited,
+        problems=[],
+        notes=_storage_bound_notes(shape, settings, free, limited, unlimited),
+    )
 
 
 def _single_vm_problems(vms: Sequence[Demand], limits: HostLimits) -> list[str]:
@@ -182,9 +188,20 @@ def _impossible(
 ) -> CandidatePlan:
     nothing = DriveNeed(0, 0, 0)
     return CandidatePlan(
-        shape, False, 0, settings.failover_spares, 0, limits.drive_iops, nothing, (), (),
-        Cost(0.0, 0.0), "-", tuple(problems), (),
-    )  # fmt: skip
+        shape,
+        False,
+        0,
+        settings.failover_spares,
+        0,
+        limits.drive_iops,
+        nothing,
+        (),
+        (),
+        Cost(0.0, 0.0),
+        "-",
+        tuple(problems),
+        (),
+    )
 
 
 def _over_drive_limit(
@@ -196,26 +213,36 @@ def _over_drive_limit(
     free = HostLimits(shape, settings, None)
     worst = _worst_need(free, unlimited)
     problem = _drive_shortfall(shape, free, unlimited, worst)
-    return _sized(shape, settings, vms, unlimited, problems=[problem], notes=[], drives=worst.total)
+    return _sized(
+        shape,
+        settings,
+        vms,
+        unlimited,
+        problems=[problem],
+        notes=[],
+        drives=worst.total,
+        installed=shape.storage.drive_limit,
+    )
 
 
 def _worst_need(limits: HostLimits, loads: Sequence[Load]) -> DriveNeed:
-    needs = [limits.drives(load) for load in loads if load.vms]
-    return max(needs, key=lambda need: need.total, default=DriveNeed(0, 0, 0))
+    """The drives the most demanding host needs: each figure is the largest of any host."""
+    needs = [limits.drives(load) for load in loads if load.vms] or [DriveNeed(0, 0, 0)]
+    return DriveNeed(*(max(figures) for figures in zip(*map(astuple, needs), strict=True)))
 
 
 def _drive_shortfall(
     shape: HostShape, limits: HostLimits, loads: Sequence[Load], need: DriveNeed
 ) -> str:
     storage = shape.storage
-    heaviest = max(loads, key=lambda load: limits.drives(load).total)
     have = storage.drive_limit
     what = "drives installed" if storage.installed is not None else "drive bays"
     text = (
         f"each host needs {need.total} drives ({storage.drive}, RAID {storage.raid_level}: "
-        f"{need.for_iops} for {heaviest.functional_iops:,.0f} functional IOPS at "
-        f"{limits.drive_iops:g} IOPS per drive, {need.for_capacity} for "
-        f"{format_gb(heaviest.disk_gb)}) but has {have} {what}: {need.total - have} more "
+        f"{need.for_iops} for {max(ld.functional_iops for ld in loads):,.0f} functional IOPS "
+        f"at {limits.drive_iops:g} IOPS per drive, {need.for_capacity} for "
+        f"{format_gb(max(ld.disk_gb for ld in loads))}) but has {have} {what}: "
+        f"{need.total - have} more "
         f"{'drives' if storage.installed is not None else 'bays'} needed"
     )
     if storage.installed is not None and need.total > storage.bays:
@@ -260,14 +287,19 @@ def _sized(
     problems: list[str],
     notes: list[str],
     drives: int | None = None,
+    installed: int | None = None,
 ) -> CandidatePlan:
+    """The plan for the placement ``carrying``; ``drives`` overrides the drives per host
+    (the need when it exceeds the host) and ``installed`` the drives the per-host usage is
+    measured against (what the host really holds, when that is too few)."""
     free = HostLimits(shape, settings, None)
     spares = settings.failover_spares
     total_hosts = len(carrying) + spares
     normal = _normal_state(vms, total_hosts, free, carrying)
     worst = _worst_need(free, [*carrying, *normal])
     per_host = drives if drives is not None else (shape.storage.installed or worst.total)
-    usage = [_usage(free, load, per_host) for load in carrying]
+    real = installed if installed is not None else per_host
+    usage = [_usage(free, load, real) for load in carrying]
     return CandidatePlan(
         shape=shape,
         fits=not problems,
@@ -277,7 +309,7 @@ def _sized(
         drive_iops=free.drive_iops,
         drive_need=worst,
         failover=tuple(usage),
-        normal=tuple(_usage(free, load, per_host) for load in normal),
+        normal=tuple(_usage(free, load, real) for load in normal),
         cost=Cost(total_hosts * shape.cost, total_hosts * per_host * shape.storage.drive_cost),
         limited_by=_limited_by(free, carrying),
         problems=tuple(problems),
@@ -291,7 +323,11 @@ def _normal_state(
     """All hosts up: the VMs spread over every host (the failover placement plus idle
     spares if spreading fails, which cannot make any host busier)."""
     spread = pack(vms, hosts, limits)
-    return spread if spread is not None else [*carrying, *(Load() for _ in range(hosts - len(carrying)))]
+    return (
+        spread
+        if spread is not None
+        else [*carrying, *(Load() for _ in range(hosts - len(carrying)))]
+    )
 
 
 def _usage(limits: HostLimits, load: Load, drives: int) -> HostUsage:

@@ -19,8 +19,8 @@ RIGHT_W = 150
 BAR_H = 16
 BAR_GAP = 4
 GROUP_GAP = 14
-TOP = 40
-BOTTOM = 28
+TOP = 50
+BOTTOM = 40
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,21 @@ class _Frame:
     plot_w: float = field(default=WIDTH - LABEL_W - RIGHT_W)
 
     def x(self, value: float) -> float:
-        return LABEL_W + self.plot_w * max(value, 0.0) / self.scale_max
+        return LABEL_W + self.plot_w * min(max(value, 0.0), self.scale_max) / self.scale_max
 
 
 def bar_chart(
-    title: str, groups: Sequence[Group], ref_lines: Sequence[RefLine] = (), minimum: float = 0.0
+    title: str,
+    groups: Sequence[Group],
+    ref_lines: Sequence[RefLine] = (),
+    minimum: float = 0.0,
+    cap: float = float("inf"),
 ) -> str:
-    """An ``<svg>`` element; the scale runs from 0 to the largest value shown (or ``minimum``)."""
+    """An ``<svg>`` element; the scale runs from 0 to the largest value shown (at least
+    ``minimum``, at most ``cap``: longer bars end at the edge, their text tells the value)."""
     values = [bar.total for g in groups for bar in g.bars] + [r.value for r in ref_lines]
     values += [g.marker[0] for g in groups if g.marker]
-    frame = _Frame(max([minimum, *values, 1e-9]) * 1.05)
+    frame = _Frame(min(max([minimum, *values, 1e-9]) * 1.05, cap))
     body, y = _groups(groups, frame)
     height = y + BOTTOM
     parts = [
@@ -81,7 +86,7 @@ def bar_chart(
         f'<text x="8" y="20" class="ct">{escape(title)}</text>',
         _legend(groups),
         *body,
-        *(_ref_line(ref, frame, height) for ref in ref_lines),
+        *(_ref_line(ref, frame, height - 12 * i) for i, ref in enumerate(ref_lines)),
         "</svg>",
     ]
     return "\n".join(parts)
@@ -91,16 +96,19 @@ def _groups(groups: Sequence[Group], frame: _Frame) -> tuple[list[str], float]:
     parts: list[str] = []
     y = float(TOP)
     for group in groups:
-        top = y
         parts.append(f'<text x="8" y="{y + 12:.0f}" class="gl">{escape(group.label)}</text>')
+        y += BAR_H + BAR_GAP
+        top = y
         for bar in group.bars:
             parts.append(_bar(bar, frame, y))
             y += BAR_H + BAR_GAP
         if group.marker:
             parts.append(_marker(group.marker, frame, top, y))
         y += GROUP_GAP
-        parts.append(f'<line x1="8" x2="{WIDTH - 8}" y1="{y - GROUP_GAP / 2:.0f}" '
-                     f'y2="{y - GROUP_GAP / 2:.0f}" stroke="#e5e7eb"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="8" x2="{WIDTH - 8}" y1="{y - GROUP_GAP / 2:.0f}" '
+            f'y2="{y - GROUP_GAP / 2:.0f}" stroke="#e5e7eb"/>'
+        )
     return parts, y
 
 
@@ -116,8 +124,9 @@ def _bar(bar: Bar, frame: _Frame, y: float) -> str:
             f"{segment.value:,.1f}</title></rect>"
         )
         start += segment.value
-    parts.append(f'<text x="{frame.x(start) + 6:.1f}" y="{y + 12:.0f}" class="bv">'
-                 f"{escape(bar.text)}</text>")  # fmt: skip
+    parts.append(
+        f'<text x="{frame.x(start) + 6:.1f}" y="{y + 12:.0f}" class="bv">{escape(bar.text)}</text>'
+    )
     return "".join(parts)
 
 
@@ -130,12 +139,13 @@ def _marker(marker: tuple[float, str], frame: _Frame, top: float, bottom: float)
     )
 
 
-def _ref_line(ref: RefLine, frame: _Frame, height: float) -> str:
+def _ref_line(ref: RefLine, frame: _Frame, label_bottom: float) -> str:
+    """A dashed line at ``ref.value`` with its label near ``label_bottom`` (staggered)."""
     x = frame.x(ref.value)
     return (
-        f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 6}" y2="{height - BOTTOM + 4:.0f}" '
+        f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 6}" y2="{label_bottom - 20:.0f}" '
         f'stroke="{ref.color}" stroke-dasharray="6 4"/>'
-        f'<text x="{x:.1f}" y="{height - 8:.0f}" class="rl" fill="{ref.color}">'
+        f'<text x="{x:.1f}" y="{label_bottom - 6:.0f}" class="rl" fill="{ref.color}">'
         f"{escape(ref.label)}</text>"
     )
 
@@ -148,7 +158,9 @@ def _legend(groups: Sequence[Group]) -> str:
                 seen.setdefault(segment.series, segment.color)
     parts, x = [], float(LABEL_W)
     for series, color in seen.items():
-        parts.append(f'<rect x="{x:.0f}" y="27" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{x + 14:.0f}" y="36" class="lg">{escape(series)}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{x:.0f}" y="27" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14:.0f}" y="36" class="lg">{escape(series)}</text>'
+        )
         x += 24 + 7 * len(series)
     return "".join(parts)

@@ -10,8 +10,18 @@ from viridian.planner.units import format_gb, format_mb
 
 __all__ = ["format_money", "format_plan", "format_table", "shape_summary"]
 
-HOST_HEADERS = ("Host", "VMs", "Memory used", "Mem %", "VP:LP", "CPU %", "IOPS guest", "IOPS func",
-                "Drive IOPS %", "Disk used")  # fmt: skip
+HOST_HEADERS = (
+    "Host",
+    "VMs",
+    "Memory used",
+    "Mem %",
+    "VP:LP",
+    "CPU %",
+    "IOPS guest",
+    "IOPS func",
+    "Drive IOPS %",
+    "Disk used",
+)
 
 
 def format_plan(result: PlanResult) -> str:
@@ -25,9 +35,11 @@ def recommendation_line(result: PlanResult) -> str:
         return "Recommendation: none of the candidates fits; see the problems above."
     best = next(c for c in result.candidates if c.shape.name == result.recommended)
     money = format_money(best.cost.total, result.request.settings.currency)
-    return (f"Recommendation: {best.shape.name}: {best.hosts} hosts "
-            f"({best.hosts - best.spares} + {best.spares} spare), cost {money} "
-            f"(the cheapest candidate that fits)")  # fmt: skip
+    return (
+        f"Recommendation: {best.shape.name}: {best.hosts} hosts "
+        f"({best.hosts - best.spares} + {best.spares} spare), cost {money} "
+        f"(the cheapest candidate that fits)"
+    )
 
 
 def format_money(amount: float, currency: str) -> str:
@@ -59,8 +71,9 @@ def shape_summary(candidate: CandidatePlan) -> str:
     threads = f" x {shape.threads_per_core} threads" if shape.threads_per_core > 1 else ""
     ghz = f" @ {shape.ghz:g} GHz" if shape.ghz else ""
     installed = f", {storage.installed} installed" if storage.installed is not None else ""
+    sockets = f"{shape.sockets} socket{'s' if shape.sockets > 1 else ''}"
     return (
-        f"{shape.sockets} sockets x {shape.cores_per_socket} cores{threads} = "
+        f"{sockets} x {shape.cores_per_socket} cores{threads} = "
         f"{shape.logical_processors} LPs{ghz}, {format_mb(shape.memory_mb)} memory, "
         f"{storage.drive} drives of {format_gb(storage.drive_size_gb)} "
         f"({candidate.drive_iops:g} IOPS each) in RAID {storage.raid_level}, "
@@ -84,8 +97,10 @@ def _headline(candidate: CandidatePlan, result: PlanResult) -> str:
     if not candidate.hosts:
         return f"{candidate.shape.name}: {verdict}"
     carrying = candidate.hosts - candidate.spares
-    return (f"{candidate.shape.name}: {verdict}: {candidate.hosts} hosts ({carrying} carry every "
-            f"VM + {candidate.spares} failover spare), limited by {candidate.limited_by}")  # fmt: skip
+    return (
+        f"{candidate.shape.name}: {verdict}: {candidate.hosts} hosts ({carrying} for the VMs "
+        f"+ {candidate.spares} failover spare), limited by {candidate.limited_by}"
+    )
 
 
 def _sized_lines(candidate: CandidatePlan, currency: str) -> list[str]:
@@ -94,14 +109,21 @@ def _sized_lines(candidate: CandidatePlan, currency: str) -> list[str]:
     cost = candidate.cost
     return [
         f"  drives per host: {candidate.drives_per_host} ({need.for_iops} for the IOPS, "
-        f"{need.for_capacity} for the capacity; {storage.bays} bays)",
+        f"{need.for_capacity} for the capacity; {storage.bays} bays{_installed(candidate)})",
         f"  cost: {candidate.hosts} x ({format_money(candidate.shape.cost, currency)} + "
         f"{candidate.drives_per_host} x {format_money(storage.drive_cost, currency)}) = "
         f"{format_money(cost.total, currency)}",
         f"  with {candidate.spares} host(s) down:",
-        _indent(format_table(HOST_HEADERS, [_host_row(i, u) for i, u in enumerate(candidate.failover)])),
+        _indent(
+            format_table(HOST_HEADERS, [_host_row(i, u) for i, u in enumerate(candidate.failover)])
+        ),
         f"  all {candidate.hosts} hosts up: {_normal_summary(candidate.normal)}",
     ]
+
+
+def _installed(candidate: CandidatePlan) -> str:
+    installed = candidate.shape.storage.installed
+    return f", {installed} installed" if installed is not None else ""
 
 
 def _host_row(index: int, usage: HostUsage) -> tuple[str, ...]:
@@ -122,9 +144,11 @@ def _host_row(index: int, usage: HostUsage) -> tuple[str, ...]:
 def _normal_summary(hosts: Sequence[HostUsage]) -> str:
     if not hosts:
         return "-"
-    return (f"busiest host CPU {max(h.cpu_percent for h in hosts):.0f} %, memory "
-            f"{max(h.memory_percent for h in hosts):.0f} %, drive IOPS "
-            f"{max(h.iops_percent for h in hosts):.0f} %")  # fmt: skip
+    return (
+        f"busiest host CPU {max(h.cpu_percent for h in hosts):.0f} %, memory "
+        f"{max(h.memory_percent for h in hosts):.0f} %, drive IOPS "
+        f"{max(h.iops_percent for h in hosts):.0f} %"
+    )
 
 
 def _indent(text: str) -> str:
@@ -136,6 +160,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     cells = [list(headers), *(list(row) for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join(
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in cells
     )

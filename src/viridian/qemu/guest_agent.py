@@ -177,7 +177,7 @@ class GuestAgent:
     ) -> int:
         """Write ``data`` to ``path`` in the guest (``guest-file-open``/``-write``/``-close``,
         ``chunk`` bytes per request); returns the bytes written. ``mode`` is fopen's."""
-        handle = await self._request("guest-file-open", {"path": path, "mode": mode}, timeout)
+        handle = await self.open_file(path, mode, timeout)
         written = 0
         try:
             for start in range(0, len(data), chunk):
@@ -187,8 +187,15 @@ class GuestAgent:
                     "guest-file-write")
                 written += int(reply.get("count", 0))
         finally:
-            await self._request("guest-file-close", {"handle": handle}, timeout)
+            await self.close_file(handle, timeout)
         return written
+
+    async def open_file(self, path: str, mode: str = "r", timeout: float = 10.0) -> int:
+        """``guest-file-open``: a handle for :meth:`write_file`-style verbs."""
+        return int(await self._request("guest-file-open", {"path": path, "mode": mode}, timeout))
+
+    async def close_file(self, handle: int, timeout: float = 10.0) -> None:
+        await self._request("guest-file-close", {"handle": handle}, timeout)
 
     async def close(self) -> None:
         """Drop the connection (the agent does not notice)."""

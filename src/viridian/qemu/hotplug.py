@@ -133,9 +133,8 @@ def _ide_media(
             if was.kind != now.kind or now.kind == DriveKind.HARD_DISK:
                 refused.append(f"changing the {_kind_text(was.kind)} at {where}")
             elif was.path != now.path:
-                changes.append(
-                    ChangeMedia(ide_id(*slot), f"the DVD drive at {where}", now.path, was.path, True)
-                )
+                where = f"the DVD drive at {where}"
+                changes.append(ChangeMedia(ide_id(*slot), where, now.path, was.path, True))
     return changes
 
 

@@ -15,6 +15,9 @@ from viridian import __version__
 from viridian.config import API_PREFIX
 from viridian.errors import ViridianError
 from viridian.service.auth import bearer_matches
+from viridian.service.counters_api import install_counter_routes
+from viridian.service.devices_api import install_device_routes
+from viridian.service.integration_api import install_integration_routes
 from viridian.service.manager import Manager
 
 Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
@@ -44,6 +47,11 @@ class BearerAuth:
         self.app, self.token = app, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if not bearer_matches(header, self.token):
+                await send({"type": "websocket.close", "code": 1008})  # HTTP 403 to the client
+                return
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             header = headers.get(b"authorization", b"").decode("latin-1")
@@ -65,8 +73,11 @@ def create_app(manager: Manager, token: str) -> FastAPI:
                   docs_url=None, redoc_url=None)
     _install_error_handlers(app)
     _host_routes(app, manager)
+    install_device_routes(app, manager)
     _vm_routes(app, manager)
     _job_routes(app, manager)
+    install_integration_routes(app, manager)
+    install_counter_routes(app, manager)
     app.add_middleware(BearerAuth, token=token)
     return app
 

@@ -26,6 +26,7 @@ from viridian.model import settings_from_dict
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.errors import WorkerGone
+from viridian.qemu.firmware import write_numlock_rom
 from viridian.qemu.render import render_argv
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
@@ -53,6 +54,7 @@ class LiveVM:
         self._expect_exit = False
         self._exited = asyncio.Event()
         self._reserved = False
+        self.hooks: list[Any] = []  # VM hooks: resource control, integration services
 
     # --- facts ------------------------------------------------------------------------
 
@@ -85,6 +87,7 @@ class LiveVM:
             "processors": self.processors, "uptime_s": self.uptime_s(), "status": rec.status,
             "pid": self.worker.pid if self.worker else None, "folder": rec.folder,
             "created_at": rec.created_at, "settings": rec.settings,
+            **{k: v for hook in self.hooks for k, v in hook.describe(self).items()},
         }
 
     # --- persistence ------------------------------------------------------------------
@@ -120,6 +123,7 @@ class LiveVM:
         elif self.state is not VMState.OFF:
             self._settle(VMState.OFF, f"{why} (while the service was not running)")
         remove_runtime_folder(self.paths)
+        self._notify("exited")
 
     async def _reconcile_with_qemu(self, worker: Worker) -> None:
         """QEMU survived the service. A save that had not reached the catalog is undone:
@@ -154,12 +158,18 @@ class LiveVM:
         self._expect_exit = False
         self._exited.clear()
         asyncio.get_running_loop().create_task(self._watch(worker))
+        self._notify("adopted")
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for hook in self.hooks:
+            getattr(hook, event)(self, *args)
 
     async def _watch(self, worker: Worker) -> None:
         info = await worker.wait_exit()
         if self.worker is not worker:
             return
         self.worker = None
+        self._notify("exited")
         await worker.cleanup()
         if not self._expect_exit:
             self._settle(VMState.OFF, _exit_status(info))
@@ -191,6 +201,8 @@ class LiveVM:
         settings = settings_from_dict(self.record.settings)
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
                            incoming=restoring)
+        if settings.bios.num_lock:
+            write_numlock_rom(self.paths)
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
             accelerator=self.capabilities.accelerator, settings=self.record.settings,
@@ -199,6 +211,7 @@ class LiveVM:
         self._settle(VMState.RUNNING, None)
         if restoring:
             self.saved_state.unlink(missing_ok=True)
+            self._notify("resumed", True)
         if self.record.auto_stopped:
             self.mark_auto_stopped(False)
 
@@ -231,7 +244,9 @@ class LiveVM:
 
     async def _ask_guest_to_shut_down(self, worker: Worker) -> str:
         try:
-            if await worker.guest_agent.ping(timeout=AGENT_PING_TIMEOUT_S):
+            if self.record.settings.get("integration_services", {}).get(
+                    "operating_system_shutdown", True) and \
+                    await worker.guest_agent.ping(timeout=AGENT_PING_TIMEOUT_S):
                 await worker.guest_agent.shutdown()
                 return "guest agent"
         except ViridianError as err:
@@ -263,6 +278,7 @@ class LiveVM:
         self.state = VMState.RESUMING
         await self._require_worker().resume()
         self._settle(VMState.RUNNING, None)
+        self._notify("resumed", False)
 
     async def _reset(self, job: Job, _: float) -> None:
         worker = self._require_worker()

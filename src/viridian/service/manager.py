@@ -26,8 +26,12 @@ from viridian.model.states import Request, VMState, check_request
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.service.catalog import Catalog, VMRecord
+from viridian.service.counters_service import start_counters, stop_counters
+from viridian.service.devices import live_changes
+from viridian.service.integration import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, now_iso
 from viridian.service.live import LiveVM
+from viridian.service.resource_control import ResourceControl
 from viridian.service.vm_config import VMConfigurator
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,8 @@ class Manager:
         self.jobs = JobRunner(self.catalog)
         self.config = VMConfigurator(self.catalog)
         self.live: dict[str, LiveVM] = {}
+        self.resources = ResourceControl()
+        self.integration = IntegrationServices()
         self.boot_id = read_boot_id()
         self._started = time.monotonic()
 
@@ -64,11 +70,13 @@ class Manager:
         host_booted = self.catalog.get_meta(META_BOOT_ID) != self.boot_id
         await asyncio.gather(*(self._recover(vm) for vm in self.catalog.list_vms()))
         self.catalog.set_meta(META_BOOT_ID, self.boot_id)
+        start_counters(self)
         if host_booted:
             self._schedule_automatic_starts()
 
     async def close(self) -> None:
         """Stop managing; running VMs keep running (their QEMU processes are detached)."""
+        await stop_counters(self)
         for live in self.live.values():
             await live.detach()
         self.catalog.close()
@@ -90,6 +98,7 @@ class Manager:
         live = LiveVM(vm, self.catalog, self.capabilities,
                       RuntimePaths(self.data_dir / "run" / vm.id),
                       Path(vm.folder) / SAVED_STATE_FILE)
+        live.hooks = [self.resources, self.integration]
         self.live[vm.id] = live
         return live
 
@@ -118,6 +127,9 @@ class Manager:
             logical_processors=resources.logical_processors,
             assigned_memory_mb=sum(lv.memory_mb for lv in active),
             running_virtual_processors=sum(lv.processors for lv in active),
+            reserved_processors=sum(lv.processors * lv.record.settings["processor"][
+                "reserve_pct"] / 100 for lv in active),
+            vm_processor_capacity=self.resources.capacity,
         )
 
     def host_info(self) -> dict[str, Any]:
@@ -201,10 +213,20 @@ class Manager:
     async def update_vm(self, ref: str, patch: dict[str, Any]) -> dict[str, Any]:
         live = self._find(ref)
         async with self.jobs.queue_for(live.record.id):
-            settings = self.config.changed_settings(live.record, patch, live.state)
-            live.record = replace(live.record, name=settings["name"], settings=settings)
-            self.catalog.update_vm(live.record)
+            await self.apply_settings(live, patch)
         return live.to_dict()
+
+    async def apply_settings(self, live: LiveVM, patch: dict[str, Any]) -> None:
+        """Validate ``patch``, apply what can change live to the running QEMU (hot plug),
+        then commit; a failure leaves QEMU and the catalog unchanged. The caller holds the
+        VM's queue (``jobs.queue_for``)."""
+        settings = self.config.changed_settings(live.record, patch, live.state)
+        self.resources.check_change(live, settings, self.host_load())
+        async with live_changes(live, live.record.settings, settings):
+            record = replace(live.record, name=settings["name"], settings=settings)
+            self.catalog.update_vm(record)
+            live.record = record
+        self.resources.refresh()
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]:
         live = self._find(ref)
@@ -255,7 +277,7 @@ class Manager:
     def _admit(self, live: LiveVM) -> None:
         """Admission and reservation happen in one step of the loop: no two starts race."""
         check_admission(live.record.name, live.memory_mb, live.processors, self.host_load(),
-                        self.policy)
+                        self.policy, live.record.settings["processor"]["reserve_pct"])
         live.reserve()
 
 

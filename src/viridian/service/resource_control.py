@@ -110,6 +110,9 @@ class ResourceControl:
             asyncio.get_running_loop().create_task(self._remove(vm_id))
         self.refresh()
 
+    def resumed(self, live: LiveVM, restored: bool) -> None:
+        """Nothing to do: the groups outlive a pause."""
+
     def describe(self, live: LiveVM) -> dict[str, Any]:
         return {"resources": self._resources(live)}
 

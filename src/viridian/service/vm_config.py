@@ -17,12 +17,13 @@ from viridian.errors import Conflict, InvalidSetting, NotFound
 from viridian.model import default_settings, merge_settings, to_dict
 from viridian.model.states import VMState
 from viridian.service.catalog import Catalog, VMRecord
+from viridian.service.devices import ALLOWED_LIVE, HOT_PLUGGABLE, check_live_storage_changes
+from viridian.service.macs import assign_macs, macs_in_use, pool_octets
 
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
 CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",
                                      "processor.reserve_pct", "processor.limit_pct",
                                      "processor.weight", "integration_services"})
-MAC_PREFIX = "00:15:5D"
 
 
 class VMConfigurator:
@@ -52,13 +53,15 @@ class VMConfigurator:
             changed = (changed - {"processor"}) | {
                 f"processor.{k}" for k, v in settings["processor"].items()
                 if v != current["processor"].get(k)}
-        frozen = sorted(changed - CHANGEABLE_WHILE_ACTIVE)
+        frozen = sorted(changed - CHANGEABLE_WHILE_ACTIVE - HOT_PLUGGABLE)
         if frozen and state is not VMState.OFF:
             raise Conflict(
                 f"cannot change {', '.join(frozen)} of VM '{record.name}' while it is "
                 f"{state.value}; turn it off first. Changeable now: "
-                f"{', '.join(sorted(CHANGEABLE_WHILE_ACTIVE))}; nothing was changed",
+                f"{', '.join(sorted(CHANGEABLE_WHILE_ACTIVE))}, and {ALLOWED_LIVE}; "
+                "nothing was changed",
                 vm=record.name, state=state.value, settings=frozen)
+        check_live_storage_changes(record.name, current, settings, state)
         return self._checked(settings, vm_id=record.id)
 
     def disk_paths(self, settings: dict[str, Any]) -> list[Path]:
@@ -95,13 +98,8 @@ class VMConfigurator:
                         path=str(path), vm=vm.name)
 
     def _assign_macs(self, settings: dict[str, Any], vm_id: str | None) -> None:
-        used = {a["mac"] for vm in self._catalog.list_vms() if vm.id != vm_id
-                for a in vm.settings.get("network_adapters", []) if a.get("mac")}
-        for adapter in settings.get("network_adapters", []):
-            if adapter.get("mac_mode", "dynamic") == "dynamic" and not adapter.get("mac"):
-                adapter["mac"] = _next_mac(used)
-            if adapter.get("mac"):
-                used.add(adapter["mac"])
+        used = macs_in_use(self._catalog.list_vms(), vm_id)
+        assign_macs(settings, used, pool_octets(self._catalog))
 
 
 def _ide_with(ide: list[dict[str, Any]] | None, dvd: str | None,
@@ -147,27 +145,3 @@ def _checked_file(setting: str, entry: dict[str, Any]) -> tuple[str, str]:
             "QEMU misreads differencing VHDs; flatten it first with "
             "'viridian disk merge' or 'viridian disk convert'")
     return raw, fmt
-
-
-def _next_mac(used: set[str]) -> str:
-    """Dynamic MACs: Hyper-V's 00:15:5D prefix, then two octets of the host, then a counter."""
-    host = _host_octets()
-    for n in range(256):
-        mac = f"{MAC_PREFIX}:{host}:{n:02X}"
-        if mac not in used:
-            return mac
-    raise Conflict("the dynamic MAC address pool of this host (256 addresses) is exhausted; "
-                   "use static MAC addresses", pool=f"{MAC_PREFIX}:{host}:00-FF")
-
-
-def _host_octets() -> str:
-    for iface in sorted(Path("/sys/class/net").iterdir()):
-        if iface.name == "lo":
-            continue
-        try:
-            mac = (iface / "address").read_text().strip().upper()
-        except OSError:
-            continue
-        if mac and mac != "00:00:00:00:00:00":
-            return mac[-5:]
-    return "00:00"

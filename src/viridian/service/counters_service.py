@@ -1,0 +1,296 @@
+"""The service's counter sampler: background sampling, history, metering, on-demand samples.
+
+Started from :meth:`Manager.start` (:func:`start_counters`), stopped from
+:meth:`Manager.close` (:func:`stop_counters`). Settings in ``<data>/host.json`` (optional)::
+
+    {"counter_interval_s": 10,      # background sampling interval
+     "counter_history_s": 3600}     # how much history to keep (at least one hour)
+
+``$VIRIDIAN_COUNTER_INTERVAL_S`` overrides the interval (tests, benchmarks).
+
+Metering (Measure-VM) accumulates on every background sample and is kept in the table
+``counter_metering`` of the catalog's SQLite file (own connection), written every minute,
+on reset and at close: a reset point survives service restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import sqlite3
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from viridian.counters import paths as P
+from viridian.counters import procfs
+from viridian.counters.collect import Collector, VMTarget
+from viridian.counters.formulas import compute
+from viridian.counters.history import CounterSample, History
+from viridian.counters.metering import Meter, accumulate, report
+from viridian.counters.samples import Snapshot
+from viridian.errors import BadRequest
+from viridian.model.states import VMState
+
+if TYPE_CHECKING:
+    from viridian.service.live import LiveVM
+    from viridian.service.manager import Manager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 10.0
+DEFAULT_HISTORY_S = 3600.0
+MIN_HISTORY_S = 3600.0
+METER_FLUSH_S = 60.0
+MAX_SAMPLE_INTERVAL_S = 60.0
+_services: weakref.WeakKeyDictionary[Manager, CounterService] = weakref.WeakKeyDictionary()
+
+
+def start_counters(manager: Manager) -> CounterService:
+    """Create the manager's sampler and start its background task (the Manager.start hook)."""
+    service = CounterService(manager)
+    _services[manager] = service
+    service.start()
+    return service
+
+
+async def stop_counters(manager: Manager) -> None:
+    service = _services.pop(manager, None)
+    if service is not None:
+        await service.stop()
+
+
+def counters_for(manager: Manager) -> CounterService:
+    """The sampler of ``manager`` (started lazily when the hook did not run)."""
+    return _services.get(manager) or start_counters(manager)
+
+
+def _host_settings(data_dir: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads((data_dir / "host.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+class MeterStore:
+    """Meters by VM id, persisted in the catalog file's ``counter_metering`` table."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("CREATE TABLE IF NOT EXISTS counter_metering "
+                         "(vm_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        rows = self._db.execute("SELECT vm_id, data FROM counter_metering").fetchall()
+        self.meters = {vm_id: Meter.from_json(json.loads(data)) for vm_id, data in rows}
+
+    def meter(self, vm_id: str) -> Meter:
+        if vm_id not in self.meters:
+            self.meters[vm_id] = Meter(reset_at=time.time())
+        return self.meters[vm_id]
+
+    def reset(self, vm_id: str) -> None:
+        self.meters[vm_id] = Meter(reset_at=time.time())
+        self.flush()
+
+    def flush(self, keep: set[str] | None = None) -> None:
+        """Write every meter (and forget VMs not in ``keep``, when given)."""
+        if keep is not None:
+            for gone in set(self.meters) - keep:
+                del self.meters[gone]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if keep is not None:
+                self._db.execute("DELETE FROM counter_metering")
+            self._db.executemany("INSERT OR REPLACE INTO counter_metering VALUES (?,?)",
+                                 [(k, json.dumps(m.to_json())) for k, m in self.meters.items()])
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CounterService:
+    """Samples every VM and the host; keeps the history and the meters."""
+
+    def __init__(self, manager: Manager) -> None:
+        self.manager = manager
+        settings = _host_settings(manager.data_dir)
+        interval = os.environ.get("VIRIDIAN_COUNTER_INTERVAL_S",
+                                  settings.get("counter_interval_s", DEFAULT_INTERVAL_S))
+        self.interval_s = max(0.1, float(interval))
+        history_s = max(MIN_HISTORY_S, float(settings.get("counter_history_s",
+                                                          DEFAULT_HISTORY_S)))
+        self.history = History(math.ceil(history_s / self.interval_s))
+        self.collector = Collector()
+        self.meters = MeterStore(manager.data_dir / "catalog.sqlite")
+        self.host_mhz = procfs.cpu_mhz()
+        self.last: Snapshot | None = None
+        self.sampling_cpu_s = 0.0
+        self.ticks = 0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._flushed_at = time.monotonic()
+
+    # --- background -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="counters")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.meters.flush()
+        self.meters.close()
+
+    async def _loop(self) -> None:
+        next_at = time.monotonic()
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a failed sample must not end sampling
+                log.exception("counter sampling failed")
+            next_at += self.interval_s
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at, time.monotonic() - self.interval_s)
+
+    async def tick(self) -> None:
+        """Take one sample: history, metering, periodic meter flush."""
+        async with self._lock:
+            cpu_before = time.process_time()
+            snap = await self.snapshot()
+            prev, self.last = self.last, snap
+            if prev is not None:
+                seconds = snap.host.time - prev.host.time
+                self.history.append(CounterSample(snap.wall_time, seconds, compute(prev, snap)))
+                self._meter(prev, snap, seconds)
+            if time.monotonic() - self._flushed_at >= METER_FLUSH_S:
+                self.meters.flush(keep=set(self.manager.live))
+                self._flushed_at = time.monotonic()
+            self.sampling_cpu_s += time.process_time() - cpu_before
+            self.ticks += 1
+
+    def _meter(self, prev: Snapshot, snap: Snapshot, seconds: float) -> None:
+        before = {vm.vm_id: vm for vm in prev.vms}
+        for vm in snap.vms:
+            accumulate(self.meters.meter(vm.vm_id), before.get(vm.vm_id), vm, seconds)
+
+    # --- sampling ---------------------------------------------------------------------
+
+    def targets(self) -> list[VMTarget]:
+        return [_target(live) for live in self.manager.live.values()]
+
+    async def snapshot(self) -> Snapshot:
+        return await self.collector.snapshot(self.targets())
+
+    async def sample(self, queries: list[str], vm: str | None,
+                     interval_s: float) -> CounterSample:
+        """Counter values over ``interval_s`` seconds from now (Get-Counter's one sample)."""
+        if not 0 < interval_s <= MAX_SAMPLE_INTERVAL_S:
+            raise BadRequest(f"sample interval {interval_s} s is out of range; allowed: "
+                             f"more than 0 and at most {MAX_SAMPLE_INTERVAL_S:g} s",
+                             interval_s=interval_s)
+        first = await self.snapshot()
+        await asyncio.sleep(interval_s)
+        second = await self.snapshot()
+        values = compute(first, second)
+        chosen = select(values, queries, self.vm_name(vm))
+        return CounterSample(second.wall_time, second.host.time - first.host.time,
+                             {k: values[k] for k in chosen})
+
+    async def list_paths(self, vm: str | None = None) -> list[str]:
+        """Every counter path available now (from the last sample, or a short new one)."""
+        if self.last is not None:
+            values = compute(self.last, await self.snapshot())
+        else:
+            first = await self.snapshot()
+            await asyncio.sleep(0.2)
+            values = compute(first, await self.snapshot())
+        return select(values, [], self.vm_name(vm))
+
+    def vm_name(self, ref: str | None) -> str | None:
+        return None if ref is None else self.manager.catalog.find_vm(ref).name
+
+    async def ensure_history(self) -> None:
+        """At least one history sample (for the analyzer right after a start)."""
+        if not len(self.history):
+            await self.tick()
+            if not len(self.history):
+                await asyncio.sleep(1.0)
+                await self.tick()
+
+    # --- metering ---------------------------------------------------------------------
+
+    def measure(self, ref: str) -> dict[str, Any]:
+        record = self.manager.catalog.find_vm(ref)
+        meter = self.meters.meter(record.id)
+        result = {"vm": record.name, "vm_id": record.id, "host_cpu_mhz": self.host_mhz,
+                  **report(meter, self.host_mhz, time.time())}
+        result["disk_allocated_bytes"] = sum(_allocated(p) for p in _disk_paths(record.settings))
+        result["reset_at_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(meter.reset_at))
+        return result
+
+    def reset_meter(self, ref: str) -> dict[str, Any]:
+        """Measure, then start metering again from now; returns the measurement."""
+        result = self.measure(ref)
+        self.meters.reset(result["vm_id"])
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        return {"interval_s": self.interval_s, "capacity": self.history.capacity,
+                "samples": len(self.history), "ticks": self.ticks,
+                "sampling_cpu_s": round(self.sampling_cpu_s, 6)}
+
+
+def select(values: dict[str, float], queries: list[str], vm: str | None) -> list[str]:
+    """Paths of ``values`` chosen by ``queries`` (all when empty), limited to ``vm``'s
+    instances (``vm:…`` or ``vm``) when given."""
+    names = sorted(values)
+    if vm is not None:
+        names = [n for n in names if _belongs(n, vm)]
+    return P.select(queries, names)
+
+
+def _belongs(counter_path: str, vm: str) -> bool:
+    instance = P.parse(counter_path).instance
+    return instance is not None and (instance == vm or instance.startswith(vm + ":"))
+
+
+def _target(live: LiveVM) -> VMTarget:
+    worker = live.worker
+    settings = worker.record.settings if worker is not None else live.record.settings
+    macs = {f"nic{i}": str(a["mac"]).lower()
+            for i, a in enumerate(settings.get("network_adapters", []))
+            if a.get("mac") and a.get("switch")}
+    return VMTarget(
+        vm_id=live.record.id, name=live.record.name, processors=live.processors,
+        memory_mb=live.memory_mb, pid=worker.pid if worker is not None else None,
+        monitor=worker.monitor if worker is not None else None,
+        agent=worker.guest_agent if worker is not None else None, nic_macs=macs,
+        guest_running=live.state is VMState.RUNNING)
+
+
+def _disk_paths(settings: dict[str, Any]) -> list[str]:
+    """Hard disk image files of a VM (IDE hard disks and SCSI disks; not DVDs)."""
+    found = [d["path"] for d in settings.get("ide", [])
+             if d.get("kind") == "hard_disk" and d.get("path")]
+    for controller in settings.get("scsi", []):
+        found += [d["path"] for d in controller.get("disks", []) if d.get("path")]
+    return found
+
+
+def _allocated(path: str) -> int:
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return 0

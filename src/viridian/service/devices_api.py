@@ -1,0 +1,156 @@
+"""API routes of a VM's devices (api.md, "Devices"): disks, DVD and floppy media, network
+adapters, COM ports, the screen, and the serial console (a WebSocket bridged to the
+COM port's named pipe). Routes only translate: the work is in :mod:`.devices`.
+
+Console protocol: after the WebSocket opens, binary frames carry the port's bytes both
+ways. A refusal is one text frame ``{"error": {code, message, details}}`` followed by a
+close with code 4409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from viridian.config import API_PREFIX
+from viridian.errors import HostError, ViridianError
+from viridian.service.devices import DeviceOps
+
+VMS = f"{API_PREFIX}/vms/{{ref}}"
+CONSOLE_CHUNK = 4096
+CLOSE_NORMAL, CLOSE_REFUSED = 1000, 4409
+
+
+class DiskSpec(BaseModel):
+    controller: Literal["ide", "scsi"]
+    location: str
+    path: str | None = None
+    dvd: bool = False
+
+
+class MediaSpec(BaseModel):
+    path: str | None = None
+    location: str | None = None
+
+
+class NicSpec(BaseModel):
+    legacy: bool | None = None
+    switch: str | None = None
+    mac: str | None = None
+    vlan: str | None = None
+
+
+class ComSpec(BaseModel):
+    pipe: str | None = None
+    remote: str | None = None
+    none: bool = False
+
+
+def install_device_routes(app: FastAPI, manager: Any) -> None:
+    """Add the device routes. Call before the generic ``POST /vms/{ref}/{action}`` route."""
+    ops = DeviceOps(manager)
+    _storage_routes(app, ops)
+    _nic_routes(app, ops)
+    _com_routes(app, ops)
+
+
+def _storage_routes(app: FastAPI, ops: DeviceOps) -> None:
+    @app.post(f"{VMS}/disks", tags=["devices"])
+    async def disk_add(ref: str, spec: DiskSpec) -> dict[str, Any]:
+        return await ops.add_disk(ref, spec.controller, spec.location, spec.path, spec.dvd)
+
+    @app.delete(f"{VMS}/disks/{{controller}}/{{location}}", tags=["devices"])
+    async def disk_remove(
+        ref: str, controller: Literal["ide", "scsi"], location: str
+    ) -> dict[str, Any]:
+        return await ops.remove_disk(ref, controller, location)
+
+    @app.put(f"{VMS}/dvd", tags=["devices"])
+    async def dvd_media(ref: str, spec: MediaSpec) -> dict[str, Any]:
+        return await ops.set_dvd(ref, spec.path, spec.location)
+
+    @app.put(f"{VMS}/floppy", tags=["devices"])
+    async def floppy_media(ref: str, spec: MediaSpec) -> dict[str, Any]:
+        return await ops.set_floppy(ref, spec.path)
+
+    @app.get(
+        f"{VMS}/screenshot",
+        tags=["devices"],
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
+    async def screenshot(ref: str) -> Response:
+        return Response(await ops.screenshot(ref), media_type="image/png")
+
+
+def _nic_routes(app: FastAPI, ops: DeviceOps) -> None:
+    @app.post(f"{VMS}/nics", tags=["devices"])
+    async def nic_add(ref: str, spec: NicSpec) -> dict[str, Any]:
+        return await ops.add_nic(ref, bool(spec.legacy), spec.switch, spec.mac, spec.vlan)
+
+    @app.patch(f"{VMS}/nics/{{index}}", tags=["devices"])
+    async def nic_set(ref: str, index: int, spec: NicSpec) -> dict[str, Any]:
+        return await ops.set_nic(ref, index, spec.legacy, spec.switch, spec.mac, spec.vlan)
+
+    @app.delete(f"{VMS}/nics/{{index}}", tags=["devices"])
+    async def nic_remove(ref: str, index: int) -> dict[str, Any]:
+        return await ops.remove_nic(ref, index)
+
+
+def _com_routes(app: FastAPI, ops: DeviceOps) -> None:
+    @app.put(f"{VMS}/com/{{port}}", tags=["devices"])
+    async def com_set(ref: str, port: int, spec: ComSpec) -> dict[str, Any]:
+        return await ops.set_com(ref, port, spec.pipe, spec.remote, spec.none)
+
+    @app.websocket(f"{VMS}/console")
+    async def console(websocket: WebSocket, ref: str, com: int = Query(1, ge=1, le=2)) -> None:
+        await websocket.accept()
+        try:
+            path = ops.console_socket(ref, com)
+            reader, writer = await asyncio.open_unix_connection(str(path))
+        except (ViridianError, OSError) as err:
+            error = (
+                err
+                if isinstance(err, ViridianError)
+                else HostError(f"cannot connect to the named pipe of COM{com} ({err})")
+            )
+            await websocket.send_text(json.dumps({"error": error.to_dict()}))
+            await websocket.close(CLOSE_REFUSED)
+            return
+        await _bridge(websocket, reader, writer)
+
+
+async def _bridge(
+    websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Bytes both ways until either side closes."""
+
+    async def to_client() -> None:
+        while chunk := await reader.read(CONSOLE_CHUNK):
+            await websocket.send_bytes(chunk)
+
+    async def to_pipe() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                data = message.get("bytes") or (message.get("text") or "").encode()
+                writer.write(data)
+                await writer.drain()
+
+    tasks = [asyncio.ensure_future(to_client()), asyncio.ensure_future(to_pipe())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_NORMAL)

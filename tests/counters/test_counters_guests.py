@@ -1,0 +1,178 @@
+"""Counters on real guests (TCG): a busy and an idle VP, a guest writing to a disk, a guest
+filling its memory; /metrics, history, metering and the CLI on the same running service."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.service.harness import Console, Service, act, turn_off_everything
+from viridian.cli.main import cli
+
+pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("counters-guests")]
+
+VP = r"\Hyper-V Hypervisor Virtual Processor({})\% Total Run Time"
+AVAILABLE = r"\Memory\Available MBytes"
+DATA_SECTORS = 131072  # the 64 MiB data disk, as /sys/block/*/size shows it
+WRITER_SCRIPT = f"""
+for b in /sys/block/sd* /sys/block/vd*; do
+  [ "$(cat $b/size)" = {DATA_SECTORS} ] && d=/dev/${{b##*/}}
+done
+echo data=$d
+mkdir -p /t && mount -t tmpfs -o size=1700m tmpfs /t
+dd if=/dev/zero of=/t/fill bs=1M count=1536 2>/dev/null && echo touched
+while :; do dd if=/dev/zero of=$d bs=64k count=64 conv=fsync 2>/dev/null; sleep 1; done
+"""
+
+
+@pytest.fixture(scope="module")
+def guests(guest_iso: Path) -> Iterator[tuple[Service, httpx.Client]]:
+    from viridian.guestkit import make_config_disk
+
+    data_dir = Path(tempfile.mkdtemp(prefix="vir-ctr-", dir="/tmp"))
+    service = Service(data_dir, {"VIRIDIAN_COUNTER_INTERVAL_S": "1"})
+    service.start()
+    api = service.client()
+    try:
+        busy = make_config_disk(data_dir / "busy.img", "echo spinning\nwhile :; do :; done\n")
+        writer = make_config_disk(data_dir / "writer.img", WRITER_SCRIPT)
+        data = data_dir / "data.raw"
+        with open(data, "wb") as f:
+            f.truncate(DATA_SECTORS * 512)
+        for name, mem, cfg in (("idle", 256, None), ("busy", 256, busy), ("writer", 2048, writer)):
+            body: dict[str, Any] = {"name": name, "memory_mb": mem, "processors": 1,
+                                    "dvd": str(guest_iso)}
+            if cfg:
+                body["vhd"] = str(cfg)
+            if name == "writer":
+                body["settings"] = {"scsi": [{"controller": 0, "disks": [
+                    {"location": 0, "path": str(data), "format": "raw"}]}]}
+            assert api.post("/vms", json=body).status_code == 201
+        for name in ("idle", "busy"):
+            act(api, name, "start")
+        _console(service, api, "busy").wait_for(b"VIRIDIAN-GUEST CFG spinning", timeout=120)
+        _console(service, api, "idle").wait_for(b"VIRIDIAN-GUEST READY", timeout=120)
+        yield service, api
+    finally:
+        try:
+            turn_off_everything(api)
+        finally:
+            api.close()
+            service.stop()
+
+
+def _console(service: Service, api: httpx.Client, name: str) -> Console:
+    return Console(service.data_dir, api.get(f"/vms/{name}").json()["id"])
+
+
+def _sample(api: httpx.Client, *paths: str, interval: float = 3.0) -> dict[str, float]:
+    response = api.post("/counters/sample", json={"paths": list(paths), "interval_s": interval})
+    assert response.status_code == 200, response.text
+    return dict(response.json()["values"])
+
+
+def test_busy_guest_drives_its_vp_run_time_and_idle_one_stays_low(guests) -> None:  # type: ignore[no-untyped-def]
+    _, api = guests
+    time.sleep(3)  # let the idle guest settle after boot
+    values = _sample(api, VP.format("busy:*"), VP.format("idle:*"), interval=4)
+    busy, idle = values[VP.format("busy:Hv VP 0")], values[VP.format("idle:Hv VP 0")]
+    assert busy >= 40, values
+    assert idle <= 20, values
+    assert busy >= 3 * idle, values
+
+
+def test_available_memory_drops_when_a_guest_fills_its_memory(guests) -> None:  # type: ignore[no-untyped-def]
+    service, api = guests
+    before = _sample(api, AVAILABLE, interval=0.5)[AVAILABLE]
+    act(api, "writer", "start")
+    _console(service, api, "writer").wait_for(b"VIRIDIAN-GUEST CFG touched", timeout=180)
+    after = _sample(api, AVAILABLE, r"\Hyper-V Dynamic Memory VM(writer)\Physical Memory",
+                    interval=0.5)
+    assert after[r"\Hyper-V Dynamic Memory VM(writer)\Physical Memory"] == 2048
+    assert before - after[AVAILABLE] >= 1000, (before, after)
+
+
+def test_disk_counters_move_when_a_guest_writes(guests) -> None:  # type: ignore[no-untyped-def]
+    service, api = guests
+    if api.get("/vms/writer").json()["state"] != "Running":
+        act(api, "writer", "start")
+    _console(service, api, "writer").wait_for(b"VIRIDIAN-GUEST CFG data=/dev/", timeout=180)
+    path = r"\Hyper-V Virtual Storage Device(writer:scsi0-0)\Write Bytes/sec"
+    deadline = time.monotonic() + 60
+    while (values := _sample(api, r"\Hyper-V Virtual Storage Device(writer:*)\*"))[path] == 0:
+        assert time.monotonic() < deadline, values
+    assert values[r"\Hyper-V Virtual Storage Device(writer:scsi0-0)\Write Operations/Sec"] > 0
+    assert values[r"\Hyper-V Virtual Storage Device(idle:ide0-0)\Write Bytes/sec"
+                  if False else path] > 0
+    metrics = _metrics(service)
+    written = {s.labels["disk"]: s.value for s in
+               metrics["viridian_vm_disk_written_bytes"].samples if s.labels["vm"] == "writer"}
+    assert written["scsi0-0"] >= 64 * 1024, written
+
+
+def _metrics(service: Service) -> dict[str, Any]:
+    response = httpx.get(service.url + "/metrics",
+                         headers={"Authorization": f"Bearer {service.token}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {f.name: f for f in text_string_to_metric_families(response.text)}
+
+
+def test_metrics_parse_and_need_the_token(guests) -> None:  # type: ignore[no-untyped-def]
+    service, _ = guests
+    assert httpx.get(service.url + "/metrics").status_code == 401
+    families = _metrics(service)
+    vcpu = {s.labels["vm"]: s.value for s in families["viridian_vm_vcpu_seconds"].samples}
+    assert vcpu["busy"] > vcpu["idle"]
+    assert families["viridian_vm_vcpu_seconds"].type == "counter"
+    assert families["viridian_host_memory_available_bytes"].samples[0].value > 0
+
+
+def test_every_listed_counter_is_sampleable_and_history_keeps_them(guests) -> None:  # type: ignore[no-untyped-def]
+    service, api = guests
+    listed = api.get("/counters").json()["paths"]
+    assert VP.format("busy:Hv VP 0") in listed
+    assert r"\PhysicalDisk(_Total)\% Idle Time" in listed
+    assert set(_sample(api, *listed, interval=1)) == set(listed)
+    history = api.get("/counters/history", params={"path": VP.format("busy:*")}).json()
+    assert history["interval_s"] == 1 and history["capacity"] >= 3600
+    assert history["samples"] and all(VP.format("busy:Hv VP 0") in s["values"]
+                                      for s in history["samples"][-3:])
+    env = {"VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["counters", "list", "--vm", "busy"], env=env)
+    assert shown.exit_code == 0 and VP.format("busy:Hv VP 0") in shown.output.splitlines()
+    csv_out = runner.invoke(cli, ["counters", VP.format("*"), "--sample-interval", "0.5",
+                                  "--max-samples", "2", "--csv"], env=env)
+    lines = csv_out.output.splitlines()
+    assert csv_out.exit_code == 0 and lines[0].startswith('"(PDH-CSV 4.0)"') is False
+    assert lines[0].split(",")[0] == "(PDH-CSV 4.0)" and len(lines) == 3, csv_out.output
+    bad = runner.invoke(cli, ["counters", r"\Memory\Nothing"], env=env)
+    assert bad.exit_code == 3 and "no counter matches" in bad.output
+
+
+def test_measure_vm_accumulates_and_its_reset_survives_a_service_restart(guests) -> None:  # type: ignore[no-untyped-def]
+    service, api = guests
+    env = {"VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}
+    runner = CliRunner()
+    time.sleep(2)
+    measured = json.loads(runner.invoke(cli, ["vm", "measure", "busy", "--json"], env=env).output)
+    assert measured["avg_cpu_pct"] >= 30 and measured["running_s"] >= 2, measured
+    assert measured["avg_memory_mb"] == measured["max_memory_mb"] == 256
+    human = runner.invoke(cli, ["vm", "measure", "busy", "--reset"], env=env)
+    assert human.exit_code == 0 and "AvgCPU(MHz)" in human.output
+    reset_at = api.get("/vms/busy/measure").json()["reset_at"]
+    assert reset_at > measured["reset_at"]
+    service.stop()
+    service.start()
+    api.headers["Authorization"] = f"Bearer {service.token}"
+    assert api.get("/vms/busy/measure").json()["reset_at"] == reset_at
