@@ -111,8 +111,6 @@ def test_disk_counters_move_when_a_guest_writes(guests) -> None:  # type: ignore
     while (values := _sample(api, r"\Hyper-V Virtual Storage Device(writer:*)\*"))[path] == 0:
         assert time.monotonic() < deadline, values
     assert values[r"\Hyper-V Virtual Storage Device(writer:scsi0-0)\Write Operations/Sec"] > 0
-    assert values[r"\Hyper-V Virtual Storage Device(idle:ide0-0)\Write Bytes/sec"
-                  if False else path] > 0
     metrics = _metrics(service)
     written = {s.labels["disk"]: s.value for s in
                metrics["viridian_vm_disk_written_bytes"].samples if s.labels["vm"] == "writer"}
@@ -154,7 +152,7 @@ def test_every_listed_counter_is_sampleable_and_history_keeps_them(guests) -> No
     csv_out = runner.invoke(cli, ["counters", VP.format("*"), "--sample-interval", "0.5",
                                   "--max-samples", "2", "--csv"], env=env)
     lines = csv_out.output.splitlines()
-    assert csv_out.exit_code == 0 and lines[0].startswith('"(PDH-CSV 4.0)"') is False
+    assert csv_out.exit_code == 0, csv_out.output
     assert lines[0].split(",")[0] == "(PDH-CSV 4.0)" and len(lines) == 3, csv_out.output
     bad = runner.invoke(cli, ["counters", r"\Memory\Nothing"], env=env)
     assert bad.exit_code == 3 and "no counter matches" in bad.output

@@ -119,7 +119,10 @@ def exec_command(ctx: click.Context, name: str, command: tuple[str, ...], timeou
     Its stdout and stderr come back; the exit code is the guest command's.
     Write `--` before the command: viridian vm exec NAME -- ls -l /
     """
-    body: dict[str, Any] = {"argv": list(command), "timeout_s": timeout}
+    argv = list(command[1:] if command[:1] == ("--",) else command)
+    if not argv:
+        raise click.UsageError("give the command to run after --", ctx)
+    body: dict[str, Any] = {"argv": argv, "timeout_s": timeout}
     if use_stdin:
         body["stdin_b64"] = base64.b64encode(sys.stdin.buffer.read()).decode()
     answer = open_client(ctx).post(vm_path(name, "integration", "exec"), body)

@@ -73,7 +73,9 @@ class VMConfigurator:
         self._check_name_free(settings["name"], vm_id)
         for setting, entry in _disk_entries(settings):
             if entry.get("path"):
-                entry["path"], entry["format"] = _checked_file(setting, entry)
+                entry["path"], image_format = _checked_file(setting, entry)
+                if setting != "floppy.path":  # a floppy is always raw: it has no format key
+                    entry["format"] = image_format
         self._check_not_attached_elsewhere(settings, vm_id)
         self._assign_macs(settings, vm_id)
         return to_dict(merge_settings(default_settings(settings["name"]), settings))

@@ -1,0 +1,129 @@
+"""Sampling cost: the service's CPU per second spent sampling every counter.
+
+    .venv/bin/python bench/bench_counters.py [--defined 50] [--running 10] [--seconds 30]
+                                             [--quick] [--json]
+
+A real `viridian serve` samples at a 1 s interval (``VIRIDIAN_COUNTER_INTERVAL_S=1``)
+with ``--defined`` VMs defined and ``--running`` of them running (64 MB, no disks:
+SeaBIOS only, TCG). Over ``--seconds`` it measures
+
+- the service process's whole CPU time per second (utime+stime of ``/proc/<pid>/stat``;
+  this includes uvicorn and everything else the idle service does), and
+- the sampler's own CPU per sample (``process_time`` around each sample, from
+  ``/api/v1/counters/history``).
+
+Target: under 1 % of one core. Peer in the same run: a plain shell loop that reads the
+same kernel files each second with ``cat`` (``/proc/stat``, ``/proc/meminfo``,
+``/proc/diskstats`` and, per running VM, every thread's ``schedstat`` and the process's
+``stat``) — it does no QMP (viridian also asks each QEMU for ``query-blockstats``) and
+computes nothing. ``virsh domstats`` would need the VMs defined in libvirt too; it is not
+run. ``--quick``: 10 defined, 2 running, 5 s (the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.service.harness import Service, act, turn_off_everything  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+TARGET_PCT = 1.0
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def measure_service(defined: int, running: int, seconds: float) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="vir-bc-", dir="/tmp"))
+    service = Service(data_dir, {"VIRIDIAN_COUNTER_INTERVAL_S": "1"})
+    service.start()
+    api = service.client()
+    try:
+        for i in range(defined):
+            assert api.post("/vms", json={"name": f"b{i:02d}", "memory_mb": 64}).status_code == 201
+        for i in range(running):
+            act(api, f"b{i:02d}", "start")
+        log(f"{defined} defined, {running} running; warming up")
+        time.sleep(3)
+        pid = service.process.pid if service.process else 0
+        stats0, cpu0, t0 = api.get("/counters/history").json(), process_cpu_s(pid), time.monotonic()
+        time.sleep(seconds)
+        stats1, cpu1, t1 = api.get("/counters/history").json(), process_cpu_s(pid), time.monotonic()
+        qemu_pids = [vm["pid"] for vm in api.get("/vms").json()["vms"] if vm["pid"]]
+        ticks = stats1["ticks"] - stats0["ticks"]
+        sampler = stats1["sampling_cpu_s"] - stats0["sampling_cpu_s"]
+        peer = measure_shell_peer(qemu_pids, seconds)
+        return {
+            "defined": defined, "running": running, "seconds": round(t1 - t0, 2),
+            "samples": ticks,
+            "service_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 3),
+            "sampler_cpu_ms_per_sample": round(1000 * sampler / max(1, ticks), 3),
+            "sampler_cpu_pct": round(100 * sampler / (t1 - t0), 3),
+            "shell_peer_cpu_pct": peer,
+        }
+    finally:
+        turn_off_everything(api)
+        api.close()
+        service.stop()
+
+
+def measure_shell_peer(qemu_pids: list[int], seconds: float) -> float:
+    """CPU % of one core used by a `cat` loop reading the same files once a second."""
+    per_vm = " ".join(f"/proc/{pid}/task/*/schedstat /proc/{pid}/stat" for pid in qemu_pids)
+    script = (f"end=$((SECONDS+{int(seconds)})); while [ $SECONDS -lt $end ]; do "
+              f"cat /proc/stat /proc/meminfo /proc/diskstats {per_vm} >/dev/null; sleep 1; done")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    subprocess.run(["bash", "-c", script], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return round(100 * used / (time.monotonic() - start), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--defined", type=int, default=50)
+    parser.add_argument("--running", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.defined, args.running, args.seconds = 10, 2, 5
+    r = measure_service(args.defined, args.running, args.seconds)
+    r["ratio_sampler_to_shell"] = round(r["sampler_cpu_pct"] / r["shell_peer_cpu_pct"], 2) \
+        if r["shell_peer_cpu_pct"] else None
+    r["target_met"] = r["service_cpu_pct"] < TARGET_PCT
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return
+    print(f"VMs: {r['defined']} defined, {r['running']} running; {r['samples']} samples "
+          f"in {r['seconds']} s at 1 s")
+    print(f"service CPU (whole process):  {r['service_cpu_pct']:.3f} % of one core "
+          f"(target < {TARGET_PCT} %: {'met' if r['target_met'] else 'NOT met'})")
+    print(f"sampler CPU:                  {r['sampler_cpu_pct']:.3f} % of one core "
+          f"({r['sampler_cpu_ms_per_sample']:.3f} ms per sample)")
+    print(f"peer: cat loop (no QMP):      {r['shell_peer_cpu_pct']:.3f} % of one core")
+    print(f"ratio sampler / cat loop:     {r['ratio_sampler_to_shell']}")
+
+
+if __name__ == "__main__":
+    main()
