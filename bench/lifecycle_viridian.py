@@ -6,7 +6,8 @@ the request until the job it started reports ``completed``:
 
 - define: ``POST /api/v1/vms {"name", "memory_mb", "processors", "dvd"}`` (201);
 - start, pause, resume, save, turn off (``stop``), restore (``start`` from Saved):
-  ``POST /api/v1/vms/{name}/{action}`` (202), then ``GET /api/v1/jobs/{id}?wait=30``
+  ``POST /api/v1/vms/{name}/{action}?wait=30`` (202, answered when the job ended; a
+  longer job is followed with ``GET /api/v1/jobs/{id}?wait=30``)
   until the job finished. One keep-alive HTTP connection is reused throughout.
 """
 
@@ -175,7 +176,7 @@ class Viridian:
 
     async def _act(self, action: str) -> dict[str, Any]:
         """POST the action and wait until its job finished; BenchError unless completed."""
-        response = await self.api.post(f"/vms/{self.vm}/{action}")
+        response = await self.api.post(f"/vms/{self.vm}/{action}", params={"wait": 30})
         job = self._body(response, 202, action)
         deadline = asyncio.get_running_loop().time() + JOB_TIMEOUT_S
         while job["state"] in ("queued", "running"):

@@ -132,10 +132,12 @@ def _vm_routes(app: FastAPI, manager: Manager) -> None:
         return await manager.remove_vm(ref, delete_files)
 
     @app.post(f"{API_PREFIX}/vms/{{ref}}/{{action}}", status_code=202, tags=["vms"])
-    async def vm_action(ref: str, action: Action,
-                        options: ActionOptions | None = None) -> dict[str, Any]:
+    async def vm_action(ref: str, action: Action, options: ActionOptions | None = None,
+                        wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        """Queue ``action``; with ``wait``, answer once the job ended (or the time passed)."""
         timeout = options.timeout_s if options else None
-        return manager.request(ref, action, timeout_s=timeout)
+        job = manager.request(ref, action, timeout_s=timeout)
+        return await manager.jobs.wait(job["id"], wait) if wait else job
 
 
 def _job_routes(app: FastAPI, manager: Manager) -> None:

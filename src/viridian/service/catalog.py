@@ -4,6 +4,10 @@ Contract: every method that changes something has committed (``synchronous=FULL`
 it returns, so a state change acknowledged to a client survives SIGKILL and power loss.
 The catalog stores *settled* state (Off, Running, Paused, Saved); transitional states
 live only in memory while a job runs and are reconciled with reality at service start.
+
+Job records are history, not state: they are written through a second connection with
+``synchronous=NORMAL`` (WAL), which survives a killed service but may lose the newest
+job records on power loss. That keeps an fsync off the path of every request.
 """
 
 from __future__ import annotations
@@ -82,25 +86,25 @@ class Catalog:
     """Synchronous, tiny and fast; called from the event loop (each call is sub-millisecond)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = _connect(path, "FULL")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._history = _connect(path, "NORMAL")
 
     def close(self) -> None:
+        self._history.close()
         self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        db = db or self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     # --- VMs -------------------------------------------------------------------------
 
@@ -164,7 +168,7 @@ class Catalog:
     # --- jobs ------------------------------------------------------------------------
 
     def put_job(self, job: JobRecord) -> None:
-        with self._transaction() as db:
+        with self._transaction(self._history) as db:
             db.execute(
                 "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job.id, job.kind, job.vm_id, job.vm_name, job.state, job.progress,
@@ -198,6 +202,14 @@ class Catalog:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
 
 
 def _vm_from_row(row: tuple[Any, ...]) -> VMRecord:
