@@ -12,7 +12,11 @@ mkdir -p "$DATA_DIR"
 
 echo "==> guest kit (cached after the first build)"
 IMAGES=$($V guestkit build)
-ISO=$(awk '$1=="iso"{print $2}' <<<"$IMAGES")
+BUILT_ISO=$(awk '$1=="iso"{print $2}' <<<"$IMAGES")
+# The kit prunes old builds: the demo VM gets its own copy in the data folder's library.
+mkdir -p "$DATA_DIR/library"
+ISO="$DATA_DIR/library/viridian-guest.iso"
+cmp -s "$BUILT_ISO" "$ISO" 2>/dev/null || cp "$BUILT_ISO" "$ISO"
 
 if ! $V host show >/dev/null 2>&1; then
   echo "==> starting the service on $URL (log: $DATA_DIR/serve.log)"

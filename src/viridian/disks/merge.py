@@ -73,30 +73,36 @@ def merge_into_parent(child: Path, progress: Progress) -> Path:
 def copy_own_sectors(vhd: SparseVhd, target: DiskImage, progress: Progress) -> None:
     """Write every sector stored in ``vhd`` itself to the same offset of ``target``.
 
-    Runs are gathered into batches of up to MERGE_BATCH bytes, so that the target
-    allocates the new blocks of a whole batch with one metadata update.
+    Runs are gathered into batches of about MERGE_BATCH bytes, so that the target
+    allocates the new blocks of a whole batch with one metadata update; one buffer
+    is reused for every batch.
     """
     pending: list[tuple[int, int]] = []
-    total = 0
+    total, buf = 0, bytearray()
     for b in range(vhd.block_count):
         for start, stop in vhd.own_runs(b):
             pending.append((start, stop))
             total += stop - start
         if total >= MERGE_BATCH:
-            _flush(vhd, target, pending, total)
+            buf = _flush(vhd, target, pending, total, buf)
             pending, total = [], 0
         progress(min((b + 1) * vhd.block_size, vhd.size), vhd.size)
-    _flush(vhd, target, pending, total)
+    _flush(vhd, target, pending, total, buf)
 
 
-def _flush(vhd: SparseVhd, target: DiskImage, runs: list[tuple[int, int]], total: int) -> None:
-    if not runs:
-        return
-    view = memoryview(bytearray(total))
+def _flush(
+    vhd: SparseVhd, target: DiskImage, runs: list[tuple[int, int]], total: int, buf: bytearray
+) -> bytearray:
+    """Read ``runs`` from ``vhd`` into ``buf`` (grown if needed), write them to ``target``."""
+    if len(buf) < total:
+        buf = bytearray(total)
+    view = memoryview(buf)
     items, pos = [], 0
     for start, stop in runs:
         piece = view[pos : pos + stop - start]
         vhd.read_own(start, piece)
         items.append((start, piece))
         pos += stop - start
-    target.write_many(items)
+    if items:
+        target.write_many(items)
+    return buf
