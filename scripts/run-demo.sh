@@ -29,6 +29,13 @@ if ! $V vm show demo >/dev/null 2>&1; then
   echo "==> creating VM 'demo' (256 MB, the guest kit's ISO in its DVD drive)"
   $V vm new demo --memory 256MB --dvd "$ISO"
 fi
+# An older demo VM may point at a pruned guest-kit build: give it the library copy.
+dvd=$($V vm show demo --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["settings"]["ide"][-1]["path"] or "")')
+if [ "$dvd" != "$ISO" ] && [ ! -f "$dvd" ]; then
+  curl -fsS -X PATCH -H "Authorization: Bearer $(cat "$DATA_DIR/token")" -H 'Content-Type: application/json' \
+    -d "{\"ide\": [{\"controller\": 1, \"location\": 0, \"kind\": \"dvd\", \"path\": \"$ISO\"}]}" \
+    "$URL/api/v1/vms/demo" >/dev/null
+fi
 state=$($V vm show demo --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["state"])')
 if [ "$state" = "Off" ] || [ "$state" = "Saved" ]; then
   echo "==> starting VM 'demo'"

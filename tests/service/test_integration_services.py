@@ -155,9 +155,9 @@ def test_backup_freezes_and_thaws_the_guest_file_systems(
         assert copied.status_code == 200, copied.text
         code, _, err = guest(api, "/sbin/insmod", f"/tmp/{module.name}")
         assert code == 0, err
-    code, _, err = guest(api, "/bin/sh", "-c",
-                         "mke2fs -q /dev/sda && mount -t ext4 /dev/sda /mnt && echo a > /mnt/a")
-    assert code == 0, err
+    code, out, err = guest(api, "/bin/sh", "-c",
+                           "mke2fs -q /dev/sda && mount -t ext4 /dev/sda /mnt && echo a > /mnt/a")
+    assert code == 0, (err, guest(api, "/bin/sh", "-c", "ls -l /dev; dmesg | tail -20"))
     assert api.get(f"/vms/{VM}/integration/backup").json() == {"status": "thawed"}
     frozen = api.post(f"/vms/{VM}/integration/backup/freeze")
     assert frozen.status_code == 200, frozen.text

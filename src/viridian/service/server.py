@@ -15,6 +15,8 @@ import asyncio
 import json
 import logging
 import os
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ import uvicorn
 
 from viridian.errors import InvalidSetting
 from viridian.host.admission import DEFAULT_HOST_RESERVE_MB, DEFAULT_VP_RATIO, AdmissionPolicy
+from viridian.host.resources import read_boot_id
+from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.probe import probe_accelerator
 from viridian.service.api import create_app
 from viridian.service.auth import load_or_create_token
@@ -43,10 +47,40 @@ def load_host_settings(data_dir: Path) -> dict[str, Any]:
     return settings
 
 
+async def probe_once_per_boot(data_dir: Path, override: str) -> HostCapabilities:
+    """The accelerator probe (≈3 s when KVM hangs), cached in ``<data>/probe.json`` for
+    the current host boot, override and QEMU binary; any change probes again."""
+    key = {"boot_id": read_boot_id(), "override": override,
+           "qemu": _binary_identity(HostCapabilities().qemu_binary)}
+    cache = data_dir / "probe.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached["key"] == key:
+            caps = cached["capabilities"]
+            return HostCapabilities(caps["qemu_binary"], tuple(caps["qemu_version"]),
+                                    caps["accelerator"], caps["machine"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    capabilities = await probe_accelerator(override)  # type: ignore[arg-type]
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "capabilities": asdict(capabilities)}))
+    os.replace(tmp, cache)
+    return capabilities
+
+
+def _binary_identity(binary: str) -> str:
+    path = shutil.which(binary) or binary
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return path
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 async def build_manager(data_dir: Path) -> Manager:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = load_host_settings(data_dir)
-    capabilities = await probe_accelerator(host["accelerator"])
+    capabilities = await probe_once_per_boot(data_dir, host["accelerator"])
     policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
     manager = Manager(data_dir, capabilities, policy)
