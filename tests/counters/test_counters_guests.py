@@ -53,6 +53,9 @@ def guests(guest_iso: Path) -> Iterator[tuple[Service, httpx.Client]]:
                                     "dvd": str(guest_iso)}
             if cfg:
                 body["vhd"] = str(cfg)
+            if name == "idle":  # its agent reports the adapter's counters
+                body["settings"] = {"network_adapters": [{"kind": "synthetic",
+                                                          "switch": "user"}]}
             if name == "writer":
                 body["settings"] = {"scsi": [{"controller": 0, "disks": [
                     {"location": 0, "path": str(data), "format": "raw"}]}]}
@@ -85,9 +88,10 @@ def test_busy_guest_drives_its_vp_run_time_and_idle_one_stays_low(guests) -> Non
     time.sleep(3)  # let the idle guest settle after boot
     values = _sample(api, VP.format("busy:*"), VP.format("idle:*"), interval=4)
     busy, idle = values[VP.format("busy:Hv VP 0")], values[VP.format("idle:Hv VP 0")]
-    assert busy >= 40, values
-    assert idle <= 20, values
-    assert busy >= 3 * idle, values
+    # Absolute figures depend on how many other guests share the host's 2 cores.
+    assert busy >= 20, values
+    assert idle <= 15, values
+    assert busy >= 4 * idle, values
 
 
 def test_available_memory_drops_when_a_guest_fills_its_memory(guests) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +141,11 @@ def test_metrics_parse_and_need_the_token(guests) -> None:  # type: ignore[no-un
 
 def test_every_listed_counter_is_sampleable_and_history_keeps_them(guests) -> None:  # type: ignore[no-untyped-def]
     service, api = guests
-    listed = api.get("/counters").json()["paths"]
+    nic = r"\Hyper-V Virtual Network Adapter(idle:nic0)\Packets Sent/sec"
+    deadline = time.monotonic() + 60  # the agent may have been asked before it started
+    while nic not in (listed := api.get("/counters").json()["paths"]):
+        assert time.monotonic() < deadline, listed
+        time.sleep(1)
     assert VP.format("busy:Hv VP 0") in listed
     assert r"\PhysicalDisk(_Total)\% Idle Time" in listed
     assert set(_sample(api, *listed, interval=1)) == set(listed)

@@ -8,8 +8,10 @@ from viridian.counters import procfs
 from viridian.counters.formulas import compute
 from viridian.counters.samples import BlockStat, HostSample, NicStat, Snapshot, VMSample
 
-STAT_1 = "cpu  133498 0 63535 182912 8552 0 494 1286 1 0\ncpu0 63530 0 32712 95374 2785 0 52 639 1 0\n"
-STAT_2 = "cpu  133698 0 63635 183012 8552 0 494 1286 1 0\ncpu0 63630 0 32762 95424 2785 0 52 639 1 0\n"
+STAT_1 = ("cpu  133498 0 63535 182912 8552 0 494 1286 1 0\n"
+          "cpu0 63530 0 32712 95374 2785 0 52 639 1 0\n")
+STAT_2 = ("cpu  133698 0 63635 183012 8552 0 494 1286 1 0\n"
+          "cpu0 63630 0 32762 95424 2785 0 52 639 1 0\n")
 DISKSTATS_1 = (
     "   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     " 254       0 vda 159939 17736 9431290 188512 177472 200739 422014856 4381819 0 159212 "

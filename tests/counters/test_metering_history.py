@@ -34,7 +34,8 @@ def test_metering_accumulates_across_restarts_without_double_counting() -> None:
 def test_history_keeps_the_last_samples_and_averages_by_time() -> None:
     h = History(3)
     for t, value in ((10, 1.0), (20, 100.0), (30, 50.0), (40, 70.0)):
-        h.append(CounterSample(t, 10 if t != 40 else 30, {r"\PhysicalDisk(vda)\% Idle Time": value}))
+        interval = 10 if t != 40 else 30
+        h.append(CounterSample(t, interval, {r"\PhysicalDisk(vda)\% Idle Time": value}))
     assert [s.time for s in h.since()] == [20, 30, 40]
     assert h.average(r"\PhysicalDisk(vda)\% Idle Time", 100, now=40) == pytest.approx(
         (100 * 10 + 50 * 10 + 70 * 30) / 50)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,27 +29,32 @@ from viridian.disks.vhd_layout import vhd_checksum
 
 from .helpers import MiB, make_pattern, write_raw
 
-_SEEDS = Path(tempfile.mkdtemp(prefix="vhd-fuzz-seeds-"))
-atexit.register(shutil.rmtree, _SEEDS, True)
+
+@dataclass(frozen=True)
+class Seeds:
+    """Valid images to mutate, and the folder holding them (the child's parent too)."""
+
+    folder: Path
+    images: dict[str, bytes]
 
 
-def _seed_images() -> dict[str, bytes]:
-    raw = write_raw(_SEEDS / "ref.raw", make_pattern(3 * MiB, seed=2, runs=4))
-    convert(raw, _SEEDS / "dyn.vhd", "dynamic", block_size=512 * 1024)
-    convert(raw, _SEEDS / "fixed.vhd", "fixed")
-    new_differencing(_SEEDS / "child.vhd", _SEEDS / "dyn.vhd")
-    with open_disk(_SEEDS / "child.vhd", writable=True) as c:
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> Seeds:
+    folder = tmp_path_factory.mktemp("seeds")
+    raw = write_raw(folder / "ref.raw", make_pattern(3 * MiB, seed=2, runs=4))
+    convert(raw, folder / "dyn.vhd", "dynamic", block_size=512 * 1024)
+    convert(raw, folder / "fixed.vhd", "fixed")
+    new_differencing(folder / "child.vhd", folder / "dyn.vhd")
+    with open_disk(folder / "child.vhd", writable=True) as c:
         c.write(700_000, b"\x55" * 5000)
-    return {name: (_SEEDS / name).read_bytes() for name in ("dyn.vhd", "fixed.vhd", "child.vhd")}
+    names = ("dyn.vhd", "fixed.vhd", "child.vhd")
+    return Seeds(folder, {name: (folder / name).read_bytes() for name in names})
 
 
-SEEDS = _seed_images()
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
-    name = draw(st.sampled_from(sorted(SEEDS)))
-    data = bytearray(SEEDS[name])
+def mutate(draw: st.DrawFn, seeds: Seeds) -> tuple[str, bytes]:
+    """A seed image with 1-6 small overwrites (mostly in metadata), maybe truncated."""
+    name = draw(st.sampled_from(sorted(seeds.images)))
+    data = bytearray(seeds.images[name])
     hot = [0, 512, 1536, len(data) - 512]  # footer copy, header, BAT, footer
     for _ in range(draw(st.integers(1, 6))):
         base = draw(st.sampled_from(hot))
@@ -81,23 +86,25 @@ def _exercise(path: Path) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(mutated())
-def test_mutated_images_raise_only_named_disk_errors(case: tuple[str, bytes]) -> None:
-    name, data = case
+@given(data=st.data())
+def test_mutated_images_raise_only_named_disk_errors(seeds: Seeds, data: st.DataObject) -> None:
+    name, image = mutate(data.draw, seeds)
     work = Path(tempfile.mkdtemp(prefix="vhd-fuzz-"))
     try:
-        shutil.copy(_SEEDS / "dyn.vhd", work / "dyn.vhd")  # the child's parent
-        (work / name).write_bytes(data)
+        shutil.copy(seeds.folder / "dyn.vhd", work / "dyn.vhd")  # the child's parent
+        (work / name).write_bytes(image)
         _exercise(work / name)
     finally:
         shutil.rmtree(work)
 
 
-def _patched(tmp: Path, name: str, edits: dict[int, bytes], fix_footer: bool = True) -> Path:
+def _patched(
+    seeds: Seeds, tmp: Path, name: str, edits: dict[int, bytes], fix_footer: bool = True
+) -> Path:
     """A copy of a seed with bytes replaced (footer copies re-checksummed if asked)."""
-    data = bytearray(SEEDS[name])
+    data = bytearray(seeds.images[name])
     for off, raw in edits.items():
-        data[off : off + len(raw)] = raw
+        data[off % len(data) : off % len(data) + len(raw)] = raw
     if fix_footer:
         for base in {0, len(data) - 512} if data[:8] == b"conectix" else {len(data) - 512}:
             foot = bytes(data[base : base + 512])
@@ -105,7 +112,7 @@ def _patched(tmp: Path, name: str, edits: dict[int, bytes], fix_footer: bool = T
     path = tmp / name
     path.write_bytes(data)
     if name == "child.vhd":
-        shutil.copy(_SEEDS / "dyn.vhd", tmp / "dyn.vhd")
+        shutil.copy(seeds.folder / "dyn.vhd", tmp / "dyn.vhd")
     return path
 
 
@@ -123,26 +130,32 @@ def _patched(tmp: Path, name: str, edits: dict[int, bytes], fix_footer: bool = T
     ],
 )  # fmt: skip
 def test_malformed_fields_get_named_errors(
-    tmp_path: Path, name: str, edits: dict[int, bytes], error: type[Exception], text: str
+    seeds: Seeds,
+    tmp_path: Path,
+    name: str,
+    edits: dict[int, bytes],
+    error: type[Exception],
+    text: str,
 ) -> None:
-    size = len(SEEDS[name])
-    path = _patched(tmp_path, name, {k % size: v for k, v in edits.items()})
+    path = _patched(seeds, tmp_path, name, edits)
     with pytest.raises(error, match=text), open_disk(path, raw_ok=False) as disk:
         disk.read(0, disk.size)
 
 
-def test_truncated_and_bat_outside_file_get_named_errors(tmp_path: Path) -> None:
+def test_truncated_and_bat_outside_file_get_named_errors(seeds: Seeds, tmp_path: Path) -> None:
     path = tmp_path / "dyn.vhd"
-    path.write_bytes(SEEDS["dyn.vhd"][:600_000])
+    path.write_bytes(seeds.images["dyn.vhd"][:600_000])
     with pytest.raises(BadBlockTable, match="past the end of the file"):
         open_disk(path)
-    path.write_bytes(SEEDS["fixed.vhd"][-512:])
+    path.write_bytes(seeds.images["fixed.vhd"][-512:])
     with pytest.raises(BadFooter, match="truncated"):
         open_disk(path)
 
 
-def test_a_parent_link_through_a_damaged_locator_is_a_named_error(tmp_path: Path) -> None:
-    path = _patched(tmp_path, "child.vhd", {2048: b"\xd8\x00" * 600}, fix_footer=False)
+def test_a_parent_link_through_a_damaged_locator_is_a_named_error(
+    seeds: Seeds, tmp_path: Path
+) -> None:
+    path = _patched(seeds, tmp_path, "child.vhd", {2048: b"\xd8\x00" * 600}, fix_footer=False)
     os.unlink(tmp_path / "dyn.vhd")  # only the (now garbled) locators could find it
     with pytest.raises(ParentLinkError, match="not found"):
         open_disk(path)

@@ -555,8 +555,15 @@ CASES: list[Case] = [
         {"colour": "green"},
         "colour",
         "unknown setting 'colour'; allowed keys: name, notes, bios, memory, processor, ide, "
-        "scsi, network_adapters, com1, com2, floppy, automatic_start, automatic_stop",
+        "scsi, network_adapters, com1, com2, floppy, automatic_start, automatic_stop, "
+        "integration_services",
         BadRequest,
+    ),
+    Case(
+        "integration-service-not-bool",
+        {"integration_services": {"heartbeat": "yes"}},
+        "integration_services.heartbeat",
+        iv("integration_services.heartbeat", "'yes'", "true or false"),
     ),
     Case(
         "unknown-nested",

@@ -78,6 +78,14 @@ FULL: dict[str, Any] = {
     "floppy": {"path": "/vms/boot.vfd"},
     "automatic_start": {"action": "always", "delay_s": 30},
     "automatic_stop": {"action": "shut_down"},
+    "integration_services": {
+        "operating_system_shutdown": True,
+        "time_synchronization": False,
+        "heartbeat": True,
+        "key_value_pair_exchange": False,
+        "backup": True,
+        "guest_services": False,
+    },
 }
 
 

@@ -144,7 +144,7 @@ def failover_memory(rule: Rule, f: Facts) -> Finding:
     largest = max(running, key=lambda vm: vm.memory_mb)
     spare = f.host.memory_available_mb - f.host.host_reserve_mb
     return _finding(rule, spare < largest.memory_mb,
-                    f"spare {spare} MB (available {f.host.memory_available_mb} − reserve "
+                    f"spare {spare} MB (available {f.host.memory_available_mb} - reserve "
                     f"{f.host.host_reserve_mb}); largest running VM {largest.name} "
                     f"{largest.memory_mb} MB")
 

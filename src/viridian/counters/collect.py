@@ -26,7 +26,7 @@ from viridian.qemu.guest_agent import GuestAgent
 from viridian.qemu.monitor import Monitor
 
 AGENT_TIMEOUT_S = 0.5
-AGENT_BACKOFF_S = 60.0
+AGENT_BACKOFF_S = 15.0
 DISK_RESCAN_S = 60.0
 
 
@@ -45,6 +45,8 @@ class VMTarget:
     """Adapter id (``nic0``) → MAC address in lower case, for connected adapters."""
     guest_running: bool = False
     """The guest executes (not paused): only then can its agent answer."""
+    has_disks: bool = True
+    """Some image is attached (hard disk, DVD or floppy): else QMP is not asked at all."""
 
 
 class Collector:
@@ -88,7 +90,7 @@ class Collector:
                         rss_kb, disks, nics)
 
     async def _block(self, t: VMTarget) -> dict[str, BlockStat]:
-        if t.monitor is None:
+        if t.monitor is None or not t.has_disks:
             return {}
         try:
             raw = await t.monitor.block_stats()

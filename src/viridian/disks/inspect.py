@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,4 @@ def _describe_sparse(disk: SparseVhd, info: DiskInfo) -> None:
 
 
 def _uuid(raw: bytes) -> str:
-    import uuid
-
     return str(uuid.UUID(bytes=raw))

@@ -108,11 +108,6 @@ class FixedVhd(FlatImage):
         super().__init__(file, footer.current_size, "fixed", "vpc")
         self.footer = footer
 
-    def rewrite_footer(self, footer: Footer) -> None:
-        """Write ``footer`` at the end of the data area (for size changes see ops)."""
-        self.footer = footer
-        self.file.pwrite(footer.pack(), footer.current_size)
-
 
 class SparseVhd(DiskImage):
     """A dynamic or differencing VHD: footer copy, header, BAT, blocks, footer."""
@@ -464,14 +459,6 @@ def open_vhd_file(file: ImageFile) -> FixedVhd | SparseVhd:
     return SparseVhd(file, footer, read_header(file, footer))
 
 
-def is_vhd(file: ImageFile) -> bool:
-    """True when the file has a VHD cookie at offset 0 or in its last 512 bytes."""
-    size = file.size()
-    if file.pread(8, 0) == FOOTER_COOKIE:
-        return True
-    return size >= FOOTER_SIZE and file.pread(8, size - FOOTER_SIZE) == FOOTER_COOKIE
-
-
 def open_disk(
     path: Path | str,
     *,
@@ -548,13 +535,6 @@ def _is_file(path: Path) -> bool:
 def vhd_mtime(path: Path) -> int:
     """A file's modification time in VHD time-stamp units (seconds since 2000)."""
     return max(0, int(os.stat(path).st_mtime) - 946684800) & 0xFFFFFFFF
-
-
-def require_writable_vhd(disk: DiskImage, what: str) -> SparseVhd | FixedVhd:
-    """``disk`` as a VHD, or InvalidDiskArgument naming the operation ``what``."""
-    if not isinstance(disk, SparseVhd | FixedVhd):
-        raise InvalidDiskArgument(f"{disk.path}: {what} needs a VHD, got a {disk.format} image")
-    return disk
 
 
 # -- moving blocks (compact, expand) -----------------------------------------------------

@@ -23,6 +23,10 @@ Moving QEMU writes its pid to ``cgroup.procs``, which moves all its threads; thr
 creates later start in the same group. On v1 ``memory.move_charge_at_immigrate`` is set
 first (where the kernel still has it) so memory QEMU already touched moves along.
 
+The ``viridian`` group itself weighs as much as its VMs' virtual processors would as plain
+processes (:meth:`CgroupHost.weigh_parent`): grouping VMs changes how they share CPU among
+themselves, not how much they get against the host's other processes.
+
 The memory bound (:func:`memory_limit_bytes`): the VM's memory plus an allowance for
 QEMU itself — 256 MiB for its own code, heap and device buffers, 1/8 of the VM's memory
 for page tables and dirty-page bookkeeping, and under TCG 1 GiB for the translated-code
@@ -212,6 +216,22 @@ class CgroupHost:
         if mem_mount is not None and memory_bytes is not None:
             name = "memory.max" if mem_mount.version == "v2" else "memory.limit_in_bytes"
             _write(mem_mount.group(vm_id) / name, str(memory_bytes))
+
+    def weigh_parent(self, own_vm_ids: set[str], own_processors: int) -> None:
+        """Give the ``viridian`` group the weight its VMs' virtual processors would have as
+        plain processes (1024 shares | weight 100 each), so that putting VMs in a group does
+        not shrink their share against the host's other processes. Groups of VMs another
+        service placed there count as one processor each."""
+        mount = self.mounts.get("cpu")
+        if mount is None or not mount.parent.is_dir():
+            return
+        foreign = [d for d in mount.parent.iterdir()
+                   if d.is_dir() and d.name not in own_vm_ids and d.name != SERVICE_LEAF]
+        processors = max(1, own_processors + len(foreign))
+        if mount.version == "v2":
+            _write(mount.parent / "cpu.weight", str(min(10_000, 100 * processors)))
+        else:
+            _write(mount.parent / "cpu.shares", str(min(262_144, 1024 * processors)))
 
     def remove(self, vm_id: str) -> bool:
         """Remove the VM's groups (QEMU must have ended). False while a group still holds

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -249,6 +250,9 @@ def _capabilities(binary: str, run: ProbeRun) -> HostCapabilities:
     )
 
 
+_ORPHAN_GRACE_S = 10.0
+
+
 async def run_probe_guest(accelerator: Accelerator, timeout: float, binary: str) -> ProbeRun:
     """Boot :data:`PROBE_FIRMWARE` under ``accelerator``; wait at most ``timeout`` s for
     it to complete, then kill it. Never raises for a guest that fails: see the result."""
@@ -256,7 +260,12 @@ async def run_probe_guest(accelerator: Accelerator, timeout: float, binary: str)
         folder = Path(tmp)
         (folder / "probe.bin").write_bytes(PROBE_FIRMWARE)
         os.mkfifo(folder / "debugcon")
-        argv = _probe_argv(binary, accelerator, folder)
+        # A hung KVM guest must not outlive a service killed mid-probe: coreutils'
+        # ``timeout`` (in the probe's own session) kills it at a deadline of its own.
+        deadline = f"{timeout + _ORPHAN_GRACE_S:.0f}"
+        if shutil.which(binary) is None:
+            return ProbeRun(accelerator, "", 0.0, None, None, f"cannot start {binary}: not found")
+        argv = ["timeout", "-s", "KILL", deadline, *_probe_argv(binary, accelerator, folder)]
         started = time.monotonic()
         # Open the FIFO's read end first (non-blocking) so QEMU's open for writing succeeds.
         fifo = os.open(folder / "debugcon", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -268,6 +277,8 @@ async def run_probe_guest(accelerator: Accelerator, timeout: float, binary: str)
         try:
             return await _watch_probe(process, fifo, folder, accelerator, timeout, started)
         finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # timeout and QEMU together
             process.kill(signal.SIGKILL)
             with contextlib.suppress(QemuTimeout):
                 await process.wait(5.0)

@@ -248,7 +248,7 @@ class CounterService:
 
     def stats(self) -> dict[str, Any]:
         return {"interval_s": self.interval_s, "capacity": self.history.capacity,
-                "samples": len(self.history), "ticks": self.ticks,
+                "kept": len(self.history), "ticks": self.ticks,
                 "sampling_cpu_s": round(self.sampling_cpu_s, 6)}
 
 
@@ -277,7 +277,13 @@ def _target(live: LiveVM) -> VMTarget:
         memory_mb=live.memory_mb, pid=worker.pid if worker is not None else None,
         monitor=worker.monitor if worker is not None else None,
         agent=worker.guest_agent if worker is not None else None, nic_macs=macs,
-        guest_running=live.state is VMState.RUNNING)
+        guest_running=live.state is VMState.RUNNING, has_disks=_has_images(settings))
+
+
+def _has_images(settings: Any) -> bool:
+    ide = any(d.get("path") for d in settings.get("ide", []))
+    scsi = any(d.get("path") for c in settings.get("scsi", []) for d in c.get("disks", []))
+    return ide or scsi or bool((settings.get("floppy") or {}).get("path"))
 
 
 def _disk_paths(settings: dict[str, Any]) -> list[str]:

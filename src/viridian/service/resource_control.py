@@ -139,6 +139,8 @@ class ResourceControl:
         demands = [demand_from_settings(vm_id, lv.record.settings)
                    for vm_id, lv in self._placed.items()]
         self._controls = cpu_controls(demands, self.capacity)
+        with contextlib.suppress(ViridianError, OSError):
+            self.cgroups.weigh_parent(set(self._placed), sum(d.processors for d in demands))
         for vm_id, control in self._controls.items():
             if vm_id in self._place_errors:
                 continue
