@@ -118,6 +118,7 @@ class LiveVM:
 
     async def _reconcile_without_qemu(self, why: str) -> None:
         self.partial_state.unlink(missing_ok=True)
+        self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
         if self.saved_state.exists():
             self._settle(VMState.SAVED, self.record.status)
         elif self.state is not VMState.OFF:
@@ -134,6 +135,7 @@ class LiveVM:
             return
         await worker.monitor.cancel_migration()
         self.partial_state.unlink(missing_ok=True)
+        self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
         self.saved_state.unlink(missing_ok=True)
         running = await worker.status() == "running"
         if self.state is VMState.RUNNING and not running:
@@ -210,10 +212,19 @@ class LiveVM:
         self._adopt(worker)
         self._settle(VMState.RUNNING, None)
         if restoring:
-            self.saved_state.unlink(missing_ok=True)
+            self._discard_saved_state()
             self._notify("resumed", True)
         if self.record.auto_stopped:
             self.mark_auto_stopped(False)
+
+    def _discard_saved_state(self) -> None:
+        """Unlinking a large state file takes milliseconds: done off the request's path
+        (Running is committed already; a leftover file is removed at the next recovery)."""
+        stale = self.saved_state.with_name(self.saved_state.name + ".restored")
+        os.replace(self.saved_state, stale)
+        task = asyncio.get_running_loop().run_in_executor(None, stale.unlink, True)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     async def _turn_off(self, job: Job, _: float) -> None:
         worker = self._require_worker()
@@ -292,6 +303,9 @@ class LiveVM:
         if self.worker is None:
             raise HostError(f"VM '{self.record.name}' has no QEMU process", vm=self.record.name)
         return self.worker
+
+
+_background: set[asyncio.Future[None]] = set()
 
 
 def _exit_status(info: ExitInfo) -> str:
