@@ -70,27 +70,21 @@ class VMConfigurator:
     # --- host checks --------------------------------------------------------------------
 
     def _checked(self, settings: dict[str, Any], vm_id: str | None) -> dict[str, Any]:
-        self._check_name_free(settings["name"], vm_id)
+        others = [vm for vm in self._catalog.list_vms() if vm.id != vm_id]
+        _check_name_free(settings["name"], others)
         for setting, entry in _disk_entries(settings):
             if entry.get("path"):
                 entry["path"], image_format = _checked_file(setting, entry)
                 if setting != "floppy.path":  # a floppy is always raw: it has no format key
                     entry["format"] = image_format
-        self._check_not_attached_elsewhere(settings, vm_id)
-        self._assign_macs(settings, vm_id)
+        self._check_not_attached_elsewhere(settings, others)
+        assign_macs(settings, macs_in_use(others, vm_id), pool_octets(self._catalog))
         return to_dict(merge_settings(default_settings(settings["name"]), settings))
 
-    def _check_name_free(self, name: str, vm_id: str | None) -> None:
-        for vm in self._catalog.list_vms():
-            if vm.name == name and vm.id != vm_id:
-                raise Conflict(f"a VM named '{name}' already exists; nothing was changed",
-                               name=name)
-
-    def _check_not_attached_elsewhere(self, settings: dict[str, Any], vm_id: str | None) -> None:
+    def _check_not_attached_elsewhere(self, settings: dict[str, Any],
+                                      others: list[VMRecord]) -> None:
         mine = {os.path.realpath(p) for p in self.disk_paths(settings)}
-        for vm in self._catalog.list_vms():
-            if vm.id == vm_id:
-                continue
+        for vm in others:
             for path in self.disk_paths(vm.settings):
                 real = os.path.realpath(path)
                 if real in mine and not _is_read_only_media(path):
@@ -99,9 +93,11 @@ class VMConfigurator:
                         "attached to one VM only; nothing was changed",
                         path=str(path), vm=vm.name)
 
-    def _assign_macs(self, settings: dict[str, Any], vm_id: str | None) -> None:
-        used = macs_in_use(self._catalog.list_vms(), vm_id)
-        assign_macs(settings, used, pool_octets(self._catalog))
+
+
+def _check_name_free(name: str, others: list[VMRecord]) -> None:
+    if any(vm.name == name for vm in others):
+        raise Conflict(f"a VM named '{name}' already exists; nothing was changed", name=name)
 
 
 def _ide_with(ide: list[dict[str, Any]] | None, dvd: str | None,
