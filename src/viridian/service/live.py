@@ -13,7 +13,6 @@ renamed to the saved-state name; then the catalog says Saved; then QEMU quits. A
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -312,16 +311,3 @@ def _exit_status(info: ExitInfo) -> str:
     if info.reason is ExitReason.GUEST_POWERED_OFF:
         return "the guest shut itself down"
     return f"QEMU ended unexpectedly: {info.detail}"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        _fsync_file(path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import socket
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from viridian import __version__
-from viridian.errors import Conflict, InvalidSetting, NotFound, ViridianError
+from viridian.errors import Conflict, NotFound, ViridianError
 from viridian.host.admission import AdmissionPolicy, HostLoad, check_admission
 from viridian.host.resources import read_boot_id, read_resources
 from viridian.model.states import Request, VMState, check_request
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 
 SAVED_STATE_FILE = "saved-state.vmstate"
 DEFAULT_SHUTDOWN_TIMEOUT_S = 120.0
-SETTLED = {VMState.OFF, VMState.RUNNING, VMState.PAUSED, VMState.SAVED}
 META_BOOT_ID = "boot_id"
 
 
@@ -279,9 +277,3 @@ class Manager:
         check_admission(live.record.name, live.memory_mb, live.processors, self.host_load(),
                         self.policy, live.record.settings["processor"]["reserve_pct"])
         live.reserve()
-
-
-def ensure_absolute(path: str, setting: str) -> Path:
-    if not os.path.isabs(path):
-        raise InvalidSetting(setting, path, "an absolute path on the host")
-    return Path(path)
