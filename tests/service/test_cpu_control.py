@@ -119,7 +119,9 @@ def test_a_vm_limited_to_25_percent_stays_under_it(
         act(api, "three", "resume")
     print(f"limit 25 % -> CPU {used}, throttled in {held_back} periods")
     assert used["one"] <= 0.25 * (1 + TOLERANCE), used
-    assert held_back >= WINDOW_S * 10 * 0.5, held_back  # most 100 ms periods hit the quota
+    # Without a quota the kernel never throttles (nr_throttled stays 0). How many periods
+    # hit it depends on how much CPU the loaded host lets the guest want.
+    assert held_back > 0, held_back
 
 
 def test_a_reserve_is_honoured_under_contention(
