@@ -72,6 +72,12 @@ CASES: list[Case] = [
             "4097 characters",
         ),
     ),
+    Case(
+        "checkpoint-folder-relative",
+        {"checkpoint_folder": "snaps"},
+        "checkpoint_folder",
+        iv("checkpoint_folder", "'snaps'", PATH_ALLOWED),
+    ),
     # BIOS
     Case(
         "order-short",
@@ -556,7 +562,7 @@ CASES: list[Case] = [
         "colour",
         "unknown setting 'colour'; allowed keys: name, notes, bios, memory, processor, ide, "
         "scsi, network_adapters, com1, com2, floppy, automatic_start, automatic_stop, "
-        "integration_services",
+        "integration_services, checkpoint_folder",
         BadRequest,
     ),
     Case(

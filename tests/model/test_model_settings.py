@@ -86,6 +86,7 @@ FULL: dict[str, Any] = {
         "backup": True,
         "guest_services": False,
     },
+    "checkpoint_folder": "/srv/checkpoints/web",
 }
 
 

@@ -182,6 +182,8 @@ def _vm_settings(data: Mapping[str, Any]) -> VMSettings:
         automatic_start=_automatic_start(_field(d, "automatic_start", "", {})),
         automatic_stop=_automatic_stop(_field(d, "automatic_stop", "", {})),
         integration_services=_integration(_field(d, "integration_services", "", {})),
+        checkpoint_folder=_opt_str(
+            _field(d, "checkpoint_folder", "", base.checkpoint_folder), "checkpoint_folder"),
     )
 
 

@@ -157,6 +157,9 @@ class VMSettings:
     automatic_start: AutomaticStart = AutomaticStart()
     automatic_stop: AutomaticStop = AutomaticStop()
     integration_services: IntegrationServices = IntegrationServices()
+    # Hyper-V's "Snapshot File Location": where checkpoint disks and memory states go.
+    # None = the VM's own folder (``<VM folder>/checkpoints``).
+    checkpoint_folder: str | None = None
 
     def com(self, port: int) -> ComPort:
         """COM``port`` (1 or 2)."""

@@ -51,6 +51,8 @@ def validate(settings: VMSettings) -> None:
     if settings.floppy.path is not None:
         check_path("floppy.path", settings.floppy.path)
     ranges.START_DELAY_S.check("automatic_start.delay_s", settings.automatic_start.delay_s)
+    if settings.checkpoint_folder is not None:
+        check_path("checkpoint_folder", settings.checkpoint_folder)
     _check_disks_attached_once(settings)
     _check_pipes_distinct(settings)
 
