@@ -15,6 +15,7 @@ from viridian import __version__
 from viridian.config import API_PREFIX
 from viridian.errors import ViridianError
 from viridian.service.auth import bearer_matches
+from viridian.service.checkpoints_api import install_checkpoint_routes
 from viridian.service.counters_api import install_counter_routes
 from viridian.service.devices_api import install_device_routes
 from viridian.service.integration_api import install_integration_routes
@@ -74,6 +75,7 @@ def create_app(manager: Manager, token: str) -> FastAPI:
     _install_error_handlers(app)
     _host_routes(app, manager)
     install_device_routes(app, manager)
+    install_checkpoint_routes(app, manager)  # before _vm_routes' POST /vms/{ref}/{action}
     _vm_routes(app, manager)
     _job_routes(app, manager)
     install_integration_routes(app, manager)

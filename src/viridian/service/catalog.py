@@ -12,6 +12,7 @@ job records on power loss. That keeps an fsync off the path of every request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -96,6 +97,19 @@ class Catalog:
         self._db.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One durable transaction on the state connection, for stores that keep their own
+        tables beside the VMs (checkpoints) and must change both atomically."""
+        with self._transaction() as db:
+            yield db
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
+
+    def execute_script(self, script: str) -> None:
+        self._db.executescript(script)
+
+    @contextmanager
     def _transaction(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         db = db or self._db
         db.execute("BEGIN IMMEDIATE")
@@ -122,11 +136,12 @@ class Catalog:
                 f"a VM named '{vm.name}' already exists; nothing was created", name=vm.name
             ) from err
 
-    def update_vm(self, vm: VMRecord) -> None:
-        """Persist every field of ``vm`` (found by id)."""
+    def update_vm(self, vm: VMRecord, db: sqlite3.Connection | None = None) -> None:
+        """Persist every field of ``vm`` (found by id); inside ``db``'s transaction when
+        given (see :meth:`transaction`)."""
         try:
-            with self._transaction() as db:
-                cursor = db.execute(
+            with contextlib.nullcontext(db) if db else self._transaction() as tx:
+                cursor = tx.execute(
                     "UPDATE vms SET name=?, settings=?, state=?, status=?, folder=?, "
                     "auto_stopped=? WHERE id=?",
                     (vm.name, json.dumps(vm.settings), vm.state, vm.status, vm.folder,

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ class LiveVM:
         self._exited = asyncio.Event()
         self._reserved = False
         self.hooks: list[Any] = []  # VM hooks: resource control, integration services
+        # Settings as QEMU must see them (checkpoints put disks behind qcow2 overlays).
+        self.disk_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s
+        self.keep_paused = False  # recovery: a checkpoint operation paused QEMU on purpose
+        self.restore_paused = False  # the next restore ends Paused (a Paused checkpoint)
 
     # --- facts ------------------------------------------------------------------------
 
@@ -137,7 +142,7 @@ class LiveVM:
         self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
         self.saved_state.unlink(missing_ok=True)
         running = await worker.status() == "running"
-        if self.state is VMState.RUNNING and not running:
+        if self.state is VMState.RUNNING and not running and not self.keep_paused:
             await worker.resume()  # a pause/save was interrupted: give the VM back its CPU
         elif self.state is VMState.OFF or (self.state is VMState.PAUSED and running):
             self._settle(VMState.RUNNING if running else VMState.PAUSED, self.record.status)
@@ -162,8 +167,11 @@ class LiveVM:
         self._notify("adopted")
 
     def _notify(self, event: str, *args: Any) -> None:
+        """Tell every hook that has a method named ``event`` (hooks may skip events)."""
         for hook in self.hooks:
-            getattr(hook, event)(self, *args)
+            handler = getattr(hook, event, None)
+            if handler is not None:
+                handler(self, *args)
 
     async def _watch(self, worker: Worker) -> None:
         info = await worker.wait_exit()
@@ -199,17 +207,21 @@ class LiveVM:
         restoring = self.state is VMState.SAVED
         self.state = VMState.STARTING
         job.report(5, "restoring saved state" if restoring else "starting QEMU")
-        settings = settings_from_dict(self.record.settings)
+        settings = settings_from_dict(self.disk_view(self.record.settings))
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
                            incoming=restoring)
         if settings.bios.num_lock:
             write_numlock_rom(self.paths)
+        self._notify("launching")  # e.g. virtual switch ports: taps before QEMU opens them
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
             accelerator=self.capabilities.accelerator, settings=self.record.settings,
-            incoming_state=self.saved_state if restoring else None)
+            incoming_state=self.saved_state if restoring else None,
+            start_paused=restoring and self.restore_paused)
         self._adopt(worker)
-        self._settle(VMState.RUNNING, None)
+        self._settle(VMState.PAUSED if restoring and self.restore_paused else VMState.RUNNING,
+                     None)
+        self.restore_paused = False
         if restoring:
             self._discard_saved_state()
             self._notify("resumed", True)

@@ -25,6 +25,7 @@ from viridian.model.states import Request, VMState, check_request
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.service.catalog import Catalog, VMRecord
+from viridian.service.checkpoints import Checkpoints
 from viridian.service.counters_service import start_counters, stop_counters
 from viridian.service.devices import live_changes
 from viridian.service.integration import IntegrationServices
@@ -56,6 +57,7 @@ class Manager:
         self.live: dict[str, LiveVM] = {}
         self.resources = ResourceControl()
         self.integration = IntegrationServices()
+        self.checkpoints = Checkpoints(self)
         self.boot_id = read_boot_id()
         self._started = time.monotonic()
 
@@ -90,13 +92,16 @@ class Manager:
                 shutil.rmtree(entry, ignore_errors=True)
 
     async def _recover(self, vm: VMRecord) -> None:
-        await self._new_live(vm).reconcile()
+        live = self._new_live(vm)
+        await live.reconcile()
+        await self.checkpoints.recover(live)
 
     def _new_live(self, vm: VMRecord) -> LiveVM:
         live = LiveVM(vm, self.catalog, self.capabilities,
                       RuntimePaths(self.data_dir / "run" / vm.id),
                       Path(vm.folder) / SAVED_STATE_FILE)
         live.hooks = [self.resources, self.integration]
+        self.checkpoints.attach(live)
         self.live[vm.id] = live
         return live
 
@@ -219,6 +224,7 @@ class Manager:
         then commit; a failure leaves QEMU and the catalog unchanged. The caller holds the
         VM's queue (``jobs.queue_for``)."""
         settings = self.config.changed_settings(live.record, patch, live.state)
+        self.checkpoints.check_settings_change(live, live.record.settings, settings)
         self.resources.check_change(live, settings, self.host_load())
         async with live_changes(live, live.record.settings, settings):
             record = replace(live.record, name=settings["name"], settings=settings)
@@ -234,6 +240,9 @@ class Manager:
                     f"cannot remove VM '{live.record.name}': it is {live.state.value}; "
                     "turn it off first (viridian vm stop); nothing was changed",
                     vm=live.record.name, state=live.state.value)
+            self.checkpoints.check_removal(live, delete_files)
+            if delete_files:
+                self.checkpoints.forget(live)
             self._remove_files_and_record(live, delete_files)
         del self.live[live.record.id]
         return {"removed": live.record.name, "deleted_files": delete_files}
@@ -266,6 +275,7 @@ class Manager:
         async def run(job: Job) -> dict[str, Any]:
             check_request(live.record.name, live.state, request)
             if request is Request.START:
+                await self.checkpoints.prepare_start(live)
                 self._admit(live)
             facts = await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
             return {"state": live.state.value, "enabled_state": live.state.enabled_state,

@@ -1,0 +1,671 @@
+"""Checkpoint operations of the service: take, apply, rename, delete — journaled.
+
+Each operation is planned purely (:mod:`viridian.checkpoints`), its plan journaled in the
+catalog before the first file is touched, and executed in idempotent steps, each
+recorded when done. A service killed at any point finds the journal at its next start
+and finishes the operation (roll forward) or, for a take whose disks QEMU has not yet
+switched, undoes it (roll back). Files are deleted only after the catalog no longer
+refers to them; files the catalog never referred to (a crash between creating a file and
+journaling it cannot happen: plans come first) are swept at start.
+
+Rules per VM state (Hyper-V's):
+- take: Off (disks only), Running (disks + memory; the guest pauses for the memory
+  save, then runs on), Paused (stays paused), Saved (disks + the saved state).
+- apply: any settled state; the current state is discarded (``checkpoint_first`` takes
+  a checkpoint of it first); the VM returns to the captured state.
+- delete: any settled state; data is merged online with QEMU block jobs while the VM
+  runs, with ``qemu-img`` otherwise.
+
+Fault points (tests): ``$VIRIDIAN_FAULT_POINTS`` lists points (comma separated) where the
+service kills itself with SIGKILL, e.g. ``take.switched`` or ``delete.step0``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from viridian.checkpoints import (
+    MAX_CHECKPOINTS,
+    CapturedState,
+    Checkpoint,
+    Commit,
+    Image,
+    Merge,
+    NowDisk,
+    Tree,
+    check_name,
+    default_name,
+    find_checkpoint,
+    hard_disk_slots,
+    orphan_files,
+    plan_apply,
+    plan_delete,
+    plan_take,
+    slots_needing_overlays,
+    unique_name,
+)
+from viridian.checkpoints.plan import Step, active_images, new_overlays, step_from_dict
+from viridian.errors import Conflict, HostError
+from viridian.model.states import Request, VMState
+from viridian.qemu import blockjobs, images
+from viridian.qemu.errors import QemuError
+from viridian.service.checkpoint_store import CheckpointStore, JournalEntry
+from viridian.service.jobs import Job, now_iso
+from viridian.service.live import LiveVM
+
+if TYPE_CHECKING:
+    from viridian.service.manager import Manager
+
+log = logging.getLogger(__name__)
+
+SETTLED = {VMState.OFF: CapturedState.OFF, VMState.RUNNING: CapturedState.RUNNING,
+           VMState.PAUSED: CapturedState.PAUSED, VMState.SAVED: CapturedState.SAVED}
+MEMORY_SUFFIX = ".vmstate"
+FOLDER_NAME = "checkpoints"
+
+
+def fault(point: str) -> None:
+    """Die here (SIGKILL, no clean-up) when a test asked for it."""
+    if point in os.environ.get("VIRIDIAN_FAULT_POINTS", "").split(","):
+        log.warning("fault point %s: killing the service", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Checkpoints:
+    """The checkpoint part of the VMMS; one per :class:`Manager`."""
+
+    def __init__(self, manager: Manager) -> None:
+        self.manager = manager
+        self.store = CheckpointStore(manager.catalog)
+
+    # --- facts ------------------------------------------------------------------------
+
+    def folder(self, live: LiveVM) -> Path:
+        custom = live.record.settings.get("checkpoint_folder")
+        return Path(custom) if custom else Path(live.record.folder) / FOLDER_NAME
+
+    def describe(self, ref: str) -> dict[str, Any]:
+        live = self.manager._find(ref)
+        tree = self.store.tree(live.record.id)
+        return {"vm": live.record.name, "vm_id": live.record.id,
+                "now_parent_id": tree.now_parent, "count": len(tree.checkpoints),
+                "limit": MAX_CHECKPOINTS,
+                "checkpoints": [_public(cp, tree) for cp in tree.checkpoints]}
+
+    def count(self, vm_id: str) -> int:
+        return len(self.store.tree(vm_id).checkpoints)
+
+    def disk_view(self, vm_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` with each hard disk replaced by the image Now writes into."""
+        active = active_images(self.store.tree(vm_id), settings)
+        if not any(image.owned for image in active.values()):
+            return settings
+        view = _copy(settings)
+        for drive in view.get("ide", []):
+            _point(drive, active.get(f"ide:{drive['controller']}:{drive['location']}"))
+        for controller in view.get("scsi", []):
+            for disk in controller.get("disks", []):
+                _point(disk, active.get(f"scsi:{controller['controller']}:{disk['location']}"))
+        return view
+
+    # --- hooks the manager calls --------------------------------------------------------
+
+    def attach(self, live: LiveVM) -> None:
+        vm_id = live.record.id
+        live.disk_view = lambda settings: self.disk_view(vm_id, settings)
+        journal = self.store.journal(vm_id)
+        live.keep_paused = journal is not None and journal.op == "take"
+
+    async def prepare_start(self, live: LiveVM) -> None:
+        """Before QEMU opens the disks: no slot may write into an image a checkpoint
+        reads (a disk re-attached after applying an older checkpoint gets an overlay)."""
+        tree = self.store.tree(live.record.id)
+        slots = slots_needing_overlays(tree, live.record.settings)
+        if not slots:
+            return
+        active = active_images(tree, live.record.settings)
+        paths = hard_disk_slots(live.record.settings)
+        added = new_overlays({s: (paths[s][0], active[s]) for s in slots}, self._namer(live))
+        for now in added.values():
+            await _create(now)
+        tree = replace(tree, now_disks={**tree.now_disks, **added})
+        with self.store.catalog.transaction() as db:
+            self.store.put_tree(db, live.record.id, tree)
+
+    def check_settings_change(self, live: LiveVM, old: dict[str, Any],
+                              new: dict[str, Any]) -> None:
+        """Refuse changes that would orphan checkpoint data (Conflict, nothing changed)."""
+        tree = self.store.tree(live.record.id)
+        if not tree.checkpoints and not tree.now_disks:
+            return
+        if old.get("checkpoint_folder") != new.get("checkpoint_folder"):
+            raise Conflict(
+                f"cannot move the checkpoint folder of VM '{live.record.name}' while it has "
+                f"{len(tree.checkpoints)} checkpoints; delete them first; nothing was changed",
+                vm=live.record.name)
+        old_slots, new_slots = hard_disk_slots(old), hard_disk_slots(new)
+        for slot, now in tree.now_disks.items():
+            if old_slots.get(slot, ("",))[0] == now.base and \
+                    new_slots.get(slot, ("",))[0] != now.base:
+                kind, controller, location = slot.split(":")
+                raise Conflict(
+                    f"cannot remove or replace the hard disk at {kind} {controller}:{location} "
+                    f"of VM '{live.record.name}': its data since the last checkpoint is in "
+                    f"{now.image.path} and checkpoints depend on it; delete the VM's "
+                    "checkpoints first (viridian checkpoint remove VM NAME --subtree); "
+                    "nothing was changed", vm=live.record.name, slot=slot)
+
+    def check_removal(self, live: LiveVM, delete_files: bool) -> None:
+        tree = self.store.tree(live.record.id)
+        if (tree.checkpoints or tree.now_disks) and not delete_files:
+            raise Conflict(
+                f"VM '{live.record.name}' has {len(tree.checkpoints)} checkpoints whose files "
+                "would be left behind; delete them first (viridian checkpoint remove VM NAME "
+                "--subtree) or remove the VM with its files (--delete-files); nothing was "
+                "changed", vm=live.record.name, checkpoints=len(tree.checkpoints))
+
+    def forget(self, live: LiveVM) -> None:
+        """The VM is being removed with its files: delete every checkpoint file."""
+        tree = self.store.tree(live.record.id)
+        for path in _owned_files(tree):
+            Path(path).unlink(missing_ok=True)
+        self.store.forget_vm(live.record.id)
+
+    # --- requests (each becomes a job on the VM's queue) --------------------------------
+
+    def take(self, ref: str, name: str | None, notes: str) -> dict[str, Any]:
+        live = self._idle(ref, "take a checkpoint of")
+        wanted = check_name(name) if name is not None else None
+        self._check_room(live, wanted)
+
+        async def run(job: Job) -> dict[str, Any]:
+            cp = await self._take(live, job, wanted, notes)
+            return _public(cp, self.store.tree(live.record.id))
+        return self._submit("checkpoint", live, run)
+
+    def apply(self, ref: str, cp_ref: str, checkpoint_first: bool) -> dict[str, Any]:
+        live = self._idle(ref, "apply a checkpoint to")
+        target = find_checkpoint(self.store.tree(live.record.id), live.record.name, cp_ref)
+        if checkpoint_first:
+            self._check_room(live, None)
+
+        async def run(job: Job) -> dict[str, Any]:
+            taken = None
+            if checkpoint_first:
+                taken = await self._take(live, job, None, "taken before applying "
+                                         f"'{target.name}'")
+            await self._apply(live, job, target.id)
+            tree = self.store.tree(live.record.id)
+            return {"applied": _public(tree.get(target.id), tree),
+                    "checkpoint_taken": _public(taken, tree) if taken else None,
+                    "state": live.state.value}
+        return self._submit("checkpoint_apply", live, run)
+
+    def remove(self, ref: str, cp_ref: str, subtree: bool) -> dict[str, Any]:
+        live = self._idle(ref, "delete a checkpoint of")
+        target = find_checkpoint(self.store.tree(live.record.id), live.record.name, cp_ref)
+
+        async def run(job: Job) -> dict[str, Any]:
+            removed = await self._delete(live, job, target.id, subtree)
+            return {"removed": removed}
+        return self._submit("checkpoint_delete", live, run)
+
+    async def rename(self, ref: str, cp_ref: str, name: str | None,
+                     notes: str | None) -> dict[str, Any]:
+        live = self.manager._find(ref)
+        async with self.manager.jobs.queue_for(live.record.id):
+            tree = self.store.tree(live.record.id)
+            cp = find_checkpoint(tree, live.record.name, cp_ref)
+            changed = cp
+            if name is not None:
+                changed = replace(changed, name=check_name(name))
+                unique_name(tree, changed.name, exclude=cp.id)
+            if notes is not None:
+                changed = replace(changed, notes=notes)
+            with self.store.catalog.transaction() as db:
+                self.store.put_checkpoint(db, live.record.id, changed)
+            return _public(changed, self.store.tree(live.record.id))
+
+    def _idle(self, ref: str, what: str) -> LiveVM:
+        live = self.manager._find(ref)
+        if self.manager.jobs.busy(live.record.id):
+            raise Conflict(f"cannot {what} VM '{live.record.name}' now: a job is running on "
+                           "it; wait for it to finish (viridian job list); nothing was changed",
+                           vm=live.record.name)
+        _require_settled(live, what)
+        return live
+
+    def _check_room(self, live: LiveVM, wanted: str | None) -> None:
+        tree = self.store.tree(live.record.id)
+        if len(tree.checkpoints) >= MAX_CHECKPOINTS:
+            raise Conflict(
+                f"VM '{live.record.name}' already has {MAX_CHECKPOINTS} checkpoints, the most "
+                "a VM can have; delete some first (viridian checkpoint remove); nothing was "
+                "changed", vm=live.record.name, limit=MAX_CHECKPOINTS)
+        if wanted is not None:
+            unique_name(tree, wanted)
+
+    def _submit(self, kind: str, live: LiveVM, run: Any) -> dict[str, Any]:
+        return self.manager.jobs.submit(kind, live.record.id, live.record.name, run).to_dict()
+
+    def _namer(self, live: LiveVM) -> Any:
+        folder = self.folder(live)
+
+        def name(slot: str, below: Image) -> str:
+            stem = Path(below.path).stem.split("_")[0][:40] or "disk"
+            return str(folder / f"{stem}_{slot.replace(':', '-')}_{uuid.uuid4().hex[:12]}.qcow2")
+        return name
+
+    # --- take -------------------------------------------------------------------------
+
+    async def _take(self, live: LiveVM, job: Job, name: str | None, notes: str) -> Checkpoint:
+        _require_settled(live, "take a checkpoint of")
+        tree = self.store.tree(live.record.id)
+        if len(tree.checkpoints) >= MAX_CHECKPOINTS:
+            raise Conflict(f"VM '{live.record.name}' already has {MAX_CHECKPOINTS} checkpoints",
+                           vm=live.record.name)
+        when = datetime.now().astimezone()
+        name = name or _free_default_name(tree, live.record.name, when)
+        unique_name(tree, name)
+        folder = self.folder(live)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state = SETTLED[live.state]
+        captured, why = state, _memory_blocker(live.record.settings)
+        if why and state in (CapturedState.RUNNING, CapturedState.PAUSED):
+            captured = CapturedState.OFF  # Hyper-V's "production checkpoint"
+            notes = (notes + f" [production checkpoint: disks only, file systems frozen "
+                     f"by the guest agent when available; {why}]").strip()
+        layers, now_disks = plan_take(tree, live.record.settings, self._namer(live))
+        cp_id = str(uuid.uuid4())
+        cp = Checkpoint(cp_id, name, tree.now_parent, when.isoformat(timespec="seconds"),
+                        captured, dict(live.record.settings), layers,
+                        str(folder / f"{cp_id}{MEMORY_SUFFIX}") if captured.has_memory
+                        else None, notes, self.store.next_seq(live.record.id))
+        plan = {"checkpoint": cp.to_dict(), "vm_state": state.value,
+                "now_disks": {s: n.to_dict() for s, n in now_disks.items()}}
+        entry = self.store.begin(live.record.id, "take", plan)
+        fault("take.planned")
+        job.report(5, "creating checkpoint disks")
+        return await self._continue_take(live, entry, job)
+
+    async def _continue_take(self, live: LiveVM, entry: JournalEntry, job: Job | None) -> \
+            Checkpoint:
+        cp = Checkpoint.from_dict(entry.plan["checkpoint"])
+        now_disks = {s: NowDisk.from_dict(n) for s, n in entry.plan["now_disks"].items()}
+        if entry.step == "planned":
+            for now in now_disks.values():
+                await _create(now)
+            entry = self.store.step(entry, "overlays")
+            fault("take.overlays")
+        vm_state = CapturedState(entry.plan["vm_state"])
+        live_disks = vm_state in (CapturedState.RUNNING, CapturedState.PAUSED)
+        if entry.step == "overlays" and live_disks:
+            try:
+                worker = live._require_worker()
+                if cp.memory_file is None:
+                    await self._freeze(live)
+                elif vm_state is CapturedState.RUNNING:
+                    await worker.pause()
+                fault("take.paused")
+                await blockjobs.snapshot(worker.monitor, [
+                    (cp.disks[slot].path, now.image.path, _node_name(cp.id, slot))
+                    for slot, now in now_disks.items()])
+            except BaseException:
+                await self._undo_take(live, entry)  # QEMU refused: nothing switched
+                raise
+            entry = self.store.step(entry, "switched")
+            fault("take.switched")
+        if entry.step == "switched" and cp.memory_file is None:
+            await self._thaw(live)
+            entry = self.store.step(entry, "memory")
+        if entry.step == "switched":
+            assert cp.memory_file is not None
+            if job:
+                job.report(20, "saving memory")
+            try:
+                await _save_memory(live, Path(cp.memory_file), job)
+            except QemuError as err:  # the disks switched already: keep them, crash-consistent
+                log.error("VM %s: memory state of checkpoint %s not saved: %s",
+                          live.record.name, cp.name, err)
+                cp = replace(cp, state=CapturedState.OFF, memory_file=None,
+                             notes=(cp.notes + f" (memory state not saved: {err})").strip())
+                entry = JournalEntry(entry.vm_id, entry.op, entry.step,
+                                     {**entry.plan, "checkpoint": cp.to_dict()})
+            entry = self.store.step(entry, "memory")
+            fault("take.memory")
+        elif entry.step == "overlays" and vm_state is CapturedState.SAVED:
+            assert cp.memory_file is not None
+            _link(live.saved_state, Path(cp.memory_file))
+        if entry.step != "committed":
+            tree = self.store.tree(live.record.id)
+            after = Tree((*tree.checkpoints, cp), cp.id, now_disks)
+            with self.store.catalog.transaction() as db:
+                self.store.put_tree(db, live.record.id, after)
+                entry = self.store.step(entry, "committed", db)
+            fault("take.committed")
+        if vm_state is CapturedState.RUNNING and live.worker is not None:
+            if cp.memory_file is None:
+                await self._thaw(live)
+            elif await live.worker.status() != "running":
+                await live.worker.resume()
+        self.store.finish(live.record.id)
+        live.keep_paused = False
+        return cp
+
+    async def _undo_take(self, live: LiveVM, entry: JournalEntry) -> None:
+        """Before QEMU switched disks nothing but new files exists: delete them."""
+        cp = Checkpoint.from_dict(entry.plan["checkpoint"])
+        for now in entry.plan["now_disks"].values():
+            Path(now["image"]["path"]).unlink(missing_ok=True)
+        if cp.memory_file:
+            for path in (Path(cp.memory_file), Path(cp.memory_file + ".partial")):
+                path.unlink(missing_ok=True)
+        if entry.plan["vm_state"] == "Running" and live.worker is not None:
+            await self._thaw(live)
+            if await live.worker.status() != "running":
+                await live.worker.resume()
+        self.store.finish(live.record.id)
+        live.keep_paused = False
+
+    async def _freeze(self, live: LiveVM) -> None:
+        """Application-consistent disks for a production checkpoint, when the guest agent
+        and the backup integration service allow; crash-consistent otherwise."""
+        if not live.record.settings.get("integration_services", {}).get("backup", True):
+            return
+        try:
+            await self.manager.integration.freeze(live)
+        except Exception as err:  # no agent: the snapshot is crash-consistent
+            log.info("VM %s: file systems not frozen for the checkpoint: %s",
+                     live.record.name, err)
+
+    async def _thaw(self, live: LiveVM) -> None:
+        if live.worker is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.manager.integration.thaw(live)
+
+    # --- apply ------------------------------------------------------------------------
+
+    async def _apply(self, live: LiveVM, job: Job, cp_id: str) -> None:
+        _require_settled(live, "apply a checkpoint to")
+        tree = self.store.tree(live.record.id)
+        cp = tree.get(cp_id)
+        plan = {"checkpoint_id": cp.id,
+                "now_disks": {s: n.to_dict() for s, n in
+                              plan_apply(cp, self._namer(live)).items()},
+                "old_now": [n.image.path for n in tree.now_disks.values()]}
+        entry = self.store.begin(live.record.id, "apply", plan)
+        fault("apply.planned")
+        await self._continue_apply(live, entry, job)
+
+    async def _continue_apply(self, live: LiveVM, entry: JournalEntry, job: Job) -> None:
+        tree = self.store.tree(live.record.id)
+        cp = tree.get(entry.plan["checkpoint_id"])
+        now_disks = {s: NowDisk.from_dict(n) for s, n in entry.plan["now_disks"].items()}
+        if entry.step == "planned":
+            if live.worker is not None:
+                job.report(10, "turning off the VM's current state")
+                await live.perform(Request.STOP, job, 0)
+            fault("apply.stopped")
+            job.report(30, "creating disks")
+            for now in now_disks.values():
+                await _create(now)
+            if cp.memory_file:
+                _link(Path(cp.memory_file), live.saved_state)
+            else:
+                live.saved_state.unlink(missing_ok=True)
+            fault("apply.overlays")
+            state = VMState.SAVED if cp.memory_file else VMState.OFF
+            settings = {**cp.settings, "name": live.record.name}
+            record = replace(live.record, settings=settings, state=state.value, status=None)
+            with self.store.catalog.transaction() as db:
+                self.manager.catalog.update_vm(record, db)
+                self.store.put_tree(db, live.record.id, Tree(tree.checkpoints, cp.id, now_disks))
+                entry = self.store.step(entry, "committed", db)
+            live.record, live.state = record, state
+            fault("apply.committed")
+        keep = {n.image.path for n in now_disks.values()}
+        for path in entry.plan["old_now"]:
+            if path not in keep:
+                Path(path).unlink(missing_ok=True)
+        try:
+            if cp.state in (CapturedState.RUNNING, CapturedState.PAUSED) and \
+                    live.state is VMState.SAVED:
+                job.report(60, "restoring the checkpoint's memory")
+                live.restore_paused = cp.state is CapturedState.PAUSED
+                self.manager._admit(live)
+                await live.perform(Request.START, job, 0)
+        finally:  # applied either way; a failed restore leaves the VM Saved (start it later)
+            live.restore_paused = False
+            self.store.finish(live.record.id)
+
+    # --- delete -----------------------------------------------------------------------
+
+    async def _delete(self, live: LiveVM, job: Job, cp_id: str, subtree: bool) -> list[str]:
+        _require_settled(live, "delete a checkpoint of")
+        plan = plan_delete(self.store.tree(live.record.id), cp_id, subtree=subtree)
+        entry = self.store.begin(live.record.id, "delete", {
+            "removed": [cp.name for cp in plan.removed],
+            "steps": [step.to_dict() for step in plan.steps],
+            "files": list(plan.files),
+            "tree": _tree_dict(plan.tree)})
+        fault("delete.planned")
+        await self._continue_delete(live, entry, job)
+        return [cp.name for cp in plan.removed]
+
+    async def _continue_delete(self, live: LiveVM, entry: JournalEntry, job: Job | None) -> None:
+        steps = [step_from_dict(d) for d in entry.plan["steps"]]
+        if entry.step != "committed":
+            for index, step in enumerate(steps):
+                def progress(fraction: float, index: int = index) -> None:
+                    if job:
+                        job.report(5 + 85 * (index + fraction) / len(steps),
+                                   f"merging ({index + 1} of {len(steps)})")
+                await self._run_step(live, step, progress)
+                fault(f"delete.step{index}")
+            with self.store.catalog.transaction() as db:
+                self.store.put_tree(db, live.record.id, _tree_from(entry.plan["tree"]))
+                entry = self.store.step(entry, "committed", db)
+            fault("delete.committed")
+        for path in entry.plan["files"]:
+            if live.worker is not None:
+                with contextlib.suppress(QemuError):
+                    await blockjobs.release_image(live.worker.monitor, path)
+            Path(path).unlink(missing_ok=True)
+        self.store.finish(live.record.id)
+
+    async def _run_step(self, live: LiveVM, step: Step, progress: Any) -> None:
+        worker = live.worker
+        open_images = await blockjobs.image_nodes(worker.monitor) if worker else {}
+        if isinstance(step, Merge):
+            if step.target in open_images:
+                assert worker is not None
+                await _reactivate(worker)
+                await blockjobs.stream(worker.monitor, _job_id("merge", step.target),
+                                       step.target, step.new_backing, progress)
+            elif await images.backing_of(step.target) != step.new_backing:
+                await images.rebase(step.target, step.new_backing, step.new_backing_format)
+        elif isinstance(step, Commit):
+            if step.top in open_images:
+                assert worker is not None
+                await _reactivate(worker)
+                await blockjobs.commit_active(worker.monitor, _job_id("commit", step.top),
+                                              step.top, step.base, progress)
+            elif Path(step.top).exists():
+                await images.commit(step.top)
+
+    # --- recovery ---------------------------------------------------------------------
+
+    async def recover(self, live: LiveVM) -> None:
+        """After a service (re)start and the VM's reconcile: finish or undo its journaled
+        operation, then delete files of the checkpoint folder nothing refers to."""
+        entry = self.store.journal(live.record.id)
+        if entry is not None:
+            log.warning("VM %s: finishing the interrupted checkpoint %s (step %s)",
+                        live.record.name, entry.op, entry.step)
+            try:
+                await self._recover_entry(live, entry)
+            except Exception:
+                log.exception("VM %s: recovering checkpoint %s failed; will retry at the "
+                              "next start", live.record.name, entry.op)
+                return
+        self.sweep(live)
+
+    async def _recover_entry(self, live: LiveVM, entry: JournalEntry) -> None:
+        job = Job(f"recovery-{uuid.uuid4()}", "recovery", live.record.id, live.record.name)
+        if entry.op == "take":
+            await self._recover_take(live, entry, job)
+        elif entry.op == "apply":
+            await self._continue_apply(live, entry, job)
+        else:
+            await self._continue_delete(live, entry, job)
+
+    async def _recover_take(self, live: LiveVM, entry: JournalEntry, job: Job) -> None:
+        cp = Checkpoint.from_dict(entry.plan["checkpoint"])
+        if entry.step in ("planned", "overlays") and cp.state.has_memory and \
+                cp.state is not CapturedState.SAVED and live.worker is not None:
+            switched = {n["image"]["path"] for n in entry.plan["now_disks"].values()} & set(
+                await blockjobs.image_nodes(live.worker.monitor))
+            if switched:  # QEMU switched but the journal step was not recorded
+                entry = self.store.step(entry, "switched")
+        if entry.step == "switched" and live.worker is None:
+            await self._undo_take(live, entry)  # QEMU ended while paused: no guest write since
+            return
+        if entry.step in ("planned", "overlays"):
+            await self._undo_take(live, entry)
+            return
+        await self._continue_take(live, entry, job)
+
+    def sweep(self, live: LiveVM) -> None:
+        folder = self.folder(live)
+        if not folder.is_dir() or self.store.journal(live.record.id) is not None:
+            return
+        present = [str(p) for p in folder.iterdir() if p.is_file()]
+        for path in orphan_files(present, self.store.tree(live.record.id)):
+            log.warning("VM %s: removing orphaned checkpoint file %s", live.record.name, path)
+            Path(path).unlink(missing_ok=True)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _require_settled(live: LiveVM, what: str) -> None:
+    if live.state not in SETTLED:
+        raise Conflict(f"cannot {what} VM '{live.record.name}' while it is {live.state.value}; "
+                       "allowed in states Off, Running, Paused and Saved; nothing was changed",
+                       vm=live.record.name, state=live.state.value)
+
+
+def _memory_blocker(settings: dict[str, Any]) -> str | None:
+    """Why QEMU cannot save this VM's memory, or None. QEMU 7.2's vpc and vhdx drivers
+    register a migration blocker ("does not support live migration"), and a memory save
+    is a migration to a file."""
+    formats = sorted({fmt for _, fmt in hard_disk_slots(settings).values()} & {"vpc", "vhdx"})
+    if not formats:
+        return None
+    return ("QEMU cannot save the memory of a VM with VHD/VHDX disks "
+            f"({', '.join(formats)} driver); convert them to qcow2 or raw for full checkpoints")
+
+
+def _free_default_name(tree: Tree, vm_name: str, when: datetime) -> str:
+    base = default_name(vm_name, when)
+    taken = {cp.name for cp in tree.checkpoints}
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base} ({n})", n + 1
+    return name
+
+
+def _public(cp: Checkpoint, tree: Tree) -> dict[str, Any]:
+    return {"id": cp.id, "name": cp.name, "parent_id": cp.parent_id,
+            "children": [c.id for c in tree.children(cp.id)], "created_at": cp.created_at,
+            "notes": cp.notes, "state": cp.state.value, "has_memory": cp.memory_file is not None,
+            "is_now_parent": tree.now_parent == cp.id,
+            "disks": {slot: image.path for slot, image in cp.disks.items()},
+            "memory_mb": cp.settings.get("memory", {}).get("startup_mb"),
+            "processors": cp.settings.get("processor", {}).get("count")}
+
+
+def _tree_dict(tree: Tree) -> dict[str, Any]:
+    return {"checkpoints": [cp.to_dict() for cp in tree.checkpoints],
+            "now_parent": tree.now_parent,
+            "now_disks": {s: n.to_dict() for s, n in tree.now_disks.items()}}
+
+
+def _tree_from(d: dict[str, Any]) -> Tree:
+    return Tree(tuple(Checkpoint.from_dict(c) for c in d["checkpoints"]), d["now_parent"],
+                {s: NowDisk.from_dict(n) for s, n in d["now_disks"].items()})
+
+
+def _owned_files(tree: Tree) -> set[str]:
+    files = {cp.memory_file for cp in tree.checkpoints if cp.memory_file}
+    files |= {img.path for cp in tree.checkpoints for img in cp.disks.values() if img.owned}
+    files |= {n.image.path for n in tree.now_disks.values()}
+    return files
+
+
+def _copy(settings: dict[str, Any]) -> dict[str, Any]:
+    import copy
+    return copy.deepcopy(settings)
+
+
+def _point(entry: dict[str, Any], image: Image | None) -> None:
+    if image is not None and image.owned and entry.get("path"):
+        entry["path"], entry["format"] = image.path, image.format
+
+
+def _node_name(cp_id: str, slot: str) -> str:
+    return f"cp{cp_id[:8]}-{slot.replace(':', '-')}"
+
+
+def _job_id(kind: str, path: str) -> str:
+    return f"{kind}-{uuid.uuid5(uuid.NAMESPACE_URL, path).hex[:12]}"
+
+
+async def _create(now: NowDisk) -> None:
+    assert now.image.backing is not None and now.image.backing_format is not None
+    await images.create_overlay(Path(now.image.path), now.image.backing, now.image.backing_format)
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` becomes another name of ``source``. Saved-state files are never written
+    in place (a save writes ``.partial`` and renames it), so sharing the inode between a
+    checkpoint and the VM's saved state is safe and costs no copy."""
+    if not source.is_file():
+        raise HostError(f"memory state {source} is missing", path=str(source))
+    target.unlink(missing_ok=True)
+    os.link(source, target)
+
+
+async def _save_memory(live: LiveVM, path: Path, job: Job | None) -> None:
+    worker = live._require_worker()
+    partial = path.with_name(path.name + ".partial")
+    await worker.monitor.cancel_migration()
+    await worker.monitor.save_to_file(
+        partial, progress=(lambda f: job.report(20 + f * 60, "saving memory")) if job else None)
+    os.replace(partial, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def _reactivate(worker: Any) -> None:
+    """After a memory save, QEMU (run state ``postmigrate``) has handed its images over
+    as a migration source does; a paused VM's images become usable again only through
+    ``cont``. The guest then runs for the moment between ``cont`` and ``stop``."""
+    if await worker.status() == "postmigrate":
+        await worker.resume()
+        await worker.pause()
+
+
+__all__ = ["Checkpoints", "fault", "now_iso"]

@@ -1,0 +1,60 @@
+"""HTTP routes of checkpoints (api.md, "Checkpoints"). Take, apply and delete answer 202
+with a job (``?wait=S`` answers once it ended, like VM actions); rename answers 200."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Query
+from pydantic import BaseModel, Field
+
+from viridian.config import API_PREFIX
+from viridian.service.manager import Manager
+
+PREFIX = f"{API_PREFIX}/vms/{{ref}}/checkpoints"
+
+
+class NewCheckpoint(BaseModel):
+    name: str | None = None
+    notes: str = Field("", max_length=4096)
+
+
+class ApplyOptions(BaseModel):
+    checkpoint_first: bool = False
+
+
+class CheckpointChange(BaseModel):
+    name: str | None = None
+    notes: str | None = Field(None, max_length=4096)
+
+
+def install_checkpoint_routes(app: FastAPI, manager: Manager) -> None:
+    checkpoints = manager.checkpoints
+
+    async def answer(job: dict[str, Any], wait: float) -> dict[str, Any]:
+        return await manager.jobs.wait(job["id"], wait) if wait else job
+
+    @app.get(PREFIX)
+    async def checkpoint_list(ref: str) -> dict[str, Any]:
+        return checkpoints.describe(ref)
+
+    @app.post(PREFIX, status_code=202)
+    async def checkpoint_new(ref: str, spec: NewCheckpoint | None = None,
+                             wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        spec = spec or NewCheckpoint()
+        return await answer(checkpoints.take(ref, spec.name, spec.notes), wait)
+
+    @app.post(PREFIX + "/{cp}/apply", status_code=202)
+    async def checkpoint_apply(ref: str, cp: str, options: ApplyOptions | None = None,
+                               wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        options = options or ApplyOptions()
+        return await answer(checkpoints.apply(ref, cp, options.checkpoint_first), wait)
+
+    @app.patch(PREFIX + "/{cp}")
+    async def checkpoint_change(ref: str, cp: str, change: CheckpointChange) -> dict[str, Any]:
+        return await checkpoints.rename(ref, cp, change.name, change.notes)
+
+    @app.delete(PREFIX + "/{cp}", status_code=202)
+    async def checkpoint_remove(ref: str, cp: str, subtree: bool = False,
+                                wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        return await answer(checkpoints.remove(ref, cp, subtree), wait)
