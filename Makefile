@@ -16,10 +16,12 @@ guestkit: deps
 run: deps
 	@bash scripts/run-demo.sh $(LISTEN)
 
+# --dist loadfile: each test module runs on one worker, so module-scoped guests are shared
+# (pytest 9 ignores xdist_group's node-id suffix, which makes --dist loadgroup split them).
 test: deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: deps
 	$(BIN)/ruff check src tests bench
