@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.service.harness import Console, Service, act, running_service, wait_job
+from viridian.disks import new_dynamic, open_disk
 
 pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("checkpoints_guest")]
 
@@ -240,3 +241,41 @@ def test_deleting_every_checkpoint_commits_the_data_into_the_disk(
     with open(raw, "rb") as image:
         image.seek(20 * 512)
         assert image.read(16).rstrip(b"\0 ") == b"LAST"
+
+
+def test_vhd_disks_get_production_checkpoints(
+        guest: tuple[Service, httpx.Client, Path], guest_iso: Path, tmp_path: Path) -> None:
+    """QEMU cannot save the memory of a VM with VHD disks: the checkpoint holds the disks
+    (file systems frozen through the guest agent) and applying it leaves the VM Off."""
+    service, api, _ = guest
+    vhd = tmp_path / "prod.vhd"
+    new_dynamic(vhd, 20 * MB)
+    created = api.post("/vms", json={"name": "prod", "memory_mb": 256, "dvd": str(guest_iso),
+                                     "vhd": str(vhd)})
+    assert created.status_code == 201, created.text
+    console = Console(service.data_dir, created.json()["id"])
+    act(api, "prod", "start")
+    console.wait_for(b"VIRIDIAN-GUEST READY")
+    global VM
+    saved_vm, VM = VM, "prod"
+    try:
+        wait_agent(api)
+        write_marker(api, 3, "PROD-1")
+        cp = checkpoint(api, "prod-1", vm="prod")
+        assert cp["state"] == "Off" and not cp["has_memory"]
+        assert "production checkpoint" in cp["notes"] and "VHD" in cp["notes"]
+        assert api.get("/vms/prod").json()["state"] == "Running"
+        write_marker(api, 4, "PROD-2")
+        assert apply(api, "prod-1")["state"] == "Off"
+        act(api, "prod", "start")
+        wait_agent(api)
+        assert read_markers(api, range(3, 5)) == {3: "PROD-1", 4: ""}
+        write_marker(api, 5, "PROD-3")
+        remove(api, "prod-1")  # the last one: Now's data goes into the VHD, online
+        act(api, "prod", "stop")
+    finally:
+        VM = saved_vm
+    with open_disk(vhd) as image:
+        assert image.read(3 * 512, 16).rstrip(b"\0 ") == b"PROD-1"
+        assert image.read(5 * 512, 16).rstrip(b"\0 ") == b"PROD-3"
+    assert api.delete("/vms/prod").status_code == 200

@@ -97,7 +97,8 @@ class Checkpoints:
         tree = self.store.tree(live.record.id)
         return {"vm": live.record.name, "vm_id": live.record.id,
                 "now_parent_id": tree.now_parent, "count": len(tree.checkpoints),
-                "limit": MAX_CHECKPOINTS,
+                "limit": MAX_CHECKPOINTS, "folder": str(self.folder(live)),
+                "now_disks": {slot: now.image.path for slot, now in tree.now_disks.items()},
                 "checkpoints": [_public(cp, tree) for cp in tree.checkpoints]}
 
     def count(self, vm_id: str) -> int:
@@ -369,9 +370,10 @@ class Checkpoints:
             for path in (Path(cp.memory_file), Path(cp.memory_file + ".partial")):
                 path.unlink(missing_ok=True)
         if entry.plan["vm_state"] == "Running" and live.worker is not None:
-            await self._thaw(live)
             if await live.worker.status() != "running":
                 await live.worker.resume()
+            if cp.memory_file is None:  # a production checkpoint froze the file systems
+                await self._thaw(live)
         self.store.finish(live.record.id)
         live.keep_paused = False
 
@@ -588,6 +590,7 @@ def _public(cp: Checkpoint, tree: Tree) -> dict[str, Any]:
     return {"id": cp.id, "name": cp.name, "parent_id": cp.parent_id,
             "children": [c.id for c in tree.children(cp.id)], "created_at": cp.created_at,
             "notes": cp.notes, "state": cp.state.value, "has_memory": cp.memory_file is not None,
+            "memory_file": cp.memory_file,
             "is_now_parent": tree.now_parent == cp.id,
             "disks": {slot: image.path for slot, image in cp.disks.items()},
             "memory_mb": cp.settings.get("memory", {}).get("startup_mb"),
