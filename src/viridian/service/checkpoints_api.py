@@ -41,7 +41,7 @@ def install_checkpoint_routes(app: FastAPI, manager: Manager) -> None:
     @app.post(PREFIX, status_code=202)
     async def checkpoint_new(ref: str, spec: NewCheckpoint | None = None,
                              wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
-        spec = spec or NewCheckpoint()
+        spec = spec or NewCheckpoint(name=None, notes="")
         return await answer(checkpoints.take(ref, spec.name, spec.notes), wait)
 
     @app.post(PREFIX + "/{cp}/apply", status_code=202)
