@@ -29,6 +29,7 @@ from viridian.model import DiskFormat, DriveKind, IdeDrive, ScsiDisk, VMSettings
 
 from .errors import MonitorError
 from .monitor import Monitor, QmpEvent
+from .render.blockdev import protocol_driver
 from .render.naming import (
     FLOPPY_ID,
     file_node,
@@ -289,7 +290,7 @@ async def _add_image(
             "node-name": format_node(device_id),
             "read-only": read_only,
             "file": {
-                "driver": "file",
+                "driver": protocol_driver(path),
                 "filename": path,
                 "node-name": file_node(device_id),
                 "read-only": read_only,

@@ -32,6 +32,7 @@ from viridian.service.integration import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, now_iso
 from viridian.service.live import LiveVM
 from viridian.service.resource_control import ResourceControl
+from viridian.service.storage import convert_differencing
 from viridian.service.vm_config import VMConfigurator
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,13 @@ class Manager:
                         processors: int | None, dvd: str | None,
                         vhd: str | None) -> dict[str, Any]:
         """Validate everything first; then the folder and the catalog row appear together."""
+        patch = {**patch, "ide": [*patch.get("ide", []), *([{
+            "controller": 0, "location": 0, "kind": "hard_disk", "path": vhd}] if vhd else [])]}
+        await convert_differencing(patch, self.data_dir)
+        if vhd:
+            vhd = patch["ide"].pop()["path"]
+        if not patch["ide"]:
+            del patch["ide"]
         settings = self.config.new_settings(name, patch, memory_mb, processors, dvd, vhd)
         vm_id = str(uuid.uuid4())
         folder = self.data_dir / "vms" / vm_id
@@ -223,6 +231,8 @@ class Manager:
         """Validate ``patch``, apply what can change live to the running QEMU (hot plug),
         then commit; a failure leaves QEMU and the catalog unchanged. The caller holds the
         VM's queue (``jobs.queue_for``)."""
+        patch = dict(patch)
+        await convert_differencing(patch, self.data_dir)
         settings = self.config.changed_settings(live.record, patch, live.state)
         self.checkpoints.check_settings_change(live, live.record.settings, settings)
         self.resources.check_change(live, settings, self.host_load())

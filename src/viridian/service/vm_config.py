@@ -19,6 +19,7 @@ from viridian.model.states import VMState
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.devices import ALLOWED_LIVE, HOT_PLUGGABLE, check_live_storage_changes
 from viridian.service.macs import assign_macs, macs_in_use, pool_octets
+from viridian.service.storage import check_pass_through, is_block_device
 
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
 CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",
@@ -131,6 +132,9 @@ def _checked_file(setting: str, entry: dict[str, Any]) -> tuple[str, str]:
     if not os.path.isabs(raw):
         raise InvalidSetting(setting, raw, "an absolute path to an existing file on the host")
     path = Path(raw)
+    if is_block_device(raw) and entry.get("kind") != "dvd" and setting != "floppy.path":
+        check_pass_through(setting, raw)  # a host disk handed to the VM as it is
+        return raw, "raw"
     if not path.is_file():
         raise NotFound(f"{setting}: file {path} does not exist; nothing was changed",
                        setting=setting, path=raw)

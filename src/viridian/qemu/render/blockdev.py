@@ -3,6 +3,8 @@
 Two nodes per image: ``<id>-file`` (driver ``file``) and ``<id>-fmt`` (the format driver
 on top). The format is never left to probing: a fixed VHD would be probed as ``raw``.
 Differencing VHDs never reach here (the service guarantees it); only the format matters.
+A host block device (pass-through, a path under ``/dev/``) is opened with QEMU's
+``host_device`` protocol driver instead of ``file`` (which refuses block devices).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ def require_format(setting: str, image_format: DiskFormat | None) -> DiskFormat:
     return image_format
 
 
+def protocol_driver(path: str) -> str:
+    """``host_device`` for a host block device (pass-through), else ``file``."""
+    return "host_device" if path.startswith("/dev/") else "file"
+
+
 def render_blockdev(
     device_id: str, path: str, image_format: DiskFormat, *, read_only: bool = False
 ) -> list[str]:
@@ -29,7 +36,8 @@ def render_blockdev(
     read_only_opt = "on" if read_only else None
     return [
         "-blockdev",
-        opts("driver=file", filename=path, node_name=file_node(device_id), read_only=read_only_opt),
+        opts(f"driver={protocol_driver(path)}", filename=path, node_name=file_node(device_id),
+             read_only=read_only_opt),
         "-blockdev",
         opts(
             f"driver={image_format.value}",

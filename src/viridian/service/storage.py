@@ -1,0 +1,144 @@
+"""Storage the admin hands in that QEMU must not get as it is.
+
+- **Pass-through disks**: a host block device (``/dev/...``) is attached raw, but only
+  while nothing on the host uses it: not mounted (the device or any of its partitions),
+  not active swap, not held by another kernel user (device-mapper, RAID, LVM). Two
+  writers on one block device destroy its file system.
+- **Differencing VHDs**: QEMU reads a differencing VHD as if it were standalone (wrong
+  data, no error; ARCHITECTURE.md). A differencing disk handed in is converted, with the
+  VHD library, into a standalone dynamic VHD holding the whole chain's data, in
+  ``<data>/disks``; the VM uses the converted disk and the admin's chain stays untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from viridian.disks import convert, detect_format, inspect
+from viridian.errors import Conflict
+
+CONVERTED_FOLDER = "disks"
+
+
+def is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def block_device_users(path: str) -> list[str]:
+    """What on the host uses the block device ``path`` (empty: free to pass through)."""
+    rdev = os.stat(path).st_rdev
+    devices = {(os.major(rdev), os.minor(rdev))} | set(_partitions(rdev))
+    users = [f"mounted at {mount}" for mount in _mounts_of(devices)]
+    users += [f"active swap ({name})" for name in _swaps_of(devices)]
+    users += [f"held by {holder}" for holder in _holders(rdev)]
+    return users
+
+
+def check_pass_through(setting: str, path: str) -> None:
+    """Raise :class:`Conflict` naming the users when the host still uses ``path``."""
+    users = block_device_users(path)
+    if users:
+        raise Conflict(
+            f"{setting}: host block device {path} is in use on the host ({'; '.join(users)}); "
+            "unmount it (or stop what uses it) before passing it through to a VM; "
+            "nothing was changed", setting=setting, path=path, users=users)
+
+
+def _sysfs_dir(rdev: int) -> Path:
+    return Path(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")
+
+
+def _partitions(rdev: int) -> Iterator[tuple[int, int]]:
+    base = _sysfs_dir(rdev)
+    if not base.exists():
+        return
+    for child in base.resolve().iterdir():
+        dev = child / "dev"
+        if (child / "partition").exists() and dev.exists():
+            major, minor = dev.read_text().strip().split(":")
+            yield int(major), int(minor)
+
+
+def _mounts_of(devices: set[tuple[int, int]]) -> list[str]:
+    mounts = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            major, minor = fields[2].split(":")
+            if (int(major), int(minor)) in devices:
+                mounts.append(fields[4])
+    return mounts
+
+
+def _swaps_of(devices: set[tuple[int, int]]) -> list[str]:
+    found = []
+    with open("/proc/swaps") as swaps:
+        for line in list(swaps)[1:]:
+            name = line.split()[0]
+            if is_block_device(name):
+                rdev = os.stat(name).st_rdev
+                if (os.major(rdev), os.minor(rdev)) in devices:
+                    found.append(name)
+    return found
+
+
+def _holders(rdev: int) -> list[str]:
+    holders = _sysfs_dir(rdev) / "holders"
+    return sorted(p.name for p in holders.iterdir()) if holders.exists() else []
+
+
+# --- differencing VHDs ----------------------------------------------------------------
+
+
+def _disk_entries(patch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for drive in patch.get("ide") or []:
+        if isinstance(drive, dict) and drive.get("kind", "hard_disk") == "hard_disk":
+            yield drive
+    for controller in patch.get("scsi") or []:
+        if isinstance(controller, dict):
+            yield from (d for d in controller.get("disks") or [] if isinstance(d, dict))
+
+
+def _is_differencing(path: str) -> bool:
+    try:
+        return Path(path).is_file() and detect_format(path) == "vpc" and \
+            inspect(path).disk_type == "differencing"
+    except Exception:  # unreadable or corrupt: the settings check reports it
+        return False
+
+
+async def convert_differencing(patch: dict[str, Any], data_dir: Path) -> list[str]:
+    """Replace every differencing VHD in ``patch`` by a standalone copy of its chain
+    (converted in a thread); returns the converted paths. A chain converted before (same
+    file, same size and time) is reused."""
+    converted = []
+    for entry in _disk_entries(patch):
+        path = entry.get("path")
+        if isinstance(path, str) and os.path.isabs(path) and _is_differencing(path):
+            entry["path"] = str(await _standalone_copy(Path(path), data_dir / CONVERTED_FOLDER))
+            entry["format"] = None
+            converted.append(entry["path"])
+    return converted
+
+
+async def _standalone_copy(source: Path, folder: Path) -> Path:
+    info = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}:{info.st_size}:{info.st_mtime_ns}".encode())
+    target = folder / f"{source.stem}-standalone-{key.hexdigest()[:10]}.vhd"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    await asyncio.to_thread(convert, source, partial, "dynamic")
+    os.replace(partial, target)
+    return target
