@@ -279,3 +279,35 @@ def test_vhd_disks_get_production_checkpoints(
         assert image.read(3 * 512, 16).rstrip(b"\0 ") == b"PROD-1"
         assert image.read(5 * 512, 16).rstrip(b"\0 ") == b"PROD-3"
     assert api.delete("/vms/prod").status_code == 200
+
+
+def test_paused_and_saved_checkpoints_come_back_paused_and_saved(
+        guest: tuple[Service, httpx.Client, Path]) -> None:
+    service, api, _ = guest
+    vm_id = api.get(f"/vms/{VM}").json()["id"]
+    if api.get(f"/vms/{VM}").json()["state"] == "Off":
+        act(api, VM, "start")
+        wait_agent(api)
+    act(api, VM, "pause")
+    paused = checkpoint(api, "while-paused")
+    assert paused["state"] == "Paused" and paused["has_memory"]
+    assert api.get(f"/vms/{VM}").json()["state"] == "Paused"
+    act(api, VM, "resume")
+    Console(service.data_dir, vm_id).wait_ticks(2)
+    act(api, VM, "save")
+    saved = checkpoint(api, "while-saved")
+    assert saved["state"] == "Saved" and saved["has_memory"]
+    act(api, VM, "start")  # restores the VM's own saved state; the checkpoint keeps its copy
+    wait_agent(api)
+    write_marker(api, 30, "AFTER-SAVE")
+
+    assert apply(api, "while-saved")["state"] == "Saved"
+    assert api.get(f"/vms/{VM}").json()["state"] == "Saved"
+    act(api, VM, "start")
+    wait_agent(api)
+    assert read_markers(api, range(30, 31)) == {30: ""}
+    assert apply(api, "while-paused")["state"] == "Paused"
+    act(api, VM, "resume")
+    wait_agent(api)
+    remove(api, "while-paused")
+    remove(api, "while-saved")
