@@ -265,6 +265,9 @@ def test_vhd_disks_get_production_checkpoints(
         assert cp["state"] == "Off" and not cp["has_memory"]
         assert "production checkpoint" in cp["notes"] and "VHD" in cp["notes"]
         assert api.get("/vms/prod").json()["state"] == "Running"
+        refused = api.post("/vms/prod/save")
+        assert refused.status_code == 409
+        assert "cannot save VM 'prod': QEMU cannot save the memory" in refused.text
         write_marker(api, 4, "PROD-2")
         assert apply(api, "prod-1")["state"] == "Off"
         act(api, "prod", "start")

@@ -60,6 +60,7 @@ from viridian.qemu.errors import QemuError
 from viridian.service.checkpoint_store import CheckpointStore, JournalEntry
 from viridian.service.jobs import Job, now_iso
 from viridian.service.live import LiveVM
+from viridian.service.storage import memory_save_blocker
 
 if TYPE_CHECKING:
     from viridian.service.manager import Manager
@@ -279,7 +280,7 @@ class Checkpoints:
         folder = self.folder(live)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         state = SETTLED[live.state]
-        captured, why = state, _memory_blocker(live.record.settings)
+        captured, why = state, memory_save_blocker(live.record.settings)
         if why and state in (CapturedState.RUNNING, CapturedState.PAUSED):
             captured = CapturedState.OFF  # Hyper-V's "production checkpoint"
             notes = (notes + f" [production checkpoint: disks only, file systems frozen "
@@ -564,17 +565,6 @@ def _require_settled(live: LiveVM, what: str) -> None:
         raise Conflict(f"cannot {what} VM '{live.record.name}' while it is {live.state.value}; "
                        "allowed in states Off, Running, Paused and Saved; nothing was changed",
                        vm=live.record.name, state=live.state.value)
-
-
-def _memory_blocker(settings: dict[str, Any]) -> str | None:
-    """Why QEMU cannot save this VM's memory, or None. QEMU 7.2's vpc and vhdx drivers
-    register a migration blocker ("does not support live migration"), and a memory save
-    is a migration to a file."""
-    formats = sorted({fmt for _, fmt in hard_disk_slots(settings).values()} & {"vpc", "vhdx"})
-    if not formats:
-        return None
-    return ("QEMU cannot save the memory of a VM with VHD/VHDX disks "
-            f"({', '.join(formats)} driver); convert them to qcow2 or raw for full checkpoints")
 
 
 def _free_default_name(tree: Tree, vm_name: str, when: datetime) -> str:

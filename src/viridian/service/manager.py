@@ -32,7 +32,7 @@ from viridian.service.integration import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, now_iso
 from viridian.service.live import LiveVM
 from viridian.service.resource_control import ResourceControl
-from viridian.service.storage import convert_differencing
+from viridian.service.storage import convert_differencing, memory_save_blocker
 from viridian.service.vm_config import VMConfigurator
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,8 @@ class Manager:
         subjobs: dict[str, Job] = {}
         for live in running:
             request = actions[live.record.settings["automatic_stop"]["action"]]
+            if request is Request.SAVE and memory_save_blocker(live.record.settings):
+                request = Request.SHUTDOWN  # the nearest action that loses no data
             live.mark_auto_stopped(True)
             subjobs[live.record.name] = self.jobs.submit(
                 request.value, live.record.id, live.record.name,
@@ -277,6 +279,10 @@ class Manager:
         request = Request(action)
         if not self.jobs.busy(live.record.id):
             check_request(live.record.name, live.state, request)
+        why = memory_save_blocker(live.record.settings) if request is Request.SAVE else None
+        if why:
+            raise Conflict(f"cannot save VM '{live.record.name}': {why}; shut it down or turn "
+                           "it off instead; nothing was changed", vm=live.record.name)
         job = self.jobs.submit(action, live.record.id, live.record.name,
                                self._operation(live, request, timeout_s))
         return job.to_dict()

@@ -24,6 +24,26 @@ from viridian.disks import convert, detect_format, inspect
 from viridian.errors import Conflict
 
 CONVERTED_FOLDER = "disks"
+NO_MEMORY_SAVE_FORMATS = frozenset({"vpc", "vhdx"})
+
+
+def memory_save_blocker(settings: dict[str, Any]) -> str | None:
+    """Why QEMU cannot save this VM's memory (Save, checkpoints with memory), or None.
+
+    QEMU 7.2's vpc and vhdx drivers register a migration blocker ("does not support live
+    migration"), and saving memory is a migration to a file.
+    """
+    formats = set()
+    for drive in settings.get("ide", []):
+        if drive.get("kind") == "hard_disk" and drive.get("path"):
+            formats.add(drive.get("format"))
+    for controller in settings.get("scsi", []):
+        formats |= {disk.get("format") for disk in controller.get("disks", [])}
+    blocked = sorted(f for f in formats if f in NO_MEMORY_SAVE_FORMATS)
+    if not blocked:
+        return None
+    return ("QEMU cannot save the memory of a VM with VHD/VHDX disks "
+            f"({', '.join(blocked)} driver); convert them to qcow2 or raw for that")
 
 
 def is_block_device(path: str) -> bool:
