@@ -1,6 +1,6 @@
 """Storage handed in by the admin: a differencing VHD chain (converted into a standalone
 disk, never given to QEMU as it is), a host block device passed through (refused while
-mounted on the host), VHDX; proven by what a real guest reads."""
+mounted on the host), a dynamic VHDX; proven by what a real guest reads."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ def test_differencing_vhd_and_pass_through_disk(
     with open_disk(child, writable=True) as disk:
         disk.write(MB, b"CHILD-NEW!")
     child_before = child.read_bytes()
+    vhdx = tmp_path / "data.vhdx"  # QEMU opens VHDX itself, always with the format named
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "subformat=dynamic",
+                    str(vhdx), "7M"], check=True)
+    subprocess.run(["qemu-io", "-f", "vhdx", "-c", "write -P 0x58 4096 4096", str(vhdx)],
+                   check=True, capture_output=True)
 
     host_disk = tmp_path / "host.img"
     host_disk.write_bytes(b"HOST-BLOCK" + b"\0" * (9 * MB - 10))
@@ -82,7 +87,11 @@ def test_differencing_vhd_and_pass_through_disk(
         attached = api.post("/vms/store/disks", json={
             "controller": "ide", "location": "0:1", "path": device})
         assert attached.status_code == 200, attached.text
+        attached = api.post("/vms/store/disks", json={
+            "controller": "scsi", "location": "0:0", "path": str(vhdx)})
+        assert attached.status_code == 200, attached.text
         vm = attached.json()
+        assert vm["settings"]["scsi"][0]["disks"][0]["format"] == "vhdx"
         ide = {(d["controller"], d["location"]): d for d in vm["settings"]["ide"]}
         converted = ide[(0, 0)]
         assert converted["path"] != str(child) and converted["format"] == "vpc"
@@ -93,5 +102,6 @@ def test_differencing_vhd_and_pass_through_disk(
         assert guest_read(api, "store", 12 * MB, 0, 11) == b"FROM-PARENT"
         assert guest_read(api, "store", 12 * MB, MB, 10) == b"CHILD-NEW!"
         assert guest_read(api, "store", 9 * MB, 0, 10) == b"HOST-BLOCK"
+        assert guest_read(api, "store", 7 * MB, 4096, 8) == b"XXXXXXXX"
         act(api, "store", "stop")
     assert child.read_bytes() == child_before  # the admin's chain was never written
