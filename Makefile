@@ -32,6 +32,7 @@ typecheck: deps
 bench: deps
 	$(BIN)/python bench/bench_lifecycle.py
 	$(BIN)/python bench/bench_disks.py
+	$(BIN)/python bench/bench_checkpoints.py
 
 # Install the systemd units (service + host-shutdown stop actions) on a systemd host.
 install-systemd: deps
