@@ -11,8 +11,11 @@ APT_PACKAGES=(
   isolinux syslinux syslinux-common     # guest kit: bootloaders (ISO and disk)
   xorriso mtools dosfstools fdisk       # guest kit: ISO and FAT images without loop mounts
   qemu-guest-agent                      # guest kit: integration services inside guests
+  ipxe                                  # legacy adapter network boot (iPXE, GPL-2)
   iproute2 python3-venv
-  chromium                              # planner tests: the HTML report rendered in a real browser
+  dnsmasq-base nftables                 # NAT switches: DHCP/DNS for VMs, masquerading
+  chromium                              # planner and console tests: a real browser
+  tesseract-ocr                         # console test: reads the guest's boot text in a screenshot
 )
 
 missing=()

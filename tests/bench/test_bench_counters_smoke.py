@@ -28,3 +28,8 @@ def test_quick_run_reports_every_figure() -> None:
                 "sampler_cpu_ms_per_sample", "shell_peer_cpu_pct", "ratio_sampler_to_shell"):
         assert key in report, report
     assert report["sampler_cpu_ms_per_sample"] > 0
+    assert report["disks_sampled"] >= 2, report  # each running VM's hard disk, via QMP
+    peer = report["libvirt"]
+    if "skipped" not in peer:  # libvirt may not run on every host; the reason is printed
+        assert peer["disks"] == 2 and peer["calls"] >= 3, peer
+        assert "ratio_sampling_cost_to_libvirt" in report, report

@@ -91,8 +91,8 @@ def test_vm_show_groups_every_setting_like_hyper_v(fake: FakeService, run: Run) 
         "  Switch:       not connected",
         "  MAC address:  static 00:15:5d:01:02:03",
         "  VLAN ID:      7",
-        "  Network boot: not available: no PXE option ROM for tulip exists in QEMU or Debian "
-        "(ipxe-qemu has none), so the BIOS passes over this adapter in the startup order",
+        '  Network boot: iPXE where the startup order says "net" (DHCP, then the boot file '
+        "the DHCP server names; if nothing boots, the next device)",
         "  Attachment: pipe /run/viridian/com2",
         "  Virtual floppy: /d/boot.vfd",
         "  Action:    always (always start this virtual machine automatically)",

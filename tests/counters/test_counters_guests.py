@@ -166,6 +166,49 @@ def test_every_listed_counter_is_sampleable_and_history_keeps_them(guests) -> No
     assert bad.exit_code == 3 and "no counter matches" in bad.output
 
 
+NIC = r"\Hyper-V Virtual Network Adapter(idle:nic0)\{}"
+# In the background: DHCP on QEMU's user-mode network (answers come back), then pings of
+# 1000 bytes to its gateway for about 20 s.
+TRAFFIC = ("(udhcpc -i eth0 -n -q -t 5 -s /usr/share/udhcpc/default.script; "
+           "ping -c 100 -i 0.2 -s 1000 10.0.2.2) >/dev/null 2>&1 </dev/null &")
+
+
+def _nic_totals(service: Service) -> dict[str, float]:
+    families = _metrics(service)
+    totals = {}
+    for name in ("receive_bytes", "transmit_bytes", "receive_packets", "transmit_packets"):
+        samples = families[f"viridian_vm_network_{name}"].samples
+        totals[name] = sum(s.value for s in samples
+                           if s.labels["vm"] == "idle" and s.labels["adapter"] == "nic0")
+    return totals
+
+
+def test_nic_counters_move_when_the_guest_sends_traffic(guests) -> None:  # type: ignore[no-untyped-def]
+    service, api = guests
+    deadline = time.monotonic() + 60  # the agent reports the adapter once it answers
+    while NIC.format("Bytes Sent/sec") not in api.get("/counters").json()["paths"]:
+        assert time.monotonic() < deadline, "the guest agent never reported nic0"
+        time.sleep(1)
+    before = _nic_totals(service)
+    started = api.post("/vms/idle/integration/exec",
+                       json={"argv": ["sh", "-c", TRAFFIC], "timeout_s": 30})
+    assert started.status_code == 200 and started.json()["exit_code"] == 0, started.text
+    deadline = time.monotonic() + 40
+    while (rates := _sample(api, NIC.format("*"), interval=2))[NIC.format("Packets Sent/sec")] == 0:
+        assert time.monotonic() < deadline, rates
+    assert rates[NIC.format("Bytes Sent/sec")] >= 1000, rates
+    deadline = time.monotonic() + 30  # /metrics shows the last background sample (1 s)
+    while True:
+        after = _nic_totals(service)
+        moved = {k: after[k] - before[k] for k in after}
+        if moved["transmit_bytes"] >= 10_000 and moved["receive_packets"] > 0:
+            break
+        assert time.monotonic() < deadline, moved
+        time.sleep(1)
+    assert moved["transmit_packets"] >= 10 and moved["receive_bytes"] > 0, moved
+    assert api.get("/vms/idle/measure").json()["network_outbound_bytes"] > 0
+
+
 def test_measure_vm_accumulates_and_its_reset_survives_a_service_restart(guests) -> None:  # type: ignore[no-untyped-def]
     service, api = guests
     env = {"VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}

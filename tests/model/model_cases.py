@@ -449,6 +449,39 @@ CASES: list[Case] = [
         iv("network_adapters[0].vlan_id", "'10'", "null or an integer 1..4094"),
     ),
     Case(
+        "nic-trunk-vlan-4095",
+        {"network_adapters": [nic(trunk_vlans=[10, 4095])]},
+        "network_adapters[0].trunk_vlans[1]",
+        iv("network_adapters[0].trunk_vlans[1]", "4095", "an integer 1..4094"),
+    ),
+    Case(
+        "nic-trunk-twice",
+        {"network_adapters": [nic(trunk_vlans=[10, 10])]},
+        "network_adapters[0].trunk_vlans[1]",
+        iv("network_adapters[0].trunk_vlans[1]", "10", "each VLAN id once", "listed twice"),
+    ),
+    Case(
+        "nic-trunk-and-access",
+        {"network_adapters": [nic(trunk_vlans=[10], vlan_id=20)]},
+        "network_adapters[0].vlan_id",
+        iv("network_adapters[0].vlan_id", "20",
+           "null on a trunk (its untagged VLAN is native_vlan)",
+           "an adapter is in access or in trunk mode"),
+    ),
+    Case(
+        "nic-native-without-trunk",
+        {"network_adapters": [nic(native_vlan=5)]},
+        "network_adapters[0].native_vlan",
+        iv("network_adapters[0].native_vlan", "5",
+           "null unless trunk_vlans is set (an access port uses vlan_id)"),
+    ),
+    Case(
+        "nic-native-zero",
+        {"network_adapters": [nic(trunk_vlans=[10], native_vlan=0)]},
+        "network_adapters[0].native_vlan",
+        iv("network_adapters[0].native_vlan", "0", "an integer 1..4094"),
+    ),
+    Case(
         "nic-switch-empty",
         {"network_adapters": [nic(switch="")]},
         "network_adapters[0].switch",
@@ -583,7 +616,7 @@ CASES: list[Case] = [
         {"network_adapters": [nic(speed=100)]},
         "network_adapters[0].speed",
         "unknown setting 'network_adapters[0].speed'; allowed keys of network_adapters[0]: "
-        "kind, switch, mac_mode, mac, vlan_id",
+        "kind, switch, mac_mode, mac, vlan_id, trunk_vlans, native_vlan",
         BadRequest,
     ),
     Case(

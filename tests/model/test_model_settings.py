@@ -64,6 +64,8 @@ FULL: dict[str, Any] = {
             "mac_mode": "dynamic",
             "mac": None,
             "vlan_id": None,
+            "trunk_vlans": [10, 20],
+            "native_vlan": 5,
         },
         {
             "kind": "legacy",
@@ -71,6 +73,8 @@ FULL: dict[str, Any] = {
             "mac_mode": "static",
             "mac": "00:15:5D:01:02:03",
             "vlan_id": 4094,
+            "trunk_vlans": [],
+            "native_vlan": None,
         },
     ],
     "com1": {"kind": "pipe", "path": None, "address": None},

@@ -24,9 +24,10 @@ import pytest
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from viridian.errors import InvalidSetting, NotFound
+from viridian.errors import InvalidSetting
 from viridian.model import VMSettings, settings_from_dict
 from viridian.qemu.capabilities import HostCapabilities
+from viridian.qemu.netboot import NETBOOT_ROM_NAME, netboot_rom
 from viridian.qemu.render import render_argv
 from viridian.qemu.runtime_paths import RuntimePaths
 
@@ -137,17 +138,14 @@ def test_unassigned_dynamic_mac_is_refused() -> None:
     )
 
 
-def test_unknown_switch_is_refused() -> None:
+def test_virtual_switch_adapter_uses_the_service_tap() -> None:
     adapters = [
         {"switch": "user", "mac": "00:15:5D:00:00:02"},
-        {"switch": "External", "mac": "00:15:5D:00:00:01"},
+        {"switch": "External", "mac": "00:15:5D:00:00:01", "vlan_id": 7},
     ]
-    with pytest.raises(NotFound) as caught:
-        render({"name": "a", "network_adapters": adapters})
-    assert str(caught.value) == (
-        "virtual switch 'External' does not exist (network_adapters[1].switch); "
-        "allowed: null (not connected) or 'user' (user-mode NAT)"
-    )
+    argv = render({"name": "a", "network_adapters": adapters})
+    assert "tap,id=net1,ifname=vt5f1d000000n1,script=no,downscript=no" in argv
+    assert "virtio-net-pci,netdev=net1,mac=00:15:5D:00:00:01,id=nic1" in argv
 
 
 def test_vm_id_must_be_a_uuid() -> None:
@@ -198,8 +196,11 @@ def _images(settings: VMSettings) -> list[tuple[str, str]]:
 def _move_to(tmp: Path, case: dict[str, Any], lines: list[str]) -> tuple[list[str], list[str]]:
     """Golden lines with runtime and disk paths under ``tmp``; creates the images."""
     runtime = str(RUN_ROOT / case["vm_id"])
+    rom = str(RUN_ROOT / NETBOOT_ROM_NAME)  # shared by the VMs; the service writes it
+    (tmp / NETBOOT_ROM_NAME).write_bytes(netboot_rom())
     moved = [
-        line.replace(runtime, str(tmp / "run")).replace(DISK_ROOT, f"{tmp}/vms/") for line in lines
+        line.replace(runtime, str(tmp / "run")).replace(rom, str(tmp / NETBOOT_ROM_NAME))
+        .replace(DISK_ROOT, f"{tmp}/vms/") for line in lines
     ]
     created = []
     for path, image_format in _images(settings_from_dict(case["settings"])):

@@ -106,11 +106,14 @@ def test_adapter_edits_and_selection() -> None:
             "mac_mode": "static",
             "mac": "00:15:5D:00:00:09",
             "vlan_id": 12,
+            "trunk_vlans": [],
+            "native_vlan": None,
         }
     ]
     changed = edits.set_adapter(one, None, False, "none", "dynamic", "none")["network_adapters"]
     assert changed == [
-        {"kind": "synthetic", "switch": None, "mac_mode": "dynamic", "mac": None, "vlan_id": None}
+        {"kind": "synthetic", "switch": None, "mac_mode": "dynamic", "mac": None, "vlan_id": None,
+         "trunk_vlans": [], "native_vlan": None}
     ]
     two = applied(one, edits.add_adapter(one, False, None, None, None))
     with pytest.raises(BadRequest, match=r"name one with --index 1\.\.2"):

@@ -455,7 +455,7 @@ def test_startup_order_decides_whether_the_dvd_or_the_disk_boots(
         _, flags = guest_sh(api, name, "od -A n -t x1 -j 491 -N 1 /sys/kernel/boot_params/data")
         assert not int(flags.strip(), 16) & 0x20
     shown = cli_ok(service, "vm", "show", "cd-first")
-    assert "Network boot: not available: no PXE option ROM for tulip" in shown
+    assert 'Network boot: iPXE where the startup order says "net"' in shown
     assert f"Attachment: remote 127.0.0.1:{listener.getsockname()[1]}" in shown
 
     # COM2 of cd-first is a "remote computer" pipe: QEMU connected to our TCP listener.

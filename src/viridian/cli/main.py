@@ -35,6 +35,7 @@ OPTIONAL_GROUPS = (
     ("viridian.cli.plan", "plan_command", "plan"),
     ("viridian.cli.counters", "counters_command", "counters"),
     ("viridian.cli.bpa", "bpa_command", "bpa"),
+    ("viridian.cli.switch", "switch_group", "switch"),
     ("viridian.cli.checkpoint", "checkpoint_group", "checkpoint"),
 )
 

@@ -42,8 +42,8 @@ AUTO_STOP_TEXT = {
 }
 NIC_KIND_TEXT = {"synthetic": "Synthetic (virtio)", "legacy": "Legacy (emulated tulip)"}
 LEGACY_PXE_TEXT = (
-    "not available: no PXE option ROM for tulip exists in QEMU or Debian (ipxe-qemu has "
-    "none), so the BIOS passes over this adapter in the startup order"
+    "iPXE where the startup order says \"net\" (DHCP, then the boot file the DHCP "
+    "server names; if nothing boots, the next device)"
 )
 IDE_KIND_TEXT = {"hard_disk": "Hard disk", "dvd": "DVD drive"}
 

@@ -160,7 +160,15 @@ def nic() -> None:
 
 
 switch_option = click.option(
-    "--switch", metavar="S", help="Virtual switch: 'user' (user-mode NAT) or 'none'."
+    "--switch",
+    metavar="S",
+    help="A virtual switch (viridian switch list), 'user' (user-mode NAT) or 'none'.",
+)
+trunk_option = click.option(
+    "--trunk", metavar="IDS", help="Trunk mode: tagged VLANs, e.g. 10,20-22 ('none': access)."
+)
+native_option = click.option(
+    "--native", metavar="ID", help="Trunk mode: the VLAN of untagged frames (default 1)."
 )
 mac_option = click.option("--mac", metavar="dynamic|MAC", help="dynamic, or a static MAC.")
 vlan_option = click.option("--vlan", metavar="ID", help="VLAN id 1-4094, or 'none'.")
@@ -172,6 +180,8 @@ vlan_option = click.option("--vlan", metavar="ID", help="VLAN id 1-4094, or 'non
 @switch_option
 @mac_option
 @vlan_option
+@trunk_option
+@native_option
 @click.pass_context
 def nic_add(
     ctx: click.Context,
@@ -180,13 +190,18 @@ def nic_add(
     switch: str | None,
     mac: str | None,
     vlan: str | None,
+    trunk: str | None,
+    native: str | None,
 ) -> None:
     """Add a network adapter (synthetic unless --legacy) to the VM NAME."""
+    _one_vlan_mode(vlan, trunk)
     body = {
         "legacy": legacy,
         "switch": None if switch == "none" else switch,
         "mac": mac,
         "vlan": vlan,
+        "trunk": trunk,
+        "native": native,
     }
     vm = open_client(ctx).post(vm_path(name, "nics"), body)
     adapters = vm["settings"]["network_adapters"]
@@ -195,11 +210,15 @@ def nic_add(
 
 @nic.command("set")
 @click.argument("name")
-@click.option("--index", type=int, metavar="N", help="Which adapter (1..); needed if several.")
+@click.option(
+    "--index", "--nic", "index", type=int, metavar="N", help="Which adapter (1..); if several."
+)
 @click.option("--legacy/--synthetic", default=None, help="Change the adapter's kind.")
 @switch_option
 @mac_option
 @vlan_option
+@trunk_option
+@native_option
 @click.pass_context
 def nic_set(
     ctx: click.Context,
@@ -209,11 +228,22 @@ def nic_set(
     switch: str | None,
     mac: str | None,
     vlan: str | None,
+    trunk: str | None,
+    native: str | None,
 ) -> None:
-    """Change a network adapter of the VM NAME."""
+    """Change a network adapter of the VM NAME. While the VM runs, its switch and VLAN
+    may change (at once); kind and MAC need it Off."""
+    _one_vlan_mode(vlan, trunk)
     client = open_client(ctx)
     index = _adapter_index(client, name, index)
-    body = {"legacy": legacy, "switch": switch, "mac": mac, "vlan": vlan}
+    body = {
+        "legacy": legacy,
+        "switch": switch,
+        "mac": mac,
+        "vlan": vlan,
+        "trunk": trunk,
+        "native": native,
+    }
     vm = client.patch(vm_path(name, "nics", str(index)), body)
     _vm_line(vm, f"changed network adapter {index}")
 
@@ -228,6 +258,13 @@ def nic_remove(ctx: click.Context, name: str, index: int | None) -> None:
     index = _adapter_index(client, name, index)
     vm = client.delete(vm_path(name, "nics", str(index)))
     _vm_line(vm, f"removed network adapter {index}")
+
+
+def _one_vlan_mode(vlan: str | None, trunk: str | None) -> None:
+    if vlan is not None and trunk is not None:
+        raise BadRequest(
+            "give --vlan ID (access mode) or --trunk IDS --native ID (trunk mode), not both"
+        )
 
 
 def _adapter_index(client: ApiClient, name: str, index: int | None) -> int:

@@ -300,7 +300,17 @@ def _adapter(data: Any, path: str) -> NetworkAdapter:
         vlan_id=_opt_int(
             _field(d, "vlan_id", path, base.vlan_id), f"{path}.vlan_id", ranges.VLAN_ID
         ),
+        trunk_vlans=_vlan_list(_field(d, "trunk_vlans", path, []), f"{path}.trunk_vlans"),
+        native_vlan=_opt_int(
+            _field(d, "native_vlan", path, base.native_vlan), f"{path}.native_vlan",
+            ranges.VLAN_ID,
+        ),
     )
+
+
+def _vlan_list(data: Any, setting: str) -> tuple[int, ...]:
+    items = _list(data, setting, f"a list of VLAN ids ({ranges.VLAN_ID.text})")
+    return tuple(_int(item, f"{setting}[{i}]", ranges.VLAN_ID) for i, item in enumerate(items))
 
 
 def _com(data: Any, path: str) -> ComPort:

@@ -83,13 +83,21 @@ class ScsiController:
 
 @dataclass(frozen=True)
 class NetworkAdapter:
-    """``switch`` None = not connected. ``mac`` None with a dynamic MAC = not yet assigned."""
+    """``switch`` None = not connected. ``mac`` None with a dynamic MAC = not yet assigned.
+
+    VLANs (IEEE 802.1Q), Hyper-V's modes: *access* — ``vlan_id`` is the adapter's one
+    VLAN, untagged to the guest (None = untagged: the switch's default VLAN 1); *trunk* —
+    ``trunk_vlans`` (non-empty) reach the guest tagged, and its untagged frames belong to
+    ``native_vlan`` (None = VLAN 1). A trunk has no ``vlan_id``.
+    """
 
     kind: AdapterKind = AdapterKind.SYNTHETIC
     switch: str | None = None
     mac_mode: MacMode = MacMode.DYNAMIC
     mac: str | None = None
     vlan_id: int | None = None
+    trunk_vlans: tuple[int, ...] = ()
+    native_vlan: int | None = None
 
 
 @dataclass(frozen=True)

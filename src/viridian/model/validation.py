@@ -192,6 +192,26 @@ def _check_adapter(setting: str, adapter: NetworkAdapter) -> None:
             raise InvalidSetting(f"{setting}.mac", adapter.mac, f"the canonical form {canonical}")
     if adapter.vlan_id is not None:
         ranges.VLAN_ID.check(f"{setting}.vlan_id", adapter.vlan_id)
+    _check_trunk(setting, adapter)
+
+
+def _check_trunk(setting: str, adapter: NetworkAdapter) -> None:
+    """Access mode (``vlan_id``) and trunk mode (``trunk_vlans`` + ``native_vlan``)
+    exclude each other; a trunk lists each VLAN once."""
+    for index, vlan in enumerate(adapter.trunk_vlans):
+        ranges.VLAN_ID.check(f"{setting}.trunk_vlans[{index}]", vlan)
+        if vlan in adapter.trunk_vlans[:index]:
+            raise InvalidSetting(f"{setting}.trunk_vlans[{index}]", vlan,
+                                 "each VLAN id once", reason="listed twice")
+    if adapter.trunk_vlans and adapter.vlan_id is not None:
+        raise InvalidSetting(f"{setting}.vlan_id", adapter.vlan_id,
+                             "null on a trunk (its untagged VLAN is native_vlan)",
+                             reason="an adapter is in access or in trunk mode")
+    if adapter.native_vlan is not None:
+        ranges.VLAN_ID.check(f"{setting}.native_vlan", adapter.native_vlan)
+        if not adapter.trunk_vlans:
+            raise InvalidSetting(f"{setting}.native_vlan", adapter.native_vlan,
+                                 "null unless trunk_vlans is set (an access port uses vlan_id)")
 
 
 def _check_switch_name(setting: str, name: str) -> None:

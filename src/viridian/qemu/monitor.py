@@ -154,6 +154,16 @@ class _Client(QMPClient):
     async def _event_dispatch(self, msg: Message) -> None:
         self._on_event_message(msg)
 
+    # qemu.qmp's hooks log ``str(msg)`` — the message pretty-printed as JSON — for every
+    # message sent and received, even when debug logging is off: for the counter sampler's
+    # ``query-blockstats`` replies that formatting was most of the client's CPU. Format
+    # only when the line will really be logged.
+    def _cb_inbound(self, msg: Message) -> Message:
+        return super()._cb_inbound(msg) if self.logger.isEnabledFor(logging.DEBUG) else msg
+
+    def _cb_outbound(self, msg: Message) -> Message:
+        return super()._cb_outbound(msg) if self.logger.isEnabledFor(logging.DEBUG) else msg
+
 
 class Monitor:
     """One QMP connection to one QEMU, speaking in domain verbs.

@@ -20,6 +20,7 @@ from viridian.service.counters_api import install_counter_routes
 from viridian.service.devices_api import install_device_routes
 from viridian.service.integration_api import install_integration_routes
 from viridian.service.manager import Manager
+from viridian.service.switches_api import install_switch_routes
 
 Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
 
@@ -80,6 +81,7 @@ def create_app(manager: Manager, token: str) -> FastAPI:
     _job_routes(app, manager)
     install_integration_routes(app, manager)
     install_counter_routes(app, manager)
+    install_switch_routes(app, manager)
     app.add_middleware(BearerAuth, token=token)
     return app
 

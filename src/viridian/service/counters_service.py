@@ -36,6 +36,7 @@ from viridian.counters.metering import Meter, accumulate, report
 from viridian.counters.samples import Snapshot
 from viridian.errors import BadRequest
 from viridian.model.states import VMState
+from viridian.qemu.render.naming import FLOPPY_ID, ide_id, scsi_disk_id
 
 if TYPE_CHECKING:
     from viridian.service.live import LiveVM
@@ -277,13 +278,20 @@ def _target(live: LiveVM) -> VMTarget:
         memory_mb=live.memory_mb, pid=worker.pid if worker is not None else None,
         monitor=worker.monitor if worker is not None else None,
         agent=worker.guest_agent if worker is not None else None, nic_macs=macs,
-        guest_running=live.state is VMState.RUNNING, has_disks=_has_images(settings))
+        guest_running=live.state is VMState.RUNNING,
+        disk_ids=_devices_with_images(live.record.settings))
 
 
-def _has_images(settings: Any) -> bool:
-    ide = any(d.get("path") for d in settings.get("ide", []))
-    scsi = any(d.get("path") for c in settings.get("scsi", []) for d in c.get("disks", []))
-    return ide or scsi or bool((settings.get("floppy") or {}).get("path"))
+def _devices_with_images(settings: Any) -> frozenset[str]:
+    """Ids of the drives that hold an image now (current settings: media changes and hot
+    plug included); an empty DVD or floppy drive is no virtual storage device."""
+    ids = {ide_id(d["controller"], d["location"]) for d in settings.get("ide", [])
+           if d.get("path")}
+    ids |= {scsi_disk_id(c["controller"], d["location"]) for c in settings.get("scsi", [])
+            for d in c.get("disks", []) if d.get("path")}
+    if (settings.get("floppy") or {}).get("path"):
+        ids.add(FLOPPY_ID)
+    return frozenset(ids)
 
 
 def _disk_paths(settings: dict[str, Any]) -> list[str]:

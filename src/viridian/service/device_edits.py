@@ -177,7 +177,13 @@ def set_floppy_media(path: str | None) -> Settings:
 
 
 def add_adapter(
-    settings: Settings, legacy: bool, switch: str | None, mac: str | None, vlan: str | None
+    settings: Settings,
+    legacy: bool,
+    switch: str | None,
+    mac: str | None,
+    vlan: str | None,
+    trunk: str | None = None,
+    native: str | None = None,
 ) -> Settings:
     adapter: dict[str, Any] = {
         "kind": "legacy" if legacy else "synthetic",
@@ -185,9 +191,12 @@ def add_adapter(
         "mac_mode": "dynamic",
         "mac": None,
         "vlan_id": None,
+        "trunk_vlans": [],
+        "native_vlan": None,
     }
     _apply_mac(adapter, mac)
     _apply_vlan(adapter, vlan)
+    _apply_trunk(adapter, trunk, native)
     return {"network_adapters": [*settings.get("network_adapters", []), adapter]}
 
 
@@ -198,9 +207,12 @@ def set_adapter(
     switch: str | None,
     mac: str | None,
     vlan: str | None,
+    trunk: str | None = None,
+    native: str | None = None,
 ) -> Settings:
     """Patch changing adapter ``index`` (1-based, as ``vm show`` numbers them).
-    ``switch`` "none" disconnects; ``vlan`` "none" clears the VLAN id."""
+    ``switch`` "none" disconnects; ``vlan`` "none" clears the VLAN id. A ``vlan`` makes
+    the adapter an access port, a ``trunk`` ("10,20-22") a trunk port with ``native``."""
     adapters = copy.deepcopy(settings.get("network_adapters", []))
     adapter = adapters[pick_adapter(adapters, index) - 1]
     if legacy is not None:
@@ -211,6 +223,7 @@ def set_adapter(
         _apply_mac(adapter, mac)
     if vlan is not None:
         _apply_vlan(adapter, vlan)
+    _apply_trunk(adapter, trunk, native)
     return {"network_adapters": adapters}
 
 
@@ -251,12 +264,49 @@ def _apply_mac(adapter: dict[str, Any], mac: str | None) -> None:
 def _apply_vlan(adapter: dict[str, Any], vlan: str | None) -> None:
     if vlan is None:
         return
+    adapter["trunk_vlans"], adapter["native_vlan"] = [], None  # access mode
     if vlan.lower() == "none":
         adapter["vlan_id"] = None
         return
-    if not vlan.isdigit() or not limits.VLAN_MIN <= int(vlan) <= limits.VLAN_MAX:
-        raise InvalidSetting("vlan", vlan, f"{limits.VLAN_MIN}..{limits.VLAN_MAX} or none")
-    adapter["vlan_id"] = int(vlan)
+    adapter["vlan_id"] = _vlan_number("vlan", vlan)
+
+
+def _vlan_number(option: str, text: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or not limits.VLAN_MIN <= int(text) <= limits.VLAN_MAX:
+        raise InvalidSetting(option, text, f"{limits.VLAN_MIN}..{limits.VLAN_MAX} or none")
+    return int(text)
+
+
+def _apply_trunk(adapter: dict[str, Any], trunk: str | None, native: str | None) -> None:
+    """Trunk mode: ``trunk`` lists VLAN ids and ranges ("10,20-22"); ``native`` (or
+    "none" = VLAN 1) is the VLAN of untagged frames. ``trunk`` "none" = access mode."""
+    if trunk is not None and trunk.lower() == "none":
+        adapter["trunk_vlans"], adapter["native_vlan"] = [], None
+    elif trunk is not None:
+        adapter["trunk_vlans"], adapter["vlan_id"] = parse_vlan_list(trunk), None
+    if native is not None and not adapter.get("trunk_vlans"):
+        raise BadRequest(
+            "--native needs a trunk: give --trunk IDS too (an access port uses --vlan ID)"
+        )
+    if native is not None:
+        adapter["native_vlan"] = (
+            None if native.lower() == "none" else _vlan_number("native", native)
+        )
+
+
+def parse_vlan_list(text: str) -> list[int]:
+    """``"10,20-22"`` → [10, 20, 21, 22] (sorted, each once)."""
+    vlans: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, _, high = part.partition("-")
+        first, last = _vlan_number("trunk", low), _vlan_number("trunk", high or low)
+        if first > last:
+            raise InvalidSetting("trunk", part, "ranges written low-high, e.g. 20-22")
+        vlans.update(range(first, last + 1))
+    if not vlans:
+        raise InvalidSetting("trunk", text, "VLAN ids and ranges, e.g. 10,20-22, or none")
+    return sorted(vlans)
 
 
 # --- COM ports -----------------------------------------------------------------------------

@@ -117,10 +117,17 @@ class DeviceOps:
         return await self.edit(ref, lambda s: device_edits.set_floppy_media(path))
 
     async def add_nic(
-        self, ref: str, legacy: bool, switch: str | None, mac: str | None, vlan: str | None
+        self,
+        ref: str,
+        legacy: bool,
+        switch: str | None,
+        mac: str | None,
+        vlan: str | None,
+        trunk: str | None = None,
+        native: str | None = None,
     ) -> dict[str, Any]:
         return await self.edit(
-            ref, lambda s: device_edits.add_adapter(s, legacy, switch, mac, vlan)
+            ref, lambda s: device_edits.add_adapter(s, legacy, switch, mac, vlan, trunk, native)
         )
 
     async def set_nic(
@@ -131,9 +138,12 @@ class DeviceOps:
         switch: str | None,
         mac: str | None,
         vlan: str | None,
+        trunk: str | None = None,
+        native: str | None = None,
     ) -> dict[str, Any]:
         return await self.edit(
-            ref, lambda s: device_edits.set_adapter(s, index, legacy, switch, mac, vlan)
+            ref,
+            lambda s: device_edits.set_adapter(s, index, legacy, switch, mac, vlan, trunk, native),
         )
 
     async def remove_nic(self, ref: str, index: int | None) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class NicSpec(BaseModel):
     switch: str | None = None
     mac: str | None = None
     vlan: str | None = None
+    trunk: str | None = None
+    native: str | None = None
 
 
 class ComSpec(BaseModel):
@@ -92,11 +94,15 @@ def _storage_routes(app: FastAPI, ops: DeviceOps) -> None:
 def _nic_routes(app: FastAPI, ops: DeviceOps) -> None:
     @app.post(f"{VMS}/nics", tags=["devices"])
     async def nic_add(ref: str, spec: NicSpec) -> dict[str, Any]:
-        return await ops.add_nic(ref, bool(spec.legacy), spec.switch, spec.mac, spec.vlan)
+        return await ops.add_nic(
+            ref, bool(spec.legacy), spec.switch, spec.mac, spec.vlan, spec.trunk, spec.native
+        )
 
     @app.patch(f"{VMS}/nics/{{index}}", tags=["devices"])
     async def nic_set(ref: str, index: int, spec: NicSpec) -> dict[str, Any]:
-        return await ops.set_nic(ref, index, spec.legacy, spec.switch, spec.mac, spec.vlan)
+        return await ops.set_nic(
+            ref, index, spec.legacy, spec.switch, spec.mac, spec.vlan, spec.trunk, spec.native
+        )
 
     @app.delete(f"{VMS}/nics/{{index}}", tags=["devices"])
     async def nic_remove(ref: str, index: int) -> dict[str, Any]:

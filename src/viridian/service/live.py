@@ -27,7 +27,10 @@ from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.errors import WorkerGone
 from viridian.qemu.firmware import write_numlock_rom
+from viridian.qemu.netboot import write_netboot_rom
 from viridian.qemu.render import render_argv
+from viridian.qemu.render.bios import boot_indexes
+from viridian.qemu.render.netboot import needs_netboot
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
@@ -212,6 +215,8 @@ class LiveVM:
                            incoming=restoring)
         if settings.bios.num_lock:
             write_numlock_rom(self.paths)
+        if needs_netboot(settings, boot_indexes(settings)):
+            write_netboot_rom(self.paths)
         self._notify("launching")  # e.g. virtual switch ports: taps before QEMU opens them
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,

@@ -33,6 +33,7 @@ from viridian.service.jobs import Job, JobRunner, now_iso
 from viridian.service.live import LiveVM
 from viridian.service.resource_control import ResourceControl
 from viridian.service.storage import convert_differencing, memory_save_blocker
+from viridian.service.switches import SwitchService
 from viridian.service.vm_config import VMConfigurator
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Manager:
         self.resources = ResourceControl()
         self.integration = IntegrationServices()
         self.checkpoints = Checkpoints(self)
+        self.switches = SwitchService(self)  # virtual switches; a VM hook for ports
         self.boot_id = read_boot_id()
         self._started = time.monotonic()
 
@@ -71,6 +73,7 @@ class Manager:
         host_booted = self.catalog.get_meta(META_BOOT_ID) != self.boot_id
         await asyncio.gather(*(self._recover(vm) for vm in self.catalog.list_vms()))
         self.catalog.set_meta(META_BOOT_ID, self.boot_id)
+        self.switches.start()  # after recovery: running VMs' taps are kept
         start_counters(self)
         if host_booted:
             self._schedule_automatic_starts()
@@ -101,7 +104,7 @@ class Manager:
         live = LiveVM(vm, self.catalog, self.capabilities,
                       RuntimePaths(self.data_dir / "run" / vm.id),
                       Path(vm.folder) / SAVED_STATE_FILE)
-        live.hooks = [self.resources, self.integration]
+        live.hooks = [self.resources, self.integration, self.switches]
         self.checkpoints.attach(live)
         self.live[vm.id] = live
         return live
@@ -238,11 +241,13 @@ class Manager:
         settings = self.config.changed_settings(live.record, patch, live.state)
         self.checkpoints.check_settings_change(live, live.record.settings, settings)
         self.resources.check_change(live, settings, self.host_load())
+        self.switches.check_settings(live, settings)
         async with live_changes(live, live.record.settings, settings):
             record = replace(live.record, name=settings["name"], settings=settings)
             self.catalog.update_vm(record)
             live.record = record
         self.resources.refresh()
+        self.switches.settings_changed(live)
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]:
         live = self._find(ref)

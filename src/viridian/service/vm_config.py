@@ -20,6 +20,7 @@ from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.devices import ALLOWED_LIVE, HOT_PLUGGABLE, check_live_storage_changes
 from viridian.service.macs import assign_macs, macs_in_use, pool_octets
 from viridian.service.storage import check_pass_through, is_block_device
+from viridian.service.switches import adapters_changeable_live
 
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
 CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",
@@ -54,6 +55,8 @@ class VMConfigurator:
             changed = (changed - {"processor"}) | {
                 f"processor.{k}" for k, v in settings["processor"].items()
                 if v != current["processor"].get(k)}
+        if adapters_changeable_live(current["network_adapters"], settings["network_adapters"]):
+            changed.discard("network_adapters")  # switch and VLAN change live (switches.py)
         frozen = sorted(changed - CHANGEABLE_WHILE_ACTIVE - HOT_PLUGGABLE)
         if frozen and state is not VMState.OFF:
             raise Conflict(

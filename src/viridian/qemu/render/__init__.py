@@ -11,6 +11,7 @@ Each device kind has its own small renderer returning a list of arguments:
 ``scsi``           virtio-scsi controllers and disks
 ``floppy``         the ISA floppy drive
 ``network``        virtio-net / tulip adapters and their backends
+``netboot``        tulip boot ROM + iPXE (legacy adapter in startup order)
 ``serial``         COM1 and COM2
 ``display``        VGA + VNC on a UNIX socket
 ``management``     QMP and the guest agent channel
@@ -32,6 +33,7 @@ from viridian.qemu.render.floppy import render_floppy
 from viridian.qemu.render.ide import render_ide
 from viridian.qemu.render.machine import render_machine
 from viridian.qemu.render.management import render_management
+from viridian.qemu.render.netboot import render_netboot
 from viridian.qemu.render.network import render_network
 from viridian.qemu.render.process import render_incoming, render_process
 from viridian.qemu.render.scsi import render_scsi
@@ -64,7 +66,8 @@ def render_argv(
         *render_ide(settings, boot),
         *render_scsi(settings),
         *render_floppy(settings, boot),
-        *render_network(settings, boot),
+        *render_network(settings, boot, vm_id),
+        *render_netboot(settings, boot, paths),
         *render_serial(settings, paths),
         *render_display(paths),
         *render_management(paths),

@@ -3,18 +3,22 @@ standing in for Hyper-V's emulated DEC 21140).
 
 Adapter i is device ``nic<i>``; a connected adapter has netdev ``net<i>``. A switch of
 None leaves the adapter unconnected (no netdev; QEMU warns "nic has no peer", which is
-expected). The switch ``user`` is user-mode NAT until virtual switches exist; any other
-name is refused. ``vlan_id`` belongs to the virtual switch, not to QEMU, and is not
+expected). The switch ``user`` is user-mode NAT (no root needed). Any other switch name
+is a virtual switch of the service: the adapter's backend is the tap
+:func:`tap_name` ``(vm_id, i)``, which the service creates (persistent, already on the
+switch's bridge with its VLAN) before QEMU starts and removes after QEMU ended;
+``script=no,downscript=no``: QEMU runs no helper scripts. Whether the switch exists is
+the service's check, not the renderer's. VLANs belong to the switch and are not
 rendered. Legacy adapters take part in the boot order; synthetic ones do not. QEMU 7.2
-ships no PXE option ROM for ``tulip``, so until one is supplied (``romfile=``, a later
-change) SeaBIOS passes over a legacy adapter in the startup order.
+ships no PXE option ROM for ``tulip``: viridian's own boot ROM and iPXE are added by
+:mod:`viridian.qemu.render.netboot`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from viridian.errors import InvalidSetting, NotFound
+from viridian.errors import InvalidSetting
 from viridian.model import AdapterKind, NetworkAdapter, VMSettings
 from viridian.qemu.render.naming import netdev_id, nic_id
 from viridian.qemu.render.options import opts
@@ -23,19 +27,27 @@ USER_SWITCH = "user"
 _MODELS = {AdapterKind.SYNTHETIC: "virtio-net-pci", AdapterKind.LEGACY: "tulip"}
 
 
-def render_network(settings: VMSettings, boot: Mapping[str, int]) -> list[str]:
+def tap_name(vm_id: str, index: int) -> str:
+    """The tap of adapter ``index`` of VM ``vm_id``: ``vt`` + the first 10 hex digits of
+    the VM's UUID + ``n<index>`` (at most 15 characters, Linux's IFNAMSIZ - 1)."""
+    return f"vt{vm_id.replace('-', '')[:10]}n{index}"
+
+
+def render_network(settings: VMSettings, boot: Mapping[str, int], vm_id: str) -> list[str]:
     """Every adapter with its backend, in list order.
 
     Raises :class:`InvalidSetting` for an adapter without a MAC (the service assigns
-    dynamic MACs before a start) and :class:`NotFound` for an unknown switch.
+    dynamic MACs before a start).
     """
     args: list[str] = []
     for index, adapter in enumerate(settings.network_adapters):
-        args += _render_adapter(index, adapter, boot)
+        args += _render_adapter(vm_id, index, adapter, boot)
     return args
 
 
-def _render_adapter(index: int, adapter: NetworkAdapter, boot: Mapping[str, int]) -> list[str]:
+def _render_adapter(
+    vm_id: str, index: int, adapter: NetworkAdapter, boot: Mapping[str, int]
+) -> list[str]:
     setting = f"network_adapters[{index}]"
     if adapter.mac is None:
         raise InvalidSetting(
@@ -43,7 +55,7 @@ def _render_adapter(index: int, adapter: NetworkAdapter, boot: Mapping[str, int]
             None,
             "a MAC address (the service assigns a dynamic MAC before a start)",
         )
-    args = _render_backend(setting, index, adapter.switch)
+    args = _render_backend(vm_id, index, adapter.switch)
     device = opts(
         _MODELS[adapter.kind],
         netdev=None if adapter.switch is None else netdev_id(index),
@@ -54,14 +66,11 @@ def _render_adapter(index: int, adapter: NetworkAdapter, boot: Mapping[str, int]
     return [*args, "-device", device]
 
 
-def _render_backend(setting: str, index: int, switch: str | None) -> list[str]:
+def _render_backend(vm_id: str, index: int, switch: str | None) -> list[str]:
     if switch is None:
         return []
-    if switch != USER_SWITCH:
-        raise NotFound(
-            f"virtual switch {switch!r} does not exist ({setting}.switch); "
-            f"allowed: null (not connected) or {USER_SWITCH!r} (user-mode NAT)",
-            setting=f"{setting}.switch",
-            value=switch,
-        )
-    return ["-netdev", opts("user", id=netdev_id(index))]
+    if switch == USER_SWITCH:
+        return ["-netdev", opts("user", id=netdev_id(index))]
+    tap = opts("tap", id=netdev_id(index), ifname=tap_name(vm_id, index), script="no",
+               downscript="no")
+    return ["-netdev", tap]
