@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from viridian import __version__
 from viridian.config import API_PREFIX
+from viridian.console import install_console_routes
 from viridian.errors import ViridianError
 from viridian.service.auth import bearer_matches
 from viridian.service.checkpoints_api import install_checkpoint_routes
@@ -83,6 +84,7 @@ def create_app(manager: Manager, token: str) -> FastAPI:
     install_counter_routes(app, manager)
     install_switch_routes(app, manager)
     app.add_middleware(BearerAuth, token=token)
+    install_console_routes(app, manager, token)  # outermost: the console's login gate
     return app
 
 

@@ -1,0 +1,119 @@
+"""The live event stream of the console (Server-Sent Events, ``GET /api/v1/events``).
+
+The stream sends an event only when what it describes changed since the last one it sent
+(the first of each kind is sent at once)::
+
+    event: vms     data: {"vms": [row, ...]}      the VM list as Hyper-V Manager shows it
+    event: jobs    data: {"jobs": [job, ...]}     the most recent jobs, newest first
+    event: host    data: {host facts}             what the host pane shows
+
+A row (:func:`vm_row`) carries ``actions``: exactly the requests valid in the VM's state
+(the state table of :mod:`viridian.model.states`), plus ``checkpoint`` in every settled
+state and ``connect`` always. CPU usage is the VM's average ``% Total Run Time`` over its
+virtual processors in the latest background counter sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+from viridian.config import API_PREFIX
+from viridian.counters import paths as P
+from viridian.errors import BadRequest
+from viridian.model.states import VMState, allowed_requests
+from viridian.service.counters_service import counters_for
+from viridian.service.jobs import job_dict
+
+TICK_S = 0.5
+KEEPALIVE_TICKS = 30
+RECENT_JOBS = 30
+RUN_TIME = "% Total Run Time"
+
+
+def vm_actions(state: str) -> list[str]:
+    """The console's actions for a VM in ``state``: valid requests, checkpoint, connect."""
+    vm_state = VMState(state)
+    actions = [r.value for r in allowed_requests(vm_state)]
+    if not vm_state.is_transitional:
+        actions.append("checkpoint")
+    return [*actions, "connect"]
+
+
+def vm_row(vm: dict[str, Any], cpu_pct: float | None) -> dict[str, Any]:
+    """What the VM list shows of ``vm`` (a service vm object)."""
+    running = vm["state"] not in ("Off", "Saved")
+    return {
+        "id": vm["id"], "name": vm["name"], "state": vm["state"],
+        "cpu_pct": None if cpu_pct is None or not running else round(cpu_pct),
+        "assigned_memory_mb": vm["memory_mb"] if running else 0,
+        "memory_mb": vm["memory_mb"], "processors": vm["processors"],
+        "uptime_s": int(vm["uptime_s"]), "heartbeat": vm.get("heartbeat"),
+        "status": vm["status"], "actions": vm_actions(vm["state"]),
+    }
+
+
+def cpu_by_vm(values: dict[str, float]) -> dict[str, float]:
+    """Average ``% Total Run Time`` per VM name from one counter sample's values."""
+    per_vm: dict[str, list[float]] = {}
+    for text, value in values.items():
+        path = P.parse(text)
+        if path.object != P.VP or path.counter != RUN_TIME or not path.instance:
+            continue
+        vm, _, vp = path.instance.rpartition(":")
+        if vm and vp != P.TOTAL:
+            per_vm.setdefault(vm, []).append(value)
+    return {vm: sum(runs) / len(runs) for vm, runs in per_vm.items()}
+
+
+def snapshot(manager: Any) -> dict[str, Any]:
+    """Everything the stream describes, now."""
+    latest = counters_for(manager).history.latest()
+    cpu = cpu_by_vm(latest.values) if latest else {}
+    host = manager.host_info()
+    return {
+        "vms": {"vms": [vm_row(vm, cpu.get(vm["name"])) for vm in manager.list_vms()]},
+        "jobs": {"jobs": [job_dict(j) for j in manager.catalog.list_jobs(RECENT_JOBS)]},
+        "host": {k: host[k] for k in ("hostname", "version", "accelerator", "qemu_version",
+                                      "logical_processors", "memory_mb", "memory_assigned_mb",
+                                      "vms_total", "vms_running")},
+    }
+
+
+def sse(event: str, data: Any) -> str:
+    """One Server-Sent Event (WHATWG HTML §9.2): named, one JSON data line."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def event_stream(manager: Any, tick_s: float = TICK_S) -> AsyncIterator[str]:
+    """Changes forever (the response ends when the client goes away)."""
+    sent: dict[str, Any] = {}
+    quiet = 0
+    yield "retry: 2000\n\n"
+    while True:
+        for kind, value in snapshot(manager).items():
+            if sent.get(kind) != value:
+                sent[kind] = value
+                quiet = 0
+                yield sse(kind, value)
+        quiet += 1
+        if quiet >= KEEPALIVE_TICKS:
+            quiet = 0
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(tick_s)
+
+
+def install_event_routes(app: FastAPI, manager: Any) -> None:
+    @app.get(f"{API_PREFIX}/events", tags=["console"], response_class=StreamingResponse)
+    async def events(tick_s: float = TICK_S) -> StreamingResponse:
+        """Live VM list, jobs and host facts as Server-Sent Events."""
+        if not 0.1 <= tick_s <= 10:
+            raise BadRequest(f"tick_s {tick_s} is out of range; allowed: 0.1 to 10 seconds")
+        return StreamingResponse(event_stream(manager, tick_s), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store",
+                                          "x-accel-buffering": "no"})

@@ -1,0 +1,93 @@
+"""VM Connect's screen: a WebSocket bridged to the VM's VNC socket (RFC 6143 over RFC 6455).
+
+``GET /api/v1/vms/{ref}/vnc`` (WebSocket; bearer token or console session, checked by the
+gates in front of every route). After the upgrade, binary frames carry the RFB stream both
+ways, unchanged — noVNC speaks RFB itself. The VNC server is QEMU's, listening only on the
+UNIX socket in the VM's runtime folder: no TCP port is ever opened. A refusal (the VM is
+not Running or Paused, the socket cannot be reached) is one text frame
+``{"error": {code, message, details}}`` followed by close code 4409. The client may offer
+the ``binary`` subprotocol (older noVNC); it is accepted when offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+from viridian.config import API_PREFIX
+from viridian.errors import Conflict, HostError, ViridianError
+from viridian.model.states import VMState
+
+CHUNK = 65536
+CLOSE_NORMAL, CLOSE_REFUSED = 1000, 4409
+SCREEN_STATES = (VMState.RUNNING, VMState.PAUSED)
+
+
+def vnc_socket(manager: Any, ref: str) -> Path:
+    """The VNC socket of ``ref``'s running QEMU.
+
+    :raises NotFound: no such VM.
+    :raises Conflict: the VM has no screen now (not Running or Paused).
+    """
+    live = manager._find(ref)
+    if live.state not in SCREEN_STATES or live.worker is None:
+        raise Conflict(f"VM '{live.record.name}' is {live.state.value}: its screen exists "
+                       "only while it is Running or Paused; start it first",
+                       vm=live.record.name, state=live.state.value)
+    return Path(live.paths.vnc_socket)
+
+
+async def _open(manager: Any, ref: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    path = vnc_socket(manager, ref)
+    try:
+        return await asyncio.open_unix_connection(str(path))
+    except OSError as err:
+        raise HostError(f"cannot connect to the screen of VM '{ref}' ({err})",
+                        vm=ref) from err
+
+
+async def bridge(websocket: WebSocket, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+    """Bytes both ways until either side closes; both sides are closed afterwards."""
+
+    async def to_browser() -> None:
+        while chunk := await reader.read(CHUNK):
+            await websocket.send_bytes(chunk)
+
+    async def to_vnc() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                writer.write(message.get("bytes") or (message.get("text") or "").encode())
+                await writer.drain()
+
+    tasks = [asyncio.ensure_future(to_browser()), asyncio.ensure_future(to_vnc())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_NORMAL)
+
+
+def install_vnc_routes(app: FastAPI, manager: Any) -> None:
+    @app.websocket(f"{API_PREFIX}/vms/{{ref}}/vnc")
+    async def vnc(websocket: WebSocket, ref: str) -> None:
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(subprotocol="binary" if "binary" in offered else None)
+        try:
+            reader, writer = await _open(manager, ref)
+        except ViridianError as err:
+            await websocket.send_text(json.dumps({"error": err.to_dict()}))
+            await websocket.close(CLOSE_REFUSED)
+            return
+        await bridge(websocket, reader, writer)
