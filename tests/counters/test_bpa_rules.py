@@ -45,6 +45,10 @@ def _broken(rule_id: str) -> Facts:
         "checkpoints-on-production": replace(f, vms=(replace(f.vms[0], disks=(overlay,)),)),
         "dynamic-disks-on-production": replace(f, vms=(replace(f.vms[0], disks=(dynamic,)),)),
         "failover-spare-memory": replace(f, host=replace(h, memory_available_mb=9000)),
+        "vm-on-management-adapter": replace(
+            f, host=replace(h, virtual_switches_supported=True,
+                            management_switches=(("Corp", "eth0"),)),
+            vms=(replace(f.vms[0], switches=(None, "Corp")), *f.vms[1:])),
         "busy-vms-one-device": replace(f, vms=(*f.vms[:2], replace(f.vms[2], running=True,
                                                                     disk_iops=25.0,
                                                                     disks=(FIXED,)))),
@@ -62,7 +66,7 @@ def test_a_healthy_host_fires_nothing() -> None:
     assert all(f.why and f.fix and f.measured for f in findings)
 
 
-@pytest.mark.parametrize("rule_id", [r.id for r in RULES if r.id != "vm-on-management-adapter"])
+@pytest.mark.parametrize("rule_id", [r.id for r in RULES])
 def test_each_rule_fires_on_its_broken_setup(rule_id: str) -> None:
     broken = _broken(rule_id)
     assert _status(broken, rule_id) == "fired"
@@ -75,6 +79,12 @@ def test_test_vms_are_exempt_and_missing_features_are_not_applicable() -> None:
     lab = replace(HEALTHY, vms=(replace(HEALTHY.vms[0], production=False, disks=(dynamic,)),))
     assert _status(lab, "dynamic-disks-on-production") == "ok"
     assert _status(HEALTHY, "vm-on-management-adapter") == "not_applicable"
+    switched = replace(HEALTHY, host=replace(HEALTHY.host, virtual_switches_supported=True,
+                                             management_switches=(("Corp", "eth0"),)))
+    assert _status(switched, "vm-on-management-adapter") == "ok"  # no VM on it
+    fired = next(f for f in analyze(_broken("vm-on-management-adapter"))
+                 if f.id == "vm-on-management-adapter")
+    assert "on switch 'Corp' (bound to management adapter eth0)" in fired.measured
     no_history = replace(HEALTHY, counters=CounterFact(0, 0))
     assert _status(no_history, "disk-time") == "no_data"
     idle = replace(HEALTHY, vms=tuple(replace(vm, running=False) for vm in HEALTHY.vms))

@@ -168,3 +168,11 @@ def test_virtual_processor_ratio_is_enforced() -> None:
         assert job["error"]["code"] == "admission_refused"
         assert "more than 1 per logical processor" in job["error"]["message"]
         act(api, "one", "stop")
+
+
+def test_new_vm_on_an_unknown_switch_is_refused(api: httpx.Client) -> None:
+    reply = api.post("/vms", json={"name": "lost", "settings": {
+        "network_adapters": [{"kind": "synthetic", "switch": "Nowhere"}]}})
+    assert reply.status_code == 404, reply.text
+    assert "Nowhere" in reply.json()["error"]["message"]
+    assert api.get("/vms/lost").status_code == 404  # nothing was created

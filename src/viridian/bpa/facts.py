@@ -59,6 +59,9 @@ class HostFact:
     accelerator: str
     processes: tuple[ProcessFact, ...] = ()
     virtual_switches_supported: bool = False
+    management_switches: tuple[tuple[str, str], ...] = ()
+    """(switch, adapter) of each external switch bound to the adapter that carries the
+    management address (created with ``--allow-management-os``)."""
 
 
 @dataclass(frozen=True)

@@ -131,10 +131,14 @@ def dynamic_disks(rule: Rule, f: Facts) -> Finding:
 
 def management_adapter(rule: Rule, f: Facts) -> Finding:
     if not f.host.virtual_switches_supported:
-        return _finding(rule, False, "this host has no virtual switches yet: VMs use "
-                        "user-mode NAT and cannot share the management adapter",
-                        "not_applicable")
-    return _finding(rule, False, "no VM is bound to the management adapter")
+        return _finding(rule, False, "virtual switches are not available on this host "
+                        "(no CAP_NET_ADMIN): VMs use user-mode NAT and cannot share the "
+                        "management adapter", "not_applicable")
+    shared = dict(f.host.management_switches)
+    found = [f"VM {vm.name} on switch '{s}' (bound to management adapter {shared[s]})"
+             for vm in f.vms for s in dict.fromkeys(vm.switches) if s in shared]
+    return _finding(rule, bool(found), "; ".join(found) or
+                    "no VM is connected to a switch bound to the management adapter")
 
 
 def failover_memory(rule: Rule, f: Facts) -> Finding:

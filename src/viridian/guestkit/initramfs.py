@@ -42,6 +42,7 @@ _OUR_FILES = (
     ("etc/viridian/lib.sh", "lib.sh", 0o644),
     ("etc/acpi/PWRF/00000080", "acpi-power-button", 0o755),
     ("usr/share/udhcpc/default.script", "udhcpc.script", 0o755),
+    ("etc/udhcpc/default.script", "udhcpc.script", 0o755),  # where busybox looks by default
 )
 
 _ETC_FILES = {

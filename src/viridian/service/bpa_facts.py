@@ -14,6 +14,8 @@ from viridian.bpa import CounterFact, DiskFact, Facts, HostFact, ProcessFact, VM
 from viridian.counters import paths as P
 from viridian.counters.procfs import parse_process_stat
 from viridian.host.resources import read_resources
+from viridian.network.host import has_net_admin
+from viridian.network.model import SwitchType
 
 if TYPE_CHECKING:
     from viridian.service.counters_service import CounterService
@@ -43,7 +45,18 @@ def _host_fact(manager: Manager, processes: tuple[ProcessFact, ...]) -> HostFact
         host_reserve_mb=manager.policy.host_reserve_mb,
         logical_processors=res.logical_processors,
         virtual_processor_ratio=manager.policy.virtual_processor_ratio,
-        accelerator=manager.capabilities.accelerator, processes=processes)
+        accelerator=manager.capabilities.accelerator, processes=processes,
+        **_switch_facts(manager))
+
+
+def _switch_facts(manager: Manager) -> dict[str, Any]:
+    """Whether virtual switches work here, and which external ones share the management
+    adapter (the seed's advice: keep a management adapter off the VMs)."""
+    switches = manager.switches.store.load()
+    return {"virtual_switches_supported": has_net_admin(),
+            "management_switches": tuple(
+                (s.name, s.adapter or "?") for s in switches
+                if s.type is SwitchType.EXTERNAL and s.allow_management_os)}
 
 
 def _counter_fact(counters: CounterService, now: float) -> CounterFact:

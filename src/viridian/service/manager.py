@@ -213,6 +213,7 @@ class Manager:
             del patch["ide"]
         settings = self.config.new_settings(name, patch, memory_mb, processors, dvd, vhd)
         vm_id = str(uuid.uuid4())
+        self.switches.check_new_vm(vm_id, settings)
         folder = self.data_dir / "vms" / vm_id
         staging = folder.with_name(f".new-{vm_id}")
         staging.mkdir(mode=0o700)

@@ -25,7 +25,7 @@ import json
 import logging
 import secrets
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +57,23 @@ from viridian.network.subnets import (
     overlapping,
     parse_subnet,
 )
-from viridian.network.uplink import check_adapter, uplink_of
+from viridian.network.uplink import check_adapter, management_adapters, uplink_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _NewRecord:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _NewVM:
+    """What :meth:`SwitchService.check_settings` reads of a VM, before the VM exists."""
+
+    record: _NewRecord
+    worker: None = None
 
 META_SWITCHES = "switches"
 META_TAG = "network_tag"
@@ -249,6 +263,10 @@ class SwitchService:
                         vm=live.record.name,
                         adapter=index + 1,
                     )
+
+    def check_new_vm(self, vm_id: str, settings: dict[str, Any]) -> None:
+        """:meth:`check_settings` for a VM being created (not running, no record yet)."""
+        self.check_settings(_NewVM(_NewRecord(vm_id, settings["name"])), settings)
 
     def settings_changed(self, live: Any) -> None:
         """After a committed settings change: a running VM's ports follow at once."""
@@ -465,7 +483,9 @@ class SwitchService:
             check_adapter(observed, adapter, allow_management_os, alias_prefix(self.tag))
             return {
                 "adapter": adapter,
-                "allow_management_os": allow_management_os,
+                # recorded only when the adapter really is the management one (BPA)
+                "allow_management_os": allow_management_os
+                and adapter in management_adapters(observed),
                 "uplink": uplink_of(observed, adapter),
             }
         if adapter:
