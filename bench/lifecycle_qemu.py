@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from qemu.qmp import QMPClient
+from qemu.qmp.protocol import ConnectError
 from qemu.qmp.qmp_client import ExecInterruptedError
 
 from lifecycle_common import BenchError, Guest, exit_of, wait_for_marker
@@ -86,7 +87,14 @@ class QemuProcess:
             if self.process.poll() is not None or loop.time() > deadline:
                 raise BenchError(f"QEMU did not open its QMP socket: {self._log_tail()}")
             await asyncio.sleep(SOCKET_POLL_S)
-        await self.qmp.connect(str(self.paths.qmp_socket))
+        while True:  # the socket file exists from bind(); connections work after listen()
+            try:
+                await self.qmp.connect(str(self.paths.qmp_socket))
+                return
+            except ConnectError as err:
+                if self.process.poll() is not None or loop.time() > deadline:
+                    raise BenchError(f"QEMU did not accept QMP: {err}; {self._log_tail()}") from err
+                await asyncio.sleep(SOCKET_POLL_S)
 
     async def run(self, command: str, **arguments: Any) -> object:
         return await self.qmp.execute(command, arguments or None)
