@@ -34,7 +34,7 @@ def vnc_socket(manager: Any, ref: str) -> Path:
     :raises NotFound: no such VM.
     :raises Conflict: the VM has no screen now (not Running or Paused).
     """
-    live = manager._find(ref)
+    live = manager.find_live(ref)
     if live.state not in SCREEN_STATES or live.worker is None:
         raise Conflict(f"VM '{live.record.name}' is {live.state.value}: its screen exists "
                        "only while it is Running or Paused; start it first",

@@ -94,7 +94,7 @@ class Checkpoints:
         return Path(custom) if custom else Path(live.record.folder) / FOLDER_NAME
 
     def describe(self, ref: str) -> dict[str, Any]:
-        live = self.manager._find(ref)
+        live = self.manager.find_live(ref)
         tree = self.store.tree(live.record.id)
         return {"vm": live.record.name, "vm_id": live.record.id,
                 "now_parent_id": tree.now_parent, "count": len(tree.checkpoints),
@@ -222,7 +222,7 @@ class Checkpoints:
 
     async def rename(self, ref: str, cp_ref: str, name: str | None,
                      notes: str | None) -> dict[str, Any]:
-        live = self.manager._find(ref)
+        live = self.manager.find_live(ref)
         async with self.manager.jobs.queue_for(live.record.id):
             tree = self.store.tree(live.record.id)
             cp = find_checkpoint(tree, live.record.name, cp_ref)
@@ -237,7 +237,7 @@ class Checkpoints:
             return _public(changed, self.store.tree(live.record.id))
 
     def _idle(self, ref: str, what: str) -> LiveVM:
-        live = self.manager._find(ref)
+        live = self.manager.find_live(ref)
         if self.manager.jobs.busy(live.record.id):
             raise Conflict(f"cannot {what} VM '{live.record.name}' now: a job is running on "
                            "it; wait for it to finish (viridian job list); nothing was changed",
@@ -311,7 +311,7 @@ class Checkpoints:
         live_disks = vm_state in (CapturedState.RUNNING, CapturedState.PAUSED)
         if entry.step == "overlays" and live_disks:
             try:
-                worker = live._require_worker()
+                worker = live.require_worker()
                 if cp.memory_file is None:
                     await self._freeze(live)
                 elif vm_state is CapturedState.RUNNING:
@@ -444,7 +444,7 @@ class Checkpoints:
                     live.state is VMState.SAVED:
                 job.report(60, "restoring the checkpoint's memory")
                 live.restore_paused = cp.state is CapturedState.PAUSED
-                self.manager._admit(live)
+                self.manager.admit(live)
                 await live.perform(Request.START, job, 0)
         finally:  # applied either way; a failed restore leaves the VM Saved (start it later)
             live.restore_paused = False
@@ -639,7 +639,7 @@ def _link(source: Path, target: Path) -> None:
 
 
 async def _save_memory(live: LiveVM, path: Path, job: Job | None) -> None:
-    worker = live._require_worker()
+    worker = live.require_worker()
     partial = path.with_name(path.name + ".partial")
     await worker.monitor.cancel_migration()
     await worker.monitor.save_to_file(

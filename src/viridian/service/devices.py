@@ -96,7 +96,7 @@ class DeviceOps:
     async def edit(self, ref: str, make_patch: Any) -> dict[str, Any]:
         """Compute a patch from the VM's current settings and apply it, under the VM's
         queue (so two device requests never build on the same stale settings)."""
-        live = self.manager._find(ref)
+        live = self.manager.find_live(ref)
         async with self.manager.jobs.queue_for(live.record.id):
             patch = make_patch(live.record.settings)
             await self.manager.apply_settings(live, patch)
@@ -157,7 +157,7 @@ class DeviceOps:
     # --- the screen and the serial consoles --------------------------------------------
 
     def _running(self, ref: str, what: str) -> Any:
-        live = self.manager._find(ref)
+        live = self.manager.find_live(ref)
         if live.state not in LIVE or live.worker is None:
             raise Conflict(
                 f"VM '{live.record.name}' is {live.state.value}: {what} exists only while it "

@@ -243,7 +243,7 @@ class LiveVM:
         task.add_done_callback(_background.discard)
 
     async def _turn_off(self, job: Job, _: float) -> None:
-        worker = self._require_worker()
+        worker = self.require_worker()
         self.state = VMState.STOPPING
         job.report(10, "turning off")
         self._expect_exit = True
@@ -252,7 +252,7 @@ class LiveVM:
         self._settle(VMState.OFF, None)
 
     async def _shut_down(self, job: Job, timeout_s: float) -> dict[str, Any]:
-        worker = self._require_worker()
+        worker = self.require_worker()
         self.state = VMState.SHUTTING_DOWN
         how = await self._ask_guest_to_shut_down(worker)
         job.report(20, f"waiting up to {timeout_s:g} s for the guest to shut down ({how})")
@@ -284,7 +284,7 @@ class LiveVM:
         return "ACPI power button"
 
     async def _save(self, job: Job, _: float) -> None:
-        worker = self._require_worker()
+        worker = self.require_worker()
         self.state = VMState.SAVING
         self._expect_exit = True
         try:
@@ -298,24 +298,24 @@ class LiveVM:
 
     async def _pause(self, job: Job, _: float) -> None:
         self.state = VMState.PAUSING
-        await self._require_worker().pause()
+        await self.require_worker().pause()
         self._settle(VMState.PAUSED, None)
 
     async def _resume(self, job: Job, _: float) -> None:
         self.state = VMState.RESUMING
-        await self._require_worker().resume()
+        await self.require_worker().resume()
         self._settle(VMState.RUNNING, None)
         self._notify("resumed", False)
 
     async def _reset(self, job: Job, _: float) -> None:
-        worker = self._require_worker()
+        worker = self.require_worker()
         self.state = VMState.RESETTING
         await worker.reset()
         if await worker.status() != "running":
             await worker.resume()
         self._settle(VMState.RUNNING, None)
 
-    def _require_worker(self) -> Worker:
+    def require_worker(self) -> Worker:
         if self.worker is None:
             raise HostError(f"VM '{self.record.name}' has no QEMU process", vm=self.record.name)
         return self.worker

@@ -187,7 +187,7 @@ class Manager:
 
     # --- VM definitions -----------------------------------------------------------------
 
-    def _find(self, ref: str) -> LiveVM:
+    def find_live(self, ref: str) -> LiveVM:
         record = self.catalog.find_vm(ref)
         live = self.live.get(record.id)
         if live is None:  # pragma: no cover - catalog and live map are kept in step
@@ -198,7 +198,7 @@ class Manager:
         return [lv.to_dict() for lv in sorted(self.live.values(), key=lambda v: v.record.name)]
 
     def show_vm(self, ref: str) -> dict[str, Any]:
-        return self._find(ref).to_dict()
+        return self.find_live(ref).to_dict()
 
     async def create_vm(self, name: str, patch: dict[str, Any], *, memory_mb: int | None,
                         processors: int | None, dvd: str | None,
@@ -228,7 +228,7 @@ class Manager:
         return self._new_live(record).to_dict()
 
     async def update_vm(self, ref: str, patch: dict[str, Any]) -> dict[str, Any]:
-        live = self._find(ref)
+        live = self.find_live(ref)
         async with self.jobs.queue_for(live.record.id):
             await self.apply_settings(live, patch)
         return live.to_dict()
@@ -251,7 +251,7 @@ class Manager:
         self.switches.settings_changed(live)
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]:
-        live = self._find(ref)
+        live = self.find_live(ref)
         async with self.jobs.queue_for(live.record.id):
             if live.state not in (VMState.OFF, VMState.SAVED):
                 raise Conflict(
@@ -281,7 +281,7 @@ class Manager:
 
     def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]:
         """Queue ``action`` for the VM. Checked now when the VM is idle, else when it runs."""
-        live = self._find(ref)
+        live = self.find_live(ref)
         request = Request(action)
         if not self.jobs.busy(live.record.id):
             check_request(live.record.name, live.state, request)
@@ -298,13 +298,13 @@ class Manager:
             check_request(live.record.name, live.state, request)
             if request is Request.START:
                 await self.checkpoints.prepare_start(live)
-                self._admit(live)
+                self.admit(live)
             facts = await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
             return {"state": live.state.value, "enabled_state": live.state.enabled_state,
                     **facts}
         return run
 
-    def _admit(self, live: LiveVM) -> None:
+    def admit(self, live: LiveVM) -> None:
         """Admission and reservation happen in one step of the loop: no two starts race."""
         check_admission(live.record.name, live.memory_mb, live.processors, self.host_load(),
                         self.policy, live.record.settings["processor"]["reserve_pct"])
