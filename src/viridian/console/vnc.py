@@ -12,19 +12,17 @@ the ``binary`` subprotocol (older noVNC); it is accepted when offered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
 
 from viridian.config import API_PREFIX
 from viridian.errors import Conflict, HostError, ViridianError
 from viridian.model.states import VMState
+from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
 
-CHUNK = 65536
-CLOSE_NORMAL, CLOSE_REFUSED = 1000, 4409
 SCREEN_STATES = (VMState.RUNNING, VMState.PAUSED)
 
 
@@ -49,34 +47,6 @@ async def _open(manager: Any, ref: str) -> tuple[asyncio.StreamReader, asyncio.S
     except OSError as err:
         raise HostError(f"cannot connect to the screen of VM '{ref}' ({err})",
                         vm=ref) from err
-
-
-async def bridge(websocket: WebSocket, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
-    """Bytes both ways until either side closes; both sides are closed afterwards."""
-
-    async def to_browser() -> None:
-        while chunk := await reader.read(CHUNK):
-            await websocket.send_bytes(chunk)
-
-    async def to_vnc() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                writer.write(message.get("bytes") or (message.get("text") or "").encode())
-                await writer.drain()
-
-    tasks = [asyncio.ensure_future(to_browser()), asyncio.ensure_future(to_vnc())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await websocket.close(CLOSE_NORMAL)
 
 
 def install_vnc_routes(app: FastAPI, manager: Any) -> None:

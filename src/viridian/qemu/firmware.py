@@ -50,8 +50,12 @@ def numlock_rom_path(paths: RuntimePaths) -> Path:
 
 def write_numlock_rom(paths: RuntimePaths) -> Path:
     """Make sure the ROM file exists with the right bytes (atomic replace); returns it."""
-    path = numlock_rom_path(paths)
-    data = numlock_rom()
+    return write_rom_file(numlock_rom_path(paths), numlock_rom())
+
+
+def write_rom_file(path: Path, data: bytes) -> Path:
+    """``path`` holds exactly ``data`` afterwards (replaced atomically, shared by VMs that
+    may start at the same time); returns ``path``."""
     try:
         if path.read_bytes() == data:
             return path

@@ -31,11 +31,11 @@ the BEV returns at once (SeaBIOS: next device).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from viridian.errors import HostError
 
+from .firmware import write_rom_file
 from .runtime_paths import RuntimePaths
 
 __all__ = [
@@ -103,15 +103,4 @@ def write_netboot_rom(paths: RuntimePaths, kernel: Path = IPXE_KERNEL) -> Path:
         raise HostError(f"network boot through a legacy network adapter needs iPXE at "
                         f"{kernel}; install the Debian package ipxe, or take 'net' out "
                         f"of the VM's startup order")
-    path = netboot_rom_path(paths)
-    data = netboot_rom()
-    try:
-        if path.read_bytes() == data:
-            return path
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return write_rom_file(netboot_rom_path(paths), netboot_rom())

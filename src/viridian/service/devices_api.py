@@ -10,21 +10,20 @@ close with code 4409.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any, Literal
 
-from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Query, WebSocket
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
 from viridian.errors import HostError, ViridianError
 from viridian.service.devices import DeviceOps
+from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
 
 VMS = f"{API_PREFIX}/vms/{{ref}}"
 CONSOLE_CHUNK = 4096
-CLOSE_NORMAL, CLOSE_REFUSED = 1000, 4409
 
 
 class DiskSpec(BaseModel):
@@ -129,34 +128,4 @@ def _com_routes(app: FastAPI, ops: DeviceOps) -> None:
             await websocket.send_text(json.dumps({"error": error.to_dict()}))
             await websocket.close(CLOSE_REFUSED)
             return
-        await _bridge(websocket, reader, writer)
-
-
-async def _bridge(
-    websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    """Bytes both ways until either side closes."""
-
-    async def to_client() -> None:
-        while chunk := await reader.read(CONSOLE_CHUNK):
-            await websocket.send_bytes(chunk)
-
-    async def to_pipe() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                data = message.get("bytes") or (message.get("text") or "").encode()
-                writer.write(data)
-                await writer.drain()
-
-    tasks = [asyncio.ensure_future(to_client()), asyncio.ensure_future(to_pipe())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await websocket.close(CLOSE_NORMAL)
+        await bridge(websocket, reader, writer, CONSOLE_CHUNK)
