@@ -23,6 +23,7 @@ service kills itself with SIGKILL, e.g. ``take.switched`` or ``delete.step0``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -58,7 +59,7 @@ from viridian.model.states import Request, VMState
 from viridian.qemu import blockjobs, images
 from viridian.qemu.errors import QemuError
 from viridian.service.checkpoint_store import CheckpointStore, JournalEntry
-from viridian.service.jobs import Job, now_iso
+from viridian.service.jobs import Job
 from viridian.service.live import LiveVM
 from viridian.service.storage import memory_save_blocker
 
@@ -110,7 +111,7 @@ class Checkpoints:
         active = active_images(self.store.tree(vm_id), settings)
         if not any(image.owned for image in active.values()):
             return settings
-        view = _copy(settings)
+        view = copy.deepcopy(settings)
         for drive in view.get("ide", []):
             _point(drive, active.get(f"ide:{drive['controller']}:{drive['location']}"))
         for controller in view.get("scsi", []):
@@ -605,11 +606,6 @@ def _owned_files(tree: Tree) -> set[str]:
     return files
 
 
-def _copy(settings: dict[str, Any]) -> dict[str, Any]:
-    import copy
-    return copy.deepcopy(settings)
-
-
 def _point(entry: dict[str, Any], image: Image | None) -> None:
     if image is not None and image.owned and entry.get("path"):
         entry["path"], entry["format"] = image.path, image.format
@@ -661,4 +657,4 @@ async def _reactivate(worker: Any) -> None:
         await worker.pause()
 
 
-__all__ = ["Checkpoints", "fault", "now_iso"]
+__all__ = ["Checkpoints", "fault"]
