@@ -38,6 +38,7 @@ snapshots, files) is removed at the end, also on failure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import json
@@ -57,7 +58,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lifecycle_* modules
 
-from lifecycle_common import READY, BenchError, Guest
+import lifecycle_libvirt
+from lifecycle_common import READY, BenchError, Guest, wait_for_marker
 from lifecycle_viridian import ViridianService
 
 URI = "qemu:///system"
@@ -216,15 +218,7 @@ def last_error(stderr: str) -> str:
 
 
 def wait_marker(log: Path, marker: bytes = READY, timeout: float = BOOT_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if marker in log.read_bytes():
-                return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"{marker.decode()} not seen in {log} within {timeout:g} s")
+    asyncio.run(wait_for_marker(log, marker, timeout))
 
 
 def timed(samples: dict[str, list[float]], operation: str, action: Callable[[], object]) -> None:
@@ -390,8 +384,6 @@ def virsh(*args: str) -> str:
 def libvirt_domain_xml(guest: Guest, name: str, folder: Path, disk: Path) -> str:
     """bench_lifecycle's domain (viridian's command line in libvirt's words) + the data disk
     at IDE 0:0 as qcow2, as viridian attaches it."""
-    from lifecycle_libvirt import domain_xml
-
     data_disk = f"""    <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
       <source file='{disk}'/>
@@ -400,7 +392,7 @@ def libvirt_domain_xml(guest: Guest, name: str, folder: Path, disk: Path) -> str
     </disk>
 """
     anchor = "    <disk type='file' device='floppy'>"
-    xml = domain_xml(guest, name, folder)
+    xml = lifecycle_libvirt.domain_xml(guest, name, folder)
     if anchor not in xml:
         raise BenchError("lifecycle_libvirt.domain_xml changed: no floppy disk to insert before")
     return xml.replace(anchor, data_disk + anchor)
@@ -511,10 +503,8 @@ def prepare_libvirt(options: Options, facts: dict[str, Any]) -> bool:
     if not options.libvirt:
         info["reason"] = "left out (--no-libvirt)"
         return False
-    from lifecycle_libvirt import prepare_libvirt as setup
-
     say("libvirt: setting up (scripts/libvirt-setup.sh)")
-    reason = setup(install=options.libvirt_setup)
+    reason = lifecycle_libvirt.prepare_libvirt(install=options.libvirt_setup)
     if reason is not None:
         info["reason"] = reason
         say(f"libvirt: not available, carrying on without it: {reason}")
@@ -523,19 +513,9 @@ def prepare_libvirt(options: Options, facts: dict[str, Any]) -> bool:
         available=True,
         version=run_tool("virsh", "--version").strip(),
         driver="virsh CLI",
-        virsh_overhead_ms=round(virsh_overhead_s() * 1000, 1),
+        virsh_overhead_ms=round(lifecycle_libvirt.virsh_overhead_s() * 1000, 1),
     )
     return True
-
-
-def virsh_overhead_s(repeat: int = 5) -> float:
-    """Median time of a do-nothing ``virsh`` (start-up + connection), included in its figures."""
-    times = []
-    for _ in range(repeat):
-        begin = time.perf_counter()
-        virsh("uri")
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
 
 
 # --- the run -----------------------------------------------------------------------------
