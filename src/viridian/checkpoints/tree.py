@@ -16,8 +16,6 @@ MAX_CHECKPOINTS = 50
 NAME_MAX_CHARS = 100
 ALLOWED_NAME = f"1..{NAME_MAX_CHARS} characters without control characters"
 
-CheckpointError = Conflict  # refusals about the tree itself are conflicts (HTTP 409)
-
 
 class CapturedState(enum.StrEnum):
     """The VM state a checkpoint captured; applying it returns the VM to this state."""

@@ -103,9 +103,6 @@ class Checkpoints:
                 "now_disks": {slot: now.image.path for slot, now in tree.now_disks.items()},
                 "checkpoints": [_public(cp, tree) for cp in tree.checkpoints]}
 
-    def count(self, vm_id: str) -> int:
-        return len(self.store.tree(vm_id).checkpoints)
-
     def disk_view(self, vm_id: str, settings: dict[str, Any]) -> dict[str, Any]:
         """``settings`` with each hard disk replaced by the image Now writes into."""
         active = active_images(self.store.tree(vm_id), settings)
@@ -271,10 +268,8 @@ class Checkpoints:
 
     async def _take(self, live: LiveVM, job: Job, name: str | None, notes: str) -> Checkpoint:
         _require_settled(live, "take a checkpoint of")
+        self._check_room(live, None)
         tree = self.store.tree(live.record.id)
-        if len(tree.checkpoints) >= MAX_CHECKPOINTS:
-            raise Conflict(f"VM '{live.record.name}' already has {MAX_CHECKPOINTS} checkpoints",
-                           vm=live.record.name)
         when = datetime.now().astimezone()
         name = name or _free_default_name(tree, live.record.name, when)
         unique_name(tree, name)
