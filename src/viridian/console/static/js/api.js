@@ -38,6 +38,23 @@ export async function api(method, path, body) {
 
 export const vmPath = (name) => '/vms/' + encodeURIComponent(name);
 
+const NO_MEMORY_SAVE_FORMATS = { vpc: 'VHD', vhdx: 'VHDX' };
+
+// Why the service must refuse to save this VM (a full vm object, GET /vms/{name}), or ''.
+// The same rule as the service's refusal (docs/architecture.md, "Disks and checkpoints"):
+// QEMU cannot save the memory of a VM with VHD/VHDX disks until the storage service lands.
+export function saveBlocker(vm) {
+  const settings = (vm && vm.settings) || {};
+  const formats = new Set([
+    ...(settings.ide || []).filter((d) => d.kind === 'hard_disk' && d.path).map((d) => d.format),
+    ...(settings.scsi || []).flatMap((c) => c.disks || []).map((d) => d.format),
+  ]);
+  const blocked = Object.keys(NO_MEMORY_SAVE_FORMATS).filter((f) => formats.has(f));
+  if (!blocked.length) return '';
+  return `Save is not possible: QEMU cannot save the memory of a VM with `
+    + `${blocked.map((f) => NO_MEMORY_SAVE_FORMATS[f]).join('/')} disks. Shut it down or turn it off instead.`;
+}
+
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 // Follow a job until it ends; onProgress(job) after every look. Resolves with the job.

@@ -3,7 +3,7 @@
 // and a serial console view of COM1 (/api/v1/vms/{vm}/console?com=1).
 
 import RFB from '/static/vendor/novnc/core/rfb.js';
-import { api, followJob, subscribe, vmPath } from './api.js';
+import { api, followJob, saveBlocker, subscribe, vmPath } from './api.js';
 import { clear, h, toast } from './ui.js';
 
 const vm = new URLSearchParams(location.search).get('vm') || '';
@@ -15,6 +15,7 @@ const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.ho
 let rfb = null;
 let current = null;
 let serial = null;
+let full = null; // the full vm object (GET /vms/{vm}), for what the list row does not say
 const status = (text) => { document.getElementById('connect-status').textContent = text; };
 
 function connectScreen() {
@@ -33,15 +34,42 @@ function connectScreen() {
     rfb = null;
     document.body.dataset.screen = 'disconnected';
     renderToolbar(current);
-    status(`Disconnected from ${vm}'s screen`);
-    if (current && SCREEN_STATES.has(current.state)) setTimeout(connectScreen, 1000);
+    if (current && SCREEN_STATES.has(current.state)) {
+      status(`Disconnected from ${vm}'s screen`);
+      setTimeout(connectScreen, 1000);
+    } else status(current ? `${vm} is ${current.state}` : `No VM named '${vm}'`);
   });
 }
 
-function showScreenMessage(text) {
+// The message over the screen area: text, or nodes (empty: none).
+function showScreenMessage(...content) {
   const box = document.getElementById('screen-message');
-  box.hidden = !text;
-  box.textContent = text || '';
+  const nodes = content.flat().filter(Boolean);
+  box.hidden = !nodes.length;
+  clear(box, nodes);
+}
+
+// A settled VM without a screen: say so, and offer Start when its state allows it.
+function showStopped(row) {
+  const canStart = row.actions.includes('start');
+  showScreenMessage(
+    h('h2', { id: 'stopped-title' }, `The VM is ${row.state}${canStart ? ' — Start it' : ''}`),
+    h('p', {}, `'${vm}' is ${row.state === 'Off' ? 'turned off' : row.state.toLowerCase()}: `
+      + 'its screen appears here once it runs.'),
+    canStart ? h('button', { type: 'button', class: 'primary', id: 'start-from-message',
+      async onclick(event) {
+        event.target.disabled = true;
+        await act('start');
+        event.target.disabled = false;
+      } }, 'Start') : null);
+  status(`${vm} is ${row.state}`);
+}
+
+function showMissing() {
+  showScreenMessage(h('h2', { id: 'missing-title' }, `No VM named '${vm}'`),
+    h('p', {}, 'There is no virtual machine of that name on this server; it may have been '
+      + 'removed or renamed. Close this window and connect again from the Manager.'));
+  status(`No VM named '${vm}'`);
 }
 
 async function act(action) {
@@ -58,13 +86,15 @@ async function act(action) {
 
 function renderToolbar(row) {
   const valid = new Set(row ? row.actions : []);
+  const blocked = { save: full && full.name === vm ? saveBlocker(full) : '' };
   const buttons = [h('button', {
     type: 'button', id: 'ctrl-alt-del', disabled: !rfb || !valid.has('stop'),
     title: 'Send Ctrl+Alt+Del to the guest', onclick: () => rfb && rfb.sendCtrlAltDel(),
   }, 'Ctrl+Alt+Del')];
   for (const [action, label] of Object.entries(LABELS)) {
     if (valid.has(action)) {
-      buttons.push(h('button', { type: 'button', dataset: { action }, onclick: () => act(action) }, label));
+      buttons.push(h('button', { type: 'button', dataset: { action }, onclick: () => act(action),
+        disabled: Boolean(blocked[action]), title: blocked[action] || undefined }, label));
     }
   }
   clear(document.getElementById('toolbar'), buttons);
@@ -78,19 +108,28 @@ function onVms({ vms }) {
   document.body.dataset.state = row ? row.state : 'missing';
   if (!changed) return;
   renderToolbar(row);
+  if (row) loadFull();
   if (!row) {
-    showScreenMessage(`There is no virtual machine named '${vm}' on this server.`);
+    showMissing();
   } else if (SCREEN_STATES.has(row.state)) {
     showScreenMessage(row.state === 'Paused' ? 'The virtual machine is paused.' : '');
     connectScreen();
   } else if (!row.state.endsWith('ing')) {
-    showScreenMessage(`The virtual machine '${vm}' is ${row.state.toLowerCase()}. `
-      + 'Start it to see its screen.');
+    showStopped(row);
     if (rfb) rfb.disconnect();
   }
   if (serial === null && row && SCREEN_STATES.has(row.state) && !document.getElementById('serial-tab').hidden) {
     openSerial();
   }
+}
+
+async function loadFull() {
+  try {
+    full = await api('GET', vmPath(vm));
+  } catch {
+    return; // the toolbar keeps what the row allows; the service still says why on refusal
+  }
+  renderToolbar(current);
 }
 
 // --- serial console ----------------------------------------------------------------------

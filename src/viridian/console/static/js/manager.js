@@ -1,13 +1,13 @@
 // Hyper-V Manager: the VM list (live), the actions valid for the selected VM, its
 // checkpoints and details, the recent jobs, and the host's tools.
 
-import { api, followJob, logout, subscribe, vmPath } from './api.js';
+import { api, followJob, logout, saveBlocker, subscribe, vmPath } from './api.js';
 import { Checkpoints } from './checkpoints.js';
 import { diskWizard } from './disks.js';
 import { performanceDialog } from './perf.js';
 import { settingsDialog } from './settings.js';
 import { switchManager } from './switches.js';
-import { clear, fmtMB, fmtUptime, h, progressBar, toast } from './ui.js';
+import { clear, fmtMB, fmtUptime, h, jobTimes, progressBar, toast } from './ui.js';
 import { newVmWizard } from './wizard.js';
 
 export const ACTION_LABELS = {
@@ -15,7 +15,7 @@ export const ACTION_LABELS = {
   pause: 'Pause', resume: 'Resume', reset: 'Reset', checkpoint: 'Checkpoint',
 };
 
-const model = { vms: [], selected: null, host: null, jobs: [] };
+const model = { vms: [], selected: null, host: null, jobs: [], full: null };
 const checkpoints = new Checkpoints(document.getElementById('checkpoint-tree'),
   document.getElementById('checkpoint-progress'));
 
@@ -45,9 +45,16 @@ function renderVms() {
   document.getElementById('no-vms').hidden = model.vms.length > 0;
 }
 
-function actionItem(label, onclick, action) {
+function actionItem(label, onclick, action, why = '') {
   return h('li', {}, h('button', { type: 'button', class: 'link', onclick,
-    dataset: { action: action || '' } }, label));
+    dataset: { action: action || '' }, disabled: Boolean(why), title: why || undefined }, label));
+}
+
+// Why an action the VM's state allows cannot work for this VM ('' when it can), from the
+// full vm object of the selected VM once loaded.
+function actionBlocker(vm, action) {
+  const full = model.full && model.full.name === vm.name ? model.full : null;
+  return action === 'save' && full ? saveBlocker(full) : '';
 }
 
 function renderActions() {
@@ -61,8 +68,8 @@ function renderActions() {
     return;
   }
   const items = vm.actions.map((a) => actionItem(ACTION_LABELS[a] || a,
-    () => runAction(vm, a), a));
-  items.push(actionItem('Settings…', () => settingsDialog(vm.name), 'settings'));
+    () => runAction(vm, a), a, actionBlocker(vm, a)));
+  items.push(actionItem('Settings…', () => settingsDialog(vm.name).then(renderDetails), 'settings'));
   if (vm.state === 'Off' || vm.state === 'Saved') {
     items.push(actionItem('Delete…', () => deleteVm(vm), 'delete'));
   }
@@ -98,6 +105,9 @@ async function renderDetails() {
     clear(box, h('p', { class: 'dialog-error' }, error.message));
     return;
   }
+  if (full.name !== model.selected) return;
+  model.full = full;
+  renderActions();
   const guest = full.integration?.guest || {};
   const addresses = (guest.network || []).flatMap((n) => n.ip_addresses || []).join(', ');
   clear(box, h('table', { class: 'details' },
@@ -152,7 +162,8 @@ function renderJobs() {
   const recent = model.jobs.slice(0, 8);
   clear(document.getElementById('jobs-list'), recent.length
     ? recent.map((job) => h('div', { class: 'job', dataset: { job: job.id, kind: job.kind } },
-      progressBar(job), job.error ? h('div', { class: 'job-error' }, job.error.message) : null))
+      progressBar(job), jobTimes(job),
+      job.error ? h('div', { class: 'job-error' }, job.error.message) : null))
     : h('p', { class: 'empty' }, 'No jobs yet.'));
 }
 

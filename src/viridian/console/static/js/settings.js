@@ -12,6 +12,12 @@ const SERVICES = {
   heartbeat: 'Heartbeat', key_value_pair_exchange: 'Key-Value Pair Exchange', backup: 'Backup (volume checkpoint)',
   guest_services: 'Guest services',
 };
+// What the service accepts while a VM is not Off (docs/architecture.md, "VM states"; the
+// service's changed_settings and check_live_storage_changes): as in Hyper-V, only SCSI hard
+// disks and DVD/floppy media, processor reserve/limit/weight, the adapters' switch and VLAN,
+// and the management settings change while it runs; everything else needs the VM Off.
+const NEEDS_OFF = 'Turn the virtual machine off to change this.';
+const HOT_SCSI_STATES = new Set(['Off', 'Running', 'Paused']);
 const FORMATS = [['', 'detect'], ['vpc', 'VHD'], ['vhdx', 'VHDX'], ['raw', 'raw'], ['qcow2', 'qcow2']];
 
 const settingName = (path) => path.map((k, i) =>
@@ -27,7 +33,19 @@ class Editor {
     this.original = vm.settings;
     this.draft = structuredClone(vm.settings);
     this.state = vm.state;
+    this.live = vm.state !== 'Off';
     this.switches = switches;
+  }
+
+  // Attributes for a control that only changes while the VM is Off.
+  offOnly(attrs = {}) {
+    return this.live ? { ...attrs, disabled: true, title: NEEDS_OFF } : attrs;
+  }
+
+  // A note opening a section some of whose settings need the VM Off (none when Off).
+  note(text) {
+    return this.live ? h('p', { class: 'frozen-note', role: 'note' },
+      `The virtual machine is ${this.state}: ${text}`) : null;
   }
 
   // An input bound to draft[path]; kind: text | nullable | number | nullnumber | check.
@@ -75,32 +93,36 @@ function bios(ed) {
   const order = h('ol', { class: 'boot-order', dataset: { setting: 'bios.startup_order' } });
   const render = () => clear(order, ed.draft.bios.startup_order.map((dev, i, list) => h('li', {},
     BOOT[dev] || dev,
-    h('button', { type: 'button', disabled: i === 0, onclick() {
+    h('button', { type: 'button', disabled: i === 0 || ed.live, onclick() {
       [list[i - 1], list[i]] = [list[i], list[i - 1]];
       render();
     } }, '↑'),
-    h('button', { type: 'button', disabled: i === list.length - 1, onclick() {
+    h('button', { type: 'button', disabled: i === list.length - 1 || ed.live, onclick() {
       [list[i + 1], list[i]] = [list[i], list[i + 1]];
       render();
     } }, '↓'))));
   render();
-  return [field('Num Lock on at start', ed.input(['bios', 'num_lock'], 'check')),
+  return [ed.note('the BIOS settings change only while it is Off.'),
+    field('Num Lock on at start', ed.input(['bios', 'num_lock'], 'check', ed.offOnly())),
     h('div', { class: 'field' }, h('span', { class: 'label' }, 'Startup order'), order)];
 }
 
 function memory(ed) {
-  return [field('Startup RAM (MB)', ed.input(['memory', 'startup_mb'], 'number',
-    { name: 'startup_mb' }), 'Hyper-V allows 8 to 65536 MB; the host must have it free to start')];
+  return [ed.note('its memory changes only while it is Off.'),
+    field('Startup RAM (MB)', ed.input(['memory', 'startup_mb'], 'number',
+      ed.offOnly({ name: 'startup_mb' })), 'Hyper-V allows 8 to 65536 MB; the host must have it free to start')];
 }
 
 function processor(ed) {
   return [
-    field('Number of logical processors', ed.input(['processor', 'count'], 'number')),
+    ed.note('the number of processors and the compatibility mode change only while it is Off; '
+      + 'reserve, limit and weight change now.'),
+    field('Number of logical processors', ed.input(['processor', 'count'], 'number', ed.offOnly())),
     field('Virtual machine reserve (percentage)', ed.input(['processor', 'reserve_pct'], 'number')),
     field('Virtual machine limit (percentage)', ed.input(['processor', 'limit_pct'], 'number')),
     field('Relative weight', ed.input(['processor', 'weight'], 'number'), '1 to 10000'),
     field('Limit processor functionality (compatibility)',
-      ed.input(['processor', 'compatibility_mode'], 'check')),
+      ed.input(['processor', 'compatibility_mode'], 'check', ed.offOnly())),
   ];
 }
 
@@ -110,7 +132,7 @@ function ideController(ed, controller, box) {
       let index = ed.draft.ide.findIndex((d) => d.controller === controller && d.location === location);
       const kind = index < 0 ? 'none' : ed.draft.ide[index].kind;
       const kindSelect = select([['none', 'None'], ['hard_disk', 'Hard Drive'], ['dvd', 'DVD Drive']],
-        kind, { dataset: { setting: index < 0 ? `ide-${controller}-${location}` : `ide[${index}].kind` } });
+        kind, ed.offOnly({ dataset: { setting: index < 0 ? `ide-${controller}-${location}` : `ide[${index}].kind` } }));
       kindSelect.addEventListener('change', () => {
         if (kindSelect.value === 'none') ed.draft.ide.splice(index, 1);
         else if (index < 0) {
@@ -122,32 +144,44 @@ function ideController(ed, controller, box) {
       return h('fieldset', { class: 'device' }, h('legend', {}, `Location ${location}`),
         field('Attached', kindSelect),
         index < 0 ? null : field(kind === 'dvd' ? 'Image file (.iso), empty = no media' : 'Virtual hard disk',
-          ed.input(['ide', index, 'path'], 'nullable')),
-        index < 0 || kind === 'dvd' ? null : field('Format', ed.choice(['ide', index, 'format'], FORMATS)));
+          ed.input(['ide', index, 'path'], 'nullable', kind === 'dvd' ? {} : ed.offOnly())),
+        index < 0 || kind === 'dvd' ? null : field('Format', ed.choice(['ide', index, 'format'], FORMATS,
+          ed.offOnly())));
     });
-    clear(box, rows);
+    clear(box, ed.note('IDE drives are added, removed and changed only while it is Off; '
+      + 'DVD media can be inserted and ejected now.'), rows);
   };
   render();
   return box;
 }
 
+function scsiNote(ed) {
+  if (!ed.live) return null;
+  return HOT_SCSI_STATES.has(ed.state)
+    ? ed.note('SCSI hard disks can be added and removed now; SCSI controllers only while it is Off.')
+    : ed.note('its saved state keeps the devices it was saved with: SCSI disks and controllers '
+      + 'change while it is Off, Running or Paused.');
+}
+
 function scsi(ed, box) {
-  const render = () => clear(box, ed.draft.scsi.map((ctrl, ci) => h('fieldset', { class: 'device' },
+  const disks = HOT_SCSI_STATES.has(ed.state) ? {} : { disabled: true, title: 'Start or turn off '
+    + 'the virtual machine to change its SCSI hard disks.' };
+  const render = () => clear(box, scsiNote(ed), ed.draft.scsi.map((ctrl, ci) => h('fieldset', { class: 'device' },
     h('legend', {}, `SCSI Controller ${ctrl.controller}`),
     ctrl.disks.map((disk, di) => h('div', { class: 'row' },
-      field('Location', ed.input(['scsi', ci, 'disks', di, 'location'], 'number')),
-      field('Virtual hard disk', ed.input(['scsi', ci, 'disks', di, 'path'])),
-      h('button', { type: 'button', onclick() { ctrl.disks.splice(di, 1); render(); } }, 'Remove'))),
-    h('button', { type: 'button', onclick() {
+      field('Location', ed.input(['scsi', ci, 'disks', di, 'location'], 'number', disks)),
+      field('Virtual hard disk', ed.input(['scsi', ci, 'disks', di, 'path'], 'text', disks)),
+      h('button', { type: 'button', ...disks, onclick() { ctrl.disks.splice(di, 1); render(); } }, 'Remove'))),
+    h('button', { type: 'button', ...disks, onclick() {
       const used = new Set(ctrl.disks.map((d) => d.location));
       let location = 0;
       while (used.has(location)) location += 1;
       ctrl.disks.push({ location, path: '', format: null });
       render();
     } }, 'Add hard drive'),
-    h('button', { type: 'button', onclick() { ed.draft.scsi.splice(ci, 1); render(); } },
+    h('button', { type: 'button', ...ed.offOnly(), onclick() { ed.draft.scsi.splice(ci, 1); render(); } },
       'Remove controller'))),
-  h('button', { type: 'button', dataset: { setting: 'scsi' }, onclick() {
+  h('button', { type: 'button', ...ed.offOnly({ dataset: { setting: 'scsi' } }), onclick() {
     const used = new Set(ed.draft.scsi.map((c) => c.controller));
     let controller = 0;
     while (used.has(controller)) controller += 1;
@@ -158,22 +192,43 @@ function scsi(ed, box) {
   return box;
 }
 
+// While the VM runs an adapter may move between virtual switches (or be disconnected);
+// user-mode NAT keeps its backend until the next start (the service's switch rules).
+function switchChoice(ed, i, nic, choices) {
+  const path = ['network_adapters', i, 'switch'];
+  if (!ed.live) return ed.choice(path, choices);
+  if (nic.switch === 'user') {
+    return ed.choice(path, choices, { disabled: true, title: 'User-mode NAT is kept until the '
+      + 'virtual machine restarts: turn it off to change this.' });
+  }
+  const el = ed.choice(path, choices);
+  const user = el.querySelector('option[value="user"]');
+  if (user) {
+    user.disabled = true;
+    user.textContent += ' — only while Off';
+  }
+  return el;
+}
+
 function adapters(ed, box) {
-  const render = () => clear(box, ed.draft.network_adapters.map((nic, i) => {
+  const render = () => clear(box, ed.note('adapters are added, removed and changed only while it '
+    + 'is Off; their virtual switch and VLAN change now.'), ed.draft.network_adapters.map((nic, i) => {
     const choices = [...ed.switches];
     if (nic.switch && !choices.some(([v]) => v === nic.switch)) choices.push([nic.switch, nic.switch]);
     return h('fieldset', { class: 'device' },
       h('legend', {}, `${nic.kind === 'legacy' ? 'Legacy Network Adapter' : 'Network Adapter'} ${i + 1}`),
       field('Type', ed.choice(['network_adapters', i, 'kind'],
-        [['synthetic', 'Network Adapter (synthetic)'], ['legacy', 'Legacy (emulated)']])),
-      field('Virtual switch', ed.choice(['network_adapters', i, 'switch'], choices)),
+        [['synthetic', 'Network Adapter (synthetic)'], ['legacy', 'Legacy (emulated)']], ed.offOnly())),
+      field('Virtual switch', switchChoice(ed, i, nic, choices)),
       field('MAC address', ed.choice(['network_adapters', i, 'mac_mode'],
-        [['dynamic', 'Dynamic'], ['static', 'Static']])),
-      field('Static MAC', ed.input(['network_adapters', i, 'mac'], 'nullable')),
+        [['dynamic', 'Dynamic'], ['static', 'Static']], ed.offOnly())),
+      field('Static MAC', ed.input(['network_adapters', i, 'mac'], 'nullable', ed.offOnly())),
       field('VLAN ID (empty = none)', ed.input(['network_adapters', i, 'vlan_id'], 'nullnumber')),
-      h('button', { type: 'button', onclick() { ed.draft.network_adapters.splice(i, 1); render(); } },
-        'Remove'));
-  }), h('button', { type: 'button', dataset: { setting: 'network_adapters' }, onclick() {
+      h('button', { type: 'button', ...ed.offOnly(), onclick() {
+        ed.draft.network_adapters.splice(i, 1);
+        render();
+      } }, 'Remove'));
+  }), h('button', { type: 'button', ...ed.offOnly({ dataset: { setting: 'network_adapters' } }), onclick() {
     ed.draft.network_adapters.push({ kind: 'synthetic', switch: null, mac_mode: 'dynamic', mac: null,
       vlan_id: null });
     render();
@@ -184,13 +239,13 @@ function adapters(ed, box) {
 
 function com(ed, port, box) {
   const key = `com${port}`;
-  const render = () => clear(box,
+  const render = () => clear(box, ed.note('COM ports change only while it is Off.'),
     field('Attachment', ed.choice([key, 'kind'], [['none', 'None'], ['pipe', 'Named pipe'],
-      ['remote', 'Remote (TCP client)']], {}, render)),
+      ['remote', 'Remote (TCP client)']], ed.offOnly(), render)),
     ed.draft[key].kind === 'pipe' ? field('Pipe path (empty = in the VM\'s runtime folder)',
-      ed.input([key, 'path'], 'nullable')) : null,
-    ed.draft[key].kind === 'remote' ? field('Address HOST:PORT', ed.input([key, 'address'], 'nullable'))
-      : null);
+      ed.input([key, 'path'], 'nullable', ed.offOnly())) : null,
+    ed.draft[key].kind === 'remote' ? field('Address HOST:PORT',
+      ed.input([key, 'address'], 'nullable', ed.offOnly())) : null);
   render();
   return box;
 }
@@ -214,7 +269,9 @@ function management(ed) {
       [['save', 'Save the virtual machine state'], ['turn_off', 'Turn off the virtual machine'],
         ['shut_down', 'Shut down the guest operating system']]))],
     ...('checkpoint_folder' in ed.draft ? { 'Checkpoint File Location':
-      [field('Folder (empty = the VM\'s folder)', ed.input(['checkpoint_folder'], 'nullable'))] } : {}),
+      [ed.note('the checkpoint folder changes only while it is Off.'),
+        field('Folder (empty = the VM\'s folder)', ed.input(['checkpoint_folder'], 'nullable', ed.offOnly()))] }
+      : {}),
   };
 }
 
@@ -274,8 +331,11 @@ export async function settingsDialog(name) {
             h('h3', {}, title), content));
         }
       }
-      b.append(h('p', { class: 'hint' }, `State: ${vm.state}. Most hardware changes need the VM Off; `
-        + 'SCSI disks, media and processor reserve/limit/weight can change while it runs.'),
+      b.append(h('p', { class: 'hint', id: 'settings-state' }, vm.state === 'Off'
+        ? 'State: Off. Every setting can change.'
+        : `State: ${vm.state}. Settings that need the VM Off are disabled; SCSI hard disks, DVD and `
+          + 'floppy media, processor reserve/limit/weight, the adapters\' switch and VLAN, and the '
+          + 'management settings can change now.'),
       h('div', { class: 'settings' }, nav, pages));
       showSection('Memory');
     },

@@ -21,12 +21,55 @@ export async function switchChoices() {
     ...switches.map((s) => [s.name, `${s.name} (${s.type || 'switch'})`])];
 }
 
+// Readable names for the switch object's fields (docs/api.md, GET /switches); a field
+// not named here is shown under its own name.
+const PROPERTY_LABELS = {
+  number: 'Number', interface: 'Bridge interface', adapter: 'Physical adapter',
+  allow_management_os: 'Shared with the host', subnet: 'Subnet', host_address: 'Host address',
+  notes: 'Notes', vlan_mode: 'VLAN mode', uplink: 'Uplink', ports: 'Connected adapters',
+  addresses: 'Addresses', routes: 'Routes', mac: 'MAC address',
+};
+const HIDDEN_PROPERTIES = new Set(['name', 'type']);
+
+function portText(port) {
+  const vlan = port.mode === 'trunk' ? `trunk ${port.trunk_vlans.join(', ')}`
+    : (port.vlan_id ? `VLAN ${port.vlan_id}` : 'untagged');
+  return `${port.vm}, adapter ${port.nic} (${port.mac || 'no MAC yet'}) · ${vlan} · `
+    + (port.connected ? `connected${port.tap ? ' on ' + port.tap : ''}` : 'VM not running');
+}
+
+function routeText(route) {
+  return `${route.dst || 'default'}${route.gateway ? ' via ' + route.gateway : ''}`;
+}
+
+// One value as text or, for objects and lists, nested elements: never raw JSON.
+function propertyValue(key, value) {
+  if (value === null || value === undefined || value === '') return h('span', { class: 'none' }, '—');
+  if (typeof value === 'boolean') return value ? 'Yes' : 'No';
+  if (key === 'ports') {
+    return value.length ? h('ul', {}, value.map((p) => h('li', {}, portText(p)))) : 'none';
+  }
+  if (key === 'routes') return value.length ? h('ul', {}, value.map((r) => h('li', {}, routeText(r)))) : 'none';
+  if (Array.isArray(value)) {
+    if (!value.length) return 'none';
+    return h('ul', {}, value.map((v) => h('li', {}, v && typeof v === 'object' ? propertyList(v) : String(v))));
+  }
+  if (typeof value === 'object') return propertyList(value);
+  return String(value);
+}
+
+// A definition list of an object's fields, labelled for people.
+export function propertyList(object, hidden = new Set()) {
+  return h('dl', { class: 'properties' }, Object.entries(object)
+    .filter(([key]) => !hidden.has(key))
+    .map(([key, value]) => [h('dt', { dataset: { property: key } }, PROPERTY_LABELS[key] || key),
+      h('dd', { dataset: { property: key } }, propertyValue(key, value))]));
+}
+
 function switchRow(sw, refresh, body) {
-  const facts = Object.entries(sw).filter(([k]) => !['name', 'type'].includes(k))
-    .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ');
   return h('tr', { dataset: { switch: sw.name } }, h('td', {}, sw.name),
-    h('td', {}, sw.type || ''), h('td', { class: 'facts' }, facts),
-    h('td', {}, h('button', { type: 'button', async onclick() {
+    h('td', {}, sw.type || ''), h('td', { class: 'facts' }, propertyList(sw, HIDDEN_PROPERTIES)),
+    h('td', {}, h('button', { type: 'button', dataset: { action: 'remove-switch' }, async onclick() {
       try {
         await api('DELETE', `/switches/${encodeURIComponent(sw.name)}`);
         await refresh();

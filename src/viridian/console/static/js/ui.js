@@ -107,6 +107,41 @@ export function progressBar(job) {
     h('span', {}, `${job.kind}${job.vm ? ' ' + job.vm : ''}: ${job.message} (${job.progress}%)`));
 }
 
+const pad2 = (n) => String(n).padStart(2, '0');
+
+// The browser's local time of an ISO timestamp as HH:MM:SS (the date too when it is not today).
+export function fmtClock(iso) {
+  const t = new Date(iso);
+  const clock = `${pad2(t.getHours())}:${pad2(t.getMinutes())}:${pad2(t.getSeconds())}`;
+  const today = new Date();
+  return t.toDateString() === today.toDateString() ? clock
+    : `${t.getFullYear()}-${pad2(t.getMonth() + 1)}-${pad2(t.getDate())} ${clock}`;
+}
+
+export function fmtDuration(ms) {
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+const stamp = (label, iso, key) => h('span', { dataset: { time: key } }, `${label} `,
+  h('time', { datetime: iso, title: iso }, fmtClock(iso)));
+
+// When a job was queued, started and finished, and how long it ran (the job's
+// created_at/started_at/finished_at, docs/api.md).
+export function jobTimes(job) {
+  const parts = [];
+  if (!job.started_at) parts.push(stamp('Queued', job.created_at, 'created'));
+  else parts.push(stamp('Started', job.started_at, 'started'));
+  if (job.finished_at) {
+    parts.push(stamp('finished', job.finished_at, 'finished'));
+    const ms = Date.parse(job.finished_at) - Date.parse(job.started_at || job.created_at);
+    parts.push(h('span', { dataset: { time: 'duration' } }, `took ${fmtDuration(ms)}`));
+  }
+  return h('div', { class: 'job-times' }, parts);
+}
+
 export function toast(message, kind = 'info') {
   const box = document.getElementById('toasts') || document.body.appendChild(
     h('div', { id: 'toasts' }));
