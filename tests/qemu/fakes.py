@@ -36,6 +36,13 @@ class QmpErrorReply:
     desc: str
 
 
+@dataclass
+class RawReply:
+    """Answer a command with these bytes exactly (broken JSON, an endless line...)."""
+
+    data: bytes
+
+
 NO_REPLY = object()  #: a handler returning this leaves the command unanswered
 HANG_UP = object()  #: a handler returning this closes the connection instead of answering
 
@@ -257,7 +264,9 @@ class FakeGuestAgent:
         reply = reply(arguments) if callable(reply) else reply
         if reply is NO_REPLY:
             return
-        if isinstance(reply, QmpErrorReply):
+        if isinstance(reply, RawReply):
+            conn.sendall(reply.data)
+        elif isinstance(reply, QmpErrorReply):
             conn.sendall(_line({"error": {"class": reply.error_class, "desc": reply.desc}}))
         else:
             conn.sendall(_line({"return": reply}))

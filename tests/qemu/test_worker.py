@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.qemu_processes import end_qemu_under
 
 from viridian.qemu.errors import (
     MonitorError,
@@ -39,8 +40,13 @@ SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=de
 
 @pytest.fixture
 def paths() -> Iterator[RuntimePaths]:
+    """A runtime folder; any QEMU still using it when the test ends (passed, failed or
+    errored) is killed, and its folder removed."""
     with tempfile.TemporaryDirectory(prefix="vq-") as tmp:  # short: UNIX socket paths
-        yield RuntimePaths(Path(tmp) / "run" / "vm")
+        try:
+            yield RuntimePaths(Path(tmp) / "run" / "vm")
+        finally:
+            end_qemu_under(Path(tmp))
 
 
 def qemu_argv(

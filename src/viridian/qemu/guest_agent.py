@@ -7,8 +7,15 @@ is resynchronised first: the client sends a 0xFF byte (which resets the agent's 
 parser) and ``guest-sync-delimited`` with a random id; the agent answers with a 0xFF
 byte before ``{"return": id}``; everything before that byte is stale and dropped.
 
-Requests are serialised on one connection. A timeout closes the connection, so a late
-answer can never be mistaken for the answer to the next request.
+Requests are serialised on one connection. Any failure other than a well-formed refusal
+— a timeout, a reply that is not JSON, a reply longer than :data:`REPLY_LIMIT`, a
+cancelled request — closes the connection, so the next request resynchronises and a late
+or half-read answer can never be mistaken for the answer to the next one.
+
+Output of ``guest-exec`` is bounded: qemu-ga keeps at most 16 MiB per stream
+(``GUEST_EXEC_MAX_OUTPUT`` in ``qga/commands.c``) and says ``out-truncated``; this client
+cuts each stream at ``max_output`` bytes too, and a cut stream ends with
+:data:`TRUNCATION_MARKER` and sets ``stdout_truncated``/``stderr_truncated`` in the result.
 """
 
 from __future__ import annotations
@@ -26,20 +33,40 @@ from typing import Any, Literal, NamedTuple
 
 from .errors import GuestAgentError, GuestAgentTimeout
 
-__all__ = ["GuestAgent", "GuestAgentInfo", "GuestExecResult", "ShutdownMode"]
+__all__ = [
+    "MAX_EXEC_OUTPUT",
+    "REPLY_LIMIT",
+    "TRUNCATION_MARKER",
+    "GuestAgent",
+    "GuestAgentInfo",
+    "GuestExecResult",
+    "ShutdownMode",
+]
 
 ShutdownMode = Literal["powerdown", "reboot", "halt"]
 _SHUTDOWN_MODES = ("powerdown", "reboot", "halt")
 _SENTINEL = b"\xff"
-_READ_LIMIT = 16 * 2**20  # guest-exec-status carries captured output, base64-encoded
+_CHUNK = 2**20
+
+#: The most output of one stream that :meth:`GuestAgent.exec` returns (qemu-ga's own cap).
+MAX_EXEC_OUTPUT = 16 * 2**20
+#: The longest reply line accepted: two capped streams, base64-encoded, plus the JSON.
+REPLY_LIMIT = 2 * (MAX_EXEC_OUTPUT * 4 // 3) + 2**20
+#: Appended to a stream that was cut (by qemu-ga or by ``max_output``).
+TRUNCATION_MARKER = b"\n[viridian: output truncated; at most %d bytes of each stream are kept]\n"
 
 
 class GuestExecResult(NamedTuple):
-    """A finished guest process. ``exit_code`` is 128 + N when signal N killed it."""
+    """A finished guest process. ``exit_code`` is 128 + N when signal N killed it.
+
+    A ``*_truncated`` stream holds its first bytes followed by :data:`TRUNCATION_MARKER`.
+    """
 
     exit_code: int
     stdout: bytes
     stderr: bytes
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,7 @@ class GuestAgent:
 
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
-        self._reader: asyncio.StreamReader | None = None
+        self._reader: _ReplyReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._synced = False
         self._lock = asyncio.Lock()
@@ -106,10 +133,15 @@ class GuestAgent:
         await self._request("guest-shutdown", {"mode": mode}, timeout, expect_reply=False)
 
     async def exec(
-        self, argv: Sequence[str], timeout: float = 30.0, stdin: bytes | None = None
+        self,
+        argv: Sequence[str],
+        timeout: float = 30.0,
+        stdin: bytes | None = None,
+        max_output: int = MAX_EXEC_OUTPUT,
     ) -> GuestExecResult:
         """Run ``argv`` in the guest (``guest-exec``), wait until it exits
-        (``guest-exec-status``), return its exit code and captured output.
+        (``guest-exec-status``), return its exit code and captured output, each stream
+        cut at ``max_output`` bytes (and at qemu-ga's 16 MiB) and then marked.
 
         :raises GuestAgentTimeout: it did not finish within ``timeout`` (it keeps running).
         """
@@ -130,7 +162,7 @@ class GuestAgent:
                 await self._request("guest-exec-status", {"pid": pid}, left), "guest-exec-status"
             )
             if status.get("exited"):
-                return _exec_result(status)
+                return _exec_result(status, max_output)
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.1)
 
@@ -215,29 +247,29 @@ class GuestAgent:
         expect_reply: bool = True,
     ) -> Any:
         async with self._lock:
+            in_sync = False
             try:
                 async with asyncio.timeout(timeout):
-                    return await self._exchange(command, arguments, expect_reply)
+                    reply = await self._exchange(command, arguments, expect_reply)
+                in_sync = True
+                return _returned(reply, command, arguments)
             except TimeoutError as err:
-                await self.close()
                 raise GuestAgentTimeout(
                     f"the guest agent did not answer {command} within {timeout} s",
                     command=command,
                 ) from err
-            except (
-                OSError,
-                EOFError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-            ) as err:
-                await self.close()
+            except (OSError, EOFError) as err:
                 raise GuestAgentError(
                     f"guest agent connection failed during {command}: {err!r}", command=command
                 ) from err
+            finally:
+                if not in_sync:  # whatever went wrong, the next request resynchronises
+                    await self.close()
 
     async def _exchange(
         self, command: str, arguments: Mapping[str, Any] | None, expect_reply: bool
-    ) -> Any:
+    ) -> dict[str, Any]:
+        """Send one command; its reply, or ``{}`` when none is expected."""
         await self._connect_synced()
         message: dict[str, Any] = {"execute": command}
         if arguments is not None:
@@ -248,44 +280,93 @@ class GuestAgent:
         await writer.drain()
         if not expect_reply:
             self._synced = False  # an error reply may still come: resync next time
-            return None
-        reply = _parse(await reader.readline(), command)
-        if "error" in reply:
-            error = reply["error"]
-            raise GuestAgentError(
-                f"the guest agent refused {command}: {error.get('class')}: {error.get('desc')}",
-                command=command,
-                arguments=message.get("arguments"),
-                received=reply,
-            )
-        return reply.get("return")
+            return {}
+        return _parse(await reader.line(command), command)
 
     async def _connect_synced(self) -> None:
         if self._writer is None:
             try:
-                self._reader, self._writer = await asyncio.open_unix_connection(
-                    str(self.socket_path), limit=_READ_LIMIT
-                )
+                reader, self._writer = await asyncio.open_unix_connection(str(self.socket_path))
             except (FileNotFoundError, ConnectionRefusedError) as err:
                 raise GuestAgentError(
                     f"no guest agent channel at {self.socket_path} ({err.strerror})"
                 ) from err
+            self._reader = _ReplyReader(reader, REPLY_LIMIT)
         if not self._synced:
             await self._resync()
             self._synced = True
 
     async def _resync(self) -> None:
+        """Send the 0xFF sentinel and ``guest-sync-delimited``; drop everything up to the
+        agent's 0xFF and its answer with our id (stale replies never contain 0xFF)."""
         assert self._reader is not None and self._writer is not None
         token = random.randrange(1, 2**31)
         request = {"execute": "guest-sync-delimited", "arguments": {"id": token}}
         self._writer.write(_SENTINEL + json.dumps(request).encode() + b"\n")
         await self._writer.drain()
         while True:
-            await self._reader.readuntil(_SENTINEL)
-            line = await self._reader.readline()
+            await self._reader.skip_past(_SENTINEL)
+            line = await self._reader.line("guest-sync-delimited")
             with contextlib.suppress(GuestAgentError):
                 if _parse(line, "guest-sync-delimited").get("return") == token:
                     return
+
+
+class _ReplyReader:
+    """Reply lines from the agent's socket, each at most ``limit`` bytes; stale data of
+    any length can be skipped up to a sentinel without holding it in memory."""
+
+    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
+        self._reader = reader
+        self._limit = limit
+        self._buffer = bytearray()
+
+    async def line(self, command: str) -> bytes:
+        """The next line, newline included.
+
+        :raises GuestAgentError: it is longer than the limit (the rest stays unread).
+        :raises EOFError: the socket closed first.
+        """
+        searched = 0
+        while (end := self._buffer.find(b"\n", searched)) < 0 and searched <= self._limit:
+            searched = len(self._buffer)
+            await self._fill()
+        if not 0 <= end < self._limit:
+            raise GuestAgentError(
+                f"the guest agent's reply to {command} is longer than {self._limit} bytes;"
+                " the connection was reset",
+                command=command,
+            )
+        line = bytes(self._buffer[: end + 1])
+        del self._buffer[: end + 1]
+        return line
+
+    async def skip_past(self, sentinel: bytes) -> None:
+        """Drop everything up to and including the next ``sentinel`` byte."""
+        while (found := self._buffer.find(sentinel)) < 0:
+            self._buffer.clear()
+            await self._fill()
+        del self._buffer[: found + 1]
+
+    async def _fill(self) -> None:
+        chunk = await self._reader.read(_CHUNK)
+        if not chunk:
+            raise EOFError("the guest agent socket closed")
+        self._buffer += chunk
+
+
+def _returned(reply: dict[str, Any], command: str, arguments: Mapping[str, Any] | None) -> Any:
+    """The ``return`` member of a reply; an ``error`` reply raises (the channel stays in
+    sync: a refusal is a whole, well-formed answer)."""
+    if "error" in reply:
+        error = reply["error"]
+        raise GuestAgentError(
+            f"the guest agent refused {command}: {error.get('class')}: {error.get('desc')}",
+            command=command,
+            arguments=None if arguments is None else dict(arguments),
+            received=reply,
+        )
+    return reply.get("return")
 
 
 def _parse(line: bytes, command: str) -> dict[str, Any]:
@@ -306,12 +387,19 @@ def _object(value: Any, command: str) -> dict[str, Any]:
     return value
 
 
-def _exec_result(status: Mapping[str, Any]) -> GuestExecResult:
+def _exec_result(status: Mapping[str, Any], max_output: int) -> GuestExecResult:
     code = status.get("exitcode")
     if code is None:
         code = 128 + int(status.get("signal", 0))
-    return GuestExecResult(
-        int(code),
-        base64.b64decode(status.get("out-data", "")),
-        base64.b64decode(status.get("err-data", "")),
-    )
+    stdout, out_cut = _stream(status, "out", max_output)
+    stderr, err_cut = _stream(status, "err", max_output)
+    return GuestExecResult(int(code), stdout, stderr, out_cut, err_cut)
+
+
+def _stream(status: Mapping[str, Any], name: str, max_output: int) -> tuple[bytes, bool]:
+    """One captured stream, cut at ``max_output`` and marked when it (or qemu-ga) cut it."""
+    data = base64.b64decode(status.get(f"{name}-data", ""))
+    truncated = bool(status.get(f"{name}-truncated")) or len(data) > max_output
+    if not truncated:
+        return data, False
+    return data[:max_output] + TRUNCATION_MARKER % max_output, True
