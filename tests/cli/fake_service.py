@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import threading
 import uuid
@@ -139,6 +140,15 @@ class FakeService:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+    def record_as_local_service(self, data_dir: Path) -> None:
+        """Make ``data_dir`` look like this fake's data folder: its token and the address
+        record (``service.json``) that `viridian serve` writes at start."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "token").write_text(self.token + "\n")
+        port = self._server.server_address[1]
+        record = {"host": "127.0.0.1", "port": port, "pid": os.getpid()}
+        (data_dir / "service.json").write_text(json.dumps(record))
 
     # -- state helpers for tests ------------------------------------------------------
 

@@ -15,7 +15,7 @@ from viridian.errors import InvalidTransition, NotFound
 
 
 def test_token_comes_from_the_data_dir_option(fake: FakeService, tmp_path: Path) -> None:
-    (tmp_path / "token").write_text(fake.token + "\n")
+    fake.record_as_local_service(tmp_path)
     result = invoke(["--url", fake.url, "--data-dir", str(tmp_path), "vm", "list"])
     assert result.exit_code == 0, result.output
 
@@ -26,7 +26,7 @@ def test_token_and_url_come_from_the_environment(fake: FakeService) -> None:
 
 
 def test_token_file_found_through_viridian_data_dir(fake: FakeService, tmp_path: Path) -> None:
-    (tmp_path / "token").write_text(fake.token)
+    fake.record_as_local_service(tmp_path)
     result = invoke(
         ["vm", "list"], env={"VIRIDIAN_URL": fake.url, "VIRIDIAN_DATA_DIR": str(tmp_path)}
     )

@@ -1,28 +1,33 @@
-"""The CLI's client of the service API (``/work/notes/api.md``, prefix ``/api/v1``).
+"""The CLI's client of the service API (docs/api.md, prefix ``/api/v1``).
 
-This module is the one boundary where foreign exceptions enter the CLI: every httpx
-error and every error response is translated here into a :mod:`viridian.errors` class,
-so the CLI root only ever sees ``ViridianError`` (whose ``exit_code`` follows api.md:
-2 for 400, 3 for 404, 4 for 409, 5 for 401, 6 for 5xx, 7 when the service is unreachable).
+This module is the one boundary where foreign exceptions enter the CLI: every transport
+error (``OSError``, ``http.client.HTTPException``) and every error response is translated
+here into a :mod:`viridian.errors` class, so the CLI root only ever sees
+``ViridianError`` (whose ``exit_code`` follows docs/api.md: 2 for 400, 3 for 404, 4 for
+409, 5 for 401, 6 for 5xx, 7 when the service is unreachable).
+
+The transport is the standard library's ``http.client`` (one keep-alive connection per
+command): the CLI must start fast (docs/architecture.md, "CLI latency"), and an HTTP
+library costs more to import than a whole command may take.
 
 Finding the service: ``--url`` / ``VIRIDIAN_URL`` / :data:`viridian.config.DEFAULT_URL`.
-Finding the token: ``--token`` / ``VIRIDIAN_TOKEN`` / ``<data_dir>/token``. A missing token
-is not an error here: the request goes out without one, so an unreachable service still
-reports exit 7, and the service's 401 is shown with a hint saying where the token was sought.
+Which token is sent is decided by :mod:`viridian.cli.credentials`.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import click
-import httpx
 
 from viridian import config
+from viridian.cli.credentials import choose_token, load_token
 from viridian.errors import (
     AdmissionRefused,
     BadRequest,
@@ -62,14 +67,16 @@ ERRORS_BY_CODE: dict[str, type[ViridianError]] = {
     "invalid_transition": InvalidTransition,
     "admission_refused": AdmissionRefused,
     "host_error": HostError,
-    "internal_error": HostError,  # api.md: every 5xx exits 6
+    "internal_error": HostError,  # docs/api.md: every 5xx exits 6
 }
 ERRORS_BY_STATUS: dict[int, type[ViridianError]] = {
     400: BadRequest,
     401: Unauthorized,
+    403: Unauthorized,
     404: NotFound,
     409: Conflict,
 }
+STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class ServiceUnreachable(ViridianError):
@@ -89,13 +96,16 @@ class Endpoint:
 
     @classmethod
     def resolve(cls, url: str, token: str | None, data_dir: Path) -> Endpoint:
-        """An explicit ``token`` wins; else the token file in ``data_dir`` (if readable)."""
+        """The endpoint for ``url`` with the token :func:`choose_token` allows.
+
+        :raises BadRequest: an empty explicit token. :raises Unauthorized: the local
+            token would go to an address the local service does not listen on.
+        """
         if "://" not in url:
             url = f"http://{url}"
-        if token:
-            return cls(url.rstrip("/"), token, "the token given by --token or VIRIDIAN_TOKEN")
-        found, origin = load_token(data_dir)
-        return cls(url.rstrip("/"), found, origin)
+        url = url.rstrip("/")
+        found, origin = choose_token(url, token, data_dir)
+        return cls(url, found, origin)
 
 
 @dataclass(frozen=True)
@@ -116,29 +126,16 @@ def open_client(ctx: click.Context) -> ApiClient:
     return ctx.find_root().with_resource(ApiClient(endpoint))
 
 
-def load_token(data_dir: Path) -> tuple[str | None, str]:
-    """Read ``<data_dir>/token``: (token or None, a phrase saying where it came from or why not)."""
-    path = config.token_path(data_dir)
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        return None, (
-            f"no token: {path} could not be read ({reason}); pass --token or set VIRIDIAN_TOKEN"
-        )
-    return (token or None), f"the token in {path}"
-
-
 def vm_path(ref: str, *rest: str) -> str:
     """API path of a VM (name or id), quoted so that any name is one path segment."""
     return "/".join(["/vms", quote(ref, safe=""), *rest])
 
 
 def error_from_body(body: Any, status: int = 500) -> ViridianError:
-    """The viridian error for an api.md error object ``{"code", "message", "details"}``.
+    """The viridian error for a docs/api.md error object ``{"code", "message", "details"}``.
 
     The class is chosen by ``code`` (else by HTTP ``status``), so its ``exit_code`` is the
-    one api.md assigns. The instance is built through the root initialiser because the
+    one docs/api.md assigns. The instance is built through the root initialiser because the
     service already formatted the message.
     """
     if not isinstance(body, dict):
@@ -156,18 +153,29 @@ def _class_for_status(status: int) -> type[ViridianError]:
     return HostError if status >= 500 else ERRORS_BY_STATUS.get(status, BadRequest)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status, content type and body bytes."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    @property
+    def is_error(self) -> bool:
+        return self.status >= 400
+
+
 class ApiClient:
     """Synchronous JSON client of the service. Every method raises only ``ViridianError``."""
 
-    def __init__(self, endpoint: Endpoint, transport: httpx.BaseTransport | None = None) -> None:
-        headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
+    def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._http = httpx.Client(
-            base_url=endpoint.url + config.API_PREFIX,
-            headers=headers,
-            timeout=REQUEST_TIMEOUT_S,
-            transport=transport,
-        )
+        self._headers = {"Accept": "application/json", "User-Agent": "viridian-cli"}
+        if endpoint.token:
+            self._headers["Authorization"] = f"Bearer {endpoint.token}"
+        self._connection: http.client.HTTPConnection | None = None
+        self._used = False
 
     def __enter__(self) -> ApiClient:
         return self
@@ -176,7 +184,9 @@ class ApiClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def get(self, path: str, params: dict[str, Any] | None = None, timeout: float = 0) -> Any:
         return self.request("GET", path, params=params, timeout=timeout)
@@ -192,13 +202,10 @@ class ApiClient:
 
     def get_bytes(self, path: str) -> bytes:
         """GET a non-JSON answer (e.g. ``image/png``); errors are translated as for JSON."""
-        try:
-            response = self._http.get(path)
-        except (httpx.HTTPError, httpx.InvalidURL) as err:
-            raise self._transport_error(err) from err
-        if response.is_error:
-            raise self._response_error(response)
-        return response.content
+        answer = self._send("GET", path, None, None, REQUEST_TIMEOUT_S)
+        if answer.is_error:
+            raise self._response_error(answer)
+        return answer.body
 
     def request(
         self,
@@ -209,36 +216,85 @@ class ApiClient:
         timeout: float = 0,
     ) -> Any:
         """Send one request; the decoded JSON answer, or the translated error raised."""
-        try:
-            response = self._http.request(
-                method, path, json=body, params=params, timeout=timeout or REQUEST_TIMEOUT_S
-            )
-        except (httpx.HTTPError, httpx.InvalidURL) as err:
-            raise self._transport_error(err) from err
-        if response.is_error:
-            raise self._response_error(response)
-        return self._decode(response)
+        answer = self._send(method, path, body, params, timeout or REQUEST_TIMEOUT_S)
+        if answer.is_error:
+            raise self._response_error(answer)
+        return self._decode(answer)
 
-    def _decode(self, response: httpx.Response) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        timeout: float,
+    ) -> Answer:
+        """One exchange; a kept-alive connection the server closed meanwhile is retried once."""
+        target = self._target(path, params)
+        payload = None if body is None else json.dumps(body).encode()
+        headers = dict(self._headers)
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            return response.json()
+            try:
+                return self._exchange(method, target, payload, headers, timeout)
+            except STALE_CONNECTION_ERRORS:
+                if not self._used:
+                    raise
+                self.close()
+                return self._exchange(method, target, payload, headers, timeout)
+        except (OSError, http.client.HTTPException) as err:
+            self.close()
+            raise self._transport_error(err) from err
+
+    def _exchange(
+        self, method: str, target: str, payload: bytes | None, headers: dict[str, str],
+        timeout: float,
+    ) -> Answer:
+        connection = self._connect(timeout)
+        connection.request(method, target, body=payload, headers=headers)
+        response = connection.getresponse()
+        answer = Answer(response.status, response.getheader("Content-Type", ""), response.read())
+        self._used = True
+        if response.will_close:
+            self.close()
+        return answer
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        parts = urlsplit(self.endpoint.url)
+        if self._connection is None:
+            self._used = False
+            self._connection = _new_connection(parts.scheme, parts.netloc, self.endpoint.url)
+        self._connection.timeout = timeout
+        if self._connection.sock is not None:
+            self._connection.sock.settimeout(timeout)
+        return self._connection
+
+    def _target(self, path: str, params: dict[str, Any] | None) -> str:
+        prefix = urlsplit(self.endpoint.url).path
+        query = f"?{urlencode(params)}" if params else ""
+        return f"{prefix}{config.API_PREFIX}{path}{query}"
+
+    def _decode(self, answer: Answer) -> Any:
+        try:
+            return json.loads(answer.body)
         except ValueError as err:
             raise HostError(
                 f"the server at {self.endpoint.url} did not answer JSON; "
                 "is --url / VIRIDIAN_URL pointing at the viridian service?"
             ) from err
 
-    def _response_error(self, response: httpx.Response) -> ViridianError:
+    def _response_error(self, answer: Answer) -> ViridianError:
         try:
-            body = response.json().get("error")
+            body = json.loads(answer.body).get("error")
         except (ValueError, AttributeError):
             body = None
         if not isinstance(body, dict):
-            body = {"message": self._foreign_answer(response.status_code)}
-        if response.status_code == 401:
+            body = {"message": self._foreign_answer(answer.status)}
+        if answer.status == 401:
             said = body.get("message") or "unauthorized"
             body = {**body, "message": f"{said} (sent {self.endpoint.token_origin})"}
-        return error_from_body(body, response.status_code)
+        return error_from_body(body, answer.status)
 
     def _foreign_answer(self, status: int) -> str:
         return (
@@ -248,9 +304,9 @@ class ApiClient:
 
     def _transport_error(self, err: Exception) -> ViridianError:
         url = self.endpoint.url
-        if isinstance(err, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        if isinstance(err, InvalidServiceUrl):
             return BadRequest(f"invalid service URL {url!r}: {err}; use http://HOST:PORT")
-        if isinstance(err, httpx.TimeoutException):
+        if isinstance(err, TimeoutError):
             why = f"did not answer within {REQUEST_TIMEOUT_S:g} s"
         else:
             why = f"cannot be reached ({err or type(err).__name__})"
@@ -259,6 +315,27 @@ class ApiClient:
             "or point --url / VIRIDIAN_URL at a running one",
             url=url,
         )
+
+
+class InvalidServiceUrl(http.client.HTTPException):
+    """The URL is not ``http(s)://HOST[:PORT]``."""
+
+
+def _new_connection(scheme: str, netloc: str, url: str) -> http.client.HTTPConnection:
+    """A (not yet connected) connection to ``netloc``.
+
+    :raises InvalidServiceUrl: the scheme is not http/https or there is no host.
+    """
+    if scheme not in ("http", "https"):
+        raise InvalidServiceUrl(f"unsupported scheme {scheme!r}")
+    if not netloc:
+        raise InvalidServiceUrl("no host")
+    try:
+        if scheme == "https":
+            return http.client.HTTPSConnection(netloc)
+        return http.client.HTTPConnection(netloc)
+    except http.client.InvalidURL as err:
+        raise InvalidServiceUrl(str(err)) from err
 
 
 def wait_for_job(

@@ -3,41 +3,78 @@
 Every command except ``serve``, ``guestkit`` and ``disk`` is a client of the service API
 (``viridian.cli.client``). Errors are shown in one place, :class:`ViridianGroup`: any
 ``ViridianError`` or click usage error becomes ``error: <message>`` on stderr and the
-exit code the error names (api.md: 2 bad input, 3 not found, 4 conflict, 5 unauthorized,
-6 service/host failure, 7 service unreachable).
+exit code the error names (docs/api.md: 2 bad input, 3 not found, 4 conflict,
+5 unauthorized, 6 service/host failure, 7 service unreachable).
+
+Start-up cost matters (docs/architecture.md, "CLI latency"): this module imports only
+click and the error root; each subcommand's module is imported when it runs
+(:class:`viridian.cli.lazy.LazyGroup`).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from viridian import config
-from viridian.cli import (
-    vm_integration,  # noqa: F401 - adds vm integration/exec/copy-file
-    vm_measure,  # noqa: F401 - adds vm measure
-)
-from viridian.cli.client import ClientOptions
-from viridian.cli.host import host_group
-from viridian.cli.vm import vm_group
+from viridian.cli.lazy import LazyCommand, LazyGroup
 from viridian.errors import ViridianError
 
-__all__ = ["CliError", "ViridianGroup", "cli", "main"]
+if TYPE_CHECKING:
+    from viridian.cli.client import ClientOptions
 
-OPTIONAL_GROUPS = (
-    ("viridian.cli.guestkit", "guestkit_group", "guestkit"),
-    ("viridian.cli.disk", "disk_group", "disk"),
-    ("viridian.cli.plan", "plan_command", "plan"),
-    ("viridian.cli.counters", "counters_command", "counters"),
-    ("viridian.cli.bpa", "bpa_command", "bpa"),
-    ("viridian.cli.switch", "switch_group", "switch"),
-    ("viridian.cli.checkpoint", "checkpoint_group", "checkpoint"),
-)
+__all__ = ["COMMANDS", "CliError", "ViridianGroup", "cli", "main"]
+
+COMMANDS = {
+    "host": LazyCommand("viridian.cli.host", "host_group", "The virtualization host."),
+    "vm": LazyCommand("viridian.cli.vm", "vm_group", "Virtual machines."),
+    "job": LazyCommand(
+        "viridian.cli.job", "job_group", "Jobs: list, show, wait for or cancel them."
+    ),
+    "guestkit": LazyCommand(
+        "viridian.cli.guestkit",
+        "guestkit_group",
+        "Tiny real Linux guests made from this host's Debian packages.",
+    ),
+    "disk": LazyCommand(
+        "viridian.cli.disk",
+        "disk_group",
+        "Create, inspect, convert, compact, expand, merge and check VHD disks.",
+    ),
+    "plan": LazyCommand(
+        "viridian.cli.plan",
+        "plan_command",
+        "Size hosts for the workloads in WORKLOAD_FILE (YAML; see docs/planner-example.yaml): "
+        "hosts needed with N+1 failover, memory, VP:LP, CPU, drives and cost per candidate.",
+    ),
+    "counters": LazyCommand(
+        "viridian.cli.counters",
+        "counters_command",
+        "Sample counters (all when no PATH is given), or name them: 'viridian counters list'.",
+    ),
+    "bpa": LazyCommand(
+        "viridian.cli.bpa",
+        "bpa_command",
+        "Check the host and its VMs against virtualization best practices.",
+    ),
+    "switch": LazyCommand(
+        "viridian.cli.switch",
+        "switch_group",
+        "Virtual switches: external (bound to a host adapter), internal (VMs + host), "
+        "private (VMs only), nat (internal + NAT + DHCP/DNS).",
+    ),
+    "checkpoint": LazyCommand(
+        "viridian.cli.checkpoint",
+        "checkpoint_group",
+        "Checkpoints (Hyper-V snapshots): take, list, apply, rename and delete them.",
+    ),
+}
+"""The root's subcommands, imported only when used (module, attribute, ``--help`` line)."""
 
 
 class CliError(click.ClickException):
@@ -76,7 +113,7 @@ def _help_hint(ctx: click.Context | None) -> str | None:
     return f"Try '{ctx.command_path} --help' for help."
 
 
-class ViridianGroup(click.Group):
+class ViridianGroup(LazyGroup):
     """Root group whose parsing and invocation errors all pass :func:`shown_as_cli_errors`."""
 
     def make_context(
@@ -94,7 +131,7 @@ class ViridianGroup(click.Group):
             return super().invoke(ctx)
 
 
-@click.group(cls=ViridianGroup)
+@click.group(cls=ViridianGroup, lazy=COMMANDS)
 @click.option(
     "--url",
     envvar="VIRIDIAN_URL",
@@ -116,6 +153,10 @@ class ViridianGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, url: str, token: str | None, data_dir: Path | None) -> None:
     """viridian: Hyper-V-style virtual machines on QEMU, managed through one service."""
+    from viridian.cli.client import ClientOptions
+
+    if token is None and os.environ.get("VIRIDIAN_TOKEN") == "":
+        token = ""  # set but empty: an error when a request is made (viridian.cli.credentials)
     ctx.obj = ClientOptions(url, token, data_dir or config.default_data_dir())
 
 
@@ -157,23 +198,6 @@ def serve(options: ClientOptions, serve_data_dir: Path | None, listen: tuple[str
 
     host, port = listen
     run_service(data_dir=serve_data_dir or options.data_dir, host=host, port=port)
-
-
-def _add_optional_groups(group: click.Group, entries: Sequence[tuple[str, str, str]]) -> None:
-    """Register groups whose modules may be absent (being written); a missing one is left out."""
-    for module_name, attribute, command_name in entries:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue
-        group.add_command(getattr(module, attribute), command_name)
-
-
-cli.add_command(host_group, "host")
-cli.add_command(vm_group, "vm")
-_add_optional_groups(cli, OPTIONAL_GROUPS)
 
 
 def main() -> None:

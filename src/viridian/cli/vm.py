@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from viridian.cli.client import job_outcome, open_client, vm_path, wait_for_job
+from viridian.cli.lazy import LazyCommand, LazyGroup
 from viridian.cli.output import (
     JobProgress,
     emit_json,
@@ -140,7 +141,57 @@ memory_option = click.option(
 processors_option = click.option("--processors", type=int, help="Number of virtual processors.")
 
 
-@click.group("vm")
+DEVICES = "viridian.cli.vm_devices"
+INTEGRATION = "viridian.cli.vm_integration"
+SUBCOMMANDS = {
+    "disk": LazyCommand(
+        DEVICES,
+        "disk",
+        "Add or remove hard disks and DVD drives (SCSI hard disks also while the VM runs).",
+    ),
+    "dvd": LazyCommand(
+        DEVICES, "dvd", "Insert or eject the DVD drive's ISO (also while the VM runs)."
+    ),
+    "floppy": LazyCommand(
+        DEVICES, "floppy", "Insert or eject the virtual floppy (also while the VM runs)."
+    ),
+    "nic": LazyCommand(
+        DEVICES, "nic", "Add, change or remove network adapters (the VM must be Off)."
+    ),
+    "com": LazyCommand(DEVICES, "com", "Connect COM1/COM2 (the VM must be Off)."),
+    "console": LazyCommand(
+        DEVICES,
+        "console",
+        "Attach this terminal to a COM port of the running VM NAME (Ctrl-] detaches).",
+    ),
+    "screenshot": LazyCommand(
+        DEVICES, "screenshot", "Save the screen of the running VM NAME as a PNG file."
+    ),
+    "integration": LazyCommand(
+        INTEGRATION,
+        "integration",
+        "List a VM's integration services and what they report; switch them on or off.",
+    ),
+    "exec": LazyCommand(
+        INTEGRATION,
+        "exec_command",
+        "Run COMMAND in the guest through the guest agent (no network needed).",
+    ),
+    "copy-file": LazyCommand(
+        INTEGRATION,
+        "copy_file",
+        "Copy the host file SOURCE into the guest as GUEST_PATH (like Copy-VMFile).",
+    ),
+    "measure": LazyCommand(
+        "viridian.cli.vm_measure",
+        "measure",
+        "Resource use of a VM since metering was last reset (like Measure-VM).",
+    ),
+}
+"""``vm`` subcommands kept in other modules, imported only when used."""
+
+
+@click.group("vm", cls=LazyGroup, lazy=SUBCOMMANDS)
 def vm_group() -> None:
     """Virtual machines."""
 
@@ -295,7 +346,3 @@ def lifecycle_command(action: str) -> click.Command:
 
 for _action in LIFECYCLE_HELP:
     vm_group.add_command(lifecycle_command(_action))
-
-from viridian.cli.vm_devices import add_device_commands  # noqa: E402  (needs vm_group above)
-
-add_device_commands(vm_group)

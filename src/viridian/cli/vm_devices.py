@@ -23,7 +23,7 @@ from viridian.cli.client import ApiClient, ServiceUnreachable, error_from_body, 
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, HostError, NotFound, Unauthorized
 
-__all__ = ["ESCAPE", "add_device_commands", "run_console"]
+__all__ = ["ESCAPE", "com", "console", "disk", "dvd", "floppy", "nic", "run_console", "screenshot"]
 
 ESCAPE = b"\x1d"  # Ctrl-]
 CONTROLLERS = click.Choice(["ide", "scsi"])
@@ -35,12 +35,6 @@ def _absolute(path: str | None) -> str | None:
 
 def _vm_line(vm: dict[str, Any], did: str) -> None:
     click.echo(f"{vm['name']}: {did} ({vm['state']})")
-
-
-def add_device_commands(vm_group: click.Group) -> None:
-    """Register the device command groups and commands on ``vm_group``."""
-    for command in (disk, dvd, floppy, nic, com, console, screenshot):
-        vm_group.add_command(command)
 
 
 # --- disks and media ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """``viridian vm integration|exec|copy-file``: Hyper-V's integration services (api.md,
-"Integration services"). Importing this module adds the commands to ``vm_group``."""
+"Integration services"). ``vm_group`` imports these commands when they are first used."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 
 from viridian.cli.client import open_client, vm_path
 from viridian.cli.output import emit_json, format_table
-from viridian.cli.vm import json_option, vm_group
+from viridian.cli.vm import json_option
 
 __all__ = ["copy_file", "exec_command", "integration"]
 
@@ -71,7 +71,7 @@ def format_integration(view: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@vm_group.command("integration")
+@click.command("integration")
 @click.argument("name")
 @click.option("--enable", "enable", multiple=True, type=ServiceName(),
               help="Switch an integration service on (repeatable).")
@@ -104,7 +104,7 @@ def integration(ctx: click.Context, name: str, enable: tuple[str, ...],
         click.echo(format_integration(view))
 
 
-@vm_group.command("exec", context_settings={"ignore_unknown_options": True,
+@click.command("exec", context_settings={"ignore_unknown_options": True,
                                              "allow_interspersed_args": False})
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -133,7 +133,7 @@ def exec_command(ctx: click.Context, name: str, command: tuple[str, ...], timeou
     ctx.exit(int(answer["exit_code"]))
 
 
-@vm_group.command("copy-file")
+@click.command("copy-file")
 @click.argument("name")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("guest_path")

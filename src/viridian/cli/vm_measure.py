@@ -8,7 +8,6 @@ import click
 
 from viridian.cli.client import open_client, vm_path
 from viridian.cli.output import emit_json
-from viridian.cli.vm import vm_group
 
 __all__ = ["format_measure", "measure"]
 
@@ -35,7 +34,7 @@ def format_measure(m: dict[str, Any]) -> str:
     return "\n".join(f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in pairs)
 
 
-@vm_group.command("measure")
+@click.command("measure")
 @click.argument("name")
 @click.option("--reset", is_flag=True, help="Show the measurement, then start metering anew.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API object.")
