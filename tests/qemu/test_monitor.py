@@ -410,3 +410,43 @@ def test_cancel_migration_without_a_migration_sends_only_a_query(folder: Path) -
     with FakeQmpServer(folder / "qmp.sock", {"query-migrate": {}}) as server:
         assert asyncio.run(scenario()) == "none"
     assert server.commands == ["query-migrate"]
+
+
+def test_qemu_qmp_is_pinned_to_the_version_whose_private_hooks_the_monitor_overrides() -> None:
+    """monitor.py overrides qemu.qmp's private ``_cb_inbound``/``_cb_outbound``: the pin
+    in pyproject.toml must be exact and match what is installed, and the hooks must exist."""
+    import importlib.metadata
+    import re
+    import tomllib
+
+    from qemu.qmp import QMPClient
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    pins = [d for d in dependencies if d.startswith("qemu.qmp")]
+    assert len(pins) == 1 and re.fullmatch(r"qemu\.qmp==\d+\.\d+\.\d+", pins[0]), pins
+    assert pins[0] == f"qemu.qmp=={importlib.metadata.version('qemu.qmp')}"
+    assert callable(QMPClient._cb_inbound) and callable(QMPClient._cb_outbound)
+
+
+def test_many_events_nobody_waits_for_are_not_kept(folder: Path) -> None:
+    def stop(_: Any) -> dict[str, Any]:
+        for offset in range(500):
+            server.emit("RTC_CHANGE", {"offset": offset})
+        server.emit("STOP")
+        return {}
+
+    async def scenario() -> tuple[QmpEvent, int]:
+        monitor = await _connected(server)
+        try:
+            with monitor.event_waiter("STOP") as waiter:
+                await monitor.pause()
+                event = await waiter.wait(timeout=0)
+            kept = len(monitor._qmp.events.history) + monitor._qmp.events._queue.qsize()
+            return event, kept
+        finally:
+            await monitor.close()
+
+    with FakeQmpServer(folder / "qmp.sock", {"stop": stop}) as server:
+        event, kept = asyncio.run(scenario())
+    assert event.name == "STOP" and kept == 0

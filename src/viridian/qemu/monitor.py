@@ -10,6 +10,12 @@ here, synchronously and in arrival order: an event that QEMU emits before a comm
 reply (``STOP`` before the reply to ``stop``, ``SHUTDOWN`` before the socket closes) is
 always delivered before the command's caller resumes. Nothing accumulates for events
 nobody waits for (``qemu.qmp``'s default listener would keep every event forever).
+Both use ``qemu.qmp``'s public event API: a listener whose ``accept`` hook (documented
+as the one to override) hands each event on and keeps none, and an ``event_filter``
+that turns the default listener's queue off.
+
+The only private names relied on are the logging hooks ``_cb_inbound``/``_cb_outbound``
+(see :class:`_Client`), which is why ``pyproject.toml`` pins ``qemu.qmp`` exactly.
 
 Command reference: QEMU 7.2 ``qapi/run-state.json``, ``qapi/migration.json``,
 ``qapi/misc.json`` (``getfd``/``closefd``).
@@ -31,7 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from qemu.qmp import ExecInterruptedError, ExecuteError, Message, QMPClient, QMPError, Runstate
+from qemu.qmp import (
+    EventListener,
+    ExecInterruptedError,
+    ExecuteError,
+    Message,
+    QMPClient,
+    QMPError,
+    Runstate,
+)
 from qemu.qmp import StateError as QmpStateError
 
 from .errors import MonitorClosed, MonitorError, QemuError, QemuTimeout
@@ -144,20 +158,38 @@ class EventWaiter:
         self._monitor.remove_waiter(self)
 
 
+class _Dispatcher(EventListener):
+    """An event listener that passes each event to one callback as it arrives (from the
+    reader task, before any later reply is delivered) and queues nothing."""
+
+    def __init__(self, on_event: Callable[[Message], None]) -> None:
+        super().__init__()
+        self._on_event = on_event
+
+    def accept(self, event: Message) -> bool:
+        self._on_event(event)
+        return False
+
+
+def _keep_none(event: Message) -> bool:
+    return False
+
+
 class _Client(QMPClient):
-    """``QMPClient`` that passes each event to one callback instead of queueing it."""
+    """``QMPClient`` whose events go to one callback and whose default listener (which
+    cannot be unregistered) keeps nothing."""
 
     def __init__(self, name: str, on_event: Callable[[Message], None]) -> None:
         super().__init__(name)
-        self._on_event_message = on_event
-
-    async def _event_dispatch(self, msg: Message) -> None:
-        self._on_event_message(msg)
+        self.events.event_filter = _keep_none
+        self.register_listener(_Dispatcher(on_event))
 
     # qemu.qmp's hooks log ``str(msg)`` — the message pretty-printed as JSON — for every
     # message sent and received, even when debug logging is off: for the counter sampler's
     # ``query-blockstats`` replies that formatting was most of the client's CPU. Format
-    # only when the line will really be logged.
+    # only when the line will really be logged. These two hooks are private names of
+    # qemu.qmp's ``AsyncProtocol`` (its docstring offers them to subclasses), hence the
+    # exact pin in pyproject.toml; tests/qemu/test_monitor.py checks that they still exist.
     def _cb_inbound(self, msg: Message) -> Message:
         return super()._cb_inbound(msg) if self.logger.isEnabledFor(logging.DEBUG) else msg
 
