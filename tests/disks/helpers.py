@@ -72,3 +72,19 @@ def vhdi_read(path: Path, parents: list[Path] | None = None) -> tuple[int, bytes
     for f in files:
         f.close()
     return size, data
+
+
+def sparse_fixed_vhd(path: Path, size: int) -> Path:
+    """A fixed VHD of ``size`` bytes laid out exactly as ``new_fixed`` does, but sparse.
+
+    ``new_fixed`` allocates up front (and refuses sizes beyond the free space); this
+    builds the same bytes without allocating, for size-limit tests of huge disks.
+    """
+    from viridian.disks.create import make_footer
+    from viridian.disks.vhd_layout import DISK_FIXED
+
+    with open(path, "xb") as f:
+        f.truncate(size)
+        f.seek(size)
+        f.write(make_footer(DISK_FIXED, size).pack())
+    return path

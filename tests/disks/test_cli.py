@@ -39,7 +39,7 @@ def test_new_inspect_json_carries_every_field(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["new", "x.vhd", "--size", "10Q"], "512M, 10G"),
+        (["new", "x.vhd", "--size", "10Q"], "512MB, 20GB"),
         (["new", "x.vhd", "--size", "1M", "--type", "sparse"], "'dynamic', 'fixed'"),
         (["new", "x.vhd"], "--size is required"),
         (["new", "x.vhd", "--size", "1M", "--block-size", "3M"], "power of two"),
@@ -59,10 +59,10 @@ def test_bad_arguments_name_the_allowed_values(
 
 
 def test_disk_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
-    _, err = run("inspect", tmp_path / "missing.vhd", code=1)
+    _, err = run("inspect", tmp_path / "missing.vhd", code=3)
     assert err.strip().count("\n") == 0 and "no such file" in err
     (tmp_path / "p.vhd").write_bytes(b"conectix" + bytes(1016))
-    out, _ = run("check", tmp_path / "p.vhd", code=1)
+    out, _ = run("check", tmp_path / "p.vhd", code=2)
     assert "[footer_invalid]" in out and "errors found" in out
 
 
@@ -95,7 +95,7 @@ def test_check_exit_code_reports_damage_and_repair(tmp_path: Path) -> None:
     with open(tmp_path / "d.vhd", "r+b") as f:
         f.seek(100)
         f.write(b"\xee")
-    out, _ = run("check", tmp_path / "d.vhd", code=1)
+    out, _ = run("check", tmp_path / "d.vhd", code=2)
     assert "[footer_copy_checksum]" in out and "(repairable)" in out
     out, _ = run("check", tmp_path / "d.vhd", "--repair")
     assert "repaired:" in out

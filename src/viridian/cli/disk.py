@@ -1,7 +1,10 @@
 """``viridian disk …``: Hyper-V's disk wizard on image files (no service needed).
 
-Every DiskError is turned into one line on stderr and exit code 1 here, at the one
-boundary between the library and the terminal; usage errors exit with 2.
+Every DiskError is turned into one line on stderr here, at the one boundary between the
+library and the terminal, and exits with the error's own ``exit_code`` — the same code
+the error table in docs/api.md gives it on every path (bad argument or corrupt disk 2,
+missing file 3, in use / exists / no space 4, host I/O failure 6); usage errors exit 2.
+Sizes follow the CLI's one rule (:mod:`viridian.cli.sizes`: a bare number is MB).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 
 import click
 
+from viridian.cli.sizes import SIZE, format_size, size_help
 from viridian.disks import (
     DEFAULT_BLOCK_SIZE,
+    CorruptDisk,
     DiskError,
     DiskInfo,
     InvalidDiskArgument,
@@ -29,37 +34,69 @@ from viridian.disks import (
     new_differencing,
     new_dynamic,
     new_fixed,
-    parse_size,
 )
 
 ProgressFn = Callable[[int, int], None]
 
 
-class SizeParam(click.ParamType):  # type: ignore[type-arg]
-    """A size such as 512M, 10G, 1.5GiB or 1048576 (binary units)."""
-
-    name = "size"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(str(value))
-        except InvalidDiskArgument as err:
-            self.fail(str(err), param, ctx)
+SECTOR = 512
+VHD_SUFFIX = ".vhd"
+FLOPPY_SUFFIX = ".vfd"
+NOT_RAW = (".vhd", ".vhdx", ".avhd", ".avhdx", ".qcow2", ".vmdk", ".vdi")
 
 
-SIZE = SizeParam()
+class DiskFailure(click.ClickException):
+    """A library error shown as one line, exiting with the error's table exit code."""
+
+    def __init__(self, err: DiskError) -> None:
+        super().__init__(str(err))
+        # click types exit_code as a ClassVar, but Command.main reads it from the instance.
+        self.exit_code = err.exit_code  # type: ignore[misc]
 
 
 class DiskGroup(click.Group):
-    """A click group that shows library errors as one clear line (exit code 1)."""
+    """A click group that shows library errors as one clear line with their exit code.
+
+    An ``OSError`` the library did not foresee is a host failure (exit 6, as
+    ``DiskError`` itself), never a traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DiskError as err:
-            raise click.ClickException(str(err)) from err
+            raise DiskFailure(err) from err
+        except OSError as err:
+            raise DiskFailure(DiskError(f"host I/O error: {err}")) from err
+
+
+def require_suffix(path: Path, suffix: str, what: str) -> None:
+    """Refuse a ``path`` whose extension would misname the ``what`` written there."""
+    if path.suffix.lower() != suffix:
+        raise InvalidDiskArgument(
+            f"{path}: {what} must be named *{suffix}; disk new writes VHD disks (*.vhd) "
+            "and, with --floppy, raw virtual floppies (*.vfd); VHDX is not supported; "
+            "nothing was created"
+        )
+
+
+def require_dst_suffix(dst: Path, target: str) -> None:
+    """A VHD target needs *.vhd; a raw target must not wear a VHD/VHDX/qcow2… name."""
+    if target != "raw":
+        require_suffix(dst, VHD_SUFFIX, f"a {target} VHD")
+    elif dst.suffix.lower() in NOT_RAW:
+        raise InvalidDiskArgument(
+            f"{dst}: a raw image must not be named *{dst.suffix}; use e.g. *.raw or *.img "
+            "(or --type fixed/dynamic for a VHD); nothing was created"
+        )
+
+
+def created_text(kind: str, path: Path, requested: int, size: int) -> str:
+    """The success line of ``disk new``: the real size, and the rounding when there was one."""
+    text = f"created {kind} disk {path} ({format_size(size)})"
+    if size != requested:
+        text += f"; {format_size(requested)} requested, rounded up to whole {SECTOR}-byte sectors"
+    return text
 
 
 @click.group("disk", cls=DiskGroup)
@@ -93,7 +130,12 @@ def progress_bar(label: str) -> Iterator[ProgressFn]:
 
 @disk_group.command("new")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--size", type=SIZE, help="Virtual size, e.g. 512M, 10G, 1.5GiB.")
+@click.option(
+    "--size",
+    type=SIZE,
+    help=size_help("Virtual size of a fixed or dynamic disk, rounded up to 512 bytes")
+    + " Required unless --parent or --floppy.",
+)
 @click.option(
     "--type",
     "disk_type",
@@ -101,7 +143,11 @@ def progress_bar(label: str) -> Iterator[ProgressFn]:
     default="dynamic",
     show_default=True,
 )
-@click.option("--block-size", type=SIZE, help="Block size of a dynamic disk (default 2M).")
+@click.option(
+    "--block-size",
+    type=SIZE,
+    help=size_help("Block size of a dynamic disk (a power of two, 512KB to 256MB)", "2MB"),
+)
 @click.option(
     "--parent", type=click.Path(path_type=Path), help="Make a differencing disk of PARENT."
 )
@@ -117,7 +163,9 @@ def new_cmd(
     floppy: bool,
 ) -> None:
     """Create a new disk: dynamic or fixed with --size, differencing with --parent, or an
-    empty virtual floppy with --floppy."""
+    empty virtual floppy with --floppy. PATH must end in .vhd (.vfd for a floppy)."""
+    require_suffix(path, FLOPPY_SUFFIX if floppy else VHD_SUFFIX,
+                   "a virtual floppy" if floppy else "a VHD")  # fmt: skip
     if floppy:
         if size is not None or block_size is not None or parent is not None:
             raise click.UsageError(
@@ -142,7 +190,7 @@ def new_cmd(
         new_fixed(path, size)
     else:
         new_dynamic(path, size, block_size or DEFAULT_BLOCK_SIZE)
-    click.echo(f"created {disk_type} disk {path} ({size} bytes)")
+    click.echo(created_text(disk_type, path, size, -(-size // SECTOR) * SECTOR))
 
 
 FLOPPY_BYTES = 1_474_560  # 80 cylinders x 2 heads x 18 sectors x 512 bytes
@@ -196,7 +244,10 @@ def _print_info(info: DiskInfo, indent: str) -> None:
     show_default=True,
 )
 def convert_cmd(src: Path, dst: Path, target: str) -> None:
-    """Copy SRC (raw or VHD; a differencing chain is flattened) into the new file DST."""
+    """Copy SRC (raw or VHD; a differencing chain is flattened) into the new file DST.
+
+    DST must end in .vhd for a fixed or dynamic VHD; a fixed VHD is allocated in full."""
+    require_dst_suffix(dst, target)
     with progress_bar("converting") as progress:
         convert(src, dst, target, progress=progress)
     click.echo(f"converted {src} to {target} {dst}")
@@ -216,11 +267,17 @@ def compact_cmd(path: Path) -> None:
 
 @disk_group.command("expand")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--size", type=SIZE, required=True, help="New virtual size, e.g. 20G.")
+@click.option(
+    "--size",
+    type=SIZE,
+    required=True,
+    help=size_help("New virtual size, rounded up to 512 bytes") + " Required.",
+)
 def expand_cmd(path: Path, size: int) -> None:
-    """Grow a fixed or dynamic disk to SIZE."""
+    """Grow a fixed or dynamic disk to SIZE (a fixed disk's growth is allocated)."""
     expand(path, size)
-    click.echo(f"expanded {path} to {size} bytes")
+    real = -(-size // SECTOR) * SECTOR
+    click.echo(f"expanded {path} to {format_size(real)}")
 
 
 @disk_group.command("merge")
@@ -231,6 +288,8 @@ def merge_cmd(child: Path, into_parent: bool, output: Path | None) -> None:
     """Merge the differencing disk CHILD into its parent or into a new disk."""
     if into_parent == (output is not None):
         raise click.UsageError("give exactly one of --into-parent or --output DST")
+    if output is not None:
+        require_dst_suffix(output, "dynamic")
     with progress_bar("merging") as progress:
         target = merge(child, into_parent=into_parent, output=output, progress=progress)
     done = "merged into parent" if into_parent else "merged into"
@@ -242,16 +301,26 @@ def merge_cmd(child: Path, into_parent: bool, output: Path | None) -> None:
 @click.option("--repair", is_flag=True, help="Fix the problems that are safe to fix.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_cmd(path: Path, repair: bool, as_json: bool) -> None:
-    """Check footers, header, BAT and parent link; exit code 1 when errors remain."""
+    """Check footers, header, BAT and parent link.
+
+    Exit code 0 when no error remains; 2 (a corrupt disk, as in the error table) when
+    errors remain — after --repair, the errors it could not repair are listed again."""
     report = check(path, repair=repair)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        for p in report.problems:
-            fix = " (repairable)" if p.repairable else ""
-            click.echo(f"{p.severity}: [{p.code}] {p.message}{fix}")
-        for line in report.repaired:
-            click.echo(f"repaired: {line}")
+        _print_report(report.problems, report.repaired, report.remaining)
         click.echo("no errors found" if report.ok else "errors found")
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(CorruptDisk.exit_code)
+
+
+def _print_report(problems: list[Any], repaired: list[str], remaining: list[Any]) -> None:
+    for p in problems:
+        fix = " (repairable)" if p.repairable else ""
+        click.echo(f"{p.severity}: [{p.code}] {p.message}{fix}")
+    for line in repaired:
+        click.echo(f"repaired: {line}")
+    for p in remaining if repaired else []:
+        if p.severity == "error":
+            click.echo(f"not repaired: [{p.code}] {p.message}")

@@ -4,6 +4,16 @@ Every problem gets a stable ``code`` and a message naming the structure, the blo
 the offsets involved. Safe repairs: restore a bad or missing footer copy from the good
 one, set the reserved feature bit, fix a fixed disk's data offset, and unallocate BAT
 entries that point past the end of the file (their data is not in the file anyway).
+
+A trailing footer that is missing because the file was cut in the middle of it is
+rewritten over its fragment, right after the last structure (block, BAT, header, parent
+locator); when more than a sector of unknown bytes follows the last structure, the
+footer is appended after them instead (nothing is overwritten). Either way the file
+then ends exactly with the footer, where every reader looks for it (a repair truncates
+at most the sub-sector tail of an unaligned file). Blocks are judged against the end
+of the data area, which is the file's end when the trailing footer is missing, so a cut
+footer never costs a complete block. A footer whose disk type is not 2, 3 or 4 is
+reported (``disk_type``), never repaired.
 """
 
 from __future__ import annotations
@@ -93,17 +103,19 @@ class _Checker:
         self.header: DynamicHeader | None = None
         self.bat_fixes: dict[int, int] = {}
         self.footer_fix = False
+        self.tail_present = True
+        self.data_end = self.size - FOOTER_SIZE
 
     def add(self, code: str, message: str, repairable: bool = False, warn: bool = False) -> None:
         severity = "warning" if warn else "error"
         self.problems.append(Problem(code, f"{self.where}: {message}", repairable, severity))
 
     def run(self) -> list[Problem]:
-        if self._footers() and self.footer is not None:
-            self._footer_fields(self.footer)
-            if self.footer.disk_type in (DISK_DYNAMIC, DISK_DIFFERENCING) and self._header():
-                self._bat()
-                self._parent()
+        if not (self._footers() and self.footer and self._footer_fields(self.footer)):
+            return self.problems
+        if self.footer.disk_type in (DISK_DYNAMIC, DISK_DIFFERENCING) and self._header():
+            self._bat()
+            self._parent()
         return self.problems
 
     # -- footers ---------------------------------------------------------------------
@@ -114,6 +126,10 @@ class _Checker:
             self.add("footer_invalid", "no footer copy with a valid cookie and checksum")
             return False
         self.footer = good[0]
+        if self.footer.disk_type not in (DISK_FIXED, DISK_DYNAMIC, DISK_DIFFERENCING):
+            return True  # reported by _footer_fields; nothing here is safe to repair
+        self.tail_present = tail is not None
+        self.data_end = self.size - (FOOTER_SIZE if tail is not None else 0)
         sparse = self.footer.disk_type != DISK_FIXED
         if tail is None:
             self.add("footer_missing", "trailing footer missing or without cookie", sparse)
@@ -136,11 +152,16 @@ class _Checker:
                 True,
             )
 
-    def _footer_fields(self, f: Footer) -> None:
+    def _footer_fields(self, f: Footer) -> bool:
+        """Check the footer's fields; False when its disk type makes the rest unreadable."""
         if f.disk_type not in (DISK_FIXED, DISK_DYNAMIC, DISK_DIFFERENCING):
-            self.add("disk_type", f"disk type {f.disk_type} is not 2, 3 or 4")
+            self.add(
+                "disk_type",
+                f"footer disk type {f.disk_type} is not one of 2 (fixed), 3 (dynamic), "
+                "4 (differencing); the rest of the file cannot be checked",
+            )
             self.footer = None
-            return
+            return False
         if not f.features & FEATURE_RESERVED:
             self.add("features", "footer feature bit 0x2 (reserved, must be set) is clear", True)
         if f.disk_type == DISK_FIXED and f.data_offset != ALL_ONES_64:
@@ -159,6 +180,7 @@ class _Checker:
             self.add(
                 "saved_state", "saved-state flag is set (compact and expand refused)", warn=True
             )
+        return True
 
     # -- header and BAT --------------------------------------------------------------
     def _header(self) -> bool:
@@ -207,11 +229,10 @@ class _Checker:
             if e == UNALLOCATED:
                 continue
             off = e * SECTOR
-            if off + stride > self.size - FOOTER_SIZE:
+            if off + stride > self.data_end:
                 self.add(
                     "bat_entry_outside_file",
-                    f"block {i} at {off} (+{stride}) runs past the data area end "
-                    f"{self.size - FOOTER_SIZE}",
+                    f"block {i} at {off} (+{stride}) runs past the data area end {self.data_end}",
                     True,
                 )
                 self.bat_fixes[i] = UNALLOCATED
@@ -268,12 +289,17 @@ class _Checker:
         if fixed:
             self.file.pwrite(replace(f, data_offset=ALL_ONES_64).pack(), f.current_size)
             return
-        self.file.pwrite(f.pack(), self._footer_position())
+        position = self._footer_position()
+        self.file.pwrite(f.pack(), position)
         self.file.sync()
+        if self.file.size() > position + FOOTER_SIZE:
+            self.file.truncate(position + FOOTER_SIZE)
+            self.file.sync()
         self.file.pwrite(f.pack(), 0)
         self.file.sync()
 
     def _footer_position(self) -> int:
+        """Where the trailing footer goes: after the last structure, or where it is now."""
         assert self.header is not None
         h = self.header
         stride = bitmap_size(h.block_size) + h.block_size
@@ -281,8 +307,12 @@ class _Checker:
         bat = bat_from_bytes(self.file.pread(h.max_table_entries * 4, h.table_offset))
         ends += [e * SECTOR + stride for e in bat if e != UNALLOCATED]
         ends += [lo.data_offset + (lo.space_bytes() or 0) for lo in h.locators if lo.platform]
-        tail = (self.size - FOOTER_SIZE) // SECTOR * SECTOR
-        return max(max(ends), tail)
+        last = max(ends)
+        if self.tail_present:
+            return max(last, (self.size - FOOTER_SIZE) // SECTOR * SECTOR)
+        if self.size - last < FOOTER_SIZE:  # a cut footer: overwrite its fragment
+            return last
+        return nbytes_sector(self.size)  # unknown bytes after the data: keep them
 
 
 def nbytes_sector(n: int) -> int:

@@ -13,16 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .create import BAT_OFFSET, bat_size, make_footer
-from .errors import InvalidDiskArgument
+from .errors import DiskExists, DiskNotFound, InvalidDiskArgument
 from .fileio import ImageFile
 from .image import CHUNK, DiskImage, Segment, is_zero
 from .progress import Progress, no_progress
 from .sizes import check_block_size
+from .space import allocate, require_space
 from .vhd import SparseVhd, bat_to_bytes, open_disk
 from .vhd_layout import (
     DEFAULT_BLOCK_SIZE,
     DISK_DYNAMIC,
     DISK_FIXED,
+    FOOTER_SIZE,
     SECTOR,
     UNALLOCATED,
     DynamicHeader,
@@ -53,12 +55,13 @@ def convert(
     the new file ``dst`` as a "fixed", "dynamic" or "raw" image.
 
     ``block_size`` (dynamic only) defaults to the source's block size, else 2 MiB.
-    Raises InvalidDiskArgument (bad type, ``dst`` exists), DiskInUse, CorruptDisk.
+    Raises InvalidDiskArgument (bad type), DiskExists, DiskNotFound (``src`` or
+    ``dst``'s folder missing), NoSpace (fixed: too little free space), DiskInUse, CorruptDisk.
     """
     check_target_type(target_type)
     dst = Path(dst)
     if dst.exists():
-        raise InvalidDiskArgument(f"{dst}: already exists; choose a new destination")
+        raise DiskExists(f"{dst}: already exists; choose a new destination")
     with open_disk(src) as disk:
         if block_size is None:
             block_size = disk.block_size if isinstance(disk, SparseVhd) else DEFAULT_BLOCK_SIZE
@@ -68,12 +71,20 @@ def convert(
 def write_image(
     disk: DiskImage, dst: Path, target_type: str, block_size: int, progress: Progress
 ) -> None:
-    """Write ``disk``'s content to the new file ``dst`` (atomically, see module doc)."""
+    """Write ``disk``'s content to the new file ``dst`` (atomically, see module doc).
+
+    A "fixed" target is allocated up front; NoSpace (needed vs free) when it cannot be.
+    """
     if not dst.parent.is_dir():
-        raise InvalidDiskArgument(f"{dst}: folder {dst.parent} does not exist")
+        raise DiskNotFound(f"{dst}: folder {dst.parent} does not exist")
+    fixed_bytes = disk.size + FOOTER_SIZE
+    if target_type == "fixed":
+        require_space(dst, fixed_bytes)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     out = ImageFile(tmp, writable=True, create=True)
     try:
+        if target_type == "fixed":
+            allocate(out, dst, fixed_bytes)
         if target_type == "dynamic":
             write_dynamic(disk, out, block_size, progress)
         else:
@@ -89,7 +100,7 @@ def _publish(tmp: Path, dst: Path) -> None:
     try:
         os.link(tmp, dst)
     except FileExistsError:
-        raise InvalidDiskArgument(f"{dst}: already exists; choose a new destination") from None
+        raise DiskExists(f"{dst}: already exists; choose a new destination") from None
 
 
 def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: Progress) -> None:

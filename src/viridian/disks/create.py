@@ -11,6 +11,7 @@ from .fileio import ImageFile
 from .image import DiskImage
 from .locators import locator_payloads, padded_space
 from .sizes import check_block_size, check_virtual_size
+from .space import allocate, require_space
 from .vhd import FixedVhd, SparseVhd, open_disk, vhd_mtime
 from .vhd_layout import (
     ALL_ONES_64,
@@ -85,13 +86,17 @@ class _created:
 
 
 def new_fixed(path: Path | str, size: int) -> None:
-    """Create a fixed VHD of ``size`` bytes (rounded up to 512), zero-filled and sparse.
+    """Create a fixed VHD of ``size`` bytes (rounded up to 512), zero-filled and
+    allocated up front (``posix_fallocate``), as Hyper-V's fixed disks are.
 
-    Raises InvalidDiskArgument for a bad size or an existing path.
+    Raises InvalidDiskArgument for a bad size, DiskExists for an existing path,
+    DiskNotFound for a missing folder, NoSpace (needed vs free bytes) when the file
+    system is too small; on any error no file is left behind.
     """
-    size = check_virtual_size(size)
-    with _created(Path(path)) as f:
-        f.truncate(size)
+    path, size = Path(path), check_virtual_size(size)
+    require_space(path, size + FOOTER_SIZE)
+    with _created(path) as f:
+        allocate(f, path, size + FOOTER_SIZE)
         f.pwrite(make_footer(DISK_FIXED, size).pack(), size)
         f.sync()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import DiskError, InvalidDiskArgument
+from .errors import DiskError, DiskNotFound, InvalidDiskArgument
 from .vhd_layout import FOOTER_COOKIE, FOOTER_SIZE
 
 _MAGICS = ((b"vhdxfile", "vhdx"), (b"QFI\xfb", "qcow2"), (FOOTER_COOKIE, "vpc"))
@@ -15,7 +15,7 @@ def sniff(path: Path) -> str:
     """QEMU driver name for ``path``: "vpc", "vhdx", "qcow2" or "raw".
 
     A fixed VHD is recognised by the cookie of its trailing footer (QEMU's own probe
-    misses it, notes §0.3). Raises InvalidDiskArgument when the file does not exist.
+    misses it, notes §0.3). Raises DiskNotFound when the file does not exist.
     """
     try:
         with open(path, "rb") as f:
@@ -26,7 +26,7 @@ def sniff(path: Path) -> str:
                 f.seek(size - FOOTER_SIZE)
                 tail = f.read(8)
     except FileNotFoundError:
-        raise InvalidDiskArgument(f"{path}: no such file") from None
+        raise DiskNotFound(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InvalidDiskArgument(f"{path}: is a directory, expected a disk file") from None
     except OSError as err:

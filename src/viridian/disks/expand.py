@@ -7,10 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from .create import bat_size
-from .errors import InvalidDiskArgument
+from .errors import InvalidDiskArgument, NoSpace
 from .image import DiskImage
 from .progress import Progress, no_progress
 from .sizes import check_virtual_size
+from .space import allocate, require_space
 from .vhd import FixedVhd, SparseVhd, move_blocks_to_end, open_disk
 from .vhd_layout import FOOTER_SIZE, SECTOR, UNALLOCATED
 
@@ -20,7 +21,8 @@ def expand(path: Path | str, new_size: int, progress: Progress = no_progress) ->
 
     ``original_size`` is kept, as Hyper-V does (libvhdi then still shows the old size).
     Raises InvalidDiskArgument when the size does not grow, for differencing or raw
-    disks, and for a disk in saved state.
+    disks, and for a disk in saved state; NoSpace when a fixed disk's growth does not
+    fit on its file system (nothing changed).
     """
     new_size = check_virtual_size(new_size)
     with open_disk(path, writable=True) as disk:
@@ -54,10 +56,22 @@ def expand_fixed(disk: FixedVhd, new_size: int) -> None:
     Known window: a crash between the two writes leaves a disk of the new size whose
     first 512 bytes past the old end still hold the old footer instead of zeros (all
     old data intact). A fixed disk has no other place for a footer, so no order avoids it.
+
+    The grown space is allocated (a fixed disk stays fully allocated); when the file
+    system is short, NoSpace is raised first, or — if space vanished meanwhile — after
+    cutting the file back to its old length (the old footer is still intact then).
     """
     old = disk.size
+    require_space(disk.path, new_size - old, created=False)
     disk.file.pwrite(disk.footer.resized(new_size).pack(), new_size)
     disk.file.sync()
+    try:
+        grown = new_size - old - FOOTER_SIZE
+        allocate(disk.file, disk.path, grown, old + FOOTER_SIZE, created=False)
+    except NoSpace:
+        disk.file.truncate(old + FOOTER_SIZE)
+        disk.file.sync()
+        raise
     disk.file.pwrite(bytes(FOOTER_SIZE), old)
     disk.file.sync()
 

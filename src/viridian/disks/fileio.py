@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DiskError, InvalidDiskArgument
+from .errors import DiskError, DiskExists, DiskNotFound, InvalidDiskArgument
 from .locks import acquire_image_locks
 
 
@@ -45,8 +45,9 @@ class ImageFile:
     """A disk image file opened by descriptor; positional I/O only.
 
     Opening takes QEMU-compatible image locks (see :mod:`.locks`) unless ``lock`` is
-    False; raises DiskInUse when another program holds conflicting ones, and
-    InvalidDiskArgument when the file does not exist.
+    False; raises DiskInUse when another program holds conflicting ones, DiskNotFound
+    when the file (or, with ``create``, its folder) does not exist, DiskExists when
+    ``create`` finds the path taken, InvalidDiskArgument for a directory.
     """
 
     def __init__(self, path: Path, *, writable: bool, lock: bool = True, create: bool = False):
@@ -57,9 +58,9 @@ class ImageFile:
         try:
             self.fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
         except FileNotFoundError:
-            raise InvalidDiskArgument(f"{path}: no such file") from None
+            raise DiskNotFound(_missing(path, create)) from None
         except FileExistsError:
-            raise InvalidDiskArgument(f"{path}: already exists; choose a new path") from None
+            raise DiskExists(f"{path}: already exists; choose a new path") from None
         except IsADirectoryError:
             raise InvalidDiskArgument(f"{path}: is a directory, expected a disk file") from None
         except OSError as err:
@@ -71,6 +72,18 @@ class ImageFile:
         except BaseException:
             os.close(self.fd)
             raise
+
+    def allocate(self, offset: int, length: int) -> None:
+        """Reserve real blocks for ``length`` bytes at ``offset`` (``posix_fallocate``).
+
+        Content is unchanged; the file grows to ``offset + length`` when shorter (the
+        new space reads as zeros, so a recorder logs that as a truncate). Raises
+        ``OSError`` (ENOSPC when the file system is full) for the caller to explain.
+        """
+        log = _recorder.get()
+        if log is not None and offset + length > self.size():
+            log.append(WriteRecord(str(self.path), offset + length, None))
+        os.posix_fallocate(self.fd, offset, length)
 
     def size(self) -> int:
         """Current file length in bytes."""
@@ -163,3 +176,9 @@ class ImageFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _missing(path: Path, create: bool) -> str:
+    if create:
+        return f"{path}: folder {path.parent} does not exist"
+    return f"{path}: no such file"

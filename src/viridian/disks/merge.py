@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .convert import check_target_type, write_image
-from .errors import InvalidDiskArgument, ParentLinkError
+from .errors import DiskExists, InvalidDiskArgument, ParentLinkError
 from .image import DiskImage
 from .progress import Progress, no_progress
 from .vhd import SparseVhd, open_disk
@@ -39,7 +39,7 @@ def merge_to_output(child: Path, output: Path, target_type: str, progress: Progr
     """Flatten the chain of ``child`` into the new file ``output``."""
     check_target_type(target_type)
     if output.exists():
-        raise InvalidDiskArgument(f"{output}: already exists; choose a new destination")
+        raise DiskExists(f"{output}: already exists; choose a new destination")
     with open_disk(child) as disk:
         vhd = _differencing(disk)
         write_image(vhd, output, target_type, vhd.block_size, progress)

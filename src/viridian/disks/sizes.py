@@ -45,3 +45,13 @@ def check_block_size(size: int) -> int:
             "(e.g. 512K, 2M, 32M)"
         )
     return size
+
+
+def describe_bytes(n: int) -> str:
+    """``n`` for people: "1,048,576 bytes (1 MiB)"; the unit part only when exact or >= 1 KiB."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            shown = f"{value:.0f}" if n % scale == 0 else f"{value:.1f}"
+            return f"{n:,} bytes ({shown} {unit})"
+    return f"{n:,} bytes"
