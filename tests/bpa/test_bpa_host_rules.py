@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from tests.service.harness import Service, act, running_service
-from viridian.service.bpa_facts import host_device
+from viridian.service.counters.bpa_facts import host_device
 
 WRITERS = 4
 

@@ -18,7 +18,7 @@ from viridian.network.observed import (
 )
 from viridian.network.subnets import dhcp_range, first_free_subnet, host_interface_address
 from viridian.network.uplink import check_adapter, management_adapters, uplink_of
-from viridian.service.switches import adapters_changeable_live, vm_ports
+from viridian.service.switches.service import adapters_changeable_live, vm_ports
 
 LINKS = [
     {"ifindex": 2, "ifname": "eth0", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],

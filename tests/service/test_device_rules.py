@@ -23,9 +23,9 @@ from viridian.qemu.hotplug import (
     plan_live_changes,
 )
 from viridian.qemu.screen import Image, parse_ppm, png_bytes
-from viridian.service import device_edits as edits
-from viridian.service.devices import check_live_storage_changes
-from viridian.service.macs import assign_macs, host_adapter_octets, macs_in_use, pool_octets
+from viridian.service.devices import edits
+from viridian.service.devices.operations import check_live_storage_changes
+from viridian.service.vms.macs import assign_macs, host_adapter_octets, macs_in_use, pool_octets
 
 
 def base() -> dict[str, Any]:

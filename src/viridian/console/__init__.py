@@ -8,7 +8,7 @@ adds, to the service's FastAPI app,
   ``/static/vendor/novnc``: no build tooling on the user's machine);
 * ``GET /api/v1/events`` — the live event stream (:mod:`.events`);
 * ``GET /api/v1/vms/{ref}/vnc`` — the VM's screen as a WebSocket (:mod:`.vnc`);
-* the disk wizard routes ``/api/v1/disks/…`` (:mod:`viridian.service.disks_api`);
+* the disk wizard routes ``/api/v1/disks/…`` (:mod:`viridian.service.disk_wizard.routes`);
 * ``/login`` and ``/logout`` with cookie sessions and CSRF tokens (:mod:`.gate`).
 
 Every page, file, API call and WebSocket needs either the admin bearer token or a console
@@ -17,31 +17,33 @@ session; the pages answer a visitor without one with a redirect to ``/login``.
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from viridian.console.events import install_event_routes
+from viridian.config import token_path
+from viridian.console.events import ConsoleFeed, install_event_routes
 from viridian.console.gate import PAGE_HEADERS, SESSION_SCOPE_KEY, ConsoleGate
 from viridian.console.sessions import SessionStore
-from viridian.console.vnc import install_vnc_routes
-from viridian.service.disks_api import install_disk_routes
 
 STATIC = Path(__file__).parent / "static"
 CSRF_PLACEHOLDER = "{{csrf}}"
 ERROR_PLACEHOLDER = "{{error}}"
+TOKEN_PATH_PLACEHOLDER = "{{token_path}}"
 
-__all__ = ["install_console_routes", "login_page"]
+__all__ = ["ConsoleFeed", "install_console_routes", "login_page"]
 
 
-def login_page(error: str) -> str:
-    """The login form, with ``error`` (plain text) shown above it when not empty."""
+def login_page(error: str, token_file: str = "the file 'token' in the data folder") -> str:
+    """The login form, with ``error`` (plain text) shown above it when not empty and
+    ``token_file`` (the token's path: all the page tells an unauthenticated visitor) in its hint."""
     shown = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return (STATIC / "login.html").read_text().replace(ERROR_PLACEHOLDER, shown)
+    page = (STATIC / "login.html").read_text().replace(ERROR_PLACEHOLDER, shown)
+    return page.replace(TOKEN_PATH_PLACEHOLDER, html.escape(token_file))
 
 
 def _page(name: str, request: Request) -> HTMLResponse:
@@ -52,12 +54,10 @@ def _page(name: str, request: Request) -> HTMLResponse:
     return HTMLResponse(body, headers=headers)
 
 
-def install_console_routes(app: FastAPI, manager: Any, token: str) -> None:
+def install_console_routes(app: FastAPI, feed: ConsoleFeed, token: str) -> None:
     """Add the console to ``app``. Call it after the API's ``BearerAuth`` middleware was
     added, so that the console's gate is the outermost layer."""
-    install_event_routes(app, manager)
-    install_vnc_routes(app, manager)
-    install_disk_routes(app, manager)
+    install_event_routes(app, feed)
 
     @app.get("/", include_in_schema=False)
     @app.get("/index.html", include_in_schema=False)
@@ -69,5 +69,6 @@ def install_console_routes(app: FastAPI, manager: Any, token: str) -> None:
         return _page("connect.html", request)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
+    token_file = str(token_path(Path(feed.host_facts()["data_dir"])))
     app.add_middleware(ConsoleGate, token=token, sessions=SessionStore(),
-                       login_page=login_page)
+                       login_page=functools.partial(login_page, token_file=token_file))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
@@ -27,13 +27,27 @@ from viridian.config import API_PREFIX
 from viridian.counters import paths as P
 from viridian.errors import BadRequest
 from viridian.model.states import VMState, allowed_requests
-from viridian.service.counters_service import counters_for
-from viridian.service.jobs import job_dict
 
 TICK_S = 0.5
 KEEPALIVE_TICKS = 30
 RECENT_JOBS = 30
 RUN_TIME = "% Total Run Time"
+
+
+class ConsoleFeed(Protocol):
+    """What the stream reads from the service (passed in by the service's wiring)."""
+
+    def vm_list(self) -> list[dict[str, Any]]:
+        """The VM objects of the API (``GET /vms``), sorted by name."""
+
+    def recent_jobs(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` job objects of the API, newest first."""
+
+    def host_facts(self) -> dict[str, Any]:
+        """The host object of the API (``GET /host``)."""
+
+    def latest_counters(self) -> Mapping[str, float]:
+        """The values of the latest background counter sample (empty before the first)."""
 
 
 def vm_actions(state: str) -> list[str]:
@@ -58,7 +72,7 @@ def vm_row(vm: dict[str, Any], cpu_pct: float | None) -> dict[str, Any]:
     }
 
 
-def cpu_by_vm(values: dict[str, float]) -> dict[str, float]:
+def cpu_by_vm(values: Mapping[str, float]) -> dict[str, float]:
     """Average ``% Total Run Time`` per VM name from one counter sample's values."""
     per_vm: dict[str, list[float]] = {}
     for text, value in values.items():
@@ -71,14 +85,13 @@ def cpu_by_vm(values: dict[str, float]) -> dict[str, float]:
     return {vm: sum(runs) / len(runs) for vm, runs in per_vm.items()}
 
 
-def snapshot(manager: Any) -> dict[str, Any]:
+def snapshot(feed: ConsoleFeed) -> dict[str, Any]:
     """Everything the stream describes, now."""
-    latest = counters_for(manager).history.latest()
-    cpu = cpu_by_vm(latest.values) if latest else {}
-    host = manager.host_info()
+    cpu = cpu_by_vm(feed.latest_counters())
+    host = feed.host_facts()
     return {
-        "vms": {"vms": [vm_row(vm, cpu.get(vm["name"])) for vm in manager.list_vms()]},
-        "jobs": {"jobs": [job_dict(j) for j in manager.catalog.list_jobs(RECENT_JOBS)]},
+        "vms": {"vms": [vm_row(vm, cpu.get(vm["name"])) for vm in feed.vm_list()]},
+        "jobs": {"jobs": feed.recent_jobs(RECENT_JOBS)},
         "host": {k: host[k] for k in ("hostname", "version", "accelerator", "qemu_version",
                                       "logical_processors", "memory_mb", "memory_assigned_mb",
                                       "vms_total", "vms_running")},
@@ -90,13 +103,13 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def event_stream(manager: Any, tick_s: float = TICK_S) -> AsyncIterator[str]:
+async def event_stream(feed: ConsoleFeed, tick_s: float = TICK_S) -> AsyncIterator[str]:
     """Changes forever (the response ends when the client goes away)."""
     sent: dict[str, Any] = {}
     quiet = 0
     yield "retry: 2000\n\n"
     while True:
-        for kind, value in snapshot(manager).items():
+        for kind, value in snapshot(feed).items():
             if sent.get(kind) != value:
                 sent[kind] = value
                 quiet = 0
@@ -108,12 +121,13 @@ async def event_stream(manager: Any, tick_s: float = TICK_S) -> AsyncIterator[st
         await asyncio.sleep(tick_s)
 
 
-def install_event_routes(app: FastAPI, manager: Any) -> None:
+def install_event_routes(app: FastAPI, feed: ConsoleFeed) -> None:
+    """Add ``GET /api/v1/events`` (the stream of :func:`event_stream`)."""
     @app.get(f"{API_PREFIX}/events", tags=["console"], response_class=StreamingResponse)
     async def events(tick_s: float = TICK_S) -> StreamingResponse:
         """Live VM list, jobs and host facts as Server-Sent Events."""
         if not 0.1 <= tick_s <= 10:
             raise BadRequest(f"tick_s {tick_s} is out of range; allowed: 0.1 to 10 seconds")
-        return StreamingResponse(event_stream(manager, tick_s), media_type="text/event-stream",
+        return StreamingResponse(event_stream(feed, tick_s), media_type="text/event-stream",
                                  headers={"cache-control": "no-store",
                                           "x-accel-buffering": "no"})

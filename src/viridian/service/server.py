@@ -27,9 +27,9 @@ from viridian.host.admission import DEFAULT_HOST_RESERVE_MB, DEFAULT_VP_RATIO, A
 from viridian.host.resources import read_boot_id
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.probe import probe_accelerator
-from viridian.service.api import create_app
+from viridian.service.app import create_app
 from viridian.service.auth import load_or_create_token
-from viridian.service.manager import Manager
+from viridian.service.core import ServiceCore
 
 log = logging.getLogger("viridian")
 ACCELERATORS = ("auto", "kvm", "tcg")
@@ -77,13 +77,13 @@ def _binary_identity(binary: str) -> str:
     return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-async def build_manager(data_dir: Path) -> Manager:
+async def build_manager(data_dir: Path) -> ServiceCore:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = load_host_settings(data_dir)
     capabilities = await probe_once_per_boot(data_dir, host["accelerator"])
     policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
-    manager = Manager(data_dir, capabilities, policy)
+    manager = ServiceCore(data_dir, capabilities, policy)
     await manager.start()
     return manager
 
@@ -95,12 +95,28 @@ async def run(data_dir: Path, host: str, port: int) -> None:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+    record_listen_address(data_dir, host, port)
     log.warning("viridian serving on http://%s:%d (data %s, accelerator %s)",
                 host, port, data_dir, manager.capabilities.accelerator)
     try:
         await server.serve()
     finally:
         await manager.close()
+
+
+def record_listen_address(data_dir: Path, host: str, port: int) -> None:
+    """Write ``<data>/service.json`` (``host``, ``port``, ``pid``; mode 0600, atomically).
+
+    The CLI sends the local token only to this address (docs/api.md, "Authentication").
+    """
+    path = data_dir / "service.json"
+    tmp = path.with_name(f".service.json.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump({"host": host, "port": port, "pid": os.getpid()}, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
 
 
 def serve(data_dir: Path, host: str, port: int) -> None:

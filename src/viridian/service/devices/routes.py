@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
 from viridian.errors import HostError, ViridianError
-from viridian.service.devices import DeviceOps
+from viridian.service.devices.operations import DeviceOps
 from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
 
 VMS = f"{API_PREFIX}/vms/{{ref}}"

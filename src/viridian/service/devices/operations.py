@@ -4,7 +4,7 @@ device operations behind ``vm disk|dvd|floppy|nic|com|screenshot|console``.
 The rule (Hyper-V generation 1): adding or removing hardware needs the VM Off, except
 SCSI hard disks (added and removed while the VM runs) and the media of DVD and floppy
 drives. Every device command goes through the service's one settings path
-(:meth:`Manager.apply_settings`): validation, :func:`check_live_storage_changes`, then
+(:meth:`ServiceCore.apply_settings`): validation, :func:`check_live_storage_changes`, then
 :func:`live_changes` applies the hot-pluggable difference to the running QEMU *before* the
 catalog is committed, and undoes it when the commit fails — QEMU and the catalog change
 together or not at all.
@@ -28,7 +28,7 @@ from viridian.qemu.hotplug import (
     undo_live_changes,
 )
 from viridian.qemu.screen import screenshot_png
-from viridian.service import device_edits
+from viridian.service.devices import edits as device_edits
 
 HOT_PLUGGABLE = frozenset({"ide", "scsi", "floppy"})
 """Top-level settings whose changes are checked by :func:`check_live_storage_changes`
@@ -88,7 +88,7 @@ async def live_changes(
 
 
 class DeviceOps:
-    """The device operations of the API, on a :class:`Manager`."""
+    """The device operations of the API, on a :class:`ServiceCore`."""
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager

@@ -32,7 +32,7 @@ from viridian.host.cgroups import CgroupHost, memory_limit_bytes, probe_cgroups
 from viridian.host.cpu_policy import CpuControl, cpu_controls, demand_from_settings
 
 if TYPE_CHECKING:
-    from viridian.service.live import LiveVM
+    from viridian.service.vms.live import LiveVM
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from viridian.network.host import has_net_admin
 from viridian.network.model import SwitchType
 
 if TYPE_CHECKING:
-    from viridian.service.counters_service import CounterService
-    from viridian.service.live import LiveVM
-    from viridian.service.manager import Manager
+    from viridian.service.core import ServiceCore
+    from viridian.service.counters.sampler import CounterService
+    from viridian.service.vms.live import LiveVM
 
 WINDOW_S = 600.0
 """How far back "sustained" looks in the counter history."""
@@ -29,7 +29,7 @@ TEST_TAG = "bpa:test"
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-async def gather_facts(manager: Manager, counters: CounterService) -> Facts:
+async def gather_facts(manager: ServiceCore, counters: CounterService) -> Facts:
     await counters.ensure_history()
     processes = await _other_processes(_own_pids(manager))
     now = time.time()
@@ -38,7 +38,7 @@ async def gather_facts(manager: Manager, counters: CounterService) -> Facts:
     return Facts(_host_fact(manager, processes), vms, _counter_fact(counters, now))
 
 
-def _host_fact(manager: Manager, processes: tuple[ProcessFact, ...]) -> HostFact:
+def _host_fact(manager: ServiceCore, processes: tuple[ProcessFact, ...]) -> HostFact:
     res = read_resources()
     return HostFact(
         memory_mb=res.memory_mb, memory_available_mb=res.memory_available_mb,
@@ -49,7 +49,7 @@ def _host_fact(manager: Manager, processes: tuple[ProcessFact, ...]) -> HostFact
         **_switch_facts(manager))
 
 
-def _switch_facts(manager: Manager) -> dict[str, Any]:
+def _switch_facts(manager: ServiceCore) -> dict[str, Any]:
     """Whether virtual switches work here, and which external ones share the management
     adapter (the seed's advice: keep a management adapter off the VMs)."""
     switches = manager.switches.store.load()
@@ -142,7 +142,7 @@ def host_device(path: str) -> str | None:
     return sys_dev.parent.name if (sys_dev / "partition").exists() else sys_dev.name
 
 
-def _own_pids(manager: Manager) -> set[int]:
+def _own_pids(manager: ServiceCore) -> set[int]:
     pids = {os.getpid(), os.getppid()}
     pids |= {lv.worker.pid for lv in manager.live.values() if lv.worker is not None}
     return pids

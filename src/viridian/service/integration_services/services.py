@@ -54,7 +54,7 @@ from viridian.qemu.errors import GuestAgentError, GuestAgentTimeout
 from viridian.qemu.guest_agent import GuestAgent, GuestExecResult
 
 if TYPE_CHECKING:
-    from viridian.service.live import LiveVM
+    from viridian.service.vms.live import LiveVM
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

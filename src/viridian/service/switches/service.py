@@ -1,4 +1,4 @@
-"""Virtual switches of the service (Hyper-V's Virtual Network Manager) and the ports of
+"""Virtual switches of the service (Hyper-V's Virtual Network ServiceCore) and the ports of
 running VMs on them.
 
 State: the switches are in the catalog (meta key ``switches``, a JSON list; ``network_tag``
@@ -237,7 +237,7 @@ class SwitchService:
         """Adds nothing to the vm object (``switch show`` lists the ports)."""
         return {}
 
-    # --- settings checks (Manager.apply_settings) ----------------------------------------
+    # --- settings checks (ServiceCore.apply_settings) ----------------------------------------
 
     def check_settings(self, live: Any, settings: dict[str, Any]) -> None:
         """Refuse adapters on unknown switches, VLANs the kernel cannot give, a MAC equal

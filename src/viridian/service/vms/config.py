@@ -17,10 +17,14 @@ from viridian.errors import Conflict, InvalidSetting, NotFound
 from viridian.model import default_settings, merge_settings, to_dict
 from viridian.model.states import VMState
 from viridian.service.catalog import Catalog, VMRecord
-from viridian.service.devices import ALLOWED_LIVE, HOT_PLUGGABLE, check_live_storage_changes
-from viridian.service.macs import assign_macs, macs_in_use, pool_octets
-from viridian.service.storage import check_pass_through, is_block_device
-from viridian.service.switches import adapters_changeable_live
+from viridian.service.devices.operations import (
+    ALLOWED_LIVE,
+    HOT_PLUGGABLE,
+    check_live_storage_changes,
+)
+from viridian.service.storage.checks import check_pass_through, is_block_device
+from viridian.service.switches.service import adapters_changeable_live
+from viridian.service.vms.macs import assign_macs, macs_in_use, pool_octets
 
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
 CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",

@@ -16,9 +16,9 @@ from viridian.bpa import analyze
 from viridian.config import API_PREFIX
 from viridian.counters import paths as P
 from viridian.counters.prometheus import CONTENT_TYPE, exposition
-from viridian.service.bpa_facts import gather_facts
-from viridian.service.counters_service import counters_for
-from viridian.service.manager import Manager
+from viridian.service.core import ServiceCore
+from viridian.service.counters.bpa_facts import gather_facts
+from viridian.service.counters.sampler import counters_for
 
 METRICS_PATH = "/metrics"
 
@@ -29,7 +29,7 @@ class SampleRequest(BaseModel):
     interval_s: float = 1.0
 
 
-def install_counter_routes(app: FastAPI, manager: Manager) -> None:
+def install_counter_routes(app: FastAPI, manager: ServiceCore) -> None:
     """Add the counter, metrics, metering and analyzer routes to ``app``."""
     _counter_routes(app, manager)
     _metering_routes(app, manager)
@@ -48,7 +48,7 @@ def install_counter_routes(app: FastAPI, manager: Manager) -> None:
         return {"findings": findings, "summary": summary}
 
 
-def _counter_routes(app: FastAPI, manager: Manager) -> None:
+def _counter_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.get(f"{API_PREFIX}/counters", tags=["counters"])
     async def counter_list(vm: str | None = None) -> dict[str, Any]:
         return {"paths": await counters_for(manager).list_paths(vm)}
@@ -73,7 +73,7 @@ def _counter_routes(app: FastAPI, manager: Manager) -> None:
                 "samples": [s.to_dict(chosen) for s in samples]}
 
 
-def _metering_routes(app: FastAPI, manager: Manager) -> None:
+def _metering_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.get(f"{API_PREFIX}/vms/{{ref}}/measure", tags=["vms"])
     async def vm_measure(ref: str) -> dict[str, Any]:
         return counters_for(manager).measure(ref)

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, NotFound
-from viridian.service.integration import SERVICES
-from viridian.service.live import LiveVM
-from viridian.service.manager import Manager
+from viridian.service.core import ServiceCore
+from viridian.service.integration_services.services import SERVICES
+from viridian.service.vms.live import LiveVM
 
 PREFIX = f"{API_PREFIX}/vms/{{ref}}/integration"
 MAX_EXEC_TIMEOUT_S = 3600.0
@@ -35,7 +35,7 @@ class KvpRequest(BaseModel):
     items: dict[str, str | None]
 
 
-def install_integration_routes(app: FastAPI, manager: Manager) -> None:
+def install_integration_routes(app: FastAPI, manager: ServiceCore) -> None:
     services = manager.integration
 
     def live(ref: str) -> LiveVM:

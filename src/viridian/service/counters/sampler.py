@@ -1,7 +1,7 @@
 """The service's counter sampler: background sampling, history, metering, on-demand samples.
 
-Started from :meth:`Manager.start` (:func:`start_counters`), stopped from
-:meth:`Manager.close` (:func:`stop_counters`). Settings in ``<data>/host.json`` (optional)::
+Started from :meth:`ServiceCore.start` (:func:`start_counters`), stopped from
+:meth:`ServiceCore.close` (:func:`stop_counters`). Settings in ``<data>/host.json`` (optional)::
 
     {"counter_interval_s": 10,      # background sampling interval
      "counter_history_s": 3600}     # how much history to keep (at least one hour)
@@ -39,8 +39,8 @@ from viridian.model.states import VMState
 from viridian.qemu.render.naming import FLOPPY_ID, ide_id, scsi_disk_id
 
 if TYPE_CHECKING:
-    from viridian.service.live import LiveVM
-    from viridian.service.manager import Manager
+    from viridian.service.core import ServiceCore
+    from viridian.service.vms.live import LiveVM
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,24 @@ DEFAULT_HISTORY_S = 3600.0
 MIN_HISTORY_S = 3600.0
 METER_FLUSH_S = 60.0
 MAX_SAMPLE_INTERVAL_S = 60.0
-_services: weakref.WeakKeyDictionary[Manager, CounterService] = weakref.WeakKeyDictionary()
+_services: weakref.WeakKeyDictionary[ServiceCore, CounterService] = weakref.WeakKeyDictionary()
 
 
-def start_counters(manager: Manager) -> CounterService:
-    """Create the manager's sampler and start its background task (the Manager.start hook)."""
+def start_counters(manager: ServiceCore) -> CounterService:
+    """Create the manager's sampler and start its background task (the ServiceCore.start hook)."""
     service = CounterService(manager)
     _services[manager] = service
     service.start()
     return service
 
 
-async def stop_counters(manager: Manager) -> None:
+async def stop_counters(manager: ServiceCore) -> None:
     service = _services.pop(manager, None)
     if service is not None:
         await service.stop()
 
 
-def counters_for(manager: Manager) -> CounterService:
+def counters_for(manager: ServiceCore) -> CounterService:
     """The sampler of ``manager`` (started lazily when the hook did not run)."""
     return _services.get(manager) or start_counters(manager)
 
@@ -122,7 +122,7 @@ class MeterStore:
 class CounterService:
     """Samples every VM and the host; keeps the history and the meters."""
 
-    def __init__(self, manager: Manager) -> None:
+    def __init__(self, manager: ServiceCore) -> None:
         self.manager = manager
         settings = _host_settings(manager.data_dir)
         interval = os.environ.get("VIRIDIAN_COUNTER_INTERVAL_S",

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
 from viridian.config import API_PREFIX
-from viridian.service.manager import Manager
+from viridian.service.core import ServiceCore
 
 PREFIX = f"{API_PREFIX}/vms/{{ref}}/checkpoints"
 
@@ -28,7 +28,7 @@ class CheckpointChange(BaseModel):
     notes: str | None = Field(None, max_length=4096)
 
 
-def install_checkpoint_routes(app: FastAPI, manager: Manager) -> None:
+def install_checkpoint_routes(app: FastAPI, manager: ServiceCore) -> None:
     checkpoints = manager.checkpoints
 
     async def answer(job: dict[str, Any], wait: float) -> dict[str, Any]:

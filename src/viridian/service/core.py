@@ -25,16 +25,16 @@ from viridian.model.states import Request, VMState, check_request
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.service.catalog import Catalog, VMRecord
-from viridian.service.checkpoints import Checkpoints
-from viridian.service.counters_service import start_counters, stop_counters
-from viridian.service.devices import live_changes
-from viridian.service.integration import IntegrationServices
+from viridian.service.checkpoints.operations import Checkpoints
+from viridian.service.counters.sampler import start_counters, stop_counters
+from viridian.service.devices.operations import live_changes
+from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, now_iso
-from viridian.service.live import LiveVM
-from viridian.service.resource_control import ResourceControl
-from viridian.service.storage import convert_differencing, memory_save_blocker
-from viridian.service.switches import SwitchService
-from viridian.service.vm_config import VMConfigurator
+from viridian.service.storage.checks import convert_differencing, memory_save_blocker
+from viridian.service.switches.service import SwitchService
+from viridian.service.vms.config import VMConfigurator
+from viridian.service.vms.live import LiveVM
+from viridian.service.vms.resource_control import ResourceControl
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 120.0
 META_BOOT_ID = "boot_id"
 
 
-class Manager:
+class ServiceCore:
     """Owns the catalog, the live VMs and the job runner of one data folder."""
 
     def __init__(self, data_dir: Path, capabilities: HostCapabilities,

@@ -58,13 +58,13 @@ from viridian.errors import Conflict, HostError
 from viridian.model.states import Request, VMState
 from viridian.qemu import blockjobs, images
 from viridian.qemu.errors import QemuError
-from viridian.service.checkpoint_store import CheckpointStore, JournalEntry
+from viridian.service.checkpoints.store import CheckpointStore, JournalEntry
 from viridian.service.jobs import Job
-from viridian.service.live import LiveVM
-from viridian.service.storage import memory_save_blocker
+from viridian.service.storage.checks import memory_save_blocker
+from viridian.service.vms.live import LiveVM
 
 if TYPE_CHECKING:
-    from viridian.service.manager import Manager
+    from viridian.service.core import ServiceCore
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,9 @@ def fault(point: str) -> None:
 
 
 class Checkpoints:
-    """The checkpoint part of the VMMS; one per :class:`Manager`."""
+    """The checkpoint part of the VMMS; one per :class:`ServiceCore`."""
 
-    def __init__(self, manager: Manager) -> None:
+    def __init__(self, manager: ServiceCore) -> None:
         self.manager = manager
         self.store = CheckpointStore(manager.catalog)
 

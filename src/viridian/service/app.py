@@ -16,12 +16,16 @@ from viridian.config import API_PREFIX
 from viridian.console import install_console_routes
 from viridian.errors import ViridianError
 from viridian.service.auth import bearer_matches
-from viridian.service.checkpoints_api import install_checkpoint_routes
-from viridian.service.counters_api import install_counter_routes
-from viridian.service.devices_api import install_device_routes
-from viridian.service.integration_api import install_integration_routes
-from viridian.service.manager import Manager
-from viridian.service.switches_api import install_switch_routes
+from viridian.service.checkpoints.routes import install_checkpoint_routes
+from viridian.service.core import ServiceCore
+from viridian.service.counters.routes import install_counter_routes
+from viridian.service.counters.sampler import counters_for
+from viridian.service.devices.routes import install_device_routes
+from viridian.service.devices.screen_routes import install_vnc_routes
+from viridian.service.disk_wizard.routes import install_disk_routes
+from viridian.service.integration_services.routes import install_integration_routes
+from viridian.service.jobs import job_dict
+from viridian.service.switches.routes import install_switch_routes
 
 Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
 
@@ -70,7 +74,7 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def create_app(manager: Manager, token: str) -> FastAPI:
+def create_app(manager: ServiceCore, token: str) -> FastAPI:
     app = FastAPI(title="viridian", version=__version__,
                   description="Hyper-V-style virtualization host for Linux on QEMU",
                   docs_url=None, redoc_url=None)
@@ -83,9 +87,31 @@ def create_app(manager: Manager, token: str) -> FastAPI:
     install_integration_routes(app, manager)
     install_counter_routes(app, manager)
     install_switch_routes(app, manager)
+    install_vnc_routes(app, manager)
+    install_disk_routes(app, manager)
     app.add_middleware(BearerAuth, token=token)
-    install_console_routes(app, manager, token)  # outermost: the console's login gate
+    install_console_routes(app, _ConsoleFeed(manager), token)  # outermost: the console's login gate
     return app
+
+
+class _ConsoleFeed:
+    """What the console's event stream reads (:class:`viridian.console.ConsoleFeed`)."""
+
+    def __init__(self, manager: ServiceCore) -> None:
+        self._manager = manager
+
+    def vm_list(self) -> list[dict[str, Any]]:
+        return self._manager.list_vms()
+
+    def recent_jobs(self, limit: int) -> list[dict[str, Any]]:
+        return [job_dict(j) for j in self._manager.catalog.list_jobs(limit)]
+
+    def host_facts(self) -> dict[str, Any]:
+        return self._manager.host_info()
+
+    def latest_counters(self) -> dict[str, float]:
+        latest = counters_for(self._manager).history.latest()
+        return dict(latest.values) if latest else {}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -105,7 +131,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": body}, status_code=400)
 
 
-def _host_routes(app: FastAPI, manager: Manager) -> None:
+def _host_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.get(f"{API_PREFIX}/host", tags=["host"])
     async def host_show() -> dict[str, Any]:
         return manager.host_info()
@@ -115,7 +141,7 @@ def _host_routes(app: FastAPI, manager: Manager) -> None:
         return manager.host_shutdown()
 
 
-def _vm_routes(app: FastAPI, manager: Manager) -> None:
+def _vm_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.get(f"{API_PREFIX}/vms", tags=["vms"])
     async def vm_list() -> dict[str, Any]:
         return {"vms": manager.list_vms()}
@@ -146,7 +172,7 @@ def _vm_routes(app: FastAPI, manager: Manager) -> None:
         return await manager.jobs.wait(job["id"], wait) if wait else job
 
 
-def _job_routes(app: FastAPI, manager: Manager) -> None:
+def _job_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.get(f"{API_PREFIX}/jobs", tags=["jobs"])
     async def job_list() -> dict[str, Any]:
         return {"jobs": manager.jobs.list()}
