@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tests.qemu_processes import end_qemu_under
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -91,8 +93,8 @@ def running_service(env: dict[str, str] | None = None) -> Iterator[Service]:
     # Short path: UNIX socket paths of runtime folders must stay under 108 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="vir-", dir="/tmp"))
     service = Service(data_dir, env)
-    service.start()
     try:
+        service.start()  # inside: a service that starts but never answers is stopped too
         yield service
     finally:
         try:
@@ -102,6 +104,7 @@ def running_service(env: dict[str, str] | None = None) -> Iterator[Service]:
         finally:
             service.stop()
             _kill_leftover_qemu(data_dir)
+            end_qemu_under(data_dir)  # also QEMUs whose pid file is gone or never written
 
 
 def _kill_leftover_qemu(data_dir: Path) -> None:
