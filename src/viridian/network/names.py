@@ -7,15 +7,14 @@ characters: so bridges are numbered. ``tag`` is four hex digits fixed per data f
 - ``vs<tag><n>`` — the switch's bridge (its host interface where the host has one)
 - ``vs<tag><n>v<vid>`` — VLAN ``vid``'s bridge (``bridge_per_vlan`` mode)
 - ``vs<tag><n>u<vid>`` — the external adapter's 802.1Q link for VLAN ``vid``
-- taps: :func:`viridian.qemu.render.network.tap_name` (from the VM's id)
+- ``vt<id10>n<i>`` — the tap of adapter ``i`` of a VM (:func:`tap_name`, from its id);
+  the QEMU renderer takes the name from here
 
 Every interface the service creates carries an alias (``ip link set .. alias``) starting
 ``viridian:<tag>:``; only such interfaces are ever removed as leftovers.
 """
 
 from __future__ import annotations
-
-from viridian.qemu.render.network import tap_name
 
 __all__ = [
     "alias_prefix",
@@ -28,6 +27,12 @@ __all__ = [
 ]
 
 # Aliases carry numbers and ids only (never user text): ``ip -batch`` needs no quoting.
+
+
+def tap_name(vm_id: str, index: int) -> str:
+    """The tap of adapter ``index`` of VM ``vm_id``: ``vt`` + the first 10 hex digits of
+    the VM's UUID + ``n<index>`` (at most 15 characters, Linux's IFNAMSIZ - 1)."""
+    return f"vt{vm_id.replace('-', '')[:10]}n{index}"
 
 
 def bridge_name(tag: str, number: int) -> str:

@@ -5,8 +5,9 @@ Adapter i is device ``nic<i>``; a connected adapter has netdev ``net<i>``. A swi
 None leaves the adapter unconnected (no netdev; QEMU warns "nic has no peer", which is
 expected). The switch ``user`` is user-mode NAT (no root needed). Any other switch name
 is a virtual switch of the service: the adapter's backend is the tap
-:func:`tap_name` ``(vm_id, i)``, which the service creates (persistent, already on the
-switch's bridge with its VLAN) before QEMU starts and removes after QEMU ended;
+:func:`viridian.network.names.tap_name` ``(vm_id, i)``, which the service creates
+(persistent, already on the switch's bridge with its VLAN) before QEMU starts and
+removes after QEMU ended;
 ``script=no,downscript=no``: QEMU runs no helper scripts. Whether the switch exists is
 the service's check, not the renderer's. VLANs belong to the switch and are not
 rendered. Legacy adapters take part in the boot order; synthetic ones do not. QEMU 7.2
@@ -20,17 +21,12 @@ from collections.abc import Mapping
 
 from viridian.errors import InvalidSetting
 from viridian.model import AdapterKind, NetworkAdapter, VMSettings
+from viridian.network.names import tap_name
 from viridian.qemu.render.naming import netdev_id, nic_id
 from viridian.qemu.render.options import opts
 
 USER_SWITCH = "user"
 _MODELS = {AdapterKind.SYNTHETIC: "virtio-net-pci", AdapterKind.LEGACY: "tulip"}
-
-
-def tap_name(vm_id: str, index: int) -> str:
-    """The tap of adapter ``index`` of VM ``vm_id``: ``vt`` + the first 10 hex digits of
-    the VM's UUID + ``n<index>`` (at most 15 characters, Linux's IFNAMSIZ - 1)."""
-    return f"vt{vm_id.replace('-', '')[:10]}n{index}"
 
 
 def render_network(settings: VMSettings, boot: Mapping[str, int], vm_id: str) -> list[str]:
