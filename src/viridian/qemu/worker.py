@@ -268,7 +268,9 @@ class Worker:
 
         The state goes to ``<state_file>.partial``, is fsynced, and is renamed into place
         only when complete: ``state_file`` is either absent or a whole saved state. On
-        failure the partial file is removed and a VM that was running runs again.
+        failure or cancellation before that point the partial file is removed and a VM
+        that was running runs again; once the file is in place the save has happened,
+        and QEMU is ended even if the caller is cancelled meanwhile.
 
         :raises MonitorError: the save failed (QEMU keeps running).
         """
@@ -283,9 +285,10 @@ class Worker:
             if self.monitor.connected:
                 await asyncio.shield(self._undo_save(was_running))
             raise
-        _, exit_info = await asyncio.gather(
+        ending = asyncio.gather(
             asyncio.to_thread(_fsync_dir, state_file.parent), self._quit_and_wait()
         )
+        _, exit_info = await asyncio.shield(ending)
         return SaveResult(stats, exit_info)
 
     async def _undo_save(self, was_running: bool) -> None:
