@@ -7,7 +7,8 @@ Imports nothing from the rest of viridian. Public API:
 * creating: :func:`new_fixed`, :func:`new_dynamic`, :func:`new_differencing`
 * operations: :func:`inspect`, :func:`convert`, :func:`compact`, :func:`expand`,
   :func:`merge`, :func:`check`
-* errors: :class:`DiskError` and its subclasses (see :mod:`.errors`)
+* errors: :class:`DiskError` and its subclasses, each carrying ``http_status``,
+  ``exit_code`` and ``code`` of the error table (see :mod:`.errors`)
 """
 
 from .check import CheckReport, Problem, check
@@ -21,8 +22,11 @@ from .errors import (
     BadFooter,
     CorruptDisk,
     DiskError,
+    DiskExists,
     DiskInUse,
+    DiskNotFound,
     InvalidDiskArgument,
+    NoSpace,
     ParentLinkError,
     UnsupportedDisk,
 )
@@ -46,10 +50,13 @@ __all__ = [
     "CompactResult",
     "CorruptDisk",
     "DiskError",
+    "DiskExists",
     "DiskImage",
     "DiskInUse",
     "DiskInfo",
+    "DiskNotFound",
     "InvalidDiskArgument",
+    "NoSpace",
     "ParentLinkError",
     "Problem",
     "Progress",
