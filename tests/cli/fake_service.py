@@ -47,6 +47,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
 AUTO_STOP_RESULT = {"save": "Saved", "turn_off": "Off", "shut_down": "Off"}
 JOB_STEPS = (("running", 30, "preparing"), ("running", 70, "working"))
 RUNNING_UPTIME_S = 3723.5  # shows as 1:02:03
+PNG = b"\x89PNG\r\n\x1a\n fake screen"
 
 
 def default_settings(name: str) -> dict[str, Any]:
@@ -217,7 +218,11 @@ class FakeService:
             ("PATCH", r"/vms/([^/]+)", self._patch_vm),
             ("DELETE", r"/vms/([^/]+)", self._remove_vm),
             ("POST", r"/vms/([^/]+)/([a-z]+)", self._action),
+            ("GET", r"/vms/([^/]+)/screenshot", self._screenshot),
+            ("DELETE", r"/vms/([^/]+)/nics/(\d+)", self._remove_nic),
+            ("GET", r"/jobs", lambda **_: (200, {"jobs": [j.data for j in self.jobs.values()]})),
             ("GET", r"/jobs/([^/]+)", self._job),
+            ("POST", r"/jobs/([^/]+)/cancel", self._cancel_job),
         ]
 
     def _vm(self, ref: str) -> dict[str, Any]:
@@ -242,6 +247,12 @@ class FakeService:
         unknown = set(body) - set(vm["settings"])
         if unknown:
             raise BadRequest(f"unknown settings: {sorted(unknown)}")
+        new_name = body.get("name", vm["name"])
+        if new_name != vm["name"]:
+            if new_name in self.vms:
+                raise Conflict(f"a VM named {new_name!r} already exists; nothing was changed")
+            self.vms[new_name] = self.vms.pop(vm["name"])
+            vm["name"] = new_name
         _check_memory(body.get("memory", {}).get("startup_mb", 512))
         vm["settings"] = _merged(vm["settings"], body)
         vm["memory_mb"] = vm["settings"]["memory"]["startup_mb"]
@@ -315,6 +326,31 @@ class FakeService:
             self._advance(job)
         return 200, job.data
 
+    def _cancel_job(self, job_id: str, **_: Any) -> tuple[int, Any]:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.data["state"] != "queued":
+            state = job.data["state"]
+            raise Conflict(f"job {job_id} is {state}; only queued jobs can be cancelled")
+        job.undo()
+        job.data.update(state="cancelled", message="cancelled")
+        return 200, job.data
+
+    def _remove_nic(self, ref: str, index: str, **_: Any) -> tuple[int, Any]:
+        vm = self._vm(ref)
+        adapters = vm["settings"]["network_adapters"]
+        if not 1 <= int(index) <= len(adapters):
+            raise NotFound(f"no network adapter {index}; allowed: --nic 1..{len(adapters)}")
+        del adapters[int(index) - 1]
+        return 200, vm
+
+    def _screenshot(self, ref: str, **_: Any) -> tuple[int, Any]:
+        vm = self._vm(ref)
+        if vm["state"] != "Running":
+            raise InvalidTransition(vm["name"], "screenshot", vm["state"], [])
+        return 200, PNG
+
     def _advance(self, job: FakeJob) -> None:
         if job.steps:
             state, progress, message = job.steps.pop(0)
@@ -377,9 +413,10 @@ def _handler_for(service: FakeService) -> type[BaseHTTPRequestHandler]:
             status, answer = service.handle(
                 self.command, self.path, headers, json.loads(raw) if raw else None
             )
-            payload = json.dumps(answer).encode()
+            binary = isinstance(answer, bytes)
+            payload = answer if binary else json.dumps(answer).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "image/png" if binary else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -101,9 +101,8 @@ def test_malformed_sizes_exit_2_naming_the_accepted_forms(
     result = run("vm", "new", "web", "--memory", text)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: Invalid value for '--memory': {text!r} is not a")
-    assert "use a number of MB (2048) or a number with MB or GB (512MB, 1GB, 1.5GB)" in (
-        result.stderr
-    )
+    assert "use a number with a unit B, KB, MB, GB or TB" in result.stderr  # the one size rule
+    assert "a bare number means MB" in result.stderr
     assert "Try 'viridian vm new --help' for help." in result.stderr
     assert fake.requests == []
 

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import click
 
 from viridian.cli.client import job_outcome, open_client, vm_path, wait_for_job
+from viridian.cli.job import print_job_id
 from viridian.cli.output import JobProgress, emit_json
 
 __all__ = ["checkpoint_group", "format_tree"]
@@ -26,7 +27,7 @@ def _cp_path(vm: str, cp: str, *rest: str) -> str:
 
 def _follow(client: Any, job: dict[str, Any], no_wait: bool) -> dict[str, Any] | None:
     if no_wait:
-        click.echo(job["id"])
+        print_job_id(job)
         return None
     return job_outcome(wait_for_job(client, job, JobProgress()))
 
@@ -35,7 +36,8 @@ def _follow(client: Any, job: dict[str, Any], no_wait: bool) -> dict[str, Any] |
 @click.argument("vm")
 @click.argument("name", required=False)
 @click.option("--notes", default="", help="Notes kept with the checkpoint.")
-@click.option("--no-wait", is_flag=True, help="Print the job id instead of waiting.")
+@click.option("--no-wait", is_flag=True,
+              help="Print the job id instead of waiting (then: viridian job wait ID).")
 @click.pass_context
 def new(ctx: click.Context, vm: str, name: str | None, notes: str, no_wait: bool) -> None:
     """Take a checkpoint of VM (default name: 'VM - (date - time)')."""
@@ -66,7 +68,8 @@ def list_command(ctx: click.Context, vm: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--checkpoint-first", is_flag=True,
               help="Take a checkpoint of the current state first (else it is discarded).")
-@click.option("--no-wait", is_flag=True, help="Print the job id instead of waiting.")
+@click.option("--no-wait", is_flag=True,
+              help="Print the job id instead of waiting (then: viridian job wait ID).")
 @click.pass_context
 def apply(ctx: click.Context, vm: str, name: str, checkpoint_first: bool, no_wait: bool) -> None:
     """Return VM to checkpoint NAME: its disks, configuration and memory state."""
@@ -95,7 +98,8 @@ def rename(ctx: click.Context, vm: str, name: str, new_name: str) -> None:
 @click.argument("vm")
 @click.argument("name")
 @click.option("--subtree", is_flag=True, help="Also delete every checkpoint below it.")
-@click.option("--no-wait", is_flag=True, help="Print the job id instead of waiting.")
+@click.option("--no-wait", is_flag=True,
+              help="Print the job id instead of waiting (then: viridian job wait ID).")
 @click.pass_context
 def remove(ctx: click.Context, vm: str, name: str, subtree: bool, no_wait: bool) -> None:
     """Delete checkpoint NAME (its data is merged into what still needs it)."""

@@ -204,7 +204,7 @@ class ApiClient:
         """GET a non-JSON answer (e.g. ``image/png``); errors are translated as for JSON."""
         answer = self._send("GET", path, None, None, REQUEST_TIMEOUT_S)
         if answer.is_error:
-            raise self._response_error(answer)
+            raise self.response_error(answer)
         return answer.body
 
     def request(
@@ -218,7 +218,7 @@ class ApiClient:
         """Send one request; the decoded JSON answer, or the translated error raised."""
         answer = self._send(method, path, body, params, timeout or REQUEST_TIMEOUT_S)
         if answer.is_error:
-            raise self._response_error(answer)
+            raise self.response_error(answer)
         return self._decode(answer)
 
     def _send(
@@ -245,10 +245,14 @@ class ApiClient:
                 return self._exchange(method, target, payload, headers, timeout)
         except (OSError, http.client.HTTPException) as err:
             self.close()
-            raise self._transport_error(err) from err
+            raise self.transport_error(err) from err
 
     def _exchange(
-        self, method: str, target: str, payload: bytes | None, headers: dict[str, str],
+        self,
+        method: str,
+        target: str,
+        payload: bytes | None,
+        headers: dict[str, str],
         timeout: float,
     ) -> Answer:
         connection = self._connect(timeout)
@@ -284,25 +288,29 @@ class ApiClient:
                 "is --url / VIRIDIAN_URL pointing at the viridian service?"
             ) from err
 
-    def _response_error(self, answer: Answer) -> ViridianError:
+    def response_error(self, answer: Answer) -> ViridianError:
+        """The viridian error an error answer means (also for WebSocket handshakes)."""
         try:
             body = json.loads(answer.body).get("error")
         except (ValueError, AttributeError):
             body = None
         if not isinstance(body, dict):
             body = {"message": self._foreign_answer(answer.status)}
-        if answer.status == 401:
+        if answer.status in (401, 403):
             said = body.get("message") or "unauthorized"
             body = {**body, "message": f"{said} (sent {self.endpoint.token_origin})"}
         return error_from_body(body, answer.status)
 
     def _foreign_answer(self, status: int) -> str:
+        if status in (401, 403):
+            return "missing or wrong token"
         return (
             f"the server at {self.endpoint.url} answered HTTP {status} without a viridian "
             "error; is --url / VIRIDIAN_URL pointing at the viridian service?"
         )
 
-    def _transport_error(self, err: Exception) -> ViridianError:
+    def transport_error(self, err: Exception) -> ViridianError:
+        """The viridian error a failed exchange means: exit 7 (unreachable) or 2 (bad URL)."""
         url = self.endpoint.url
         if isinstance(err, InvalidServiceUrl):
             return BadRequest(f"invalid service URL {url!r}: {err}; use http://HOST:PORT")

@@ -33,8 +33,9 @@ class LazyCommand:
 class LazyGroup(click.Group):
     """A group whose ``lazy`` subcommands are imported on first use."""
 
-    def __init__(self, *args: Any, lazy: Mapping[str, LazyCommand] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: Mapping[str, LazyCommand] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, LazyCommand] = dict(lazy or {})
 

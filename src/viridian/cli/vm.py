@@ -8,13 +8,13 @@ service checks ranges and files and answers with the error the CLI then shows.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from viridian.cli.client import job_outcome, open_client, vm_path, wait_for_job
+from viridian.cli.job import print_job_id
 from viridian.cli.lazy import LazyCommand, LazyGroup
 from viridian.cli.output import (
     JobProgress,
@@ -23,11 +23,10 @@ from viridian.cli.output import (
     format_vm_table,
     vm_state_line,
 )
+from viridian.cli.sizes import SIZE_MB, size_help
 
-__all__ = ["BootOrder", "MemorySize", "settings_patch", "vm_group"]
+__all__ = ["BootOrder", "settings_patch", "vm_group"]
 
-MB_PER_UNIT = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024}
-SIZE_FORMS = "a number of MB (2048) or a number with MB or GB (512MB, 1GB, 1.5GB)"
 BOOT_DEVICES = ("cd", "ide", "net", "floppy")
 AUTO_START_CHOICES = ("nothing", "if-running", "always")
 AUTO_STOP_CHOICES = ("save", "turn-off", "shut-down")
@@ -54,27 +53,11 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "auto_start_delay": ("automatic_start", "delay_s"),
     "auto_stop": ("automatic_stop", "action"),
     "notes": ("notes",),
+    "new_name": ("name",),
 }
 """``vm set`` option → where its (already converted) value goes in the settings dict."""
-
-
-class MemorySize(click.ParamType[int]):
-    """``512MB``, ``1GB``, ``1.5GB``, ``2048`` (MB) → whole MB. Ranges are the service's job."""
-
-    name = "SIZE"
-    _pattern = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        match = self._pattern.fullmatch(str(value))
-        unit = match.group(2).lower() if match else ""
-        if match is None or unit not in MB_PER_UNIT:
-            self.fail(f"{value!r} is not a memory size; use {SIZE_FORMS}", param, ctx)
-        megabytes = float(match.group(1)) * MB_PER_UNIT[unit]
-        if not megabytes.is_integer():
-            self.fail(f"{value!r} is not a whole number of MB; use {SIZE_FORMS}", param, ctx)
-        return int(megabytes)
+OPTION_FLAGS = {"new_name": "--name"}
+"""``vm set`` options whose flag is not their parameter name."""
 
 
 class BootOrder(click.ParamType[list[str]]):
@@ -135,8 +118,11 @@ def _absolute(path: str | None) -> str | None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API object.")
-memory_option = click.option(
-    "--memory", type=MemorySize(), help="Startup memory: 512MB, 1GB, 2048."
+new_memory_option = click.option(
+    "--memory", type=SIZE_MB, help=size_help("Startup memory", "512MB (the service's default)")
+)
+set_memory_option = click.option(
+    "--memory", type=SIZE_MB, help=size_help("Startup memory", "unchanged")
 )
 processors_option = click.option("--processors", type=int, help="Number of virtual processors.")
 
@@ -198,7 +184,7 @@ def vm_group() -> None:
 
 @vm_group.command("new")
 @click.argument("name")
-@memory_option
+@new_memory_option
 @processors_option
 @click.option("--dvd", metavar="ISO", help="ISO image to put in the DVD drive (IDE 1:0).")
 @click.option("--vhd", metavar="PATH", help="Hard disk to attach at IDE 0:0.")
@@ -258,7 +244,10 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @vm_group.command("set")
 @click.argument("name")
-@memory_option
+@click.option(
+    "--name", "new_name", metavar="NEW", help="Rename the VM (its files keep their names)."
+)
+@set_memory_option
 @processors_option
 @click.option("--reserve", type=int, metavar="PCT", help="Processor reserve (%).")
 @click.option("--limit", type=int, metavar="PCT", help="Processor limit (%).")
@@ -286,7 +275,7 @@ def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
     """Change some of a VM's settings; the others stay as they are."""
     patch = settings_patch(values)
     if not patch:
-        options = ", ".join("--" + option.replace("_", "-") for option in SETTING_PATHS)
+        options = ", ".join(OPTION_FLAGS.get(o, "--" + o.replace("_", "-")) for o in SETTING_PATHS)
         raise click.UsageError(f"nothing to change; give at least one of {options}", ctx)
     vm = open_client(ctx).patch(vm_path(name), patch)
     changed = [
@@ -294,7 +283,8 @@ def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
         for option, path in SETTING_PATHS.items()
         if values.get(option) is not None
     ]
-    click.echo(f"{vm['name']}: changed {', '.join(changed)}")
+    shown_name = name if values.get("new_name") is not None else vm["name"]
+    click.echo(f"{shown_name}: changed {', '.join(changed)}")
 
 
 @vm_group.command("remove")
@@ -316,7 +306,7 @@ def run_action(
     client = open_client(ctx)
     job = client.post(vm_path(name, action), body)
     if no_wait:
-        click.echo(job["id"])
+        print_job_id(job)
         return
     job_outcome(wait_for_job(client, job, JobProgress()))
     click.echo(vm_state_line(client.get(vm_path(name))))
@@ -327,7 +317,11 @@ def lifecycle_command(action: str) -> click.Command:
 
     @click.command(action, help=LIFECYCLE_HELP[action])
     @click.argument("name")
-    @click.option("--no-wait", is_flag=True, help="Print the job id instead of waiting.")
+    @click.option(
+        "--no-wait",
+        is_flag=True,
+        help="Print the job id instead of waiting (then: viridian job wait ID).",
+    )
     @click.pass_context
     def command(ctx: click.Context, name: str, no_wait: bool, timeout: float | None = None) -> None:
         body = {"timeout_s": timeout} if timeout is not None else None

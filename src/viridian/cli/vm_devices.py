@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -19,13 +20,16 @@ from urllib.parse import quote
 
 import click
 
-from viridian.cli.client import ApiClient, ServiceUnreachable, error_from_body, open_client, vm_path
+from viridian.cli.client import Answer, ApiClient, error_from_body, open_client, vm_path
 from viridian.config import API_PREFIX
-from viridian.errors import BadRequest, HostError, NotFound, Unauthorized
+from viridian.errors import BadRequest, Conflict, HostError, NotFound, ViridianError
 
 __all__ = ["ESCAPE", "com", "console", "disk", "dvd", "floppy", "nic", "run_console", "screenshot"]
 
 ESCAPE = b"\x1d"  # Ctrl-]
+ACCEPT_WAIT_S = 1.0
+"""How long the console waits for a refusal before saying "Connected" (the service
+refuses right after the handshake, before any byte of the port)."""
 CONTROLLERS = click.Choice(["ide", "scsi"])
 
 
@@ -149,7 +153,7 @@ def floppy_eject(ctx: click.Context, name: str) -> None:
 def nic() -> None:
     """Add, change or remove network adapters (the VM must be Off).
 
-    Adapters are named by --index N, numbered from 1 as 'viridian vm show' lists them.
+    Adapters are named by --nic N, numbered from 1 as 'viridian vm show' lists them.
     """
 
 
@@ -202,11 +206,31 @@ def nic_add(
     _vm_line(vm, f"added network adapter {len(adapters)} with MAC {adapters[-1]['mac']}")
 
 
+def nic_number_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--nic N`` (which adapter, numbered from 1) and its old spelling ``--index N``
+    (hidden, kept for scripts); :func:`_nic_number` merges them."""
+    command = click.option(
+        "--nic",
+        "nic_number",
+        type=int,
+        metavar="N",
+        help="Which adapter (1.., as 'viridian vm show' lists them); needed if several.",
+    )(command)
+    return click.option("--index", "index_alias", type=int, hidden=True)(command)
+
+
+def _nic_number(nic_number: int | None, index_alias: int | None) -> int | None:
+    if nic_number is not None and index_alias is not None and nic_number != index_alias:
+        raise click.UsageError(
+            f"--nic {nic_number} and --index {index_alias} name different adapters; "
+            "give --nic N only"
+        )
+    return nic_number if nic_number is not None else index_alias
+
+
 @nic.command("set")
 @click.argument("name")
-@click.option(
-    "--index", "--nic", "index", type=int, metavar="N", help="Which adapter (1..); if several."
-)
+@nic_number_option
 @click.option("--legacy/--synthetic", default=None, help="Change the adapter's kind.")
 @switch_option
 @mac_option
@@ -217,7 +241,8 @@ def nic_add(
 def nic_set(
     ctx: click.Context,
     name: str,
-    index: int | None,
+    nic_number: int | None,
+    index_alias: int | None,
     legacy: bool | None,
     switch: str | None,
     mac: str | None,
@@ -229,7 +254,7 @@ def nic_set(
     may change (at once); kind and MAC need it Off."""
     _one_vlan_mode(vlan, trunk)
     client = open_client(ctx)
-    index = _adapter_index(client, name, index)
+    index = _adapter_index(client, name, _nic_number(nic_number, index_alias))
     body = {
         "legacy": legacy,
         "switch": switch,
@@ -244,12 +269,14 @@ def nic_set(
 
 @nic.command("remove")
 @click.argument("name")
-@click.option("--index", type=int, metavar="N", help="Which adapter (1..); needed if several.")
+@nic_number_option
 @click.pass_context
-def nic_remove(ctx: click.Context, name: str, index: int | None) -> None:
+def nic_remove(
+    ctx: click.Context, name: str, nic_number: int | None, index_alias: int | None
+) -> None:
     """Remove a network adapter from the VM NAME."""
     client = open_client(ctx)
-    index = _adapter_index(client, name, index)
+    index = _adapter_index(client, name, _nic_number(nic_number, index_alias))
     vm = client.delete(vm_path(name, "nics", str(index)))
     _vm_line(vm, f"removed network adapter {index}")
 
@@ -270,7 +297,7 @@ def _adapter_index(client: ApiClient, name: str, index: int | None) -> int:
         return 1
     if count == 0:
         raise NotFound(f"VM '{name}' has no network adapter; add one with 'viridian vm nic add'")
-    raise BadRequest(f"VM '{name}' has {count} network adapters; name one with --index 1..{count}")
+    raise BadRequest(f"VM '{name}' has {count} network adapters; name one with --nic 1..{count}")
 
 
 # --- COM ports, console, screen ---------------------------------------------------------------
@@ -315,9 +342,43 @@ def com_set(
 @click.pass_context
 def screenshot(ctx: click.Context, name: str, file: Path) -> None:
     """Save the screen of the running VM NAME as a PNG file."""
+    _check_folder(file)
     png = open_client(ctx).get_bytes(vm_path(name, "screenshot"))
-    file.write_bytes(png)
+    _write_whole(file, png)
     click.echo(f"{name}: screen saved to {file} ({len(png)} bytes)")
+
+
+def _check_folder(file: Path) -> None:
+    """Raise before asking the service when ``file`` cannot be created where it is.
+
+    :raises NotFound: its folder does not exist. :raises BadRequest: that is not a folder.
+    """
+    folder = file.expanduser().absolute().parent
+    if not folder.exists():
+        raise NotFound(
+            f"cannot save the screen to {file}: the folder {folder} does not exist; "
+            "nothing was written"
+        )
+    if not folder.is_dir():
+        raise BadRequest(
+            f"cannot save the screen to {file}: {folder} is not a folder; nothing was written"
+        )
+
+
+def _write_whole(file: Path, data: bytes) -> None:
+    """Write ``data`` to ``file`` through a temporary file and a rename: all or nothing.
+
+    :raises HostError: the file system refused (the temporary file is removed).
+    """
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, file)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise HostError(
+            f"cannot save the screen to {file}: {err.strerror or err}; nothing was written"
+        ) from err
 
 
 @click.command("console")
@@ -334,45 +395,75 @@ def screenshot(ctx: click.Context, name: str, file: Path) -> None:
 def console(ctx: click.Context, name: str, port: int) -> None:
     """Attach this terminal to a COM port of the running VM NAME (Ctrl-] detaches)."""
     client = open_client(ctx)
-    click.echo(f"Connected to COM{port} of {name}. Escape character is '^]'.", err=True)
-    run_console(client, name, port, sys.stdin.buffer, sys.stdout.buffer)
+
+    def connected() -> None:
+        click.echo(f"Connected to COM{port} of {name}. Escape character is '^]'.", err=True)
+
+    run_console(client, name, port, sys.stdin.buffer, sys.stdout.buffer, connected)
     click.echo("\r\nDetached.", err=True)
 
 
 def run_console(
-    client: ApiClient, name: str, port: int, stdin: IO[bytes], stdout: IO[bytes]
+    client: ApiClient,
+    name: str,
+    port: int,
+    stdin: IO[bytes],
+    stdout: IO[bytes],
+    on_connected: Callable[[], None] = lambda: None,
 ) -> None:
     """Bridge ``stdin``/``stdout`` to the COM port until Ctrl-], end of input, or the
-    service closing. Raises the service's refusal as a ``ViridianError``."""
+    service closing. ``on_connected`` runs once the service accepted (no refusal came
+    within :data:`ACCEPT_WAIT_S`). Raises only ``ViridianError``, translated by the
+    client as for any request (docs/api.md, exit codes)."""
     from websockets.exceptions import InvalidStatus, WebSocketException
     from websockets.sync.client import connect
 
     url = _ws_url(client, name, port)
     headers = {"Authorization": f"Bearer {client.endpoint.token}"} if client.endpoint.token else {}
     try:
-        with (
-            connect(url, additional_headers=headers, max_size=None, open_timeout=10) as ws,
-            _raw_terminal(stdin),
-        ):
-            receiver = _Receiver(ws, stdout)
-            receiver.start()
-            _send_input(ws, stdin, receiver.finished)
-            ws.close()
-            receiver.join()
+        with connect(url, additional_headers=headers, max_size=None, open_timeout=10) as ws:
+            first = _accepted(ws)
+            on_connected()
+            with _raw_terminal(stdin):
+                receiver = _Receiver(ws, stdout, first)
+                receiver.start()
+                _send_input(ws, stdin, receiver.finished)
+                ws.close()
+                receiver.join()
     except InvalidStatus as err:
-        if err.response.status_code == 403:
-            raise Unauthorized(
-                "the service refused the console: missing or wrong token "
-                f"(sent {client.endpoint.token_origin})"
-            ) from err
-        raise HostError(f"the service refused the console: {err}") from err
+        response = err.response
+        answer = Answer(response.status_code, "", bytes(response.body or b""))
+        raise client.response_error(answer) from err
     except (OSError, WebSocketException) as err:
-        raise ServiceUnreachable(
-            f"the viridian service at {client.endpoint.url} cannot be reached for the "
-            f"console ({err}); start it with `viridian serve`"
-        ) from err
+        raise client.transport_error(err) from err
     if receiver.error is not None:
         raise receiver.error
+
+
+def _accepted(ws: Any) -> bytes:
+    """The port's first bytes (maybe none) once the service accepted the console.
+
+    :raises ViridianError: the service's refusal (it sends one text frame, then closes).
+    """
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        message = ws.recv(timeout=ACCEPT_WAIT_S)
+    except TimeoutError:
+        return b""
+    except ConnectionClosed as err:
+        raise Conflict(f"the service closed the console at once ({err})") from err
+    if isinstance(message, str):
+        raise _refusal(message)
+    return bytes(message)
+
+
+def _refusal(message: str) -> ViridianError:
+    try:
+        body = json.loads(message).get("error")
+    except (ValueError, AttributeError):
+        body = {"message": message}
+    return error_from_body(body, 409)
 
 
 def _ws_url(client: ApiClient, name: str, port: int) -> str:
@@ -381,21 +472,25 @@ def _ws_url(client: ApiClient, name: str, port: int) -> str:
 
 
 class _Receiver(threading.Thread):
-    """Copies the port's bytes to ``stdout``; keeps a refusal as ``error``."""
+    """Copies the port's bytes (``first``, then the rest) to ``stdout``; keeps a late
+    refusal as ``error``."""
 
-    def __init__(self, ws: Any, stdout: IO[bytes]) -> None:
+    def __init__(self, ws: Any, stdout: IO[bytes], first: bytes) -> None:
         super().__init__(daemon=True)
-        self.ws, self.stdout = ws, stdout
-        self.error: Exception | None = None
+        self.ws, self.stdout, self.first = ws, stdout, first
+        self.error: ViridianError | None = None
         self.finished = threading.Event()
 
     def run(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        if self.first:
+            self.stdout.write(self.first)
+            self.stdout.flush()
         try:
             for message in self.ws:
                 if isinstance(message, str):
-                    self.error = error_from_body(json.loads(message).get("error"), 409)
+                    self.error = _refusal(message)
                     break
                 self.stdout.write(message)
                 self.stdout.flush()

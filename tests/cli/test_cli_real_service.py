@@ -41,3 +41,35 @@ def test_local_token_never_reaches_another_port(service: Service) -> None:
         assert f"the local service listens on 127.0.0.1:{service.port}" in result.stderr
         assert collector.connections == 0
         assert service.token.encode() not in collector.received()
+
+
+def _define_off_vm(service: Service, name: str) -> None:
+    with service.client() as api:
+        answer = api.post("/vms", json={"name": name, "memory_mb": 64})
+        assert answer.status_code in (201, 409), answer.text
+
+
+def test_console_refused_by_the_service_never_says_connected(service: Service) -> None:
+    _define_off_vm(service, "con-off")
+    env = {"VIRIDIAN_DATA_DIR": str(service.data_dir)}
+    result = invoke(["--url", service.url, "vm", "console", "con-off"], env=env)
+    assert result.exit_code == 4, result.output
+    assert "Connected" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "con-off" in result.stderr and "Off" in result.stderr
+
+
+def test_console_with_a_wrong_token_exits_5(service: Service) -> None:
+    _define_off_vm(service, "con-off")
+    result = invoke(["--url", service.url, "--token", "wrong", "vm", "console", "con-off"])
+    assert result.exit_code == 5, result.output
+    assert result.stderr == (
+        "error: missing or wrong token (sent the token given by --token or VIRIDIAN_TOKEN)\n"
+    )
+
+
+def test_console_to_no_service_exits_7_like_every_command(closed_port_url: str) -> None:
+    result = invoke(["--url", closed_port_url, "--token", "t", "vm", "console", "x"])
+    assert result.exit_code == 7, result.output
+    assert result.stderr.startswith(f"error: the viridian service at {closed_port_url} cannot ")
+    assert "Connected" not in result.stderr
