@@ -146,7 +146,9 @@ def progress_bar(label: str) -> Iterator[ProgressFn]:
 @click.option(
     "--block-size",
     type=SIZE,
-    help=size_help("Block size of a dynamic disk (a power of two, 512KB to 256MB)", "2MB"),
+    help=size_help(
+        "Block size of a dynamic disk (a power of two, 512B to 256MB)", "2MB", "512KB, 2MB, 32MB"
+    ),
 )
 @click.option(
     "--parent", type=click.Path(path_type=Path), help="Make a differencing disk of PARENT."

@@ -79,10 +79,10 @@ def format_size(size: int) -> str:
     return "1 byte" if size == 1 else f"{size} bytes"
 
 
-def size_help(what: str, default: str | None = None) -> str:
+def size_help(what: str, default: str | None = None, examples: str = "512MB, 20GB, 1.5TB") -> str:
     """The help text of a size option: what it is, the rule, and its default."""
     tail = f"; default: {default}" if default else "; no default"
-    return f"{what}, e.g. 512MB, 20GB, 1.5TB (bare number = MB){tail}."
+    return f"{what}, e.g. {examples} (bare number = MB){tail}."
 
 
 class SizeParam(click.ParamType[int]):

@@ -48,10 +48,11 @@ def check_block_size(size: int) -> int:
 
 
 def describe_bytes(n: int) -> str:
-    """``n`` for people: "1,048,576 bytes (1 MiB)"; the unit part only when exact or >= 1 KiB."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            value = n / scale
-            shown = f"{value:.0f}" if n % scale == 0 else f"{value:.1f}"
-            return f"{n:,} bytes ({shown} {unit})"
-    return f"{n:,} bytes"
+    """``n`` for people: "1,048,576 bytes (1 MiB)", "2,190,433,321,472 bytes (1.99 TiB)"."""
+    units = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+    fits = [(unit, scale) for unit, scale in units if n >= scale]
+    if not fits:
+        return f"{n:,} bytes"
+    unit, scale = fits[0]
+    shown = f"{n // scale}" if n % scale == 0 else f"{n / scale:.3g}"
+    return f"{n:,} bytes ({shown} {unit})"

@@ -35,9 +35,10 @@ def free_bytes(folder: Path) -> int:
 def no_space(path: Path, needed: int, free: int, *, created: bool = True) -> NoSpace:
     """The refusal for ``path``: needed and free bytes, and that nothing was changed."""
     done = "nothing was created" if created else "nothing was changed"
+    folder = path.absolute().parent
     return NoSpace(
         f"{path}: a fixed disk needs {describe_bytes(needed)} but the file system of "
-        f"{path.parent} has {describe_bytes(free)} free; {done} "
+        f"{folder} has {describe_bytes(free)} free; {done} "
         "(free some space, or use a dynamic disk)",
         needed=needed,
         free=free,
