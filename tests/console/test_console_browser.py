@@ -1,10 +1,13 @@
 """The console in a real browser (Debian's Chromium, headless, via Playwright) against a
 real service and one real guest shared by the steps below, which run in order:
 
-log in → create a VM in the wizard → bad memory value shows the API's message next to
-the field, a good one is saved → start → VM Connect shows the guest's screen (its boot
-text read back by OCR from a screenshot of the canvas) and its serial console → pause and
-resume → checkpoint in the tree → the tool screens → turn off.
+the login hint names the real token file → log in → VM Connect of a missing VM says so →
+create a VM in the wizard → bad memory value shows the API's message next to the field, a
+good one is saved → start → VM Connect shows the guest's screen (its boot text read back by
+OCR from a screenshot of the canvas) and its serial console → while it runs, settings that
+need it Off are disabled with a note, and Save (VHD disk) is disabled with the reason →
+pause and resume → checkpoint in the tree → the tool screens (a switch's properties as a
+readable list) → turn off (the job shows its times) → VM Connect of the Off VM offers Start.
 
 Screenshots of each main screen are written to docs/screenshots with VIRIDIAN_WRITE_DOCS=1.
 """
@@ -15,16 +18,18 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.service.harness import Console, Service
+from tests.service.harness import Console, Service, act
 
 pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("console")]
 
 VM = "console-vm"
+SWITCH = "console-sw"
 OCR_TRIES = 20
 
 
@@ -38,7 +43,8 @@ class Session:
 
 @pytest.fixture(scope="module")
 def ui(browser: Any, console_service: Service) -> Iterator[Session]:
-    context = browser.new_context(viewport={"width": 1280, "height": 820})
+    # UTC: the job times the page shows are compared with the API's (UTC) timestamps
+    context = browser.new_context(viewport={"width": 1280, "height": 820}, timezone_id="UTC")
     session = Session()
     session.page = context.new_page()
     session.page.set_default_timeout(30_000)
@@ -69,6 +75,15 @@ def ocr(image: Path) -> str:
     return done.stdout
 
 
+def test_login_hint_names_the_real_token_file(ui: Session, console_service: Service) -> None:
+    page = ui.page
+    page.goto(console_service.url + "/login")
+    hint = page.locator("#token-hint").inner_text()
+    assert f"{console_service.data_dir}/token" in hint, hint
+    assert "/var/lib/viridian" not in hint, hint
+    assert page.locator("#token-path").inner_text() == f"{console_service.data_dir}/token"
+
+
 def test_login_page_then_manager(ui: Session, console_service: Service,
                                  screenshot_dir: Path) -> None:
     page = ui.page
@@ -83,6 +98,19 @@ def test_login_page_then_manager(ui: Session, console_service: Service,
     page.wait_for_url(console_service.url + "/")
     page.locator("#live-indicator.on").wait_for()
     assert page.locator("#host-actions [data-action=new-vm]").is_visible()
+
+
+def test_vm_connect_of_a_missing_vm(ui: Session, console_service: Service) -> None:
+    connect = ui.page.context.new_page()
+    try:
+        connect.goto(console_service.url + "/connect.html?vm=no-such-vm")
+        title = connect.locator("#missing-title")
+        title.wait_for()
+        assert title.inner_text() == "No VM named 'no-such-vm'"
+        assert connect.locator("#connect-status").inner_text() == "No VM named 'no-such-vm'"
+        assert connect.locator("#start-from-message").count() == 0
+    finally:
+        connect.close()
 
 
 def test_new_vm_wizard(ui: Session, console_service: Service, guest_iso: Path,
@@ -181,6 +209,60 @@ def test_start_and_vm_connect(ui: Session, console_service: Service, screenshot_
     connect.locator(".connect-tabs [data-tab=screen]").click()
 
 
+def test_settings_that_need_off_are_disabled_while_running(ui: Session,
+                                                           console_service: Service) -> None:
+    page = ui.page
+    click_action(page, "settings")
+    settings = page.locator("#settings-dialog")
+    assert "Running" in settings.locator("#settings-state").inner_text()
+
+    def setting(name: str) -> Any:
+        return settings.locator(f'[data-setting="{name}"]')
+
+    def open_section(title: str) -> Any:
+        settings.locator(f".settings-nav [data-section='{title}']").click()
+        return settings.locator(f".settings-section[data-section='{title}']")
+
+    memory = open_section("Memory")
+    assert setting("memory.startup_mb").is_disabled()
+    assert "Off" in memory.locator(".frozen-note").inner_text()
+    processor = open_section("Processor")
+    assert setting("processor.count").is_disabled()
+    assert processor.locator(".frozen-note").count() == 1
+    assert setting("processor.weight").is_enabled()
+    disk = open_section("IDE Controller 0")  # the VHD at 0:0
+    assert disk.locator(".frozen-note").count() == 1
+    assert disk.locator('[data-setting$="].kind"]').first.is_disabled()
+    assert disk.locator('[data-setting$="].path"]').first.is_disabled()
+    dvd = open_section("IDE Controller 1")  # the ISO at 1:0
+    assert dvd.locator('[data-setting$="].path"]').first.is_enabled()  # media change live
+    open_section("COM 1")
+    assert setting("com1.kind").is_disabled()
+    open_section("SCSI Controllers")
+    assert setting("scsi").is_disabled()  # "Add SCSI controller"
+    open_section("Name")
+    assert setting("notes").is_enabled()
+    # what stays enabled really changes while it runs
+    open_section("Processor")
+    setting("processor.weight").fill("200")
+    settings.locator("[data-action=ok]").click()
+    settings.wait_for(state="detached")
+    with console_service.client() as api:
+        vm = api.get(f"/vms/{VM}").json()
+    assert vm["state"] == "Running" and vm["settings"]["processor"]["weight"] == 200
+
+
+def test_save_is_disabled_with_the_reason_for_a_vhd_vm(ui: Session) -> None:
+    page = ui.page
+    save = page.locator("#vm-actions [data-action=save][disabled]")
+    save.wait_for()
+    assert "VHD" in (save.get_attribute("title") or "")
+    assert page.locator("#vm-actions [data-action=shutdown]").is_enabled()
+    in_connect = ui.connect.locator("#toolbar [data-action=save][disabled]")
+    in_connect.wait_for()
+    assert "VHD" in (in_connect.get_attribute("title") or "")
+
+
 def test_pause_and_resume(ui: Session) -> None:
     page = ui.page
     row = f'#vm-table tr[data-vm="{VM}"]'
@@ -210,7 +292,29 @@ def test_checkpoint_appears_in_tree(ui: Session, screenshot_dir: Path) -> None:
     shot(page, screenshot_dir, "manager")
 
 
-def test_tool_screens(ui: Session, screenshot_dir: Path) -> None:
+def check_switch_properties(switches: Any, console_service: Service) -> None:
+    """A switch made in the form shows its properties as labelled values, inside its column."""
+    form = switches.locator("#new-switch")
+    form.locator("[name=name]").fill(SWITCH)
+    form.locator("[name=type]").select_option("private")
+    switches.locator("[data-action=create-switch]").click()
+    row = switches.locator(f'#switch-table tr[data-switch="{SWITCH}"]')
+    row.wait_for()
+    with console_service.client() as api:
+        made = api.get(f"/switches/{SWITCH}").json()
+    facts = row.locator("td.facts")
+    labels = facts.locator("dl.properties > dt").all_inner_texts()
+    assert "Bridge interface" in labels and "Shared with the host" in labels, labels
+    interface = facts.locator('dl.properties > dd[data-property="interface"]').inner_text()
+    assert interface == made["interface"]
+    assert facts.locator('dd[data-property="allow_management_os"]').inner_text() == "No"
+    assert "{" not in facts.inner_text() and '":' not in facts.inner_text()
+    # nothing sticks out of its column or makes the dialog scroll sideways
+    assert facts.evaluate("el => el.scrollWidth <= el.clientWidth")
+    assert switches.locator(".dialog-body").evaluate("el => el.scrollWidth <= el.clientWidth")
+
+
+def test_tool_screens(ui: Session, console_service: Service, screenshot_dir: Path) -> None:
     page = ui.page
     click_action(page, "vm-performance")
     perf = page.locator("#performance")
@@ -222,7 +326,14 @@ def test_tool_screens(ui: Session, screenshot_dir: Path) -> None:
     page.click("#host-actions [data-action=switches]")
     switches = page.locator("#switch-manager")
     switches.locator("#switch-table tbody tr").first.wait_for()
-    shot(page, screenshot_dir, "switch-manager")
+    try:
+        check_switch_properties(switches, console_service)
+        shot(page, screenshot_dir, "switch-manager")
+        switches.locator(f'tr[data-switch="{SWITCH}"] [data-action=remove-switch]').click()
+        switches.locator(f'tr[data-switch="{SWITCH}"]').wait_for(state="detached")
+    finally:
+        with console_service.client() as api:
+            api.delete(f"/switches/{SWITCH}")
     switches.locator("[data-action=close]").click()
     page.click("#host-actions [data-action=disks]")
     wizard = page.locator("#disk-wizard")
@@ -236,7 +347,7 @@ def test_tool_screens(ui: Session, screenshot_dir: Path) -> None:
     wizard.locator("[data-action=close]").click()
 
 
-def test_turn_off(ui: Session) -> None:
+def test_turn_off(ui: Session, console_service: Service) -> None:
     page = ui.page
     click_action(page, "stop")
     page.locator(f'#vm-table tr[data-vm="{VM}"][data-state="Off"]').wait_for(timeout=60_000)
@@ -244,6 +355,39 @@ def test_turn_off(ui: Session) -> None:
     assert "turned off" in ui.connect.locator("#screen-message").inner_text() or \
         "off" in ui.connect.locator("#screen-message").inner_text()
     assert page.locator("#jobs-list [data-kind=stop] .progress.completed").count() >= 1
+    with console_service.client() as api:
+        job = next(j for j in api.get("/jobs").json()["jobs"] if j["kind"] == "stop")
+    times = page.locator(f'#jobs-list [data-job="{job["id"]}"] .job-times')
+    times.locator("[data-time=duration]").wait_for()
+    for key in ("started", "finished"):
+        stamp = times.locator(f"[data-time={key}] time")
+        assert stamp.get_attribute("datetime") == job[f"{key}_at"]
+        clock = datetime.fromisoformat(job[f"{key}_at"]).strftime("%H:%M:%S")
+        assert stamp.inner_text().endswith(clock)
+    took = (datetime.fromisoformat(job["finished_at"])
+            - datetime.fromisoformat(job["started_at"])).total_seconds()
+    shown = re.fullmatch(r"took (\d+\.\d) s", times.locator("[data-time=duration]").inner_text())
+    assert shown and abs(float(shown[1]) - took) <= 0.051, (shown, took)  # seconds, 1 decimal
+
+
+def test_vm_connect_of_an_off_vm_offers_start(ui: Session, console_service: Service) -> None:
+    page = ui.page
+    connect = page.context.new_page()
+    try:
+        connect.goto(f"{console_service.url}/connect.html?vm={VM}")
+        title = connect.locator("#stopped-title")
+        title.wait_for()
+        assert title.inner_text() == "The VM is Off — Start it"
+        assert connect.locator("#connect-status").inner_text() == f"{VM} is Off"
+        connect.locator("#start-from-message").click()
+        page.locator(f'#vm-table tr[data-vm="{VM}"][data-state="Running"]').wait_for(
+            timeout=120_000)
+        connect.locator("body[data-state=Running]").wait_for()
+        assert connect.locator("#stopped-title").count() == 0
+    finally:
+        connect.close()
+        with console_service.client() as api:
+            act(api, VM, "stop", check=False)
 
 
 @pytest.fixture(scope="module", autouse=True)

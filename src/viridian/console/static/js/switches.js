@@ -62,7 +62,7 @@ function propertyValue(key, value) {
 export function propertyList(object, hidden = new Set()) {
   return h('dl', { class: 'properties' }, Object.entries(object)
     .filter(([key]) => !hidden.has(key))
-    .map(([key, value]) => [h('dt', { dataset: { property: key } }, PROPERTY_LABELS[key] || key),
+    .flatMap(([key, value]) => [h('dt', { dataset: { property: key } }, PROPERTY_LABELS[key] || key),
       h('dd', { dataset: { property: key } }, propertyValue(key, value))]));
 }
 
