@@ -24,7 +24,7 @@ from viridian.qemu.hotplug import (
 )
 from viridian.qemu.screen import Image, parse_ppm, png_bytes
 from viridian.service.devices import edits
-from viridian.service.devices.operations import check_live_storage_changes
+from viridian.service.devices.hotplug import check_live_storage_changes
 from viridian.service.vms.macs import assign_macs, host_adapter_octets, macs_in_use, pool_octets
 
 

@@ -3,48 +3,37 @@ an HTTP status and a JSON body ``{"error": {"code", "message", "details"}}``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from viridian import __version__
 from viridian.config import API_PREFIX
 from viridian.console import install_console_routes
 from viridian.errors import ViridianError
+from viridian.service.access_log import AccessLog
 from viridian.service.auth import bearer_matches
-from viridian.service.checkpoints.routes import install_checkpoint_routes
 from viridian.service.core import ServiceCore
-from viridian.service.counters.routes import install_counter_routes
-from viridian.service.counters.sampler import counters_for
-from viridian.service.devices.routes import install_device_routes
-from viridian.service.devices.screen_routes import install_vnc_routes
-from viridian.service.disk_wizard.routes import install_disk_routes
-from viridian.service.integration_services.routes import install_integration_routes
+from viridian.service.http_boundary import BodyLimit, bounded_error
+from viridian.service.integration_services.services import MAX_COPY_BYTES
 from viridian.service.jobs import job_dict
-from viridian.service.switches.routes import install_switch_routes
-
-Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
+from viridian.service.vms.routes import install_vm_routes
 
 
-class NewVM(BaseModel):
-    name: str
-    settings: dict[str, Any] = Field(default_factory=dict)
-    memory_mb: int | None = None
-    processors: int | None = None
-    dvd: str | None = None
-    vhd: str | None = None
-
-
-class ActionOptions(BaseModel):
-    timeout_s: float | None = None
+# Routes whose bodies carry file contents (base64) get a cap to fit them; all others
+# have http_boundary.DEFAULT_BODY_MAX_BYTES (docs/api.md, "The error object").
+FILE_BODY_MAX_BYTES = (MAX_COPY_BYTES + 2) // 3 * 4 + 64 * 1024
+FILE_BODY_ROUTES = (
+    (f"{API_PREFIX}/vms/[^/]+/integration/(files|exec)", FILE_BODY_MAX_BYTES),
+)
 
 
 def error_response(err: ViridianError) -> JSONResponse:
-    return JSONResponse({"error": err.to_dict()}, status_code=err.http_status)
+    """The JSON answer of ``err``; no value in it is echoed longer than 100 characters."""
+    return JSONResponse({"error": bounded_error(err.to_dict())}, status_code=err.http_status)
 
 
 class BearerAuth:
@@ -80,17 +69,13 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
                   docs_url=None, redoc_url=None)
     _install_error_handlers(app)
     _host_routes(app, manager)
-    install_device_routes(app, manager)
-    install_checkpoint_routes(app, manager)  # before _vm_routes' POST /vms/{ref}/{action}
-    _vm_routes(app, manager)
+    manager.install_routes(app)  # before the VM routes' POST /vms/{ref}/{action}
+    install_vm_routes(app, manager)
     _job_routes(app, manager)
-    install_integration_routes(app, manager)
-    install_counter_routes(app, manager)
-    install_switch_routes(app, manager)
-    install_vnc_routes(app, manager)
-    install_disk_routes(app, manager)
+    app.add_middleware(BodyLimit, larger=FILE_BODY_ROUTES)
     app.add_middleware(BearerAuth, token=token)
-    install_console_routes(app, _ConsoleFeed(manager), token)  # outermost: the console's login gate
+    install_console_routes(app, _ConsoleFeed(manager), token)  # the console's login gate
+    app.add_middleware(AccessLog)  # outermost: sees every request as it arrived
     return app
 
 
@@ -110,7 +95,7 @@ class _ConsoleFeed:
         return self._manager.host_info()
 
     def latest_counters(self) -> dict[str, float]:
-        latest = counters_for(self._manager).history.latest()
+        latest = self._manager.counters.sampler.history.latest()
         return dict(latest.values) if latest else {}
 
 
@@ -121,14 +106,17 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}"
-            for e in err.errors()
-        )
+        problems = "; ".join(_problem(e) for e in err.errors())
         body = {"code": "bad_request", "message": f"malformed request: {problems}",
                 "details": {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
                                        for e in err.errors()]}}
-        return JSONResponse({"error": body}, status_code=400)
+        return JSONResponse({"error": bounded_error(body)}, status_code=400)
+
+
+def _problem(error: Any) -> str:
+    """``field: what is wrong`` (just the message for the body as a whole)."""
+    where = ".".join(str(p) for p in error["loc"] if p != "body")
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _host_routes(app: FastAPI, manager: ServiceCore) -> None:
@@ -139,37 +127,6 @@ def _host_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.post(f"{API_PREFIX}/host/shutdown", status_code=202, tags=["host"])
     async def host_shutdown() -> dict[str, Any]:
         return manager.host_shutdown()
-
-
-def _vm_routes(app: FastAPI, manager: ServiceCore) -> None:
-    @app.get(f"{API_PREFIX}/vms", tags=["vms"])
-    async def vm_list() -> dict[str, Any]:
-        return {"vms": manager.list_vms()}
-
-    @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
-    async def vm_new(spec: NewVM) -> dict[str, Any]:
-        return await manager.create_vm(spec.name, spec.settings, memory_mb=spec.memory_mb,
-                                       processors=spec.processors, dvd=spec.dvd, vhd=spec.vhd)
-
-    @app.get(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
-    async def vm_show(ref: str) -> dict[str, Any]:
-        return manager.show_vm(ref)
-
-    @app.patch(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
-    async def vm_set(ref: str, patch: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        return await manager.update_vm(ref, patch)
-
-    @app.delete(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
-    async def vm_remove(ref: str, delete_files: bool = False) -> dict[str, Any]:
-        return await manager.remove_vm(ref, delete_files)
-
-    @app.post(f"{API_PREFIX}/vms/{{ref}}/{{action}}", status_code=202, tags=["vms"])
-    async def vm_action(ref: str, action: Action, options: ActionOptions | None = None,
-                        wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
-        """Queue ``action``; with ``wait``, answer once the job ended (or the time passed)."""
-        timeout = options.timeout_s if options else None
-        job = manager.request(ref, action, timeout_s=timeout)
-        return await manager.jobs.wait(job["id"], wait) if wait else job
 
 
 def _job_routes(app: FastAPI, manager: ServiceCore) -> None:

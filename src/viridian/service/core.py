@@ -3,6 +3,17 @@
 It keeps the catalog and the VM folders, turns requests into jobs (queued per VM), runs
 admission control, and reconciles the catalog with the QEMU processes it finds at start.
 All host-state changes pass through here; the API layer only translates.
+
+Everything else is a capability (:mod:`viridian.service.capability`) built with the
+narrow :class:`~viridian.service.context.ServiceContext` this core implements. The core
+tells the capabilities about every VM event in the order of
+:attr:`ServiceCore.capabilities` (docs/architecture.md, "How to add a capability"):
+
+1. resource control (cgroups) — first to see a QEMU process, last to miss it;
+2. integration services — the guest agent of a running QEMU;
+3. virtual switches — taps before QEMU opens them;
+4. checkpoints — recovery of journaled operations, overlays before a start;
+5. devices, 6. counters, 7. the disk wizard, 8. renaming — routes and background work.
 """
 
 from __future__ import annotations
@@ -13,25 +24,33 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from fastapi import FastAPI
 
 from viridian import __version__
 from viridian.errors import Conflict, NotFound, ViridianError
 from viridian.host.admission import AdmissionPolicy, HostLoad, check_admission
 from viridian.host.resources import read_boot_id, read_resources
-from viridian.model.states import Request, VMState, check_request
+from viridian.model import settings_from_dict
+from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.service.capability import Capability, SettingsChange
 from viridian.service.catalog import Catalog, VMRecord
-from viridian.service.checkpoints.operations import Checkpoints
-from viridian.service.counters.sampler import start_counters, stop_counters
-from viridian.service.devices.operations import live_changes
+from viridian.service.checkpoints.operations import CheckpointsCapability
+from viridian.service.counters.sampler import CountersCapability
+from viridian.service.devices.hotplug import live_changes
+from viridian.service.devices.operations import DevicesCapability
+from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
-from viridian.service.jobs import Job, JobRunner, now_iso
-from viridian.service.storage.checks import convert_differencing, memory_save_blocker
+from viridian.service.jobs import Job, JobRunner, Operation, now_iso
+from viridian.service.storage.checks import convert_differencing
 from viridian.service.switches.service import SwitchService
+from viridian.service.vms import availability
 from viridian.service.vms.config import VMConfigurator
 from viridian.service.vms.live import LiveVM
 from viridian.service.vms.resource_control import ResourceControl
@@ -44,25 +63,88 @@ META_BOOT_ID = "boot_id"
 
 
 class ServiceCore:
-    """Owns the catalog, the live VMs and the job runner of one data folder."""
+    """Owns the catalog, the live VMs and the job runner of one data folder; implements
+    :class:`~viridian.service.context.ServiceContext` and
+    :class:`~viridian.service.vms.live.VMEvents`."""
 
-    def __init__(self, data_dir: Path, capabilities: HostCapabilities,
+    def __init__(self, data_dir: Path, host: HostCapabilities,
                  policy: AdmissionPolicy | None = None) -> None:
-        self.data_dir = data_dir
-        self.capabilities = capabilities
-        self.policy = policy or AdmissionPolicy()
+        self._data_dir = data_dir
+        self._host = host
+        self._policy = policy or AdmissionPolicy()
         for sub in ("vms", "run"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.catalog = Catalog(data_dir / "catalog.sqlite")
-        self.jobs = JobRunner(self.catalog)
-        self.config = VMConfigurator(self.catalog)
+        self._catalog = Catalog(data_dir / "catalog.sqlite")
+        self._jobs = JobRunner(self._catalog)
         self.live: dict[str, LiveVM] = {}
-        self.resources = ResourceControl()
-        self.integration = IntegrationServices()
-        self.checkpoints = Checkpoints(self)
-        self.switches = SwitchService(self)  # virtual switches; a VM hook for ports
+        self.resources = ResourceControl(self)
+        integration = IntegrationServices(self)
+        self.switches = SwitchService(self)
+        self.counters = CountersCapability(self, self.switches.store)
+        self.capabilities: tuple[Capability, ...] = (
+            self.resources, integration, self.switches,
+            CheckpointsCapability(self, integration), DevicesCapability(self),
+            self.counters, DiskWizard(self))
+        self.config = VMConfigurator(self._catalog)
         self.boot_id = read_boot_id()
         self._started = time.monotonic()
+
+    # --- the context offered to capabilities -----------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @property
+    def jobs(self) -> JobRunner:
+        return self._jobs
+
+    @property
+    def host(self) -> HostCapabilities:
+        return self._host
+
+    @property
+    def policy(self) -> AdmissionPolicy:
+        return self._policy
+
+    def find_vm(self, ref: str) -> LiveVM:
+        return self.find_live(ref)
+
+    def vms(self) -> Mapping[str, LiveVM]:
+        return self.live
+
+    # --- VM events, told to every capability in order ----------------------------------
+
+    def launching(self, vm: LiveVM) -> None:
+        for capability in self.capabilities:
+            capability.launching(vm)
+
+    def adopted(self, vm: LiveVM) -> None:
+        for capability in self.capabilities:
+            capability.adopted(vm)
+
+    def exited(self, vm: LiveVM) -> None:
+        for capability in self.capabilities:
+            capability.exited(vm)
+
+    def resumed(self, vm: LiveVM, restored: bool) -> None:
+        for capability in self.capabilities:
+            capability.resumed(vm, restored)
+
+    def describe(self, vm: LiveVM) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        for capability in self.capabilities:
+            extra.update(capability.describe(vm))
+        return extra
+
+    def install_routes(self, app: FastAPI) -> None:
+        """Every capability's routes, in order (before the generic VM routes)."""
+        for capability in self.capabilities:
+            capability.install_routes(app)
 
     # --- start-up and recovery --------------------------------------------------------
 
@@ -73,14 +155,15 @@ class ServiceCore:
         host_booted = self.catalog.get_meta(META_BOOT_ID) != self.boot_id
         await asyncio.gather(*(self._recover(vm) for vm in self.catalog.list_vms()))
         self.catalog.set_meta(META_BOOT_ID, self.boot_id)
-        self.switches.start()  # after recovery: running VMs' taps are kept
-        start_counters(self)
+        for capability in self.capabilities:  # after recovery: running VMs' taps are kept
+            capability.start()
         if host_booted:
             self._schedule_automatic_starts()
 
     async def close(self) -> None:
         """Stop managing; running VMs keep running (their QEMU processes are detached)."""
-        await stop_counters(self)
+        for capability in self.capabilities:
+            await capability.close()
         for live in self.live.values():
             await live.detach()
         self.catalog.close()
@@ -98,14 +181,15 @@ class ServiceCore:
     async def _recover(self, vm: VMRecord) -> None:
         live = self._new_live(vm)
         await live.reconcile()
-        await self.checkpoints.recover(live)
+        for capability in self.capabilities:
+            await capability.recover(live)
 
     def _new_live(self, vm: VMRecord) -> LiveVM:
-        live = LiveVM(vm, self.catalog, self.capabilities,
+        live = LiveVM(vm, self.catalog, self.host,
                       RuntimePaths(self.data_dir / "run" / vm.id),
-                      Path(vm.folder) / SAVED_STATE_FILE)
-        live.hooks = [self.resources, self.integration, self.switches]
-        self.checkpoints.attach(live)
+                      Path(vm.folder) / SAVED_STATE_FILE, self)
+        for capability in self.capabilities:
+            capability.attach(live)
         self.live[vm.id] = live
         return live
 
@@ -142,7 +226,7 @@ class ServiceCore:
     def host_info(self) -> dict[str, Any]:
         resources = read_resources()
         load = self.host_load()
-        caps = self.capabilities
+        caps = self.host
         return {
             "hostname": socket.gethostname(),
             "version": __version__,
@@ -172,18 +256,19 @@ class ServiceCore:
                    "shut_down": Request.SHUTDOWN}
         running = [lv for lv in self.live.values() if lv.state in (VMState.RUNNING, VMState.PAUSED)]
         subjobs: dict[str, Job] = {}
+        instead: dict[str, str] = {}
         for live in running:
             request = actions[live.record.settings["automatic_stop"]["action"]]
-            if request is Request.SAVE and memory_save_blocker(live.record.settings):
-                request = Request.SHUTDOWN  # the nearest action that loses no data
+            why = availability.unavailable(live).get(request.value)
+            if why:  # the nearest action that loses no data; the result says so and why
+                request, instead[live.record.name] = Request.SHUTDOWN, why
             live.mark_auto_stopped(True)
             subjobs[live.record.name] = self.jobs.submit(
                 request.value, live.record.id, live.record.name,
                 self._operation(live, request, None))
         job.report(5, f"stopping {len(subjobs)} VMs")
         await asyncio.gather(*(sj.done.wait() for sj in subjobs.values()))
-        return {name: f"{sj.kind}: {sj.state}" + (f" ({sj.error['message']})" if sj.error else "")
-                for name, sj in subjobs.items()}
+        return {name: _stop_outcome(sj, instead.get(name)) for name, sj in subjobs.items()}
 
     # --- VM definitions -----------------------------------------------------------------
 
@@ -213,7 +298,8 @@ class ServiceCore:
             del patch["ide"]
         settings = self.config.new_settings(name, patch, memory_mb, processors, dvd, vhd)
         vm_id = str(uuid.uuid4())
-        self.switches.check_new_vm(vm_id, settings)
+        self._check_settings(SettingsChange(vm_id, settings["name"], None, None,
+                                            settings_from_dict(settings)))
         folder = self.data_dir / "vms" / vm_id
         staging = folder.with_name(f".new-{vm_id}")
         staging.mkdir(mode=0o700)
@@ -227,28 +313,32 @@ class ServiceCore:
         staging.rename(folder)
         return self._new_live(record).to_dict()
 
-    async def update_vm(self, ref: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def _check_settings(self, change: SettingsChange) -> None:
+        for capability in self.capabilities:
+            capability.check_settings(change)
+
+    async def update_vm(self, ref: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         live = self.find_live(ref)
         async with self.jobs.queue_for(live.record.id):
             await self.apply_settings(live, patch)
         return live.to_dict()
 
-    async def apply_settings(self, live: LiveVM, patch: dict[str, Any]) -> None:
+    async def apply_settings(self, live: LiveVM, patch: Mapping[str, Any]) -> None:
         """Validate ``patch``, apply what can change live to the running QEMU (hot plug),
         then commit; a failure leaves QEMU and the catalog unchanged. The caller holds the
         VM's queue (``jobs.queue_for``)."""
         patch = dict(patch)
         await convert_differencing(patch, self.data_dir)
         settings = self.config.changed_settings(live.record, patch, live.state)
-        self.checkpoints.check_settings_change(live, live.record.settings, settings)
-        self.resources.check_change(live, settings, self.host_load())
-        self.switches.check_settings(live, settings)
+        self._check_settings(SettingsChange(
+            live.record.id, live.record.name, live, settings_from_dict(live.record.settings),
+            settings_from_dict(settings)))
         async with live_changes(live, live.record.settings, settings):
             record = replace(live.record, name=settings["name"], settings=settings)
             self.catalog.update_vm(record)
             live.record = record
-        self.resources.refresh()
-        self.switches.settings_changed(live)
+        for capability in self.capabilities:
+            capability.settings_changed(live)
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]:
         live = self.find_live(ref)
@@ -258,11 +348,12 @@ class ServiceCore:
                     f"cannot remove VM '{live.record.name}': it is {live.state.value}; "
                     "turn it off first (viridian vm stop); nothing was changed",
                     vm=live.record.name, state=live.state.value)
-            self.checkpoints.check_removal(live, delete_files)
-            if delete_files:
-                self.checkpoints.forget(live)
+            for capability in self.capabilities:
+                capability.check_removal(live, delete_files)
             self._remove_files_and_record(live, delete_files)
-        del self.live[live.record.id]
+            del self.live[live.record.id]
+            for capability in self.capabilities:
+                capability.removed(live, delete_files)
         return {"removed": live.record.name, "deleted_files": delete_files}
 
     def _remove_files_and_record(self, live: LiveVM, delete_files: bool) -> None:
@@ -279,27 +370,41 @@ class ServiceCore:
 
     # --- lifecycle requests -------------------------------------------------------------
 
-    def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]:
-        """Queue ``action`` for the VM. Checked now when the VM is idle, else when it runs."""
+    def request(self, ref: str, action: str, *, timeout_s: float | None,
+                turn_off_after_timeout: bool = False) -> dict[str, Any]:
+        """Queue ``action`` for the VM. Checked now when the VM is idle, else when it runs;
+        a request this VM cannot do at all (:mod:`viridian.service.vms.availability`) is
+        refused at once. ``timeout_s`` and ``turn_off_after_timeout`` shape a shut down
+        (:meth:`LiveVM.perform`)."""
         live = self.find_live(ref)
         request = Request(action)
         if not self.jobs.busy(live.record.id):
-            check_request(live.record.name, live.state, request)
-        why = memory_save_blocker(live.record.settings) if request is Request.SAVE else None
-        if why:
-            raise Conflict(f"cannot save VM '{live.record.name}': {why}; shut it down or turn "
-                           "it off instead; nothing was changed", vm=live.record.name)
-        job = self.jobs.submit(action, live.record.id, live.record.name,
-                               self._operation(live, request, timeout_s))
+            availability.check(live, request)
+        elif request is Request.SAVE:
+            availability.check_save(live)
+        job = self.jobs.submit(action, live.record.id, live.record.name, self._operation(
+            live, request, timeout_s, turn_off_after_timeout=turn_off_after_timeout))
         return job.to_dict()
 
-    def _operation(self, live: LiveVM, request: Request, timeout_s: float | None) -> Any:
+    async def delete_saved_state(self, ref: str) -> dict[str, Any]:
+        """Hyper-V's "Delete Saved State": the Saved VM becomes Off and its saved-state
+        file is removed. Refused (naming the state and what it allows) unless Saved."""
+        live = self.find_live(ref)
+        async with self.jobs.queue_for(live.record.id):
+            availability.check_delete_saved_state(live)
+            await live.delete_saved_state()
+        return live.to_dict()
+
+    def _operation(self, live: LiveVM, request: Request, timeout_s: float | None, *,
+                   turn_off_after_timeout: bool = False) -> Operation:
         async def run(job: Job) -> dict[str, Any]:
-            check_request(live.record.name, live.state, request)
+            availability.check(live, request)
             if request is Request.START:
-                await self.checkpoints.prepare_start(live)
+                for capability in self.capabilities:
+                    await capability.prepare_start(live)
                 self.admit(live)
-            facts = await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S)
+            facts = await live.perform(request, job, timeout_s or DEFAULT_SHUTDOWN_TIMEOUT_S,
+                                       turn_off_after_timeout=turn_off_after_timeout)
             return {"state": live.state.value, "enabled_state": live.state.enabled_state,
                     **facts}
         return run
@@ -309,3 +414,15 @@ class ServiceCore:
         check_admission(live.record.name, live.memory_mb, live.processors, self.host_load(),
                         self.policy, live.record.settings["processor"]["reserve_pct"])
         live.reserve()
+
+
+def _stop_outcome(job: Job, save_refused: str | None) -> str:
+    """One VM's line of the host-shutdown result: ``"save: completed"``, or for a VM that
+    could not be saved ``"shutdown instead of save (<why>): completed, method: …"``."""
+    if save_refused is None:
+        line = f"{job.kind}: {job.state}"
+    else:
+        method = (job.result or {}).get("method") if isinstance(job.result, dict) else None
+        line = f"{job.kind} instead of save ({save_refused}): {job.state}"
+        line += f", method: {method}" if method else ""
+    return line + (f" ({job.error['message']})" if job.error else "")

@@ -96,8 +96,8 @@ async def run(data_dir: Path, host: str, port: int) -> None:
                             access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     record_listen_address(data_dir, host, port)
-    log.warning("viridian serving on http://%s:%d (data %s, accelerator %s)",
-                host, port, data_dir, manager.capabilities.accelerator)
+    log.info("viridian serving on http://%s:%d (data %s, accelerator %s)",
+             host, port, data_dir, manager.host.accelerator)
     try:
         await server.serve()
     finally:

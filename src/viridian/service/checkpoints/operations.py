@@ -33,6 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI
+
 from viridian.checkpoints import (
     MAX_CHECKPOINTS,
     CapturedState,
@@ -55,16 +57,20 @@ from viridian.checkpoints import (
 )
 from viridian.checkpoints.plan import Step, active_images, new_overlays, step_from_dict
 from viridian.errors import Conflict, HostError
+from viridian.model import to_dict
 from viridian.model.states import Request, VMState
 from viridian.qemu import blockjobs, images
 from viridian.qemu.errors import QemuError
+from viridian.service.capability import Capability, SettingsChange
+from viridian.service.checkpoints.routes import install_checkpoint_routes
 from viridian.service.checkpoints.store import CheckpointStore, JournalEntry
+from viridian.service.context import ServiceContext
 from viridian.service.jobs import Job
 from viridian.service.storage.checks import memory_save_blocker
 from viridian.service.vms.live import LiveVM
 
 if TYPE_CHECKING:
-    from viridian.service.core import ServiceCore
+    from viridian.service.integration_services.services import IntegrationServices
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +87,19 @@ def fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class Checkpoints:
-    """The checkpoint part of the VMMS; one per :class:`ServiceCore`."""
+class CheckpointsCapability(Capability):
+    """The checkpoint part of the VMMS; one per service. Freezes guest file systems for
+    production checkpoints through the integration services it is given."""
 
-    def __init__(self, manager: ServiceCore) -> None:
-        self.manager = manager
-        self.store = CheckpointStore(manager.catalog)
+    name = "checkpoints"
+
+    def __init__(self, context: ServiceContext, integration: IntegrationServices) -> None:
+        self.context = context
+        self.integration = integration
+        self.store = CheckpointStore(context.catalog)
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_checkpoint_routes(app, self, self.context.jobs)
 
     # --- facts ------------------------------------------------------------------------
 
@@ -94,8 +107,9 @@ class Checkpoints:
         custom = live.record.settings.get("checkpoint_folder")
         return Path(custom) if custom else Path(live.record.folder) / FOLDER_NAME
 
-    def describe(self, ref: str) -> dict[str, Any]:
-        live = self.manager.find_live(ref)
+    def tree_view(self, ref: str) -> dict[str, Any]:
+        """The checkpoint tree of VM ``ref`` as the API shows it."""
+        live = self.context.find_vm(ref)
         tree = self.store.tree(live.record.id)
         return {"vm": live.record.name, "vm_id": live.record.id,
                 "now_parent_id": tree.now_parent, "count": len(tree.checkpoints),
@@ -140,9 +154,11 @@ class Checkpoints:
         with self.store.catalog.transaction() as db:
             self.store.put_tree(db, live.record.id, tree)
 
-    def check_settings_change(self, live: LiveVM, old: dict[str, Any],
-                              new: dict[str, Any]) -> None:
+    def check_settings(self, change: SettingsChange) -> None:
         """Refuse changes that would orphan checkpoint data (Conflict, nothing changed)."""
+        if change.vm is None or change.old is None:
+            return
+        live, old, new = change.vm, to_dict(change.old), to_dict(change.new)
         tree = self.store.tree(live.record.id)
         if not tree.checkpoints and not tree.now_disks:
             return
@@ -172,8 +188,10 @@ class Checkpoints:
                 "--subtree) or remove the VM with its files (--delete-files); nothing was "
                 "changed", vm=live.record.name, checkpoints=len(tree.checkpoints))
 
-    def forget(self, live: LiveVM) -> None:
-        """The VM is being removed with its files: delete every checkpoint file."""
+    def removed(self, live: LiveVM, delete_files: bool) -> None:
+        """The VM was removed with its files: delete every checkpoint file."""
+        if not delete_files:
+            return
         tree = self.store.tree(live.record.id)
         for path in _owned_files(tree):
             Path(path).unlink(missing_ok=True)
@@ -187,8 +205,10 @@ class Checkpoints:
         self._check_room(live, wanted)
 
         async def run(job: Job) -> dict[str, Any]:
+            vm_state = live.state
             cp = await self._take(live, job, wanted, notes)
-            return _public(cp, self.store.tree(live.record.id))
+            return _taken(cp, self.store.tree(live.record.id), vm_state,
+                          memory_save_blocker(live.record.settings))
         return self._submit("checkpoint", live, run)
 
     def apply(self, ref: str, cp_ref: str, checkpoint_first: bool) -> dict[str, Any]:
@@ -220,8 +240,8 @@ class Checkpoints:
 
     async def rename(self, ref: str, cp_ref: str, name: str | None,
                      notes: str | None) -> dict[str, Any]:
-        live = self.manager.find_live(ref)
-        async with self.manager.jobs.queue_for(live.record.id):
+        live = self.context.find_vm(ref)
+        async with self.context.jobs.queue_for(live.record.id):
             tree = self.store.tree(live.record.id)
             cp = find_checkpoint(tree, live.record.name, cp_ref)
             changed = cp
@@ -235,8 +255,8 @@ class Checkpoints:
             return _public(changed, self.store.tree(live.record.id))
 
     def _idle(self, ref: str, what: str) -> LiveVM:
-        live = self.manager.find_live(ref)
-        if self.manager.jobs.busy(live.record.id):
+        live = self.context.find_vm(ref)
+        if self.context.jobs.busy(live.record.id):
             raise Conflict(f"cannot {what} VM '{live.record.name}' now: a job is running on "
                            "it; wait for it to finish (viridian job list); nothing was changed",
                            vm=live.record.name)
@@ -254,7 +274,7 @@ class Checkpoints:
             unique_name(tree, wanted)
 
     def _submit(self, kind: str, live: LiveVM, run: Any) -> dict[str, Any]:
-        return self.manager.jobs.submit(kind, live.record.id, live.record.name, run).to_dict()
+        return self.context.jobs.submit(kind, live.record.id, live.record.name, run).to_dict()
 
     def _namer(self, live: LiveVM) -> Any:
         folder = self.folder(live)
@@ -380,7 +400,7 @@ class Checkpoints:
         if not live.record.settings.get("integration_services", {}).get("backup", True):
             return
         try:
-            await self.manager.integration.freeze(live)
+            await self.integration.freeze(live)
         except Exception as err:  # no agent: the snapshot is crash-consistent
             log.info("VM %s: file systems not frozen for the checkpoint: %s",
                      live.record.name, err)
@@ -389,7 +409,7 @@ class Checkpoints:
         if live.worker is None:
             return
         with contextlib.suppress(Exception):
-            await self.manager.integration.thaw(live)
+            await self.integration.thaw(live)
 
     # --- apply ------------------------------------------------------------------------
 
@@ -426,7 +446,7 @@ class Checkpoints:
             settings = {**cp.settings, "name": live.record.name}
             record = replace(live.record, settings=settings, state=state.value, status=None)
             with self.store.catalog.transaction() as db:
-                self.manager.catalog.update_vm(record, db)
+                self.context.catalog.update_vm(record, db)
                 self.store.put_tree(db, live.record.id, Tree(tree.checkpoints, cp.id, now_disks))
                 entry = self.store.step(entry, "committed", db)
             live.record, live.state = record, state
@@ -440,7 +460,7 @@ class Checkpoints:
                     live.state is VMState.SAVED:
                 job.report(60, "restoring the checkpoint's memory")
                 live.restore_paused = cp.state is CapturedState.PAUSED
-                self.manager.admit(live)
+                self.context.admit(live)
                 await live.perform(Request.START, job, 0)
         finally:  # applied either way; a failed restore leaves the VM Saved (start it later)
             live.restore_paused = False
@@ -583,6 +603,16 @@ def _public(cp: Checkpoint, tree: Tree) -> dict[str, Any]:
             "processors": cp.settings.get("processor", {}).get("count")}
 
 
+def _taken(cp: Checkpoint, tree: Tree, vm_state: VMState,
+           no_memory: str | None) -> dict[str, Any]:
+    """The result of a take: the checkpoint, plus the state the VM was in
+    (``vm_state``) and whether it was a production checkpoint (disks only, taken of a
+    Running or Paused VM whose memory QEMU cannot save; its ``state`` is Off because
+    applying it leaves the VM Off)."""
+    production = bool(no_memory) and vm_state in (VMState.RUNNING, VMState.PAUSED)
+    return {**_public(cp, tree), "vm_state": vm_state.value, "production": production}
+
+
 def _tree_dict(tree: Tree) -> dict[str, Any]:
     return {"checkpoints": [cp.to_dict() for cp in tree.checkpoints],
             "now_parent": tree.now_parent,
@@ -652,4 +682,4 @@ async def _reactivate(worker: Any) -> None:
         await worker.pause()
 
 
-__all__ = ["Checkpoints", "fault"]
+__all__ = ["CheckpointsCapability", "fault"]

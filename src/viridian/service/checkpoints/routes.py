@@ -3,13 +3,16 @@ with a job (``?wait=S`` answers once it ended, like VM actions); rename answers 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
 from viridian.config import API_PREFIX
-from viridian.service.core import ServiceCore
+from viridian.service.jobs import JobRunner
+
+if TYPE_CHECKING:
+    from viridian.service.checkpoints.operations import CheckpointsCapability
 
 PREFIX = f"{API_PREFIX}/vms/{{ref}}/checkpoints"
 
@@ -28,15 +31,16 @@ class CheckpointChange(BaseModel):
     notes: str | None = Field(None, max_length=4096)
 
 
-def install_checkpoint_routes(app: FastAPI, manager: ServiceCore) -> None:
-    checkpoints = manager.checkpoints
+def install_checkpoint_routes(app: FastAPI, checkpoints: CheckpointsCapability,
+                              jobs: JobRunner) -> None:
+    """Add the ``/vms/{ref}/checkpoints`` routes (before the generic VM action route)."""
 
     async def answer(job: dict[str, Any], wait: float) -> dict[str, Any]:
-        return await manager.jobs.wait(job["id"], wait) if wait else job
+        return await jobs.wait(job["id"], wait) if wait else job
 
     @app.get(PREFIX)
     async def checkpoint_list(ref: str) -> dict[str, Any]:
-        return checkpoints.describe(ref)
+        return checkpoints.tree_view(ref)
 
     @app.post(PREFIX, status_code=202)
     async def checkpoint_new(ref: str, spec: NewCheckpoint | None = None,

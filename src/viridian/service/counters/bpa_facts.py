@@ -18,8 +18,9 @@ from viridian.network.host import has_net_admin
 from viridian.network.model import SwitchType
 
 if TYPE_CHECKING:
-    from viridian.service.core import ServiceCore
+    from viridian.service.context import ServiceContext
     from viridian.service.counters.sampler import CounterService
+    from viridian.service.switches.service import SwitchStore
     from viridian.service.vms.live import LiveVM
 
 WINDOW_S = 600.0
@@ -29,30 +30,33 @@ TEST_TAG = "bpa:test"
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-async def gather_facts(manager: ServiceCore, counters: CounterService) -> Facts:
+async def gather_facts(context: ServiceContext, switches: SwitchStore,
+                       counters: CounterService) -> Facts:
+    """The analyzer's snapshot of the host, its VMs, switches and counter history."""
     await counters.ensure_history()
-    processes = await _other_processes(_own_pids(manager))
+    processes = await _other_processes(_own_pids(context))
     now = time.time()
     vms = tuple(_vm_fact(live, counters, now) for live in
-                sorted(manager.live.values(), key=lambda lv: lv.record.name))
-    return Facts(_host_fact(manager, processes), vms, _counter_fact(counters, now))
+                sorted(context.vms().values(), key=lambda lv: lv.record.name))
+    return Facts(_host_fact(context, switches, processes), vms, _counter_fact(counters, now))
 
 
-def _host_fact(manager: ServiceCore, processes: tuple[ProcessFact, ...]) -> HostFact:
+def _host_fact(context: ServiceContext, switches: SwitchStore,
+               processes: tuple[ProcessFact, ...]) -> HostFact:
     res = read_resources()
     return HostFact(
         memory_mb=res.memory_mb, memory_available_mb=res.memory_available_mb,
-        host_reserve_mb=manager.policy.host_reserve_mb,
+        host_reserve_mb=context.policy.host_reserve_mb,
         logical_processors=res.logical_processors,
-        virtual_processor_ratio=manager.policy.virtual_processor_ratio,
-        accelerator=manager.capabilities.accelerator, processes=processes,
-        **_switch_facts(manager))
+        virtual_processor_ratio=context.policy.virtual_processor_ratio,
+        accelerator=context.host.accelerator, processes=processes,
+        **_switch_facts(switches))
 
 
-def _switch_facts(manager: ServiceCore) -> dict[str, Any]:
+def _switch_facts(store: SwitchStore) -> dict[str, Any]:
     """Whether virtual switches work here, and which external ones share the management
     adapter (the seed's advice: keep a management adapter off the VMs)."""
-    switches = manager.switches.store.load()
+    switches = store.load()
     return {"virtual_switches_supported": has_net_admin(),
             "management_switches": tuple(
                 (s.name, s.adapter or "?") for s in switches
@@ -142,9 +146,9 @@ def host_device(path: str) -> str | None:
     return sys_dev.parent.name if (sys_dev / "partition").exists() else sys_dev.name
 
 
-def _own_pids(manager: ServiceCore) -> set[int]:
+def _own_pids(context: ServiceContext) -> set[int]:
     pids = {os.getpid(), os.getppid()}
-    pids |= {lv.worker.pid for lv in manager.live.values() if lv.worker is not None}
+    pids |= {lv.worker.pid for lv in context.vms().values() if lv.worker is not None}
     return pids
 
 

@@ -6,7 +6,7 @@ included (configure Prometheus with ``authorization: {credentials_file: <data>/t
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import Response
@@ -16,9 +16,10 @@ from viridian.bpa import analyze
 from viridian.config import API_PREFIX
 from viridian.counters import paths as P
 from viridian.counters.prometheus import CONTENT_TYPE, exposition
-from viridian.service.core import ServiceCore
 from viridian.service.counters.bpa_facts import gather_facts
-from viridian.service.counters.sampler import counters_for
+
+if TYPE_CHECKING:
+    from viridian.service.counters.sampler import CountersCapability
 
 METRICS_PATH = "/metrics"
 
@@ -29,40 +30,40 @@ class SampleRequest(BaseModel):
     interval_s: float = 1.0
 
 
-def install_counter_routes(app: FastAPI, manager: ServiceCore) -> None:
+def install_counter_routes(app: FastAPI, counters: CountersCapability) -> None:
     """Add the counter, metrics, metering and analyzer routes to ``app``."""
-    _counter_routes(app, manager)
-    _metering_routes(app, manager)
+    _counter_routes(app, counters)
+    _metering_routes(app, counters)
 
     @app.get(METRICS_PATH, tags=["counters"], response_class=Response)
     async def metrics() -> Response:
-        snapshot = await counters_for(manager).snapshot()
+        snapshot = await counters.sampler.snapshot()
         return Response(exposition(snapshot), media_type=CONTENT_TYPE)
 
     @app.get(f"{API_PREFIX}/bpa", tags=["bpa"])
     async def bpa() -> dict[str, Any]:
-        findings = [f.to_dict() for f in analyze(await gather_facts(manager,
-                                                                    counters_for(manager)))]
+        findings = [f.to_dict() for f in analyze(await gather_facts(
+            counters.context, counters.switches, counters.sampler))]
         summary = {status: sum(1 for f in findings if f["status"] == status)
                    for status in ("fired", "ok", "not_applicable", "no_data")}
         return {"findings": findings, "summary": summary}
 
 
-def _counter_routes(app: FastAPI, manager: ServiceCore) -> None:
+def _counter_routes(app: FastAPI, counters: CountersCapability) -> None:
     @app.get(f"{API_PREFIX}/counters", tags=["counters"])
     async def counter_list(vm: str | None = None) -> dict[str, Any]:
-        return {"paths": await counters_for(manager).list_paths(vm)}
+        return {"paths": await counters.sampler.list_paths(vm)}
 
     @app.post(f"{API_PREFIX}/counters/sample", tags=["counters"])
     async def counter_sample(request: SampleRequest) -> dict[str, Any]:
-        sample = await counters_for(manager).sample(request.paths, request.vm,
+        sample = await counters.sampler.sample(request.paths, request.vm,
                                                     request.interval_s)
         return sample.to_dict()
 
     @app.get(f"{API_PREFIX}/counters/history", tags=["counters"])
     async def counter_history(path: Annotated[list[str] | None, Query()] = None,
                               since: float = 0.0, vm: str | None = None) -> dict[str, Any]:
-        service = counters_for(manager)
+        service = counters.sampler
         samples = service.history.since(since)
         vm_name = service.vm_name(vm)
         known = sorted({k for s in samples for k in s.values})
@@ -73,11 +74,11 @@ def _counter_routes(app: FastAPI, manager: ServiceCore) -> None:
                 "samples": [s.to_dict(chosen) for s in samples]}
 
 
-def _metering_routes(app: FastAPI, manager: ServiceCore) -> None:
+def _metering_routes(app: FastAPI, counters: CountersCapability) -> None:
     @app.get(f"{API_PREFIX}/vms/{{ref}}/measure", tags=["vms"])
     async def vm_measure(ref: str) -> dict[str, Any]:
-        return counters_for(manager).measure(ref)
+        return counters.sampler.measure(ref)
 
     @app.post(f"{API_PREFIX}/vms/{{ref}}/measure/reset", tags=["vms"])
     async def vm_measure_reset(ref: str) -> dict[str, Any]:
-        return counters_for(manager).reset_meter(ref)
+        return counters.sampler.reset_meter(ref)

@@ -1,7 +1,7 @@
 """The service's counter sampler: background sampling, history, metering, on-demand samples.
 
-Started from :meth:`ServiceCore.start` (:func:`start_counters`), stopped from
-:meth:`ServiceCore.close` (:func:`stop_counters`). Settings in ``<data>/host.json`` (optional)::
+The counters capability (:class:`CountersCapability`) starts it with the service and
+stops it at close. Settings in ``<data>/host.json`` (optional)::
 
     {"counter_interval_s": 10,      # background sampling interval
      "counter_history_s": 3600}     # how much history to keep (at least one hour)
@@ -23,9 +23,10 @@ import math
 import os
 import sqlite3
 import time
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
 
 from viridian.counters import paths as P
 from viridian.counters import procfs
@@ -37,9 +38,13 @@ from viridian.counters.samples import Snapshot
 from viridian.errors import BadRequest
 from viridian.model.states import VMState
 from viridian.qemu.render.naming import FLOPPY_ID, ide_id, scsi_disk_id
+from viridian.service.capability import Capability
+from viridian.service.context import ServiceContext
+from viridian.service.counters.routes import install_counter_routes
+from viridian.service.vms.live import LiveVM
 
 if TYPE_CHECKING:
-    from viridian.service.core import ServiceCore
+    from viridian.service.switches.service import SwitchStore
     from viridian.service.vms.live import LiveVM
 
 log = logging.getLogger(__name__)
@@ -49,26 +54,38 @@ DEFAULT_HISTORY_S = 3600.0
 MIN_HISTORY_S = 3600.0
 METER_FLUSH_S = 60.0
 MAX_SAMPLE_INTERVAL_S = 60.0
-_services: weakref.WeakKeyDictionary[ServiceCore, CounterService] = weakref.WeakKeyDictionary()
 
 
-def start_counters(manager: ServiceCore) -> CounterService:
-    """Create the manager's sampler and start its background task (the ServiceCore.start hook)."""
-    service = CounterService(manager)
-    _services[manager] = service
-    service.start()
-    return service
+class CountersCapability(Capability):
+    """Counters, ``/metrics``, metering and the analyzer: owns the service's sampler."""
 
+    name = "counters"
 
-async def stop_counters(manager: ServiceCore) -> None:
-    service = _services.pop(manager, None)
-    if service is not None:
-        await service.stop()
+    def __init__(self, context: ServiceContext, switches: SwitchStore) -> None:
+        self.context = context
+        self.switches = switches
+        self._sampler: CounterService | None = None
 
+    @property
+    def sampler(self) -> CounterService:
+        """The running sampler (started here when :meth:`start` has not run yet)."""
+        if self._sampler is None:
+            self._sampler = CounterService(self.context)
+            self._sampler.start()
+        return self._sampler
 
-def counters_for(manager: ServiceCore) -> CounterService:
-    """The sampler of ``manager`` (started lazily when the hook did not run)."""
-    return _services.get(manager) or start_counters(manager)
+    def start(self) -> None:
+        """Start background sampling."""
+        _ = self.sampler
+
+    async def close(self) -> None:
+        """Stop sampling and write the meters."""
+        if self._sampler is not None:
+            await self._sampler.stop()
+            self._sampler = None
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_counter_routes(app, self)
 
 
 def _host_settings(data_dir: Path) -> dict[str, Any]:
@@ -122,9 +139,9 @@ class MeterStore:
 class CounterService:
     """Samples every VM and the host; keeps the history and the meters."""
 
-    def __init__(self, manager: ServiceCore) -> None:
-        self.manager = manager
-        settings = _host_settings(manager.data_dir)
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+        settings = _host_settings(context.data_dir)
         interval = os.environ.get("VIRIDIAN_COUNTER_INTERVAL_S",
                                   settings.get("counter_interval_s", DEFAULT_INTERVAL_S))
         self.interval_s = max(0.1, float(interval))
@@ -132,7 +149,7 @@ class CounterService:
                                                           DEFAULT_HISTORY_S)))
         self.history = History(math.ceil(history_s / self.interval_s))
         self.collector = Collector()
-        self.meters = MeterStore(manager.data_dir / "catalog.sqlite")
+        self.meters = MeterStore(context.data_dir / "catalog.sqlite")
         self.host_mhz = procfs.cpu_mhz()
         self.last: Snapshot | None = None
         self.sampling_cpu_s = 0.0
@@ -176,7 +193,7 @@ class CounterService:
                 self.history.append(CounterSample(snap.wall_time, seconds, compute(prev, snap)))
                 self._meter(prev, snap, seconds)
             if time.monotonic() - self._flushed_at >= METER_FLUSH_S:
-                self.meters.flush(keep=set(self.manager.live))
+                self.meters.flush(keep=set(self.context.vms()))
                 self._flushed_at = time.monotonic()
             self.sampling_cpu_s += time.process_time() - cpu_before
             self.ticks += 1
@@ -189,7 +206,7 @@ class CounterService:
     # --- sampling ---------------------------------------------------------------------
 
     def targets(self) -> list[VMTarget]:
-        return [_target(live) for live in self.manager.live.values()]
+        return [_target(live) for live in self.context.vms().values()]
 
     async def snapshot(self) -> Snapshot:
         return await self.collector.snapshot(self.targets())
@@ -220,7 +237,7 @@ class CounterService:
         return select(values, [], self.vm_name(vm))
 
     def vm_name(self, ref: str | None) -> str | None:
-        return None if ref is None else self.manager.catalog.find_vm(ref).name
+        return None if ref is None else self.context.catalog.find_vm(ref).name
 
     async def ensure_history(self) -> None:
         """At least one history sample (for the analyzer right after a start)."""
@@ -233,7 +250,7 @@ class CounterService:
     # --- metering ---------------------------------------------------------------------
 
     def measure(self, ref: str) -> dict[str, Any]:
-        record = self.manager.catalog.find_vm(ref)
+        record = self.context.catalog.find_vm(ref)
         meter = self.meters.meter(record.id)
         result = {"vm": record.name, "vm_id": record.id, "host_cpu_mhz": self.host_mhz,
                   **report(meter, self.host_mhz, time.time())}

@@ -1,106 +1,64 @@
-"""Devices of a VM, Hyper-V's way: what may change while it runs, hot plug, and the
-device operations behind ``vm disk|dvd|floppy|nic|com|screenshot|console``.
-
-The rule (Hyper-V generation 1): adding or removing hardware needs the VM Off, except
-SCSI hard disks (added and removed while the VM runs) and the media of DVD and floppy
-drives. Every device command goes through the service's one settings path
-(:meth:`ServiceCore.apply_settings`): validation, :func:`check_live_storage_changes`, then
-:func:`live_changes` applies the hot-pluggable difference to the running QEMU *before* the
-catalog is committed, and undoes it when the commit fails — QEMU and the catalog change
-together or not at all.
-"""
+"""The device operations behind ``vm disk|dvd|floppy|nic|com|screenshot|console``: each
+edits the VM's settings (:mod:`.edits`) and sends the patch through the core's one
+settings path (validation, the rules of :mod:`.hotplug`, hot plug, commit)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+
 from viridian.errors import Conflict
-from viridian.model import settings_from_dict
-from viridian.model.states import VMState
-from viridian.qemu.hotplug import (
-    AttachScsiDisk,
-    DetachScsiDisk,
-    apply_live_changes,
-    plan_live_changes,
-    undo_live_changes,
-)
 from viridian.qemu.screen import screenshot_png
+from viridian.qemu.worker import Worker
+from viridian.service.capability import Capability, SettingsChange
+from viridian.service.context import ServiceContext
 from viridian.service.devices import edits as device_edits
+from viridian.service.devices import scsi_controllers
+from viridian.service.devices.floppy import check_floppy_image
+from viridian.service.devices.hotplug import LIVE
+from viridian.service.devices.routes import install_device_routes
+from viridian.service.devices.screen_routes import install_vnc_routes
+from viridian.service.vms.live import LiveVM
 
-HOT_PLUGGABLE = frozenset({"ide", "scsi", "floppy"})
-"""Top-level settings whose changes are checked by :func:`check_live_storage_changes`
-instead of being refused outright while the VM is not Off."""
-LIVE = (VMState.RUNNING, VMState.PAUSED)
-ALLOWED_LIVE = "adding and removing SCSI hard disks, inserting and ejecting DVD and floppy media"
-
-
-def check_live_storage_changes(
-    vm: str, current: dict[str, Any], new: dict[str, Any], state: VMState
-) -> None:
-    """Refuse the storage changes Hyper-V does not allow in ``state`` (nothing when Off).
-
-    :raises Conflict: naming each refused change, why, and what is allowed now.
-    """
-    if state is VMState.OFF:
-        return
-    plan = plan_live_changes(settings_from_dict(current), settings_from_dict(new))
-    if plan.refused:
-        raise Conflict(
-            f"cannot change the hardware of VM '{vm}' while it is {state.value}: "
-            f"{'; '.join(plan.refused)} needs the VM Off (adding or removing devices needs "
-            f"the VM Off, as in Hyper-V); allowed while it runs: {ALLOWED_LIVE}; "
-            "nothing was changed",
-            vm=vm,
-            state=state.value,
-            refused=list(plan.refused),
-        )
-    scsi = [c for c in plan.changes if isinstance(c, AttachScsiDisk | DetachScsiDisk)]
-    if scsi and state not in LIVE:
-        raise Conflict(
-            f"cannot {scsi[0].describe()} of VM '{vm}' while it is {state.value}: its "
-            "saved state must keep the devices it was saved with; SCSI hard disks can be "
-            "added and removed while the VM is Off, Running or Paused; nothing was changed",
-            vm=vm,
-            state=state.value,
-        )
+Patch = dict[str, Any]
 
 
-@contextlib.asynccontextmanager
-async def live_changes(
-    live: Any, current: dict[str, Any], new: dict[str, Any]
-) -> AsyncIterator[None]:
-    """Apply the hot-pluggable difference to the VM's running QEMU, then run the block
-    (the commit); if the block fails, undo the QEMU side and re-raise."""
-    worker = live.worker
-    if live.state not in LIVE or worker is None:
-        yield
-        return
-    plan = plan_live_changes(settings_from_dict(current), settings_from_dict(new))
-    await apply_live_changes(worker.monitor, plan.changes)
-    try:
-        yield
-    except BaseException:
-        await undo_live_changes(worker.monitor, plan.changes)
-        raise
+class DevicesCapability(Capability):
+    """The device routes (disks, media, adapters, COM ports, screen, consoles)."""
+
+    name = "devices"
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.ops = DeviceOps(context)
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_device_routes(app, self.ops)
+        install_vnc_routes(app, self.ops.context)
+
+    def check_settings(self, change: SettingsChange) -> None:
+        """Refuse a floppy drive medium that is not a virtual floppy (:mod:`.floppy`)."""
+        path = change.new.floppy.path
+        if path is not None and (change.old is None or change.old.floppy.path != path):
+            check_floppy_image(path)
 
 
 class DeviceOps:
-    """The device operations of the API, on a :class:`ServiceCore`."""
+    """The device operations of the API."""
 
-    def __init__(self, manager: Any) -> None:
-        self.manager = manager
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
 
-    async def edit(self, ref: str, make_patch: Any) -> dict[str, Any]:
+    async def edit(self, ref: str, make_patch: Callable[[Patch], Patch]) -> dict[str, Any]:
         """Compute a patch from the VM's current settings and apply it, under the VM's
         queue (so two device requests never build on the same stale settings)."""
-        live = self.manager.find_live(ref)
-        async with self.manager.jobs.queue_for(live.record.id):
+        live = self.context.find_vm(ref)
+        async with self.context.jobs.queue_for(live.record.id):
             patch = make_patch(live.record.settings)
-            await self.manager.apply_settings(live, patch)
-        return dict(live.to_dict())
+            await self.context.apply_settings(live, patch)
+        return live.to_dict()
 
     async def add_disk(
         self, ref: str, bus: str, location: str, path: str | None, dvd: bool
@@ -154,10 +112,35 @@ class DeviceOps:
     ) -> dict[str, Any]:
         return await self.edit(ref, lambda s: device_edits.set_com(port, pipe, remote, none))
 
+    async def add_scsi_controller(self, ref: str, number: int | None) -> dict[str, Any]:
+        """Add SCSI controller ``number`` (the lowest free one when None); VM Off only."""
+        return await self._edit_scsi(ref, "add", scsi_controllers.add_controller, number)
+
+    async def remove_scsi_controller(self, ref: str, number: int | None) -> dict[str, Any]:
+        """Remove SCSI controller ``number`` (the only one when None); it must hold no
+        hard disk, and the VM must be Off."""
+        return await self._edit_scsi(ref, "remove", scsi_controllers.remove_controller, number)
+
+    async def _edit_scsi(
+        self,
+        ref: str,
+        verb: str,
+        make: Callable[[Patch, int | None], tuple[Patch, int]],
+        number: int | None,
+    ) -> dict[str, Any]:
+        live = self.context.find_vm(ref)
+        async with self.context.jobs.queue_for(live.record.id):
+            scsi_controllers.require_off(live.record.name, live.state, verb)
+            patch, number = make(live.record.settings, number)
+            await self.context.apply_settings(live, patch)
+        return {**live.to_dict(), "scsi_controller": number}
+
     # --- the screen and the serial consoles --------------------------------------------
 
-    def _running(self, ref: str, what: str) -> Any:
-        live = self.manager.find_live(ref)
+    def running(self, ref: str, what: str) -> tuple[LiveVM, Worker]:
+        """The VM ``ref`` and its QEMU, or :class:`Conflict` when it is not Running or
+        Paused (``what`` names what exists only while it runs)."""
+        live = self.context.find_vm(ref)
         if live.state not in LIVE or live.worker is None:
             raise Conflict(
                 f"VM '{live.record.name}' is {live.state.value}: {what} exists only while it "
@@ -165,19 +148,19 @@ class DeviceOps:
                 vm=live.record.name,
                 state=live.state.value,
             )
-        return live
+        return live, live.worker
 
     async def screenshot(self, ref: str) -> bytes:
         """The VM's screen as PNG bytes (Running or Paused VMs only)."""
-        live = self._running(ref, "its screen")
-        return await screenshot_png(live.worker.monitor, live.paths)
+        live, worker = self.running(ref, "its screen")
+        return await screenshot_png(worker.monitor, live.paths)
 
     def console_socket(self, ref: str, port: int) -> Path:
         """The UNIX socket of COM``port``'s named pipe, for the console bridge.
 
         :raises Conflict: the VM does not run, or the port is not a local named pipe.
         """
-        live = self._running(ref, f"COM{port}")
+        live, _ = self.running(ref, f"COM{port}")
         com = live.record.settings[f"com{port}"]
         if com["kind"] != "pipe":
             where = (

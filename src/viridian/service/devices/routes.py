@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Query, WebSocket
 from fastapi.responses import Response
@@ -19,8 +19,10 @@ from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
 from viridian.errors import HostError, ViridianError
-from viridian.service.devices.operations import DeviceOps
 from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
+
+if TYPE_CHECKING:
+    from viridian.service.devices.operations import DeviceOps
 
 VMS = f"{API_PREFIX}/vms/{{ref}}"
 CONSOLE_CHUNK = 4096
@@ -47,16 +49,20 @@ class NicSpec(BaseModel):
     native: str | None = None
 
 
+class ScsiSpec(BaseModel):
+    controller: int | None = None
+
+
 class ComSpec(BaseModel):
     pipe: str | None = None
     remote: str | None = None
     none: bool = False
 
 
-def install_device_routes(app: FastAPI, manager: Any) -> None:
+def install_device_routes(app: FastAPI, ops: DeviceOps) -> None:
     """Add the device routes. Call before the generic ``POST /vms/{ref}/{action}`` route."""
-    ops = DeviceOps(manager)
     _storage_routes(app, ops)
+    _scsi_routes(app, ops)
     _nic_routes(app, ops)
     _com_routes(app, ops)
 
@@ -88,6 +94,21 @@ def _storage_routes(app: FastAPI, ops: DeviceOps) -> None:
     )
     async def screenshot(ref: str) -> Response:
         return Response(await ops.screenshot(ref), media_type="image/png")
+
+
+def _scsi_routes(app: FastAPI, ops: DeviceOps) -> None:
+    """``POST /vms/{ref}/scsi`` ``{"controller": N|null}`` adds a SCSI controller (the
+    lowest free number by default); ``DELETE /vms/{ref}/scsi?controller=N`` removes one
+    (the only one by default). Both need the VM Off; both answer the vm object plus
+    ``scsi_controller``, the number added or removed."""
+
+    @app.post(f"{VMS}/scsi", tags=["devices"])
+    async def scsi_add(ref: str, spec: ScsiSpec | None = None) -> dict[str, Any]:
+        return await ops.add_scsi_controller(ref, spec.controller if spec else None)
+
+    @app.delete(f"{VMS}/scsi", tags=["devices"])
+    async def scsi_remove(ref: str, controller: int | None = None) -> dict[str, Any]:
+        return await ops.remove_scsi_controller(ref, controller)
 
 
 def _nic_routes(app: FastAPI, ops: DeviceOps) -> None:

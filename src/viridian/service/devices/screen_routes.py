@@ -14,25 +14,25 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, WebSocket
 
 from viridian.config import API_PREFIX
 from viridian.errors import Conflict, HostError, ViridianError
 from viridian.model.states import VMState
+from viridian.service.context import ServiceContext
 from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
 
 SCREEN_STATES = (VMState.RUNNING, VMState.PAUSED)
 
 
-def vnc_socket(manager: Any, ref: str) -> Path:
+def vnc_socket(context: ServiceContext, ref: str) -> Path:
     """The VNC socket of ``ref``'s running QEMU.
 
     :raises NotFound: no such VM.
     :raises Conflict: the VM has no screen now (not Running or Paused).
     """
-    live = manager.find_live(ref)
+    live = context.find_vm(ref)
     if live.state not in SCREEN_STATES or live.worker is None:
         raise Conflict(f"VM '{live.record.name}' is {live.state.value}: its screen exists "
                        "only while it is Running or Paused; start it first",
@@ -40,8 +40,9 @@ def vnc_socket(manager: Any, ref: str) -> Path:
     return Path(live.paths.vnc_socket)
 
 
-async def _open(manager: Any, ref: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    path = vnc_socket(manager, ref)
+async def _open(context: ServiceContext,
+                ref: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    path = vnc_socket(context, ref)
     try:
         return await asyncio.open_unix_connection(str(path))
     except OSError as err:
@@ -49,13 +50,14 @@ async def _open(manager: Any, ref: str) -> tuple[asyncio.StreamReader, asyncio.S
                         vm=ref) from err
 
 
-def install_vnc_routes(app: FastAPI, manager: Any) -> None:
+def install_vnc_routes(app: FastAPI, context: ServiceContext) -> None:
+    """Add the VNC WebSocket route ``/vms/{ref}/vnc``."""
     @app.websocket(f"{API_PREFIX}/vms/{{ref}}/vnc")
     async def vnc(websocket: WebSocket, ref: str) -> None:
         offered = websocket.scope.get("subprotocols") or []
         await websocket.accept(subprotocol="binary" if "binary" in offered else None)
         try:
-            reader, writer = await _open(manager, ref)
+            reader, writer = await _open(context, ref)
         except ViridianError as err:
             await websocket.send_text(json.dumps({"error": err.to_dict()}))
             await websocket.close(CLOSE_REFUSED)

@@ -31,6 +31,9 @@ from pydantic import BaseModel
 from viridian import disks
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, Conflict, NotFound, ViridianError
+from viridian.model.states import VMState
+from viridian.service.capability import Capability
+from viridian.service.context import ServiceContext
 from viridian.service.jobs import Job
 
 DISKS = f"{API_PREFIX}/disks"
@@ -92,28 +95,30 @@ def translate(err: Exception) -> ViridianError:
     return ViridianError(f"{type(err).__name__}: {err}")
 
 
-def users_of(manager: Any, paths: list[Path]) -> list[tuple[str, str]]:
+def users_of(context: ServiceContext, paths: list[Path]) -> list[tuple[str, str]]:
     """(VM name, state) of every VM that is not Off and has one of ``paths`` attached."""
     wanted = {str(p) for p in paths}
     found = []
-    for live in manager.live.values():
+    for live in context.vms().values():
         settings = live.record.settings
         attached = {d["path"] for d in settings["ide"] if d.get("path")}
         attached |= {d["path"] for c in settings["scsi"] for d in c["disks"]}
-        if live.state.value != "Off" and attached & wanted:
+        if live.state is not VMState.OFF and attached & wanted:
             found.append((live.record.name, live.state.value))
     return found
 
 
-def check_not_in_use(manager: Any, paths: list[Path]) -> None:
-    users = users_of(manager, paths)
+def check_not_in_use(context: ServiceContext, paths: list[Path]) -> None:
+    """:raises Conflict: a VM that is not Off uses one of ``paths`` (named)."""
+    users = users_of(context, paths)
     if users:
         name, state = users[0]
         raise Conflict(f"the disk is attached to VM '{name}', which is {state}; turn the VM "
                        "off first; nothing was changed", vm=name, state=state)
 
 
-def submit(manager: Any, kind: str, work: Callable[[Callable[[int, int], None]], Any]) -> Job:
+def submit(context: ServiceContext, kind: str,
+           work: Callable[[Callable[[int, int], None]], Any]) -> Job:
     """Run ``work(progress)`` in a thread as a job of ``kind``."""
 
     async def operation(job: Job) -> Any:
@@ -127,8 +132,7 @@ def submit(manager: Any, kind: str, work: Callable[[Callable[[int, int], None]],
         except (disks.DiskError, OSError) as err:
             raise translate(err) from err
 
-    job: Job = manager.jobs.submit(kind, None, None, operation)
-    return job
+    return context.jobs.submit(kind, None, None, operation)
 
 
 def creator(spec: NewSpec) -> Callable[[Path], None]:
@@ -171,11 +175,23 @@ def info(path: Path) -> dict[str, Any]:
     return disks.inspect(path).to_dict()
 
 
-def install_disk_routes(app: FastAPI, manager: Any) -> None:
+class DiskWizard(Capability):
+    """The disk wizard: routes only (its work runs as jobs)."""
+
+    name = "disk_wizard"
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_disk_routes(app, self.context)
+
+
+def install_disk_routes(app: FastAPI, context: ServiceContext) -> None:
     """Add the disk wizard routes to ``app``."""
 
     async def answer(job: Job, wait: float) -> dict[str, Any]:
-        return await manager.jobs.wait(job.id, wait) if wait else job.to_dict()
+        return await context.jobs.wait(job.id, wait) if wait else job.to_dict()
 
     @app.post(f"{DISKS}/inspect", tags=["disks"])
     async def disk_inspect(spec: InspectSpec) -> dict[str, Any]:
@@ -189,15 +205,15 @@ def install_disk_routes(app: FastAPI, manager: Any) -> None:
     async def disk_new(spec: NewSpec, wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path = absolute(spec.path, "path")
         create = creator(spec)
-        job = submit(manager, "disk_new", then_info(lambda _: create(path), path))
+        job = submit(context, "disk_new", then_info(lambda _: create(path), path))
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/convert", status_code=202, tags=["disks"])
     async def disk_convert(spec: ConvertSpec,
                            wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         src, dst = absolute(spec.src, "src"), absolute(spec.dst, "dst")
-        check_not_in_use(manager, [src])
-        job = submit(manager, "disk_convert", then_info(
+        check_not_in_use(context, [src])
+        job = submit(context, "disk_convert", then_info(
             lambda progress: disks.convert(src, dst, spec.type, progress=progress),
             dst if spec.type != "raw" else None))
         return await answer(job, wait)
@@ -206,8 +222,8 @@ def install_disk_routes(app: FastAPI, manager: Any) -> None:
     async def disk_compact(spec: InspectSpec,
                            wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path = absolute(spec.path, "path")
-        check_not_in_use(manager, [path])
-        job = submit(manager, "disk_compact",
+        check_not_in_use(context, [path])
+        job = submit(context, "disk_compact",
                      lambda progress: vars(disks.compact(path, progress)))
         return await answer(job, wait)
 
@@ -215,8 +231,8 @@ def install_disk_routes(app: FastAPI, manager: Any) -> None:
     async def disk_expand(spec: ExpandSpec,
                           wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path, size = absolute(spec.path, "path"), size_of(spec.size, "size")
-        check_not_in_use(manager, [path])
-        job = submit(manager, "disk_expand",
+        check_not_in_use(context, [path])
+        job = submit(context, "disk_expand",
                      then_info(lambda progress: disks.expand(path, size, progress), path))
         return await answer(job, wait)
 
@@ -226,7 +242,7 @@ def install_disk_routes(app: FastAPI, manager: Any) -> None:
         if spec.into_parent == (spec.output is not None):
             raise BadRequest("give exactly one of into_parent: true or output: PATH")
         output = absolute(spec.output, "output") if spec.output else None
-        check_not_in_use(manager, [child])
-        job = submit(manager, "disk_merge", lambda progress: {"path": str(disks.merge(
+        check_not_in_use(context, [child])
+        job = submit(context, "disk_merge", lambda progress: {"path": str(disks.merge(
             child, into_parent=spec.into_parent, output=output, progress=progress))})
         return await answer(job, wait)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from viridian.config import API_PREFIX
-from viridian.errors import BadRequest, NotFound
-from viridian.service.core import ServiceCore
-from viridian.service.integration_services.services import SERVICES
-from viridian.service.vms.live import LiveVM
+from viridian.errors import BadRequest
+from viridian.model import IntegrationServices as ServiceSwitches
+from viridian.service.context import ServiceContext
+
+if TYPE_CHECKING:
+    from viridian.service.integration_services.services import IntegrationServices
+    from viridian.service.vms.live import LiveVM
 
 PREFIX = f"{API_PREFIX}/vms/{{ref}}/integration"
 MAX_EXEC_TIMEOUT_S = 3600.0
@@ -35,15 +38,15 @@ class KvpRequest(BaseModel):
     items: dict[str, str | None]
 
 
-def install_integration_routes(app: FastAPI, manager: ServiceCore) -> None:
-    services = manager.integration
+SERVICES = tuple(ServiceSwitches.__dataclass_fields__)
+
+
+def install_integration_routes(app: FastAPI, services: IntegrationServices,
+                               context: ServiceContext) -> None:
+    """Add the ``/vms/{ref}/integration`` routes."""
 
     def live(ref: str) -> LiveVM:
-        record = manager.catalog.find_vm(ref)
-        found = manager.live.get(record.id)
-        if found is None:  # pragma: no cover - catalog and live map are kept in step
-            raise NotFound(f"no VM named '{ref}'", vm=ref)
-        return found
+        return context.find_vm(ref)
 
     def view(ref: str) -> dict[str, Any]:
         vm = live(ref)
@@ -59,7 +62,7 @@ def install_integration_routes(app: FastAPI, manager: ServiceCore) -> None:
         if unknown:
             raise BadRequest(f"unknown integration service {unknown[0]!r}; allowed: "
                              f"{', '.join(SERVICES)}", service=unknown[0], allowed=SERVICES)
-        await manager.update_vm(ref, {"integration_services": switches})
+        await context.update_vm(ref, {"integration_services": switches})
         return view(ref)
 
     @app.post(f"{PREFIX}/exec", tags=["integration"])

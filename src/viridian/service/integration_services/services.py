@@ -11,9 +11,12 @@ runs, like in Hyper-V). What each does here:
 * **heartbeat** — the agent is pinged every :data:`HEARTBEAT_INTERVAL_S`. Health, with
   Hyper-V's words: ``"No Contact"`` until the first answer after QEMU started (or the
   service found it again), ``"OK"`` while answers come, ``"Lost Communication"`` after
-  :data:`HEARTBEAT_MISSES` unanswered pings in a row following an answer. ``null``
-  while the VM is not running or the service is off. Not pinged while Paused (the last
-  health is kept).
+  :data:`HEARTBEAT_MISSES` unanswered pings in a row following an answer, ``"Paused"``
+  while the VM is Paused or being paused (its guest cannot answer; Hyper-V shows no
+  heartbeat then). ``null`` while the VM is not running or the service is off. Pinged
+  whenever the guest executes — Running and also ShuttingDown (a shut down asked right
+  after a start waits on a guest that is still booting: its agent's first answer must
+  show at once, not after the shut down ended).
 * **key_value_pair_exchange** — guest → host: host name, OS (``guest-get-osinfo``) and
   IP addresses per interface, read at the first heartbeat and every
   :data:`KVP_REFRESH_S`, shown in ``vm show`` under ``integration.guest``. Host →
@@ -47,11 +50,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fastapi import FastAPI
+
 from viridian.errors import BadRequest, Conflict, HostError, ViridianError
 from viridian.model import IntegrationServices as ServiceSwitches
 from viridian.model.states import VMState
 from viridian.qemu.errors import GuestAgentError, GuestAgentTimeout
 from viridian.qemu.guest_agent import GuestAgent, GuestExecResult
+from viridian.service.capability import Capability
+from viridian.service.context import ServiceContext
+from viridian.service.integration_services.routes import install_integration_routes
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -75,6 +83,13 @@ class Health(StrEnum):
     OK = "OK"
     NO_CONTACT = "No Contact"
     LOST = "Lost Communication"
+    PAUSED = "Paused"
+
+
+GUEST_EXECUTES = frozenset({VMState.RUNNING, VMState.SHUTTING_DOWN})
+"""States in which the guest runs, so its agent can answer and is pinged."""
+GUEST_HALTED = frozenset({VMState.PAUSED, VMState.PAUSING, VMState.SAVING})
+"""States in which QEMU runs but the guest's processors stand still: heartbeat "Paused"."""
 
 
 def _now() -> str:
@@ -94,13 +109,19 @@ class _VMChannel:
     task: asyncio.Task[None] | None = None
 
 
-class IntegrationServices:
-    """The integration services of every VM; one per service. A VM hook (``LiveVM.hooks``)."""
+class IntegrationServices(Capability):
+    """The integration services of every VM; one per service."""
 
-    def __init__(self) -> None:
+    name = "integration_services"
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
         self._channels: dict[str, _VMChannel] = {}
 
-    # --- hooks -------------------------------------------------------------------------
+    def install_routes(self, app: FastAPI) -> None:
+        install_integration_routes(app, self, self.context)
+
+    # --- VM events (viridian.service.capability) ------------------------------------------
 
     def adopted(self, live: LiveVM) -> None:
         """QEMU runs (started, restored, found again): start watching its agent."""
@@ -125,7 +146,7 @@ class IntegrationServices:
         channel = self._channels.get(live.record.id)
         if channel is None or live.state is VMState.OFF:
             channel = None
-        heartbeat = channel.health.value if channel and enabled(live, "heartbeat") else None
+        heartbeat = _heartbeat_shown(live, channel)
         return {
             "heartbeat": heartbeat,
             "integration": {
@@ -213,7 +234,7 @@ class IntegrationServices:
 
     async def _heartbeat(self, live: LiveVM, channel: _VMChannel) -> None:
         while True:
-            if live.worker is not None and live.state is VMState.RUNNING and (
+            if live.worker is not None and live.state in GUEST_EXECUTES and (
                     enabled(live, "heartbeat") or enabled(live, "key_value_pair_exchange")):
                 await self._beat(live, live.worker.guest_agent, channel)
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
@@ -268,6 +289,16 @@ class IntegrationServices:
             return
         channel.time_sync = {"synced_at": _now(),
                              "after": "restore" if restored else "resume"}
+
+
+def _heartbeat_shown(live: LiveVM, channel: _VMChannel | None) -> str | None:
+    """The heartbeat column: None when off or switched off, "Paused" while the guest's
+    processors stand still, else the channel's health."""
+    if channel is None or not enabled(live, "heartbeat"):
+        return None
+    if live.state in GUEST_HALTED:
+        return Health.PAUSED.value
+    return channel.health.value
 
 
 def switches(live: LiveVM) -> dict[str, bool]:

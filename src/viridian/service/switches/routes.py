@@ -5,12 +5,15 @@ lock) and run on the event loop like VM hooks (each takes milliseconds)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
+
+if TYPE_CHECKING:
+    from viridian.service.switches.service import SwitchService
 
 SWITCHES = f"{API_PREFIX}/switches"
 
@@ -24,9 +27,8 @@ class NewSwitch(BaseModel):
     notes: str = ""
 
 
-def install_switch_routes(app: FastAPI, manager: Any) -> None:
+def install_switch_routes(app: FastAPI, switches: SwitchService) -> None:
     """Add ``/switches`` routes (list, create, show, remove, host features, reconcile)."""
-    switches = manager.switches
     lock = asyncio.Lock()
 
     @app.get(SWITCHES, tags=["switches"])

@@ -25,11 +25,15 @@ import json
 import logging
 import secrets
 import shutil
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+
 from viridian.errors import Conflict, InvalidSetting, NotFound, ViridianError
+from viridian.model import to_dict
 from viridian.model.states import VMState
 from viridian.network import (
     KernelFeatures,
@@ -58,22 +62,14 @@ from viridian.network.subnets import (
     parse_subnet,
 )
 from viridian.network.uplink import check_adapter, management_adapters, uplink_of
+from viridian.service.capability import Capability, SettingsChange
+from viridian.service.catalog import Catalog
+from viridian.service.context import ServiceContext
+from viridian.service.switches.routes import install_switch_routes
+from viridian.service.vms.live import LiveVM
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class _NewRecord:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class _NewVM:
-    """What :meth:`SwitchService.check_settings` reads of a VM, before the VM exists."""
-
-    record: _NewRecord
-    worker: None = None
 
 META_SWITCHES = "switches"
 META_TAG = "network_tag"
@@ -136,7 +132,7 @@ def adapters_changeable_live(current: list[dict[str, Any]], new: list[dict[str, 
 class SwitchStore:
     """The switches in the catalog, committed before any host change."""
 
-    def __init__(self, catalog: Any) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
     def load(self) -> list[Switch]:
@@ -165,14 +161,16 @@ class SwitchStore:
         return str(tag)
 
 
-class SwitchService:
-    """Switches and ports of one service; a VM hook (``LiveVM.hooks``)."""
+class SwitchService(Capability):
+    """Switches and ports of one service."""
 
-    def __init__(self, manager: Any, host: HostNetwork | None = None) -> None:
-        self.manager = manager
-        self.store = SwitchStore(manager.catalog)
+    name = "switches"
+
+    def __init__(self, context: ServiceContext, host: HostNetwork | None = None) -> None:
+        self.context = context
+        self.store = SwitchStore(context.catalog)
         self.host = host or HostNetwork()
-        self.folder = Path(manager.data_dir) / "switches"
+        self.folder = Path(context.data_dir) / "switches"
         self.tag = self.store.tag()
         self.features: KernelFeatures | None = None
         self.last_error: str | None = None
@@ -180,7 +178,10 @@ class SwitchService:
         self._started = False
         self._fresh: set[str] = set()  # VMs whose taps `launching` just made
         self._with_ports: set[str] = set()  # VMs whose QEMU has taps
-        self._launching: dict[str, Any] = {}  # VMs between `launching` and `adopted`
+        self._launching: dict[str, LiveVM] = {}  # VMs between `launching` and `adopted`
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_switch_routes(app, self)
 
     # --- start-up -----------------------------------------------------------------------
 
@@ -198,9 +199,9 @@ class SwitchService:
             self.features = probe_features()
         return self.features
 
-    # --- hooks ----------------------------------------------------------------------------
+    # --- VM events (viridian.service.capability) ------------------------------------------
 
-    def launching(self, live: Any) -> None:
+    def launching(self, live: LiveVM) -> None:
         adapters = live.record.settings.get("network_adapters", [])
         if not any(is_virtual(a.get("switch")) for a in adapters):
             return
@@ -213,7 +214,7 @@ class SwitchService:
         self.reconcile(launching=live)
         self._fresh.add(live.record.id)
 
-    def adopted(self, live: Any) -> None:
+    def adopted(self, live: LiveVM) -> None:
         self._launching.pop(live.record.id, None)
         if self._has_ports(live):
             self._with_ports.add(live.record.id)
@@ -222,7 +223,7 @@ class SwitchService:
         elif self._started and self._has_ports(live):
             self._reconcile_logged(f"VM '{live.record.name}' adopted")
 
-    def exited(self, live: Any) -> None:
+    def exited(self, live: LiveVM) -> None:
         self._fresh.discard(live.record.id)
         self._launching.pop(live.record.id, None)
         if live.record.id in self._with_ports:
@@ -230,45 +231,34 @@ class SwitchService:
             if self._started:
                 self._reconcile_logged(f"VM '{live.record.name}' exited")
 
-    def resumed(self, live: Any, restored: bool) -> None:
-        """Nothing to do: the taps were made before QEMU started."""
+    # --- settings checks (before a change is committed) ---------------------------------
 
-    def describe(self, live: Any) -> dict[str, Any]:
-        """Adds nothing to the vm object (``switch show`` lists the ports)."""
-        return {}
-
-    # --- settings checks (ServiceCore.apply_settings) ----------------------------------------
-
-    def check_settings(self, live: Any, settings: dict[str, Any]) -> None:
+    def check_settings(self, change: SettingsChange) -> None:
         """Refuse adapters on unknown switches, VLANs the kernel cannot give, a MAC equal
         to a host interface on the switch, and live changes QEMU's backend cannot follow.
 
         :raises NotFound: unknown switch. :raises Conflict: the other refusals.
         """
-        adapters = settings.get("network_adapters", [])
+        adapters = to_dict(change.new)["network_adapters"]
         known = {s.name: s for s in self.store.load()}
         for index, adapter in enumerate(adapters):
             if is_virtual(adapter.get("switch")):
-                port = vm_ports(live.record.id, live.record.name, [adapter], [adapter])[0]
+                port = vm_ports(change.vm_id, change.vm_name, [adapter], [adapter])[0]
                 self._check_port(known, replace(port, nic=index + 1))
-        worker = getattr(live, "worker", None)
+        worker = change.vm.worker if change.vm is not None else None
         if worker is not None:
             launched = worker.record.settings.get("network_adapters", [])
             for index, (first, now) in enumerate(zip(launched, adapters, strict=False)):
                 if is_virtual(now.get("switch")) and not is_virtual(first.get("switch")):
                     raise Conflict(
-                        f"network adapter {index + 1} of VM '{live.record.name}' was started "
+                        f"network adapter {index + 1} of VM '{change.vm_name}' was started "
                         "without a virtual switch; connecting it needs a restart of the VM "
                         "(turn it off, connect, start); nothing was changed",
-                        vm=live.record.name,
+                        vm=change.vm_name,
                         adapter=index + 1,
                     )
 
-    def check_new_vm(self, vm_id: str, settings: dict[str, Any]) -> None:
-        """:meth:`check_settings` for a VM being created (not running, no record yet)."""
-        self.check_settings(_NewVM(_NewRecord(vm_id, settings["name"])), settings)
-
-    def settings_changed(self, live: Any) -> None:
+    def settings_changed(self, live: LiveVM) -> None:
         """After a committed settings change: a running VM's ports follow at once."""
         if self._has_ports(live):
             self.reconcile()
@@ -342,7 +332,7 @@ class SwitchService:
 
     # --- reconcile ------------------------------------------------------------------------
 
-    def reconcile(self, launching: Any = None) -> list[Op]:
+    def reconcile(self, launching: LiveVM | None = None) -> list[Op]:
         """Make the host match the catalog and the running VMs; returns what was done.
 
         :raises Conflict: the launching VM needs what the kernel lacks.
@@ -369,11 +359,11 @@ class SwitchService:
             log.error("virtual switches: %s", self.last_error)
 
     def _ports(
-        self, launching: Any, switches: list[Switch], features: KernelFeatures
+        self, launching: LiveVM | None, switches: list[Switch], features: KernelFeatures
     ) -> list[Port]:
         known = {s.name: s for s in switches}
         ports: list[Port] = []
-        for live in self.manager.live.values():
+        for live in self.context.vms().values():
             if live is launching or self._still_launching(live):
                 launched = live.record.settings.get("network_adapters", [])
             elif live.worker is not None:
@@ -385,7 +375,7 @@ class SwitchService:
                 ports.append(self._servable(port, known, features, live is launching))
         return ports
 
-    def _still_launching(self, live: Any) -> bool:
+    def _still_launching(self, live: LiveVM) -> bool:
         """Its QEMU is being started (another VM's reconcile must keep its taps); a
         launch that failed left the VM Off or Saved, so it no longer counts."""
         if live.record.id not in self._launching:
@@ -434,8 +424,8 @@ class SwitchService:
                 f"{switch.adapter} of switch '{switch.name}'; nothing was changed"
             )
 
-    def _has_ports(self, live: Any) -> bool:
-        settings = live.record.settings
+    def _has_ports(self, live: LiveVM) -> bool:
+        settings: Mapping[str, Any] = live.record.settings
         if live.worker is not None:
             settings = live.worker.record.settings
         return any(is_virtual(a.get("switch")) for a in settings.get("network_adapters", []))
@@ -443,7 +433,7 @@ class SwitchService:
     def _users(self, name: str) -> list[str]:
         return [
             f"network adapter {i} of VM '{live.record.name}'"
-            for live in self.manager.live.values()
+            for live in self.context.vms().values()
             for i, a in enumerate(live.record.settings.get("network_adapters", []), 1)
             if a.get("switch") == name
         ]
@@ -566,7 +556,7 @@ class SwitchService:
 
     def _port_views(self, name: str) -> list[dict[str, Any]]:
         views = []
-        for live in self.manager.live.values():
+        for live in self.context.vms().values():
             for i, a in enumerate(live.record.settings.get("network_adapters", [])):
                 if a.get("switch") != name:
                     continue

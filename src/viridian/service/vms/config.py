@@ -17,7 +17,7 @@ from viridian.errors import Conflict, InvalidSetting, NotFound
 from viridian.model import default_settings, merge_settings, to_dict
 from viridian.model.states import VMState
 from viridian.service.catalog import Catalog, VMRecord
-from viridian.service.devices.operations import (
+from viridian.service.devices.hotplug import (
     ALLOWED_LIVE,
     HOT_PLUGGABLE,
     check_live_storage_changes,

@@ -13,13 +13,14 @@ renamed to the saved-state name; then the catalog says Saved; then QEMU quits. A
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from viridian.errors import HostError, ViridianError
 from viridian.model import settings_from_dict
@@ -35,17 +36,45 @@ from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.jobs import Job
+from viridian.service.vms import availability
 
 log = logging.getLogger(__name__)
 
 ACTIVE = {VMState.STARTING, VMState.RUNNING, VMState.PAUSED, VMState.SAVING, VMState.STOPPING,
           VMState.SHUTTING_DOWN, VMState.PAUSING, VMState.RESUMING, VMState.RESETTING}
 AGENT_PING_TIMEOUT_S = 1.0
+AGENT_RETRY_S = 2.0
+"""While a shut down waits on the ACPI power button, the agent is asked again this often."""
+AGENT = "guest agent"
+ACPI = "ACPI power button"
+
+
+class VMEvents(Protocol):
+    """Where a VM reports what happened to its QEMU process (the core, which tells every
+    capability in order: :mod:`viridian.service.capability`)."""
+
+    def launching(self, vm: LiveVM) -> None:
+        """QEMU is about to be launched (may raise to refuse the start)."""
+
+    def adopted(self, vm: LiveVM) -> None:
+        """A QEMU process of the VM runs (started, restored or found again)."""
+
+    def exited(self, vm: LiveVM) -> None:
+        """The VM's QEMU process ended or was found gone."""
+
+    def resumed(self, vm: LiveVM, restored: bool) -> None:
+        """The guest runs on after a resume (``restored`` False) or a restore (True)."""
+
+    def describe(self, vm: LiveVM) -> dict[str, Any]:
+        """Extra keys of the vm object."""
 
 
 class LiveVM:
+    """One VM: its record, its shown state and its QEMU worker (see the module docstring
+    for the state and crash-safety rules)."""
+
     def __init__(self, record: VMRecord, catalog: Catalog, capabilities: HostCapabilities,
-                 paths: RuntimePaths, saved_state: Path) -> None:
+                 paths: RuntimePaths, saved_state: Path, events: VMEvents) -> None:
         self.record = record
         self.catalog = catalog
         self.capabilities = capabilities
@@ -57,7 +86,7 @@ class LiveVM:
         self._expect_exit = False
         self._exited = asyncio.Event()
         self._reserved = False
-        self.hooks: list[Any] = []  # VM hooks: resource control, integration services
+        self.events = events
         # Settings as QEMU must see them (checkpoints put disks behind qcow2 overlays).
         self.disk_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s
         self.keep_paused = False  # recovery: a checkpoint operation paused QEMU on purpose
@@ -94,7 +123,8 @@ class LiveVM:
             "processors": self.processors, "uptime_s": self.uptime_s(), "status": rec.status,
             "pid": self.worker.pid if self.worker else None, "folder": rec.folder,
             "created_at": rec.created_at, "settings": rec.settings,
-            **{k: v for hook in self.hooks for k, v in hook.describe(self).items()},
+            "allowed": availability.allowed(self), "unavailable": availability.unavailable(self),
+            **self.events.describe(self),
         }
 
     # --- persistence ------------------------------------------------------------------
@@ -131,7 +161,7 @@ class LiveVM:
         elif self.state is not VMState.OFF:
             self._settle(VMState.OFF, f"{why} (while the service was not running)")
         remove_runtime_folder(self.paths)
-        self._notify("exited")
+        self.events.exited(self)
 
     async def _reconcile_with_qemu(self, worker: Worker) -> None:
         """QEMU survived the service. A save that had not reached the catalog is undone:
@@ -167,21 +197,14 @@ class LiveVM:
         self._expect_exit = False
         self._exited.clear()
         asyncio.get_running_loop().create_task(self._watch(worker))
-        self._notify("adopted")
-
-    def _notify(self, event: str, *args: Any) -> None:
-        """Tell every hook that has a method named ``event`` (hooks may skip events)."""
-        for hook in self.hooks:
-            handler = getattr(hook, event, None)
-            if handler is not None:
-                handler(self, *args)
+        self.events.adopted(self)
 
     async def _watch(self, worker: Worker) -> None:
         info = await worker.wait_exit()
         if self.worker is not worker:
             return
         self.worker = None
-        self._notify("exited")
+        self.events.exited(self)
         await worker.cleanup()
         if not self._expect_exit:
             self._settle(VMState.OFF, _exit_status(info))
@@ -189,11 +212,18 @@ class LiveVM:
 
     # --- operations -------------------------------------------------------------------
 
-    async def perform(self, request: Request, job: Job, timeout_s: float) -> dict[str, Any]:
-        """Carry out ``request``; returns facts worth reporting in the job's result."""
-        operations = {
+    async def perform(self, request: Request, job: Job, timeout_s: float, *,
+                      turn_off_after_timeout: bool = False) -> dict[str, Any]:
+        """Carry out ``request``; returns facts worth reporting in the job's result.
+
+        ``timeout_s`` bounds a shut down; with ``turn_off_after_timeout`` a guest that has
+        not shut down by then is turned off (Hyper-V's choice) instead of the job failing.
+        """
+        shut_down = functools.partial(self._shut_down,
+                                      turn_off_after_timeout=turn_off_after_timeout)
+        operations: dict[Request, Callable[[Job, float], Awaitable[dict[str, Any] | None]]] = {
             Request.START: self._start, Request.STOP: self._turn_off,
-            Request.SHUTDOWN: self._shut_down, Request.SAVE: self._save,
+            Request.SHUTDOWN: shut_down, Request.SAVE: self._save,
             Request.PAUSE: self._pause, Request.RESUME: self._resume, Request.RESET: self._reset,
         }
         before = self.state
@@ -217,7 +247,7 @@ class LiveVM:
             write_numlock_rom(self.paths)
         if needs_netboot(settings, boot_indexes(settings)):
             write_netboot_rom(self.paths)
-        self._notify("launching")  # e.g. virtual switch ports: taps before QEMU opens them
+        self.events.launching(self)  # e.g. virtual switch ports: taps before QEMU opens them
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
             accelerator=self.capabilities.accelerator, settings=self.record.settings,
@@ -229,7 +259,7 @@ class LiveVM:
         self.restore_paused = False
         if restoring:
             self._discard_saved_state()
-            self._notify("resumed", True)
+            self.events.resumed(self, True)
         if self.record.auto_stopped:
             self.mark_auto_stopped(False)
 
@@ -251,37 +281,80 @@ class LiveVM:
         await self._exited.wait()
         self._settle(VMState.OFF, None)
 
-    async def _shut_down(self, job: Job, timeout_s: float) -> dict[str, Any]:
+    async def _shut_down(self, job: Job, timeout_s: float, *,
+                         turn_off_after_timeout: bool = False) -> dict[str, Any]:
+        """Ask the guest to shut down and wait up to ``timeout_s``. The result's ``method``
+        says what ended the VM: ``guest agent``, ``ACPI power button``, ``guest agent
+        (after the ACPI power button)`` when the agent answered only later, or ``turned
+        off after N s …`` (``turn_off_after_timeout``). Without it a guest still running at
+        the timeout fails the job and the VM stays Running."""
         worker = self.require_worker()
         self.state = VMState.SHUTTING_DOWN
-        how = await self._ask_guest_to_shut_down(worker)
-        job.report(20, f"waiting up to {timeout_s:g} s for the guest to shut down ({how})")
         self._expect_exit = True
         try:
-            await asyncio.wait_for(self._exited.wait(), timeout_s)
-        except TimeoutError:
+            how, exited = await self._wait_for_guest_shutdown(worker, job, timeout_s)
+        except BaseException:
+            self._expect_exit = worker.has_exited()
+            raise
+        if not exited and not turn_off_after_timeout:
             self._expect_exit = False
             self.state = VMState.RUNNING
             raise HostError(
                 f"the guest of VM '{self.record.name}' did not shut down within {timeout_s:g} s "
-                f"({how}); it is still Running — use 'viridian vm stop' to turn it off",
-                vm=self.record.name, timeout_s=timeout_s) from None
+                f"({how}); it is still Running — use 'viridian vm stop' to turn it off, or "
+                "shut down with --turn-off-after-timeout", vm=self.record.name,
+                timeout_s=timeout_s) from None
+        if not exited:
+            job.report(90, f"turning off: the guest did not shut down within {timeout_s:g} s")
+            await worker.turn_off()
+            await self._exited.wait()
+            how = f"turned off after {timeout_s:g} s (the guest did not shut down; asked: {how})"
         self._settle(VMState.OFF, None)
         return {"method": how}
 
-    async def _ask_guest_to_shut_down(self, worker: Worker) -> str:
+    async def _wait_for_guest_shutdown(self, worker: Worker, job: Job,
+                                       timeout_s: float) -> tuple[str, bool]:
+        """Ask the guest, then wait for QEMU to end (at most ``timeout_s``). While the
+        request went to the ACPI power button — which a guest still booting ignores — the
+        agent is asked again every :data:`AGENT_RETRY_S` and, once it answers, told to
+        shut down. Returns how the guest was asked and whether QEMU ended."""
+        deadline = time.monotonic() + timeout_s
+        how = await self._ask_guest_to_shut_down(worker)
+        job.report(20, f"waiting up to {timeout_s:g} s for the guest to shut down ({how})")
+        while (remaining := deadline - time.monotonic()) > 0:
+            retry = how == ACPI and self._agent_shutdown_on()
+            try:
+                await asyncio.wait_for(self._exited.wait(),
+                                       min(remaining, AGENT_RETRY_S) if retry else remaining)
+                return how, True
+            except TimeoutError:
+                pass
+            if retry and await self._agent_shutdown(worker):
+                how = f"{AGENT} (after the {ACPI})"
+                job.report(30, f"the guest agent answered; waiting for the guest ({how})")
+        return how, self._exited.is_set()
+
+    def _agent_shutdown_on(self) -> bool:
+        return bool(self.record.settings.get("integration_services", {}).get(
+            "operating_system_shutdown", True))
+
+    async def _agent_shutdown(self, worker: Worker) -> bool:
+        """Ask the guest agent to shut the guest down; False when it does not answer."""
         try:
-            if self.record.settings.get("integration_services", {}).get(
-                    "operating_system_shutdown", True) and \
-                    await worker.guest_agent.ping(timeout=AGENT_PING_TIMEOUT_S):
+            if await worker.guest_agent.ping(timeout=AGENT_PING_TIMEOUT_S):
                 await worker.guest_agent.shutdown()
-                return "guest agent"
+                return True
         except ViridianError as err:
-            log.info("guest agent of %s unavailable (%s); using ACPI", self.record.name, err)
+            log.info("guest agent of %s unavailable (%s)", self.record.name, err)
+        return False
+
+    async def _ask_guest_to_shut_down(self, worker: Worker) -> str:
+        if self._agent_shutdown_on() and await self._agent_shutdown(worker):
+            return AGENT
         if await worker.status() != "running":
             await worker.resume()
         await worker.power_button()
-        return "ACPI power button"
+        return ACPI
 
     async def _save(self, job: Job, _: float) -> None:
         worker = self.require_worker()
@@ -305,7 +378,7 @@ class LiveVM:
         self.state = VMState.RESUMING
         await self.require_worker().resume()
         self._settle(VMState.RUNNING, None)
-        self._notify("resumed", False)
+        self.events.resumed(self, False)
 
     async def _reset(self, job: Job, _: float) -> None:
         worker = self.require_worker()
@@ -314,6 +387,18 @@ class LiveVM:
         if await worker.status() != "running":
             await worker.resume()
         self._settle(VMState.RUNNING, None)
+
+    async def delete_saved_state(self) -> None:
+        """Hyper-V's "Delete Saved State": a Saved VM becomes Off and its saved-state file
+        is removed (the caller checked the state and holds the VM's queue). Crash-safe: the
+        file is first renamed to the ``.restored`` name that recovery removes, so a killed
+        service never brings the state back."""
+        stale = self.saved_state.with_name(self.saved_state.name + ".restored")
+        if self.saved_state.exists():
+            os.replace(self.saved_state, stale)
+        self.restore_paused = False
+        self._settle(VMState.OFF, "the saved state was deleted")
+        await asyncio.get_running_loop().run_in_executor(None, stale.unlink, True)
 
     def require_worker(self) -> Worker:
         if self.worker is None:

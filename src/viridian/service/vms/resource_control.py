@@ -1,6 +1,6 @@
 """Processor reserve/limit/weight and the memory bound of running VMs, enforced in cgroups.
 
-The service calls this as a VM hook (see ``LiveVM.hooks``): when a VM's QEMU is adopted
+A capability (:mod:`viridian.service.capability`): when a VM's QEMU is adopted
 (started, restored, or found again after a service restart) its process goes into
 ``viridian/<vm-id>`` (:mod:`viridian.host.cgroups`) and the CPU values of *every* running
 VM are recomputed (weights are relative, :mod:`viridian.host.cpu_policy`); when QEMU
@@ -30,6 +30,8 @@ from viridian.errors import BadRequest, ViridianError
 from viridian.host.admission import HostLoad, check_reserve
 from viridian.host.cgroups import CgroupHost, memory_limit_bytes, probe_cgroups
 from viridian.host.cpu_policy import CpuControl, cpu_controls, demand_from_settings
+from viridian.service.capability import Capability, SettingsChange
+from viridian.service.context import ServiceContext
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -59,11 +61,14 @@ def format_cpu_list(cpus: Iterable[int]) -> str:
     return ",".join(str(c) for c in sorted(cpus))
 
 
-class ResourceControl:
+class ResourceControl(Capability):
     """The cgroups of running VMs. One per service."""
 
-    def __init__(self, cgroups: CgroupHost | None = None,
+    name = "resource_control"
+
+    def __init__(self, context: ServiceContext, cgroups: CgroupHost | None = None,
                  vm_cpus: frozenset[int] | None = None) -> None:
+        self.context = context
         self.cgroups = cgroups or probe_cgroups()
         usable = frozenset(os.sched_getaffinity(0))
         explicit = os.environ.get(VM_CPUS_ENV)
@@ -78,7 +83,7 @@ class ResourceControl:
     def capacity(self) -> int:
         return max(1, len(self.vm_cpus))
 
-    # --- hooks (called by LiveVM) ------------------------------------------------------
+    # --- VM events (viridian.service.capability) ------------------------------------------
 
     def adopted(self, live: LiveVM) -> None:
         """QEMU of ``live`` runs (new or found again): put it in its group, recompute all."""
@@ -110,9 +115,6 @@ class ResourceControl:
             asyncio.get_running_loop().create_task(self._remove(vm_id))
         self.refresh()
 
-    def resumed(self, live: LiveVM, restored: bool) -> None:
-        """Nothing to do: the groups outlive a pause."""
-
     def describe(self, live: LiveVM) -> dict[str, Any]:
         return {"resources": self._resources(live)}
 
@@ -123,16 +125,22 @@ class ResourceControl:
                    * int(lv.record.settings["processor"]["reserve_pct"]) / 100
                    for vm_id, lv in self._placed.items() if vm_id != exclude)
 
-    def check_change(self, live: LiveVM, settings: dict[str, Any], load: HostLoad) -> None:
+    def check_settings(self, change: SettingsChange) -> None:
         """Refuse a new reserve for a running VM that would not fit (Hyper-V does too)."""
-        if live.record.id not in self._placed:
+        live = change.vm
+        if live is None or live.record.id not in self._placed:
             return
-        cpu = settings["processor"]
+        cpu = change.new.processor
+        load = self.context.host_load()
         others = HostLoad(load.memory_mb, load.logical_processors, load.assigned_memory_mb,
                           load.running_virtual_processors,
                           self.reserved_processors(exclude=live.record.id), self.capacity)
-        check_reserve(live.record.name, int(cpu["count"]), int(cpu["reserve_pct"]), others,
+        check_reserve(live.record.name, cpu.count, cpu.reserve_pct, others,
                       action="change the reserve of")
+
+    def settings_changed(self, live: LiveVM) -> None:
+        """A committed change may have moved a reserve, limit or weight: write them all."""
+        self.refresh()
 
     def refresh(self) -> None:
         """Recompute and write the values of every placed VM (weights are relative)."""

@@ -1,0 +1,70 @@
+"""HTTP routes of VMs (docs/api.md, "VMs"): list, create, show, change, remove, and the
+state requests (start, stop, shutdown, save, pause, resume, reset) as jobs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import Body, FastAPI, Query
+from pydantic import BaseModel, Field
+
+from viridian.config import API_PREFIX
+
+if TYPE_CHECKING:
+    from viridian.service.core import ServiceCore
+
+Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
+
+
+class NewVM(BaseModel):
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    memory_mb: int | None = None
+    processors: int | None = None
+    dvd: str | None = None
+    vhd: str | None = None
+
+
+class ActionOptions(BaseModel):
+    timeout_s: float | None = Field(None, gt=0)
+    """shutdown: seconds the guest gets (default 120)."""
+    turn_off_after_timeout: bool = False
+    """shutdown: turn the VM off when the guest has not shut down in time."""
+
+
+def install_vm_routes(app: FastAPI, manager: ServiceCore) -> None:
+    """Add the ``/vms`` routes (after every capability's more specific routes)."""
+    @app.get(f"{API_PREFIX}/vms", tags=["vms"])
+    async def vm_list() -> dict[str, Any]:
+        return {"vms": manager.list_vms()}
+
+    @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
+    async def vm_new(spec: NewVM) -> dict[str, Any]:
+        return await manager.create_vm(spec.name, spec.settings, memory_mb=spec.memory_mb,
+                                       processors=spec.processors, dvd=spec.dvd, vhd=spec.vhd)
+
+    @app.get(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
+    async def vm_show(ref: str) -> dict[str, Any]:
+        return manager.show_vm(ref)
+
+    @app.patch(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
+    async def vm_set(ref: str, patch: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        return await manager.update_vm(ref, patch)
+
+    @app.delete(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
+    async def vm_remove(ref: str, delete_files: bool = False) -> dict[str, Any]:
+        return await manager.remove_vm(ref, delete_files)
+
+    @app.post(f"{API_PREFIX}/vms/{{ref}}/delete-saved-state", tags=["vms"])
+    async def vm_delete_saved_state(ref: str) -> dict[str, Any]:
+        """Hyper-V's "Delete Saved State": a Saved VM becomes Off (409 in other states)."""
+        return await manager.delete_saved_state(ref)
+
+    @app.post(f"{API_PREFIX}/vms/{{ref}}/{{action}}", status_code=202, tags=["vms"])
+    async def vm_action(ref: str, action: Action, options: ActionOptions | None = None,
+                        wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        """Queue ``action``; with ``wait``, answer once the job ended (or the time passed)."""
+        options = options or ActionOptions()
+        job = manager.request(ref, action, timeout_s=options.timeout_s,
+                              turn_off_after_timeout=options.turn_off_after_timeout)
+        return await manager.jobs.wait(job["id"], wait) if wait else job
