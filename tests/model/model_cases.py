@@ -12,7 +12,10 @@ from typing import Any
 
 from viridian.errors import BadRequest, InvalidSetting, ViridianError
 
-NAME_ALLOWED = "1..100 characters without '/', NUL or control characters, not '.' or '..'"
+NAME_ALLOWED = (
+    "1..100 characters without '/', NUL or control characters, not '.' or '..', "
+    "not blank and without leading or trailing spaces"
+)
 PATH_ALLOWED = "an absolute path without NUL characters"
 MAC_ALLOWED = "a unicast MAC address xx:xx:xx:xx:xx:xx (or xx-xx-..), not all zeros"
 ORDER_ALLOWED = "a permutation of cd, ide, net, floppy (each exactly once)"
@@ -61,6 +64,12 @@ CASES: list[Case] = [
     Case("name-control", {"name": "a\x07b"}, "name", iv("name", "'a\\x07b'", NAME_ALLOWED)),
     Case("name-nul", {"name": "a\0"}, "name", iv("name", "'a\\x00'", NAME_ALLOWED)),
     Case("name-type", {"name": 7}, "name", iv("name", "7", "a string")),
+    Case("name-spaces", {"name": "   "}, "name",
+         iv("name", "'   '", NAME_ALLOWED, "only spaces")),
+    Case("name-leading-space", {"name": " web1"}, "name",
+         iv("name", "' web1'", NAME_ALLOWED, "leading or trailing spaces")),
+    Case("name-trailing-space", {"name": "web1 "}, "name",
+         iv("name", "'web1 '", NAME_ALLOWED, "leading or trailing spaces")),
     Case(
         "notes-long",
         {"notes": "n" * 4097},

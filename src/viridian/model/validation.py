@@ -30,7 +30,7 @@ from viridian.model.settings import (
 
 ALLOWED_NAME = (
     f"1..{limits.VM_NAME_MAX_CHARS} characters without '/', NUL or control characters, "
-    "not '.' or '..'"
+    "not '.' or '..', not blank and without leading or trailing spaces"
 )
 ALLOWED_PATH = "an absolute path without NUL characters"
 ALLOWED_STARTUP_ORDER = "a permutation of cd, ide, net, floppy (each exactly once)"
@@ -66,6 +66,19 @@ def check_vm_name(name: str) -> None:
     )
     if bad:
         raise InvalidSetting("name", name, ALLOWED_NAME)
+    if name.strip() != name:
+        why = "only spaces" if not name.strip() else "leading or trailing spaces"
+        raise InvalidSetting("name", name, ALLOWED_NAME, reason=why)
+
+
+def limit_below_reserve(limit_pct: int, reserve_pct: int) -> InvalidSetting:
+    """The error for a ``processor.limit_pct`` set below the VM's ``processor.reserve_pct``
+    (the rule: reserve ≤ limit), naming the limit and the values it may take."""
+    allowed = (
+        f"{reserve_pct}..{ranges.LIMIT_PCT.high} (the limit may not be below "
+        f"processor.reserve_pct, which is {reserve_pct}; lower the reserve first to go lower)"
+    )
+    return InvalidSetting("processor.limit_pct", limit_pct, allowed)
 
 
 def check_path(setting: str, path: str) -> None:

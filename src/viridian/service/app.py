@@ -22,7 +22,6 @@ from viridian.service.integration_services.services import MAX_COPY_BYTES
 from viridian.service.jobs import job_dict
 from viridian.service.vms.routes import install_vm_routes
 
-
 # Routes whose bodies carry file contents (base64) get a cap to fit them; all others
 # have http_boundary.DEFAULT_BODY_MAX_BYTES (docs/api.md, "The error object").
 FILE_BODY_MAX_BYTES = (MAX_COPY_BYTES + 2) // 3 * 4 + 64 * 1024

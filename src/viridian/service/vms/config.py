@@ -16,6 +16,7 @@ from viridian.disks import detect_format, inspect
 from viridian.errors import Conflict, InvalidSetting, NotFound
 from viridian.model import default_settings, merge_settings, to_dict
 from viridian.model.states import VMState
+from viridian.model.validation import ALLOWED_NAME, limit_below_reserve
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.devices.hotplug import (
     ALLOWED_LIVE,
@@ -49,11 +50,27 @@ class VMConfigurator:
         settings = to_dict(merge_settings(default_settings(name), patch))
         return self._checked(settings, vm_id=None)
 
+    def registered_settings(self, vm_id: str, name: str,
+                            settings: dict[str, Any]) -> dict[str, Any]:
+        """The checked settings of a VM registered again from its configuration file
+        (``vm import --register-in-place``): its id and name must be free as a name and
+        as an id, and its files pass the same checks as a new VM's.
+
+        :raises Conflict: ``vm_id`` or ``name`` is already used by a VM (named).
+        """
+        for vm in self._catalog.list_vms():
+            if vm.id == vm_id or vm.name == vm_id:
+                raise Conflict(
+                    f"cannot register VM '{name}': its id {vm_id} is already used by the "
+                    f"registered VM '{vm.name}'; remove that VM first or import a copy; "
+                    "nothing was changed", vm=vm.name, id=vm_id)
+        merged = to_dict(merge_settings(default_settings(name), {**settings, "name": name}))
+        return self._checked(merged, vm_id=None)
+
     def changed_settings(self, record: VMRecord, patch: dict[str, Any],
                          state: VMState) -> dict[str, Any]:
         current = to_dict(merge_settings(default_settings(record.name), record.settings))
-        settings = to_dict(merge_settings(
-            merge_settings(default_settings(record.name), record.settings), patch))
+        settings = to_dict(_merged_naming_the_limit(current, patch))
         changed = {key for key in settings if settings[key] != current.get(key)}
         if "processor" in changed:  # reserve, limit and weight may change while it runs
             changed = (changed - {"processor"}) | {
@@ -85,17 +102,18 @@ class VMConfigurator:
                 entry["path"], image_format = _checked_file(setting, entry)
                 if setting != "floppy.path":  # a floppy is always raw: it has no format key
                     entry["format"] = image_format
+        _check_pipe_folders(settings)
         self._check_not_attached_elsewhere(settings, others)
         assign_macs(settings, macs_in_use(others, vm_id), pool_octets(self._catalog))
         return to_dict(merge_settings(default_settings(settings["name"]), settings))
 
     def _check_not_attached_elsewhere(self, settings: dict[str, Any],
                                       others: list[VMRecord]) -> None:
-        mine = {os.path.realpath(p) for p in self.disk_paths(settings)}
+        mine = {key for p in self.disk_paths(settings) for key in _file_keys(p)}
         for vm in others:
             for path in self.disk_paths(vm.settings):
-                real = os.path.realpath(path)
-                if real in mine and not _is_read_only_media(path):
+                same = any(key in mine for key in _file_keys(path))
+                if same and not _is_read_only_media(path):
                     raise Conflict(
                         f"disk {path} is already attached to VM '{vm.name}'; a disk can be "
                         "attached to one VM only; nothing was changed",
@@ -104,8 +122,56 @@ class VMConfigurator:
 
 
 def _check_name_free(name: str, others: list[VMRecord]) -> None:
-    if any(vm.name == name for vm in others):
-        raise Conflict(f"a VM named '{name}' already exists; nothing was changed", name=name)
+    """A name is another VM's neither name nor id: a reference is never ambiguous."""
+    for vm in others:
+        if vm.name == name:
+            raise Conflict(f"a VM named '{name}' already exists; nothing was changed",
+                           name=name)
+        if vm.id == name:
+            raise Conflict(
+                f"cannot name a VM '{name}': that is the id of VM '{vm.name}', and a name "
+                f"must never be mistaken for an id; allowed: {ALLOWED_NAME}, other than "
+                "every VM's name and id; nothing was changed", name=name, vm=vm.name)
+
+
+def _merged_naming_the_limit(current: dict[str, Any], patch: dict[str, Any]) -> Any:
+    """``current`` merged with ``patch``; when the patch lowers ``processor.limit_pct``
+    alone below the reserve, the error names the limit (the setting the admin changed)."""
+    try:
+        return merge_settings(merge_settings(default_settings(current["name"]), current),
+                              patch)
+    except InvalidSetting as err:
+        cpu = patch.get("processor") if isinstance(patch, dict) else None
+        limit_only = isinstance(cpu, dict) and "limit_pct" in cpu and "reserve_pct" not in cpu
+        if err.details.get("setting") == "processor.reserve_pct" and limit_only:
+            raise limit_below_reserve(cpu["limit_pct"],
+                                      current["processor"]["reserve_pct"]) from err
+        raise
+
+
+def _file_keys(path: Path) -> list[object]:
+    """What identifies the file at ``path``: its real path and, when it exists, its
+    (device, inode) — a hard link has another path but the same inode."""
+    keys: list[object] = [os.path.realpath(path)]
+    try:
+        info = os.stat(path)
+    except OSError:
+        return keys
+    return [*keys, (info.st_dev, info.st_ino)]
+
+
+def _check_pipe_folders(settings: dict[str, Any]) -> None:
+    """A COM port's pipe is created at start: its folder must exist now."""
+    for port in ("com1", "com2"):
+        com = settings.get(port) or {}
+        if com.get("kind") != "pipe" or not com.get("path"):
+            continue
+        folder = Path(com["path"]).parent
+        if not folder.is_dir():
+            raise InvalidSetting(
+                f"{port}.path", com["path"],
+                "a path in an existing folder (the pipe itself is created when the VM "
+                "starts)", reason=f"folder {folder} does not exist")
 
 
 def _ide_with(ide: list[dict[str, Any]] | None, dvd: str | None,
@@ -142,6 +208,9 @@ def _checked_file(setting: str, entry: dict[str, Any]) -> tuple[str, str]:
     if is_block_device(raw) and entry.get("kind") != "dvd" and setting != "floppy.path":
         check_pass_through(setting, raw)  # a host disk handed to the VM as it is
         return raw, "raw"
+    if path.is_dir():
+        raise InvalidSetting(setting, raw, "an absolute path to an image file (not a folder)",
+                             reason=f"{path} is a folder")
     if not path.is_file():
         raise NotFound(f"{setting}: file {path} does not exist; nothing was changed",
                        setting=setting, path=raw)

@@ -18,6 +18,7 @@ version it does not know)::
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from viridian.service.vms.live import LiveVM
 FILE_NAME = "vm.json"
 FORMAT_VERSION = 1
 KNOWN_VERSIONS = (1,)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ class DefinitionFiles(Capability):
 
     @staticmethod
     def _write(vm: LiveVM) -> None:
+        """Write the file; a failure is logged, never raised (the catalog has committed)."""
         folder = Path(vm.record.folder)
-        if folder.is_dir():
-            write_definition(folder, Definition.of(vm.record))
+        try:
+            if folder.is_dir():
+                write_definition(folder, Definition.of(vm.record))
+        except OSError as err:
+            log.warning("could not write %s of VM '%s': %s", folder / FILE_NAME,
+                        vm.record.name, err)
