@@ -141,6 +141,9 @@ SUBCOMMANDS = {
     "floppy": LazyCommand(
         DEVICES, "floppy", "Insert or eject the virtual floppy (also while the VM runs)."
     ),
+    "scsi": LazyCommand(
+        DEVICES, "scsi", "Add or remove SCSI controllers (the VM must be Off; up to 4 per VM)."
+    ),
     "nic": LazyCommand(
         DEVICES, "nic", "Add, change or remove network adapters (the VM must be Off)."
     ),
@@ -323,19 +326,47 @@ def lifecycle_command(action: str) -> click.Command:
         help="Print the job id instead of waiting (then: viridian job wait ID).",
     )
     @click.pass_context
-    def command(ctx: click.Context, name: str, no_wait: bool, timeout: float | None = None) -> None:
-        body = {"timeout_s": timeout} if timeout is not None else None
-        run_action(ctx, name, action, body, no_wait)
+    def command(ctx: click.Context, name: str, no_wait: bool, timeout: float | None = None,
+                turn_off: bool = False) -> None:
+        body: dict[str, Any] = {"timeout_s": timeout} if timeout is not None else {}
+        if turn_off:
+            body["turn_off_after_timeout"] = True
+        run_action(ctx, name, action, body or None, no_wait)
 
     if action == "shutdown":
-        add_timeout: Callable[[click.Command], click.Command] = click.option(
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            metavar="S",
-            help="Seconds the guest gets to shut down (default: the service's).",
-        )
-        command = add_timeout(command)
+        for option in SHUTDOWN_OPTIONS:
+            command = option(command)
     return command
+
+
+SHUTDOWN_OPTIONS: tuple[Callable[[click.Command], click.Command], ...] = (
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Seconds the guest gets to shut down (default: 120).",
+    ),
+    click.option(
+        "--turn-off-after-timeout",
+        "--force",
+        "turn_off",
+        is_flag=True,
+        help="Turn the VM off if the guest has not shut down within the timeout "
+        "(default: fail and leave it Running).",
+    ),
+)
+"""``vm shutdown``'s own options (Hyper-V offers "turn off" after a timeout)."""
+
+
+@vm_group.command("delete-saved-state")
+@click.argument("name")
+@click.pass_context
+def delete_saved_state(ctx: click.Context, name: str) -> None:
+    """Discard a Saved VM's saved state: the VM becomes Off (like Hyper-V's Delete Saved
+    State); refused in any other state."""
+    client = open_client(ctx)
+    vm = client.post(vm_path(name, "delete-saved-state"))
+    click.echo(vm_state_line(vm))
 
 
 for _action in LIFECYCLE_HELP:

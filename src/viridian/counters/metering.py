@@ -12,17 +12,19 @@ Reported (:func:`report`), with Measure-VM's names in parentheses:
   the VM's own capacity (100 % = every virtual processor busy all the time);
 - average/min/max memory (AvgRAM, MinRAM, MaxRAM): assigned MB while running (viridian
   has static memory, so these differ only when the startup memory changed);
-- disk I/O (AggregatedDiskDataRead/Written, operations); disk allocation (TotalDisk) is
-  added by the service from the disk files at report time;
+- disk I/O (AggregatedDiskDataRead/Written, operations), hot-removed disks included
+  (:func:`accumulate_disks` at removal); disk allocation (TotalDisk) is added by the
+  service from the disk files at report time;
 - network traffic (NetworkInbound/Outbound), in bytes, where adapter counters exist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from viridian.counters.samples import VMSample
+from viridian.counters.samples import BlockStat, VMSample
 
 
 @dataclass
@@ -70,14 +72,24 @@ def accumulate(meter: Meter, prev: VMSample | None, cur: VMSample, seconds: floa
     meter.memory_mb_s += cur.memory_mb * seconds
     meter.memory_min_mb = min(meter.memory_min_mb or cur.memory_mb, cur.memory_mb)
     meter.memory_max_mb = max(meter.memory_max_mb or 0, cur.memory_mb)
-    old_disks = prev.disks if same else {}
-    for disk, b in cur.disks.items():
-        o = old_disks.get(disk)
+    accumulate_disks(meter, prev.disks if same else {}, cur.disks)
+    _accumulate_network(meter, prev, cur, same)
+
+
+def accumulate_disks(meter: Meter, old: Mapping[str, BlockStat],
+                     cur: Mapping[str, BlockStat]) -> None:
+    """Add the I/O of each disk in ``cur`` since ``old`` (a disk missing from ``old`` is
+    counted from zero: it was attached, or its QEMU process started, in between).
+
+    Also used when a disk is about to be hot removed: QEMU forgets its counters with
+    the device, so its I/O since the last sample is added then (the sampler then
+    counts a disk re-attached at that slot from zero)."""
+    for disk, b in cur.items():
+        o = old.get(disk)
         meter.disk_read_bytes += _grow(o.rd_bytes if o else 0, b.rd_bytes)
         meter.disk_written_bytes += _grow(o.wr_bytes if o else 0, b.wr_bytes)
         meter.disk_reads += _grow(o.rd_operations if o else 0, b.rd_operations)
         meter.disk_writes += _grow(o.wr_operations if o else 0, b.wr_operations)
-    _accumulate_network(meter, prev, cur, same)
 
 
 def _accumulate_network(meter: Meter, prev: VMSample, cur: VMSample, same: bool) -> None:

@@ -11,6 +11,7 @@ order of :data:`viridian.service.core.ServiceCore.capabilities`, at these moment
 ``recover(vm)``        at service start, after the VM's state was reconciled with QEMU
 ``start()``            once, after every VM was recovered
 ``check_settings(c)``  before a settings change (or a new VM) is committed; raise to refuse
+``before_live_change``  a checked change is about to reach the running QEMU (hot plug)
 ``settings_changed``   after a settings change was committed
 ``check_removal``      before a VM is removed; raise to refuse
 ``removed``            after the VM's record (and with ``delete_files`` its folder) is gone
@@ -70,6 +71,10 @@ class Capability:
 
     def check_settings(self, change: SettingsChange) -> None:
         """Refuse ``change`` by raising; return to allow it."""
+
+    async def before_live_change(self, change: SettingsChange) -> None:
+        """``change`` passed every check and is about to be applied to the VM's QEMU (a
+        hot-removed disk still has its counters now); never refuses."""
 
     def settings_changed(self, vm: LiveVM) -> None:
         """``vm``'s new settings are committed."""

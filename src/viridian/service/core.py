@@ -35,7 +35,7 @@ from viridian import __version__
 from viridian.errors import Conflict, NotFound, ViridianError
 from viridian.host.admission import AdmissionPolicy, HostLoad, check_admission
 from viridian.host.resources import read_boot_id, read_resources
-from viridian.model import settings_from_dict
+from viridian.model import StartAction, StopAction
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
@@ -195,12 +195,13 @@ class ServiceCore:
 
     def _schedule_automatic_starts(self) -> None:
         for live in self.live.values():
-            auto = live.record.settings["automatic_start"]
+            auto = live.record.settings.automatic_start
             was_running = live.record.auto_stopped or live.state_before_recovery in (
                 VMState.RUNNING, VMState.PAUSED)
-            if auto["action"] == "always" or (auto["action"] == "if_running" and was_running):
+            if auto.action is StartAction.ALWAYS or (
+                    auto.action is StartAction.IF_RUNNING and was_running):
                 asyncio.get_running_loop().call_later(
-                    float(auto["delay_s"]), self._automatic_start, live.record.id)
+                    float(auto.delay_s), self._automatic_start, live.record.id)
 
     def _automatic_start(self, vm_id: str) -> None:
         live = self.live.get(vm_id)
@@ -218,8 +219,8 @@ class ServiceCore:
             logical_processors=resources.logical_processors,
             assigned_memory_mb=sum(lv.memory_mb for lv in active),
             running_virtual_processors=sum(lv.processors for lv in active),
-            reserved_processors=sum(lv.processors * lv.record.settings["processor"][
-                "reserve_pct"] / 100 for lv in active),
+            reserved_processors=sum(lv.processors * lv.record.settings.processor.reserve_pct
+                                    / 100 for lv in active),
             vm_processor_capacity=self.resources.capacity,
         )
 
@@ -252,13 +253,13 @@ class ServiceCore:
         return job.to_dict()
 
     async def _host_shutdown(self, job: Job) -> dict[str, str]:
-        actions = {"save": Request.SAVE, "turn_off": Request.STOP,
-                   "shut_down": Request.SHUTDOWN}
+        actions = {StopAction.SAVE: Request.SAVE, StopAction.TURN_OFF: Request.STOP,
+                   StopAction.SHUT_DOWN: Request.SHUTDOWN}
         running = [lv for lv in self.live.values() if lv.state in (VMState.RUNNING, VMState.PAUSED)]
         subjobs: dict[str, Job] = {}
         instead: dict[str, str] = {}
         for live in running:
-            request = actions[live.record.settings["automatic_stop"]["action"]]
+            request = actions[live.record.settings.automatic_stop.action]
             why = availability.unavailable(live).get(request.value)
             if why:  # the nearest action that loses no data; the result says so and why
                 request, instead[live.record.name] = Request.SHUTDOWN, why
@@ -298,13 +299,12 @@ class ServiceCore:
             del patch["ide"]
         settings = self.config.new_settings(name, patch, memory_mb, processors, dvd, vhd)
         vm_id = str(uuid.uuid4())
-        self._check_settings(SettingsChange(vm_id, settings["name"], None, None,
-                                            settings_from_dict(settings)))
+        self._check_settings(SettingsChange(vm_id, settings.name, None, None, settings))
         folder = self.data_dir / "vms" / vm_id
         staging = folder.with_name(f".new-{vm_id}")
         staging.mkdir(mode=0o700)
-        record = VMRecord(vm_id, settings["name"], settings, VMState.OFF.value, None,
-                          str(folder), now_iso())
+        record = VMRecord(vm_id, settings.name, settings, VMState.OFF, None, str(folder),
+                          now_iso())
         try:
             self.catalog.insert_vm(record)
         except ViridianError:
@@ -330,11 +330,13 @@ class ServiceCore:
         patch = dict(patch)
         await convert_differencing(patch, self.data_dir)
         settings = self.config.changed_settings(live.record, patch, live.state)
-        self._check_settings(SettingsChange(
-            live.record.id, live.record.name, live, settings_from_dict(live.record.settings),
-            settings_from_dict(settings)))
+        change = SettingsChange(live.record.id, live.record.name, live, live.record.settings,
+                                settings)
+        self._check_settings(change)
+        for capability in self.capabilities:  # e.g. counters: meter disks about to go
+            await capability.before_live_change(change)
         async with live_changes(live, live.record.settings, settings):
-            record = replace(live.record, name=settings["name"], settings=settings)
+            record = replace(live.record, name=settings.name, settings=settings)
             self.catalog.update_vm(record)
             live.record = record
         for capability in self.capabilities:
@@ -412,7 +414,7 @@ class ServiceCore:
     def admit(self, live: LiveVM) -> None:
         """Admission and reservation happen in one step of the loop: no two starts race."""
         check_admission(live.record.name, live.memory_mb, live.processors, self.host_load(),
-                        self.policy, live.record.settings["processor"]["reserve_pct"])
+                        self.policy, live.record.settings.processor.reserve_pct)
         live.reserve()
 
 

@@ -23,6 +23,7 @@ import math
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +31,16 @@ from fastapi import FastAPI
 
 from viridian.counters import paths as P
 from viridian.counters import procfs
-from viridian.counters.collect import Collector, VMTarget
+from viridian.counters.collect import Collector, VMTarget, block_stat
 from viridian.counters.formulas import compute
 from viridian.counters.history import CounterSample, History
-from viridian.counters.metering import Meter, accumulate, report
+from viridian.counters.metering import Meter, accumulate, accumulate_disks, report
 from viridian.counters.samples import Snapshot
-from viridian.errors import BadRequest
+from viridian.errors import BadRequest, ViridianError
+from viridian.model import VMSettings
 from viridian.model.states import VMState
 from viridian.qemu.render.naming import FLOPPY_ID, ide_id, scsi_disk_id
-from viridian.service.capability import Capability
+from viridian.service.capability import Capability, SettingsChange
 from viridian.service.context import ServiceContext
 from viridian.service.counters.routes import install_counter_routes
 from viridian.service.vms.live import LiveVM
@@ -86,6 +88,12 @@ class CountersCapability(Capability):
 
     def install_routes(self, app: FastAPI) -> None:
         install_counter_routes(app, self)
+
+    async def before_live_change(self, change: SettingsChange) -> None:
+        """Meter the I/O of disks about to be hot removed (QEMU forgets it with them)."""
+        if change.vm is not None and change.old is not None and self._sampler is not None:
+            gone = _image_device_ids(change.old) - _image_device_ids(change.new)
+            await self._sampler.settle_disks(change.vm, gone)
 
 
 def _host_settings(data_dir: Path) -> dict[str, Any]:
@@ -157,6 +165,8 @@ class CounterService:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._flushed_at = time.monotonic()
+        self._settled: dict[str, set[str]] = {}
+        """Disks metered at removal since the last sample, by VM id."""
 
     # --- background -------------------------------------------------------------------
 
@@ -200,8 +210,35 @@ class CounterService:
 
     def _meter(self, prev: Snapshot, snap: Snapshot, seconds: float) -> None:
         before = {vm.vm_id: vm for vm in prev.vms}
+        settled, self._settled = self._settled, {}
         for vm in snap.vms:
-            accumulate(self.meters.meter(vm.vm_id), before.get(vm.vm_id), vm, seconds)
+            old = before.get(vm.vm_id)
+            if old is not None and vm.vm_id in settled:  # metered at removal: a disk
+                old = replace(old, disks={d: b for d, b in old.disks.items()  # back at that
+                                          if d not in settled[vm.vm_id]})  # slot starts at 0
+            accumulate(self.meters.meter(vm.vm_id), old, vm, seconds)
+
+    async def settle_disks(self, live: LiveVM, device_ids: frozenset[str]) -> None:
+        """Add to ``live``'s meter the I/O of the disks ``device_ids`` since the last
+        sample: they are about to be hot removed and QEMU forgets their counters with
+        them. Nothing is added before the first sample (no baseline, as in
+        :func:`~viridian.counters.metering.accumulate`)."""
+        worker = live.worker
+        if worker is None or not device_ids:
+            return
+        async with self._lock:
+            if self.last is None:
+                return
+            try:
+                raw = await worker.monitor.block_stats()
+            except ViridianError as err:
+                log.warning("cannot meter the disks leaving VM %s: %s", live.record.name, err)
+                return
+            prev = next((vm for vm in self.last.vms if vm.vm_id == live.record.id), None)
+            old = prev.disks if prev is not None and prev.pid == worker.pid else {}
+            cur = {dev: block_stat(raw[dev]) for dev in device_ids if dev in raw}
+            accumulate_disks(self.meters.meter(live.record.id), old, cur)
+            self._settled.setdefault(live.record.id, set()).update(cur)
 
     # --- sampling ---------------------------------------------------------------------
 
@@ -309,6 +346,13 @@ def _devices_with_images(settings: Any) -> frozenset[str]:
     if (settings.get("floppy") or {}).get("path"):
         ids.add(FLOPPY_ID)
     return frozenset(ids)
+
+
+def _image_device_ids(settings: VMSettings) -> frozenset[str]:
+    """QEMU device ids of the IDE and SCSI drives holding an image."""
+    ide = {ide_id(d.controller, d.location) for d in settings.ide if d.path}
+    return frozenset(ide | {scsi_disk_id(c.controller, d.location)
+                            for c in settings.scsi for d in c.disks if d.path})
 
 
 def _disk_paths(settings: dict[str, Any]) -> list[str]:
