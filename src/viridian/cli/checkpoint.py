@@ -46,8 +46,15 @@ def new(ctx: click.Context, vm: str, name: str | None, notes: str, no_wait: bool
                                       {"name": name, "notes": notes}), no_wait)
     if job:
         cp = job["result"]
-        memory = " with memory" if cp["has_memory"] else ""
-        click.echo(f"{vm}: checkpoint '{cp['name']}' taken ({cp['state']}{memory})")
+        click.echo(f"{vm}: checkpoint '{cp['name']}' taken ({taken_text(cp)})")
+
+
+def taken_text(cp: dict[str, Any]) -> str:
+    """What a checkpoint captured, in words: "production checkpoint; VM Running" for a
+    disks-only checkpoint of a running VM, else the captured state ("Running with memory")."""
+    if cp.get("production"):
+        return f"production checkpoint; VM {cp.get('vm_state', 'Running')}"
+    return str(cp["state"]) + (" with memory" if cp["has_memory"] else "")
 
 
 @checkpoint_group.command("list")

@@ -1,5 +1,10 @@
 """``viridian disk …``: Hyper-V's disk wizard on image files (no service needed).
 
+When the local service runs, an operation that changes a file the service knows (a VM's
+drive, a checkpoint's base or overlay, a saved state) goes through it instead
+(:mod:`viridian.cli.disk_service`): the service refuses what would break a VM or a
+checkpoint and names them; its errors exit with the same table's codes.
+
 Every DiskError is turned into one line on stderr here, at the one boundary between the
 library and the terminal, and exits with the error's own ``exit_code`` — the same code
 the error table in docs/api.md gives it on every path (bad argument or corrupt disk 2,
@@ -18,9 +23,11 @@ from typing import Any
 
 import click
 
+from viridian.cli.disk_service import absolute, run_on_service, service_for
 from viridian.cli.sizes import SIZE, format_size, size_help
 from viridian.disks import (
     DEFAULT_BLOCK_SIZE,
+    CompactResult,
     CorruptDisk,
     DiskError,
     DiskInfo,
@@ -35,6 +42,7 @@ from viridian.disks import (
     new_dynamic,
     new_fixed,
 )
+from viridian.disks.check import CheckReport, Problem
 
 ProgressFn = Callable[[int, int], None]
 
@@ -245,22 +253,33 @@ def _print_info(info: DiskInfo, indent: str) -> None:
     default="dynamic",
     show_default=True,
 )
-def convert_cmd(src: Path, dst: Path, target: str) -> None:
+@click.pass_context
+def convert_cmd(ctx: click.Context, src: Path, dst: Path, target: str) -> None:
     """Copy SRC (raw or VHD; a differencing chain is flattened) into the new file DST.
 
     DST must end in .vhd for a fixed or dynamic VHD; a fixed VHD is allocated in full."""
     require_dst_suffix(dst, target)
-    with progress_bar("converting") as progress:
-        convert(src, dst, target, progress=progress)
+    service = service_for(ctx, [src, dst])
+    if service is not None:
+        run_on_service(service, "convert",
+                       {"src": str(absolute(src)), "dst": str(absolute(dst)), "type": target})
+    else:
+        with progress_bar("converting") as progress:
+            convert(src, dst, target, progress=progress)
     click.echo(f"converted {src} to {target} {dst}")
 
 
 @disk_group.command("compact")
 @click.argument("path", type=click.Path(path_type=Path))
-def compact_cmd(path: Path) -> None:
+@click.pass_context
+def compact_cmd(ctx: click.Context, path: Path) -> None:
     """Give back the space of all-zero blocks of a dynamic or differencing disk."""
-    with progress_bar("compacting") as progress:
-        result = compact(path, progress)
+    service = service_for(ctx, [path])
+    if service is not None:
+        result = CompactResult(**run_on_service(service, "compact", {"path": str(absolute(path))}))
+    else:
+        with progress_bar("compacting") as progress:
+            result = compact(path, progress)
     click.echo(
         f"compacted {path}: {result.blocks_freed} blocks freed, "
         f"{result.file_size_before} -> {result.file_size_after} bytes"
@@ -275,9 +294,14 @@ def compact_cmd(path: Path) -> None:
     required=True,
     help=size_help("New virtual size, rounded up to 512 bytes") + " Required.",
 )
-def expand_cmd(path: Path, size: int) -> None:
+@click.pass_context
+def expand_cmd(ctx: click.Context, path: Path, size: int) -> None:
     """Grow a fixed or dynamic disk to SIZE (a fixed disk's growth is allocated)."""
-    expand(path, size)
+    service = service_for(ctx, [path])
+    if service is not None:
+        run_on_service(service, "expand", {"path": str(absolute(path)), "size": size})
+    else:
+        expand(path, size)
     real = -(-size // SECTOR) * SECTOR
     click.echo(f"expanded {path} to {format_size(real)}")
 
@@ -286,14 +310,21 @@ def expand_cmd(path: Path, size: int) -> None:
 @click.argument("child", type=click.Path(path_type=Path))
 @click.option("--into-parent", is_flag=True, help="Write the changes into the parent.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write a new standalone disk.")
-def merge_cmd(child: Path, into_parent: bool, output: Path | None) -> None:
+@click.pass_context
+def merge_cmd(ctx: click.Context, child: Path, into_parent: bool, output: Path | None) -> None:
     """Merge the differencing disk CHILD into its parent or into a new disk."""
     if into_parent == (output is not None):
         raise click.UsageError("give exactly one of --into-parent or --output DST")
     if output is not None:
         require_dst_suffix(output, "dynamic")
-    with progress_bar("merging") as progress:
-        target = merge(child, into_parent=into_parent, output=output, progress=progress)
+    service = service_for(ctx, [child, output, _parent_path(child)])
+    if service is not None:
+        body = {"child": str(absolute(child)), "into_parent": into_parent,
+                "output": str(absolute(output)) if output else None}
+        target = Path(run_on_service(service, "merge", body)["path"])
+    else:
+        with progress_bar("merging") as progress:
+            target = merge(child, into_parent=into_parent, output=output, progress=progress)
     done = "merged into parent" if into_parent else "merged into"
     click.echo(f"{done} {target}" + (f"; {child} was removed" if into_parent else ""))
 
@@ -302,12 +333,19 @@ def merge_cmd(child: Path, into_parent: bool, output: Path | None) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--repair", is_flag=True, help="Fix the problems that are safe to fix.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check_cmd(path: Path, repair: bool, as_json: bool) -> None:
+@click.pass_context
+def check_cmd(ctx: click.Context, path: Path, repair: bool, as_json: bool) -> None:
     """Check footers, header, BAT and parent link.
 
     Exit code 0 when no error remains; 2 (a corrupt disk, as in the error table) when
-    errors remain — after --repair, the errors it could not repair are listed again."""
-    report = check(path, repair=repair)
+    errors remain — after --repair, the errors it could not repair are listed again.
+    A repair of a file the local service knows goes through the service."""
+    service = service_for(ctx, [path]) if repair else None
+    if service is not None:
+        report = report_from_dict(
+            run_on_service(service, "check", {"path": str(absolute(path)), "repair": True}))
+    else:
+        report = check(path, repair=repair)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -315,6 +353,22 @@ def check_cmd(path: Path, repair: bool, as_json: bool) -> None:
         click.echo("no errors found" if report.ok else "errors found")
     if not report.ok:
         raise SystemExit(CorruptDisk.exit_code)
+
+
+def report_from_dict(data: dict[str, Any]) -> CheckReport:
+    """The check report the service sent (``CheckReport.to_dict``) as the library's."""
+    return CheckReport(
+        data["path"], [Problem(**p) for p in data["problems"]], list(data["repaired"]),
+        [Problem(**p) for p in data["remaining"]])
+
+
+def _parent_path(child: Path) -> Path | None:
+    """The parent of a differencing ``child``, or None (the merge itself will say why)."""
+    try:
+        parent = inspect(child).parent_path
+    except (DiskError, OSError):
+        return None
+    return Path(parent) if parent else None
 
 
 def _print_report(problems: list[Any], repaired: list[str], remaining: list[Any]) -> None:

@@ -24,7 +24,10 @@ from viridian.cli.client import Answer, ApiClient, error_from_body, open_client,
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, Conflict, HostError, NotFound, ViridianError
 
-__all__ = ["ESCAPE", "com", "console", "disk", "dvd", "floppy", "nic", "run_console", "screenshot"]
+__all__ = [
+    "ESCAPE", "com", "console", "disk", "dvd", "floppy", "nic", "run_console", "screenshot",
+    "scsi",
+]
 
 ESCAPE = b"\x1d"  # Ctrl-]
 ACCEPT_WAIT_S = 1.0
@@ -144,6 +147,39 @@ def floppy_insert(ctx: click.Context, name: str, vfd: str) -> None:
 def floppy_eject(ctx: click.Context, name: str) -> None:
     """Eject the virtual floppy of the VM NAME."""
     _set_media(ctx, name, "floppy", {"path": None}, "ejected the floppy")
+
+
+@click.group("scsi")
+def scsi() -> None:
+    """Add or remove SCSI controllers (the VM must be Off; up to 4 per VM)."""
+
+
+scsi_controller_option = click.option(
+    "--controller", type=int, metavar="N",
+    help="Controller number 0..3 (add: default the lowest free; remove: default the only one).",
+)
+
+
+@scsi.command("add")
+@click.argument("name")
+@scsi_controller_option
+@click.pass_context
+def scsi_add(ctx: click.Context, name: str, controller: int | None) -> None:
+    """Add a SCSI controller to the VM NAME; hard disks on it can then be added and
+    removed while the VM runs."""
+    vm = open_client(ctx).post(vm_path(name, "scsi"), {"controller": controller})
+    _vm_line(vm, f"added SCSI controller {vm['scsi_controller']}")
+
+
+@scsi.command("remove")
+@click.argument("name")
+@scsi_controller_option
+@click.pass_context
+def scsi_remove(ctx: click.Context, name: str, controller: int | None) -> None:
+    """Remove a SCSI controller that holds no hard disk from the VM NAME."""
+    params = {} if controller is None else {"controller": controller}
+    vm = open_client(ctx).delete(vm_path(name, "scsi"), params)
+    _vm_line(vm, f"removed SCSI controller {vm['scsi_controller']}")
 
 
 # --- network adapters -----------------------------------------------------------------------

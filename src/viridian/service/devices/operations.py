@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from viridian.errors import Conflict
+from viridian.model import to_dict
 from viridian.qemu.screen import screenshot_png
 from viridian.qemu.worker import Worker
 from viridian.service.capability import Capability, SettingsChange
@@ -56,7 +57,7 @@ class DeviceOps:
         queue (so two device requests never build on the same stale settings)."""
         live = self.context.find_vm(ref)
         async with self.context.jobs.queue_for(live.record.id):
-            patch = make_patch(live.record.settings)
+            patch = make_patch(to_dict(live.record.settings))
             await self.context.apply_settings(live, patch)
         return live.to_dict()
 
@@ -131,7 +132,7 @@ class DeviceOps:
         live = self.context.find_vm(ref)
         async with self.context.jobs.queue_for(live.record.id):
             scsi_controllers.require_off(live.record.name, live.state, verb)
-            patch, number = make(live.record.settings, number)
+            patch, number = make(to_dict(live.record.settings), number)
             await self.context.apply_settings(live, patch)
         return {**live.to_dict(), "scsi_controller": number}
 
@@ -161,16 +162,16 @@ class DeviceOps:
         :raises Conflict: the VM does not run, or the port is not a local named pipe.
         """
         live, _ = self.running(ref, f"COM{port}")
-        com = live.record.settings[f"com{port}"]
-        if com["kind"] != "pipe":
-            where = (
-                f"connects to {com['address']}" if com["kind"] == "remote" else "is not connected"
-            )
+        settings = live.record.settings
+        com = settings.com1 if port == 1 else settings.com2
+        if com.kind != "pipe":
+            where = f"connects to {com.address}" if com.kind == "remote" else "is not connected"
+
             raise Conflict(
                 f"COM{port} of VM '{live.record.name}' {where}; a console needs a named pipe "
                 f"on this host: 'viridian vm com set {live.record.name} {port} --pipe PATH' "
                 "(with the VM Off)",
                 vm=live.record.name,
-                kind=com["kind"],
+                kind=str(com.kind),
             )
-        return Path(com["path"] or live.paths.com_socket(port))
+        return Path(com.path or live.paths.com_socket(port))

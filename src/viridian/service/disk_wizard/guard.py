@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from viridian import disks
 from viridian.errors import Conflict
 from viridian.model.states import VMState
 from viridian.service.checkpoints.store import CheckpointStore
@@ -121,3 +122,24 @@ def _state_text(use: FileUse) -> str:
 
 def _state_note(use: FileUse) -> str:
     return "" if use.state == OFF else f"; VM '{use.vm}' is {use.state}"
+
+
+def merge_accesses(child: Path, output: Path | None) -> list[Access]:
+    """The files ``merge`` touches: into a new ``output``, the child is read and the
+    output created; into its parent, the child is removed and the parent written."""
+    if output is not None:
+        return [Access(child, False, "merge"),
+                Access(output, True, f"merge {child} into", creates=True)]
+    accesses = [Access(child, True, "merge into its parent", removes=True)]
+    parent = _parent_of(child)
+    if parent is not None:
+        accesses.append(Access(parent, True, f"merge {child} into"))
+    return accesses
+
+
+def _parent_of(child: Path) -> Path | None:
+    try:
+        found = disks.inspect(child).parent_path
+    except (disks.DiskError, OSError):
+        return None  # the merge itself reports what is wrong with the child
+    return Path(found) if found else None

@@ -8,19 +8,25 @@ Routes (``/api/v1/disks/…``; every path absolute, on the service's host):
 * ``POST /disks/convert`` ``{"src", "dst", "type": "dynamic"|"fixed"|"raw"}`` → 202 job;
 * ``POST /disks/compact`` ``{"path"}`` → 202 job;
 * ``POST /disks/expand`` ``{"path", "size"}`` → 202 job;
-* ``POST /disks/merge`` ``{"child", "into_parent": bool, "output": path|null}`` → 202 job.
+* ``POST /disks/merge`` ``{"child", "into_parent": bool, "output": path|null}`` → 202 job;
+* ``POST /disks/check`` ``{"path", "repair": bool}`` → 202 job (result: the check report);
+* ``POST /disks/uses`` ``{"paths": [...]}`` → 200 ``{"uses": [...]}``: which VM uses each
+  file and how (drive, checkpoint base, overlay, memory or saved state); the CLI's ``disk``
+  commands ask this first and send an operation on a known file here.
 
 Jobs (kinds ``disk_<op>``) report progress and end with ``result`` = what the operation
 returned (facts of the disk written, the compaction figures). ``?wait=S`` as for VM
-actions. A disk that a VM which is not Off uses cannot be changed (409 naming the VM);
-the library's own refusals (bad argument 400, locked by QEMU 409, missing file 404,
-malformed disk 400) are translated here, once.
+actions. What would break a VM or a checkpoint is refused (409 naming the VM and the
+checkpoint; the rules are in :mod:`.guard`); an operation on a VM's file runs on that
+VM's queue. The library's own refusals keep the status their error class carries (the
+error table of docs/api.md) and are translated here, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -30,10 +36,17 @@ from pydantic import BaseModel
 
 from viridian import disks
 from viridian.config import API_PREFIX
-from viridian.errors import BadRequest, Conflict, NotFound, ViridianError
-from viridian.model.states import VMState
+from viridian.errors import (
+    AdmissionRefused,
+    BadRequest,
+    Conflict,
+    HostError,
+    NotFound,
+    ViridianError,
+)
 from viridian.service.capability import Capability
 from viridian.service.context import ServiceContext
+from viridian.service.disk_wizard.guard import Access, DiskGuard, merge_accesses
 from viridian.service.jobs import Job
 
 DISKS = f"{API_PREFIX}/disks"
@@ -62,6 +75,15 @@ class ExpandSpec(BaseModel):
     size: str | int
 
 
+class UsesSpec(BaseModel):
+    paths: list[str]
+
+
+class CheckSpec(BaseModel):
+    path: str
+    repair: bool = False
+
+
 class MergeSpec(BaseModel):
     child: str
     into_parent: bool = False
@@ -84,45 +106,41 @@ def size_of(value: str | int | None, what: str) -> int:
         raise BadRequest(f"{what}: {err}", value=value) from err
 
 
+DISK_ERROR_CLASSES: dict[str, type[ViridianError]] = {
+    "bad_request": BadRequest, "not_found": NotFound, "conflict": Conflict,
+    "admission_refused": AdmissionRefused, "host_error": HostError}
+"""The service's error class for each ``code`` a disk error carries (docs/api.md)."""
+
+
 def translate(err: Exception) -> ViridianError:
-    """The library's errors as the service's (one boundary)."""
+    """The library's errors as the service's (one boundary): a disk error keeps the
+    status and exit code its ``code`` gives it in the error table."""
     if isinstance(err, disks.DiskInUse):
         return Conflict(f"{err}; nothing was changed")
+    if isinstance(err, disks.DiskError):
+        cls = DISK_ERROR_CLASSES.get(err.code, HostError)
+        error = cls.__new__(cls)
+        ViridianError.__init__(error, str(err))
+        return error
     if isinstance(err, FileNotFoundError):
         return NotFound(f"no such file: {err.filename}", path=err.filename)
-    if isinstance(err, disks.DiskError | OSError):
+    if isinstance(err, OSError):
         return BadRequest(str(err))
     return ViridianError(f"{type(err).__name__}: {err}")
 
 
-def users_of(context: ServiceContext, paths: list[Path]) -> list[tuple[str, str]]:
-    """(VM name, state) of every VM that is not Off and has one of ``paths`` attached."""
-    wanted = {str(p) for p in paths}
-    found = []
-    for live in context.vms().values():
-        settings = live.record.settings
-        attached = {d["path"] for d in settings["ide"] if d.get("path")}
-        attached |= {d["path"] for c in settings["scsi"] for d in c["disks"]}
-        if live.state is not VMState.OFF and attached & wanted:
-            found.append((live.record.name, live.state.value))
-    return found
-
-
-def check_not_in_use(context: ServiceContext, paths: list[Path]) -> None:
-    """:raises Conflict: a VM that is not Off uses one of ``paths`` (named)."""
-    users = users_of(context, paths)
-    if users:
-        name, state = users[0]
-        raise Conflict(f"the disk is attached to VM '{name}', which is {state}; turn the VM "
-                       "off first; nothing was changed", vm=name, state=state)
-
-
 def submit(context: ServiceContext, kind: str,
-           work: Callable[[Callable[[int, int], None]], Any]) -> Job:
-    """Run ``work(progress)`` in a thread as a job of ``kind``."""
+           work: Callable[[Callable[[int, int], None]], Any],
+           guarded: GuardedFiles | None = None) -> Job:
+    """Run ``work(progress)`` in a thread as a job of ``kind``. With ``guarded``, the
+    files are checked now (a refusal raises before any job exists) and again when the job
+    runs, on the queue of the VM that uses them (:mod:`.guard`)."""
+    owner = guarded.check() if guarded else None
 
     async def operation(job: Job) -> Any:
         loop = asyncio.get_running_loop()
+        if guarded:
+            guarded.check()
 
         def progress(done: int, total: int) -> None:
             loop.call_soon_threadsafe(job.report, 100 * done / max(total, 1), kind[5:])
@@ -132,7 +150,19 @@ def submit(context: ServiceContext, kind: str,
         except (disks.DiskError, OSError) as err:
             raise translate(err) from err
 
-    return context.jobs.submit(kind, None, None, operation)
+    return context.jobs.submit(kind, owner[0] if owner else None, owner[1] if owner else None,
+                               operation)
+
+
+@dataclass(frozen=True)
+class GuardedFiles:
+    """The files one request touches, for :class:`DiskGuard`."""
+
+    guard: DiskGuard
+    accesses: tuple[Access, ...]
+
+    def check(self) -> tuple[str, str] | None:
+        return self.guard.check(self.accesses)
 
 
 def creator(spec: NewSpec) -> Callable[[Path], None]:
@@ -182,13 +212,17 @@ class DiskWizard(Capability):
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
+        self.guard = DiskGuard(context)
 
     def install_routes(self, app: FastAPI) -> None:
-        install_disk_routes(app, self.context)
+        install_disk_routes(app, self.context, self.guard)
 
 
-def install_disk_routes(app: FastAPI, context: ServiceContext) -> None:
+def install_disk_routes(app: FastAPI, context: ServiceContext, guard: DiskGuard) -> None:
     """Add the disk wizard routes to ``app``."""
+
+    def files(*accesses: Access) -> GuardedFiles:
+        return GuardedFiles(guard, accesses)
 
     async def answer(job: Job, wait: float) -> dict[str, Any]:
         return await context.jobs.wait(job.id, wait) if wait else job.to_dict()
@@ -212,28 +246,29 @@ def install_disk_routes(app: FastAPI, context: ServiceContext) -> None:
     async def disk_convert(spec: ConvertSpec,
                            wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         src, dst = absolute(spec.src, "src"), absolute(spec.dst, "dst")
-        check_not_in_use(context, [src])
         job = submit(context, "disk_convert", then_info(
             lambda progress: disks.convert(src, dst, spec.type, progress=progress),
-            dst if spec.type != "raw" else None))
+            dst if spec.type != "raw" else None), files(
+            Access(src, False, "convert"),
+            Access(dst, True, f"convert {src} into", creates=True)))
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/compact", status_code=202, tags=["disks"])
     async def disk_compact(spec: InspectSpec,
                            wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path = absolute(spec.path, "path")
-        check_not_in_use(context, [path])
         job = submit(context, "disk_compact",
-                     lambda progress: vars(disks.compact(path, progress)))
+                     lambda progress: vars(disks.compact(path, progress)),
+                     files(Access(path, True, "compact")))
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/expand", status_code=202, tags=["disks"])
     async def disk_expand(spec: ExpandSpec,
                           wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path, size = absolute(spec.path, "path"), size_of(spec.size, "size")
-        check_not_in_use(context, [path])
         job = submit(context, "disk_expand",
-                     then_info(lambda progress: disks.expand(path, size, progress), path))
+                     then_info(lambda progress: disks.expand(path, size, progress), path),
+                     files(Access(path, True, "expand")))
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/merge", status_code=202, tags=["disks"])
@@ -242,7 +277,22 @@ def install_disk_routes(app: FastAPI, context: ServiceContext) -> None:
         if spec.into_parent == (spec.output is not None):
             raise BadRequest("give exactly one of into_parent: true or output: PATH")
         output = absolute(spec.output, "output") if spec.output else None
-        check_not_in_use(context, [child])
         job = submit(context, "disk_merge", lambda progress: {"path": str(disks.merge(
-            child, into_parent=spec.into_parent, output=output, progress=progress))})
+            child, into_parent=spec.into_parent, output=output, progress=progress))},
+            files(*merge_accesses(child, output)))
+        return await answer(job, wait)
+
+    @app.post(f"{DISKS}/uses", tags=["disks"])
+    async def disk_uses(spec: UsesSpec) -> dict[str, Any]:
+        """Which VMs use which of ``paths``, and how (empty: the service knows none)."""
+        paths = [absolute(p, "paths[]") for p in spec.paths]
+        return {"uses": [use.to_dict() for use in guard.uses(paths)]}
+
+    @app.post(f"{DISKS}/check", status_code=202, tags=["disks"])
+    async def disk_check(spec: CheckSpec, wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        path = absolute(spec.path, "path")
+        guarded = files(Access(path, True, "repair")) if spec.repair else files(
+            Access(path, False, "check"))
+        job = submit(context, "disk_check", lambda _: disks.check(
+            path, repair=spec.repair).to_dict(), guarded)
         return await answer(job, wait)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from viridian.checkpoints import Tree
+from viridian.model import VMSettings
 from viridian.service.checkpoints.store import CheckpointStore
 from viridian.service.context import ServiceContext
 from viridian.service.vms.live import LiveVM
@@ -91,18 +92,15 @@ def _known_files(live: LiveVM, tree: Tree) -> Iterator[Known]:
     yield str(live.saved_state), Role.SAVED_STATE, "", ()
 
 
-def _drives(settings: dict[str, Any]) -> Iterator[Known]:
-    for drive in settings.get("ide", []):
-        if drive.get("path"):
-            yield (drive["path"], Role.DRIVE,
-                   f"IDE {drive['controller']}:{drive['location']}", ())
-    for controller in settings.get("scsi", []):
-        for disk in controller.get("disks", []):
-            yield (disk["path"], Role.DRIVE,
-                   f"SCSI {controller['controller']}:{disk['location']}", ())
-    floppy = settings.get("floppy") or {}
-    if floppy.get("path"):
-        yield floppy["path"], Role.DRIVE, "floppy", ()
+def _drives(settings: VMSettings) -> Iterator[Known]:
+    for drive in settings.ide:
+        if drive.path:
+            yield drive.path, Role.DRIVE, f"IDE {drive.controller}:{drive.location}", ()
+    for controller in settings.scsi:
+        for disk in controller.disks:
+            yield disk.path, Role.DRIVE, f"SCSI {controller.controller}:{disk.location}", ()
+    if settings.floppy.path:
+        yield settings.floppy.path, Role.DRIVE, "floppy", ()
 
 
 def _checkpoint_files(tree: Tree) -> Iterator[Known]:

@@ -1,0 +1,95 @@
+"""``viridian disk …`` through the local service, for files the service knows.
+
+The disk commands work on image files directly, like ``qemu-img`` — unless the local
+service runs (``<data>/service.json`` records its address and a live pid, as
+:mod:`viridian.cli.credentials` reads it) and the file an operation would change is one
+the service knows: a VM's drive, a checkpoint's base disk or overlay, a memory or saved
+state (``POST /disks/uses``). Then the operation is sent to the service's disk wizard
+(docs/api.md, "Disks"), which refuses what would break a VM or a checkpoint, naming
+them, and otherwise runs it on that VM's queue. The service's errors reach the CLI root
+as :class:`~viridian.errors.ViridianError` and exit with the error table's codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from viridian.cli.client import ApiClient, ClientOptions, Endpoint, job_outcome, wait_for_job
+from viridian.cli.credentials import SERVICE_RECORD_NAME
+
+__all__ = ["local_service_url", "run_on_service", "service_for"]
+
+WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def local_service_url(data_dir: Path) -> str | None:
+    """The URL of the service that recorded itself in ``<data_dir>/service.json`` while
+    its process still runs; None when no local service runs."""
+    try:
+        record = json.loads((data_dir / SERVICE_RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not _alive(record.get("pid")):
+        return None
+    host = str(record.get("host", ""))
+    host = WILDCARD_HOSTS.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{record.get('port')}"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def service_for(ctx: click.Context, paths: Sequence[Path | None]) -> ApiClient | None:
+    """A client of the local service when it runs and knows one of ``paths``; else None
+    (work on the files directly).
+
+    :raises ViridianError: the service runs but could not be asked (no token, refused).
+    """
+    options = ctx.find_object(ClientOptions)
+    url = local_service_url(options.data_dir) if options else None
+    if options is None or url is None:
+        return None
+    client = ctx.find_root().with_resource(
+        ApiClient(Endpoint.resolve(url, options.token, options.data_dir)))
+    wanted = [str(absolute(p)) for p in paths if p is not None]
+    uses = client.post("/disks/uses", {"paths": wanted})["uses"]
+    return client if uses else None
+
+
+def absolute(path: Path) -> Path:
+    """``path`` made absolute the way the shell meant it (the service has no cwd of ours)."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def run_on_service(client: ApiClient, operation: str, body: dict[str, Any]) -> Any:
+    """Run the disk wizard's ``operation`` as a job and return its result.
+
+    :raises ViridianError: the service refused, or the job failed (its error).
+    """
+    job = client.post(f"/disks/{operation}", body)
+    show: Callable[[dict[str, Any]], None] = _no_progress
+    if sys.stderr.isatty():
+        from viridian.cli.output import JobProgress
+
+        show = JobProgress()
+    return job_outcome(wait_for_job(client, job, show))["result"]
+
+
+def _no_progress(job: dict[str, Any]) -> None:
+    """Plain output stays as in local operation: only the result line."""
