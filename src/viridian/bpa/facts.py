@@ -35,6 +35,9 @@ class DiskFact:
 
 @dataclass(frozen=True)
 class VMFact:
+    """One VM. ``disks`` are the images QEMU opens for it — with checkpoints, the
+    overlays it runs on, not the disks named in its settings."""
+
     name: str
     running: bool
     memory_mb: int
@@ -46,6 +49,8 @@ class VMFact:
     """Virtual switch of each network adapter (None = not connected)."""
     disk_iops: float | None = None
     """Average disk operations per second over the analysis window (None: no data)."""
+    checkpoints: int = 0
+    """How many checkpoints the VM has (each keeps its disks behind an overlay chain)."""
 
 
 @dataclass(frozen=True)

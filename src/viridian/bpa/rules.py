@@ -118,7 +118,9 @@ def _disks_of_type(f: Facts, types: set[str]) -> list[str]:
 
 
 def overlays(rule: Rule, f: Facts) -> Finding:
-    found = _disks_of_type(f, OVERLAY_TYPES)
+    found = [f"{vm.name}: {vm.checkpoints} checkpoint{'s' if vm.checkpoints > 1 else ''}"
+             for vm in f.vms if vm.production and vm.checkpoints]
+    found += _disks_of_type(f, OVERLAY_TYPES)
     return _finding(rule, bool(found), "; ".join(found) or
                     "no differencing disks or overlays on production VMs")
 
