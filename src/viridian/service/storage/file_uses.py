@@ -108,12 +108,18 @@ def _checkpoint_files(tree: Tree) -> Iterator[Known]:
     for cp in tree.checkpoints:
         for slot, image in cp.disks.items():
             if image.owned:
-                yield image.path, Role.OVERLAY, slot, (cp.name,)
+                yield image.path, Role.OVERLAY, slot_text(slot), (cp.name,)
             else:
                 bases.setdefault((image.path, slot), []).append(cp.name)
         if cp.memory_file:
             yield cp.memory_file, Role.CHECKPOINT_MEMORY, "", (cp.name,)
     for (path, slot), names in bases.items():
-        yield path, Role.CHECKPOINT_BASE, slot, tuple(names)
+        yield path, Role.CHECKPOINT_BASE, slot_text(slot), tuple(names)
     for slot, now in tree.now_disks.items():
-        yield now.image.path, Role.OVERLAY, slot, ()
+        yield now.image.path, Role.OVERLAY, slot_text(slot), ()
+
+
+def slot_text(slot: str) -> str:
+    """A checkpoint's disk slot (``ide:0:0``, ``scsi:1:3``) as ``IDE 0:0``/``SCSI 1:3``."""
+    bus, _, where = slot.partition(":")
+    return f"{bus.upper()} {where}" if where else slot
