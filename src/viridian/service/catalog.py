@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from viridian.errors import Conflict, NotFound
+from viridian.model import VMSettings, settings_from_dict, to_dict
+from viridian.model.states import VMState
+from viridian.service.usage_index import UsageIndex, uses_of, uses_of_dict
 
 SCHEMA_VERSION = 1
 
@@ -57,10 +60,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 @dataclass(frozen=True)
 class VMRecord:
+    """One defined VM as the catalog holds it: typed settings and its settled state.
+    The settings dict shape exists only in the ``settings`` column (converted here)."""
+
     id: str
     name: str
-    settings: dict[str, Any]
-    state: str
+    settings: VMSettings
+    state: VMState
     status: str | None
     folder: str
     created_at: str
@@ -91,6 +97,7 @@ class Catalog:
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._history = _connect(path, "NORMAL")
+        self._usage: UsageIndex | None = None
 
     def close(self) -> None:
         self._history.close()
@@ -117,6 +124,8 @@ class Catalog:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
+            if db is self._db:
+                self._usage = None  # it may hold a change that was rolled back: rebuild
             raise
         db.execute("COMMIT")
 
@@ -128,13 +137,14 @@ class Catalog:
             with self._transaction() as db:
                 db.execute(
                     "INSERT INTO vms VALUES (?,?,?,?,?,?,?,?)",
-                    (vm.id, vm.name, json.dumps(vm.settings), vm.state, vm.status,
+                    (vm.id, vm.name, json.dumps(to_dict(vm.settings)), vm.state.value, vm.status,
                      vm.folder, vm.created_at, int(vm.auto_stopped)),
                 )
         except sqlite3.IntegrityError as err:
             raise Conflict(
                 f"a VM named '{vm.name}' already exists; nothing was created", name=vm.name
             ) from err
+        self._index(vm)
 
     def update_vm(self, vm: VMRecord, db: sqlite3.Connection | None = None) -> None:
         """Persist every field of ``vm`` (found by id); inside ``db``'s transaction when
@@ -144,7 +154,8 @@ class Catalog:
                 cursor = tx.execute(
                     "UPDATE vms SET name=?, settings=?, state=?, status=?, folder=?, "
                     "auto_stopped=? WHERE id=?",
-                    (vm.name, json.dumps(vm.settings), vm.state, vm.status, vm.folder,
+                    (vm.name, json.dumps(to_dict(vm.settings)), vm.state.value, vm.status,
+                     vm.folder,
                      int(vm.auto_stopped), vm.id),
                 )
         except sqlite3.IntegrityError as err:
@@ -153,8 +164,10 @@ class Catalog:
             ) from err
         if cursor.rowcount != 1:
             raise NotFound(f"VM {vm.id} is not in the catalog", vm=vm.id)
+        self._index(vm)
 
-    def set_state(self, vm: VMRecord, state: str, status: str | None) -> VMRecord:
+    def set_state(self, vm: VMRecord, state: VMState, status: str | None) -> VMRecord:
+        """Commit ``vm`` in the settled ``state`` with ``status``; returns the new record."""
         updated = replace(vm, state=state, status=status)
         self.update_vm(updated)
         return updated
@@ -162,10 +175,33 @@ class Catalog:
     def delete_vm(self, vm_id: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM vms WHERE id=?", (vm_id,))
+        if self._usage is not None:
+            self._usage.drop(vm_id)
 
     def list_vms(self) -> list[VMRecord]:
         rows = self._db.execute("SELECT * FROM vms ORDER BY name").fetchall()
         return [_vm_from_row(row) for row in rows]
+
+    def ids_and_names(self, ref: str) -> list[tuple[str, str]]:
+        """(id, name) of the VMs named ``ref`` or with id ``ref`` (index lookups, no
+        settings decoded): at most two."""
+        rows = self._db.execute("SELECT id, name FROM vms WHERE name=? OR id=?", (ref, ref))
+        return [(str(vm_id), str(name)) for vm_id, name in rows]
+
+    @property
+    def usage(self) -> UsageIndex:
+        """Disk files and MACs of every VM in the catalog, kept in step with every write
+        (built from the rows on first use, and again after a rolled-back transaction)."""
+        if self._usage is None:
+            usage = UsageIndex()
+            for vm_id, name, settings in self._db.execute("SELECT id, name, settings FROM vms"):
+                usage.put(vm_id, name, uses_of_dict(json.loads(settings)))
+            self._usage = usage
+        return self._usage
+
+    def _index(self, vm: VMRecord) -> None:
+        if self._usage is not None:
+            self._usage.put(vm.id, vm.name, uses_of(vm.settings))
 
     def get_vm(self, vm_id: str) -> VMRecord | None:
         row = self._db.execute("SELECT * FROM vms WHERE id=?", (vm_id,)).fetchone()
@@ -229,8 +265,8 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 
 def _vm_from_row(row: tuple[Any, ...]) -> VMRecord:
     vm_id, name, settings, state, status, folder, created_at, auto_stopped = row
-    return VMRecord(vm_id, name, json.loads(settings), state, status, folder, created_at,
-                    bool(auto_stopped))
+    return VMRecord(vm_id, name, settings_from_dict(json.loads(settings)), VMState(state),
+                    status, folder, created_at, bool(auto_stopped))
 
 
 def _job_from_row(row: tuple[Any, ...]) -> JobRecord:

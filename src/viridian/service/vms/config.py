@@ -14,7 +14,7 @@ from typing import Any
 
 from viridian.disks import detect_format, inspect
 from viridian.errors import Conflict, InvalidSetting, NotFound
-from viridian.model import default_settings, merge_settings, to_dict
+from viridian.model import VMSettings, default_settings, merge_settings, to_dict
 from viridian.model.states import VMState
 from viridian.model.validation import ALLOWED_NAME, limit_below_reserve
 from viridian.service.catalog import Catalog, VMRecord
@@ -25,7 +25,7 @@ from viridian.service.devices.hotplug import (
 )
 from viridian.service.storage.checks import check_pass_through, is_block_device
 from viridian.service.switches.service import adapters_changeable_live
-from viridian.service.vms.macs import assign_macs, macs_in_use, pool_octets
+from viridian.service.vms.macs import assign_macs, pool_octets
 
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
 CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",
@@ -38,7 +38,8 @@ class VMConfigurator:
         self._catalog = catalog
 
     def new_settings(self, name: str, patch: dict[str, Any], memory_mb: int | None,
-                     processors: int | None, dvd: str | None, vhd: str | None) -> dict[str, Any]:
+                     processors: int | None, dvd: str | None, vhd: str | None) -> VMSettings:
+        """The checked settings of a new VM from the API's request (the dict boundary)."""
         patch = dict(patch)
         patch["name"] = name
         if memory_mb is not None:
@@ -51,7 +52,7 @@ class VMConfigurator:
         return self._checked(settings, vm_id=None)
 
     def registered_settings(self, vm_id: str, name: str,
-                            settings: dict[str, Any]) -> dict[str, Any]:
+                            settings: dict[str, Any]) -> VMSettings:
         """The checked settings of a VM registered again from its configuration file
         (``vm import --register-in-place``): its id and name must be free as a name and
         as an id, and its files pass the same checks as a new VM's.
@@ -68,8 +69,12 @@ class VMConfigurator:
         return self._checked(merged, vm_id=None)
 
     def changed_settings(self, record: VMRecord, patch: dict[str, Any],
-                         state: VMState) -> dict[str, Any]:
-        current = to_dict(merge_settings(default_settings(record.name), record.settings))
+                         state: VMState) -> VMSettings:
+        """``record``'s settings with ``patch`` (API dict shape) applied and checked.
+
+        :raises Conflict: a change not allowed in ``state`` (named, with what is allowed).
+        """
+        current = to_dict(record.settings)
         settings = to_dict(_merged_naming_the_limit(current, patch))
         changed = {key for key in settings if settings[key] != current.get(key)}
         if "processor" in changed:  # reserve, limit and weight may change while it runs
@@ -94,44 +99,45 @@ class VMConfigurator:
 
     # --- host checks --------------------------------------------------------------------
 
-    def _checked(self, settings: dict[str, Any], vm_id: str | None) -> dict[str, Any]:
-        others = [vm for vm in self._catalog.list_vms() if vm.id != vm_id]
-        _check_name_free(settings["name"], others)
+    def _checked(self, settings: dict[str, Any], vm_id: str | None) -> VMSettings:
+        _check_name_free(settings["name"], vm_id, self._catalog)
         for setting, entry in _disk_entries(settings):
             if entry.get("path"):
                 entry["path"], image_format = _checked_file(setting, entry)
                 if setting != "floppy.path":  # a floppy is always raw: it has no format key
                     entry["format"] = image_format
         _check_pipe_folders(settings)
-        self._check_not_attached_elsewhere(settings, others)
-        assign_macs(settings, macs_in_use(others, vm_id), pool_octets(self._catalog))
-        return to_dict(merge_settings(default_settings(settings["name"]), settings))
+        self._check_not_attached_elsewhere(settings, vm_id)
+        assign_macs(settings, self._catalog.usage.macs_except(vm_id), pool_octets(self._catalog))
+        return merge_settings(default_settings(settings["name"]), settings)
 
     def _check_not_attached_elsewhere(self, settings: dict[str, Any],
-                                      others: list[VMRecord]) -> None:
-        mine = {key for p in self.disk_paths(settings) for key in _file_keys(p)}
-        for vm in others:
-            for path in self.disk_paths(vm.settings):
-                same = any(key in mine for key in _file_keys(path))
-                if same and not _is_read_only_media(path):
-                    raise Conflict(
-                        f"disk {path} is already attached to VM '{vm.name}'; a disk can be "
-                        "attached to one VM only; nothing was changed",
-                        path=str(path), vm=vm.name)
+                                      vm_id: str | None) -> None:
+        """A disk file (same real path, or a hard link to the same inode) belongs to one
+        VM; other VMs' read-only media may be shared. One index lookup per disk
+        (:class:`~viridian.service.usage_index.UsageIndex`), whatever the number of VMs."""
+        for path in self.disk_paths(settings):
+            holder = self._catalog.usage.disk_holder(str(path), vm_id)
+            if holder is not None:
+                raise Conflict(
+                    f"disk {holder.path} is already attached to VM '{holder.vm_name}'; a "
+                    "disk can be attached to one VM only; nothing was changed",
+                    path=holder.path, vm=holder.vm_name)
 
 
-
-def _check_name_free(name: str, others: list[VMRecord]) -> None:
+def _check_name_free(name: str, vm_id: str | None, catalog: Catalog) -> None:
     """A name is another VM's neither name nor id: a reference is never ambiguous."""
-    for vm in others:
-        if vm.name == name:
+    for other_id, other_name in catalog.ids_and_names(name):
+        if other_id == vm_id:
+            continue
+        if other_name == name:
             raise Conflict(f"a VM named '{name}' already exists; nothing was changed",
                            name=name)
-        if vm.id == name:
+        if other_id == name:
             raise Conflict(
-                f"cannot name a VM '{name}': that is the id of VM '{vm.name}', and a name "
+                f"cannot name a VM '{name}': that is the id of VM '{other_name}', and a name "
                 f"must never be mistaken for an id; allowed: {ALLOWED_NAME}, other than "
-                "every VM's name and id; nothing was changed", name=name, vm=vm.name)
+                "every VM's name and id; nothing was changed", name=name, vm=other_name)
 
 
 def _merged_naming_the_limit(current: dict[str, Any], patch: dict[str, Any]) -> Any:
@@ -142,22 +148,14 @@ def _merged_naming_the_limit(current: dict[str, Any], patch: dict[str, Any]) -> 
                               patch)
     except InvalidSetting as err:
         cpu = patch.get("processor") if isinstance(patch, dict) else None
-        limit_only = isinstance(cpu, dict) and "limit_pct" in cpu and "reserve_pct" not in cpu
-        if err.details.get("setting") == "processor.reserve_pct" and limit_only:
+        if not isinstance(cpu, dict) or "limit_pct" not in cpu or "reserve_pct" in cpu:
+            raise
+        if err.details.get("setting") == "processor.reserve_pct":
             raise limit_below_reserve(cpu["limit_pct"],
                                       current["processor"]["reserve_pct"]) from err
         raise
 
 
-def _file_keys(path: Path) -> list[object]:
-    """What identifies the file at ``path``: its real path and, when it exists, its
-    (device, inode) — a hard link has another path but the same inode."""
-    keys: list[object] = [os.path.realpath(path)]
-    try:
-        info = os.stat(path)
-    except OSError:
-        return keys
-    return [*keys, (info.st_dev, info.st_ino)]
 
 
 def _check_pipe_folders(settings: dict[str, Any]) -> None:
@@ -195,8 +193,8 @@ def _disk_entries(settings: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
         yield "floppy.path", floppy
 
 
-def _is_read_only_media(path: Path) -> bool:
-    return path.suffix.lower() in (".iso", ".vfd")
+
+
 
 
 def _checked_file(setting: str, entry: dict[str, Any]) -> tuple[str, str]:

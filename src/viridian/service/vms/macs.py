@@ -14,11 +14,24 @@ adapter of any VM uses is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from viridian.errors import Conflict
+
+if TYPE_CHECKING:
+    from viridian.service.catalog import VMRecord
+
+
+class MetaStore(Protocol):
+    """Where the pool's host octets are kept (the catalog's meta table)."""
+
+    def get_meta(self, key: str) -> str | None:
+        """The value of ``key``, or None."""
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` (committed)."""
 
 MAC_PREFIX = "00:15:5D"
 POOL_SIZE = 256
@@ -26,7 +39,7 @@ META_POOL_OCTETS = "mac_pool_host_octets"
 SYS_CLASS_NET = Path("/sys/class/net")
 
 
-def pool_octets(catalog: Any) -> str:
+def pool_octets(catalog: MetaStore) -> str:
     """``XX:YY``: this host's pool octets (decided once, then read from the catalog)."""
     stored = catalog.get_meta(META_POOL_OCTETS)
     if stored:
@@ -50,15 +63,15 @@ def host_adapter_octets(sys_class_net: Path) -> str:
     return "00:00"
 
 
-def macs_in_use(vms: Iterable[Any], except_vm: str | None) -> dict[str, str]:
+def macs_in_use(vms: Iterable[VMRecord], except_vm: str | None) -> dict[str, str]:
     """MAC → "VM 'name' (network adapter N)" for every adapter of every other VM."""
     used: dict[str, str] = {}
     for vm in vms:
         if vm.id == except_vm:
             continue
-        for index, adapter in enumerate(vm.settings.get("network_adapters", []), start=1):
-            if adapter.get("mac"):
-                used[adapter["mac"]] = f"VM '{vm.name}' (network adapter {index})"
+        for index, adapter in enumerate(vm.settings.network_adapters, start=1):
+            if adapter.mac:
+                used[adapter.mac] = f"VM '{vm.name}' (network adapter {index})"
     return used
 
 
@@ -68,17 +81,35 @@ def assign_macs(settings: dict[str, Any], used: Mapping[str, str], octets: str) 
 
     :raises Conflict: a MAC is used twice in the VM or by another VM, or the pool is full.
     """
-    taken = dict(used)
+    taken = _Taken(used)  # no copy of ``used``: it may hold every MAC on the host
     adapters = settings.get("network_adapters", [])
     for index, adapter in enumerate(adapters, start=1):
         mac = adapter.get("mac")
         if mac:
             _check_free(mac, index, taken)
-            taken[mac] = f"network adapter {index} of this VM"
+            taken.mine[mac] = f"network adapter {index} of this VM"
     for index, adapter in enumerate(adapters, start=1):
         if adapter.get("mac_mode", "dynamic") == "dynamic" and not adapter.get("mac"):
             adapter["mac"] = next_pool_mac(taken, octets)
-            taken[adapter["mac"]] = f"network adapter {index} of this VM"
+            taken.mine[adapter["mac"]] = f"network adapter {index} of this VM"
+
+
+class _Taken(Mapping[str, str]):
+    """The MACs of other VMs (``used``, not copied) plus those of this VM (``mine``)."""
+
+    def __init__(self, used: Mapping[str, str]) -> None:
+        self.used = used
+        self.mine: dict[str, str] = {}
+
+    def __getitem__(self, mac: str) -> str:
+        return self.mine[mac] if mac in self.mine else self.used[mac]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.mine
+        yield from (mac for mac in self.used if mac not in self.mine)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _check_free(mac: str, index: int, taken: Mapping[str, str]) -> None:
