@@ -69,7 +69,7 @@ class DiskGuard:
         """
         owner: tuple[str, str] | None = None
         for access in accesses:
-            for use in self.uses([access.path]):
+            for use in sorted(self.uses([access.path]), key=_weight):
                 refusal = _refusal(access, use)
                 if refusal:
                     raise Conflict(f"cannot {access.action} {access.path}: {refusal}; "
@@ -77,6 +77,11 @@ class DiskGuard:
                                    role=use.role.value, checkpoints=list(use.checkpoints))
                 owner = owner or (use.vm_id, use.vm)
         return owner
+
+
+def _weight(use: FileUse) -> int:
+    """Checkpoint and state files first: their refusal says more than "attached"."""
+    return 1 if use.role is Role.DRIVE else 0
 
 
 def _refusal(access: Access, use: FileUse) -> str | None:
