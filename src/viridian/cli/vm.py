@@ -218,6 +218,8 @@ def new(
             f"created {vm['name']}: {vm['state']}, {vm['memory_mb']} MB, "
             f"{vm['processors']} processor(s), id {vm['id']}"
         )
+        for notice in vm.get("notices") or []:
+            click.echo(f"note: {notice}")
 
 
 @vm_group.command("list")
@@ -243,6 +245,12 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         emit_json(vm)
     else:
         click.echo(format_vm_details(vm))
+        for copy in vm.get("disk_copies") or []:
+            click.echo(
+                f"note: {copy['drive']} is {copy['path']}, a standalone copy of the "
+                f"differencing disk {copy['copied_from']} (copied_from); the guest writes "
+                "go to the copy"
+            )
 
 
 @vm_group.command("set")
@@ -288,6 +296,32 @@ def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
     ]
     shown_name = name if values.get("new_name") is not None else vm["name"]
     click.echo(f"{shown_name}: changed {', '.join(changed)}")
+
+
+@vm_group.command("import")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option(
+    "--register-in-place",
+    is_flag=True,
+    help="Register the VM whose folder FOLDER holds vm.json again, where it is "
+    "(same id, name and settings).",
+)
+@json_option
+@click.pass_context
+def import_vm(ctx: click.Context, folder: str, register_in_place: bool, as_json: bool) -> None:
+    """Register a VM from its folder (a VM removed with its files kept)."""
+    if not register_in_place:
+        raise click.UsageError(
+            "say how to import: --register-in-place (the only mode so far: the VM is "
+            "registered where its folder is)",
+            ctx,
+        )
+    vm = open_client(ctx).post("/vms/import", {"folder": _absolute(folder)})
+    if as_json:
+        emit_json(vm)
+    else:
+        click.echo(f"registered {vm['name']} in place: {vm['state']}, id {vm['id']}, "
+                   f"folder {vm['folder']}")
 
 
 @vm_group.command("remove")

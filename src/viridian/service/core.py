@@ -32,7 +32,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from viridian import __version__
-from viridian.errors import Conflict, NotFound, ViridianError
+from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound, ViridianError
 from viridian.host.admission import AdmissionPolicy, HostLoad, check_admission
 from viridian.host.resources import read_boot_id, read_resources
 from viridian.model import StartAction, StopAction
@@ -48,11 +48,14 @@ from viridian.service.devices.operations import DevicesCapability
 from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, Operation, now_iso
-from viridian.service.storage.checks import convert_differencing
+from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
 from viridian.service.vms import availability
 from viridian.service.vms.config import VMConfigurator
+from viridian.service.vms.definition_file import DefinitionFiles, read_definition
+from viridian.service.vms.disk_copies import DiskCopies, copies_made, snapshot
 from viridian.service.vms.live import LiveVM
+from viridian.service.vms.new_disk import NewVHD, plan_new_vhd
 from viridian.service.vms.resource_control import ResourceControl
 
 log = logging.getLogger(__name__)
@@ -81,10 +84,11 @@ class ServiceCore:
         integration = IntegrationServices(self)
         self.switches = SwitchService(self)
         self.counters = CountersCapability(self, self.switches.store)
+        self.disk_copies = DiskCopies(self)
         self.capabilities: tuple[Capability, ...] = (
             self.resources, integration, self.switches,
             CheckpointsCapability(self, integration), DevicesCapability(self),
-            self.counters, DiskWizard(self))
+            self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles())
         self.config = VMConfigurator(self._catalog)
         self.boot_id = read_boot_id()
         self._started = time.monotonic()
@@ -287,12 +291,46 @@ class ServiceCore:
         return self.find_live(ref).to_dict()
 
     async def create_vm(self, name: str, patch: dict[str, Any], *, memory_mb: int | None,
-                        processors: int | None, dvd: str | None,
-                        vhd: str | None) -> dict[str, Any]:
-        """Validate everything first; then the folder and the catalog row appear together."""
+                        processors: int | None, dvd: str | None, vhd: str | None,
+                        new_vhd: NewVHD | None = None) -> dict[str, Any]:
+        """Define a VM (docs/api.md, "VMs"). Everything is checked before a file is made:
+        the settings without the disks still to be made; then the ``new_vhd`` and the
+        standalone copies of differencing disks are made and the settings checked again
+        with them; then the folder and the catalog row appear together. A refusal at any
+        step removes every file this request made. The vm object carries ``notices``
+        when a disk was copied."""
+        if vhd is not None and new_vhd is not None:
+            raise BadRequest("give 'vhd' (an existing disk) or 'new_vhd' (a disk to create), "
+                             "not both; nothing was changed")
+        planned = plan_new_vhd(new_vhd) if new_vhd else None
+        storage_free = {key: value for key, value in patch.items() if key not in ("ide", "scsi")}
+        self.config.new_settings(name, storage_free, memory_mb, processors, dvd, None)
+        copies_folder = self.data_dir / CONVERTED_FOLDER
+        existing = set(copies_folder.iterdir()) if copies_folder.is_dir() else set()
+        pairs: list[tuple[str, str]] = []
+        try:
+            if planned:
+                await planned.create()
+                vhd = str(planned.path)
+            return await self._define(name, patch, memory_mb, processors, dvd, vhd, pairs)
+        except BaseException:
+            if planned:
+                planned.discard()
+            for _, copy in pairs:
+                if Path(copy) not in existing:
+                    Path(copy).unlink(missing_ok=True)
+            raise
+
+    async def _define(self, name: str, patch: dict[str, Any], memory_mb: int | None,
+                      processors: int | None, dvd: str | None, vhd: str | None,
+                      pairs: list[tuple[str, str]]) -> dict[str, Any]:
+        """Copy differencing disks (their (original, copy) pairs added to ``pairs``),
+        check, then commit the new VM."""
         patch = {**patch, "ide": [*patch.get("ide", []), *([{
             "controller": 0, "location": 0, "kind": "hard_disk", "path": vhd}] if vhd else [])]}
+        before = snapshot(patch)
         await convert_differencing(patch, self.data_dir)
+        pairs.extend(copies_made(before))
         if vhd:
             vhd = patch["ide"].pop()["path"]
         if not patch["ide"]:
@@ -311,6 +349,32 @@ class ServiceCore:
             staging.rmdir()
             raise
         staging.rename(folder)
+        notices = self.disk_copies.record(pairs)
+        vm = self._new_live(record).to_dict()
+        return {**vm, "notices": notices} if notices else vm
+
+    async def register_in_place(self, folder: str) -> dict[str, Any]:
+        """Register again the VM whose configuration file is ``folder/vm.json``, its folder
+        staying where it is (Hyper-V's "register in place"). It comes back Off with the
+        same id, name, settings and creation time.
+
+        :raises InvalidSetting: ``folder`` is not absolute.
+        :raises NotFound: no such folder or no ``vm.json`` in it.
+        :raises BadRequest: an unreadable file or an unknown ``format_version``.
+        :raises Conflict: its id or name is used by a registered VM (named).
+        """
+        if not Path(folder).is_absolute():
+            raise InvalidSetting("folder", folder, "an absolute path of a VM folder that "
+                                 "holds vm.json")
+        where = Path(folder).resolve()
+        definition = read_definition(where)
+        settings = self.config.registered_settings(definition.id, definition.name,
+                                                   definition.settings)
+        self._check_settings(SettingsChange(definition.id, definition.name, None, None,
+                                            settings))
+        record = VMRecord(definition.id, definition.name, settings, VMState.OFF, None,
+                          str(where), definition.created_at)
+        self.catalog.insert_vm(record)
         return self._new_live(record).to_dict()
 
     def _check_settings(self, change: SettingsChange) -> None:

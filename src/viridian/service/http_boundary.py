@@ -4,8 +4,8 @@
   does not declare is refused (400 naming it and the allowed fields), never ignored;
 * :class:`BodyLimit` — request bodies are capped (413 with a JSON error body) before a
   route reads them; a few routes that carry file contents have larger caps;
-* :func:`bounded` — an error body never echoes a huge value: every string in it is cut
-  to :data:`ECHO_MAX_CHARS` characters with "…".
+* :func:`bounded_error` — an error body never echoes a huge value: what the client sent
+  is cut to :data:`ECHO_MAX_CHARS` characters with "…".
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ def shorten(text: str, limit: int = ECHO_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + ELLIPSIS
 
 
+ECHOED_KEYS = ("value", "name", "path", "vm", "ref")
+"""Details that echo what the client sent; other details (``allowed``…) are our own text."""
+
+
 def bounded(value: Any, limit: int = ECHO_MAX_CHARS) -> Any:
     """``value`` (a JSON-able error body part) with every string cut to ``limit``."""
     if isinstance(value, str):
@@ -58,25 +62,20 @@ def bounded(value: Any, limit: int = ECHO_MAX_CHARS) -> Any:
 
 
 def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
-    """An error object (``code``, ``message``, ``details``) safe to send: the details'
-    strings are cut to :data:`ECHO_MAX_CHARS`; a long value quoted in the message is
-    replaced by its cut form, and the message itself is cut to :data:`MESSAGE_MAX_CHARS`."""
+    """An error object (``code``, ``message``, ``details``) safe to send: a detail that
+    echoes the request (:data:`ECHOED_KEYS`) is cut to :data:`ECHO_MAX_CHARS` and so is
+    its quotation in the message; any other string is cut to :data:`MESSAGE_MAX_CHARS`."""
     message = str(error.get("message", ""))
-    for long_text in _long_strings(error.get("details")):
-        message = message.replace(repr(long_text), repr(shorten(long_text)))
-        message = message.replace(long_text, shorten(long_text))
+    details = error.get("details")
+    details = dict(details) if isinstance(details, dict) else {}
+    for key in ECHOED_KEYS:
+        echoed = details.get(key)
+        if isinstance(echoed, str) and len(echoed) > ECHO_MAX_CHARS:
+            message = message.replace(repr(echoed), repr(shorten(echoed)))
+            message = message.replace(echoed, shorten(echoed))
+            details[key] = shorten(echoed)
     return {**error, "message": shorten(message, MESSAGE_MAX_CHARS),
-            "details": bounded(error.get("details", {}))}
-
-
-def _long_strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value] if len(value) > ECHO_MAX_CHARS else []
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list | tuple):
-        return [text for item in value for text in _long_strings(item)]
-    return []
+            "details": bounded(details, MESSAGE_MAX_CHARS)}
 
 
 class BodyLimit:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from viridian.errors import BadRequest, NotFound
+from viridian.model import to_dict
 from viridian.service.capability import Capability
 from viridian.service.catalog import VMRecord
 from viridian.service.vms.live import LiveVM
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Definition:
-    """What a configuration file holds (the current format's fields)."""
+    """What a configuration file holds (the current format's fields); ``settings`` in
+    the API's dict shape (docs/api.md, "Settings")."""
 
     id: str
     name: str
@@ -47,7 +49,7 @@ class Definition:
 
     @classmethod
     def of(cls, record: VMRecord) -> Definition:
-        return cls(record.id, record.name, record.created_at, record.settings)
+        return cls(record.id, record.name, record.created_at, to_dict(record.settings))
 
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "id": self.id, "name": self.name,
@@ -81,8 +83,9 @@ def read_definition(folder: Path) -> Definition:
     """
     path = folder / FILE_NAME
     if not folder.is_dir():
-        raise NotFound(f"{folder} is not a folder (give the VM's folder, which holds "
-                       f"{FILE_NAME}); nothing was changed", path=str(folder))
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise NotFound(f"{folder} {what} (give the VM's folder, which holds {FILE_NAME}); "
+                       "nothing was changed", path=str(folder))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:

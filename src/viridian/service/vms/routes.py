@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from viridian.config import API_PREFIX
+from viridian.service.http_boundary import RequestBody
+from viridian.service.vms.new_disk import NewVHD
 
 if TYPE_CHECKING:
     from viridian.service.core import ServiceCore
@@ -16,17 +18,26 @@ if TYPE_CHECKING:
 Action = Literal["start", "stop", "shutdown", "save", "pause", "resume", "reset"]
 
 
-class NewVM(BaseModel):
+class NewVM(RequestBody):
     name: str
     settings: dict[str, Any] = Field(default_factory=dict)
     memory_mb: int | None = None
     processors: int | None = None
     dvd: str | None = None
     vhd: str | None = None
+    new_vhd: NewVHD | None = None
+    """A VHD to create at IDE 0:0, made only once everything else was checked."""
 
 
-class ActionOptions(BaseModel):
-    timeout_s: float | None = Field(None, gt=0)
+class ImportVM(RequestBody):
+    folder: str
+    """The VM's folder (it holds vm.json)."""
+    mode: Literal["register_in_place"] = "register_in_place"
+    """Register the VM where its folder is (other modes belong to import/export)."""
+
+
+class ActionOptions(RequestBody):
+    timeout_s: float | None = Field(default=None, gt=0)
     """shutdown: seconds the guest gets (default 120)."""
     turn_off_after_timeout: bool = False
     """shutdown: turn the VM off when the guest has not shut down in time."""
@@ -41,7 +52,13 @@ def install_vm_routes(app: FastAPI, manager: ServiceCore) -> None:
     @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
     async def vm_new(spec: NewVM) -> dict[str, Any]:
         return await manager.create_vm(spec.name, spec.settings, memory_mb=spec.memory_mb,
-                                       processors=spec.processors, dvd=spec.dvd, vhd=spec.vhd)
+                                       processors=spec.processors, dvd=spec.dvd, vhd=spec.vhd,
+                                       new_vhd=spec.new_vhd)
+
+    @app.post(f"{API_PREFIX}/vms/import", status_code=201, tags=["vms"])
+    async def vm_import(spec: ImportVM) -> dict[str, Any]:
+        """Register a removed VM's folder again (``vm.json``: same id, name, settings)."""
+        return await manager.register_in_place(spec.folder)
 
     @app.get(f"{API_PREFIX}/vms/{{ref}}", tags=["vms"])
     async def vm_show(ref: str) -> dict[str, Any]:
