@@ -67,22 +67,15 @@ function summary(form) {
 async function create(form) {
   const settings = form.notes ? { notes: form.notes } : {};
   if (form.network) settings.network_adapters = [{ kind: 'synthetic', switch: form.network }];
-  let vhd = null;
-  if (form.disk === 'new') {
-    vhd = form.newPath.replace('NAME', form.name);
-    const job = await api('POST', '/disks/new?wait=60',
-      { path: vhd, type: 'dynamic', size: form.newSize });
-    if (job.state !== 'completed') {
-      const error = new Error(job.error ? job.error.message : `creating the disk: ${job.state}`);
-      error.details = { setting: 'new_vhd.path' };
-      throw error;
-    }
-  } else if (form.disk === 'existing') {
-    vhd = form.existingPath;
-  }
+  // The service makes the new VHD only after everything else was checked, and removes
+  // it when the VM is refused (docs/api.md, "VMs": new_vhd).
+  const newVhd = form.disk === 'new'
+    ? { path: form.newPath.replace('NAME', form.name), type: 'dynamic', size: form.newSize }
+    : null;
   return api('POST', '/vms', {
     name: form.name, settings, memory_mb: Number(form.memory) || form.memory,
-    processors: Number(form.processors) || form.processors, vhd,
+    processors: Number(form.processors) || form.processors,
+    vhd: form.disk === 'existing' ? form.existingPath : null, new_vhd: newVhd,
     dvd: form.media === 'iso' ? form.iso : null,
   });
 }
