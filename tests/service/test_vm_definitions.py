@@ -99,6 +99,10 @@ def test_unknown_fields_are_refused_naming_the_allowed_ones(api: httpx.Client) -
     message = _error(api.post("/vms/import", json={"folder": "/x", "colour": 1}), 400)
     assert "colour" in message and "folder" in message
     assert _names(api) == []
+    message = _error(api.post("/switches", json={"name": "s", "type": "private",
+                                                  "vlan": 5}), 400)
+    assert "'vlan'" in message and "allow_management_os" in message
+    assert api.get("/switches").json()["switches"] == []
 
 
 def test_bodies_are_capped_and_huge_values_are_not_echoed(

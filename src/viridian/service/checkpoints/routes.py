@@ -1,4 +1,4 @@
-"""HTTP routes of checkpoints (api.md, "Checkpoints"). Take, apply and delete answer 202
+"""HTTP routes of checkpoints (docs/api.md, "Checkpoints"). Take, apply and delete answer 202
 with a job (``?wait=S`` answers once it ended, like VM actions); rename answers 200."""
 
 from __future__ import annotations
@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from viridian.config import API_PREFIX
+from viridian.service.http_boundary import RequestBody
 from viridian.service.jobs import JobRunner
 
 if TYPE_CHECKING:
@@ -17,16 +18,16 @@ if TYPE_CHECKING:
 PREFIX = f"{API_PREFIX}/vms/{{ref}}/checkpoints"
 
 
-class NewCheckpoint(BaseModel):
+class NewCheckpoint(RequestBody):
     name: str | None = None
     notes: str = Field("", max_length=4096)
 
 
-class ApplyOptions(BaseModel):
+class ApplyOptions(RequestBody):
     checkpoint_first: bool = False
 
 
-class CheckpointChange(BaseModel):
+class CheckpointChange(RequestBody):
     name: str | None = None
     notes: str | None = Field(None, max_length=4096)
 

@@ -1,4 +1,4 @@
-"""Routes for counters, ``/metrics``, metering and the best-practices analyzer (api.md).
+"""Routes for counters, ``/metrics``, metering and the best-practices analyzer (docs/api.md).
 
 Authentication is the app's bearer middleware, which covers every route, ``/metrics``
 included (configure Prometheus with ``authorization: {credentials_file: <data>/token}``).
@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from viridian.bpa import analyze
 from viridian.config import API_PREFIX
 from viridian.counters import paths as P
 from viridian.counters.prometheus import CONTENT_TYPE, exposition
 from viridian.service.counters.bpa_facts import gather_facts
+from viridian.service.http_boundary import RequestBody
 
 if TYPE_CHECKING:
     from viridian.service.counters.sampler import CountersCapability
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 METRICS_PATH = "/metrics"
 
 
-class SampleRequest(BaseModel):
+class SampleRequest(RequestBody):
     paths: list[str] = Field(default_factory=list)
     vm: str | None = None
     interval_s: float = 1.0

@@ -1,4 +1,4 @@
-"""HTTP routes of the integration services (api.md, "Integration services")."""
+"""HTTP routes of the integration services (docs/api.md, "Integration services")."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import binascii
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest
 from viridian.model import IntegrationServices as ServiceSwitches
 from viridian.service.context import ServiceContext
+from viridian.service.http_boundary import RequestBody
 
 if TYPE_CHECKING:
     from viridian.service.integration_services.services import IntegrationServices
@@ -22,19 +23,19 @@ PREFIX = f"{API_PREFIX}/vms/{{ref}}/integration"
 MAX_EXEC_TIMEOUT_S = 3600.0
 
 
-class ExecRequest(BaseModel):
+class ExecRequest(RequestBody):
     argv: list[str]
     stdin_b64: str | None = None
     timeout_s: float = Field(60.0, gt=0, le=MAX_EXEC_TIMEOUT_S)
 
 
-class CopyRequest(BaseModel):
+class CopyRequest(RequestBody):
     path: str
     content_b64: str
     overwrite: bool = False
 
 
-class KvpRequest(BaseModel):
+class KvpRequest(RequestBody):
     items: dict[str, str | None]
 
 

@@ -1,4 +1,4 @@
-"""API routes of virtual switches (api.md, "Virtual switches"). Routes only translate:
+"""API routes of virtual switches (docs/api.md, "Virtual switches"). Routes only translate:
 the work is in :mod:`.switches`. Switch changes are serialised with each other (one
 lock) and run on the event loop like VM hooks (each takes milliseconds)."""
 
@@ -8,9 +8,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
+from viridian.service.http_boundary import RequestBody
 
 if TYPE_CHECKING:
     from viridian.service.switches.service import SwitchService
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 SWITCHES = f"{API_PREFIX}/switches"
 
 
-class NewSwitch(BaseModel):
+class NewSwitch(RequestBody):
     name: str
     type: str
     adapter: str | None = None
