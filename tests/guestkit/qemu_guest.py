@@ -21,19 +21,31 @@ BOOT_LIMIT = 240.0  # generous: TCG on a loaded 2-core machine; a bound, not an 
 class Guest:
     """A QEMU process whose COM1 is written to ``<dir>/serial.log``."""
 
-    def __init__(self, workdir: Path, name: str, args: Sequence[str]) -> None:
+    def __init__(
+        self, workdir: Path, name: str, args: Sequence[str], serial_input: bool = False
+    ) -> None:
+        """Start QEMU. With ``serial_input`` COM1 is also a socket server
+        (:attr:`serial_socket`) through which tests can type on the guest's ttyS0."""
         self.name = name
         self.workdir = workdir
         self.serial = workdir / "serial.log"
+        self.serial_socket = workdir / "com1.sock"
         self.agent_socket = workdir / "qga.sock"
         self.qmp_socket = workdir / "qmp.sock"
+        com1 = ["-serial", f"file:{self.serial}"]
+        if serial_input:
+            com1 = [
+                "-chardev", f"socket,id=com1,path={self.serial_socket},server=on,wait=off,"
+                f"logfile={self.serial}",
+                "-serial", "chardev:com1",
+            ]  # fmt: skip
         self.argv = [
             "qemu-system-x86_64",
             "-accel", "tcg",
             "-m", "256",
             "-nodefaults",
             "-display", "none",
-            "-serial", f"file:{self.serial}",
+            *com1,
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=qga,path={self.agent_socket},server=on,wait=off",

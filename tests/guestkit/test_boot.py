@@ -8,6 +8,7 @@ continuity of the TICK counter and the ACPI power button.
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -216,3 +217,23 @@ def test_direct_kernel_guest_runs_cmdline_and_floppy_config_survives_save_and_ac
         guest.kill()
         if restored is not None:
             restored.kill()
+
+
+def test_the_serial_console_has_a_shell_that_answers_what_is_typed(
+    images: GuestImages, tmp_path: Path
+) -> None:
+    guest = Guest(tmp_path, "serial-shell guest", images.direct_boot_args(), serial_input=True)
+    try:
+        guest.wait_for(r"^Press Enter for a shell on this console\.$")
+        guest.wait_for(r"^VIRIDIAN-GUEST TICK 2 ")
+        marked = [line for line in guest.log().splitlines() if "VIRIDIAN-GUEST" in line]
+        assert all(line.startswith("VIRIDIAN-GUEST ") for line in marked)  # an idle shell
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as com1:
+            com1.connect(str(guest.serial_socket))
+            com1.sendall(b"\r")
+            guest.wait_for(r"guest:/# ")
+            com1.sendall(b"echo typed-$((6 * 7)) on $(readlink /proc/$$/fd/1)\r")
+            answer = guest.wait_for(r"^typed-42 on (\S+)$")
+        assert answer.group(1) == "/dev/ttyS0"
+    finally:
+        guest.kill()

@@ -31,6 +31,11 @@ Serial protocol (COM1 = ttyS0, 115200 baud; all but TICK also appear on the VGA 
     VIRIDIAN-GUEST SHUTDOWN                         graceful shutdown begins (qemu-ga's
                                                     guest-shutdown, ACPI power button)
 
+COM1 also offers a login-less busybox shell (respawned when it exits): the line
+``Press Enter for a shell on this console.``, then, after Enter, a ``guest:<cwd>#``
+prompt. Until Enter is pressed nothing but the markers above appears on COM1; while
+someone uses the shell its prompts and echo share COM1 with the markers.
+
 Telling the guest what to do: a *config disk* (:func:`make_config_disk`, attach as any
 raw disk) or the kernel parameter ``viridian.cmd=<base64 script>``
 (:func:`viridian_cmd_param`, for ``-kernel`` boots). Scripts run with busybox ``sh``
