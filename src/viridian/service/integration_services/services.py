@@ -213,6 +213,7 @@ class IntegrationServices(Capability):
         merged = {**read_host_kvp(live), **{k: v for k, v in items.items() if v is not None}}
         merged = {k: v for k, v in merged.items() if items.get(k, "") is not None}
         _write_json(Path(live.record.folder) / HOST_KVP_FILE, merged)
+        live.view_changed()  # the vm object shows host_kvp (service/vms/listing.py)
         channel = self._channels.get(live.record.id)
         if channel and channel.health is Health.OK and enabled(live, "key_value_pair_exchange"):
             await self._push_host_kvp(live)
@@ -303,8 +304,8 @@ def _heartbeat_shown(live: LiveVM, channel: _VMChannel | None) -> str | None:
 
 def switches(live: LiveVM) -> dict[str, bool]:
     """The VM's integration service switches, defaults filled in."""
-    stored = live.record.settings.get("integration_services") or {}
-    return {name: bool(stored.get(name, True)) for name in SERVICES}
+    stored = live.record.settings.integration_services
+    return {name: bool(getattr(stored, name)) for name in SERVICES}
 
 
 def enabled(live: LiveVM, service: str) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from viridian.errors import HostError, ViridianError
-from viridian.model import settings_from_dict
+from viridian.model import VMSettings, to_dict
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.errors import WorkerGone
@@ -80,7 +80,7 @@ class LiveVM:
         self.capabilities = capabilities
         self.paths = paths
         self.saved_state = saved_state
-        self.state = VMState(record.state)
+        self.state = record.state
         self.state_before_recovery = self.state
         self.worker: Worker | None = None
         self._expect_exit = False
@@ -88,19 +88,20 @@ class LiveVM:
         self._reserved = False
         self.events = events
         # Settings as QEMU must see them (checkpoints put disks behind qcow2 overlays).
-        self.disk_view: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s
+        self.disk_view: Callable[[VMSettings], VMSettings] = lambda s: s
         self.keep_paused = False  # recovery: a checkpoint operation paused QEMU on purpose
         self.restore_paused = False  # the next restore ends Paused (a Paused checkpoint)
+        self.view_revision = 0  # bumped by view_changed (service/vms/listing.py)
 
     # --- facts ------------------------------------------------------------------------
 
     @property
     def memory_mb(self) -> int:
-        return int(self.record.settings["memory"]["startup_mb"])
+        return self.record.settings.memory.startup_mb
 
     @property
     def processors(self) -> int:
-        return int(self.record.settings["processor"]["count"])
+        return self.record.settings.processor.count
 
     @property
     def holds_resources(self) -> bool:
@@ -122,16 +123,22 @@ class LiveVM:
             "enabled_state": self.state.enabled_state, "memory_mb": self.memory_mb,
             "processors": self.processors, "uptime_s": self.uptime_s(), "status": rec.status,
             "pid": self.worker.pid if self.worker else None, "folder": rec.folder,
-            "created_at": rec.created_at, "settings": rec.settings,
+            "created_at": rec.created_at, "settings": to_dict(rec.settings),
             "allowed": availability.allowed(self), "unavailable": availability.unavailable(self),
             **self.events.describe(self),
         }
+
+    def view_changed(self) -> None:
+        """What a capability's ``describe`` shows for this VM changed although its record
+        did not (e.g. the host's key-value pairs): the cached vm object of ``GET /vms``
+        is built again (:mod:`viridian.service.vms.listing`)."""
+        self.view_revision += 1
 
     # --- persistence ------------------------------------------------------------------
 
     def _settle(self, state: VMState, status: str | None = None) -> None:
         """Commit a settled state, then show it."""
-        self.record = self.catalog.set_state(self.record, state.value, status)
+        self.record = self.catalog.set_state(self.record, state, status)
         self.state = state
         self._reserved = False
 
@@ -240,7 +247,7 @@ class LiveVM:
         restoring = self.state is VMState.SAVED
         self.state = VMState.STARTING
         job.report(5, "restoring saved state" if restoring else "starting QEMU")
-        settings = settings_from_dict(self.disk_view(self.record.settings))
+        settings = self.disk_view(self.record.settings)
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
                            incoming=restoring)
         if settings.bios.num_lock:
@@ -250,7 +257,7 @@ class LiveVM:
         self.events.launching(self)  # e.g. virtual switch ports: taps before QEMU opens them
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
-            accelerator=self.capabilities.accelerator, settings=self.record.settings,
+            accelerator=self.capabilities.accelerator, settings=to_dict(self.record.settings),
             incoming_state=self.saved_state if restoring else None,
             start_paused=restoring and self.restore_paused)
         self._adopt(worker)
@@ -335,8 +342,7 @@ class LiveVM:
         return how, self._exited.is_set()
 
     def _agent_shutdown_on(self) -> bool:
-        return bool(self.record.settings.get("integration_services", {}).get(
-            "operating_system_shutdown", True))
+        return self.record.settings.integration_services.operating_system_shutdown
 
     async def _agent_shutdown(self, worker: Worker) -> bool:
         """Ask the guest agent to shut the guest down; False when it does not answer."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, Query
+from fastapi import Body, FastAPI, Query, Response
 from pydantic import Field
 
 from viridian.config import API_PREFIX
@@ -45,9 +45,12 @@ class ActionOptions(RequestBody):
 
 def install_vm_routes(app: FastAPI, manager: ServiceCore) -> None:
     """Add the ``/vms`` routes (after every capability's more specific routes)."""
-    @app.get(f"{API_PREFIX}/vms", tags=["vms"])
-    async def vm_list() -> dict[str, Any]:
-        return {"vms": manager.list_vms()}
+    @app.get(f"{API_PREFIX}/vms", tags=["vms"],
+             responses={200: {"description": '{"vms": [vm, …]} sorted by name'}})
+    async def vm_list() -> Response:
+        """Every VM's vm object, sorted by name (encoded once per change of a VM at rest:
+        service/vms/listing.py)."""
+        return Response(manager.list_vms_json(), media_type="application/json")
 
     @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
     async def vm_new(spec: NewVM) -> dict[str, Any]:

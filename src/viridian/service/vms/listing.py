@@ -1,0 +1,73 @@
+"""The ``GET /vms`` body at scale: each VM's JSON is kept until the VM changes
+(docs/architecture.md, "Scale"; the body is the one docs/api.md, "VMs", describes).
+
+Listing ten thousand VMs must not build and encode ten thousand vm objects on every
+request. A VM at rest — Off or Saved, with no QEMU process — shows the same vm object
+until one of these changes, which together form its *fingerprint*:
+
+- its catalog record (every change of settings, name, state, status or flags replaces the
+  frozen :class:`~viridian.service.catalog.VMRecord`, so identity is enough);
+- its shown state;
+- its ``view_revision``, which a capability bumps (``LiveVM.view_changed``) when what its
+  ``describe`` shows for a VM at rest changes without a new record (the host's
+  key-value pairs, for one).
+
+Such a VM's encoded object is cached; any other VM (running, paused, in a job) is encoded
+afresh on every request — those are few, bounded by the host's memory and processors.
+The bytes are exactly what the API would send for the same vm objects: compact JSON,
+UTF-8, like FastAPI's ``JSONResponse``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from viridian.model.states import VMState
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
+
+AT_REST = frozenset({VMState.OFF, VMState.SAVED})
+
+
+def encode(obj: Any) -> bytes:
+    """``obj`` as the API encodes a JSON body (compact, UTF-8, no NaN)."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode()
+
+
+class VMListing:
+    """Encoded vm objects of VMs at rest, by VM id (see the module docstring)."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[object, VMState, int, bytes]] = {}
+
+    def body(self, vms: Sequence[LiveVM]) -> bytes:
+        """``{"vms": [vm, …]}`` for ``vms`` in the order given (VMs no longer given are
+        forgotten)."""
+        parts = [self.encoded(vm) for vm in vms]
+        if len(self._cache) > len(parts):  # removed VMs: keep only what was just listed
+            listed = {vm.record.id for vm in vms}
+            self._cache = {k: v for k, v in self._cache.items() if k in listed}
+        return b'{"vms":[' + b",".join(parts) + b"]}"
+
+    def encoded(self, vm: LiveVM) -> bytes:
+        """The JSON of ``vm``'s vm object: from the cache while it is valid."""
+        if vm.worker is not None or vm.state not in AT_REST:
+            return encode(vm.to_dict())
+        entry = self._cache.get(vm.record.id)
+        if entry is not None and entry[0] is vm.record and entry[1] is vm.state \
+                and entry[2] == vm.view_revision:
+            return entry[3]
+        data = encode(vm.to_dict())
+        self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision, data)
+        return data
+
+    def remember(self, vm: LiveVM, obj: dict[str, Any]) -> None:
+        """Keep ``obj`` — ``vm.to_dict()`` just built by the caller — for the next list."""
+        if vm.worker is None and vm.state in AT_REST:
+            self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision, encode(obj))
