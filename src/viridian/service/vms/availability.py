@@ -47,7 +47,7 @@ def check_save(live: LiveVM) -> None:
     why = unavailable(live).get(Request.SAVE.value)
     if why:
         raise Conflict(f"cannot save VM '{live.record.name}': {why}; shut it down or turn it "
-                       "off instead; nothing was changed", vm=live.record.name, reason=why)
+                       "off instead; nothing was changed", vm=live.record.name)
 
 
 def check_delete_saved_state(live: LiveVM) -> None:
