@@ -15,10 +15,12 @@ from typing import Any, TextIO
 import click
 
 from viridian.cli.integration_output import runtime_sections
+from viridian.errors import HostError
 
 __all__ = [
     "JobProgress",
     "emit_json",
+    "emit_json_body",
     "format_host",
     "format_table",
     "format_uptime",
@@ -51,6 +53,25 @@ IDE_KIND_TEXT = {"hard_disk": "Hard disk", "dvd": "DVD drive"}
 def emit_json(obj: Any) -> None:
     """Print an API object unchanged, as indented JSON, on stdout."""
     click.echo(json.dumps(obj, indent=2))
+
+
+def emit_json_body(body: bytes) -> None:
+    """Print a JSON answer exactly as the API sent it when stdout is a pipe or a file
+    (re-indenting ten thousand vm objects would take seconds); indented like
+    :func:`emit_json` on a terminal, where a person reads it.
+
+    :raises HostError: ``body`` is not a JSON object (not the viridian service).
+    """
+    text = body.strip()
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        raise HostError("the server did not answer a JSON object; is --url / VIRIDIAN_URL "
+                        "pointing at the viridian service?")
+    if sys.stdout.isatty():
+        emit_json(json.loads(text))
+        return
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def format_uptime(seconds: float | None) -> str:

@@ -1,6 +1,6 @@
 """``viridian vm ...``: define, inspect, change, run and remove virtual machines.
 
-Each command is one or two API calls (api.md, "VMs" and "Jobs"). Options are checked
+Each command is one or two API calls (docs/api.md, "VMs" and "Jobs"). Options are checked
 here for syntax only (a size, a list of boot devices, one of the named values); the
 service checks ranges and files and answers with the error the CLI then shows.
 """
@@ -19,6 +19,7 @@ from viridian.cli.lazy import LazyCommand, LazyGroup
 from viridian.cli.output import (
     JobProgress,
     emit_json,
+    emit_json_body,
     format_vm_details,
     format_vm_table,
     vm_state_line,
@@ -92,7 +93,7 @@ def _on_off(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
 
 def settings_patch(values: dict[str, Any]) -> dict[str, Any]:
-    """The partial settings dict (api.md) for the ``vm set`` options that were given."""
+    """The partial settings dict (docs/api.md) for the ``vm set`` options that were given."""
     patch: dict[str, Any] = {}
     for option, path in SETTING_PATHS.items():
         if values.get(option) is not None:
@@ -227,11 +228,11 @@ def new(
 @click.pass_context
 def list_vms(ctx: click.Context, as_json: bool) -> None:
     """List every VM with its state, processors, memory and uptime."""
-    answer = open_client(ctx).get("/vms")
+    client = open_client(ctx)
     if as_json:
-        emit_json(answer)
+        emit_json_body(client.get_bytes("/vms"))  # as sent: fast at 10,000 VMs
     else:
-        click.echo(format_vm_table(answer["vms"]))
+        click.echo(format_vm_table(client.get("/vms", {"view": "summary"})["vms"]))
 
 
 @vm_group.command("show")
@@ -251,6 +252,16 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
                 f"differencing disk {copy['copied_from']} (copied_from); the guest writes "
                 "go to the copy"
             )
+
+
+@vm_group.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@click.pass_context
+def rename(ctx: click.Context, name: str, new_name: str) -> None:
+    """Rename VM NAME to NEW_NAME (also while it runs; its files keep their names)."""
+    vm = open_client(ctx).post(vm_path(name, "rename"), {"name": new_name})
+    click.echo(f"renamed VM '{name}' to '{vm['name']}'")
 
 
 @vm_group.command("set")

@@ -292,10 +292,11 @@ class ServiceCore:
     def list_vms(self) -> list[dict[str, Any]]:
         return [lv.to_dict() for lv in self._by_name()]
 
-    def list_vms_json(self) -> bytes:
-        """The encoded ``GET /vms`` body; VMs at rest come from :class:`VMListing`'s cache,
-        so listing ten thousand costs little more than joining their bytes."""
-        return self.listing.body(self._by_name())
+    def list_vms_json(self, summary: bool = False) -> bytes:
+        """The encoded ``GET /vms`` body (``summary``: ``?view=summary``); VMs at rest come
+        from :class:`VMListing`'s cache, so listing ten thousand costs little more than
+        joining their bytes."""
+        return self.listing.body(self._by_name(), summary)
 
     def _by_name(self) -> list[LiveVM]:
         return sorted(self.live.values(), key=lambda v: v.record.name)

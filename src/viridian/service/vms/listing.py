@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
 
 AT_REST = frozenset({VMState.OFF, VMState.SAVED})
+SUMMARY_KEYS = ("id", "name", "state", "enabled_state", "processors", "memory_mb", "uptime_s",
+                "status", "heartbeat")
+"""The keys of a vm object in ``GET /vms?view=summary`` (what ``viridian vm list`` shows)."""
 
 
 def encode(obj: Any) -> bytes:
@@ -38,36 +41,42 @@ def encode(obj: Any) -> bytes:
                       separators=(",", ":")).encode()
 
 
+def _encoded_pair(obj: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(the whole vm object, its summary) encoded."""
+    return encode(obj), encode({key: obj.get(key) for key in SUMMARY_KEYS})
+
+
 class VMListing:
     """Encoded vm objects of VMs at rest, by VM id (see the module docstring)."""
 
     __slots__ = ("_cache",)
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[object, VMState, int, bytes]] = {}
+        self._cache: dict[str, tuple[object, VMState, int, tuple[bytes, bytes]]] = {}
 
-    def body(self, vms: Sequence[LiveVM]) -> bytes:
-        """``{"vms": [vm, …]}`` for ``vms`` in the order given (VMs no longer given are
-        forgotten)."""
-        parts = [self.encoded(vm) for vm in vms]
+    def body(self, vms: Sequence[LiveVM], summary: bool = False) -> bytes:
+        """``{"vms": [vm, …]}`` for ``vms`` in the order given, each vm object whole or
+        (``summary``) reduced to :data:`SUMMARY_KEYS`. VMs no longer given are forgotten."""
+        parts = [self.encoded(vm)[summary] for vm in vms]
         if len(self._cache) > len(parts):  # removed VMs: keep only what was just listed
             listed = {vm.record.id for vm in vms}
             self._cache = {k: v for k, v in self._cache.items() if k in listed}
         return b'{"vms":[' + b",".join(parts) + b"]}"
 
-    def encoded(self, vm: LiveVM) -> bytes:
-        """The JSON of ``vm``'s vm object: from the cache while it is valid."""
+    def encoded(self, vm: LiveVM) -> tuple[bytes, bytes]:
+        """The JSON of ``vm``'s vm object and of its summary: from the cache while valid."""
         if vm.worker is not None or vm.state not in AT_REST:
-            return encode(vm.to_dict())
+            return _encoded_pair(vm.to_dict())
         entry = self._cache.get(vm.record.id)
         if entry is not None and entry[0] is vm.record and entry[1] is vm.state \
                 and entry[2] == vm.view_revision:
             return entry[3]
-        data = encode(vm.to_dict())
+        data = _encoded_pair(vm.to_dict())
         self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision, data)
         return data
 
     def remember(self, vm: LiveVM, obj: dict[str, Any]) -> None:
         """Keep ``obj`` — ``vm.to_dict()`` just built by the caller — for the next list."""
         if vm.worker is None and vm.state in AT_REST:
-            self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision, encode(obj))
+            self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision,
+                                         _encoded_pair(obj))

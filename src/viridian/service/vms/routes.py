@@ -47,10 +47,12 @@ def install_vm_routes(app: FastAPI, manager: ServiceCore) -> None:
     """Add the ``/vms`` routes (after every capability's more specific routes)."""
     @app.get(f"{API_PREFIX}/vms", tags=["vms"],
              responses={200: {"description": '{"vms": [vm, …]} sorted by name'}})
-    async def vm_list() -> Response:
-        """Every VM's vm object, sorted by name (encoded once per change of a VM at rest:
-        service/vms/listing.py)."""
-        return Response(manager.list_vms_json(), media_type="application/json")
+    async def vm_list(view: Literal["full", "summary"] = "full") -> Response:
+        """Every VM's vm object, sorted by name; ``view=summary`` keeps only the keys
+        ``viridian vm list`` shows (docs/api.md, "VMs"). Encoded once per change of a VM
+        at rest (service/vms/listing.py)."""
+        body = manager.list_vms_json(summary=view == "summary")
+        return Response(body, media_type="application/json")
 
     @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
     async def vm_new(spec: NewVM) -> dict[str, Any]:
