@@ -1,26 +1,35 @@
-"""The one error root of viridian (except `viridian.disks`, which has its own root).
+"""The one error root of viridian, and the mapped second root of `viridian.disks`.
 
-Hierarchy::
+Hierarchy (the table of docs/api.md, "Codes, HTTP statuses and CLI exit codes")::
 
     ViridianError                      500 / exit 1   (unexpected; a bug or host failure)
      ├── InvalidSetting                400 / exit 2   a setting's value is outside its allowed range
      ├── BadRequest                    400 / exit 2   malformed request (unknown field, bad syntax)
+     │    └── MethodNotAllowed         405 / exit 2   an HTTP method the route does not take
      ├── NotFound                      404 / exit 3   unknown VM, job, file
      ├── Conflict                      409 / exit 4   duplicate name, file in use
      │    ├── InvalidTransition        409 / exit 4   request not allowed in the VM's current state
      │    └── AdmissionRefused         409 / exit 4   not enough host resources; states the numbers
      ├── Unauthorized                  401 / exit 5
-     └── HostError                     500 / exit 6   QEMU, kernel or file-system failure
+     ├── Forbidden                     403 / exit 5   a console session failed the CSRF/origin check
+     ├── HostError                     500 / exit 6   QEMU, kernel or file-system failure
+     └── Interrupted                   500 / exit 6   (jobs) the service stopped while it ran
 
-Each boundary translates these exactly once: the API maps ``http_status`` and
-``to_dict()`` into a JSON body; the CLI prints ``str(err)`` and exits with ``exit_code``.
+``viridian.disks.errors.DiskError`` cannot derive from this root (the disk library imports
+nothing of viridian) but carries the same ``http_status``, ``exit_code`` and ``code``
+class attributes: :func:`error_object`, :func:`http_status_of` and :func:`exit_code_of`
+treat every exception with those attributes alike.
+
+Each boundary translates these exactly once: the API (``viridian.service.errors_http``)
+maps ``http_status`` and :func:`error_object` into a JSON body; the CLI prints the message
+and exits with ``exit_code``.
 Every error carries a message that says what was wrong, the allowed values where there
 are any, and — for refusals — that nothing was changed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 
 class ViridianError(Exception):
@@ -68,6 +77,12 @@ class NotFound(ViridianError):
     code = "not_found"
 
 
+class MethodNotAllowed(BadRequest):
+    """An HTTP method a route does not take (the allowed ones are named)."""
+
+    http_status = 405
+
+
 class Conflict(ViridianError):
     http_status = 409
     exit_code = 4
@@ -100,6 +115,53 @@ class Unauthorized(ViridianError):
     code = "unauthorized"
 
 
+class Forbidden(ViridianError):
+    """A console session's request failed the CSRF or origin check."""
+
+    http_status = 403
+    exit_code = 5
+    code = "forbidden"
+
+
 class HostError(ViridianError):
     exit_code = 6
     code = "host_error"
+
+
+class Interrupted(HostError):
+    """A job that was running when the service stopped."""
+
+    code = "interrupted"
+
+
+class MappedError(Protocol):
+    """What an error of the second root (``viridian.disks``) carries, like this root."""
+
+    http_status: int
+    exit_code: int
+    code: str
+
+
+def is_mapped(err: BaseException) -> bool:
+    """Whether ``err`` carries the table's ``http_status``, ``exit_code`` and ``code``."""
+    return all(isinstance(getattr(err, name, None), kind)
+               for name, kind in (("http_status", int), ("exit_code", int), ("code", str)))
+
+
+def as_viridian(err: BaseException) -> ViridianError:
+    """``err`` as a :class:`ViridianError` with the same status, exit code, code and
+    message (a bug or foreign error becomes ``internal_error`` naming its type)."""
+    if isinstance(err, ViridianError):
+        return err
+    if is_mapped(err):
+        mapped = ViridianError(str(err), **dict(getattr(err, "details", {}) or {}))
+        mapped.http_status = int(getattr(err, "http_status"))  # noqa: B009
+        mapped.exit_code = int(getattr(err, "exit_code"))  # noqa: B009
+        mapped.code = str(getattr(err, "code"))  # noqa: B009
+        return mapped
+    return ViridianError(f"{type(err).__name__}: {err}")
+
+
+def error_object(err: BaseException) -> dict[str, Any]:
+    """The error object of docs/api.md (``{"code", "message", "details"}``) of ``err``."""
+    return as_viridian(err).to_dict()

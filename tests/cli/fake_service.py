@@ -1,4 +1,4 @@
-"""A small in-memory fake of the service API (``/work/notes/api.md``) for the CLI's unit tests.
+"""A small in-memory fake of the service API (docs/api.md) for the CLI's unit tests.
 
 A real HTTP server on 127.0.0.1 (free port, own thread) that checks the bearer token,
 keeps a few VMs in memory and runs jobs *by polls*, not by time: every ``GET /jobs/{id}``

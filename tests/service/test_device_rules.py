@@ -232,7 +232,8 @@ def test_dynamic_macs_skip_every_used_address_and_statics_must_be_unique() -> No
     other = SimpleNamespace(
         id="o",
         name="other",
-        settings={"network_adapters": [{"mac": "00:15:5D:CD:EF:00"}, {"mac": "00:15:5D:CD:EF:02"}]},
+        settings=settings_from_dict({"name": "other", "network_adapters": [
+            {"mac": "00:15:5D:CD:EF:00"}, {"mac": "00:15:5D:CD:EF:02"}]}),
     )
     used = macs_in_use([other], except_vm="me")
     settings = {

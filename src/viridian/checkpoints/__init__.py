@@ -1,6 +1,6 @@
 """Checkpoints (Hyper-V snapshots) as pure data and plans — no I/O here.
 
-The disk model (see ARCHITECTURE.md, "Disks and checkpoints"): every hard disk slot of a
+The disk model (docs/architecture.md, "The storage path"): every hard disk slot of a
 VM reads through a chain of images. The bottom is the admin's own disk (VHD, VHDX, qcow2
 or raw, never a differencing VHD); above it sit qcow2 overlays that viridian creates in
 the VM's checkpoint folder and owns. QEMU is only ever handed a qcow2 overlay or a

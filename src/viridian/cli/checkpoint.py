@@ -1,4 +1,4 @@
-"""``viridian checkpoint new|list|apply|rename|remove`` (api.md, "Checkpoints")."""
+"""``viridian checkpoint new|list|apply|rename|remove`` (docs/api.md, "Checkpoints")."""
 
 from __future__ import annotations
 

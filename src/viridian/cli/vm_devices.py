@@ -1,6 +1,6 @@
 """``viridian vm disk|dvd|floppy|nic|com|console|screenshot``: a VM's devices.
 
-Each command is one API call (api.md, "Devices"); the service applies Hyper-V's rules
+Each command is one API call (docs/api.md, "Devices"); the service applies Hyper-V's rules
 (what may change while the VM runs) and answers with the error the CLI shows.
 ``vm console`` attaches the terminal to a COM port's named pipe through the service's
 WebSocket bridge: raw mode, Ctrl-] detaches.

@@ -1,4 +1,4 @@
-"""``viridian vm integration|exec|copy-file``: Hyper-V's integration services (api.md,
+"""``viridian vm integration|exec|copy-file``: Hyper-V's integration services (docs/api.md,
 "Integration services"). ``vm_group`` imports these commands when they are first used."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def vm_actions(state: str) -> list[str]:
 
 def vm_row(vm: dict[str, Any], cpu_pct: float | None) -> dict[str, Any]:
     """What the VM list shows of ``vm`` (a service vm object)."""
-    running = vm["state"] not in ("Off", "Saved")
+    running = VMState(vm["state"]) not in (VMState.OFF, VMState.SAVED)
     return {
         "id": vm["id"], "name": vm["name"], "state": vm["state"],
         "cpu_pct": None if cpu_pct is None or not running else round(cpu_pct),

@@ -26,12 +26,12 @@ import hmac
 import json
 from collections.abc import Callable
 from http.cookies import SimpleCookie
-from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from viridian.console.sessions import Session, SessionStore
+from viridian.errors import Forbidden, MethodNotAllowed, Unauthorized, ViridianError
 
 COOKIE = "viridian_session"
 CSRF_HEADER = b"x-csrf-token"
@@ -93,7 +93,7 @@ class ConsoleGate:
         elif scope["method"] not in SAFE_METHODS:
             problem = _csrf_problem(scope, headers, session)
             if problem:
-                await _json(send, 403, "forbidden", problem)
+                await _error(send, Forbidden(problem))
                 return
         forwarded = dict(scope)
         forwarded["headers"] = [*scope["headers"],
@@ -113,13 +113,13 @@ class ConsoleGate:
         elif method == "POST":
             await self._login(scope, receive, send, headers)
         else:
-            await _json(send, 405, "bad_request", f"{method} is not allowed on {scope['path']}; "
-                                                  "allowed: GET, POST")
+            await _error(send, MethodNotAllowed(
+                f"{method} is not allowed on {scope['path']}; allowed: GET, POST"))
 
     async def _login(self, scope: Scope, receive: Receive, send: Send,
                      headers: dict[bytes, bytes]) -> None:
         if b"origin" in headers and not _same_origin(scope, headers):
-            await _json(send, 403, "forbidden", "login refused: the form came from another site")
+            await _error(send, Forbidden("login refused: the form came from another site"))
             return
         form = parse_qs((await _read_body(receive, MAX_LOGIN_BODY)).decode("utf-8", "replace"))
         presented = (form.get("token") or [""])[0].strip()
@@ -135,13 +135,12 @@ class ConsoleGate:
     async def _logout(self, scope: Scope, send: Send, headers: dict[bytes, bytes]) -> None:
         session = self.sessions.lookup(_cookie(headers))
         if scope["method"] != "POST" or session is None:
-            await _json(send, 401 if session is None else 405, "unauthorized"
-                        if session is None else "bad_request", "log out with POST while "
-                        "logged in")
+            why = "log out with POST while logged in"
+            await _error(send, Unauthorized(why) if session is None else MethodNotAllowed(why))
             return
         problem = _csrf_problem(scope, headers, session)
         if problem:
-            await _json(send, 403, "forbidden", problem)
+            await _error(send, Forbidden(problem))
             return
         self.sessions.end(session.id)
         expired = _cookie_header(scope, "", max_age=0)
@@ -231,9 +230,10 @@ async def _html(send: Send, status: int, page: str) -> None:
     await _send(send, status, b"text/html; charset=utf-8", page.encode())
 
 
-async def _json(send: Send, status: int, code: str, message: str) -> None:
-    body: dict[str, Any] = {"error": {"code": code, "message": message, "details": {}}}
-    await _send(send, status, b"application/json", json.dumps(body).encode())
+async def _error(send: Send, err: ViridianError) -> None:
+    """The error object of ``err`` with its HTTP status (docs/api.md, "The error object")."""
+    body = {"error": err.to_dict()}
+    await _send(send, err.http_status, b"application/json", json.dumps(body).encode())
 
 
 async def _redirect(send: Send, location: str,

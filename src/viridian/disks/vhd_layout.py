@@ -1,7 +1,7 @@
 """On-disk layout of VHD files: constants and the two fixed-size structures.
 
-Only the layout lives here (Virtual Hard Disk Image Format Specification v1.0, 2006, and
-``shared/specs/vhd-vhdx-notes.md`` §1); the logic that uses it is in :mod:`.vhd`.
+Only the layout lives here (Virtual Hard Disk Image Format Specification v1.0, 2006); the
+logic that uses it is in :mod:`.vhd`.
 All integers are big-endian.
 """
 

@@ -148,7 +148,7 @@ def _clamp(value: int, low: int, high: int) -> int:
 
 
 def demand_from_settings(vm_id: str, settings: Mapping[str, object]) -> VMCpuDemand:
-    """A :class:`VMCpuDemand` from a settings dict (api.md shape)."""
+    """A :class:`VMCpuDemand` from a settings dict (docs/api.md shape)."""
     cpu = settings["processor"]
     assert isinstance(cpu, Mapping)
     return VMCpuDemand(vm_id, int(cpu["count"]), int(cpu["reserve_pct"]),

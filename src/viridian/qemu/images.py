@@ -2,7 +2,7 @@
 chains it writes are exactly what QEMU reads).
 
 Every backing reference is written with its format (``-F``): a fixed VHD without an
-explicit format would be probed as raw (ARCHITECTURE.md, "Disks and checkpoints").
+explicit format would be probed as raw (docs/architecture.md, "The storage path").
 Images that a running QEMU holds as read-only backing files may be read here (``-U``
 shares them); an image QEMU writes to is never opened here.
 """

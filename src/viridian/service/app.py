@@ -1,23 +1,22 @@
-"""HTTP JSON API (v1): routes only. Every ``ViridianError`` is translated here, once, into
-an HTTP status and a JSON body ``{"error": {"code", "message", "details"}}``."""
+"""HTTP JSON API (v1): the app, its bearer check, host and job routes. Every error is
+translated once, by :mod:`viridian.service.errors_http`, into an HTTP status and the
+error object of docs/api.md (``{"error": {"code", "message", "details"}}``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Query
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from viridian import __version__
 from viridian.config import API_PREFIX
 from viridian.console import install_console_routes
-from viridian.errors import ViridianError
 from viridian.service.access_log import AccessLog
 from viridian.service.auth import bearer_matches
 from viridian.service.core import ServiceCore
-from viridian.service.http_boundary import BodyLimit, bounded_error
+from viridian.service.errors_http import install_error_handlers, unauthorized_response
+from viridian.service.http_boundary import BodyLimit
 from viridian.service.integration_services.services import MAX_COPY_BYTES
 from viridian.service.jobs import job_dict
 from viridian.service.vms.routes import install_vm_routes
@@ -28,11 +27,6 @@ FILE_BODY_MAX_BYTES = (MAX_COPY_BYTES + 2) // 3 * 4 + 64 * 1024
 FILE_BODY_ROUTES = (
     (f"{API_PREFIX}/vms/[^/]+/integration/(files|exec)", FILE_BODY_MAX_BYTES),
 )
-
-
-def error_response(err: ViridianError) -> JSONResponse:
-    """The JSON answer of ``err``; no value in it is echoed longer than 100 characters."""
-    return JSONResponse({"error": bounded_error(err.to_dict())}, status_code=err.http_status)
 
 
 class BearerAuth:
@@ -51,13 +45,7 @@ class BearerAuth:
             headers = dict(scope["headers"])
             header = headers.get(b"authorization", b"").decode("latin-1")
             if not bearer_matches(header, self.token):
-                body = {"error": {"code": "unauthorized", "details": {},
-                                  "message": "missing or wrong token: send 'Authorization: "
-                                             "Bearer <token>' (the token is in the service's "
-                                             "data folder, file 'token')"}}
-                response = JSONResponse(body, status_code=401,
-                                        headers={"WWW-Authenticate": "Bearer"})
-                await response(scope, receive, send)
+                await unauthorized_response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -66,7 +54,7 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
     app = FastAPI(title="viridian", version=__version__,
                   description="Hyper-V-style virtualization host for Linux on QEMU",
                   docs_url=None, redoc_url=None)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     _host_routes(app, manager)
     manager.install_routes(app)  # before the VM routes' POST /vms/{ref}/{action}
     install_vm_routes(app, manager)
@@ -96,26 +84,6 @@ class _ConsoleFeed:
     def latest_counters(self) -> dict[str, float]:
         latest = self._manager.counters.sampler.history.latest()
         return dict(latest.values) if latest else {}
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ViridianError)
-    async def viridian_error(_: Request, err: ViridianError) -> JSONResponse:
-        return error_response(err)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(_problem(e) for e in err.errors())
-        body = {"code": "bad_request", "message": f"malformed request: {problems}",
-                "details": {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
-                                       for e in err.errors()]}}
-        return JSONResponse({"error": bounded_error(body)}, status_code=400)
-
-
-def _problem(error: Any) -> str:
-    """``field: what is wrong`` (just the message for the body as a whole)."""
-    where = ".".join(str(p) for p in error["loc"] if p != "body")
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _host_routes(app: FastAPI, manager: ServiceCore) -> None:

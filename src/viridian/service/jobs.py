@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from viridian.errors import Conflict, NotFound, ViridianError
+from viridian.errors import Conflict, Interrupted, NotFound, ViridianError, as_viridian
 from viridian.service.catalog import Catalog, JobRecord
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,8 @@ class JobRunner:
     def fail_interrupted(self) -> None:
         """Mark jobs left unfinished by a previous service process as failed."""
         for record in self._catalog.unfinished_jobs():
-            error = {"code": "interrupted",
-                     "message": "the service stopped while this job ran; the VM's state "
-                                "was reconciled with its QEMU process at restart",
-                     "details": {}}
+            error = Interrupted("the service stopped while this job ran; the VM's state "
+                                "was reconciled with its QEMU process at restart").to_dict()
             self._catalog.put_job(JobRecord(
                 record.id, record.kind, record.vm_id, record.vm_name, "failed",
                 record.progress, "interrupted", None, error, record.created_at,
@@ -121,13 +119,11 @@ class JobRunner:
         job.state, job.started_at, job.message = "running", now_iso(), "running"
         try:
             result = await operation(job)
-        except ViridianError as err:
-            self._finish(job, "failed", None, err.to_dict())
-        except Exception as err:  # a bug or host failure: report it, keep serving
-            log.exception("job %s (%s) crashed", job.id, job.kind)
-            self._finish(job, "failed", None, {"code": "internal_error",
-                                               "message": f"{type(err).__name__}: {err}",
-                                               "details": {}})
+        except Exception as err:  # a bug or host failure too: report it, keep serving
+            error = as_viridian(err)
+            if error.code == ViridianError.code:  # a bug: keep its traceback in the log
+                log.exception("job %s (%s) crashed", job.id, job.kind)
+            self._finish(job, "failed", None, error.to_dict())
         else:
             job.progress = 100
             self._finish(job, "completed", result, None)

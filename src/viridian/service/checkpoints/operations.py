@@ -23,7 +23,6 @@ service kills itself with SIGKILL, e.g. ``take.switched`` or ``delete.step0``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import signal
@@ -57,7 +56,8 @@ from viridian.checkpoints import (
 )
 from viridian.checkpoints.plan import Step, active_images, new_overlays, step_from_dict
 from viridian.errors import Conflict, HostError
-from viridian.model import to_dict
+from viridian.model import DiskFormat, VMSettings, settings_from_dict, to_dict
+from viridian.model.slots import DriveSlot, map_drives
 from viridian.model.states import Request, VMState
 from viridian.qemu import blockjobs, images
 from viridian.qemu.errors import QemuError
@@ -104,7 +104,7 @@ class CheckpointsCapability(Capability):
     # --- facts ------------------------------------------------------------------------
 
     def folder(self, live: LiveVM) -> Path:
-        custom = live.record.settings.get("checkpoint_folder")
+        custom = live.record.settings.checkpoint_folder
         return Path(custom) if custom else Path(live.record.folder) / FOLDER_NAME
 
     def tree_view(self, ref: str) -> dict[str, Any]:
@@ -117,18 +117,12 @@ class CheckpointsCapability(Capability):
                 "now_disks": {slot: now.image.path for slot, now in tree.now_disks.items()},
                 "checkpoints": [_public(cp, tree) for cp in tree.checkpoints]}
 
-    def disk_view(self, vm_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+    def disk_view(self, vm_id: str, settings: VMSettings) -> VMSettings:
         """``settings`` with each hard disk replaced by the image Now writes into."""
-        active = active_images(self.store.tree(vm_id), settings)
+        active = active_images(self.store.tree(vm_id), to_dict(settings))
         if not any(image.owned for image in active.values()):
             return settings
-        view = copy.deepcopy(settings)
-        for drive in view.get("ide", []):
-            _point(drive, active.get(f"ide:{drive['controller']}:{drive['location']}"))
-        for controller in view.get("scsi", []):
-            for disk in controller.get("disks", []):
-                _point(disk, active.get(f"scsi:{controller['controller']}:{disk['location']}"))
-        return view
+        return map_drives(settings, lambda slot: _pointed(slot, active.get(slot.id)))
 
     # --- hooks the manager calls --------------------------------------------------------
 
@@ -142,11 +136,12 @@ class CheckpointsCapability(Capability):
         """Before QEMU opens the disks: no slot may write into an image a checkpoint
         reads (a disk re-attached after applying an older checkpoint gets an overlay)."""
         tree = self.store.tree(live.record.id)
-        slots = slots_needing_overlays(tree, live.record.settings)
+        plain = to_dict(live.record.settings)  # the checkpoint planner's shape
+        slots = slots_needing_overlays(tree, plain)
         if not slots:
             return
-        active = active_images(tree, live.record.settings)
-        paths = hard_disk_slots(live.record.settings)
+        active = active_images(tree, plain)
+        paths = hard_disk_slots(plain)
         added = new_overlays({s: (paths[s][0], active[s]) for s in slots}, self._namer(live))
         for now in added.values():
             await _create(now)
@@ -301,10 +296,11 @@ class CheckpointsCapability(Capability):
             captured = CapturedState.OFF  # Hyper-V's "production checkpoint"
             notes = (notes + f" [production checkpoint: disks only, file systems frozen "
                      f"by the guest agent when available; {why}]").strip()
-        layers, now_disks = plan_take(tree, live.record.settings, self._namer(live))
+        plain = to_dict(live.record.settings)  # the checkpoint planner's shape
+        layers, now_disks = plan_take(tree, plain, self._namer(live))
         cp_id = str(uuid.uuid4())
         cp = Checkpoint(cp_id, name, tree.now_parent, when.isoformat(timespec="seconds"),
-                        captured, dict(live.record.settings), layers,
+                        captured, plain, layers,
                         str(folder / f"{cp_id}{MEMORY_SUFFIX}") if captured.has_memory
                         else None, notes, self.store.next_seq(live.record.id))
         plan = {"checkpoint": cp.to_dict(), "vm_state": state.value,
@@ -386,7 +382,8 @@ class CheckpointsCapability(Capability):
         if cp.memory_file:
             for path in (Path(cp.memory_file), Path(cp.memory_file + ".partial")):
                 path.unlink(missing_ok=True)
-        if entry.plan["vm_state"] == "Running" and live.worker is not None:
+        if CapturedState(entry.plan["vm_state"]) is CapturedState.RUNNING and \
+                live.worker is not None:
             if await live.worker.status() != "running":
                 await live.worker.resume()
             if cp.memory_file is None:  # a production checkpoint froze the file systems
@@ -397,7 +394,7 @@ class CheckpointsCapability(Capability):
     async def _freeze(self, live: LiveVM) -> None:
         """Application-consistent disks for a production checkpoint, when the guest agent
         and the backup integration service allow; crash-consistent otherwise."""
-        if not live.record.settings.get("integration_services", {}).get("backup", True):
+        if not live.record.settings.integration_services.backup:
             return
         try:
             await self.integration.freeze(live)
@@ -443,8 +440,8 @@ class CheckpointsCapability(Capability):
                 live.saved_state.unlink(missing_ok=True)
             fault("apply.overlays")
             state = VMState.SAVED if cp.memory_file else VMState.OFF
-            settings = {**cp.settings, "name": live.record.name}
-            record = replace(live.record, settings=settings, state=state.value, status=None)
+            settings = settings_from_dict({**cp.settings, "name": live.record.name})
+            record = replace(live.record, settings=settings, state=state, status=None)
             with self.store.catalog.transaction() as db:
                 self.context.catalog.update_vm(record, db)
                 self.store.put_tree(db, live.record.id, Tree(tree.checkpoints, cp.id, now_disks))
@@ -631,9 +628,11 @@ def _owned_files(tree: Tree) -> set[str]:
     return files
 
 
-def _point(entry: dict[str, Any], image: Image | None) -> None:
-    if image is not None and image.owned and entry.get("path"):
-        entry["path"], entry["format"] = image.path, image.format
+def _pointed(slot: DriveSlot, image: Image | None) -> DriveSlot:
+    """``slot`` pointing at ``image`` when a checkpoint owns it (its overlay)."""
+    if image is None or not image.owned or not slot.path:
+        return slot
+    return replace(slot, path=image.path, format=DiskFormat(image.format))
 
 
 def _node_name(cp_id: str, slot: str) -> str:

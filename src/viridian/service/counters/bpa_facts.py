@@ -14,8 +14,10 @@ from viridian.bpa import CounterFact, DiskFact, Facts, HostFact, ProcessFact, VM
 from viridian.counters import paths as P
 from viridian.counters.procfs import parse_process_stat
 from viridian.host.resources import read_resources
+from viridian.model.slots import DriveSlot, hard_disks
 from viridian.network.host import has_net_admin
 from viridian.network.model import SwitchType
+from viridian.service.checkpoints.store import CheckpointStore
 
 if TYPE_CHECKING:
     from viridian.service.context import ServiceContext
@@ -36,7 +38,8 @@ async def gather_facts(context: ServiceContext, switches: SwitchStore,
     await counters.ensure_history()
     processes = await _other_processes(_own_pids(context))
     now = time.time()
-    vms = tuple(_vm_fact(live, counters, now) for live in
+    checkpoints = CheckpointStore(context.catalog)
+    vms = tuple(_vm_fact(live, counters, now, checkpoints) for live in
                 sorted(context.vms().values(), key=lambda lv: lv.record.name))
     return Facts(_host_fact(context, switches, processes), vms, _counter_fact(counters, now))
 
@@ -81,28 +84,25 @@ def _counter_fact(counters: CounterService, now: float) -> CounterFact:
         queue_length=per_device("Avg. Disk Read Queue Length", "Avg. Disk Write Queue Length"))
 
 
-def _vm_fact(live: LiveVM, counters: CounterService, now: float) -> VMFact:
+def _vm_fact(live: LiveVM, counters: CounterService, now: float,
+             checkpoints: CheckpointStore) -> VMFact:
+    """The VM's facts; its disks as QEMU opens them (``disk_view``: a VM with checkpoints
+    runs on their overlays, which its settings do not name)."""
     s = live.record.settings
     ops = counters.history.averages(
         f"\\{P.STORAGE}({live.record.name}:*)\\*Operations/Sec", WINDOW_S, now)
     return VMFact(
         name=live.record.name, running=live.holds_resources, memory_mb=live.memory_mb,
-        processors=live.processors, production=TEST_TAG not in (s.get("notes") or ""),
-        disks=tuple(_disk_fact(d) for d in _hard_disks(s)),
-        switches=tuple(a.get("switch") for a in s.get("network_adapters", [])),
-        disk_iops=sum(ops.values()) if ops else None)
+        processors=live.processors, production=TEST_TAG not in s.notes,
+        disks=tuple(_disk_fact(d) for d in hard_disks(live.disk_view(s))),
+        switches=tuple(a.switch for a in s.network_adapters),
+        disk_iops=sum(ops.values()) if ops else None,
+        checkpoints=len(checkpoints.tree(live.record.id).checkpoints))
 
 
-def _hard_disks(settings: dict[str, Any]) -> list[dict[str, Any]]:
-    disks = [d for d in settings.get("ide", []) if d.get("kind") == "hard_disk" and d.get("path")]
-    for controller in settings.get("scsi", []):
-        disks += [d for d in controller.get("disks", []) if d.get("path")]
-    return disks
-
-
-def _disk_fact(disk: dict[str, Any]) -> DiskFact:
-    path = str(disk["path"])
-    fmt = disk.get("format") or _detect(path)
+def _disk_fact(disk: DriveSlot) -> DiskFact:
+    path = str(disk.path)
+    fmt = disk.format.value if disk.format else _detect(path)
     return DiskFact(path, fmt, disk_type(path, fmt), host_device(path))
 
 

@@ -38,11 +38,13 @@ from viridian.counters.metering import Meter, accumulate, accumulate_disks, repo
 from viridian.counters.samples import Snapshot
 from viridian.errors import BadRequest, ViridianError
 from viridian.model import VMSettings
+from viridian.model.slots import drive_slots, hard_disks
 from viridian.model.states import VMState
 from viridian.qemu.render.naming import FLOPPY_ID, ide_id, scsi_disk_id
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.context import ServiceContext
 from viridian.service.counters.routes import install_counter_routes
+from viridian.service.switches.service import adapter_dicts
 from viridian.service.vms.live import LiveVM
 
 if TYPE_CHECKING:
@@ -291,7 +293,8 @@ class CounterService:
         meter = self.meters.meter(record.id)
         result = {"vm": record.name, "vm_id": record.id, "host_cpu_mhz": self.host_mhz,
                   **report(meter, self.host_mhz, time.time())}
-        result["disk_allocated_bytes"] = sum(_allocated(p) for p in _disk_paths(record.settings))
+        result["disk_allocated_bytes"] = sum(_allocated(slot.path or "")
+                                             for slot in hard_disks(record.settings))
         result["reset_at_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(meter.reset_at))
         return result
 
@@ -323,9 +326,9 @@ def _belongs(counter_path: str, vm: str) -> bool:
 
 def _target(live: LiveVM) -> VMTarget:
     worker = live.worker
-    settings = worker.record.settings if worker is not None else live.record.settings
-    macs = {f"nic{i}": str(a["mac"]).lower()
-            for i, a in enumerate(settings.get("network_adapters", []))
+    adapters = (worker.record.settings.get("network_adapters", []) if worker is not None
+                else adapter_dicts(live.record.settings))  # as QEMU was launched
+    macs = {f"nic{i}": str(a["mac"]).lower() for i, a in enumerate(adapters)
             if a.get("mac") and a.get("switch")}
     return VMTarget(
         vm_id=live.record.id, name=live.record.name, processors=live.processors,
@@ -336,32 +339,21 @@ def _target(live: LiveVM) -> VMTarget:
         disk_ids=_devices_with_images(live.record.settings))
 
 
-def _devices_with_images(settings: Any) -> frozenset[str]:
+def _devices_with_images(settings: VMSettings) -> frozenset[str]:
     """Ids of the drives that hold an image now (current settings: media changes and hot
     plug included); an empty DVD or floppy drive is no virtual storage device."""
-    ids = {ide_id(d["controller"], d["location"]) for d in settings.get("ide", [])
-           if d.get("path")}
-    ids |= {scsi_disk_id(c["controller"], d["location"]) for c in settings.get("scsi", [])
-            for d in c.get("disks", []) if d.get("path")}
-    if (settings.get("floppy") or {}).get("path"):
+    ids = set(_image_device_ids(settings))
+    if settings.floppy.path:
         ids.add(FLOPPY_ID)
     return frozenset(ids)
 
 
 def _image_device_ids(settings: VMSettings) -> frozenset[str]:
     """QEMU device ids of the IDE and SCSI drives holding an image."""
-    ide = {ide_id(d.controller, d.location) for d in settings.ide if d.path}
-    return frozenset(ide | {scsi_disk_id(c.controller, d.location)
-                            for c in settings.scsi for d in c.disks if d.path})
-
-
-def _disk_paths(settings: dict[str, Any]) -> list[str]:
-    """Hard disk image files of a VM (IDE hard disks and SCSI disks; not DVDs)."""
-    found = [d["path"] for d in settings.get("ide", [])
-             if d.get("kind") == "hard_disk" and d.get("path")]
-    for controller in settings.get("scsi", []):
-        found += [d["path"] for d in controller.get("disks", []) if d.get("path")]
-    return found
+    return frozenset(
+        ide_id(slot.controller, slot.location) if slot.bus == "ide"
+        else scsi_disk_id(slot.controller, slot.location)
+        for slot in drive_slots(settings) if slot.path)
 
 
 def _allocated(path: str) -> int:

@@ -1,6 +1,6 @@
 """Pure edits of a VM's settings dict for the device commands (``vm disk|dvd|floppy|nic|com``).
 
-Each function takes the VM's full, current settings dict (api.md shape) and returns a
+Each function takes the VM's full, current settings dict (docs/api.md shape) and returns a
 *patch* (the top-level keys it changes, each whole) for the service's one settings path
 (validation, the Hyper-V rules for running VMs, hot plug, commit). Refusals that only
 these commands can phrase well — an occupied location, a full SCSI controller, a DVD
@@ -13,9 +13,10 @@ import copy
 from typing import Any
 
 from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound
-from viridian.model import limits
+from viridian.model import AdapterKind, NetworkAdapter, limits
 from viridian.model.address import parse_address
 from viridian.model.mac import normalise_mac
+from viridian.service.switches.service import to_dict_adapter
 
 Settings = dict[str, Any]
 IDE_SLOTS = [(c, loc) for c in range(limits.IDE_CONTROLLERS) for loc in range(limits.IDE_LOCATIONS)]
@@ -185,15 +186,9 @@ def add_adapter(
     trunk: str | None = None,
     native: str | None = None,
 ) -> Settings:
-    adapter: dict[str, Any] = {
-        "kind": "legacy" if legacy else "synthetic",
-        "switch": switch,
-        "mac_mode": "dynamic",
-        "mac": None,
-        "vlan_id": None,
-        "trunk_vlans": [],
-        "native_vlan": None,
-    }
+    """Patch adding an adapter with the model's defaults (:class:`NetworkAdapter`)."""
+    kind = AdapterKind.LEGACY if legacy else AdapterKind.SYNTHETIC
+    adapter = to_dict_adapter(NetworkAdapter(kind=kind, switch=switch))
     _apply_mac(adapter, mac)
     _apply_vlan(adapter, vlan)
     _apply_trunk(adapter, trunk, native)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from viridian.errors import Conflict
-from viridian.model import settings_from_dict
+from viridian.model import VMSettings, settings_from_dict
 from viridian.model.states import VMState
 from viridian.qemu.hotplug import (
     AttachScsiDisk,
@@ -99,7 +99,7 @@ def _refuse_missing_controllers(
 
 @contextlib.asynccontextmanager
 async def live_changes(
-    live: LiveVM, current: dict[str, Any], new: dict[str, Any]
+    live: LiveVM, current: VMSettings, new: VMSettings
 ) -> AsyncIterator[None]:
     """Apply the hot-pluggable difference to the VM's running QEMU, then run the block
     (the commit); if the block fails, undo the QEMU side and re-raise."""
@@ -107,7 +107,7 @@ async def live_changes(
     if live.state not in LIVE or worker is None:
         yield
         return
-    plan = plan_live_changes(settings_from_dict(current), settings_from_dict(new))
+    plan = plan_live_changes(current, new)
     await apply_live_changes(worker.monitor, plan.changes)
     try:
         yield

@@ -1,16 +1,15 @@
-"""API routes of a VM's devices (api.md, "Devices"): disks, DVD and floppy media, network
+"""API routes of a VM's devices (docs/api.md, "Devices"): disks, DVD and floppy media, network
 adapters, COM ports, the screen, and the serial console (a WebSocket bridged to the
 COM port's named pipe). Routes only translate: the work is in :mod:`.devices`.
 
 Console protocol: after the WebSocket opens, binary frames carry the port's bytes both
 ways. A refusal is one text frame ``{"error": {code, message, details}}`` followed by a
-close with code 4409.
+close with code 4000 + its HTTP status (:func:`viridian.service.errors_http.refuse_websocket`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Query, WebSocket
@@ -19,7 +18,8 @@ from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
 from viridian.errors import HostError, ViridianError
-from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
+from viridian.service.errors_http import refuse_websocket
+from viridian.service.websocket_bridge import bridge
 
 if TYPE_CHECKING:
     from viridian.service.devices.operations import DeviceOps
@@ -146,7 +146,6 @@ def _com_routes(app: FastAPI, ops: DeviceOps) -> None:
                 if isinstance(err, ViridianError)
                 else HostError(f"cannot connect to the named pipe of COM{com} ({err})")
             )
-            await websocket.send_text(json.dumps({"error": error.to_dict()}))
-            await websocket.close(CLOSE_REFUSED)
+            await refuse_websocket(websocket, error)
             return
         await bridge(websocket, reader, writer, CONSOLE_CHUNK)

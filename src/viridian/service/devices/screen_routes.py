@@ -5,14 +5,14 @@ gates in front of every route). After the upgrade, binary frames carry the RFB s
 ways, unchanged — noVNC speaks RFB itself. The VNC server is QEMU's, listening only on the
 UNIX socket in the VM's runtime folder: no TCP port is ever opened. A refusal (the VM is
 not Running or Paused, the socket cannot be reached) is one text frame
-``{"error": {code, message, details}}`` followed by close code 4409. The client may offer
+``{"error": {code, message, details}}`` followed by close code 4000 + its HTTP status
+(:func:`viridian.service.errors_http.refuse_websocket`). The client may offer
 the ``binary`` subprotocol (older noVNC); it is accepted when offered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
@@ -21,7 +21,8 @@ from viridian.config import API_PREFIX
 from viridian.errors import Conflict, HostError, ViridianError
 from viridian.model.states import VMState
 from viridian.service.context import ServiceContext
-from viridian.service.websocket_bridge import CLOSE_REFUSED, bridge
+from viridian.service.errors_http import refuse_websocket
+from viridian.service.websocket_bridge import bridge
 
 SCREEN_STATES = (VMState.RUNNING, VMState.PAUSED)
 
@@ -59,7 +60,6 @@ def install_vnc_routes(app: FastAPI, context: ServiceContext) -> None:
         try:
             reader, writer = await _open(context, ref)
         except ViridianError as err:
-            await websocket.send_text(json.dumps({"error": err.to_dict()}))
-            await websocket.close(CLOSE_REFUSED)
+            await refuse_websocket(websocket, err)
             return
         await bridge(websocket, reader, writer)

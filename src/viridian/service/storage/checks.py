@@ -5,9 +5,10 @@
   not active swap, not held by another kernel user (device-mapper, RAID, LVM). Two
   writers on one block device destroy its file system.
 - **Differencing VHDs**: QEMU reads a differencing VHD as if it were standalone (wrong
-  data, no error; ARCHITECTURE.md). A differencing disk handed in is converted, with the
-  VHD library, into a standalone dynamic VHD holding the whole chain's data, in
-  ``<data>/disks``; the VM uses the converted disk and the admin's chain stays untouched.
+  data, no error; docs/architecture.md, "The storage path"). A differencing disk handed
+  in is converted, with the VHD library, into a standalone dynamic VHD holding the whole
+  chain's data, in ``<data>/disks``; the VM uses the converted disk and the admin's
+  chain stays untouched.
 """
 
 from __future__ import annotations
@@ -22,24 +23,21 @@ from typing import Any
 
 from viridian.disks import convert, detect_format, inspect
 from viridian.errors import Conflict
+from viridian.model import VMSettings
+from viridian.model.slots import hard_disks
 
 CONVERTED_FOLDER = "disks"
 NO_MEMORY_SAVE_FORMATS = frozenset({"vpc", "vhdx"})
 
 
-def memory_save_blocker(settings: dict[str, Any]) -> str | None:
+def memory_save_blocker(settings: VMSettings) -> str | None:
     """Why QEMU cannot save this VM's memory (Save, checkpoints with memory), or None.
 
     QEMU 7.2's vpc and vhdx drivers register a migration blocker ("does not support live
     migration"), and saving memory is a migration to a file.
     """
-    formats = set()
-    for drive in settings.get("ide", []):
-        if drive.get("kind") == "hard_disk" and drive.get("path"):
-            formats.add(drive.get("format"))
-    for controller in settings.get("scsi", []):
-        formats |= {disk.get("format") for disk in controller.get("disks", [])}
-    blocked = sorted(f for f in formats if f in NO_MEMORY_SAVE_FORMATS)
+    formats = {slot.format for slot in hard_disks(settings)}
+    blocked = sorted(f.value for f in formats if f is not None and f in NO_MEMORY_SAVE_FORMATS)
     if not blocked:
         return None
     return ("QEMU cannot save the memory of a VM with VHD/VHDX disks "

@@ -25,7 +25,6 @@ import json
 import logging
 import secrets
 import shutil
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from viridian.errors import Conflict, InvalidSetting, NotFound, ViridianError
-from viridian.model import to_dict
+from viridian.model import NetworkAdapter, VMSettings
 from viridian.model.states import VMState
 from viridian.network import (
     KernelFeatures,
@@ -106,6 +105,20 @@ def vm_ports(
             )
         )
     return ports
+
+
+def adapter_dicts(settings: VMSettings) -> list[dict[str, Any]]:
+    """The adapters of ``settings`` in the dict shape the port functions share with the
+    runtime record QEMU was launched with (``Worker.record.settings``)."""
+    return [to_dict_adapter(adapter) for adapter in settings.network_adapters]
+
+
+def to_dict_adapter(adapter: NetworkAdapter) -> dict[str, Any]:
+    """One adapter in the settings dict shape."""
+    return {"kind": adapter.kind.value, "switch": adapter.switch,
+            "mac_mode": adapter.mac_mode.value, "mac": adapter.mac,
+            "vlan_id": adapter.vlan_id, "trunk_vlans": list(adapter.trunk_vlans),
+            "native_vlan": adapter.native_vlan}
 
 
 def adapters_changeable_live(current: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
@@ -202,7 +215,7 @@ class SwitchService(Capability):
     # --- VM events (viridian.service.capability) ------------------------------------------
 
     def launching(self, live: LiveVM) -> None:
-        adapters = live.record.settings.get("network_adapters", [])
+        adapters = adapter_dicts(live.record.settings)
         if not any(is_virtual(a.get("switch")) for a in adapters):
             return
         self._require_privilege()
@@ -239,7 +252,7 @@ class SwitchService(Capability):
 
         :raises NotFound: unknown switch. :raises Conflict: the other refusals.
         """
-        adapters = to_dict(change.new)["network_adapters"]
+        adapters = adapter_dicts(change.new)
         known = {s.name: s for s in self.store.load()}
         for index, adapter in enumerate(adapters):
             if is_virtual(adapter.get("switch")):
@@ -365,12 +378,12 @@ class SwitchService(Capability):
         ports: list[Port] = []
         for live in self.context.vms().values():
             if live is launching or self._still_launching(live):
-                launched = live.record.settings.get("network_adapters", [])
+                launched = adapter_dicts(live.record.settings)
             elif live.worker is not None:
                 launched = live.worker.record.settings.get("network_adapters", [])
             else:
                 continue
-            current = live.record.settings.get("network_adapters", [])
+            current = adapter_dicts(live.record.settings)
             for port in vm_ports(live.record.id, live.record.name, launched, current):
                 ports.append(self._servable(port, known, features, live is launching))
         return ports
@@ -425,16 +438,16 @@ class SwitchService(Capability):
             )
 
     def _has_ports(self, live: LiveVM) -> bool:
-        settings: Mapping[str, Any] = live.record.settings
+        adapters = adapter_dicts(live.record.settings)
         if live.worker is not None:
-            settings = live.worker.record.settings
-        return any(is_virtual(a.get("switch")) for a in settings.get("network_adapters", []))
+            adapters = live.worker.record.settings.get("network_adapters", [])
+        return any(is_virtual(a.get("switch")) for a in adapters)
 
     def _users(self, name: str) -> list[str]:
         return [
             f"network adapter {i} of VM '{live.record.name}'"
             for live in self.context.vms().values()
-            for i, a in enumerate(live.record.settings.get("network_adapters", []), 1)
+            for i, a in enumerate(adapter_dicts(live.record.settings), 1)
             if a.get("switch") == name
         ]
 
@@ -557,7 +570,7 @@ class SwitchService(Capability):
     def _port_views(self, name: str) -> list[dict[str, Any]]:
         views = []
         for live in self.context.vms().values():
-            for i, a in enumerate(live.record.settings.get("network_adapters", [])):
+            for i, a in enumerate(adapter_dicts(live.record.settings)):
                 if a.get("switch") != name:
                     continue
                 running = live.worker is not None

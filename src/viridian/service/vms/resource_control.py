@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from viridian.errors import BadRequest, ViridianError
 from viridian.host.admission import HostLoad, check_reserve
 from viridian.host.cgroups import CgroupHost, memory_limit_bytes, probe_cgroups
-from viridian.host.cpu_policy import CpuControl, cpu_controls, demand_from_settings
+from viridian.host.cpu_policy import CpuControl, VMCpuDemand, cpu_controls
+from viridian.model import VMSettings
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.context import ServiceContext
 
@@ -121,8 +122,7 @@ class ResourceControl(Capability):
     # --- admission and changes ---------------------------------------------------------
 
     def reserved_processors(self, exclude: str | None = None) -> float:
-        return sum(demand_from_settings(vm_id, lv.record.settings).processors
-                   * int(lv.record.settings["processor"]["reserve_pct"]) / 100
+        return sum(lv.processors * lv.record.settings.processor.reserve_pct / 100
                    for vm_id, lv in self._placed.items() if vm_id != exclude)
 
     def check_settings(self, change: SettingsChange) -> None:
@@ -144,8 +144,7 @@ class ResourceControl(Capability):
 
     def refresh(self) -> None:
         """Recompute and write the values of every placed VM (weights are relative)."""
-        demands = [demand_from_settings(vm_id, lv.record.settings)
-                   for vm_id, lv in self._placed.items()]
+        demands = [_demand(vm_id, lv.record.settings) for vm_id, lv in self._placed.items()]
         self._controls = cpu_controls(demands, self.capacity)
         with contextlib.suppress(ViridianError, OSError):
             self.cgroups.weigh_parent(set(self._placed), sum(d.processors for d in demands))
@@ -203,6 +202,11 @@ class ResourceControl(Capability):
             "memory_limit_bytes": state.memory_limit_bytes if state else None,
             "pids": state.pids if state else [],
         }
+
+
+def _demand(vm_id: str, settings: VMSettings) -> VMCpuDemand:
+    cpu = settings.processor
+    return VMCpuDemand(vm_id, cpu.count, cpu.reserve_pct, cpu.limit_pct, cpu.weight)
 
 
 def _pin_threads(pid: int, cpus: frozenset[int]) -> None:
