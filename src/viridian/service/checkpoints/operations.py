@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +66,7 @@ from viridian.service.capability import Capability, SettingsChange
 from viridian.service.checkpoints.routes import install_checkpoint_routes
 from viridian.service.checkpoints.store import CheckpointStore, JournalEntry
 from viridian.service.context import ServiceContext
-from viridian.service.jobs import Job
+from viridian.service.jobs import Job, Operation
 from viridian.service.storage.checks import memory_save_blocker
 from viridian.service.vms.live import LiveVM
 
@@ -268,7 +269,7 @@ class CheckpointsCapability(Capability):
         if wanted is not None:
             unique_name(tree, wanted)
 
-    def _submit(self, kind: str, live: LiveVM, run: Any) -> dict[str, Any]:
+    def _submit(self, kind: str, live: LiveVM, run: Operation) -> dict[str, Any]:
         return self.context.jobs.submit(kind, live.record.id, live.record.name, run).to_dict()
 
     def _namer(self, live: LiveVM) -> Any:
@@ -498,7 +499,8 @@ class CheckpointsCapability(Capability):
             Path(path).unlink(missing_ok=True)
         self.store.finish(live.record.id)
 
-    async def _run_step(self, live: LiveVM, step: Step, progress: Any) -> None:
+    async def _run_step(self, live: LiveVM, step: Step,
+                        progress: Callable[[float], None]) -> None:
         worker = live.worker
         open_images = await blockjobs.image_nodes(worker.monitor) if worker else {}
         if isinstance(step, Merge):
