@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Query, WebSocket
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from viridian.config import API_PREFIX
 from viridian.errors import HostError, ViridianError
 from viridian.service.errors_http import refuse_websocket
+from viridian.service.http_boundary import RequestBody
 from viridian.service.websocket_bridge import bridge
 
 if TYPE_CHECKING:
@@ -28,19 +28,19 @@ VMS = f"{API_PREFIX}/vms/{{ref}}"
 CONSOLE_CHUNK = 4096
 
 
-class DiskSpec(BaseModel):
+class DiskSpec(RequestBody):
     controller: Literal["ide", "scsi"]
     location: str
     path: str | None = None
     dvd: bool = False
 
 
-class MediaSpec(BaseModel):
+class MediaSpec(RequestBody):
     path: str | None = None
     location: str | None = None
 
 
-class NicSpec(BaseModel):
+class NicSpec(RequestBody):
     legacy: bool | None = None
     switch: str | None = None
     mac: str | None = None
@@ -49,11 +49,11 @@ class NicSpec(BaseModel):
     native: str | None = None
 
 
-class ScsiSpec(BaseModel):
+class ScsiSpec(RequestBody):
     controller: int | None = None
 
 
-class ComSpec(BaseModel):
+class ComSpec(RequestBody):
     pipe: str | None = None
     remote: str | None = None
     none: bool = False

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query
-from pydantic import BaseModel
 
 from viridian import disks
 from viridian.config import API_PREFIX
@@ -47,16 +46,17 @@ from viridian.errors import (
 from viridian.service.capability import Capability
 from viridian.service.context import ServiceContext
 from viridian.service.disk_wizard.guard import Access, DiskGuard, merge_accesses
+from viridian.service.http_boundary import RequestBody
 from viridian.service.jobs import Job
 
 DISKS = f"{API_PREFIX}/disks"
 
 
-class InspectSpec(BaseModel):
+class InspectSpec(RequestBody):
     path: str
 
 
-class NewSpec(BaseModel):
+class NewSpec(RequestBody):
     path: str
     type: Literal["dynamic", "fixed", "differencing"] = "dynamic"
     size: str | int | None = None
@@ -64,27 +64,27 @@ class NewSpec(BaseModel):
     block_size: str | int | None = None
 
 
-class ConvertSpec(BaseModel):
+class ConvertSpec(RequestBody):
     src: str
     dst: str
     type: Literal["dynamic", "fixed", "raw"] = "dynamic"
 
 
-class ExpandSpec(BaseModel):
+class ExpandSpec(RequestBody):
     path: str
     size: str | int
 
 
-class UsesSpec(BaseModel):
+class UsesSpec(RequestBody):
     paths: list[str]
 
 
-class CheckSpec(BaseModel):
+class CheckSpec(RequestBody):
     path: str
     repair: bool = False
 
 
-class MergeSpec(BaseModel):
+class MergeSpec(RequestBody):
     child: str
     into_parent: bool = False
     output: str | None = None
