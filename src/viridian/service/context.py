@@ -64,3 +64,9 @@ class ServiceContext(Protocol):
 
     async def update_vm(self, ref: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`apply_settings` under the VM's queue; returns the vm object."""
+
+    def settings_committed(self, vm: LiveVM) -> None:
+        """The core's settings-changed notification: every capability's
+        ``settings_changed`` (e.g. the VM's ``vm.json``). :meth:`apply_settings` sends it
+        itself; a capability that commits settings another way (applying a checkpoint)
+        sends it after its commit."""

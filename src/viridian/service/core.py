@@ -419,8 +419,12 @@ class ServiceCore:
             record = replace(live.record, name=settings.name, settings=settings)
             self.catalog.update_vm(record)
             live.record = record
+        self.settings_committed(live)
+
+    def settings_committed(self, vm: LiveVM) -> None:
+        """Tell every capability, in order, that ``vm``'s settings were committed."""
         for capability in self.capabilities:
-            capability.settings_changed(live)
+            capability.settings_changed(vm)
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]:
         live = self.find_live(ref)

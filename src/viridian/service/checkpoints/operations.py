@@ -448,6 +448,7 @@ class CheckpointsCapability(Capability):
                 self.store.put_tree(db, live.record.id, Tree(tree.checkpoints, cp.id, now_disks))
                 entry = self.store.step(entry, "committed", db)
             live.record, live.state = record, state
+            self.context.settings_committed(live)  # vm.json and the others follow
             fault("apply.committed")
         keep = {n.image.path for n in now_disks.values()}
         for path in entry.plan["old_now"]:
