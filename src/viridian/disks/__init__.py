@@ -1,10 +1,12 @@
-"""viridian.disks — a spec-exact VHD library (fixed, dynamic, differencing) and raw images.
+"""viridian.disks — spec-exact VHD and VHDX (fixed, dynamic, differencing) and raw images.
 
 Imports nothing from the rest of viridian. Public API:
 
 * opening: :func:`open_disk` → :class:`DiskImage` (read/write at any byte offset)
 * sniffing: :func:`detect_format` → QEMU driver name ("vpc", "vhdx", "qcow2", "raw")
-* creating: :func:`new_fixed`, :func:`new_dynamic`, :func:`new_differencing`
+* creating: :func:`new_fixed`, :func:`new_dynamic`, :func:`new_differencing` (a *.vhdx
+  child of a VHDX parent is a differencing VHDX), :func:`new_vhdx_fixed`,
+  :func:`new_vhdx_dynamic`; ``convert`` writes VHDX when the destination is *.vhdx
 * operations: :func:`inspect`, :func:`convert`, :func:`compact`, :func:`expand`,
   :func:`merge`, :func:`check`
 * errors: :class:`DiskError` and its subclasses, each carrying ``http_status``,
@@ -36,8 +38,10 @@ from .inspect import DiskInfo, inspect
 from .merge import merge
 from .progress import Progress
 from .sizes import parse_size
-from .vhd import open_disk
 from .vhd_layout import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE
+from .vhdx_create import new_vhdx_differencing, new_vhdx_dynamic, new_vhdx_fixed
+from .vhdx_layout import BadLog, BadMetadata, BadRegionTable, BadVhdxHeader
+from .vhdx_open import open_disk
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -46,6 +50,10 @@ __all__ = [
     "BadBlockTable",
     "BadDynamicHeader",
     "BadFooter",
+    "BadLog",
+    "BadMetadata",
+    "BadRegionTable",
+    "BadVhdxHeader",
     "CheckReport",
     "CompactResult",
     "CorruptDisk",
@@ -71,6 +79,9 @@ __all__ = [
     "new_differencing",
     "new_dynamic",
     "new_fixed",
+    "new_vhdx_differencing",
+    "new_vhdx_dynamic",
+    "new_vhdx_fixed",
     "open_disk",
     "parse_size",
 ]

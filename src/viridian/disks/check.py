@@ -75,12 +75,16 @@ class CheckReport:
 
 
 def check(path: Path | str, repair: bool = False) -> CheckReport:
-    """Check the VHD at ``path``; with ``repair`` fix the safe problems in place.
+    """Check the VHD or VHDX at ``path``; with ``repair`` fix the safe problems in place.
 
     Raises UnsupportedDisk for non-VHD files and DiskInUse when a VM holds the disk.
     """
     path = Path(path)
     fmt = sniff(path)
+    if fmt == "vhdx":  # VHDX problems and repairs live in vhdx_check
+        from .vhdx_check import check_vhdx
+
+        return check_vhdx(path, repair)
     if fmt != "vpc":
         raise UnsupportedDisk(f"{path}: is a {fmt} image; check works on VHD files")
     report = CheckReport(str(path))

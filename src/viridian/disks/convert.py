@@ -19,7 +19,7 @@ from .image import CHUNK, DiskImage, Segment, is_zero
 from .progress import Progress, no_progress
 from .sizes import check_block_size
 from .space import allocate, require_space
-from .vhd import SparseVhd, bat_to_bytes, open_disk
+from .vhd import SparseVhd, bat_to_bytes
 from .vhd_layout import (
     DEFAULT_BLOCK_SIZE,
     DISK_DYNAMIC,
@@ -58,12 +58,17 @@ def convert(
     Raises InvalidDiskArgument (bad type), DiskExists, DiskNotFound (``src`` or
     ``dst``'s folder missing), NoSpace (fixed: too little free space), DiskInUse, CorruptDisk.
     """
+    from .vhdx_convert import default_block_size, is_vhdx_target
+    from .vhdx_open import open_disk
+
     check_target_type(target_type)
     dst = Path(dst)
     if dst.exists():
         raise DiskExists(f"{dst}: already exists; choose a new destination")
     with open_disk(src) as disk:
-        if block_size is None:
+        if is_vhdx_target(dst, target_type):  # a *.vhdx destination: VHDX (vhdx_convert)
+            block_size = block_size or default_block_size(disk)
+        elif block_size is None:
             block_size = disk.block_size if isinstance(disk, SparseVhd) else DEFAULT_BLOCK_SIZE
         write_image(disk, dst, target_type, check_block_size(block_size), progress)
 
@@ -77,15 +82,20 @@ def write_image(
     """
     if not dst.parent.is_dir():
         raise DiskNotFound(f"{dst}: folder {dst.parent} does not exist")
+    from .vhdx_convert import is_vhdx_target, write_vhdx
+
+    vhdx = is_vhdx_target(dst, target_type)  # a *.vhdx destination: VHDX (vhdx_convert)
     fixed_bytes = disk.size + FOOTER_SIZE
-    if target_type == "fixed":
+    if target_type == "fixed" and not vhdx:
         require_space(dst, fixed_bytes)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     out = ImageFile(tmp, writable=True, create=True)
     try:
-        if target_type == "fixed":
+        if target_type == "fixed" and not vhdx:
             allocate(out, dst, fixed_bytes)
-        if target_type == "dynamic":
+        if vhdx:
+            write_vhdx(disk, out, dst, target_type == "fixed", block_size, progress)
+        elif target_type == "dynamic":
             write_dynamic(disk, out, block_size, progress)
         else:
             write_flat(disk, out, with_footer=target_type == "fixed", progress=progress)

@@ -141,6 +141,10 @@ def new_differencing(path: Path | str, parent: Path | str) -> None:
     parent's own chain is broken.
     """
     child = Path(path)
+    if child.suffix.lower() in (".vhdx", ".avhdx"):  # an AVHDX of a VHDX parent
+        from .vhdx_create import new_vhdx_differencing
+
+        return new_vhdx_differencing(child, parent)
     with open_disk(parent, raw_ok=False) as par:
         if not isinstance(par, SparseVhd | FixedVhd):
             raise InvalidDiskArgument(f"{parent}: a differencing parent must be a VHD")

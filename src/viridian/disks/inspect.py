@@ -11,8 +11,11 @@ from typing import Any
 from .errors import DiskError
 from .fileio import ImageFile
 from .image import DiskImage
-from .vhd import FixedVhd, SparseVhd, open_disk, read_footers, vhd_mtime
+from .vhd import FixedVhd, SparseVhd, read_footers, vhd_mtime
 from .vhd_layout import VHD_EPOCH
+from .vhdx import VhdxImage
+from .vhdx_inspect import describe_vhdx
+from .vhdx_open import open_disk
 
 
 @dataclass
@@ -20,7 +23,7 @@ class DiskInfo:
     """What :func:`inspect` reports; ``to_dict`` gives the JSON form."""
 
     path: str
-    format: str  # QEMU driver name: "vpc" or "raw"
+    format: str  # QEMU driver name: "vpc", "vhdx" or "raw"
     disk_type: str  # "fixed", "dynamic", "differencing" or "raw"
     virtual_size: int
     file_size: int
@@ -44,6 +47,9 @@ class DiskInfo:
     parent_path: str | None = None
     parent_timestamp_matches: bool | None = None
     parent_error: str | None = None
+    logical_sector_size: int | None = None  # VHDX only
+    physical_sector_size: int | None = None  # VHDX only
+    log_pending: bool | None = None  # VHDX only: a log waits for replay
     chain: list[DiskInfo] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +98,8 @@ def _describe(disk: DiskImage) -> DiskInfo:
         _describe_footer(disk, info)
     if isinstance(disk, SparseVhd):
         _describe_sparse(disk, info)
+    if isinstance(disk, VhdxImage):
+        describe_vhdx(disk, info)
     return info
 
 

@@ -17,7 +17,6 @@ blocks we allocate; partially present blocks written by Hyper-V are read and upd
 from __future__ import annotations
 
 import heapq
-import itertools
 import uuid
 from array import array
 from collections.abc import Iterator
@@ -209,20 +208,10 @@ class VhdxImage(DiskImage):
         self.alloc_pos = self._first_free()
 
     def _kind(self) -> str:
-        """ "differencing" with a parent, "fixed" with LeaveBlocksAllocated or every block
-        present in file order (§2.6.2.1), else "dynamic"."""
+        """ "differencing" with a parent, "fixed" with LeaveBlocksAllocated (§2.6.2.1)."""
         if self.s.params.has_parent:
             return "differencing"
-        if self.s.params.leave_blocks_allocated:
-            return "fixed"
-        offs = []
-        for b in range(self.block_count):
-            state, off = self.block_state(b)
-            if state != PAYLOAD_FULLY_PRESENT:
-                return "dynamic"
-            offs.append(off)
-        contiguous = all(b - a == self.block_size for a, b in itertools.pairwise(offs))
-        return "fixed" if contiguous else "dynamic"
+        return "fixed" if self.s.params.leave_blocks_allocated else "dynamic"
 
     # -- geometry ----------------------------------------------------------------------
     def bat_index(self, block: int) -> int:
