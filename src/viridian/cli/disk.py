@@ -41,6 +41,8 @@ from viridian.disks import (
     new_differencing,
     new_dynamic,
     new_fixed,
+    new_vhdx_dynamic,
+    new_vhdx_fixed,
 )
 from viridian.disks.check import CheckReport, Problem
 
@@ -49,6 +51,8 @@ ProgressFn = Callable[[int, int], None]
 
 SECTOR = 512
 VHD_SUFFIX = ".vhd"
+VHDX_SUFFIXES = (".vhdx", ".avhdx")
+VHDX_DEFAULT_BLOCK = 32 * 1024 * 1024
 FLOPPY_SUFFIX = ".vfd"
 NOT_RAW = (".vhd", ".vhdx", ".avhd", ".avhdx", ".qcow2", ".vmdk", ".vdi")
 
@@ -78,18 +82,28 @@ class DiskGroup(click.Group):
             raise DiskFailure(DiskError(f"host I/O error: {err}")) from err
 
 
+def is_vhdx(path: Path) -> bool:
+    """True when ``path`` is named like a VHDX (*.vhdx, or *.avhdx for a differencing one)."""
+    return path.suffix.lower() in VHDX_SUFFIXES
+
+
 def require_suffix(path: Path, suffix: str, what: str) -> None:
-    """Refuse a ``path`` whose extension would misname the ``what`` written there."""
-    if path.suffix.lower() != suffix:
+    """Refuse a ``path`` whose extension would misname the ``what`` written there.
+
+    A VHD may also be named *.vhdx/*.avhdx: the library then writes a VHDX.
+    """
+    ok = path.suffix.lower() == suffix or (suffix == VHD_SUFFIX and is_vhdx(path))
+    if not ok:
         raise InvalidDiskArgument(
-            f"{path}: {what} must be named *{suffix}; disk new writes VHD disks (*.vhd) "
-            "and, with --floppy, raw virtual floppies (*.vfd); VHDX is not supported; "
+            f"{path}: {what} must be named *{suffix}; disk new writes VHD disks (*.vhd), "
+            "VHDX disks (*.vhdx, *.avhdx) and, with --floppy, raw virtual floppies (*.vfd); "
             "nothing was created"
         )
 
 
 def require_dst_suffix(dst: Path, target: str) -> None:
-    """A VHD target needs *.vhd; a raw target must not wear a VHD/VHDX/qcow2… name."""
+    """A VHD target needs *.vhd (or *.vhdx for VHDX); a raw target must not wear a
+    VHD/VHDX/qcow2… name."""
     if target != "raw":
         require_suffix(dst, VHD_SUFFIX, f"a {target} VHD")
     elif dst.suffix.lower() in NOT_RAW:
@@ -109,7 +123,7 @@ def created_text(kind: str, path: Path, requested: int, size: int) -> str:
 
 @click.group("disk", cls=DiskGroup)
 def disk_group() -> None:
-    """Create, inspect, convert, compact, expand, merge and check VHD disks."""
+    """Create, inspect, convert, compact, expand, merge and check VHD and VHDX disks."""
 
 
 @contextmanager
@@ -173,7 +187,8 @@ def new_cmd(
     floppy: bool,
 ) -> None:
     """Create a new disk: dynamic or fixed with --size, differencing with --parent, or an
-    empty virtual floppy with --floppy. PATH must end in .vhd (.vfd for a floppy)."""
+    empty virtual floppy with --floppy. PATH must end in .vhd, .vhdx (.avhdx for a
+    differencing VHDX) or .vfd for a floppy. A VHDX's default block size is 32 MB."""
     require_suffix(path, FLOPPY_SUFFIX if floppy else VHD_SUFFIX,
                    "a virtual floppy" if floppy else "a VHD")  # fmt: skip
     if floppy:
@@ -197,7 +212,9 @@ def new_cmd(
     if disk_type == "fixed":
         if block_size is not None:
             raise click.UsageError("--block-size applies to dynamic disks only")
-        new_fixed(path, size)
+        (new_vhdx_fixed if is_vhdx(path) else new_fixed)(path, size)
+    elif is_vhdx(path):
+        new_vhdx_dynamic(path, size, block_size or VHDX_DEFAULT_BLOCK)
     else:
         new_dynamic(path, size, block_size or DEFAULT_BLOCK_SIZE)
     click.echo(created_text(disk_type, path, size, -(-size // SECTOR) * SECTOR))
@@ -255,9 +272,10 @@ def _print_info(info: DiskInfo, indent: str) -> None:
 )
 @click.pass_context
 def convert_cmd(ctx: click.Context, src: Path, dst: Path, target: str) -> None:
-    """Copy SRC (raw or VHD; a differencing chain is flattened) into the new file DST.
+    """Copy SRC (raw, VHD or VHDX; a differencing chain is flattened) into the new file DST.
 
-    DST must end in .vhd for a fixed or dynamic VHD; a fixed VHD is allocated in full."""
+    DST must end in .vhd for a fixed or dynamic VHD, .vhdx for a VHDX; a fixed disk is
+    allocated in full."""
     require_dst_suffix(dst, target)
     service = service_for(ctx, [src, dst])
     if service is not None:
