@@ -201,7 +201,7 @@ def parent_locator(child: Path, parent: VhdxImage) -> dict[str, str]:
     """The VHDX parent locator pairs (§2.6.2.6.1) linking ``child`` to ``parent``."""
     rel = os.path.relpath(parent.path.absolute(), child.absolute().parent).replace("/", "\\")
     return {
-        "parent_linkage": "{" + str(parent.s.header.data_write_guid).upper() + "}",
+        "parent_linkage": "{" + str(parent.s.header.data_write_guid) + "}",  # libvhdi: lower case
         "relative_path": rel if rel.startswith("..\\") else ".\\" + rel,
         "absolute_win32_path": str(parent.path.absolute()),
     }
