@@ -7,15 +7,18 @@ leaves a half-written destination.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
 from .create import BAT_OFFSET, bat_size, make_footer
-from .errors import DiskExists, DiskNotFound, InvalidDiskArgument
+from .errors import DiskError, DiskExists, DiskNotFound, InvalidDiskArgument, NoSpace
 from .fileio import ImageFile
-from .image import CHUNK, DiskImage, Segment, is_zero
+from .image import DiskImage, Segment, is_zero
 from .progress import Progress, no_progress
 from .sizes import check_block_size
 from .space import allocate, require_space
@@ -32,6 +35,8 @@ from .vhd_layout import (
 )
 
 TARGET_TYPES = ("fixed", "dynamic", "raw")
+COPY_CHUNK = 8 * 1024 * 1024  # bytes read and written at a time (flat outputs)
+ZERO_GRAIN = 64 * 1024  # zero ranges this large and aligned stay holes in flat outputs
 
 
 def check_target_type(target_type: str) -> str:
@@ -79,6 +84,9 @@ def write_image(
     """Write ``disk``'s content to the new file ``dst`` (atomically, see module doc).
 
     A "fixed" target is allocated up front; NoSpace (needed vs free) when it cannot be.
+    Errors name ``dst``, never the hidden temporary file: InvalidDiskArgument when the
+    folder is not writable, NoSpace when the file system fills up, DiskError otherwise;
+    nothing is left behind in any case.
     """
     if not dst.parent.is_dir():
         raise DiskNotFound(f"{dst}: folder {dst.parent} does not exist")
@@ -89,21 +97,59 @@ def write_image(
     if target_type == "fixed" and not vhdx:
         require_space(dst, fixed_bytes)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    out = ImageFile(tmp, writable=True, create=True)
+    out = _create_temp(tmp, dst)
     try:
         if target_type == "fixed" and not vhdx:
             allocate(out, dst, fixed_bytes)
-        if vhdx:
-            write_vhdx(disk, out, dst, target_type == "fixed", block_size, progress)
-        elif target_type == "dynamic":
-            write_dynamic(disk, out, block_size, progress)
-        else:
-            write_flat(disk, out, with_footer=target_type == "fixed", progress=progress)
-        out.sync()
+        with _writing(dst, disk.size):
+            if vhdx:
+                write_vhdx(disk, out, dst, target_type == "fixed", block_size, progress)
+            elif target_type == "dynamic":
+                write_dynamic(disk, out, block_size, progress)
+            else:
+                write_flat(disk, out, with_footer=target_type == "fixed", progress=progress)
+            out.sync()
         _publish(tmp, dst)
     finally:
         out.close()
         tmp.unlink(missing_ok=True)
+
+
+def _create_temp(tmp: Path, dst: Path) -> ImageFile:
+    """The temporary file beside ``dst``; errors say what is wrong with ``dst``."""
+    try:
+        return ImageFile(tmp, writable=True, create=True)
+    except DiskExists:
+        raise DiskExists(f"{dst}: another conversion to it is running ({tmp.name})") from None
+    except DiskError as err:
+        cause = err.__cause__
+        reason = cause.strerror if isinstance(cause, OSError) else str(err)
+        if isinstance(cause, OSError) and cause.errno in _NOT_WRITABLE:
+            raise InvalidDiskArgument(
+                f"{dst}: cannot create the file: {reason}; choose a folder you can write "
+                "to (nothing was written)"
+            ) from err
+        raise DiskError(f"{dst}: cannot create the file: {reason}") from err
+
+
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@contextlib.contextmanager
+def _writing(dst: Path, size: int) -> Iterator[None]:
+    """Translate a write failure into an error naming ``dst`` (the file is then removed)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(dst.parent).free
+            raise NoSpace(
+                f"{dst}: the file system filled up while writing (up to {size} bytes "
+                f"needed, {free} free); nothing was left at {dst}",
+                size,
+                free,
+            ) from err
+        raise DiskError(f"{dst}: writing failed: {err.strerror}; nothing was left") from err
 
 
 def _publish(tmp: Path, dst: Path) -> None:
@@ -114,31 +160,52 @@ def _publish(tmp: Path, dst: Path) -> None:
 
 
 def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: Progress) -> None:
-    """Raw layout (plus a fixed-VHD footer when asked); only data runs are copied.
+    """Raw layout (plus a fixed-VHD footer when asked) into an empty ``out``; holes kept.
 
-    Bytes stored verbatim in a source file are copied in-kernel (copy_file_range);
-    the rest is read, and written only when not all zeros, so holes stay holes.
+    Only data runs are read, in large pieces (holes of a source file are skipped with
+    SEEK_DATA), and a piece is written only when it is not all zeros: zero-filled
+    blocks of the source (disk2vhd's) stay holes in the output, as with qemu-img.
     """
-    size, buf = disk.size, bytearray(CHUNK)
+    size, buf = disk.size, memoryview(bytearray(COPY_CHUNK))
     out.truncate(size)
     for start, stop in disk.data_runs():
-        for off in range(start, stop, CHUNK):
-            for seg in disk.segments(off, min(CHUNK, stop - off)):
-                _copy_segment(disk, seg, out, memoryview(buf))
-            progress(min(off + CHUNK, stop), size)
+        for off in range(start, stop, COPY_CHUNK):
+            for seg in disk.segments(off, min(COPY_CHUNK, stop - off)):
+                _copy_segment(disk, seg, out, buf)
+            progress(min(off + COPY_CHUNK, stop), size)
     if with_footer:
         out.pwrite(make_footer(DISK_FIXED, size).pack(), size)
     progress(size, size)
 
 
 def _copy_segment(disk: DiskImage, seg: Segment, out: ImageFile, buf: memoryview) -> None:
-    if seg.file is not None:
-        out.copy_from(seg.file, seg.file_offset, seg.length, seg.offset, onto_zeros=True)
+    if seg.file is None:
+        view = buf[: seg.length]
+        disk.readinto(seg.offset, view)
+        _write_nonzero(out, seg.offset, view)
         return
-    view = buf[: seg.length]
-    disk.readinto(seg.offset, view)
-    if not is_zero(view):
-        out.pwrite(view, seg.offset)
+    src, pos, end = seg.file, seg.file_offset, seg.file_offset + seg.length
+    while (run := src.next_data(pos, end)) is not None:
+        view = buf[: run[1] - run[0]]
+        got = src.readinto(view, run[0])
+        view[got:] = bytes(len(view) - got)
+        _write_nonzero(out, seg.offset + run[0] - seg.file_offset, view)
+        pos = run[1]
+
+
+def _write_nonzero(out: ImageFile, offset: int, view: memoryview) -> None:
+    """Write the parts of ``view`` that are not all zeros, ZERO_GRAIN at a time."""
+    if is_zero(view):
+        return
+    run = -1  # start of the pending non-zero run
+    for i in range(0, len(view), ZERO_GRAIN):
+        if not is_zero(view[i : i + ZERO_GRAIN]):
+            run = i if run < 0 else run
+        elif run >= 0:
+            out.pwrite(view[run:i], offset + run)
+            run = -1
+    if run >= 0:
+        out.pwrite(view[run:], offset + run)
 
 
 def runs_by_block(disk: DiskImage, block_size: int) -> Iterator[tuple[int, list[tuple[int, int]]]]:

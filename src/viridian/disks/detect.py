@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
-from .errors import DiskError, DiskNotFound, InvalidDiskArgument
+from .errors import BadFooter, DiskError, DiskNotFound, InvalidDiskArgument
 from .vhd_layout import FOOTER_COOKIE, FOOTER_SIZE
 
 _MAGICS = ((b"vhdxfile", "vhdx"), (b"QFI\xfb", "qcow2"), (FOOTER_COOKIE, "vpc"))
@@ -15,16 +17,16 @@ def sniff(path: Path) -> str:
     """QEMU driver name for ``path``: "vpc", "vhdx", "qcow2" or "raw".
 
     A fixed VHD is recognised by the cookie of its trailing footer (QEMU's own probe
-    misses it, notes §0.3). Raises DiskNotFound when the file does not exist.
+    misses it, notes §0.3). Raises DiskNotFound when the file does not exist, and
+    CorruptDisk rather than answer "raw" for a regular file that is empty or ends in a
+    cut VHD footer (see :func:`doubt_raw`).
     """
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-            size = os.fstat(f.fileno()).st_size
-            tail = b""
-            if size >= FOOTER_SIZE:
-                f.seek(size - FOOTER_SIZE)
-                tail = f.read(8)
+            st = os.fstat(f.fileno())
+            tail = _read_at(f, st.st_size - FOOTER_SIZE) if st.st_size >= FOOTER_SIZE else b""
+            cut = _read_at(f, st.st_size - st.st_size % FOOTER_SIZE)
     except FileNotFoundError:
         raise DiskNotFound(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -34,7 +36,34 @@ def sniff(path: Path) -> str:
     for magic, name in _MAGICS:
         if head.startswith(magic):
             return name
-    return "vpc" if tail == FOOTER_COOKIE else "raw"
+    if tail == FOOTER_COOKIE:
+        return "vpc"
+    if stat.S_ISREG(st.st_mode) and (doubt := doubt_raw(st.st_size, cut)):
+        raise BadFooter(f"{path}: {doubt}; not reading it as a raw image")
+    return "raw"
+
+
+def _read_at(f: BinaryIO, offset: int) -> bytes:
+    f.seek(offset)
+    return f.read(8)
+
+
+def doubt_raw(size: int, last_sector_head: bytes) -> str | None:
+    """Why a regular file without any known signature is not a plausible raw image.
+
+    ``last_sector_head`` is the first bytes of the file's last, partial sector. An
+    empty file is no disk; a partial last sector starting like a footer cookie is
+    what is left of a fixed VHD cut inside its footer. None when raw is plausible.
+    """
+    if size == 0:
+        return "the file is empty (0 bytes): no disk image, no VHD footer"
+    left = size % FOOTER_SIZE
+    if left and FOOTER_COOKIE.startswith(last_sector_head[:8]):
+        return (
+            f"the file looks like a fixed VHD cut inside its VHD footer ({left} of 512 "
+            f"bytes left after {size - left} bytes of data; cookie 'conectix' found)"
+        )
+    return None
 
 
 def detect_format(path: Path | str) -> str:

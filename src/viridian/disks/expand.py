@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .create import bat_size
 from .errors import InvalidDiskArgument, NoSpace
-from .image import DiskImage
+from .fileio import ImageFile
+from .image import CHUNK, DiskImage
 from .progress import Progress, no_progress
 from .sizes import check_virtual_size
 from .space import allocate, require_space
@@ -20,6 +21,7 @@ def expand(path: Path | str, new_size: int, progress: Progress = no_progress) ->
     """Grow the virtual size to ``new_size`` (rounded up to 512); new space reads zeros.
 
     ``original_size`` is kept, as Hyper-V does (libvhdi then still shows the old size).
+    The creator becomes ours, so QEMU and Hyper-V both see exactly ``new_size``.
     Raises InvalidDiskArgument when the size does not grow, for differencing or raw
     disks, and for a disk in saved state; NoSpace when a fixed disk's growth does not
     fit on its file system (nothing changed).
@@ -60,8 +62,15 @@ def expand_fixed(disk: FixedVhd, new_size: int) -> None:
     The grown space is allocated (a fixed disk stays fully allocated); when the file
     system is short, NoSpace is raised first, or — if space vanished meanwhile — after
     cutting the file back to its old length (the old footer is still intact then).
+
+    A geometry-sized disk (see ``Footer.visible_size``) has a hidden tail between its
+    visible size and its footer: it is zeroed first, so the new space reads zeros.
     """
-    old = disk.size
+    old = disk.footer.current_size
+    _zero_range(disk.file, disk.size, min(new_size, old))
+    if new_size <= old:
+        _move_fixed_footer_down(disk, new_size)
+        return
     require_space(disk.path, new_size - old, created=False)
     disk.file.pwrite(disk.footer.resized(new_size).pack(), new_size)
     disk.file.sync()
@@ -76,8 +85,44 @@ def expand_fixed(disk: FixedVhd, new_size: int) -> None:
     disk.file.sync()
 
 
+def _move_fixed_footer_down(disk: FixedVhd, new_size: int) -> None:
+    """Footer at ``new_size`` inside the old data area, then the file cut right after it.
+
+    The old trailing footer stays valid until the cut, so a crash shows the old disk.
+    """
+    disk.file.pwrite(disk.footer.resized(new_size).pack(), new_size)
+    disk.file.sync()
+    disk.file.truncate(new_size + FOOTER_SIZE)
+    disk.file.sync()
+
+
+def _zero_range(file: ImageFile, start: int, stop: int) -> None:
+    """Write zeros over file bytes [start, stop) (nothing when the range is empty)."""
+    for pos in range(start, stop, CHUNK):
+        file.pwrite(bytes(min(CHUNK, stop - pos)), pos)
+    if stop > start:
+        file.sync()
+
+
+def _zero_hidden_blocks(disk: SparseVhd, new_size: int) -> None:
+    """Zero the allocated data between the visible size and ``new_size``.
+
+    Only a geometry-sized disk has such data: blocks reaching past its visible size.
+    """
+    bs, start = disk.block_size, disk.size
+    stop = min(new_size, disk.block_count * bs)
+    for block in range(start // bs, -(-stop // bs)):
+        base = disk.block_offset(block)
+        if base is None:
+            continue
+        lo, hi = max(start, block * bs), min(stop, (block + 1) * bs)
+        at = base + disk.bitmap_bytes + lo - block * bs
+        _zero_range(disk.file, at, at + hi - lo)
+
+
 def expand_dynamic(disk: SparseVhd, new_size: int) -> None:
     """Grow the BAT (moving blocks in its way to the end), then header, then footers."""
+    _zero_hidden_blocks(disk, new_size)
     entries = max(-(-new_size // disk.block_size), disk.header.max_table_entries)
     table = disk.header.table_offset
     bat_end = table + bat_size(entries)

@@ -21,13 +21,10 @@ ZEROS = bytes(CHUNK)
 
 
 def is_zero(buf: bytes | bytearray | memoryview) -> bool:
-    """True when every byte of ``buf`` is zero (memcmp against a shared zero buffer)."""
+    """True when every byte of ``buf`` is zero (memcmp against a shared zero buffer:
+    ``bytes.startswith`` compares without copying)."""
     view = memoryview(buf).cast("B")
-    for i in range(0, len(view), CHUNK):
-        part = view[i : i + CHUNK]
-        if part != ZEROS[: len(part)]:
-            return False
-    return True
+    return all(ZEROS.startswith(view[i : i + CHUNK]) for i in range(0, len(view), CHUNK))
 
 
 def merge_runs(runs: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:

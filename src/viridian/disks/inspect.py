@@ -33,7 +33,8 @@ class DiskInfo:
     blocks_total: int | None = None
     blocks_allocated: int | None = None
     geometry: dict[str, int] | None = None
-    creator_application: str | None = None
+    creator_application: str | None = None  # printable: NUL padding cut, others as \xNN
+    size_source: str | None = None  # "current_size" or "geometry" (how readers size it)
     creator_version: str | None = None
     creator_host_os: str | None = None
     unique_id: str | None = None
@@ -107,9 +108,10 @@ def _describe_footer(disk: FixedVhd | SparseVhd, info: DiskInfo) -> None:
     f = disk.footer
     info.original_size = f.original_size
     info.geometry = dict(zip(("cylinders", "heads", "sectors_per_track"), f.geometry, strict=True))
-    info.creator_application = f.creator_app.decode("latin-1")
+    info.creator_application = printable(f.creator_app)
+    info.size_source = "geometry" if f.sized_by_geometry else "current_size"
     info.creator_version = f"{f.creator_version >> 16}.{f.creator_version & 0xFFFF}"
-    info.creator_host_os = f.creator_host_os.decode("latin-1")
+    info.creator_host_os = printable(f.creator_host_os)
     info.unique_id = str(f.uuid)
     when = datetime.datetime.fromtimestamp(f.timestamp + VHD_EPOCH, datetime.UTC)
     info.timestamp = when.isoformat()
@@ -119,6 +121,13 @@ def _describe_footer(disk: FixedVhd | SparseVhd, info: DiskInfo) -> None:
     if isinstance(disk, SparseVhd):
         info.footer_copy_checksum_valid = head is not None and head.checksum_ok
         info.footer_copies_match = _same_footer(disk.file)
+
+
+def printable(field: bytes) -> str:
+    """A fixed-width ASCII field as text: trailing NULs cut, other bytes outside
+    printable ASCII written as ``\\xNN`` (so "d2v\\0" shows as ``d2v``)."""
+    text = field.rstrip(b"\0")
+    return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in text)
 
 
 def _same_footer(file: ImageFile) -> bool:

@@ -105,7 +105,7 @@ class FixedVhd(FlatImage):
     """A fixed VHD: raw data followed by a footer."""
 
     def __init__(self, file: ImageFile, footer: Footer):
-        super().__init__(file, footer.current_size, "fixed", "vpc")
+        super().__init__(file, footer.visible_size, "fixed", "vpc")
         self.footer = footer
 
 
@@ -114,7 +114,7 @@ class SparseVhd(DiskImage):
 
     def __init__(self, file: ImageFile, footer: Footer, header: DynamicHeader):
         self.file, self.path, self.footer, self.header = file, file.path, footer, header
-        self.size = footer.current_size
+        self.size = footer.visible_size
         self.disk_type = footer.type_name
         self.format = "vpc"
         self.block_size = header.block_size

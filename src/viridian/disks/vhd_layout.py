@@ -33,6 +33,11 @@ DISK_DIFFERENCING = 4
 DISK_TYPE_NAMES = {DISK_FIXED: "fixed", DISK_DYNAMIC: "dynamic", DISK_DIFFERENCING: "differencing"}
 
 CREATOR_APP = b"win "  # notes §0.4: QEMU honours current_size only for known creators
+# Creators whose disks readers size by ``current_size``; every other creator (Virtual PC's
+# "vpc ", old QEMU's "qemu", disk2vhd's "d2v\0", VirtualBox's "vbox", ...) is sized by its
+# CHS geometry, as Virtual PC and QEMU 7.2's vpc driver do (checked with qemu-img info).
+CURRENT_SIZE_CREATORS = frozenset({b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\0"})
+MAX_GEOMETRY_SECTORS = 65535 * 16 * 255  # a disk this large is sized by current_size
 CREATOR_VERSION = 0x000A0000
 CREATOR_HOST_OS = b"Wi2k"
 
@@ -115,8 +120,36 @@ class Footer:
         return raw[:64] + vhd_checksum(raw, 64).to_bytes(4, "big") + raw[68:]
 
     def resized(self, size: int) -> Footer:
-        """The same footer for a new current size (geometry recomputed, original kept)."""
-        return replace(self, current_size=size, geometry=chs_geometry(size))
+        """The same footer for a new current size (geometry recomputed, original kept).
+
+        The creator becomes ours ("win "), so every reader sizes the grown disk by
+        ``size`` exactly: a geometry-sized creator would make QEMU see it rounded down.
+        """
+        return replace(
+            self, current_size=size, geometry=chs_geometry(size), creator_app=CREATOR_APP
+        )
+
+    @property
+    def sized_by_geometry(self) -> bool:
+        """True when readers size this disk by its CHS geometry, not ``current_size``.
+
+        QEMU's vpc driver rule: geometry unless the creator is in CURRENT_SIZE_CREATORS
+        or the geometry is the largest one (65535/16/255).
+        """
+        c, h, s = self.geometry
+        return self.creator_app not in CURRENT_SIZE_CREATORS and c * h * s != MAX_GEOMETRY_SECTORS
+
+    @property
+    def visible_size(self) -> int:
+        """The virtual size readers see: CHS size (capped at ``current_size``) or current size.
+
+        The cap only matters for a geometry larger than the data area, which no known
+        producer writes; reading past the data area would be reading the footer.
+        """
+        if not self.sized_by_geometry:
+            return self.current_size
+        c, h, s = self.geometry
+        return min(c * h * s * SECTOR, self.current_size)
 
     @classmethod
     def unpack(cls, buf: bytes, where: str) -> Footer:
