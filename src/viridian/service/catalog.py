@@ -24,6 +24,7 @@ from typing import Any
 from viridian.errors import Conflict, NotFound
 from viridian.model import VMSettings, settings_from_dict, to_dict
 from viridian.model.states import VMState
+from viridian.service.shared_settings import shared
 from viridian.service.usage_index import UsageIndex, uses_of, uses_of_dict
 
 SCHEMA_VERSION = 1
@@ -71,6 +72,10 @@ class VMRecord:
     folder: str
     created_at: str
     auto_stopped: bool = False
+
+    def __post_init__(self) -> None:
+        # Equal settings parts are one object across VMs (service/shared_settings.py).
+        object.__setattr__(self, "settings", shared(self.settings))
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,6 @@ class UsageIndex:
         self._macs: dict[str, MacUse] = {}
         self._by_vm: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
-    def __len__(self) -> int:
-        return len(self._by_vm)
-
     def put(self, vm_id: str, vm_name: str, uses: Uses) -> None:
         """Index (or re-index) the VM ``vm_id`` with its ``uses`` (see :func:`uses_of`)."""
         self.drop(vm_id)
@@ -113,7 +110,8 @@ class UsageIndex:
                 disks.append(real)
         for number, mac in macs:
             self._macs[mac] = MacUse(vm_id, vm_name, number)
-        self._by_vm[vm_id] = (tuple(disks), tuple(mac for _, mac in macs))
+        if disks or macs:  # nothing kept for a VM without disks or MACs
+            self._by_vm[vm_id] = (tuple(disks), tuple(mac for _, mac in macs))
 
     def drop(self, vm_id: str) -> None:
         """Forget what the VM ``vm_id`` used (no error when it was not indexed)."""

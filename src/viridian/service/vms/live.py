@@ -84,7 +84,7 @@ class LiveVM:
         self.state_before_recovery = self.state
         self.worker: Worker | None = None
         self._expect_exit = False
-        self._exited = asyncio.Event()
+        self._exited_event: asyncio.Event | None = None  # made on first use: see _exited
         self._reserved = False
         self.events = events
         # Settings as QEMU must see them (checkpoints put disks behind qcow2 overlays).
@@ -127,6 +127,14 @@ class LiveVM:
             "allowed": availability.allowed(self), "unavailable": availability.unavailable(self),
             **self.events.describe(self),
         }
+
+    @property
+    def _exited(self) -> asyncio.Event:
+        """Set when the QEMU process ended. Made on first use: an Event per VM that never
+        runs costs memory at ten thousand VMs (docs/architecture.md, "Scale")."""
+        if self._exited_event is None:
+            self._exited_event = asyncio.Event()
+        return self._exited_event
 
     def view_changed(self) -> None:
         """What a capability's ``describe`` shows for this VM changed although its record
