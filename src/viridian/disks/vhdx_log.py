@@ -122,8 +122,10 @@ def find_replay(pread: Pread, header: Header, file_size: int, where: str) -> Rep
 
     The sequence is the longest chain of valid entries (signature, CRC-32C, LogGuid,
     consecutive sequence numbers) that ends with the highest sequence number and whose
-    last entry's Tail points into it. Raises BadLog when none exists, or when the file is
-    shorter than the sequence's FlushedFileOffset (data the log relies on is missing).
+    last entry's Tail points into it. Without any valid entry the replay is empty (an
+    entry is written and flushed before anything it describes, so a torn entry changed
+    nothing; QEMU agrees). Raises BadLog when the file is shorter than the sequence's
+    FlushedFileOffset (data the log relies on is missing).
     """
     log = pread(header.log_length, header.log_offset)
     if len(log) < header.log_length:
@@ -138,8 +140,8 @@ def find_replay(pread: Pread, header: Header, file_size: int, where: str) -> Rep
         seq = seq[seq.index(tail) :]
         if not best or found[seq[-1]][0].sequence_number > found[best[-1]][0].sequence_number:
             best = seq
-    if not best:
-        raise BadLog(f"{where}: log {header.log_guid} is pending but has no valid entry sequence")
+    if not best:  # a torn first entry: nothing was applied in place, nothing to replay
+        return Replay((), 0, 0, 0)
     last = found[best[-1]][0]
     if file_size < last.flushed_file_offset:
         raise BadLog(
