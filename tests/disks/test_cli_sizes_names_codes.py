@@ -86,12 +86,12 @@ def test_every_size_option_help_states_the_rule_and_default(
 @pytest.mark.parametrize(
     "args",
     [
-        ["new", "{d}/x.vhdx", "--size", "1"],
+        ["new", "{d}/x.qcow2", "--size", "1"],  # *.vhdx is a VHDX now (issue 14)
         ["new", "{d}/x.img", "--size", "1", "--type", "fixed"],
         ["new", "{d}/x.vhd", "--floppy"],
-        ["convert", "{d}/a.vhd", "{d}/x.vhdx"],
+        ["convert", "{d}/a.vhd", "{d}/x.vmdk"],
         ["convert", "{d}/a.vhd", "{d}/x.vhd", "--type", "raw"],
-        ["merge", "{d}/a.vhd", "--output", "{d}/x.vhdx"],
+        ["merge", "{d}/a.vhd", "--output", "{d}/x.qcow2"],
     ],
 )
 def test_misnamed_destinations_are_refused_naming_the_extensions(
