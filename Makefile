@@ -33,6 +33,7 @@ bench: deps
 	$(BIN)/python bench/bench_lifecycle.py
 	$(BIN)/python bench/bench_disks.py
 	$(BIN)/python bench/bench_checkpoints.py
+	$(BIN)/python bench/bench_scale.py
 
 # Install the systemd units (service + host-shutdown stop actions) on a systemd host.
 install-systemd: deps

@@ -150,3 +150,15 @@ def test_the_cached_list_follows_every_change(service: Service) -> None:
         table = CliRunner().invoke(cli, ["vm", "list"], env=env)
         assert table.exit_code == 0, table.output
         assert table.output.splitlines()[1].split()[:4] == ["alpha", "Off", "1", "256"]
+
+
+def test_the_list_in_pieces_is_the_same_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from viridian.service.vms import listing
+
+    parts = [json.dumps({"name": f"vm-{n}", "pad": "x" * n}).encode() for n in range(40)]
+    for chunk_bytes in (1, 50, 300, 10_000):
+        monkeypatch.setattr(listing, "CHUNK_BYTES", chunk_bytes)
+        pieces = list(listing._pieces(parts))
+        assert json.loads(b"".join(pieces)) == {"vms": [json.loads(p) for p in parts]}
+        assert len(pieces) > 3 or chunk_bytes == 10_000
+    assert b"".join(listing._pieces([])) == b'{"vms":[]}'

@@ -25,7 +25,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -297,6 +297,10 @@ class ServiceCore:
         from :class:`VMListing`'s cache, so listing ten thousand costs little more than
         joining their bytes."""
         return self.listing.body(self._by_name(), summary)
+
+    def list_vms_chunks(self, summary: bool = False) -> Iterator[bytes]:
+        """:meth:`list_vms_json` in pieces (no single buffer of the whole list)."""
+        return self.listing.chunks(self._by_name(), summary)
 
     def _by_name(self) -> list[LiveVM]:
         return sorted(self.live.values(), key=lambda v: v.record.name)

@@ -32,7 +32,7 @@ def shared(settings: T) -> T:
         canonical = _shared_value(value)
         if canonical is not value:
             changes[name] = canonical
-    return dataclasses.replace(settings, **changes) if changes else settings  # type: ignore[type-var]
+    return dataclasses.replace(settings, **changes) if changes else settings
 
 
 def _shared_value(value: Any) -> Any:

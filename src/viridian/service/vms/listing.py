@@ -21,7 +21,7 @@ UTF-8, like FastAPI's ``JSONResponse``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from viridian.model.states import VMState
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
 
 AT_REST = frozenset({VMState.OFF, VMState.SAVED})
+CHUNK_BYTES = 64 * 1024
 SUMMARY_KEYS = ("id", "name", "state", "enabled_state", "processors", "memory_mb", "uptime_s",
                 "status", "heartbeat")
 """The keys of a vm object in ``GET /vms?view=summary`` (what ``viridian vm list`` shows)."""
@@ -57,11 +58,17 @@ class VMListing:
     def body(self, vms: Sequence[LiveVM], summary: bool = False) -> bytes:
         """``{"vms": [vm, …]}`` for ``vms`` in the order given, each vm object whole or
         (``summary``) reduced to :data:`SUMMARY_KEYS`. VMs no longer given are forgotten."""
+        return b"".join(self.chunks(vms, summary))
+
+    def chunks(self, vms: Sequence[LiveVM], summary: bool = False) -> Iterator[bytes]:
+        """:meth:`body` in pieces of about :data:`CHUNK_BYTES`: a list of ten thousand VMs
+        is never one large buffer. The vm objects are taken now (a snapshot); only the
+        joining happens as the pieces are consumed."""
         parts = [self.encoded(vm)[summary] for vm in vms]
         if len(self._cache) > len(parts):  # removed VMs: keep only what was just listed
             listed = {vm.record.id for vm in vms}
             self._cache = {k: v for k, v in self._cache.items() if k in listed}
-        return b'{"vms":[' + b",".join(parts) + b"]}"
+        return _pieces(parts)
 
     def encoded(self, vm: LiveVM) -> tuple[bytes, bytes]:
         """The JSON of ``vm``'s vm object and of its summary: from the cache while valid."""
@@ -80,3 +87,16 @@ class VMListing:
         if vm.worker is None and vm.state in AT_REST:
             self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision,
                                          _encoded_pair(obj))
+
+
+def _pieces(parts: list[bytes]) -> Iterator[bytes]:
+    yield b'{"vms":['
+    start, size = 0, 0
+    for index, part in enumerate(parts):
+        size += len(part) + 1
+        if size >= CHUNK_BYTES:
+            yield (b"," if start else b"") + b",".join(parts[start:index + 1])
+            start, size = index + 1, 0
+    if start < len(parts):
+        yield (b"," if start else b"") + b",".join(parts[start:])
+    yield b"]}"

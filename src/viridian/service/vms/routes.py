@@ -3,9 +3,11 @@ state requests (start, stop, shutdown, save, pause, resume, reset) as jobs."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, Query, Response
+from fastapi import Body, FastAPI, Query
+from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from viridian.config import API_PREFIX
@@ -47,12 +49,16 @@ def install_vm_routes(app: FastAPI, manager: ServiceCore) -> None:
     """Add the ``/vms`` routes (after every capability's more specific routes)."""
     @app.get(f"{API_PREFIX}/vms", tags=["vms"],
              responses={200: {"description": '{"vms": [vm, …]} sorted by name'}})
-    async def vm_list(view: Literal["full", "summary"] = "full") -> Response:
+    async def vm_list(view: Literal["full", "summary"] = "full") -> StreamingResponse:
         """Every VM's vm object, sorted by name; ``view=summary`` keeps only the keys
         ``viridian vm list`` shows (docs/api.md, "VMs"). Encoded once per change of a VM
         at rest (service/vms/listing.py)."""
-        body = manager.list_vms_json(summary=view == "summary")
-        return Response(body, media_type="application/json")
+        chunks = manager.list_vms_chunks(summary=view == "summary")
+
+        async def pieces() -> AsyncIterator[bytes]:  # on the loop: no thread per piece
+            for chunk in chunks:
+                yield chunk
+        return StreamingResponse(pieces(), media_type="application/json")
 
     @app.post(f"{API_PREFIX}/vms", status_code=201, tags=["vms"])
     async def vm_new(spec: NewVM) -> dict[str, Any]:
