@@ -33,6 +33,7 @@ from .vhdx_layout import (
     FP_LEAVE_BLOCKS_ALLOCATED,
     HEADER1_OFFSET,
     HEADER2_OFFSET,
+    HEADER_SECTION,
     HEADER_SIZE,
     KNOWN_METADATA,
     LOGICAL_SECTOR_GUID,
@@ -48,6 +49,7 @@ from .vhdx_layout import (
     REGION2_OFFSET,
     REGION_TABLE_SIZE,
     SB_PRESENT,
+    SECTOR_BITMAP_BLOCK,
     VIRTUAL_DISK_SIZE_GUID,
     BadMetadata,
     BadRegionTable,
@@ -205,6 +207,7 @@ class VhdxImage(DiskImage):
         self.pending = replay  # a log seen but not replayed (read-only open)
         self.disk_type = self._kind()
         self._session_started = False
+        self._check_bat()
         self.alloc_pos = self._first_free()
 
     def _kind(self) -> str:
@@ -212,6 +215,18 @@ class VhdxImage(DiskImage):
         if self.s.params.has_parent:
             return "differencing"
         return "fixed" if self.s.params.leave_blocks_allocated else "dynamic"
+
+    def _check_bat(self) -> None:
+        """BadBlockTable for a present block or bitmap outside the file or in its header."""
+        end = max(self.file.size(), self.pending.last_file_offset if self.pending else 0)
+        for i, e in enumerate(self.s.bat):
+            length = entry_extent(i, e, self.s.params)
+            off = entry_offset(e)
+            if length and (off < HEADER_SECTION or off + length > end):
+                raise BadBlockTable(
+                    f"{self.path}: BAT entry {i} points to {off} (+{length} bytes), outside "
+                    f"the data area 1 MiB .. {end}"
+                )
 
     # -- geometry ----------------------------------------------------------------------
     def bat_index(self, block: int) -> int:
@@ -419,6 +434,19 @@ class VhdxImage(DiskImage):
             buf[offset - start : offset - start + len(data)] = data
             offset, data = start, buf
         super().write(offset, data)
+
+
+def entry_extent(index: int, entry: int, params: DiskParameters) -> int:
+    """Bytes the present block or sector bitmap of BAT entry ``index`` needs in the file
+    (0 when it has none): a bitmap 1 MiB, a payload block its block size, cut at the
+    virtual size for the last block."""
+    cr, state = params.chunk_ratio, entry_state(entry)
+    if index % (cr + 1) == cr:
+        return SECTOR_BITMAP_BLOCK if state == SB_PRESENT else 0
+    if state not in PRESENT:
+        return 0
+    block = index - index // (cr + 1)
+    return min(params.block_size, params.virtual_size - block * params.block_size)
 
 
 # -- opening -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from .check import CheckReport, Problem
 from .errors import CorruptDisk, DiskError
 from .fileio import ImageFile
-from .vhdx import PRESENT, Structure, open_vhdx, read_headers, read_regions, read_structure
+from .vhdx import Structure, entry_extent, open_vhdx, read_headers, read_regions, read_structure
 from .vhdx_layout import (
     NIL,
     PAYLOAD_PARTIALLY_PRESENT,
@@ -121,7 +121,7 @@ class _Checker:
 
     def _bat(self) -> None:
         assert self.s is not None
-        s, bs = self.s, self.s.params.block_size
+        s = self.s
         cr = s.params.chunk_ratio
         meta = [(0, 1 * MiB), (s.header.log_offset, s.header.log_offset + s.header.log_length)]
         meta += [(r.file_offset, r.file_offset + r.length) for r in (s.meta_region, s.bat_region)]
@@ -129,10 +129,8 @@ class _Checker:
         for i, e in enumerate(s.bat):
             bitmap = i % (cr + 1) == cr
             state, off = entry_state(e), entry_offset(e)
-            length = MiB if bitmap else bs
-            if not self._state_ok(i, state, bitmap):
-                continue
-            if (bitmap and state != SB_PRESENT) or (not bitmap and state not in PRESENT):
+            length = entry_extent(i, e, s.params)
+            if not self._state_ok(i, state, bitmap) or not length:
                 continue
             if off + length > self.size:
                 self.add("bat_entry_outside_file", f"BAT entry {i} at {off} (+{length}) runs "
