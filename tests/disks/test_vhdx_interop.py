@@ -12,9 +12,11 @@ from viridian.cli.disk import disk_group
 from viridian.disks import (
     InvalidDiskArgument,
     check,
+    compact,
     convert,
     detect_format,
     inspect,
+    merge,
     new_differencing,
     new_vhdx_dynamic,
     new_vhdx_fixed,
@@ -149,3 +151,53 @@ def test_cli_creates_inspects_converts_and_checks_vhdx(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2 and "1 MiB to 256 MiB" in res.output
     assert not (tmp_path / "bad.vhdx").exists()
+
+
+def make_chain(folder: Path) -> tuple[Path, Path, bytearray]:
+    """base.vhdx <- child.avhdx with changes in the child; returns both and the content."""
+    base, child = folder / "base.vhdx", folder / "child.avhdx"
+    model = bytearray(make_pattern(12 * MiB, seed=11, runs=4))
+    convert(write_raw(folder / "ref.raw", model), base, "dynamic", block_size=MiB)
+    new_differencing(child, base)
+    with open_disk(child, writable=True) as disk:
+        disk.write(3 * MiB + 4096, b"\x44" * 70_000)
+        disk.write(11 * MiB, bytes(MiB))  # zeros over the parent's data
+    model[3 * MiB + 4096 : 3 * MiB + 4096 + 70_000] = b"\x44" * 70_000
+    model[11 * MiB : 12 * MiB] = bytes(MiB)
+    return base, child, model
+
+
+def test_avhdx_merges_into_its_parent(tmp_path: Path) -> None:
+    base, child, model = make_chain(tmp_path)
+    assert merge(child, into_parent=True) == base
+    assert not child.exists()
+    assert read_all(base) == bytes(model)
+    assert qemu_same(write_raw(tmp_path / "model.raw", model), base, "vhdx")
+    assert check(base).ok
+
+
+@pytest.mark.parametrize("name", ["flat.vhdx", "flat.vhd"])
+def test_avhdx_chain_flattens_into_a_new_disk(tmp_path: Path, name: str) -> None:
+    _, child, model = make_chain(tmp_path)
+    out = merge(child, output=tmp_path / name)
+    fmt = "vhdx" if name.endswith("x") else "vpc"
+    assert qemu_same(write_raw(tmp_path / "model.raw", model), out, fmt)
+    assert child.exists() and inspect(out).disk_type == "dynamic"
+
+
+def test_compact_gives_back_zero_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "c.vhdx"
+    new_vhdx_dynamic(path, 10 * MiB, block_size=MiB)
+    with open_disk(path, writable=True) as disk:
+        for b in range(10):
+            disk.write(b * MiB, bytes([b + 1]) * 512)
+        for b in (1, 2, 5):
+            disk.write(b * MiB, bytes(512))  # now all zeros again
+        expect = disk.read(0, disk.size)
+    result = compact(path)
+    assert result.blocks_freed == 3 and result.file_size_after == result.file_size_before - 3 * MiB
+    assert read_all(path) == expect and check(path).ok
+    assert qemu_same(write_raw(tmp_path / "e.raw", expect), path, "vhdx")
+    _, child, model = make_chain(tmp_path)
+    assert compact(child).blocks_freed == 1  # block 11: zeros over the parent's data
+    assert read_all(child) == bytes(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .detect import sniff
 from .errors import InvalidDiskArgument
 from .image import DiskImage, is_zero
 from .progress import Progress, no_progress
@@ -27,6 +28,10 @@ def compact(path: Path | str, progress: Progress = no_progress) -> CompactResult
     In a differencing disk a block is dropped only when its parent also reads zeros
     there. Raises InvalidDiskArgument for fixed/raw disks or a saved-state disk.
     """
+    if sniff(Path(path)) == "vhdx":  # VHDX: vhdx_ops
+        from .vhdx_ops import compact_vhdx
+
+        return compact_vhdx(Path(path), progress)
     with open_disk(path, writable=True) as disk:
         vhd = _sparse(disk, "compact")
         before = vhd.file.size()

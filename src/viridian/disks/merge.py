@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .convert import check_target_type, write_image
+from .detect import sniff
 from .errors import DiskExists, InvalidDiskArgument, ParentLinkError
 from .image import DiskImage
 from .progress import Progress, no_progress
@@ -30,6 +31,11 @@ def merge(
     """
     if into_parent == (output is not None):
         raise InvalidDiskArgument("merge needs exactly one of: into the parent, or an output path")
+    if sniff(Path(child)) == "vhdx":  # AVHDX chains: vhdx_ops
+        from .vhdx_ops import merge_vhdx
+
+        out = None if output is None else Path(output)
+        return merge_vhdx(Path(child), into_parent, out, target_type, progress)
     if output is not None:
         return merge_to_output(Path(child), Path(output), target_type, progress)
     return merge_into_parent(Path(child), progress)

@@ -216,6 +216,9 @@ class VhdxImage(DiskImage):
             return "differencing"
         return "fixed" if self.s.params.leave_blocks_allocated else "dynamic"
 
+    def __enter__(self) -> VhdxImage:
+        return self
+
     def _check_bat(self) -> None:
         """BadBlockTable for a present block or bitmap outside the file or in its header."""
         end = max(self.file.size(), self.pending.last_file_offset if self.pending else 0)
@@ -290,14 +293,14 @@ class VhdxImage(DiskImage):
         assert self.parent is not None
         _, base = self.block_state(block)
         virt = block * self.block_size + within
-        for present, start, stop in self._sector_runs(virt, len(out), block):
+        for present, start, stop in self.sector_runs(virt, len(out), block):
             view = out[start - virt : stop - virt]
             if present:
                 self._pread_file(base + start - block * self.block_size, view)
             else:
                 self.parent.readinto(start, view)
 
-    def _sector_runs(self, virt: int, length: int, block: int
+    def sector_runs(self, virt: int, length: int, block: int
                      ) -> Iterator[tuple[bool, int, int]]:  # fmt: skip
         """(present in this file, virtual start, stop) runs of [virt, virt+length)."""
         sector = self.s.params.logical_sector

@@ -1,0 +1,158 @@
+"""Merge and compact for VHDX: AVHDX chains merged into their parent or flattened, and
+all-zero blocks given back (MS-VHDX §2.5; the same contracts as the VHD operations in
+:mod:`.merge` and :mod:`.compact`).
+
+Crash consistency: merging writes into the parent through :class:`.VhdxImage` (data,
+barrier, BAT entry), so each parent block reads old or new content until the child is
+deleted last. Compacting first marks zero blocks NOT_PRESENT (one aligned 8-byte BAT
+write each, after a barrier), then moves the last blocks into the freed slots (copy,
+barrier, BAT entry), then truncates: every BAT entry always points at intact data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from .compact import CompactResult
+from .convert import check_target_type, write_image
+from .errors import DiskExists, InvalidDiskArgument, ParentLinkError
+from .image import is_zero
+from .progress import Progress, no_progress
+from .vhd_layout import DEFAULT_BLOCK_SIZE as VHD_BLOCK_SIZE
+from .vhdx import PRESENT, VhdxImage, open_vhdx
+from .vhdx_convert import is_vhdx_target
+from .vhdx_layout import (
+    PAYLOAD_FULLY_PRESENT,
+    PAYLOAD_NOT_PRESENT,
+    PAYLOAD_ZERO,
+    MiB,
+    bat_entry,
+    entry_offset,
+)
+
+
+def own_runs(disk: VhdxImage, block: int) -> Iterator[tuple[int, int]]:
+    """Virtual (start, stop) ranges of ``block`` stored in ``disk``'s own file."""
+    state, _ = disk.block_state(block)
+    start = block * disk.block_size
+    stop = min(start + disk.block_size, disk.size)
+    if state == PAYLOAD_FULLY_PRESENT:
+        yield start, stop
+    elif state in PRESENT:
+        yield from ((a, z) for present, a, z in disk.sector_runs(start, stop - start, block)
+                    if present)  # fmt: skip
+
+
+def merge_vhdx(child: Path, into_parent: bool, output: Path | None, target_type: str,
+               progress: Progress = no_progress) -> Path:  # fmt: skip
+    """Merge the differencing VHDX ``child`` into its parent (then delete the child), or
+    flatten its chain into the new file ``output`` (VHDX for *.vhdx, else VHD or raw)."""
+    if output is not None:
+        check_target_type(target_type)
+        if output.exists():
+            raise DiskExists(f"{output}: already exists; choose a new destination")
+        with _differencing(open_vhdx(child)) as disk:
+            vhdx = is_vhdx_target(output, target_type)
+            write_image(disk, output, target_type,
+                        disk.block_size if vhdx else VHD_BLOCK_SIZE, progress)  # fmt: skip
+        return output
+    return _into_parent(child, progress)
+
+
+def _differencing(disk: VhdxImage) -> VhdxImage:
+    if disk.disk_type != "differencing":
+        disk.close()
+        raise InvalidDiskArgument(f"{disk.path}: merge needs a differencing VHDX (AVHDX)")
+    return disk
+
+
+def _into_parent(child: Path, progress: Progress) -> Path:
+    with _differencing(open_vhdx(child)) as disk:
+        parent = disk.parent
+        assert isinstance(parent, VhdxImage)
+        parent_path, link = parent.path, parent.s.header.data_write_guid
+        parent.close()
+        with open_vhdx(parent_path, writable=True) as target:
+            if target.s.header.data_write_guid != link:
+                raise ParentLinkError(f"{parent_path}: changed while opening; merge refused")
+            disk.parent = target
+            for b in range(disk.block_count):
+                for start, stop in own_runs(disk, b):
+                    target.write(start, disk.read(start, stop - start))
+                progress(min((b + 1) * disk.block_size, disk.size), disk.size)
+            target.file.sync()
+            disk.parent = None
+    child.unlink()
+    return parent_path
+
+
+def compact_vhdx(path: Path, progress: Progress = no_progress) -> CompactResult:
+    """Give back the blocks of a dynamic or differencing VHDX that read as zeros.
+
+    In a differencing disk such a block becomes ZERO when its parent has data there
+    (so the zeros stay visible), NOT_PRESENT otherwise. Raises InvalidDiskArgument for
+    a fixed VHDX.
+    """
+    with open_vhdx(path, writable=True) as disk:
+        if disk.disk_type == "fixed":
+            raise InvalidDiskArgument(f"{path}: compact works on dynamic and differencing "
+                                      "disks, not fixed")  # fmt: skip
+        before = disk.file.size()
+        freed = _free_zero_blocks(disk, progress)
+        _pack(disk)
+        return CompactResult(freed, before, disk.file.size())
+
+
+def _free_zero_blocks(disk: VhdxImage, progress: Progress) -> int:
+    freed = 0
+    for b in range(disk.block_count):
+        progress(min((b + 1) * disk.block_size, disk.size), disk.size)
+        if disk.block_state(b)[0] not in PRESENT:
+            continue
+        start = b * disk.block_size
+        length = min(disk.block_size, disk.size - start)
+        if not is_zero(disk.read(start, length)):
+            continue
+        parent_data = disk.parent is not None and not is_zero(disk.parent.read(start, length))
+        state = PAYLOAD_ZERO if parent_data else PAYLOAD_NOT_PRESENT
+        disk.file.sync()
+        disk.set_entry(disk.bat_index(b), bat_entry(state, 0))
+        freed += 1
+    disk.file.sync()
+    return freed
+
+
+def _pack(disk: VhdxImage) -> None:
+    """Move the last blocks into free 1 MiB-aligned slots nearer the front, then truncate."""
+    bs = disk.block_size
+    live = sorted((entry_offset(disk.s.bat[disk.bat_index(b)]), b) for b in range(disk.block_count)
+                  if disk.block_state(b)[0] in PRESENT)  # fmt: skip
+    bitmaps = [entry_offset(e) for i, e in enumerate(disk.s.bat)
+               if i % (disk.chunk_ratio + 1) == disk.chunk_ratio and e & 7]  # fmt: skip
+    cursor = max(
+        disk.s.bat_region.file_offset + disk.s.bat_region.length,
+        disk.s.meta_region.file_offset + disk.s.meta_region.length,
+        disk.s.header.log_offset + disk.s.header.log_length,
+        *(o + MiB for o in bitmaps),
+    )
+    used = {o for o, _ in live}
+    while live:
+        while any(cursor < o + bs and o < cursor + bs for o in used):
+            cursor += MiB
+        if cursor >= live[-1][0]:
+            break
+        offset, b = live.pop()
+        disk.file.copy_from(disk.file, offset, min(bs, disk.file.size() - offset), cursor)
+        disk.file.sync()
+        state = disk.block_state(b)[0]
+        disk.set_entry(disk.bat_index(b), bat_entry(state, cursor))
+        used.discard(offset)
+        used.add(cursor)
+    end = max([cursor if not used else max(used) + bs, *(o + MiB for o in bitmaps)])
+    end = max(end, disk.s.bat_region.file_offset + disk.s.bat_region.length,
+              disk.s.meta_region.file_offset + disk.s.meta_region.length)  # fmt: skip
+    disk.file.sync()
+    if end < disk.file.size():
+        disk.file.truncate(end)
+    disk.alloc_pos = -(-end // MiB) * MiB
