@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from viridian.disks import BadLog, check, convert, inspect, open_disk
+from viridian.disks import BadLog, check, convert, expand, inspect, open_disk
 from viridian.disks.fileio import ImageFile, record_writes
 from viridian.disks.vhdx import VhdxImage
 from viridian.disks.vhdx_layout import PAYLOAD_FULLY_PRESENT, bat_entry, entry_offset
 from viridian.disks.vhdx_log import LogWrite, pack_entry, update_headers
 
-from .helpers import MiB, qemu_img, write_raw
+from .helpers import MiB, make_pattern, qemu_img, qemu_info, write_raw
 
 SIZE = 8 * MiB
 
@@ -167,3 +167,33 @@ def test_log_needing_a_longer_file_is_refused_by_name(tmp_path: Path) -> None:
         open_disk(path, writable=True)
     assert digest(path) == before
     assert [p.code for p in check(path).problems] == ["log_invalid"]
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "fixed"])
+def test_expand_goes_through_the_log_and_survives_a_crash_anywhere(
+    tmp_path: Path, kind: str
+) -> None:
+    model = make_pattern(5 * MiB + 1536, seed=21, runs=4)
+    path = tmp_path / "e.vhdx"
+    convert(write_raw(tmp_path / "m.raw", model), path, kind, block_size=MiB)
+    pristine = tmp_path / "pristine.vhdx"
+    shutil.copy(path, pristine)
+    with record_writes() as log:
+        expand(path, 9 * MiB)
+    grown = bytes(model) + bytes(9 * MiB - len(model))
+    assert read_all(path) == grown and inspect(path).disk_type == kind and check(path).ok
+    assert qemu_info(path, "vhdx")["virtual-size"] == 9 * MiB
+    for k in range(len(log) + 1):
+        crashed = tmp_path / f"crash{k}.vhdx"
+        shutil.copy(pristine, crashed)
+        with open(crashed, "r+b") as f:
+            for rec in log[:k]:
+                if rec.data is None:
+                    f.truncate(rec.offset)
+                else:
+                    f.seek(rec.offset)
+                    f.write(rec.data)
+        seen = read_all(crashed, writable=True)  # replays a committed log entry, if any
+        assert seen in (bytes(model), grown), f"after {k} of {len(log)} writes"
+        assert check(crashed).ok
+        crashed.unlink()

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .create import bat_size
+from .detect import sniff
 from .errors import InvalidDiskArgument, NoSpace
 from .fileio import ImageFile
 from .image import CHUNK, DiskImage
@@ -26,6 +27,10 @@ def expand(path: Path | str, new_size: int, progress: Progress = no_progress) ->
     disks, and for a disk in saved state; NoSpace when a fixed disk's growth does not
     fit on its file system (nothing changed).
     """
+    if sniff(Path(path)) == "vhdx":  # VHDX: vhdx_ops (up to 64 TiB, through the log)
+        from .vhdx_ops import expand_vhdx
+
+        return expand_vhdx(Path(path), new_size, progress)
     new_size = check_virtual_size(new_size)
     with open_disk(path, writable=True) as disk:
         _check_expandable(disk, new_size)

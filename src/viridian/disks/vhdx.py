@@ -358,7 +358,7 @@ class VhdxImage(DiskImage):
         return sum(1 for b in range(self.block_count) if self.block_state(b)[0] in PRESENT)
 
     # -- writing -----------------------------------------------------------------------
-    def _begin_session(self) -> None:
+    def begin_session(self) -> None:
         """§2.2.2: new FileWriteGuid and DataWriteGuid before the first change."""
         if self._session_started:
             return
@@ -369,7 +369,7 @@ class VhdxImage(DiskImage):
         self._session_started = True
 
     def _write(self, offset: int, data: memoryview) -> None:
-        self._begin_session()
+        self.begin_session()
         bs, pos = self.block_size, 0
         while pos < len(data):
             block, within = divmod(offset + pos, bs)

@@ -1,4 +1,4 @@
-"""Merge and compact for VHDX: AVHDX chains merged into their parent or flattened, and
+"""Merge, compact and expand for VHDX: AVHDX chains merged into their parent or flattened, and
 all-zero blocks given back (MS-VHDX §2.5; the same contracts as the VHD operations in
 :mod:`.merge` and :mod:`.compact`).
 
@@ -11,7 +11,10 @@ barrier, BAT entry), then truncates: every BAT entry always points at intact dat
 
 from __future__ import annotations
 
+import uuid
+from array import array
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .compact import CompactResult
@@ -19,17 +22,22 @@ from .convert import check_target_type, write_image
 from .errors import DiskExists, InvalidDiskArgument, ParentLinkError
 from .image import is_zero
 from .progress import Progress, no_progress
+from .space import allocate, require_space
 from .vhd_layout import DEFAULT_BLOCK_SIZE as VHD_BLOCK_SIZE
-from .vhdx import PRESENT, VhdxImage, open_vhdx
+from .vhdx import PRESENT, VhdxImage, open_vhdx, require_vhdx_size
 from .vhdx_convert import is_vhdx_target
 from .vhdx_layout import (
+    LOG_SECTOR,
     PAYLOAD_FULLY_PRESENT,
     PAYLOAD_NOT_PRESENT,
     PAYLOAD_ZERO,
+    VIRTUAL_DISK_SIZE_GUID,
+    DiskParameters,
     MiB,
     bat_entry,
     entry_offset,
 )
+from .vhdx_log import LogWrite, pack_entry, replay_log, update_headers
 
 
 def own_runs(disk: VhdxImage, block: int) -> Iterator[tuple[int, int]]:
@@ -156,3 +164,106 @@ def _pack(disk: VhdxImage) -> None:
     if end < disk.file.size():
         disk.file.truncate(end)
     disk.alloc_pos = -(-end // MiB) * MiB
+
+
+def expand_vhdx(path: Path, new_size: int, progress: Progress = no_progress) -> None:
+    """Grow a fixed or dynamic VHDX to ``new_size`` (rounded up to 512); new space reads
+    zeros. The metadata and BAT changes go through the log (§2.3): one entry written and
+    flushed, LogGuid set, then replayed — a crash anywhere leaves the old or the new
+    disk. Raises InvalidDiskArgument when the size does not grow, exceeds what the BAT
+    region holds (the limit is named), or for a differencing disk; NoSpace when a fixed
+    disk's growth does not fit on its file system (nothing changed).
+    """
+    new_size = require_vhdx_size(new_size)
+    with open_vhdx(path, writable=True) as disk:
+        params = _grown(disk, new_size)
+        extra = params.payload_blocks - disk.block_count if disk.disk_type == "fixed" else 0
+        writes = [*_bat_sectors(disk, params), _size_sector(disk, new_size), *_tail_zeros(disk)]
+        header, guid = disk.s.header, uuid.uuid4()
+        end = max(disk.file.size(), disk.alloc_pos + extra * disk.block_size)
+        entry = pack_entry(writes, header.sequence_number + 1, guid, end)
+        if len(entry) > header.log_length:
+            raise InvalidDiskArgument(
+                f"{path}: growing to {new_size} needs a {len(entry)}-byte log entry, the log "
+                f"holds {header.log_length}; grow in smaller steps (nothing was changed)"
+            )
+        if extra:
+            require_space(path, extra * disk.block_size, created=False)
+            allocate(disk.file, path, extra * disk.block_size, disk.alloc_pos, created=False)
+        disk.begin_session()
+        disk.file.pwrite(entry, header.log_offset)
+        disk.file.sync()
+        header, slot = update_headers(disk.file, disk.s.header, disk.s.slot, log_guid=guid)
+        replay_log(disk.file, header, slot, str(path))
+    progress(new_size, new_size)
+
+
+def _grown(disk: VhdxImage, new_size: int) -> DiskParameters:
+    if disk.disk_type == "differencing":
+        raise InvalidDiskArgument(f"{disk.path}: expand works on fixed and dynamic VHDX disks, "
+                                  "not differencing")  # fmt: skip
+    if new_size <= disk.size:
+        raise InvalidDiskArgument(
+            f"{disk.path}: new size {new_size} must be larger than the current {disk.size} "
+            "(disks can only grow; nothing was changed)"
+        )
+    params = replace(disk.s.params, virtual_size=new_size)
+    if params.bat_entries * 8 > disk.s.bat_region.length:
+        most = (disk.s.bat_region.length // 8) * disk.chunk_ratio // (disk.chunk_ratio + 1)
+        raise InvalidDiskArgument(
+            f"{disk.path}: its BAT region holds entries for at most {most * disk.block_size} "
+            f"bytes; {new_size} does not fit (nothing was changed)"
+        )
+    return params
+
+
+def _bat_sectors(disk: VhdxImage, params: DiskParameters) -> list[LogWrite]:
+    """The 4 KiB BAT sectors covering the new payload entries, with those entries set."""
+    bat = array("Q", disk.s.bat)
+    bat.extend([0] * (params.bat_entries - len(bat)))
+    first_new = disk.block_count
+    for b in range(first_new, params.payload_blocks):
+        index = b + b // disk.chunk_ratio
+        if disk.disk_type == "fixed":
+            offset = disk.alloc_pos + (b - first_new) * disk.block_size
+            bat[index] = bat_entry(PAYLOAD_FULLY_PRESENT, offset)
+        else:
+            bat[index] = bat_entry(PAYLOAD_NOT_PRESENT, 0)
+    raw = bat.tobytes()
+    first = (first_new + first_new // disk.chunk_ratio) * 8 // LOG_SECTOR * LOG_SECTOR
+    base = disk.s.bat_region.file_offset
+    out = []
+    for pos in range(first, len(raw), LOG_SECTOR):
+        sector = disk.file.pread(LOG_SECTOR, base + pos)
+        chunk = raw[pos : pos + LOG_SECTOR]
+        out.append(LogWrite(base + pos, LOG_SECTOR, chunk + sector[len(chunk) :]))
+    return out
+
+
+def _size_sector(disk: VhdxImage, new_size: int) -> LogWrite:
+    """The metadata sector holding the virtual disk size item, with the new size."""
+    item = disk.s.metadata.find(VIRTUAL_DISK_SIZE_GUID)
+    assert item is not None
+    at = disk.s.meta_region.file_offset + item.offset
+    start = at // LOG_SECTOR * LOG_SECTOR
+    sector = bytearray(disk.file.pread(LOG_SECTOR, start))
+    sector[at - start : at - start + 8] = new_size.to_bytes(8, "little")
+    return LogWrite(start, LOG_SECTOR, bytes(sector))
+
+
+def _tail_zeros(disk: VhdxImage) -> list[LogWrite]:
+    """Zero the stored bytes of the old last block past the old size (they become visible)."""
+    last = disk.block_count - 1
+    state, base = disk.block_state(last)
+    used = disk.size - last * disk.block_size
+    if state not in PRESENT or used == disk.block_size:
+        return []
+    start = -(-used // LOG_SECTOR) * LOG_SECTOR  # zero descriptors cover whole 4 KiB sectors
+    writes = []
+    if start > used:
+        sector = bytearray(disk.file.pread(LOG_SECTOR, base + start - LOG_SECTOR))
+        sector[used - (start - LOG_SECTOR) :] = bytes(start - used)
+        writes.append(LogWrite(base + start - LOG_SECTOR, LOG_SECTOR, bytes(sector)))
+    if start < disk.block_size:
+        writes.append(LogWrite(base + start, disk.block_size - start))
+    return writes
