@@ -1,13 +1,21 @@
 """Benchmark viridian.disks against qemu-img and a plain sparse-aware copy.
 
-Usage: python bench/bench_disks.py [--quick] [--dir DIR] [--repeat N]
+Usage: python bench/bench_disks.py [--quick] [--dir DIR] [--repeat N] [--only cli|lib]
 
-On a raw image with ~50 % data in scattered 1 MiB runs (2 GiB, or 64 MiB with --quick):
-raw→dynamic, raw→fixed, dynamic→raw, compact, and merge of a differencing disk holding
-25 % of the blocks. Every contender ends with its output fsynced; page cache is warm;
+Part 1 (cli): ``viridian disk convert`` run as a user runs it — a subprocess, the whole
+command from interpreter start to the synced output — against ``qemu-img convert`` on the
+same data in the same run (qemu-img's output is fsynced after it exits, as ours is
+before), for a 256 MiB and a 2 GiB half-full image (64 MiB with --quick): raw -> dynamic
+VHD and dynamic VHD -> raw, plus the same with VHDX when ``viridian disk new x.vhdx``
+works. Rounds are interleaved (ours, qemu-img, ours, ...); medians and ratios are
+printed. Goal: ratio <= 1.0.
+
+Part 2 (lib): on a raw image with ~50 % data in scattered 1 MiB runs (2 GiB, or 64 MiB
+with --quick): raw→dynamic, raw→fixed, dynamic→raw, compact, and merge of a differencing
+disk holding 25 % of the blocks. Every contender ends with its output fsynced; page cache is warm;
 contenders run interleaved (ours, qemu-img, floor, ours, ...) and the best of N is kept.
 The "floor" is a SEEK_DATA/SEEK_HOLE + copy_file_range copy of the same data bytes.
-Targets: ours <= qemu-img, and ours <= 1.5 x floor. Not a test: prints a table.
+Targets: ours <= qemu-img, and ours <= 1.5 x floor. Not a test: prints tables.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +36,7 @@ from pathlib import Path
 from viridian.disks import compact, convert, merge, new_differencing, open_disk
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 @dataclass
@@ -114,7 +124,11 @@ class Bench:
         return path
 
     def clean(self, *names: str) -> Callable[[], None]:
-        return lambda: [self.out(n) for n in names] and None
+        def remove() -> None:
+            for n in names:
+                self.out(n)
+
+        return remove
 
     def floor(self, raw: Path) -> Contender:
         return self.clean("floor.raw"), lambda: sparse_copy(raw, self.w / "floor.raw")
@@ -163,7 +177,10 @@ class Bench:
             qemu_img("convert", "-f", "vpc", "-O", "vpc", "-o", opts, holey, self.w / "qc.vhd")
             fsync_path(self.w / "qc.vhd")
 
-        ours = (prep, lambda: compact(work) and None)
+        def ours_compact() -> None:
+            compact(work)
+
+        ours = (prep, ours_compact)
         floor = self.floor(self.w / "holey-content.raw")
         return race("compact", ours, (self.clean("qc.vhd"), qemu), floor, self.repeat)
 
@@ -194,7 +211,10 @@ class Bench:
             shutil.copy(pristine_base, mb)
             shutil.copy(pristine_child, mc)
 
-        ours = (prep, lambda: merge(mc, into_parent=True) and None)
+        def ours_merge() -> None:
+            merge(mc, into_parent=True)
+
+        ours = (prep, ours_merge)
         qb, qo = self.w / "q" / "base.vhd", self.w / "q" / "overlay.qcow2"
         (self.w / "q").mkdir(exist_ok=True)
         writes = [a for b in chosen for a in ("-c", f"write -P {b % 250 + 1} {b * 2 * MiB} 2M")]
@@ -214,6 +234,104 @@ class Bench:
         return race("merge (25% child)", ours, (qprep, qemu), floor, self.repeat)
 
 
+VIRIDIAN = Path(sys.executable).with_name("viridian")
+
+
+@dataclass
+class CliRow:
+    """Median whole-command times in seconds of one conversion."""
+
+    name: str
+    ours: float
+    qemu: float
+
+
+def user_env(work: Path) -> dict[str, str]:
+    """The environment of an installed user's CLI: bytecode compiled once and reused.
+
+    A checkout run with PYTHONDONTWRITEBYTECODE recompiles every module on every run
+    (~0.1 s); the cache goes to the work folder, so the source tree stays clean.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    subprocess.run([str(VIRIDIAN), "disk", "convert", "--help"], env=env, capture_output=True)
+    return env
+
+
+def timed(argv: list[str], out: Path, *, fsync_after: bool, env: dict[str, str]) -> float:
+    """Wall time of running ``argv`` (plus an fsync of ``out`` when asked); raises on failure."""
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr}")
+    if fsync_after:
+        fsync_path(out)
+    return time.perf_counter() - t0
+
+
+def cli_race(
+    name: str, ours: list[str], qemu: list[str], out: Path, repeat: int, env: dict[str, str]
+) -> CliRow:
+    """Median of ``repeat`` interleaved runs of our CLI and qemu-img writing ``out``."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for argv, bucket, sync in ((ours, times[0], False), (qemu, times[1], True)):
+            out.unlink(missing_ok=True)
+            os.sync()
+            bucket.append(timed(argv, out, fsync_after=sync, env=env))
+    out.unlink(missing_ok=True)
+    return CliRow(name, statistics.median(times[0]), statistics.median(times[1]))
+
+
+def vhdx_writable(work: Path) -> bool:
+    """True when this viridian can create a VHDX (``disk new x.vhdx``)."""
+    probe = work / "probe.vhdx"
+    res = subprocess.run([str(VIRIDIAN), "disk", "new", str(probe), "--size", "1MB"],
+                         capture_output=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    probe.unlink(missing_ok=True)
+    return res.returncode == 0
+
+
+def cli_rows(work: Path, size: int, repeat: int, vhdx: bool) -> list[CliRow]:
+    """raw -> dynamic VHD and VHD -> raw (and VHDX both ways) for one image size."""
+    label = f"cli {size // MiB} MiB"
+    raw, vhd, out = work / "cli.raw", work / "cli.vhd", work / "cli.out"
+    make_raw(raw, size, 0.5, seed=4)
+    qemu_img("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on",
+             raw, vhd)  # fmt: skip
+    v, q = [str(VIRIDIAN), "disk", "convert"], ["qemu-img", "convert"]
+    cases = [
+        ("raw -> vhd", [*v, str(raw), str(out) + ".vhd", "--type", "dynamic"],
+         [*q, "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", str(raw)]),
+        ("vhd -> raw", [*v, str(vhd), str(out) + ".raw", "--type", "raw"],
+         [*q, "-f", "vpc", "-O", "raw", str(vhd)]),
+    ]  # fmt: skip
+    if vhdx:
+        vx = work / "cli.vhdx"
+        qemu_img("convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic", raw, vx)
+        cases += [
+            ("raw -> vhdx", [*v, str(raw), str(out) + ".vhdx", "--type", "dynamic"],
+             [*q, "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic", str(raw)]),
+            ("vhdx -> raw", [*v, str(vx), str(out) + ".raw", "--type", "raw"],
+             [*q, "-f", "vhdx", "-O", "raw", str(vx)]),
+        ]  # fmt: skip
+    rows, env = [], user_env(work)
+    for name, ours, qemu in cases:
+        dst = Path(ours[4])
+        rows.append(cli_race(f"{label} {name}", ours, [*qemu, str(dst)], dst, repeat, env))
+    for path in (raw, vhd, work / "cli.vhdx"):
+        path.unlink(missing_ok=True)
+    return rows
+
+
+def cli_table(rows: list[CliRow]) -> str:
+    lines = [f"{'disk convert (whole command)':<30}{'viridian s':>11}{'qemu-img s':>12}"
+             f"{'ours/qemu':>11}"]  # fmt: skip
+    for r in rows:
+        lines.append(f"{r.name:<30}{r.ours:11.3f}{r.qemu:12.3f}{r.ours / r.qemu:11.2f}")
+    return "\n".join(lines)
+
+
 def table(rows: list[Row]) -> str:
     lines = [f"{'operation':<20}{'ours s':>9}{'qemu-img s':>12}{'floor s':>9}"
              f"{'ours/qemu':>11}{'ours/floor':>12}"]  # fmt: skip
@@ -227,21 +345,41 @@ def table(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true", help="64 MiB image (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="64 MiB images (smoke test)")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
-    ap.add_argument("--repeat", type=int, default=None, help="runs per contender (best kept)")
+    ap.add_argument("--repeat", type=int, default=None, help="runs per contender")
+    ap.add_argument("--only", choices=("cli", "lib"), default=None, help="run one part")
     args = ap.parse_args(argv)
-    size = 64 * MiB if args.quick else 2048 * MiB
-    repeat = args.repeat or (1 if args.quick else 3)
     work = Path(tempfile.mkdtemp(prefix="bench-disks-", dir=args.dir))
     try:
-        bench = Bench(work, size, repeat)
-        rows = [*bench.conversions(), bench.compact_row(), bench.merge_row()]
+        if args.only != "lib":
+            run_cli(work, args.quick, args.repeat)
+        if args.only != "cli":
+            run_lib(work, args.quick, args.repeat)
     finally:
         shutil.rmtree(work)
+    return 0
+
+
+def run_cli(work: Path, quick: bool, repeat: int | None) -> None:
+    """Part 1: the CLI against qemu-img, medians and ratios printed."""
+    sizes = [64 * MiB] if quick else [256 * MiB, 2048 * MiB]
+    vhdx = vhdx_writable(work)
+    rows: list[CliRow] = []
+    for size in sizes:
+        rows += cli_rows(work, size, repeat or (1 if quick else 5 if size < GiB else 3), vhdx)
+    print(f"~50% data in 1 MiB runs; median of interleaved runs; vhdx {'on' if vhdx else 'off'}")
+    print(cli_table(rows))
+
+
+def run_lib(work: Path, quick: bool, repeat: int | None) -> None:
+    """Part 2: library calls against qemu-img and the copy floor, best of N."""
+    size = 64 * MiB if quick else 2048 * MiB
+    repeat = repeat or (1 if quick else 3)
+    bench = Bench(work, size, repeat)
+    rows = [*bench.conversions(), bench.compact_row(), bench.merge_row()]
     print(f"image {size // MiB} MiB, ~50% data in 1 MiB runs; best of {repeat}")
     print(table(rows))
-    return 0
 
 
 if __name__ == "__main__":
