@@ -197,3 +197,38 @@ def test_expand_goes_through_the_log_and_survives_a_crash_anywhere(
         assert seen in (bytes(model), grown), f"after {k} of {len(log)} writes"
         assert check(crashed).ok
         crashed.unlink()
+
+
+@pytest.mark.parametrize("differencing", [False, True])
+def test_a_crash_during_writes_leaves_old_or_new_sectors(
+    tmp_path: Path, differencing: bool
+) -> None:
+    from viridian.disks import new_differencing
+
+    before = bytes(make_pattern(4 * MiB, seed=5, runs=3))
+    base = tmp_path / "base.vhdx"
+    convert(write_raw(tmp_path / "b.raw", before), base, "dynamic", block_size=MiB)
+    path = base
+    if differencing:
+        path = tmp_path / "child.avhdx"
+        new_differencing(path, base)
+    pristine = tmp_path / "pristine"
+    shutil.copy(path, pristine)
+    with record_writes() as log, open_disk(path, writable=True) as disk:
+        disk.write(MiB - 700, b"\x61" * 5000)  # crosses into block 1
+        disk.write(3 * MiB + 512, b"\x62" * 4096)
+        after = disk.read(0, disk.size)
+    for k in range(len(log) + 1):
+        crashed = tmp_path / path.name
+        shutil.copy(pristine, crashed)
+        with open(crashed, "r+b") as f:
+            for rec in log[:k]:
+                if rec.data is None:
+                    f.truncate(rec.offset)
+                else:
+                    f.seek(rec.offset)
+                    f.write(rec.data)
+        seen = read_all(crashed)
+        for i in range(0, len(seen), 512):
+            assert seen[i : i + 512] in (before[i : i + 512], after[i : i + 512]), (k, i)
+        assert check(crashed).ok, k
