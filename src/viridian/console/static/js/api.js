@@ -38,22 +38,13 @@ export async function api(method, path, body) {
 
 export const vmPath = (name) => '/vms/' + encodeURIComponent(name);
 
-const NO_MEMORY_SAVE_FORMATS = { vpc: 'VHD', vhdx: 'VHDX' };
-
-// Why the service must refuse to save this VM (a full vm object, GET /vms/{name}), or ''.
-// The same rule as the service's refusal (docs/architecture.md, "Disks and checkpoints"):
-// QEMU cannot save the memory of a VM with VHD/VHDX disks until the storage service lands.
-export function saveBlocker(vm) {
-  const settings = (vm && vm.settings) || {};
-  const formats = new Set([
-    ...(settings.ide || []).filter((d) => d.kind === 'hard_disk' && d.path).map((d) => d.format),
-    ...(settings.scsi || []).flatMap((c) => c.disks || []).map((d) => d.format),
-  ]);
-  const blocked = Object.keys(NO_MEMORY_SAVE_FORMATS).filter((f) => formats.has(f));
-  if (!blocked.length) return '';
-  return `Save is not possible: QEMU cannot save the memory of a VM with `
-    + `${blocked.map((f) => NO_MEMORY_SAVE_FORMATS[f]).join('/')} disks. Shut it down or turn it off instead.`;
+// Why the service would refuse ``action`` for this VM whatever its state ('' when it can
+// work), from a full vm object (GET /vms/{name}): the service's own reasons, its
+// ``unavailable`` map (docs/api.md, "VMs") — the console repeats no rule of the service.
+export function actionBlocker(vm, action) {
+  return (vm && vm.unavailable && vm.unavailable[action]) || '';
 }
+
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 

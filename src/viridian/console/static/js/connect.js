@@ -3,7 +3,7 @@
 // and a serial console view of COM1 (/api/v1/vms/{vm}/console?com=1).
 
 import RFB from '/static/vendor/novnc/core/rfb.js';
-import { api, followJob, saveBlocker, subscribe, vmPath } from './api.js';
+import { actionBlocker, api, followJob, subscribe, vmPath } from './api.js';
 import { clear, h, toast } from './ui.js';
 
 const vm = new URLSearchParams(location.search).get('vm') || '';
@@ -86,7 +86,8 @@ async function act(action) {
 
 function renderToolbar(row) {
   const valid = new Set(row ? row.actions : []);
-  const blocked = { save: full && full.name === vm ? saveBlocker(full) : '' };
+  const mine = full && full.name === vm ? full : null;
+  const blocked = Object.fromEntries(Object.keys(LABELS).map((a) => [a, actionBlocker(mine, a)]));
   const buttons = [h('button', {
     type: 'button', id: 'ctrl-alt-del', disabled: !rfb || !valid.has('stop'),
     title: 'Send Ctrl+Alt+Del to the guest', onclick: () => rfb && rfb.sendCtrlAltDel(),

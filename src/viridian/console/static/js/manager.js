@@ -1,7 +1,7 @@
 // Hyper-V Manager: the VM list (live), the actions valid for the selected VM, its
 // checkpoints and details, the recent jobs, and the host's tools.
 
-import { api, followJob, logout, saveBlocker, subscribe, vmPath } from './api.js';
+import { actionBlocker as serviceBlocker, api, followJob, logout, subscribe, vmPath } from './api.js';
 import { Checkpoints } from './checkpoints.js';
 import { diskWizard } from './disks.js';
 import { performanceDialog } from './perf.js';
@@ -54,7 +54,7 @@ function actionItem(label, onclick, action, why = '') {
 // full vm object of the selected VM once loaded.
 function actionBlocker(vm, action) {
   const full = model.full && model.full.name === vm.name ? model.full : null;
-  return action === 'save' && full ? saveBlocker(full) : '';
+  return full ? serviceBlocker(full, action) : '';
 }
 
 function renderActions() {
