@@ -109,6 +109,29 @@ def test_exec_returns_exit_code_stdout_and_stderr(
     assert missing.status_code == 500 and "/no/such/program" in missing.text
 
 
+def test_exec_output_past_the_agents_cap_is_marked_cut(
+    running: tuple[Service, httpx.Client, Console],
+) -> None:
+    service, api, _ = running
+    script = "head -c 17000000 /dev/zero; echo small >&2"
+    body = api.post(f"/vms/{VM}/integration/exec",
+                    json={"argv": ["/bin/sh", "-c", script], "timeout_s": 600}).json()
+    assert (body["stdout_truncated"], body["stderr_truncated"]) == (True, False), body.keys()
+    assert base64.b64decode(body["stderr_b64"]) == b"small\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "viridian.cli.main", "vm", "exec", "--timeout", "600", VM,
+         "--", "/bin/sh", "-c", script],
+        env={**os.environ, "VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token},
+        capture_output=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert 16 * 2**20 <= len(result.stdout) < 17_000_000
+    assert b"output truncated" in result.stdout[-200:]
+    note = result.stderr.decode()
+    assert note.startswith("small\n") and "stdout was cut" in note, note
+    short = cli(service, "vm", "exec", VM, "--", "/bin/echo", "hi")
+    assert (short.stdout, short.stderr) == ("hi\n", "")
+
+
 def test_copy_file_content_reads_back_in_the_guest(
     running: tuple[Service, httpx.Client, Console], tmp_path: Path,
 ) -> None:

@@ -130,7 +130,21 @@ def exec_command(ctx: click.Context, name: str, command: tuple[str, ...], timeou
     sys.stdout.buffer.flush()
     sys.stderr.buffer.write(base64.b64decode(answer["stderr_b64"]))
     sys.stderr.buffer.flush()
+    note = truncation_note(answer)
+    if note:
+        click.echo(note, err=True)
     ctx.exit(int(answer["exit_code"]))
+
+
+def truncation_note(answer: dict[str, Any]) -> str | None:
+    """The note printed on stderr when the guest agent cut a stream (``None``: none
+    was cut). Absent fields (an older service) count as not cut."""
+    cut = [stream for stream in ("stdout", "stderr") if answer.get(f"{stream}_truncated")]
+    if not cut:
+        return None
+    return (f"viridian: the guest's {' and '.join(cut)} was cut (the guest agent returns at "
+            "most 16 MiB of each stream; the end shown above marks the cut); redirect the "
+            "output to a file in the guest to keep all of it")
 
 
 @click.command("copy-file")

@@ -68,11 +68,15 @@ def install_integration_routes(app: FastAPI, services: IntegrationServices,
 
     @app.post(f"{PREFIX}/exec", tags=["integration"])
     async def integration_exec(ref: str, request: ExecRequest) -> dict[str, Any]:
+        """Run ``argv`` in the guest (docs/api.md, "Integration services"). A stream cut
+        at the guest agent's cap ends with its marker and has ``*_truncated`` true."""
         stdin = _decoded(request.stdin_b64, "stdin_b64") if request.stdin_b64 else None
         result = await services.exec(live(ref), request.argv, stdin, request.timeout_s)
         return {"exit_code": result.exit_code,
                 "stdout_b64": base64.b64encode(result.stdout).decode(),
-                "stderr_b64": base64.b64encode(result.stderr).decode()}
+                "stderr_b64": base64.b64encode(result.stderr).decode(),
+                "stdout_truncated": result.stdout_truncated,
+                "stderr_truncated": result.stderr_truncated}
 
     @app.post(f"{PREFIX}/files", tags=["integration"])
     async def integration_copy(ref: str, request: CopyRequest) -> dict[str, Any]:
