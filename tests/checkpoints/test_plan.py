@@ -24,14 +24,16 @@ from viridian.checkpoints import (
     slots_needing_overlays,
 )
 from viridian.errors import InvalidSetting, NotFound
+from viridian.model import VMSettings, settings_from_dict, to_dict
 
 BASE = "/disks/base.vhd"
 
 
-def settings(path: str = BASE, fmt: str = "vpc") -> dict[str, Any]:
-    return {"name": "vm", "ide": [{"controller": 0, "location": 0, "kind": "hard_disk",
-                                   "path": path, "format": fmt}],
-            "scsi": []}
+def settings(path: str = BASE, fmt: str = "vpc") -> VMSettings:
+    return settings_from_dict({"name": "vm", "ide": [{"controller": 0, "location": 0,
+                                                      "kind": "hard_disk", "path": path,
+                                                      "format": fmt}],
+                               "scsi": []})
 
 
 def namer() -> Any:
@@ -39,11 +41,11 @@ def namer() -> Any:
     return lambda slot, below: f"/cp/{slot}-{next(counter)}.qcow2"
 
 
-def take(tree: Tree, name: str, conf: dict[str, Any] | None = None,
+def take(tree: Tree, name: str, conf: VMSettings | None = None,
          names: Any = None) -> Tree:
     conf = conf or settings()
     layers, now = plan_take(tree, conf, names or NAMES)
-    cp = Checkpoint(name, name, tree.now_parent, "t", CapturedState.OFF, conf, layers,
+    cp = Checkpoint(name, name, tree.now_parent, "t", CapturedState.OFF, to_dict(conf), layers,
                     seq=len(tree.checkpoints) + 1)
     return Tree((*tree.checkpoints, cp), cp.id, now)
 
@@ -151,3 +153,19 @@ def test_names_and_lookup() -> None:
     assert find_checkpoint(tree, "vm", "one").id == "one"
     with pytest.raises(NotFound, match="its checkpoints: 'one'"):
         find_checkpoint(tree, "vm", "two")
+
+
+def test_every_hard_disk_slot_is_frozen_and_media_are_not() -> None:
+    conf = settings_from_dict({
+        "name": "vm",
+        "ide": [{"controller": 0, "location": 0, "kind": "hard_disk", "path": BASE,
+                 "format": "vpc"},
+                {"controller": 1, "location": 0, "kind": "dvd", "path": "/iso/os.iso",
+                 "format": "raw"}],
+        "scsi": [{"controller": 2, "disks": [{"location": 5, "path": "/disks/data.qcow2",
+                                              "format": "qcow2"}]}]})
+    tree = take(Tree(), "one", conf)
+    assert tree.get("one").disks == {"ide:0:0": Image(BASE, "vpc"),
+                                     "scsi:2:5": Image("/disks/data.qcow2", "qcow2")}
+    assert sorted(tree.now_disks) == ["ide:0:0", "scsi:2:5"]
+    assert set(apply(tree, "one").now_disks) == {"ide:0:0", "scsi:2:5"}

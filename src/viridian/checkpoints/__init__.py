@@ -26,6 +26,7 @@ from viridian.checkpoints.plan import (
     DeletePlan,
     Merge,
     active_images,
+    disk_images,
     orphan_files,
     plan_apply,
     plan_delete,
@@ -44,7 +45,6 @@ from viridian.checkpoints.tree import (
     check_name,
     default_name,
     find_checkpoint,
-    hard_disk_slots,
     unique_name,
 )
 
@@ -62,8 +62,8 @@ __all__ = [
     "active_images",
     "check_name",
     "default_name",
+    "disk_images",
     "find_checkpoint",
-    "hard_disk_slots",
     "orphan_files",
     "plan_apply",
     "plan_delete",

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from viridian.checkpoints.tree import Checkpoint, Image, NowDisk, Tree, hard_disk_slots
+from viridian.checkpoints.tree import Checkpoint, Image, NowDisk, Tree
+from viridian.model import VMSettings
+from viridian.model.slots import hard_disks
 
 OverlayNamer = Callable[[str, Image], str]  # (slot, image below) → path of a new overlay
 
@@ -69,14 +71,22 @@ class DeletePlan:
 # --- Now's disks -----------------------------------------------------------------------
 
 
-def active_images(tree: Tree, settings: Mapping[str, Any]) -> dict[str, Image]:
+def disk_images(settings: VMSettings) -> dict[str, Image]:
+    """``slot → the admin's image`` for every hard disk with a file
+    (:func:`viridian.model.slots.hard_disks`; DVDs and floppies are media, not
+    checkpointed). An unresolved format counts as raw (the service resolves formats
+    when it attaches a disk)."""
+    return {slot.id: Image(str(slot.path), str(slot.format or "raw"))
+            for slot in hard_disks(settings)}
+
+
+def active_images(tree: Tree, settings: VMSettings) -> dict[str, Image]:
     """``slot → image Now writes into``: Now's overlay while the slot still holds the disk
     it was made for, else the admin's disk itself."""
     active: dict[str, Image] = {}
-    for slot, (path, image_format) in hard_disk_slots(settings).items():
+    for slot, disk in disk_images(settings).items():
         now = tree.now_disks.get(slot)
-        active[slot] = now.image if now is not None and now.base == path else Image(
-            path, image_format)
+        active[slot] = now.image if now is not None and now.base == disk.path else disk
     return active
 
 
@@ -91,7 +101,7 @@ def referenced_by_checkpoints(tree: Tree) -> set[str]:
     return paths
 
 
-def slots_needing_overlays(tree: Tree, settings: Mapping[str, Any]) -> list[str]:
+def slots_needing_overlays(tree: Tree, settings: VMSettings) -> list[str]:
     """Slots where Now would write straight into an image a checkpoint reads (e.g. a disk
     re-attached after applying an older checkpoint): they must get an overlay first."""
     referenced = referenced_by_checkpoints(tree)
@@ -107,21 +117,21 @@ def new_overlays(bases: Mapping[str, tuple[str, Image]],
             for slot, (path, below) in bases.items()}
 
 
-def plan_take(tree: Tree, settings: Mapping[str, Any],
+def plan_take(tree: Tree, settings: VMSettings,
               namer: OverlayNamer) -> tuple[dict[str, Image], dict[str, NowDisk]]:
     """(the new checkpoint's layers, Now's new overlays): every slot's active image is
     frozen as the layer and Now continues in a new overlay on top of it."""
     layers = active_images(tree, settings)
-    paths = hard_disk_slots(settings)
-    return layers, new_overlays({slot: (paths[slot][0], layer)
+    disks = disk_images(settings)
+    return layers, new_overlays({slot: (disks[slot].path, layer)
                                  for slot, layer in layers.items()}, namer)
 
 
 def plan_apply(checkpoint: Checkpoint, namer: OverlayNamer) -> dict[str, NowDisk]:
     """Now's new overlays when applying ``checkpoint``: one on top of each of its layers."""
-    paths = hard_disk_slots(checkpoint.settings)
-    return new_overlays({slot: (paths[slot][0], layer)
-                         for slot, layer in checkpoint.disks.items() if slot in paths}, namer)
+    disks = disk_images(checkpoint.vm_settings())
+    return new_overlays({slot: (disks[slot].path, layer)
+                         for slot, layer in checkpoint.disks.items() if slot in disks}, namer)
 
 
 # --- deletion --------------------------------------------------------------------------

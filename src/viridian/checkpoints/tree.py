@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from viridian.errors import Conflict, InvalidSetting, NotFound
+from viridian.model import VMSettings, settings_from_dict
 
 # Hyper-V (2008 and later): at most 50 snapshots per VM.
 MAX_CHECKPOINTS = 50
@@ -70,9 +71,10 @@ class NowDisk:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """``disks`` maps a slot (``ide:C:L`` / ``scsi:C:L``) to the layer frozen for it;
-    ``settings`` is the VM's configuration when taken; ``memory_file`` the memory and
-    device state (Running, Paused and Saved checkpoints)."""
+    """``disks`` maps a slot (``ide:C:L`` / ``scsi:C:L``, :func:`viridian.model.slots.slot_id`)
+    to the layer frozen for it; ``settings`` is the VM's configuration when taken, as
+    stored (the settings dict shape; :meth:`vm_settings` parses it); ``memory_file`` the
+    memory and device state (Running, Paused and Saved checkpoints)."""
 
     id: str
     name: str
@@ -91,6 +93,12 @@ class Checkpoint:
                 "settings": dict(self.settings),
                 "disks": {slot: img.to_dict() for slot, img in self.disks.items()},
                 "memory_file": self.memory_file, "notes": self.notes, "seq": self.seq}
+
+    def vm_settings(self, name: str | None = None) -> VMSettings:
+        """The captured settings, typed (named ``name`` when given: a VM renamed since
+        keeps its new name). Raises :class:`InvalidSetting` for settings this version no
+        longer accepts."""
+        return settings_from_dict({**self.settings, "name": name or self.settings["name"]})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Checkpoint:
@@ -132,22 +140,6 @@ class Tree:
             chain.append(checkpoint_id)
             checkpoint_id = self.get(checkpoint_id).parent_id
         return chain
-
-
-def hard_disk_slots(settings: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """``slot → (path, format)`` for every hard disk with a file (DVDs and floppies are
-    media, not checkpointed). Formats must be resolved (the service does at attach)."""
-    slots: dict[str, tuple[str, str]] = {}
-    for drive in settings.get("ide", []):
-        if drive.get("kind") == "hard_disk" and drive.get("path"):
-            slots[f"ide:{drive['controller']}:{drive['location']}"] = (
-                drive["path"], drive.get("format") or "raw")
-    for controller in settings.get("scsi", []):
-        for disk in controller.get("disks", []):
-            if disk.get("path"):
-                slots[f"scsi:{controller['controller']}:{disk['location']}"] = (
-                    disk["path"], disk.get("format") or "raw")
-    return slots
 
 
 def check_name(name: str) -> str:

@@ -46,8 +46,8 @@ from viridian.checkpoints import (
     Tree,
     check_name,
     default_name,
+    disk_images,
     find_checkpoint,
-    hard_disk_slots,
     orphan_files,
     plan_apply,
     plan_delete,
@@ -57,7 +57,7 @@ from viridian.checkpoints import (
 )
 from viridian.checkpoints.plan import Step, active_images, new_overlays, step_from_dict
 from viridian.errors import Conflict, HostError
-from viridian.model import DiskFormat, VMSettings, settings_from_dict, to_dict
+from viridian.model import DiskFormat, VMSettings, to_dict
 from viridian.model.slots import DriveSlot, map_drives
 from viridian.model.states import Request, VMState
 from viridian.qemu import blockjobs, images
@@ -120,7 +120,7 @@ class CheckpointsCapability(Capability):
 
     def disk_view(self, vm_id: str, settings: VMSettings) -> VMSettings:
         """``settings`` with each hard disk replaced by the image Now writes into."""
-        active = active_images(self.store.tree(vm_id), to_dict(settings))
+        active = active_images(self.store.tree(vm_id), settings)
         if not any(image.owned for image in active.values()):
             return settings
         return map_drives(settings, lambda slot: _pointed(slot, active.get(slot.id)))
@@ -136,14 +136,12 @@ class CheckpointsCapability(Capability):
     async def prepare_start(self, live: LiveVM) -> None:
         """Before QEMU opens the disks: no slot may write into an image a checkpoint
         reads (a disk re-attached after applying an older checkpoint gets an overlay)."""
-        tree = self.store.tree(live.record.id)
-        plain = to_dict(live.record.settings)  # the checkpoint planner's shape
-        slots = slots_needing_overlays(tree, plain)
+        tree, settings = self.store.tree(live.record.id), live.record.settings
+        slots = slots_needing_overlays(tree, settings)
         if not slots:
             return
-        active = active_images(tree, plain)
-        paths = hard_disk_slots(plain)
-        added = new_overlays({s: (paths[s][0], active[s]) for s in slots}, self._namer(live))
+        active, disks = active_images(tree, settings), disk_images(settings)
+        added = new_overlays({s: (disks[s].path, active[s]) for s in slots}, self._namer(live))
         for now in added.values():
             await _create(now)
         tree = replace(tree, now_disks={**tree.now_disks, **added})
@@ -154,19 +152,18 @@ class CheckpointsCapability(Capability):
         """Refuse changes that would orphan checkpoint data (Conflict, nothing changed)."""
         if change.vm is None or change.old is None:
             return
-        live, old, new = change.vm, to_dict(change.old), to_dict(change.new)
+        live, old, new = change.vm, change.old, change.new
         tree = self.store.tree(live.record.id)
         if not tree.checkpoints and not tree.now_disks:
             return
-        if old.get("checkpoint_folder") != new.get("checkpoint_folder"):
+        if old.checkpoint_folder != new.checkpoint_folder:
             raise Conflict(
                 f"cannot move the checkpoint folder of VM '{live.record.name}' while it has "
                 f"{len(tree.checkpoints)} checkpoints; delete them first; nothing was changed",
                 vm=live.record.name)
-        old_slots, new_slots = hard_disk_slots(old), hard_disk_slots(new)
+        old_disks, new_disks = disk_images(old), disk_images(new)
         for slot, now in tree.now_disks.items():
-            if old_slots.get(slot, ("",))[0] == now.base and \
-                    new_slots.get(slot, ("",))[0] != now.base:
+            if _path_at(old_disks, slot) == now.base and _path_at(new_disks, slot) != now.base:
                 kind, controller, location = slot.split(":")
                 raise Conflict(
                     f"cannot remove or replace the hard disk at {kind} {controller}:{location} "
@@ -297,11 +294,10 @@ class CheckpointsCapability(Capability):
             captured = CapturedState.OFF  # Hyper-V's "production checkpoint"
             notes = (notes + f" [production checkpoint: disks only, file systems frozen "
                      f"by the guest agent when available; {why}]").strip()
-        plain = to_dict(live.record.settings)  # the checkpoint planner's shape
-        layers, now_disks = plan_take(tree, plain, self._namer(live))
+        layers, now_disks = plan_take(tree, live.record.settings, self._namer(live))
         cp_id = str(uuid.uuid4())
         cp = Checkpoint(cp_id, name, tree.now_parent, when.isoformat(timespec="seconds"),
-                        captured, plain, layers,
+                        captured, to_dict(live.record.settings), layers,
                         str(folder / f"{cp_id}{MEMORY_SUFFIX}") if captured.has_memory
                         else None, notes, self.store.next_seq(live.record.id))
         plan = {"checkpoint": cp.to_dict(), "vm_state": state.value,
@@ -441,7 +437,7 @@ class CheckpointsCapability(Capability):
                 live.saved_state.unlink(missing_ok=True)
             fault("apply.overlays")
             state = VMState.SAVED if cp.memory_file else VMState.OFF
-            settings = settings_from_dict({**cp.settings, "name": live.record.name})
+            settings = cp.vm_settings(live.record.name)
             record = replace(live.record, settings=settings, state=state, status=None)
             with self.store.catalog.transaction() as db:
                 self.context.catalog.update_vm(record, db)
@@ -629,6 +625,11 @@ def _owned_files(tree: Tree) -> set[str]:
     files |= {img.path for cp in tree.checkpoints for img in cp.disks.values() if img.owned}
     files |= {n.image.path for n in tree.now_disks.values()}
     return files
+
+
+def _path_at(disks: dict[str, Image], slot: str) -> str | None:
+    image = disks.get(slot)
+    return image.path if image else None
 
 
 def _pointed(slot: DriveSlot, image: Image | None) -> DriveSlot:
