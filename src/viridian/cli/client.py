@@ -28,6 +28,7 @@ import click
 
 from viridian import config
 from viridian.cli.credentials import choose_token, load_token
+from viridian.cli.options import ClientOptions
 from viridian.errors import (
     AdmissionRefused,
     BadRequest,
@@ -106,15 +107,6 @@ class Endpoint:
         url = url.rstrip("/")
         found, origin = choose_token(url, token, data_dir)
         return cls(url, found, origin)
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """The root command's ``--url``, ``--token`` and ``--data-dir``, kept as ``ctx.obj``."""
-
-    url: str
-    token: str | None
-    data_dir: Path
 
 
 def open_client(ctx: click.Context) -> ApiClient:

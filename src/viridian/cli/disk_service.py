@@ -17,12 +17,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from viridian.cli.client import ApiClient, ClientOptions, Endpoint, job_outcome, wait_for_job
 from viridian.cli.credentials import SERVICE_RECORD_NAME
+from viridian.cli.options import ClientOptions
+
+if TYPE_CHECKING:  # the HTTP client is imported only when a local service runs
+    from viridian.cli.client import ApiClient
 
 __all__ = ["local_service_url", "run_on_service", "service_for"]
 
@@ -65,6 +68,8 @@ def service_for(ctx: click.Context, paths: Sequence[Path | None]) -> ApiClient |
     url = local_service_url(options.data_dir) if options else None
     if options is None or url is None:
         return None
+    from viridian.cli.client import ApiClient, Endpoint
+
     client = ctx.find_root().with_resource(
         ApiClient(Endpoint.resolve(url, options.token, options.data_dir)))
     wanted = [str(absolute(p)) for p in paths if p is not None]
@@ -82,6 +87,8 @@ def run_on_service(client: ApiClient, operation: str, body: dict[str, Any]) -> A
 
     :raises ViridianError: the service refused, or the job failed (its error).
     """
+    from viridian.cli.client import job_outcome, wait_for_job
+
     job = client.post(f"/disks/{operation}", body)
     show: Callable[[dict[str, Any]], None] = _no_progress
     if sys.stderr.isatty():

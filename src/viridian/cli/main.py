@@ -26,7 +26,7 @@ from viridian.cli.lazy import LazyCommand, LazyGroup
 from viridian.errors import ViridianError
 
 if TYPE_CHECKING:
-    from viridian.cli.client import ClientOptions
+    from viridian.cli.options import ClientOptions
 
 __all__ = ["COMMANDS", "CliError", "ViridianGroup", "cli", "main"]
 
@@ -44,7 +44,7 @@ COMMANDS = {
     "disk": LazyCommand(
         "viridian.cli.disk",
         "disk_group",
-        "Create, inspect, convert, compact, expand, merge and check VHD disks.",
+        "Create, inspect, convert, compact, expand, merge and check VHD and VHDX disks.",
     ),
     "plan": LazyCommand(
         "viridian.cli.plan",
@@ -153,7 +153,7 @@ class ViridianGroup(LazyGroup):
 @click.pass_context
 def cli(ctx: click.Context, url: str, token: str | None, data_dir: Path | None) -> None:
     """viridian: Hyper-V-style virtual machines on QEMU, managed through one service."""
-    from viridian.cli.client import ClientOptions
+    from viridian.cli.options import ClientOptions
 
     if token is None and os.environ.get("VIRIDIAN_TOKEN") == "":
         token = ""  # set but empty: an error when a request is made (viridian.cli.credentials)
