@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from viridian.disks import (
     new_vhdx_fixed,
     open_disk,
 )
+from viridian.disks.vhdx import VhdxImage
+from viridian.disks.vhdx_layout import PAYLOAD_PARTIALLY_PRESENT, SB_PRESENT, bat_entry
 
 from .helpers import MiB, make_pattern, qemu_img, qemu_info, qemu_same, vhdi_read, write_raw
 
@@ -201,3 +204,40 @@ def test_compact_gives_back_zero_blocks(tmp_path: Path) -> None:
     _, child, model = make_chain(tmp_path)
     assert compact(child).blocks_freed == 1  # block 11: zeros over the parent's data
     assert read_all(child) == bytes(model)
+
+
+def test_partially_present_blocks_read_through_the_sector_bitmap(tmp_path: Path) -> None:
+    """Hyper-V's AVHDX blocks may be PARTIALLY_PRESENT (MS-VHDX §2.5.1.1): present sectors
+    come from the child (bit set in the LSB-first sector bitmap), the rest from the parent."""
+    _, child, model = make_chain(tmp_path)
+    with open_disk(child) as disk:
+        assert isinstance(disk, VhdxImage)
+        bat_at, cr = disk.s.bat_region.file_offset, disk.chunk_ratio
+        end = disk.file.size()
+    block, own = 7, os.urandom(MiB)
+    bitmap = bytearray(MiB)
+    first = block * MiB // 512  # block 7's sectors within chunk 0
+    bitmap[(first + 8) // 8] = 0xFF  # sectors 8..15 of the block are present
+    bitmap[(first + 20) // 8] |= 1 << ((first + 20) % 8)  # and sector 20
+    with open(child, "r+b") as f:
+        f.seek(end)
+        f.write(own + bitmap)  # payload block, then the sector bitmap block
+        f.seek(bat_at + (block + block // cr) * 8)
+        f.write(bat_entry(PAYLOAD_PARTIALLY_PRESENT, end).to_bytes(8, "little"))
+        f.seek(bat_at + cr * 8)  # the chunk's sector bitmap entry follows its payload entries
+        f.write(bat_entry(SB_PRESENT, end + MiB).to_bytes(8, "little"))
+    expect = bytearray(model)
+    for sector in (*range(8, 16), 20):
+        at = block * MiB + sector * 512
+        expect[at : at + 512] = own[sector * 512 : sector * 512 + 512]
+    assert read_all(child) == bytes(expect) and check(child).ok
+    with open_disk(child, writable=True) as disk:  # a write marks its sectors present
+        disk.write(block * MiB + 30 * 512, b"\x5e" * 1024)
+    expect[block * MiB + 30 * 512 : block * MiB + 32 * 512] = b"\x5e" * 1024
+    assert read_all(child) == bytes(expect)
+    convert(child, tmp_path / "flat.vhdx", "dynamic")
+    assert qemu_same(write_raw(tmp_path / "e.raw", expect), tmp_path / "flat.vhdx", "vhdx")
+    with open(child, "r+b") as f:  # without its sector bitmap the block is unreadable
+        f.seek(bat_at + cr * 8)
+        f.write(bytes(8))
+    assert [p.code for p in check(child).problems] == ["sector_bitmap_missing"]
