@@ -11,12 +11,21 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from viridian.disks import BadLog, check, convert, expand, inspect, open_disk
+from viridian.disks import (
+    BadLog,
+    check,
+    convert,
+    expand,
+    inspect,
+    open_disk,
+    replay_vhdx_log,
+)
 from viridian.disks.fileio import ImageFile, record_writes
 from viridian.disks.vhdx import VhdxImage
 from viridian.disks.vhdx_layout import PAYLOAD_FULLY_PRESENT, bat_entry, entry_offset
@@ -232,3 +241,15 @@ def test_a_crash_during_writes_leaves_old_or_new_sectors(
         for i in range(0, len(seen), 512):
             assert seen[i : i + 512] in (before[i : i + 512], after[i : i + 512]), (k, i)
         assert check(crashed).ok, k
+
+
+def test_replay_before_handing_the_disk_to_qemu(tmp_path: Path) -> None:
+    path, model = make_dirty(tmp_path)
+    refused = subprocess.run(
+        ["qemu-img", "info", "-f", "vhdx", str(path)], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "log" in refused.stderr  # QEMU read-only: refused
+    assert replay_vhdx_log(path) is True
+    assert replay_vhdx_log(path) is False  # nothing pending any more
+    assert qemu_info(path, "vhdx")["virtual-size"] == SIZE
+    assert read_all(path) == model

@@ -7,6 +7,7 @@ Imports nothing from the rest of viridian. Public API:
 * creating: :func:`new_fixed`, :func:`new_dynamic`, :func:`new_differencing` (a *.vhdx
   child of a VHDX parent is a differencing VHDX), :func:`new_vhdx_fixed`,
   :func:`new_vhdx_dynamic`; ``convert`` writes VHDX when the destination is *.vhdx
+* VHDX log: :func:`replay_vhdx_log` (before a VHDX is handed to QEMU)
 * operations: :func:`inspect`, :func:`convert`, :func:`compact`, :func:`expand`,
   :func:`merge`, :func:`check`
 * errors: :class:`DiskError` and its subclasses, each carrying ``http_status``,
@@ -39,6 +40,7 @@ from .merge import merge
 from .progress import Progress
 from .sizes import parse_size
 from .vhd_layout import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE
+from .vhdx import replay_pending_log as replay_vhdx_log
 from .vhdx_create import new_vhdx_differencing, new_vhdx_dynamic, new_vhdx_fixed
 from .vhdx_layout import BadLog, BadMetadata, BadRegionTable, BadVhdxHeader
 from .vhdx_open import open_disk
@@ -84,4 +86,5 @@ __all__ = [
     "new_vhdx_fixed",
     "open_disk",
     "parse_size",
+    "replay_vhdx_log",
 ]

@@ -486,6 +486,21 @@ def open_vhdx(path: Path, *, writable: bool = False, lock: bool = True, resolve_
     return disk
 
 
+def replay_pending_log(path: Path | str) -> bool:
+    """Replay the pending log of the VHDX at ``path``, if any; True when one was replayed.
+
+    Call it before handing a VHDX to QEMU (which refuses to open a dirty VHDX read-only
+    and replays it itself otherwise). Raises BadLog when the log cannot be replayed,
+    DiskInUse when another program holds the file, CorruptDisk for unusable headers.
+    """
+    with ImageFile(Path(path), writable=True) as file:
+        header, slot, _ = read_headers(file.pread, str(path))
+        if header.log_guid == NIL:
+            return False
+        replay_log(file, header, slot, str(path))
+        return True
+
+
 def parent_candidates(disk: VhdxImage) -> list[Path]:
     """Where the parent may be: relative_path, then absolute paths (§2.6.2.6.1)."""
     loc, here = disk.s.locator or {}, disk.path.absolute().parent
