@@ -21,6 +21,8 @@ from viridian.disks import (
     check,
     convert,
     inspect,
+    merge,
+    new_differencing,
     new_vhdx_dynamic,
     open_disk,
 )
@@ -202,3 +204,42 @@ def test_random_writes_read_back_like_a_raw_oracle(ops: list[tuple[int, int, int
         assert check(path).ok
         raw = write_raw(Path(folder) / "o.raw", oracle)
         assert qemu_same(raw, path, "vhdx")
+
+
+@settings(max_examples=15, deadline=None)
+@given(ops=st.lists(write_op, min_size=1, max_size=8), seed=st.integers(0, 1000))
+def test_random_writes_to_an_avhdx_read_back_and_merge(
+    ops: list[tuple[int, int, int]], seed: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        base, child = Path(folder) / "b.vhdx", Path(folder) / "c.avhdx"
+        oracle = make_pattern(SIZE, seed=seed, runs=3)
+        convert(write_raw(Path(folder) / "b.raw", oracle), base, "dynamic", block_size=MiB)
+        new_differencing(child, base)
+        with open_disk(child, writable=True) as disk:
+            for offset, length, value in ops:
+                length = min(length, SIZE - offset)
+                disk.write(offset, bytes([value]) * length)
+                oracle[offset : offset + length] = bytes([value]) * length
+            assert disk.read(0, SIZE) == oracle
+        assert check(child).ok
+        merge(child, into_parent=True)
+        assert qemu_same(write_raw(Path(folder) / "o.raw", oracle), base, "vhdx")
+
+
+def test_cli_check_reports_and_repairs_a_pending_log(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from viridian.cli.disk import disk_group
+
+    from .test_vhdx_log import make_dirty
+
+    path, model = make_dirty(tmp_path)
+    res = CliRunner().invoke(disk_group, ["check", str(path)])
+    assert res.exit_code == 2 and "[log_pending]" in res.output and "(repairable)" in res.output
+    res = CliRunner().invoke(disk_group, ["inspect", str(path)])
+    assert "log pending: True" in res.output
+    res = CliRunner().invoke(disk_group, ["check", "--repair", str(path)])
+    assert res.exit_code == 0 and "repaired: replayed the pending log" in res.output
+    with open_disk(path) as disk:
+        assert disk.read(0, disk.size) == model
