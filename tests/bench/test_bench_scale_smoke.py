@@ -27,7 +27,7 @@ def test_quick_run_reports_creates_lists_memory_and_the_peer() -> None:
     assert viridian["vms"] == 300
     assert viridian["create"]["averaged"] == 100
     assert viridian["create"]["first_ms"] > 0 and viridian["create"]["last_ms"] > 0
-    for key in ("api_list_ms", "cli_list_json_ms", "cli_list_ms", "rss_mb"):
+    for key in ("api_list_ms", "cli_list_json_ms", "cli_list_ms", "rss_defined_mb", "rss_mb"):
         assert viridian[key] > 0, (key, viridian)
     libvirt = report["libvirt"]
     if libvirt["available"]:

@@ -179,7 +179,7 @@ class ServiceCore:
 
     def _sweep_vm_folders(self) -> None:
         """Finish or undo folder moves that a killed service left half done."""
-        known = {vm.id for vm in self.catalog.list_vms()}
+        known = {str(row[0]) for row in self.catalog.read("SELECT id FROM vms")}  # no decoding
         for entry in (self.data_dir / "vms").iterdir():
             prefix, _, vm_id = entry.name.partition("-")
             if prefix in (".new", ".trash") and vm_id in known:
