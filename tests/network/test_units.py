@@ -3,9 +3,13 @@ adapter checks, and the service's rules for adapters of running VMs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
 from viridian.errors import Conflict, InvalidSetting, NotFound
+from viridian.model import AdapterKind, MacMode, NetworkAdapter
 from viridian.network.desired import Address, BridgeVlan, RouteOn
 from viridian.network.model import Route
 from viridian.network.observed import (
@@ -95,22 +99,22 @@ def test_external_adapter_checks() -> None:
         "02:00:00:00:00:02", ("10.9.0.2/24",), (Route("10.8.0.0/16", "10.9.0.254"),))
 
 
-def nic(switch: str | None, **more: object) -> dict[str, object]:
-    return {"kind": "synthetic", "switch": switch, "mac_mode": "dynamic",
-            "mac": "00:15:5D:00:00:01", "vlan_id": None, **more}
+def nic(switch: str | None, **more: Any) -> NetworkAdapter:
+    return replace(NetworkAdapter(AdapterKind.SYNTHETIC, switch, MacMode.DYNAMIC,
+                                  "00:15:5D:00:00:01"), **more)
 
 
 def test_what_may_change_on_a_running_vm() -> None:
     assert adapters_changeable_live([nic("A")], [nic("B", vlan_id=7)])
     assert adapters_changeable_live([nic("A")], [nic(None)])  # disconnect
     assert not adapters_changeable_live([nic("user")], [nic("A")])  # backend differs
-    assert not adapters_changeable_live([nic("A")], [nic("A", kind="legacy")])
+    assert not adapters_changeable_live([nic("A")], [nic("A", kind=AdapterKind.LEGACY)])
     assert not adapters_changeable_live([nic("A")], [nic("A"), nic(None)])
 
 
 def test_ports_follow_the_launched_adapters() -> None:
     vm = "aaaaaaaa-0000-4000-8000-000000000001"
     ports = vm_ports(vm, "A", [nic("S"), nic("user"), nic("S")],
-                     [nic("S", trunk_vlans=[10], native_vlan=5), nic("user"), nic(None)])
+                     [nic("S", trunk_vlans=(10,), native_vlan=5), nic("user"), nic(None)])
     assert [(p.tap, p.nic, p.switch, p.trunk_vlans, p.native_vlan) for p in ports] == [
         ("vtaaaaaaaa00n0", 1, "S", (10,), 5), ("vtaaaaaaaa00n2", 3, None, (), None)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound
-from viridian.model import default_settings, settings_from_dict, to_dict
+from viridian.model import VMSettings, default_settings, settings_from_dict, to_dict
 from viridian.model.address import parse_address
 from viridian.model.states import VMState
 from viridian.qemu.firmware import numlock_rom
@@ -28,12 +28,12 @@ from viridian.service.devices.hotplug import check_live_storage_changes
 from viridian.service.vms.macs import assign_macs, host_adapter_octets, macs_in_use, pool_octets
 
 
-def base() -> dict[str, Any]:
-    return to_dict(default_settings("vm"))
+def base() -> VMSettings:
+    return default_settings("vm")
 
 
-def applied(settings: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    return {**settings, **patch}
+def applied(settings: VMSettings, patch: dict[str, Any]) -> VMSettings:
+    return settings_from_dict({**to_dict(settings), **patch})
 
 
 # --- settings edits ---------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def test_a_65th_scsi_disk_is_refused() -> None:
     settings = base()
     for location in range(64):
         settings = applied(settings, edits.add_disk(settings, "scsi", "0", f"/d/{location}", False))
-    assert [d["location"] for d in settings["scsi"][0]["disks"]] == list(range(64))
+    assert [d["location"] for d in to_dict(settings)["scsi"][0]["disks"]] == list(range(64))
     with pytest.raises(Conflict) as err:
         edits.add_disk(settings, "scsi", "0", "/d/65", dvd=False)
     assert str(err.value).startswith(
@@ -72,7 +72,7 @@ def test_a_65th_scsi_disk_is_refused() -> None:
 def test_scsi_controller_is_created_and_locations_fill_in_order() -> None:
     first = applied(base(), edits.add_disk(base(), "scsi", "2:7", "/d/a", False))
     second = applied(first, edits.add_disk(first, "scsi", "2", "/d/b", False))
-    assert second["scsi"] == [
+    assert to_dict(second)["scsi"] == [
         {
             "controller": 2,
             "disks": [
@@ -81,7 +81,7 @@ def test_scsi_controller_is_created_and_locations_fill_in_order() -> None:
             ],
         }
     ]
-    settings_from_dict(second)
+    settings_from_dict(to_dict(second))
 
 
 def test_remove_missing_drive_names_the_used_locations() -> None:
@@ -99,7 +99,7 @@ def test_dvd_media_goes_to_the_first_dvd_drive() -> None:
 
 def test_adapter_edits_and_selection() -> None:
     one = applied(base(), edits.add_adapter(base(), True, "user", "00-15-5d-00-00-09", "12"))
-    assert one["network_adapters"] == [
+    assert to_dict(one)["network_adapters"] == [
         {
             "kind": "legacy",
             "switch": "user",

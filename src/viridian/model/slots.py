@@ -33,6 +33,16 @@ class DriveSlot:
         return slot_id(self.bus, self.controller, self.location)
 
     @property
+    def label(self) -> str:
+        """Hyper-V's name of the slot as an admin reads it: ``IDE 0:1``, ``SCSI 2:5``."""
+        return f"{self.bus.upper()} {self.controller}:{self.location}"
+
+    @property
+    def setting(self) -> str:
+        """The setting named in a refusal of this drive's file: ``ide[0:1].path``."""
+        return f"{self.bus}[{self.controller}:{self.location}].path"
+
+    @property
     def is_hard_disk_image(self) -> bool:
         """A hard disk with a file (DVD media and empty drives are not)."""
         return self.kind is DriveKind.HARD_DISK and self.path is not None

@@ -44,7 +44,7 @@ from viridian.qemu.render.naming import FLOPPY_ID, ide_id, scsi_disk_id
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.context import ServiceContext
 from viridian.service.counters.routes import install_counter_routes
-from viridian.service.switches.service import adapter_dicts
+from viridian.service.switches.service import launched_adapters
 from viridian.service.vms.live import LiveVM
 
 if TYPE_CHECKING:
@@ -326,10 +326,8 @@ def _belongs(counter_path: str, vm: str) -> bool:
 
 def _target(live: LiveVM) -> VMTarget:
     worker = live.worker
-    adapters = (worker.record.settings.get("network_adapters", []) if worker is not None
-                else adapter_dicts(live.record.settings))  # as QEMU was launched
-    macs = {f"nic{i}": str(a["mac"]).lower() for i, a in enumerate(adapters)
-            if a.get("mac") and a.get("switch")}
+    macs = {f"nic{i}": a.mac.lower() for i, a in enumerate(launched_adapters(live))
+            if a.mac and a.switch}
     return VMTarget(
         vm_id=live.record.id, name=live.record.name, processors=live.processors,
         memory_mb=live.memory_mb, pid=worker.pid if worker is not None else None,

@@ -1,24 +1,36 @@
-"""Pure edits of a VM's settings dict for the device commands (``vm disk|dvd|floppy|nic|com``).
+"""Pure edits of a VM's settings for the device commands (``vm disk|dvd|floppy|nic|com``).
 
-Each function takes the VM's full, current settings dict (docs/api.md shape) and returns a
-*patch* (the top-level keys it changes, each whole) for the service's one settings path
-(validation, the Hyper-V rules for running VMs, hot plug, commit). Refusals that only
-these commands can phrase well — an occupied location, a full SCSI controller, a DVD
-drive on SCSI, no such drive or adapter — are raised here, naming what is allowed.
+Each function takes the VM's current, typed settings and returns a *patch* (the
+top-level keys it changes, each whole, in the API's dict shape: docs/api.md,
+"Settings") for the service's one settings path (validation, the Hyper-V rules for
+running VMs, hot plug, commit). Refusals that only these commands can phrase well — an
+occupied location, a full SCSI controller, a DVD drive on SCSI, no such drive or
+adapter — are raised here, naming what is allowed.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound
-from viridian.model import AdapterKind, NetworkAdapter, limits
+from viridian.model import (
+    AdapterKind,
+    DriveKind,
+    IdeDrive,
+    MacMode,
+    NetworkAdapter,
+    ScsiController,
+    ScsiDisk,
+    VMSettings,
+    limits,
+    to_dict,
+)
 from viridian.model.address import parse_address
 from viridian.model.mac import normalise_mac
-from viridian.service.switches.service import to_dict_adapter
 
-Settings = dict[str, Any]
+Patch = dict[str, Any]
 IDE_SLOTS = [(c, loc) for c in range(limits.IDE_CONTROLLERS) for loc in range(limits.IDE_LOCATIONS)]
 ALLOWED_IDE = "0:0, 0:1, 1:0 or 1:1 (controller:location)"
 ALLOWED_SCSI = (
@@ -44,10 +56,24 @@ def parse_location(bus: str, text: str) -> tuple[int, int | None]:
     return int(controller), int(location) if location else None
 
 
+def _ide_location(text: str) -> tuple[int, int]:
+    """``"C:L"`` on IDE (both numbers required)."""
+    controller, location = parse_location("ide", text)
+    assert location is not None  # parse_location requires it on IDE
+    return controller, location
+
+
+def _patch(settings: VMSettings, **changes: Any) -> Patch:
+    """The patch setting the top-level ``changes`` (typed) in the API's dict shape."""
+    plain = to_dict(replace(settings, **changes))
+    return {key: plain[key] for key in changes}
+
+
 # --- disks -----------------------------------------------------------------------------
 
 
-def add_disk(settings: Settings, bus: str, location: str, path: str | None, dvd: bool) -> Settings:
+def add_disk(settings: VMSettings, bus: str, location: str, path: str | None,
+             dvd: bool) -> Patch:
     """Patch adding a hard disk (or, on IDE, a DVD drive) at ``location``."""
     if bus == "scsi" and dvd:
         raise InvalidSetting(
@@ -63,10 +89,9 @@ def add_disk(settings: Settings, bus: str, location: str, path: str | None, dvd:
     return _add_scsi(settings, location, path or "")
 
 
-def _add_ide(settings: Settings, location: str, path: str | None, dvd: bool) -> Settings:
-    controller, slot = parse_location("ide", location)
-    drives = settings.get("ide", [])
-    used = {(d["controller"], d["location"]): d for d in drives}
+def _add_ide(settings: VMSettings, location: str, path: str | None, dvd: bool) -> Patch:
+    controller, slot = _ide_location(location)
+    used = {(d.controller, d.location): d for d in settings.ide}
     if (controller, slot) in used:
         free = ", ".join(f"{c}:{loc}" for c, loc in IDE_SLOTS if (c, loc) not in used) or "none"
         raise Conflict(
@@ -74,30 +99,21 @@ def _add_ide(settings: Settings, location: str, path: str | None, dvd: bool) -> 
             f"free IDE locations: {free}; nothing was changed",
             location=f"{controller}:{slot}",
         )
-    new = {
-        "controller": controller,
-        "location": slot,
-        "kind": "dvd" if dvd else "hard_disk",
-        "path": path,
-        "format": None,
-    }
-    ordered = sorted([*drives, new], key=lambda d: (d["controller"], d["location"]))
-    return {"ide": ordered}
+    new = IdeDrive(controller, slot, DriveKind.DVD if dvd else DriveKind.HARD_DISK, path)
+    ordered = sorted([*settings.ide, new], key=lambda d: (d.controller, d.location))
+    return _patch(settings, ide=tuple(ordered))
 
 
-def _drive_text(drive: dict[str, Any]) -> str:
-    kind = "a DVD drive" if drive["kind"] == "dvd" else "a hard disk"
-    return f"{kind} ({drive.get('path') or 'empty'})"
+def _drive_text(drive: IdeDrive) -> str:
+    kind = "a DVD drive" if drive.kind is DriveKind.DVD else "a hard disk"
+    return f"{kind} ({drive.path or 'empty'})"
 
 
-def _add_scsi(settings: Settings, location: str, path: str) -> Settings:
+def _add_scsi(settings: VMSettings, location: str, path: str) -> Patch:
     number, slot = parse_location("scsi", location)
-    controllers = copy.deepcopy(settings.get("scsi", []))
-    controller = next((c for c in controllers if c["controller"] == number), None)
-    if controller is None:
-        controller = {"controller": number, "disks": []}
-        controllers = sorted([*controllers, controller], key=lambda c: c["controller"])
-    disks = controller["disks"]
+    controllers = {c.controller: c for c in settings.scsi}
+    controller = controllers.get(number, ScsiController(number))
+    disks = controller.disks
     if len(disks) >= limits.SCSI_DISKS_PER_CONTROLLER:
         raise Conflict(
             f"SCSI controller {number} already holds {len(disks)} hard disks, the most a SCSI "
@@ -105,60 +121,55 @@ def _add_scsi(settings: Settings, location: str, path: str) -> Settings:
             f"controller (0..{limits.SCSI_CONTROLLERS - 1}); nothing was changed",
             controller=number,
         )
-    used = {d["location"]: d for d in disks}
+    used = {d.location: d for d in disks}
     if slot is None:
         slot = min(set(range(limits.SCSI_DISKS_PER_CONTROLLER)) - used.keys())
     if slot in used:
         raise Conflict(
-            f"SCSI {number}:{slot} is already used by the hard disk {used[slot]['path']}; "
+            f"SCSI {number}:{slot} is already used by the hard disk {used[slot].path}; "
             f"give a free location (or only the controller, --location {number}, for the "
             "first free one); nothing was changed",
             location=f"{number}:{slot}",
         )
-    disks.append({"location": slot, "path": path, "format": None})
-    disks.sort(key=lambda d: d["location"])
-    return {"scsi": controllers}
+    added = tuple(sorted([*disks, ScsiDisk(slot, path)], key=lambda d: d.location))
+    controllers[number] = replace(controller, disks=added)
+    return _patch(settings, scsi=tuple(controllers[n] for n in sorted(controllers)))
 
 
-def remove_disk(settings: Settings, bus: str, location: str) -> Settings:
+def remove_disk(settings: VMSettings, bus: str, location: str) -> Patch:
     """Patch removing the drive at ``location`` (an empty SCSI controller stays)."""
     controller, slot = parse_location(bus, location)
     if bus == "ide":
-        drives = settings.get("ide", [])
-        kept = [d for d in drives if (d["controller"], d["location"]) != (controller, slot)]
-        if len(kept) == len(drives):
-            raise NotFound(_no_drive("IDE", controller, slot, drives), location=location)
-        return {"ide": kept}
-    controllers = copy.deepcopy(settings.get("scsi", []))
-    for entry in controllers:
-        if entry["controller"] == controller:
-            before = len(entry["disks"])
-            entry["disks"] = [d for d in entry["disks"] if d["location"] != slot]
-            if len(entry["disks"]) < before:
-                return {"scsi": controllers}
+        kept = tuple(d for d in settings.ide if (d.controller, d.location) != (controller, slot))
+        if len(kept) == len(settings.ide):
+            raise NotFound(_no_drive("IDE", controller, slot, settings.ide), location=location)
+        return _patch(settings, ide=kept)
+    for entry in settings.scsi:
+        left = tuple(d for d in entry.disks if d.location != slot)
+        if entry.controller == controller and len(left) < len(entry.disks):
+            return _patch(settings, scsi=tuple(replace(c, disks=left) if c is entry else c
+                                               for c in settings.scsi))
     raise NotFound(
         f"there is no hard disk at SCSI {location}; see 'viridian vm show'", location=location
     )
 
 
-def _no_drive(bus: str, controller: int, slot: int | None, drives: list[dict[str, Any]]) -> str:
-    used = ", ".join(f"{d['controller']}:{d['location']}" for d in drives) or "none"
+def _no_drive(bus: str, controller: int, slot: int | None, drives: Sequence[IdeDrive]) -> str:
+    used = ", ".join(f"{d.controller}:{d.location}" for d in drives) or "none"
     return f"there is no drive at {bus} {controller}:{slot}; used IDE locations: {used}"
 
 
 # --- media -----------------------------------------------------------------------------
 
 
-def set_dvd_media(settings: Settings, path: str | None, location: str | None) -> Settings:
+def set_dvd_media(settings: VMSettings, path: str | None, location: str | None) -> Patch:
     """Patch putting ``path`` (None: eject) into a DVD drive: the one at ``location``,
     else the first DVD drive in controller:location order."""
-    drives = copy.deepcopy(settings.get("ide", []))
-    dvds = sorted(
-        (d for d in drives if d["kind"] == "dvd"), key=lambda d: (d["controller"], d["location"])
-    )
+    dvds = sorted((d for d in settings.ide if d.kind is DriveKind.DVD),
+                  key=lambda d: (d.controller, d.location))
     if location is not None:
-        controller, slot = parse_location("ide", location)
-        dvds = [d for d in dvds if (d["controller"], d["location"]) == (controller, slot)]
+        wanted = _ide_location(location)
+        dvds = [d for d in dvds if (d.controller, d.location) == wanted]
     if not dvds:
         where = f" at IDE {location}" if location else ""
         raise NotFound(
@@ -166,11 +177,12 @@ def set_dvd_media(settings: Settings, path: str | None, location: str | None) ->
             "--controller ide --location 1:0 --dvd' (the VM must be Off)",
             location=location,
         )
-    dvds[0]["path"], dvds[0]["format"] = path, None
-    return {"ide": drives}
+    target = dvds[0]
+    return _patch(settings, ide=tuple(replace(d, path=path, format=None) if d is target else d
+                                      for d in settings.ide))
 
 
-def set_floppy_media(path: str | None) -> Settings:
+def set_floppy_media(path: str | None) -> Patch:
     return {"floppy": {"path": path}}
 
 
@@ -178,25 +190,23 @@ def set_floppy_media(path: str | None) -> Settings:
 
 
 def add_adapter(
-    settings: Settings,
+    settings: VMSettings,
     legacy: bool,
     switch: str | None,
     mac: str | None,
     vlan: str | None,
     trunk: str | None = None,
     native: str | None = None,
-) -> Settings:
+) -> Patch:
     """Patch adding an adapter with the model's defaults (:class:`NetworkAdapter`)."""
     kind = AdapterKind.LEGACY if legacy else AdapterKind.SYNTHETIC
-    adapter = to_dict_adapter(NetworkAdapter(kind=kind, switch=switch))
-    _apply_mac(adapter, mac)
-    _apply_vlan(adapter, vlan)
-    _apply_trunk(adapter, trunk, native)
-    return {"network_adapters": [*settings.get("network_adapters", []), adapter]}
+    adapter = _with_mac(NetworkAdapter(kind=kind, switch=switch), mac)
+    adapter = _with_trunk(_with_vlan(adapter, vlan), trunk, native)
+    return _patch(settings, network_adapters=(*settings.network_adapters, adapter))
 
 
 def set_adapter(
-    settings: Settings,
+    settings: VMSettings,
     index: int | None,
     legacy: bool | None,
     switch: str | None,
@@ -204,31 +214,30 @@ def set_adapter(
     vlan: str | None,
     trunk: str | None = None,
     native: str | None = None,
-) -> Settings:
+) -> Patch:
     """Patch changing adapter ``index`` (1-based, as ``vm show`` numbers them).
     ``switch`` "none" disconnects; ``vlan`` "none" clears the VLAN id. A ``vlan`` makes
     the adapter an access port, a ``trunk`` ("10,20-22") a trunk port with ``native``."""
-    adapters = copy.deepcopy(settings.get("network_adapters", []))
-    adapter = adapters[pick_adapter(adapters, index) - 1]
+    adapters = list(settings.network_adapters)
+    number = pick_adapter(adapters, index) - 1
+    adapter = adapters[number]
     if legacy is not None:
-        adapter["kind"] = "legacy" if legacy else "synthetic"
+        adapter = replace(adapter, kind=AdapterKind.LEGACY if legacy else AdapterKind.SYNTHETIC)
     if switch is not None:
-        adapter["switch"] = None if switch == "none" else switch
+        adapter = replace(adapter, switch=None if switch == "none" else switch)
     if mac is not None:
-        _apply_mac(adapter, mac)
-    if vlan is not None:
-        _apply_vlan(adapter, vlan)
-    _apply_trunk(adapter, trunk, native)
-    return {"network_adapters": adapters}
+        adapter = _with_mac(adapter, mac)
+    adapters[number] = _with_trunk(_with_vlan(adapter, vlan), trunk, native)
+    return _patch(settings, network_adapters=tuple(adapters))
 
 
-def remove_adapter(settings: Settings, index: int | None) -> Settings:
-    adapters = list(settings.get("network_adapters", []))
+def remove_adapter(settings: VMSettings, index: int | None) -> Patch:
+    adapters = list(settings.network_adapters)
     del adapters[pick_adapter(adapters, index) - 1]
-    return {"network_adapters": adapters}
+    return _patch(settings, network_adapters=tuple(adapters))
 
 
-def pick_adapter(adapters: list[dict[str, Any]], index: int | None) -> int:
+def pick_adapter(adapters: Sequence[NetworkAdapter], index: int | None) -> int:
     """The 1-based index of the adapter meant; the only one when ``index`` is None."""
     if not adapters:
         raise NotFound("the VM has no network adapter; add one with 'viridian vm nic add NAME'")
@@ -247,23 +256,22 @@ def pick_adapter(adapters: list[dict[str, Any]], index: int | None) -> int:
     return index
 
 
-def _apply_mac(adapter: dict[str, Any], mac: str | None) -> None:
+def _with_mac(adapter: NetworkAdapter, mac: str | None) -> NetworkAdapter:
+    """``mac`` None or "dynamic": a dynamic MAC (a static one is given up); else static."""
     if mac is None or mac.lower() == "dynamic":
-        if adapter.get("mac_mode") != "dynamic":
-            adapter["mac"] = None
-        adapter["mac_mode"] = "dynamic"
-        return
-    adapter["mac_mode"], adapter["mac"] = "static", normalise_mac(mac, setting="mac")
+        kept = adapter.mac if adapter.mac_mode is MacMode.DYNAMIC else None
+        return replace(adapter, mac_mode=MacMode.DYNAMIC, mac=kept)
+    return replace(adapter, mac_mode=MacMode.STATIC, mac=normalise_mac(mac, setting="mac"))
 
 
-def _apply_vlan(adapter: dict[str, Any], vlan: str | None) -> None:
+def _with_vlan(adapter: NetworkAdapter, vlan: str | None) -> NetworkAdapter:
+    """``vlan`` given: an access port on it ("none": untagged)."""
     if vlan is None:
-        return
-    adapter["trunk_vlans"], adapter["native_vlan"] = [], None  # access mode
+        return adapter
+    access = replace(adapter, trunk_vlans=(), native_vlan=None)
     if vlan.lower() == "none":
-        adapter["vlan_id"] = None
-        return
-    adapter["vlan_id"] = _vlan_number("vlan", vlan)
+        return replace(access, vlan_id=None)
+    return replace(access, vlan_id=_vlan_number("vlan", vlan))
 
 
 def _vlan_number(option: str, text: str) -> int:
@@ -273,21 +281,22 @@ def _vlan_number(option: str, text: str) -> int:
     return int(text)
 
 
-def _apply_trunk(adapter: dict[str, Any], trunk: str | None, native: str | None) -> None:
+def _with_trunk(adapter: NetworkAdapter, trunk: str | None,
+                native: str | None) -> NetworkAdapter:
     """Trunk mode: ``trunk`` lists VLAN ids and ranges ("10,20-22"); ``native`` (or
     "none" = VLAN 1) is the VLAN of untagged frames. ``trunk`` "none" = access mode."""
     if trunk is not None and trunk.lower() == "none":
-        adapter["trunk_vlans"], adapter["native_vlan"] = [], None
+        adapter = replace(adapter, trunk_vlans=(), native_vlan=None)
     elif trunk is not None:
-        adapter["trunk_vlans"], adapter["vlan_id"] = parse_vlan_list(trunk), None
-    if native is not None and not adapter.get("trunk_vlans"):
+        adapter = replace(adapter, trunk_vlans=tuple(parse_vlan_list(trunk)), vlan_id=None)
+    if native is not None and not adapter.trunk_vlans:
         raise BadRequest(
             "--native needs a trunk: give --trunk IDS too (an access port uses --vlan ID)"
         )
     if native is not None:
-        adapter["native_vlan"] = (
-            None if native.lower() == "none" else _vlan_number("native", native)
-        )
+        vlan = None if native.lower() == "none" else _vlan_number("native", native)
+        adapter = replace(adapter, native_vlan=vlan)
+    return adapter
 
 
 def parse_vlan_list(text: str) -> list[int]:
@@ -307,7 +316,7 @@ def parse_vlan_list(text: str) -> list[int]:
 # --- COM ports -----------------------------------------------------------------------------
 
 
-def set_com(port: int, pipe: str | None, remote: str | None, none: bool) -> Settings:
+def set_com(port: int, pipe: str | None, remote: str | None, none: bool) -> Patch:
     """Patch for COM``port``: exactly one of a pipe path ("" = the runtime folder's default
     socket), a remote ``HOST:PORT``, or none."""
     if port not in limits.COM_PORTS:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from viridian.errors import Conflict
-from viridian.model import VMSettings, settings_from_dict
+from viridian.model import VMSettings
+from viridian.model.slots import drive_slots
 from viridian.model.states import VMState
 from viridian.qemu.hotplug import (
     AttachScsiDisk,
@@ -37,7 +38,7 @@ ALLOWED_LIVE = "adding and removing SCSI hard disks, inserting and ejecting DVD 
 
 
 def check_live_storage_changes(
-    vm: str, current: dict[str, Any], new: dict[str, Any], state: VMState
+    vm: str, current: VMSettings, new: VMSettings, state: VMState
 ) -> None:
     """Refuse the storage changes Hyper-V does not allow in ``state`` (nothing when Off).
 
@@ -45,7 +46,7 @@ def check_live_storage_changes(
     """
     if state is VMState.OFF:
         return
-    plan = plan_live_changes(settings_from_dict(current), settings_from_dict(new))
+    plan = plan_live_changes(current, new)
     _refuse_missing_controllers(vm, current, new, state)
     if plan.refused:
         raise Conflict(
@@ -69,23 +70,19 @@ def check_live_storage_changes(
 
 
 def _refuse_missing_controllers(
-    vm: str, current: dict[str, Any], new: dict[str, Any], state: VMState
+    vm: str, current: VMSettings, new: VMSettings, state: VMState
 ) -> None:
     """Refuse SCSI hard disks put on a controller the VM does not have, saying that a
     controller is needed first and how to add one (only while the VM is Off)."""
-    have = {c["controller"] for c in current.get("scsi", [])}
-    wanted = [
-        (c["controller"], d)
-        for c in new.get("scsi", [])
-        if c["controller"] not in have
-        for d in c.get("disks", [])
-    ]
+    have = {c.controller for c in current.scsi}
+    wanted = [slot for slot in drive_slots(new)
+              if slot.bus == "scsi" and slot.controller not in have]
     if not wanted:
         return
-    number, disk = wanted[0]
+    disk, number = wanted[0], wanted[0].controller
     existing = ", ".join(str(n) for n in sorted(have)) or "none"
     raise Conflict(
-        f"cannot add the hard disk {disk['path']} at SCSI {number}:{disk['location']} of VM "
+        f"cannot add the hard disk {disk.path} at {disk.label} of VM "
         f"'{vm}' while it is {state.value}: a SCSI controller is needed first, and VM '{vm}' "
         f"has no SCSI controller {number} (its SCSI controllers: {existing}); a SCSI "
         f"controller can be added only while the VM is Off: turn it off, run 'viridian vm "

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from viridian.errors import Conflict
-from viridian.model import to_dict
+from viridian.model import VMSettings
 from viridian.qemu.screen import screenshot_png
 from viridian.qemu.worker import Worker
 from viridian.service.capability import Capability, SettingsChange
@@ -52,12 +52,13 @@ class DeviceOps:
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
 
-    async def edit(self, ref: str, make_patch: Callable[[Patch], Patch]) -> dict[str, Any]:
+    async def edit(self, ref: str,
+                   make_patch: Callable[[VMSettings], Patch]) -> dict[str, Any]:
         """Compute a patch from the VM's current settings and apply it, under the VM's
         queue (so two device requests never build on the same stale settings)."""
         live = self.context.find_vm(ref)
         async with self.context.jobs.queue_for(live.record.id):
-            patch = make_patch(to_dict(live.record.settings))
+            patch = make_patch(live.record.settings)
             await self.context.apply_settings(live, patch)
         return live.to_dict()
 
@@ -126,13 +127,13 @@ class DeviceOps:
         self,
         ref: str,
         verb: str,
-        make: Callable[[Patch, int | None], tuple[Patch, int]],
+        make: Callable[[VMSettings, int | None], tuple[Patch, int]],
         number: int | None,
     ) -> dict[str, Any]:
         live = self.context.find_vm(ref)
         async with self.context.jobs.queue_for(live.record.id):
             scsi_controllers.require_off(live.record.name, live.state, verb)
-            patch, number = make(to_dict(live.record.settings), number)
+            patch, number = make(live.record.settings, number)
             await self.context.apply_settings(live, patch)
         return {**live.to_dict(), "scsi_controller": number}
 

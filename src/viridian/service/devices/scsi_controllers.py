@@ -10,23 +10,28 @@ the service's one settings path, like :mod:`.edits`.
 
 from __future__ import annotations
 
-import copy
+from dataclasses import replace
 from typing import Any
 
 from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound
-from viridian.model import limits
+from viridian.model import ScsiController, VMSettings, limits, to_dict
 from viridian.model.states import VMState
 
-Settings = dict[str, Any]
+Patch = dict[str, Any]
 ALLOWED_NUMBERS = f"0..{limits.SCSI_CONTROLLERS - 1}"
 
 
-def numbers(settings: Settings) -> list[int]:
+def numbers(settings: VMSettings) -> list[int]:
     """The numbers of the VM's SCSI controllers, ascending."""
-    return sorted(c["controller"] for c in settings.get("scsi", []))
+    return sorted(c.controller for c in settings.scsi)
 
 
-def add_controller(settings: Settings, number: int | None) -> tuple[Settings, int]:
+def _patch(settings: VMSettings, controllers: tuple[ScsiController, ...]) -> Patch:
+    """The patch giving the VM ``controllers`` (API dict shape)."""
+    return {"scsi": to_dict(replace(settings, scsi=controllers))["scsi"]}
+
+
+def add_controller(settings: VMSettings, number: int | None) -> tuple[Patch, int]:
     """(patch adding SCSI controller ``number`` — the lowest free one when None —, its number).
 
     :raises Conflict: the VM has the most controllers allowed, or ``number`` exists.
@@ -51,11 +56,11 @@ def add_controller(settings: Settings, number: int | None) -> tuple[Settings, in
             "nothing was changed",
             controller=number,
         )
-    controllers = [*copy.deepcopy(settings.get("scsi", [])), {"controller": number, "disks": []}]
-    return {"scsi": sorted(controllers, key=lambda c: c["controller"])}, number
+    added = sorted([*settings.scsi, ScsiController(number)], key=lambda c: c.controller)
+    return _patch(settings, tuple(added)), number
 
 
-def remove_controller(settings: Settings, number: int | None) -> tuple[Settings, int]:
+def remove_controller(settings: VMSettings, number: int | None) -> tuple[Patch, int]:
     """(patch removing SCSI controller ``number`` — the only one when None —, its number).
 
     :raises NotFound: the VM has no such controller (or none at all).
@@ -76,19 +81,17 @@ def remove_controller(settings: Settings, number: int | None) -> tuple[Settings,
             f"the VM has no SCSI controller {number}; its SCSI controllers: {listed}",
             controller=number,
         )
-    controller = next(c for c in settings["scsi"] if c["controller"] == number)
-    if controller["disks"]:
-        attached = ", ".join(f"{d['path']} at SCSI {number}:{d['location']}"
-                             for d in controller["disks"])
+    controller = next(c for c in settings.scsi if c.controller == number)
+    if controller.disks:
+        attached = ", ".join(f"{d.path} at SCSI {number}:{d.location}" for d in controller.disks)
         raise Conflict(
-            f"SCSI controller {number} still holds {len(controller['disks'])} hard disk(s): "
+            f"SCSI controller {number} still holds {len(controller.disks)} hard disk(s): "
             f"{attached}; remove them first (viridian vm disk remove NAME --controller scsi "
             f"--location {number}:L); nothing was changed",
             controller=number,
-            disks=[d["path"] for d in controller["disks"]],
+            disks=[d.path for d in controller.disks],
         )
-    kept = [copy.deepcopy(c) for c in settings["scsi"] if c["controller"] != number]
-    return {"scsi": kept}, number
+    return _patch(settings, tuple(c for c in settings.scsi if c.controller != number)), number
 
 
 def require_off(vm: str, state: VMState, verb: str) -> None:

@@ -25,6 +25,7 @@ import json
 import logging
 import secrets
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from viridian.errors import Conflict, InvalidSetting, NotFound, ViridianError
-from viridian.model import NetworkAdapter, VMSettings
+from viridian.model import NetworkAdapter, settings_from_dict
 from viridian.model.states import VMState
 from viridian.network import (
     KernelFeatures,
@@ -81,63 +82,62 @@ def is_virtual(switch: str | None) -> bool:
     return switch is not None and switch != USER_SWITCH
 
 
-def vm_ports(
-    vm_id: str, vm_name: str, launched: list[dict[str, Any]], current: list[dict[str, Any]]
-) -> list[Port]:
+Adapters = Sequence[NetworkAdapter]
+
+
+def vm_ports(vm_id: str, vm_name: str, launched: Adapters, current: Adapters) -> list[Port]:
     """The ports of a VM: one per adapter QEMU was launched with on a virtual switch,
     connected as the current settings say (a disconnected adapter keeps its tap)."""
     ports = []
     for index, first in enumerate(launched):
-        if not is_virtual(first.get("switch")):
+        if not is_virtual(first.switch):
             continue
-        now = current[index] if index < len(current) else {}
+        now = current[index] if index < len(current) else NetworkAdapter()
         ports.append(
             Port(
                 tap=tap_name(vm_id, index),
                 vm=vm_name,
                 vm_id=vm_id,
                 nic=index + 1,
-                switch=now.get("switch") if is_virtual(now.get("switch")) else None,
-                mac=now.get("mac") or "",
-                access_vlan=now.get("vlan_id"),
-                trunk_vlans=tuple(now.get("trunk_vlans") or ()),
-                native_vlan=now.get("native_vlan"),
+                switch=now.switch if is_virtual(now.switch) else None,
+                mac=now.mac or "",
+                access_vlan=now.vlan_id,
+                trunk_vlans=now.trunk_vlans,
+                native_vlan=now.native_vlan,
             )
         )
     return ports
 
 
-def adapter_dicts(settings: VMSettings) -> list[dict[str, Any]]:
-    """The adapters of ``settings`` in the dict shape the port functions share with the
-    runtime record QEMU was launched with (``Worker.record.settings``)."""
-    return [to_dict_adapter(adapter) for adapter in settings.network_adapters]
+def launched_adapters(live: LiveVM) -> tuple[NetworkAdapter, ...]:
+    """The adapters QEMU runs with: its runtime record's (the dict boundary, parsed here),
+    the current settings' when no QEMU runs. A record this version cannot read (written
+    by an older one) counts as the current settings."""
+    worker = live.worker
+    if worker is None:
+        return live.record.settings.network_adapters
+    try:
+        return settings_from_dict(worker.record.settings).network_adapters
+    except ViridianError as err:
+        log.warning("VM %s: runtime record settings unreadable (%s); using its settings",
+                    live.record.name, err)
+        return live.record.settings.network_adapters
 
 
-def to_dict_adapter(adapter: NetworkAdapter) -> dict[str, Any]:
-    """One adapter in the settings dict shape."""
-    return {"kind": adapter.kind.value, "switch": adapter.switch,
-            "mac_mode": adapter.mac_mode.value, "mac": adapter.mac,
-            "vlan_id": adapter.vlan_id, "trunk_vlans": list(adapter.trunk_vlans),
-            "native_vlan": adapter.native_vlan}
-
-
-def adapters_changeable_live(current: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
+def adapters_changeable_live(current: Adapters, new: Adapters) -> bool:
     """Hyper-V lets a running VM's adapter change switch and VLAN (not kind, MAC or
     count). Here: between virtual switches (or disconnecting one); user-mode NAT and
     unconnected adapters keep their backend until the next start."""
     if len(current) != len(new):
         return False
-    fixed = ("kind", "mac_mode", "mac")
     for old, now in zip(current, new, strict=True):
-        if any(old.get(k) != now.get(k) for k in fixed):
+        if (old.kind, old.mac_mode, old.mac) != (now.kind, now.mac_mode, now.mac):
             return False
-        if old.get("switch") != now.get("switch") and not (
-            is_virtual(old.get("switch")) or is_virtual(now.get("switch"))
-        ):
+        if old.switch == now.switch:
+            continue
+        if not (is_virtual(old.switch) or is_virtual(now.switch)):
             return False
-        if USER_SWITCH in (old.get("switch"), now.get("switch")) and old.get("switch") != now.get(
-            "switch"
-        ):
+        if USER_SWITCH in (old.switch, now.switch):
             return False
     return True
 
@@ -215,8 +215,8 @@ class SwitchService(Capability):
     # --- VM events (viridian.service.capability) ------------------------------------------
 
     def launching(self, live: LiveVM) -> None:
-        adapters = adapter_dicts(live.record.settings)
-        if not any(is_virtual(a.get("switch")) for a in adapters):
+        adapters = live.record.settings.network_adapters
+        if not any(is_virtual(a.switch) for a in adapters):
             return
         self._require_privilege()
         known = {s.name: s for s in self.store.load()}
@@ -252,17 +252,16 @@ class SwitchService(Capability):
 
         :raises NotFound: unknown switch. :raises Conflict: the other refusals.
         """
-        adapters = adapter_dicts(change.new)
+        adapters = change.new.network_adapters
         known = {s.name: s for s in self.store.load()}
         for index, adapter in enumerate(adapters):
-            if is_virtual(adapter.get("switch")):
+            if is_virtual(adapter.switch):
                 port = vm_ports(change.vm_id, change.vm_name, [adapter], [adapter])[0]
                 self._check_port(known, replace(port, nic=index + 1))
-        worker = change.vm.worker if change.vm is not None else None
-        if worker is not None:
-            launched = worker.record.settings.get("network_adapters", [])
+        if change.vm is not None and change.vm.worker is not None:
+            launched = launched_adapters(change.vm)
             for index, (first, now) in enumerate(zip(launched, adapters, strict=False)):
-                if is_virtual(now.get("switch")) and not is_virtual(first.get("switch")):
+                if is_virtual(now.switch) and not is_virtual(first.switch):
                     raise Conflict(
                         f"network adapter {index + 1} of VM '{change.vm_name}' was started "
                         "without a virtual switch; connecting it needs a restart of the VM "
@@ -378,12 +377,12 @@ class SwitchService(Capability):
         ports: list[Port] = []
         for live in self.context.vms().values():
             if live is launching or self._still_launching(live):
-                launched = adapter_dicts(live.record.settings)
+                launched = live.record.settings.network_adapters
             elif live.worker is not None:
-                launched = live.worker.record.settings.get("network_adapters", [])
+                launched = launched_adapters(live)
             else:
                 continue
-            current = adapter_dicts(live.record.settings)
+            current = live.record.settings.network_adapters
             for port in vm_ports(live.record.id, live.record.name, launched, current):
                 ports.append(self._servable(port, known, features, live is launching))
         return ports
@@ -438,17 +437,14 @@ class SwitchService(Capability):
             )
 
     def _has_ports(self, live: LiveVM) -> bool:
-        adapters = adapter_dicts(live.record.settings)
-        if live.worker is not None:
-            adapters = live.worker.record.settings.get("network_adapters", [])
-        return any(is_virtual(a.get("switch")) for a in adapters)
+        return any(is_virtual(a.switch) for a in launched_adapters(live))
 
     def _users(self, name: str) -> list[str]:
         return [
             f"network adapter {i} of VM '{live.record.name}'"
             for live in self.context.vms().values()
-            for i, a in enumerate(adapter_dicts(live.record.settings), 1)
-            if a.get("switch") == name
+            for i, a in enumerate(live.record.settings.network_adapters, 1)
+            if a.switch == name
         ]
 
     def _require_privilege(self) -> None:
@@ -570,21 +566,21 @@ class SwitchService(Capability):
     def _port_views(self, name: str) -> list[dict[str, Any]]:
         views = []
         for live in self.context.vms().values():
-            for i, a in enumerate(adapter_dicts(live.record.settings)):
-                if a.get("switch") != name:
+            for i, a in enumerate(live.record.settings.network_adapters):
+                if a.switch != name:
                     continue
                 running = live.worker is not None
                 views.append(
                     {
                         "vm": live.record.name,
                         "nic": i + 1,
-                        "mac": a.get("mac"),
-                        "kind": a.get("kind"),
+                        "mac": a.mac,
+                        "kind": a.kind.value,
                         "tap": tap_name(live.record.id, i) if running else None,
-                        "mode": "trunk" if a.get("trunk_vlans") else "access",
-                        "vlan_id": a.get("vlan_id"),
-                        "trunk_vlans": a.get("trunk_vlans") or [],
-                        "native_vlan": a.get("native_vlan"),
+                        "mode": "trunk" if a.trunk_vlans else "access",
+                        "vlan_id": a.vlan_id,
+                        "trunk_vlans": list(a.trunk_vlans),
+                        "native_vlan": a.native_vlan,
                         "connected": running,
                     }
                 )
@@ -657,4 +653,5 @@ def _without_missing_adapter(switch: Switch, observed: ObservedState) -> Switch:
     return replace(switch, adapter=None, uplink=None)
 
 
-__all__ = ["SwitchService", "SwitchStore", "adapters_changeable_live", "is_virtual", "vm_ports"]
+__all__ = ["SwitchService", "SwitchStore", "adapters_changeable_live", "is_virtual",
+           "launched_adapters", "vm_ports"]

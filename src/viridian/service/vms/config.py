@@ -8,13 +8,16 @@ what needs the file system or the catalog.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from viridian.disks import detect_format, inspect
 from viridian.errors import Conflict, InvalidSetting, NotFound
 from viridian.model import VMSettings, default_settings, merge_settings, to_dict
+from viridian.model.choices import ComKind, DiskFormat, DriveKind
+from viridian.model.settings import ProcessorSettings
+from viridian.model.slots import DriveSlot, drive_slots, map_drives
 from viridian.model.states import VMState
 from viridian.model.validation import ALLOWED_NAME, limit_below_reserve
 from viridian.service.catalog import Catalog, VMRecord
@@ -48,8 +51,7 @@ class VMConfigurator:
             patch["processor"] = {**patch.get("processor", {}), "count": processors}
         if dvd is not None or vhd is not None:
             patch["ide"] = _ide_with(patch.get("ide"), dvd, vhd)
-        settings = to_dict(merge_settings(default_settings(name), patch))
-        return self._checked(settings, vm_id=None)
+        return self._checked(merge_settings(default_settings(name), patch), vm_id=None)
 
     def registered_settings(self, vm_id: str, name: str,
                             settings: dict[str, Any]) -> VMSettings:
@@ -65,7 +67,7 @@ class VMConfigurator:
                     f"cannot register VM '{name}': its id {vm_id} is already used by the "
                     f"registered VM '{vm.name}'; remove that VM first or import a copy; "
                     "nothing was changed", vm=vm.name, id=vm_id)
-        merged = to_dict(merge_settings(default_settings(name), {**settings, "name": name}))
+        merged = merge_settings(default_settings(name), {**settings, "name": name})
         return self._checked(merged, vm_id=None)
 
     def changed_settings(self, record: VMRecord, patch: dict[str, Any],
@@ -74,14 +76,9 @@ class VMConfigurator:
 
         :raises Conflict: a change not allowed in ``state`` (named, with what is allowed).
         """
-        current = to_dict(record.settings)
-        settings = to_dict(_merged_naming_the_limit(current, patch))
-        changed = {key for key in settings if settings[key] != current.get(key)}
-        if "processor" in changed:  # reserve, limit and weight may change while it runs
-            changed = (changed - {"processor"}) | {
-                f"processor.{k}" for k, v in settings["processor"].items()
-                if v != current["processor"].get(k)}
-        if adapters_changeable_live(current["network_adapters"], settings["network_adapters"]):
+        new = _merged_naming_the_limit(record.settings, patch)
+        changed = _changed_settings(record.settings, new)
+        if adapters_changeable_live(record.settings.network_adapters, new.network_adapters):
             changed.discard("network_adapters")  # switch and VLAN change live (switches.py)
         frozen = sorted(changed - CHANGEABLE_WHILE_ACTIVE - HOT_PLUGGABLE)
         if frozen and state is not VMState.OFF:
@@ -91,27 +88,31 @@ class VMConfigurator:
                 f"{', '.join(sorted(CHANGEABLE_WHILE_ACTIVE))}, and {ALLOWED_LIVE}; "
                 "nothing was changed",
                 vm=record.name, state=state.value, settings=frozen)
-        check_live_storage_changes(record.name, current, settings, state)
-        return self._checked(settings, vm_id=record.id)
+        check_live_storage_changes(record.name, record.settings, new, state)
+        return self._checked(new, vm_id=record.id)
 
-    def disk_paths(self, settings: dict[str, Any]) -> list[Path]:
-        return [Path(entry["path"]) for _, entry in _disk_entries(settings) if entry.get("path")]
+    def disk_paths(self, settings: VMSettings) -> list[Path]:
+        """Every image file ``settings`` open: drives (model.slots), then the floppy."""
+        paths = [Path(slot.path) for slot in drive_slots(settings) if slot.path]
+        return paths + ([Path(settings.floppy.path)] if settings.floppy.path else [])
 
     # --- host checks --------------------------------------------------------------------
 
-    def _checked(self, settings: dict[str, Any], vm_id: str | None) -> VMSettings:
-        _check_name_free(settings["name"], vm_id, self._catalog)
-        for setting, entry in _disk_entries(settings):
-            if entry.get("path"):
-                entry["path"], image_format = _checked_file(setting, entry)
-                if setting != "floppy.path":  # a floppy is always raw: it has no format key
-                    entry["format"] = image_format
+    def _checked(self, settings: VMSettings, vm_id: str | None) -> VMSettings:
+        """``settings`` with every drive's format resolved, after the host checks: name
+        free, files exist and are runnable, pipe folders exist, disks attached to no
+        other VM, MACs free (dynamic ones assigned)."""
+        _check_name_free(settings.name, vm_id, self._catalog)
+        settings = map_drives(settings, _checked_drive)
+        if settings.floppy.path:
+            _checked_file("floppy.path", settings.floppy.path, media=True)
         _check_pipe_folders(settings)
         self._check_not_attached_elsewhere(settings, vm_id)
-        assign_macs(settings, self._catalog.usage.macs_except(vm_id), pool_octets(self._catalog))
-        return merge_settings(default_settings(settings["name"]), settings)
+        plain = to_dict(settings)
+        assign_macs(plain, self._catalog.usage.macs_except(vm_id), pool_octets(self._catalog))
+        return merge_settings(default_settings(settings.name), plain)
 
-    def _check_not_attached_elsewhere(self, settings: dict[str, Any],
+    def _check_not_attached_elsewhere(self, settings: VMSettings,
                                       vm_id: str | None) -> None:
         """A disk file (same real path, or a hard link to the same inode) belongs to one
         VM; other VMs' read-only media may be shared. One index lookup per disk
@@ -140,34 +141,41 @@ def _check_name_free(name: str, vm_id: str | None, catalog: Catalog) -> None:
                 "every VM's name and id; nothing was changed", name=name, vm=other_name)
 
 
-def _merged_naming_the_limit(current: dict[str, Any], patch: dict[str, Any]) -> Any:
+def _changed_settings(current: VMSettings, new: VMSettings) -> set[str]:
+    """The top-level settings that differ; ``processor`` is named per field
+    (``processor.limit_pct``…): reserve, limit and weight may change while it runs."""
+    changed = {f.name for f in fields(VMSettings)
+               if getattr(new, f.name) != getattr(current, f.name)}
+    if "processor" in changed:
+        changed = (changed - {"processor"}) | {
+            f"processor.{f.name}" for f in fields(ProcessorSettings)
+            if getattr(new.processor, f.name) != getattr(current.processor, f.name)}
+    return changed
+
+
+def _merged_naming_the_limit(current: VMSettings, patch: dict[str, Any]) -> VMSettings:
     """``current`` merged with ``patch``; when the patch lowers ``processor.limit_pct``
     alone below the reserve, the error names the limit (the setting the admin changed)."""
     try:
-        return merge_settings(merge_settings(default_settings(current["name"]), current),
-                              patch)
+        return merge_settings(current, patch)
     except InvalidSetting as err:
         cpu = patch.get("processor") if isinstance(patch, dict) else None
         if not isinstance(cpu, dict) or "limit_pct" not in cpu or "reserve_pct" in cpu:
             raise
         if err.details.get("setting") == "processor.reserve_pct":
-            raise limit_below_reserve(cpu["limit_pct"],
-                                      current["processor"]["reserve_pct"]) from err
+            raise limit_below_reserve(cpu["limit_pct"], current.processor.reserve_pct) from err
         raise
 
 
-
-
-def _check_pipe_folders(settings: dict[str, Any]) -> None:
+def _check_pipe_folders(settings: VMSettings) -> None:
     """A COM port's pipe is created at start: its folder must exist now."""
-    for port in ("com1", "com2"):
-        com = settings.get(port) or {}
-        if com.get("kind") != "pipe" or not com.get("path"):
+    for port, com in (("com1", settings.com1), ("com2", settings.com2)):
+        if com.kind is not ComKind.PIPE or not com.path:
             continue
-        folder = Path(com["path"]).parent
+        folder = Path(com.path).parent
         if not folder.is_dir():
             raise InvalidSetting(
-                f"{port}.path", com["path"],
+                f"{port}.path", com.path,
                 "a path in an existing folder (the pipe itself is created when the VM "
                 "starts)", reason=f"folder {folder} does not exist")
 
@@ -182,42 +190,35 @@ def _ide_with(ide: list[dict[str, Any]] | None, dvd: str | None,
     return [slots[key] for key in sorted(slots)]
 
 
-def _disk_entries(settings: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for drive in settings.get("ide", []):
-        yield f"ide[{drive['controller']}:{drive['location']}].path", drive
-    for controller in settings.get("scsi", []):
-        for disk in controller.get("disks", []):
-            yield f"scsi[{controller['controller']}:{disk['location']}].path", disk
-    floppy = settings.get("floppy") or {}
-    if floppy.get("path"):
-        yield "floppy.path", floppy
+def _checked_drive(slot: DriveSlot) -> DriveSlot:
+    """``slot`` with its image's format resolved (after :func:`_checked_file`)."""
+    if not slot.path:
+        return slot
+    media = slot.kind is DriveKind.DVD
+    return replace(slot, format=DiskFormat(_checked_file(slot.setting, slot.path, media)))
 
 
-
-
-
-
-def _checked_file(setting: str, entry: dict[str, Any]) -> tuple[str, str]:
-    """Absolute, existing, readable, of a format QEMU can run safely."""
-    raw = str(entry["path"])
+def _checked_file(setting: str, raw: str, media: bool) -> str:
+    """The format of the image ``raw`` names: absolute, existing, readable, of a format
+    QEMU can run safely. ``media`` (DVD, floppy): always raw, never a host device."""
     if not os.path.isabs(raw):
         raise InvalidSetting(setting, raw, "an absolute path to an existing file on the host")
     path = Path(raw)
-    if is_block_device(raw) and entry.get("kind") != "dvd" and setting != "floppy.path":
+    if is_block_device(raw) and not media:
         check_pass_through(setting, raw)  # a host disk handed to the VM as it is
-        return raw, "raw"
+        return "raw"
     if path.is_dir():
         raise InvalidSetting(setting, raw, "an absolute path to an image file (not a folder)",
                              reason=f"{path} is a folder")
     if not path.is_file():
         raise NotFound(f"{setting}: file {path} does not exist; nothing was changed",
                        setting=setting, path=raw)
-    if entry.get("kind") == "dvd" or setting == "floppy.path":
-        return raw, "raw"
+    if media:
+        return "raw"
     fmt = detect_format(path)
     if fmt == "vpc" and inspect(path).disk_type == "differencing":
         raise InvalidSetting(
             setting, raw, "a fixed or dynamic VHD, VHDX, qcow2 or raw disk",
             "QEMU misreads differencing VHDs; flatten it first with "
             "'viridian disk merge' or 'viridian disk convert'")
-    return raw, fmt
+    return fmt
