@@ -5,13 +5,16 @@ valid region table (§2.2.3), reads the metadata (§2.6) and the BAT (§2.5). A 
 log (non-zero LogGuid) is replayed first when the file is opened for writing; a
 read-only open sees the log applied in memory (:mod:`.vhdx_log`).
 
-Write ordering (crash consistency): the first change of a session writes new
-FileWriteGuid/DataWriteGuid into both headers (§2.2.2); a new block is allocated at the
-1 MiB-aligned end of the file, its data written, a barrier, then its BAT entry (one
-aligned 8-byte write). A crash leaves every block reading as its old or its new
-content (leaked space at worst). Differencing disks allocate whole blocks filled with
-the parent's content (state FULLY_PRESENT), so no sector bitmap is ever needed for
-blocks we allocate; partially present blocks written by Hyper-V are read and updated.
+Write ordering (crash consistency, §2.3): the first change of a session writes new
+FileWriteGuid/DataWriteGuid and a LogGuid into both headers; every metadata change (a
+BAT sector, a sector bitmap sector, the size item) is then journaled: a log entry,
+flushed, then the change in place, flushed. A new block is allocated at the 1 MiB
+aligned end of the file and its data written and flushed before its BAT entry is
+logged. :meth:`VhdxImage.close` clears the LogGuid. A crash at any point leaves a file
+that we and QEMU replay to a state where every sector reads old or new content
+(leaked space at worst). Differencing disks allocate whole blocks filled with the
+parent's content (FULLY_PRESENT), so we never need a sector bitmap for blocks we
+allocate; PARTIALLY_PRESENT blocks written by Hyper-V are read and updated.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .vhdx_layout import (
     HEADER_SECTION,
     HEADER_SIZE,
     KNOWN_METADATA,
+    LOG_SECTOR,
     LOGICAL_SECTOR_GUID,
     METADATA_GUID,
     METADATA_TABLE_SIZE,
@@ -67,7 +71,17 @@ from .vhdx_layout import (
     unpack_creator,
     unpack_parent_locator,
 )
-from .vhdx_log import Pread, Replay, find_replay, overlay, replay_log, update_headers
+from .vhdx_log import (
+    LogWrite,
+    Pread,
+    Replay,
+    apply,
+    find_replay,
+    overlay,
+    pack_entry,
+    replay_log,
+    update_headers,
+)
 
 MAX_CHAIN_DEPTH = 64
 PRESENT = (PAYLOAD_FULLY_PRESENT, PAYLOAD_PARTIALLY_PRESENT)
@@ -359,14 +373,49 @@ class VhdxImage(DiskImage):
 
     # -- writing -----------------------------------------------------------------------
     def begin_session(self) -> None:
-        """§2.2.2: new FileWriteGuid and DataWriteGuid before the first change."""
+        """§2.2.2, §2.3: new FileWriteGuid, DataWriteGuid and a LogGuid before the first
+        change; the LogGuid stays set until :meth:`close`, so a crash in between leaves a
+        log that the next open (ours or QEMU's) replays."""
         if self._session_started:
             return
         self.s.header, self.s.slot = update_headers(
-            self.file, self.s.header, self.s.slot,
-            file_write_guid=uuid.uuid4(), data_write_guid=uuid.uuid4(),
+            self.file, self.s.header, self.s.slot, file_write_guid=uuid.uuid4(),
+            data_write_guid=uuid.uuid4(), log_guid=uuid.uuid4(),
         )  # fmt: skip
-        self._session_started = True
+        self._session_started, self._log_pos, self._log_seq = True, 0, 1
+
+    def log_and_apply(self, writes: list[LogWrite]) -> None:
+        """Journal metadata ``writes`` (aligned 4 KiB sectors or zero ranges, §2.3.1):
+        one log entry, flushed, then the writes in place, flushed. Its Tail is itself:
+        everything logged before is already in place. Raises InvalidDiskArgument when
+        the entry does not fit in the log (nothing changed)."""
+        self.begin_session()
+        h = self.s.header
+        size = self.file.size()
+        probe = pack_entry(writes, self._log_seq, h.log_guid, size)
+        if len(probe) > h.log_length:
+            raise InvalidDiskArgument(
+                f"{self.path}: a change of {len(probe)} log bytes does not fit in the "
+                f"{h.log_length}-byte log (nothing was changed)"
+            )
+        if self._log_pos + len(probe) > h.log_length:
+            self._log_pos = 0  # the log is circular (§2.3)
+        entry = pack_entry(writes, self._log_seq, h.log_guid, size, tail=self._log_pos)
+        self.file.pwrite(entry, h.log_offset + self._log_pos)
+        self.file.sync()
+        apply(self.file, Replay(tuple(writes), size, size, self._log_seq))
+        self._log_pos += len(entry)
+        self._log_seq += 1
+
+    def close(self) -> None:
+        """Flush, clear the LogGuid of a write session (the log is empty), and close."""
+        if self._session_started and self.file.fd >= 0:
+            self.file.sync()
+            self.s.header, self.s.slot = update_headers(
+                self.file, self.s.header, self.s.slot, log_guid=NIL
+            )
+            self._session_started = False
+        super().close()
 
     def _write(self, offset: int, data: memoryview) -> None:
         self.begin_session()
@@ -418,14 +467,20 @@ class VhdxImage(DiskImage):
         sector = self.s.params.logical_sector
         first = (block * self.block_size + within) % (self.chunk_ratio * self.block_size) // sector
         count = len(chunk) // sector
-        raw = bytearray(self.file.pread(-(-(first % 8 + count) // 8), entry_offset(e) + first // 8))
-        bits = int.from_bytes(raw, "little") | (((1 << count) - 1) << (first % 8))
-        self.file.pwrite(bits.to_bytes(len(raw), "little"), entry_offset(e) + first // 8)
+        lo, hi = first // 8 // LOG_SECTOR * LOG_SECTOR, -(-(first + count) // 8 // LOG_SECTOR)
+        area = bytearray(self.file.pread(hi * LOG_SECTOR - lo, entry_offset(e) + lo))
+        bits = int.from_bytes(area, "little") | (((1 << count) - 1) << (first - lo * 8))
+        self.log_and_apply(sector_writes(entry_offset(e) + lo, bits.to_bytes(len(area), "little")))
 
     def set_entry(self, index: int, value: int) -> None:
-        """Set BAT entry ``index`` in memory and in the file (one aligned 8-byte write)."""
+        """Set BAT entry ``index`` in memory and, through the log, in the file."""
         self.s.bat[index] = value
-        self.file.pwrite(value.to_bytes(8, "little"), self.s.bat_region.file_offset + index * 8)
+        per = LOG_SECTOR // 8
+        first = index // per * per
+        raw = self.s.bat[first : first + per].tobytes()
+        at = self.s.bat_region.file_offset + first * 8
+        raw += self.file.pread(LOG_SECTOR - len(raw), at + len(raw))
+        self.log_and_apply([LogWrite(at, LOG_SECTOR, raw.ljust(LOG_SECTOR, b"\0"))])
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at ``offset``; partially covered logical sectors are merged."""
@@ -437,6 +492,12 @@ class VhdxImage(DiskImage):
             buf[offset - start : offset - start + len(data)] = data
             offset, data = start, buf
         super().write(offset, data)
+
+
+def sector_writes(offset: int, data: bytes) -> list[LogWrite]:
+    """``data`` (4 KiB aligned at ``offset``, a multiple of 4 KiB) as one write per sector."""
+    return [LogWrite(offset + i, LOG_SECTOR, data[i : i + LOG_SECTOR])
+            for i in range(0, len(data), LOG_SECTOR)]  # fmt: skip
 
 
 def entry_extent(index: int, entry: int, params: DiskParameters) -> int:

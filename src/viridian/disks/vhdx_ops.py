@@ -37,7 +37,7 @@ from .vhdx_layout import (
     bat_entry,
     entry_offset,
 )
-from .vhdx_log import LogWrite, pack_entry, replay_log, update_headers
+from .vhdx_log import LogWrite, pack_entry
 
 
 def own_runs(disk: VhdxImage, block: int) -> Iterator[tuple[int, int]]:
@@ -168,20 +168,19 @@ def _pack(disk: VhdxImage) -> None:
 
 def expand_vhdx(path: Path, new_size: int, progress: Progress = no_progress) -> None:
     """Grow a fixed or dynamic VHDX to ``new_size`` (rounded up to 512); new space reads
-    zeros. The metadata and BAT changes go through the log (§2.3): one entry written and
-    flushed, LogGuid set, then replayed — a crash anywhere leaves the old or the new
-    disk. Raises InvalidDiskArgument when the size does not grow, exceeds what the BAT
-    region holds (the limit is named), or for a differencing disk; NoSpace when a fixed
-    disk's growth does not fit on its file system (nothing changed).
+    zeros. The metadata and BAT changes go through the log (§2.3) as one entry, so a
+    crash anywhere leaves the old or the new disk. Raises InvalidDiskArgument when the
+    size does not grow, exceeds what the BAT region or the log holds (the limit is
+    named), or for a differencing disk; NoSpace when a fixed disk's growth does not fit
+    on its file system (nothing changed).
     """
     new_size = require_vhdx_size(new_size)
     with open_vhdx(path, writable=True) as disk:
         params = _grown(disk, new_size)
         extra = params.payload_blocks - disk.block_count if disk.disk_type == "fixed" else 0
         writes = [*_bat_sectors(disk, params), _size_sector(disk, new_size), *_tail_zeros(disk)]
-        header, guid = disk.s.header, uuid.uuid4()
-        end = max(disk.file.size(), disk.alloc_pos + extra * disk.block_size)
-        entry = pack_entry(writes, header.sequence_number + 1, guid, end)
+        header, end = disk.s.header, max(disk.file.size(), disk.alloc_pos + extra * disk.block_size)
+        entry = pack_entry(writes, 1, uuid.uuid4(), end)
         if len(entry) > header.log_length:
             raise InvalidDiskArgument(
                 f"{path}: growing to {new_size} needs a {len(entry)}-byte log entry, the log "
@@ -190,11 +189,7 @@ def expand_vhdx(path: Path, new_size: int, progress: Progress = no_progress) -> 
         if extra:
             require_space(path, extra * disk.block_size, created=False)
             allocate(disk.file, path, extra * disk.block_size, disk.alloc_pos, created=False)
-        disk.begin_session()
-        disk.file.pwrite(entry, header.log_offset)
-        disk.file.sync()
-        header, slot = update_headers(disk.file, disk.s.header, disk.s.slot, log_guid=guid)
-        replay_log(disk.file, header, slot, str(path))
+        disk.log_and_apply(writes)
     progress(new_size, new_size)
 
 
