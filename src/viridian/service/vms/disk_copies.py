@@ -12,36 +12,49 @@ memory (a vm object is built without a query).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from viridian.model import VMSettings
+from viridian.model import VMSettings, settings_from_dict
 from viridian.model.slots import drive_slots
 from viridian.service.capability import Capability
 from viridian.service.context import ServiceContext
 from viridian.service.vms.live import LiveVM
 
 META_PREFIX = "disk_copy:"
-Snapshot = list[tuple[dict[str, Any], Any]]
 
 
-def _disk_entries(patch: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for drive in patch.get("ide") or []:
-        if isinstance(drive, dict):
-            yield drive
-    for controller in patch.get("scsi") or []:
-        if isinstance(controller, dict):
-            yield from (d for d in controller.get("disks") or [] if isinstance(d, dict))
+@dataclass(frozen=True)
+class Snapshot:
+    """A request's drives before the differencing disks in it were copied:
+    ``patch`` (changed in place by the conversion) and slot id → path then."""
+
+    patch: dict[str, Any]
+    paths: dict[str, str]
 
 
 def snapshot(patch: dict[str, Any]) -> Snapshot:
-    """Every disk entry of ``patch`` with its path now (before conversion)."""
-    return [(entry, entry.get("path")) for entry in _disk_entries(patch)]
+    """The drives of ``patch`` (API dict shape) and their paths now, before conversion.
+
+    :raises BadRequest, InvalidSetting: the drives of ``patch`` are not valid settings
+        (refused before any disk is copied; nothing was changed).
+    """
+    return Snapshot(patch, _drive_paths(patch))
 
 
 def copies_made(before: Snapshot) -> list[tuple[str, str]]:
-    """(original, copy) for every entry whose path the conversion replaced."""
-    return [(str(old), str(entry["path"])) for entry, old in before
-            if isinstance(old, str) and entry.get("path") != old]
+    """(original, copy) for every drive whose path the conversion replaced."""
+    after = _drive_paths(before.patch)
+    return [(path, after[slot]) for slot, path in before.paths.items()
+            if after.get(slot, path) != path]
+
+
+def _drive_paths(patch: dict[str, Any]) -> dict[str, str]:
+    """Slot id → path of the drives ``patch`` names, read through the model
+    (:func:`viridian.model.slots.drive_slots`)."""
+    drives: dict[str, Any] = {key: patch[key] for key in ("ide", "scsi") if key in patch}
+    settings = settings_from_dict({"name": "vm", **drives})
+    return {slot.id: slot.path for slot in drive_slots(settings) if slot.path}
 
 
 def notice(original: str, copy: str) -> str:
@@ -77,4 +90,4 @@ class DiskCopies(Capability):
 def _drives(settings: VMSettings) -> Iterator[tuple[str, str]]:
     for slot in drive_slots(settings):
         if slot.path:
-            yield f"{slot.bus.upper()} {slot.controller}:{slot.location}", slot.path
+            yield slot.label, slot.path
