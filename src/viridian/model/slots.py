@@ -35,7 +35,7 @@ class DriveSlot:
     @property
     def label(self) -> str:
         """Hyper-V's name of the slot as an admin reads it: ``IDE 0:1``, ``SCSI 2:5``."""
-        return f"{self.bus.upper()} {self.controller}:{self.location}"
+        return slot_label(self.id)
 
     @property
     def setting(self) -> str:
@@ -51,6 +51,12 @@ class DriveSlot:
 def slot_id(bus: Bus, controller: int, location: int) -> str:
     """The slot id of ``bus`` ``controller``:``location``."""
     return f"{bus}:{controller}:{location}"
+
+
+def slot_label(slot: str) -> str:
+    """A slot id as an admin reads it: ``ide:0:1`` → ``IDE 0:1`` (other text unchanged)."""
+    bus, _, where = slot.partition(":")
+    return f"{bus.upper()} {where}" if where else slot
 
 
 def drive_slots(settings: VMSettings) -> tuple[DriveSlot, ...]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from viridian.checkpoints import Tree
 from viridian.model import VMSettings
+from viridian.model.slots import drive_slots, slot_label
 from viridian.service.checkpoints.store import CheckpointStore
 from viridian.service.context import ServiceContext
 from viridian.service.vms.live import LiveVM
@@ -93,12 +94,9 @@ def _known_files(live: LiveVM, tree: Tree) -> Iterator[Known]:
 
 
 def _drives(settings: VMSettings) -> Iterator[Known]:
-    for drive in settings.ide:
-        if drive.path:
-            yield drive.path, Role.DRIVE, f"IDE {drive.controller}:{drive.location}", ()
-    for controller in settings.scsi:
-        for disk in controller.disks:
-            yield disk.path, Role.DRIVE, f"SCSI {controller.controller}:{disk.location}", ()
+    for slot in drive_slots(settings):
+        if slot.path:
+            yield slot.path, Role.DRIVE, slot.label, ()
     if settings.floppy.path:
         yield settings.floppy.path, Role.DRIVE, "floppy", ()
 
@@ -108,18 +106,12 @@ def _checkpoint_files(tree: Tree) -> Iterator[Known]:
     for cp in tree.checkpoints:
         for slot, image in cp.disks.items():
             if image.owned:
-                yield image.path, Role.OVERLAY, slot_text(slot), (cp.name,)
+                yield image.path, Role.OVERLAY, slot_label(slot), (cp.name,)
             else:
                 bases.setdefault((image.path, slot), []).append(cp.name)
         if cp.memory_file:
             yield cp.memory_file, Role.CHECKPOINT_MEMORY, "", (cp.name,)
     for (path, slot), names in bases.items():
-        yield path, Role.CHECKPOINT_BASE, slot_text(slot), tuple(names)
+        yield path, Role.CHECKPOINT_BASE, slot_label(slot), tuple(names)
     for slot, now in tree.now_disks.items():
-        yield now.image.path, Role.OVERLAY, slot_text(slot), ()
-
-
-def slot_text(slot: str) -> str:
-    """A checkpoint's disk slot (``ide:0:0``, ``scsi:1:3``) as ``IDE 0:0``/``SCSI 1:3``."""
-    bus, _, where = slot.partition(":")
-    return f"{bus.upper()} {where}" if where else slot
+        yield now.image.path, Role.OVERLAY, slot_label(slot), ()
