@@ -473,7 +473,7 @@ def test_hand_written_version_1_record_loads(paths: RuntimePaths) -> None:
 
 def test_record_round_trips_and_is_written_atomically(paths: RuntimePaths) -> None:
     paths.folder.mkdir(parents=True)
-    record = RuntimeRecord.from_dict(json.loads(RECORD_V1))
+    record = RuntimeRecord.from_dict(upgrade_record_data(json.loads(RECORD_V1)))
     write_record(paths, record)
     assert load_record(paths) == record
     assert [p.name for p in paths.folder.iterdir()] == ["runtime.json"]  # no temporary left
@@ -495,7 +495,9 @@ def test_upgrades_run_one_step_per_version_in_order() -> None:
     assert v3["version"] == 3 and v3["machine"] == "pc" and v3["name"] == "old"
     assert "vm_name" not in v3 and v1["vm_name"] == "old"  # the input is left alone
     assert upgrade_record_data({**v1, "version": 2, "machine": "q35"}, table, 3)["machine"] == "q35"
-    assert upgrade_record_data(v1) == v1  # current version: nothing to do
+    current = upgrade_record_data(v1)
+    assert current["storage_daemon"] is None  # version 2: a version-1 VM has no daemon
+    assert upgrade_record_data(current) == current  # current version: nothing to do
     with pytest.raises(RuntimeRecordError, match="no upgrade from runtime record version 1"):
         upgrade_record_data(v1, {}, current=2)
 

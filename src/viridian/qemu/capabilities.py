@@ -16,3 +16,7 @@ class HostCapabilities:
     qemu_version: tuple[int, int, int] = (7, 2, 0)
     accelerator: Accelerator = "tcg"
     machine: str = "pc-i440fx-7.2"
+    storage_daemon: str | None = None
+    """The ``qemu-storage-daemon`` binary that serves the disks of VMs with VHD/VHDX disks
+    over NBD, or None: QEMU opens every image itself (host setting ``storage_daemon``;
+    docs/architecture.md, "The storage path")."""

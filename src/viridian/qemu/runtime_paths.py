@@ -44,6 +44,26 @@ class RuntimePaths:
         """The VM's screen (VNC on a UNIX socket, never a TCP port)."""
         return self.folder / "vnc.sock"
 
+    @property
+    def storage_qmp_socket(self) -> Path:
+        """The storage daemon's QMP (docs/architecture.md, "The storage path")."""
+        return self.folder / "storage-qmp.sock"
+
+    @property
+    def nbd_socket(self) -> Path:
+        """The storage daemon's NBD server: one export per disk, named by its image path."""
+        return self.folder / "nbd.sock"
+
+    @property
+    def storage_pid_file(self) -> Path:
+        """The storage daemon's pid file (how a leftover daemon is found and ended)."""
+        return self.folder / "storage.pid"
+
+    @property
+    def storage_log(self) -> Path:
+        """The storage daemon's own stderr."""
+        return self.folder / "storage.log"
+
     def com_log(self, port: int) -> Path:
         """Everything the guest wrote to COM``port`` (1 or 2), always captured."""
         return self.folder / f"com{port}.log"

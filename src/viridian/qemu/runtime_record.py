@@ -32,6 +32,7 @@ from .runtime_paths import RuntimePaths
 __all__ = [
     "RECORD_VERSION",
     "UPGRADES",
+    "DaemonRecord",
     "RuntimeRecord",
     "load_record",
     "upgrade_record_data",
@@ -39,12 +40,18 @@ __all__ = [
     "write_record",
 ]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 
-#: ``UPGRADES[n]``: version-n dict → version-(n+1) dict. Empty while version 1 is the only one.
-UPGRADES: dict[int, Upgrade] = {}
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds ``storage_daemon``: a VM launched by version 1 has none."""
+    return {**data, "storage_daemon": None}
+
+
+#: ``UPGRADES[n]``: version-n dict → version-(n+1) dict.
+UPGRADES: dict[int, Upgrade] = {1: _v1_to_v2}
 
 _ACCELERATORS = ("kvm", "tcg")
 
@@ -67,12 +74,17 @@ class RuntimeRecord:
     """The kernel's boot id at launch: a different one means the host rebooted since."""
     settings: Mapping[str, Any] = field(default_factory=dict)
     """The VM's settings as launched; opaque to this layer."""
+    storage_daemon: DaemonRecord | None = None
+    """The VM's storage daemon, started before QEMU (version 2; docs/architecture.md,
+    "The storage path"), or None when QEMU opens its images itself."""
     version: int = RECORD_VERSION
 
     def to_json(self) -> str:
         data = asdict(self)
         data["argv"] = list(self.argv)
         data["settings"] = dict(self.settings)
+        if self.storage_daemon is not None:
+            data["storage_daemon"]["argv"] = list(self.storage_daemon.argv)
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
@@ -97,8 +109,29 @@ class RuntimeRecord:
             accelerator=cast(Accelerator, accelerator),
             boot_id=_field(data, "boot_id", str),
             settings=_field(data, "settings", dict),
+            storage_daemon=_daemon(data),
             version=_field(data, "version", int),
         )
+
+
+@dataclass(frozen=True)
+class DaemonRecord:
+    """A VM's ``qemu-storage-daemon`` process: identified like QEMU by pid + start time."""
+
+    pid: int
+    pid_start_time: int
+    argv: tuple[str, ...]
+
+
+def _daemon(data: Mapping[str, Any]) -> DaemonRecord | None:
+    raw = data.get("storage_daemon")  # absent in a version-1 dict: no daemon
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RuntimeRecordError(f"runtime record field 'storage_daemon' is not an object: {raw!r}")
+    argv = _field(raw, "argv", list)
+    return DaemonRecord(_field(raw, "pid", int), _field(raw, "pid_start_time", int),
+                        tuple(str(a) for a in argv))
 
 
 def _field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:

@@ -8,6 +8,8 @@ Launch sequence (each step's failure kills QEMU, removes the runtime folder and 
 :class:`QemuStartError` with the end of ``qemu.log``):
 
 1. runtime folder created 0700 (leftovers of a dead QEMU removed; a live one refuses);
+   with ``storage_argv``, the VM's storage daemon started and listening (its disks
+   served over NBD; :mod:`storage_daemon`);
 2. QEMU spawned with ``-S`` (added when missing), so no guest code runs before the
    service is connected; its runtime record and pid file written at once;
 3. QMP connected as soon as the socket listens;
@@ -21,12 +23,13 @@ import asyncio
 import contextlib
 import enum
 import itertools
+import logging
 import os
 import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,9 @@ from .process import (
 )
 from .runtime_paths import RuntimePaths
 from .runtime_record import RuntimeRecord, load_record, write_pid_file, write_record
+from .storage_daemon import StorageDaemon, end_leftover_daemon
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ExitInfo",
@@ -137,12 +143,19 @@ class Worker:
     """A running VM's QEMU. Create with :meth:`launch` or :meth:`attach`, not directly."""
 
     def __init__(
-        self, paths: RuntimePaths, record: RuntimeRecord, process: QemuProcess, monitor: Monitor
+        self,
+        paths: RuntimePaths,
+        record: RuntimeRecord,
+        process: QemuProcess,
+        monitor: Monitor,
+        storage: StorageDaemon | None = None,
     ) -> None:
         self.paths = paths
         self.record = record
         self.process = process
         self.monitor = monitor
+        self.storage = storage
+        """The VM's storage daemon; ended right after QEMU ends."""
         self.guest_agent = GuestAgent(paths.guest_agent_socket)
         self._exit_task = asyncio.create_task(self._watch_exit(), name=f"exit-{record.vm_name}")
 
@@ -166,6 +179,7 @@ class Worker:
         incoming_state: Path | None = None,
         ready_timeout: float = 10.0,
         restore_timeout: float | None = 300.0,
+        storage_argv: Sequence[str] | None = None,
     ) -> Worker:
         """Start QEMU for a VM (see the module docs for the steps).
 
@@ -173,17 +187,32 @@ class Worker:
         ``paths.qmp_socket`` as a server that does not wait (``-qmp
         unix:PATH,server=on,wait=off`` or ``-chardev socket,...`` + ``-mon``), and contain
         ``-incoming defer`` exactly when ``incoming_state`` is given. The VM ends
-        running, or paused with ``start_paused``.
+        running, or paused with ``start_paused``. ``storage_argv`` starts the VM's storage
+        daemon first (QEMU's argv must then open its disks over NBD).
 
-        :raises QemuStartError: QEMU could not be started, connected or restored.
+        :raises QemuStartError: QEMU (or its storage daemon) could not be started,
+            connected or restored.
         """
         argv = _with_paused_start(argv)
         _check_incoming(argv, incoming_state)
         _prepare_folder(paths)
-        process = QemuProcess.spawn(argv, paths.qemu_log)
+        storage = None
+        if storage_argv is not None:
+            try:
+                storage = await StorageDaemon.start(storage_argv, paths, ready_timeout)
+            except BaseException:
+                shutil.rmtree(paths.folder, ignore_errors=True)
+                raise
+        try:
+            process = QemuProcess.spawn(argv, paths.qemu_log)
+        except BaseException:
+            await _stop_storage(storage, paths)
+            raise
         monitor = Monitor(vm_name)
         try:
             record = _launch_record(argv, process, vm_id, vm_name, accelerator, settings)
+            if storage is not None:
+                record = replace(record, storage_daemon=storage.record)
             write_record(paths, record)
             write_pid_file(paths, process.pid)
             sock = await connect_when_listening(
@@ -196,14 +225,14 @@ class Worker:
                 await monitor.resume()
         except BaseException as err:
             tail = log_tail(paths.qemu_log)
-            await _abandon(process, monitor, paths)
+            await _abandon(process, monitor, storage, paths)
             if isinstance(err, QemuStartError) or not isinstance(err, Exception):
                 raise
             raise QemuStartError(
                 f"QEMU for VM {vm_name!r} failed to start: {err}"
                 + (f"; last lines of qemu.log: {tail}" if tail else "")
             ) from err
-        return cls(paths, record, process, monitor)
+        return cls(paths, record, process, monitor, storage)
 
     @classmethod
     async def attach(cls, paths: RuntimePaths, connect_timeout: float = 5.0) -> Worker:
@@ -237,7 +266,7 @@ class Worker:
             raise MonitorError(
                 f"QEMU process {record.pid} runs but its QMP socket does not answer: {err}"
             ) from err
-        return cls(paths, record, process, monitor)
+        return cls(paths, record, process, monitor, _find_storage(record, paths))
 
     # -- verbs -----------------------------------------------------------------------
 
@@ -346,6 +375,8 @@ class Worker:
         closed.cancel()
         await self.monitor.close()
         self.process.close()
+        if self.storage is not None:
+            await self.storage.stop()
         return classify_exit(self.monitor.last_shutdown, status, log_tail(self.paths.qemu_log))
 
     async def close(self) -> None:
@@ -356,6 +387,8 @@ class Worker:
         await self.monitor.close()
         await self.guest_agent.close()
         self.process.close()
+        if self.storage is not None:
+            self.storage.close()
 
     async def cleanup(self) -> None:
         """Remove the runtime folder once QEMU has ended. Raises :class:`QemuError` if it runs."""
@@ -373,6 +406,7 @@ def remove_runtime_folder(paths: RuntimePaths) -> None:
     record names still runs, which raises :class:`QemuError`."""
     if _live_pid(paths) is not None:
         raise QemuError(f"cannot remove {paths.folder}: the QEMU process it describes still runs")
+    end_leftover_daemon(paths)
     shutil.rmtree(paths.folder, ignore_errors=True)
 
 
@@ -416,6 +450,7 @@ def _prepare_folder(paths: RuntimePaths) -> None:
     if pid is not None:
         raise QemuStartError(f"QEMU process {pid} already runs from {paths.folder}")
     if paths.folder.exists():
+        end_leftover_daemon(paths)
         shutil.rmtree(paths.folder)
     paths.folder.parent.mkdir(parents=True, exist_ok=True)
     paths.folder.mkdir(mode=0o700)
@@ -443,14 +478,35 @@ def _launch_record(
     )
 
 
-async def _abandon(process: QemuProcess, monitor: Monitor, paths: RuntimePaths) -> None:
-    """Undo a failed launch: kill QEMU, drop the connection, remove the runtime folder."""
+async def _abandon(
+    process: QemuProcess, monitor: Monitor, storage: StorageDaemon | None, paths: RuntimePaths
+) -> None:
+    """Undo a failed launch: kill QEMU, drop the connection, end the storage daemon,
+    remove the runtime folder."""
     process.kill(signal.SIGKILL)
     with contextlib.suppress(QemuTimeout):
         await process.wait(5.0)
     await monitor.close()
     process.close()
+    await _stop_storage(storage, paths)
+
+
+async def _stop_storage(storage: StorageDaemon | None, paths: RuntimePaths) -> None:
+    if storage is not None:
+        await asyncio.shield(storage.stop())
     shutil.rmtree(paths.folder, ignore_errors=True)
+
+
+def _find_storage(record: RuntimeRecord, paths: RuntimePaths) -> StorageDaemon | None:
+    """The storage daemon of a QEMU found again, or None (none recorded, or it is gone:
+    QEMU's disks then fail with I/O errors, which pause the guest)."""
+    if record.storage_daemon is None:
+        return None
+    try:
+        return StorageDaemon.find(record.storage_daemon, paths)
+    except WorkerGone as gone:
+        log.warning("VM %s: its storage daemon is gone: %s", record.vm_name, gone)
+        return None
 
 
 def _fsync_dir(folder: Path) -> None:

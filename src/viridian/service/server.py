@@ -16,13 +16,13 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from viridian.errors import InvalidSetting
+from viridian.errors import HostError, InvalidSetting
 from viridian.host.admission import DEFAULT_HOST_RESERVE_MB, DEFAULT_VP_RATIO, AdmissionPolicy
 from viridian.host.resources import read_boot_id
 from viridian.qemu.capabilities import HostCapabilities
@@ -33,6 +33,7 @@ from viridian.service.core import ServiceCore
 
 log = logging.getLogger("viridian")
 ACCELERATORS = ("auto", "kvm", "tcg")
+STORAGE_DAEMON_CHOICES = ("off", "vhd")
 
 
 def load_host_settings(data_dir: Path) -> dict[str, Any]:
@@ -44,7 +45,26 @@ def load_host_settings(data_dir: Path) -> dict[str, Any]:
         raise InvalidSetting("accelerator", settings["accelerator"], ", ".join(ACCELERATORS))
     settings.setdefault("host_reserve_mb", DEFAULT_HOST_RESERVE_MB)
     settings.setdefault("virtual_processor_ratio", DEFAULT_VP_RATIO)
+    settings.setdefault("storage_daemon", "off")
+    if settings["storage_daemon"] not in STORAGE_DAEMON_CHOICES:
+        raise InvalidSetting("storage_daemon", settings["storage_daemon"],
+                             ", ".join(STORAGE_DAEMON_CHOICES))
     return settings
+
+
+def storage_daemon_binary(choice: str) -> str | None:
+    """The ``qemu-storage-daemon`` to serve VHD/VHDX disks with (host setting
+    ``storage_daemon``: ``vhd``), or None (``off``: QEMU opens them itself;
+    docs/architecture.md, "The storage path"). Raises :class:`HostError` when ``vhd`` is
+    asked for and the binary is missing."""
+    if choice == "off":
+        return None
+    found = shutil.which("qemu-storage-daemon")
+    if found is None:
+        raise HostError("host setting storage_daemon is 'vhd' but qemu-storage-daemon is not "
+                        "installed (Debian package qemu-system-common); install it or set "
+                        "\"storage_daemon\": \"off\" in host.json")
+    return found
 
 
 async def probe_once_per_boot(data_dir: Path, override: str) -> HostCapabilities:
@@ -81,6 +101,8 @@ async def build_manager(data_dir: Path) -> ServiceCore:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = load_host_settings(data_dir)
     capabilities = await probe_once_per_boot(data_dir, host["accelerator"])
+    capabilities = replace(capabilities,
+                           storage_daemon=storage_daemon_binary(host["storage_daemon"]))
     policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
     manager = ServiceCore(data_dir, capabilities, policy)

@@ -9,6 +9,7 @@ Each device kind has its own small renderer returning a list of arguments:
 ``bios``           startup order → bootindex, ``-boot strict=on``, the Num Lock ROM
 ``ide``            PIIX IDE hard disks and DVD drives
 ``scsi``           virtio-scsi controllers and disks
+``storage``        the per-VM storage daemon's argv (NBD exports of the hard disks)
 ``floppy``         the ISA floppy drive
 ``network``        virtio-net / tulip adapters and their backends
 ``netboot``        tulip boot ROM + iPXE (legacy adapter in startup order)
@@ -50,21 +51,25 @@ def render_argv(
     paths: RuntimePaths,
     *,
     incoming: bool = False,
+    storage_daemon: bool = False,
 ) -> list[str]:
     """The full QEMU argv (``argv[0]`` is ``host.qemu_binary``) for one VM.
 
     ``settings`` must be valid (see :func:`viridian.model.validate`) with every disk
     format and dynamic MAC resolved. ``incoming`` adds ``-incoming defer`` (restore).
+    ``storage_daemon``: the hard disks are NBD exports of the VM's storage daemon
+    (:mod:`viridian.qemu.render.storage`), not images QEMU opens.
     """
     boot = boot_indexes(settings)
+    nbd = str(paths.nbd_socket) if storage_daemon else None
     return [
         host.qemu_binary,
         *render_machine(vm_id, settings, host),
         *render_boot(),
         *render_numlock(settings, paths),
         *render_process(paths),
-        *render_ide(settings, boot),
-        *render_scsi(settings),
+        *render_ide(settings, boot, nbd),
+        *render_scsi(settings, nbd),
         *render_floppy(settings, boot),
         *render_network(settings, boot, vm_id),
         *render_netboot(settings, boot, paths),

@@ -5,6 +5,10 @@ on top). The format is never left to probing: a fixed VHD would be probed as ``r
 Differencing VHDs never reach here (the service guarantees it); only the format matters.
 A host block device (pass-through, a path under ``/dev/``) is opened with QEMU's
 ``host_device`` protocol driver instead of ``file`` (which refuses block devices).
+
+A disk served by the VM's storage daemon (``nbd_socket`` given; docs/architecture.md,
+"The storage path") keeps the two node names: ``<id>-file`` is ``driver=nbd`` on the
+daemon's socket, export named by the image path, and ``<id>-fmt`` is ``raw`` over it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from viridian.errors import InvalidSetting
 from viridian.model import DiskFormat
 from viridian.qemu.render.naming import file_node, format_node
-from viridian.qemu.render.options import opts
+from viridian.qemu.render.options import escape, opts
 
 ALLOWED_FORMATS = "vpc, vhdx, qcow2 or raw (the service resolves the format before a start)"
 
@@ -30,9 +34,17 @@ def protocol_driver(path: str) -> str:
 
 
 def render_blockdev(
-    device_id: str, path: str, image_format: DiskFormat, *, read_only: bool = False
+    device_id: str,
+    path: str,
+    image_format: DiskFormat,
+    *,
+    read_only: bool = False,
+    nbd_socket: str | None = None,
 ) -> list[str]:
-    """The two ``-blockdev`` options opening ``path`` as ``image_format``."""
+    """The two ``-blockdev`` options opening ``path`` as ``image_format``, or, with
+    ``nbd_socket``, opening the storage daemon's export of ``path``."""
+    if nbd_socket is not None:
+        return _render_nbd(device_id, path, nbd_socket)
     read_only_opt = "on" if read_only else None
     return [
         "-blockdev",
@@ -45,4 +57,14 @@ def render_blockdev(
             node_name=format_node(device_id),
             read_only=read_only_opt,
         ),
+    ]
+
+
+def _render_nbd(device_id: str, path: str, nbd_socket: str) -> list[str]:
+    return [
+        "-blockdev",
+        opts(f"driver=nbd,server.type=unix,server.path={escape(nbd_socket)}", export=path,
+             node_name=file_node(device_id)),
+        "-blockdev",
+        opts("driver=raw", file=file_node(device_id), node_name=format_node(device_id)),
     ]

@@ -15,26 +15,32 @@ from viridian.qemu.render.naming import format_node, ide_id
 from viridian.qemu.render.options import opts
 
 
-def render_ide(settings: VMSettings, boot: Mapping[str, int]) -> list[str]:
-    """Block nodes and devices of every IDE drive, in slot order.
+def render_ide(
+    settings: VMSettings, boot: Mapping[str, int], nbd_socket: str | None = None
+) -> list[str]:
+    """Block nodes and devices of every IDE drive, in slot order; with ``nbd_socket``
+    the hard disks are the storage daemon's exports (DVD media stays direct).
 
     Raises :class:`InvalidSetting` for a drive with media whose format is unresolved.
     """
     indexed = sorted(enumerate(settings.ide), key=lambda x: (x[1].controller, x[1].location))
     args: list[str] = []
     for index, drive in indexed:
-        args += _render_drive(f"ide[{index}]", drive, boot)
+        args += _render_drive(f"ide[{index}]", drive, boot, nbd_socket)
     return args
 
 
-def _render_drive(setting: str, drive: IdeDrive, boot: Mapping[str, int]) -> list[str]:
+def _render_drive(
+    setting: str, drive: IdeDrive, boot: Mapping[str, int], nbd_socket: str | None
+) -> list[str]:
     device_id = ide_id(drive.controller, drive.location)
     is_dvd = drive.kind == DriveKind.DVD
     args: list[str] = []
     node = None
     if drive.path is not None:
         image_format = require_format(f"{setting}.format", drive.format)
-        args += render_blockdev(device_id, drive.path, image_format, read_only=is_dvd)
+        args += render_blockdev(device_id, drive.path, image_format, read_only=is_dvd,
+                                nbd_socket=None if is_dvd else nbd_socket)
         node = format_node(device_id)
     device = opts(
         "ide-cd" if is_dvd else "ide-hd",

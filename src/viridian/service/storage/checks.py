@@ -30,12 +30,16 @@ CONVERTED_FOLDER = "disks"
 NO_MEMORY_SAVE_FORMATS = frozenset({"vpc", "vhdx"})
 
 
-def memory_save_blocker(settings: VMSettings) -> str | None:
+def memory_save_blocker(settings: VMSettings, served: bool = False) -> str | None:
     """Why QEMU cannot save this VM's memory (Save, checkpoints with memory), or None.
 
     QEMU 7.2's vpc and vhdx drivers register a migration blocker ("does not support live
-    migration"), and saving memory is a migration to a file.
+    migration"), and saving memory is a migration to a file. ``served``: the VM's storage
+    daemon opens the images and QEMU holds only NBD nodes, which do not block
+    (docs/architecture.md, "The storage path").
     """
+    if served:
+        return None
     formats = {slot.format for slot in hard_disks(settings)}
     blocked = sorted(f.value for f in formats if f is not None and f in NO_MEMORY_SAVE_FORMATS)
     if not blocked:

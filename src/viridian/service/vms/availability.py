@@ -1,7 +1,8 @@
 """Which requests a VM can take now, and why the others cannot (docs/api.md, "VMs").
 
 The state table (:data:`viridian.model.states.TRANSITIONS`) says what a state allows;
-some VMs cannot do all of it: QEMU cannot save the memory of a VM with VHD/VHDX disks.
+some VMs cannot do all of it: QEMU cannot save the memory of a VM with VHD/VHDX disks
+unless its storage daemon serves them (host setting ``storage_daemon``).
 The vm object carries both halves, so a client offers only what can work and can say
 why the rest cannot (the console disables Save with :func:`unavailable`'s reason):
 
@@ -24,12 +25,13 @@ if TYPE_CHECKING:
 
 DELETE_SAVED_STATE = "delete-saved-state"
 """Hyper-V's "Delete Saved State": Saved → Off, the saved-state file removed."""
-STORAGE_SERVICE_NOTE = "the storage service (issue 14) will lift this"
+STORAGE_SERVICE_NOTE = ("the storage service (issue 14) will lift this; it is off on this "
+                        "host (host.json \"storage_daemon\": \"vhd\" turns it on)")
 
 
 def unavailable(live: LiveVM) -> dict[str, str]:
     """Requests this VM cannot do in any state, each with the reason."""
-    why = memory_save_blocker(live.record.settings)
+    why = memory_save_blocker(live.record.settings, live.storage_daemon_serves)
     return {Request.SAVE.value: f"{why}; {STORAGE_SERVICE_NOTE}"} if why else {}
 
 

@@ -32,6 +32,7 @@ from viridian.qemu.netboot import write_netboot_rom
 from viridian.qemu.render import render_argv
 from viridian.qemu.render.bios import boot_indexes
 from viridian.qemu.render.netboot import needs_netboot
+from viridian.qemu.render.storage import needs_storage_daemon, render_storage_daemon
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
@@ -102,6 +103,14 @@ class LiveVM:
     @property
     def processors(self) -> int:
         return self.record.settings.processor.count
+
+    @property
+    def storage_daemon_serves(self) -> bool:
+        """Whether the VM's disks are served by its storage daemon when it starts (a VM
+        with VHD/VHDX disks on a host that has one; docs/architecture.md, "The storage
+        path"). Decided on the VM's own disks, so checkpoint overlays on VHDs go the
+        same way."""
+        return needs_storage_daemon(self.record.settings, self.capabilities)
 
     @property
     def holds_resources(self) -> bool:
@@ -256,8 +265,11 @@ class LiveVM:
         self.state = VMState.STARTING
         job.report(5, "restoring saved state" if restoring else "starting QEMU")
         settings = self.disk_view(self.record.settings)
+        served = self.storage_daemon_serves
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
-                           incoming=restoring)
+                           incoming=restoring, storage_daemon=served)
+        storage_argv = render_storage_daemon(self.capabilities.storage_daemon or "", settings,
+                                             self.paths) if served else None
         if settings.bios.num_lock:
             write_numlock_rom(self.paths)
         if needs_netboot(settings, boot_indexes(settings)):
@@ -267,7 +279,7 @@ class LiveVM:
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
             accelerator=self.capabilities.accelerator, settings=to_dict(self.record.settings),
             incoming_state=self.saved_state if restoring else None,
-            start_paused=restoring and self.restore_paused)
+            start_paused=restoring and self.restore_paused, storage_argv=storage_argv)
         self._adopt(worker)
         self._settle(VMState.PAUSED if restoring and self.restore_paused else VMState.RUNNING,
                      None)

@@ -1,0 +1,167 @@
+"""The per-VM storage daemon with real processes: a Worker whose VHD is served over NBD
+saves and restores (QEMU holds no vpc node, so no migration blocker), the daemon is
+recorded, found again by a re-attaching Worker and ended with QEMU; and live migration
+between two QEMUs on this host sharing the daemon's export (downtime printed)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.qemu_processes import end_qemu_under
+
+from viridian.disks import new_dynamic, open_disk
+from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
+from viridian.qemu.capabilities import HostCapabilities
+from viridian.qemu.monitor import Monitor
+from viridian.qemu.process import read_start_time
+from viridian.qemu.render.blockdev import render_blockdev
+from viridian.qemu.render.storage import needs_storage_daemon, render_storage_daemon
+from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.qemu.storage_daemon import StorageDaemon, nbd_export_of
+from viridian.qemu.worker import Worker
+
+MB = 1024 * 1024
+DAEMON = "/usr/bin/qemu-storage-daemon"
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A short temporary folder; every QEMU and storage daemon using it is killed at the end."""
+    with tempfile.TemporaryDirectory(prefix="vs-") as tmp:
+        try:
+            yield Path(tmp)
+        finally:
+            end_qemu_under(Path(tmp))
+
+
+def settings_with(vhd: Path) -> VMSettings:
+    drive = IdeDrive(0, 0, DriveKind.HARD_DISK, str(vhd), DiskFormat.VPC)
+    return VMSettings(name="sd", ide=(drive,))
+
+
+def qemu_argv(paths: RuntimePaths, vhd: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    return [
+        "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-nodefaults", "-no-user-config",
+        "-m", "64", "-display", "none", "-sandbox", SANDBOX,
+        *render_blockdev("ide0-0", str(vhd), DiskFormat.VPC, nbd_socket=str(paths.nbd_socket)),
+        "-device", "ide-hd,bus=ide.0,unit=0,drive=ide0-0-fmt,id=ide0-0",
+        "-qmp", f"unix:{paths.qmp_socket},server=on,wait=off", *extra,
+    ]
+
+
+def test_only_vms_with_vhd_or_vhdx_disks_get_a_daemon(folder: Path) -> None:
+    host = HostCapabilities(storage_daemon=DAEMON)
+    assert needs_storage_daemon(settings_with(folder / "a.vhd"), host)
+    assert not needs_storage_daemon(settings_with(folder / "a.vhd"), HostCapabilities())
+    raw = IdeDrive(0, 0, DriveKind.HARD_DISK, str(folder / "a.img"), DiskFormat.RAW)
+    assert not needs_storage_daemon(VMSettings(name="r", ide=(raw,)), host)
+    assert nbd_export_of("nbd+unix:////srv/a.vhd?socket=/run/x/nbd.sock") == "/srv/a.vhd"
+    assert nbd_export_of("/srv/a.vhd") is None
+
+
+def test_worker_with_daemon_saves_restores_reattaches_and_ends_it(folder: Path) -> None:
+    vhd, state = folder / "disk.vhd", folder / "saved.vmstate"
+    new_dynamic(vhd, 16 * MB)
+    paths = RuntimePaths(folder / "run" / "vm")
+
+    async def scenario() -> None:
+        storage = render_storage_daemon(DAEMON, settings_with(vhd), paths)
+        worker = await Worker.launch(qemu_argv(paths, vhd), paths, vm_id="v", vm_name="sd",
+                                     storage_argv=storage)
+        daemon = worker.record.storage_daemon
+        assert daemon is not None and read_start_time(daemon.pid) == daemon.pid_start_time
+        await worker.monitor.execute("human-monitor-command", {
+            "command-line": "qemu-io -d ide0-0 \"write -P 0x5a 4096 4096\""})
+        await worker.close()  # service restart: QEMU and daemon keep running
+        worker = await Worker.attach(paths)
+        assert worker.storage is not None and worker.storage.pid == daemon.pid
+        await worker.save(state)  # a vpc node in QEMU would refuse: migration blocker
+        assert read_start_time(daemon.pid) is None  # ended with QEMU
+        await worker.cleanup()
+        restored = await Worker.launch(qemu_argv(paths, vhd, ("-incoming", "defer")), paths,
+                                       vm_id="v", vm_name="sd", incoming_state=state,
+                                       storage_argv=storage)
+        assert await restored.status() == "running"
+        assert restored.storage is not None
+        await restored.turn_off()
+        assert read_start_time(restored.storage.pid) is None
+        await restored.cleanup()
+
+    asyncio.run(scenario())
+    with open_disk(vhd) as disk:
+        assert disk.read(4096, 4096) == b"\x5a" * 4096
+
+
+def test_live_migration_between_two_qemus_sharing_the_export(folder: Path) -> None:
+    vhd = folder / "disk.vhd"
+    new_dynamic(vhd, 16 * MB)
+    source_paths = RuntimePaths(folder / "a")
+    target_paths = RuntimePaths(folder / "b")
+    for p in (source_paths, target_paths):
+        p.folder.mkdir()
+
+    async def scenario() -> None:
+        storage = await StorageDaemon.start(
+            render_storage_daemon(DAEMON, settings_with(vhd), source_paths), source_paths)
+        # The target opens the same export: its argv names the source folder's socket.
+        target_argv = qemu_argv(source_paths, vhd, ("-incoming", f"unix:{folder}/mig.sock"))
+        target_argv[target_argv.index(f"unix:{source_paths.qmp_socket},server=on,wait=off")] \
+            = f"unix:{target_paths.qmp_socket},server=on,wait=off"
+        source = subprocess.Popen(qemu_argv(source_paths, vhd), stdin=subprocess.DEVNULL)
+        target = subprocess.Popen(target_argv, stdin=subprocess.DEVNULL)
+        try:
+            await _migrate(source_paths, target_paths, folder)
+        finally:
+            for proc in (source, target):
+                proc.kill()
+                proc.wait()
+            await storage.stop()
+
+    asyncio.run(scenario())
+    with open_disk(vhd) as disk:  # written before (source) and after (target) the switch
+        assert disk.read(0, 8192) == b"\x33" * 4096 + b"\x44" * 4096
+
+
+async def _connect(paths: RuntimePaths) -> Monitor:
+    monitor = Monitor(paths.folder.name)
+    for _ in range(500):
+        if paths.qmp_socket.exists():
+            break
+        await asyncio.sleep(0.02)
+    await monitor.connect(paths.qmp_socket, timeout=10)
+    return monitor
+
+
+async def _migrate(source_paths: RuntimePaths, target_paths: RuntimePaths, folder: Path) -> None:
+    source, target = await _connect(source_paths), await _connect(target_paths)
+    try:
+        assert await source.status() == "running"
+        await source.execute("human-monitor-command", {
+            "command-line": "qemu-io -d ide0-0 \"write -P 0x33 0 4096\""})
+        await source.execute("migrate", {"uri": f"unix:{folder}/mig.sock"})
+        info: dict[str, object] = {}
+        for _ in range(3000):
+            info = await source.execute("query-migrate")  # type: ignore[assignment]
+            if info.get("status") in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.02)
+        assert info.get("status") == "completed", info
+        print(f"live migration over the shared NBD export: downtime {info.get('downtime')} ms, "
+              f"total {info.get('total-time')} ms")
+        for _ in range(500):
+            if await target.status() == "running":
+                break
+            await asyncio.sleep(0.02)
+        assert await target.status() == "running"
+        assert await source.status() == "postmigrate"
+        await target.execute("human-monitor-command", {  # the target writes on
+            "command-line": "qemu-io -d ide0-0 \"write -P 0x44 4096 4096\""})
+    finally:
+        await source.close()
+        await target.close()
