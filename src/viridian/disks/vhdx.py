@@ -237,6 +237,13 @@ class VhdxImage(DiskImage):
         """BadBlockTable for a present block or bitmap outside the file or in its header."""
         end = max(self.file.size(), self.pending.last_file_offset if self.pending else 0)
         for i, e in enumerate(self.s.bat):
+            payload = i % (self.chunk_ratio + 1) != self.chunk_ratio
+            partial = payload and entry_state(e) == PAYLOAD_PARTIALLY_PRESENT
+            if partial and not self.s.params.has_parent:
+                raise BadBlockTable(
+                    f"{self.path}: BAT entry {i} is partially present, which only a "
+                    "differencing disk may be (§2.5.1.1)"
+                )
             length = entry_extent(i, e, self.s.params)
             off = entry_offset(e)
             if length and (off < HEADER_SECTION or off + length > end):

@@ -152,6 +152,9 @@ class _Checker:
 
     def _state_ok(self, i: int, state: int, bitmap: bool) -> bool:
         allowed = (SB_NOT_PRESENT, SB_PRESENT) if bitmap else tuple(PAYLOAD_STATES)
+        assert self.s is not None
+        if not bitmap and not self.s.params.has_parent:  # §2.5.1.1: differencing only
+            allowed = tuple(st for st in allowed if st != PAYLOAD_PARTIALLY_PRESENT)
         if state in allowed:
             return True
         what = "sector bitmap" if bitmap else "payload block"
