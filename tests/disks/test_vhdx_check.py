@@ -243,3 +243,32 @@ def test_cli_check_reports_and_repairs_a_pending_log(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "repaired: replayed the pending log" in res.output
     with open_disk(path) as disk:
         assert disk.read(0, disk.size) == model
+
+
+bat_values = st.tuples(st.integers(0, 7), st.integers(0, 7), st.integers(0, 80))
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(entries=st.lists(bat_values, min_size=1, max_size=4))
+def test_random_bat_entries_give_named_errors_or_valid_reads(
+    seed_image: Path, entries: list[tuple[int, int, int]]
+) -> None:
+    """Whole BAT entries (any state, any MiB offset) in any slot: named errors, never a crash."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "b.vhdx"
+        data = bytearray(seed_image.read_bytes())
+        for index, state, mib in entries:
+            at = 3 * MiB + index * 8
+            data[at : at + 8] = bat_entry(state, mib * MiB).to_bytes(8, "little")
+        path.write_bytes(data)
+        for action in (
+            lambda: check(path, repair=True),
+            lambda: inspect(path),
+            lambda: _read(path),
+        ):
+            try:
+                action()
+            except DiskError as err:
+                assert str(err).startswith(str(path)), err
