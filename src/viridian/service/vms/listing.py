@@ -23,7 +23,7 @@ UTF-8, like FastAPI's ``JSONResponse``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from viridian.model.states import VMState
@@ -100,9 +100,9 @@ class VMListing:
         """:meth:`body` in pieces of about :data:`CHUNK_BYTES`: a list of ten thousand VMs
         is never one large buffer. The vm objects are taken now (a snapshot); only the
         joining happens as the pieces are consumed."""
-        encoded = [self._encoded(vm) for vm in vms]
-        parts = [e.summary() if summary else e.whole() for e in encoded]
-        if len(self._cache) > len(parts):  # removed VMs: keep only what was just listed
+        encoded = [self._encoded(vm) for vm in vms]  # immutable: safe to join later
+        parts = (e.summary() if summary else e.whole() for e in encoded)
+        if len(self._cache) > len(encoded):  # removed VMs: keep only what was just listed
             listed = {vm.record.id for vm in vms}
             self._cache = {k: v for k, v in self._cache.items() if k in listed}
         if len(self._interned) > 64 * (len(self._cache) + 16):
@@ -160,14 +160,17 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _pieces(parts: list[bytes]) -> Iterator[bytes]:
+def _pieces(parts: Iterable[bytes]) -> Iterator[bytes]:
+    """``{"vms":[`` ``parts`` joined by commas ``]}``, in pieces of about CHUNK_BYTES."""
     yield b'{"vms":['
-    start, size = 0, 0
-    for index, part in enumerate(parts):
+    batch: list[bytes] = []
+    size, first = 0, True
+    for part in parts:
+        batch.append(part)
         size += len(part) + 1
         if size >= CHUNK_BYTES:
-            yield (b"," if start else b"") + b",".join(parts[start:index + 1])
-            start, size = index + 1, 0
-    if start < len(parts):
-        yield (b"," if start else b"") + b",".join(parts[start:])
+            yield (b"" if first else b",") + b",".join(batch)
+            batch, size, first = [], 0, False
+    if batch:
+        yield (b"" if first else b",") + b",".join(batch)
     yield b"]}"
