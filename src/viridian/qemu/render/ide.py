@@ -37,6 +37,7 @@ def _render_drive(
     is_dvd = drive.kind == DriveKind.DVD
     args: list[str] = []
     node = None
+    served = nbd_socket is not None and not is_dvd and drive.path is not None
     if drive.path is not None:
         image_format = require_format(f"{setting}.format", drive.format)
         args += render_blockdev(device_id, drive.path, image_format, read_only=is_dvd,
@@ -49,5 +50,7 @@ def _render_drive(
         drive=node,
         id=device_id,
         bootindex=boot.get(device_id),
+        werror="stop" if served else None,  # a daemon crash pauses the guest
+        rerror="stop" if served else None,
     )
     return [*args, "-device", device]

@@ -47,6 +47,8 @@ def _render_disk(
         lun=0,
         drive=format_node(device_id),
         id=device_id,
+        werror="stop" if nbd_socket else None,  # a daemon crash pauses the guest
+        rerror="stop" if nbd_socket else None,
     )
     blockdev = render_blockdev(device_id, disk.path, image_format, nbd_socket=nbd_socket)
     return [*blockdev, "-device", device]
