@@ -58,7 +58,7 @@ from viridian.checkpoints import (
 from viridian.checkpoints.plan import Step, active_images, new_overlays, step_from_dict
 from viridian.errors import Conflict, HostError
 from viridian.model import DiskFormat, VMSettings, to_dict
-from viridian.model.slots import DriveSlot, map_drives
+from viridian.model.slots import DriveSlot, map_drives, slot_label
 from viridian.model.states import Request, VMState
 from viridian.qemu import blockjobs, images
 from viridian.qemu.errors import QemuError
@@ -164,9 +164,8 @@ class CheckpointsCapability(Capability):
         old_disks, new_disks = disk_images(old), disk_images(new)
         for slot, now in tree.now_disks.items():
             if _path_at(old_disks, slot) == now.base and _path_at(new_disks, slot) != now.base:
-                kind, controller, location = slot.split(":")
                 raise Conflict(
-                    f"cannot remove or replace the hard disk at {kind} {controller}:{location} "
+                    f"cannot remove or replace the hard disk at {slot_label(slot)} "
                     f"of VM '{live.record.name}': its data since the last checkpoint is in "
                     f"{now.image.path} and checkpoints depend on it; delete the VM's "
                     "checkpoints first (viridian checkpoint remove VM NAME --subtree); "
