@@ -15,7 +15,7 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import BadBlockTable, CorruptDisk
+from .errors import CorruptDisk
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -102,9 +102,6 @@ class BadMetadata(CorruptDisk):
 
 class BadLog(CorruptDisk):
     """The log is pending but cannot be replayed (§2.3): no valid sequence, bad offsets."""
-
-
-__all__ = ["BadBlockTable", "BadLog", "BadMetadata", "BadRegionTable", "BadVhdxHeader"]
 
 
 # -- CRC-32C (Castagnoli, reflected 0x82F63B78), §2.2.2 "Checksum" --------------------
