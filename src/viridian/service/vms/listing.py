@@ -23,7 +23,7 @@ UTF-8, like FastAPI's ``JSONResponse``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from viridian.model.states import VMState
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
 
 AT_REST = frozenset({VMState.OFF, VMState.SAVED})
-CHUNK_BYTES = 64 * 1024
+CHUNK_PIECES = 4096  # about 100 vm objects, some 150 KB
 SUMMARY_KEYS = ("id", "name", "state", "enabled_state", "processors", "memory_mb", "uptime_s",
                 "status", "heartbeat")
 """The keys of a vm object in ``GET /vms?view=summary`` (what ``viridian vm list`` shows)."""
@@ -46,36 +46,17 @@ def encode(obj: Any) -> bytes:
                       separators=(",", ":")).encode()
 
 
-Piece = bytes | tuple[bytes, tuple[bytes, ...]]
-"""One ``"key":value`` of a vm object, encoded; ``settings`` as (``"settings":``, its
-own ``"key":value`` pieces)."""
-
-
 class _Encoded:
-    """A vm object as interned pieces: equal pieces of different VMs are one bytes object
-    (most of a vm object — state, processor, ports, integration services — is equal
-    across VMs), so ten thousand cached objects cost little more than what differs."""
+    """A vm object as a tuple of interned pieces that concatenate to its JSON (equal
+    pieces of different VMs are one bytes object: most of a vm object — state,
+    processor, ports, integration services — is equal across VMs), and the same for its
+    summary. Joining happens once per streamed chunk, never per VM."""
 
-    __slots__ = ("keys", "pieces")
+    __slots__ = ("flat", "summary")
 
-    def __init__(self, keys: tuple[str, ...], pieces: tuple[Piece, ...]) -> None:
-        self.keys = keys
-        self.pieces = pieces
-
-    def whole(self) -> bytes:
-        return b"{" + b",".join(_joined(piece) for piece in self.pieces) + b"}"
-
-    def summary(self) -> bytes:
-        by_key = dict(zip(self.keys, self.pieces, strict=True))
-        return b"{" + b",".join(_joined(by_key[key]) if key in by_key
-                                else _pair(key, None) for key in SUMMARY_KEYS) + b"}"
-
-
-def _joined(piece: Piece) -> bytes:
-    if isinstance(piece, bytes):
-        return piece
-    head, inner = piece
-    return head + b"{" + b",".join(inner) + b"}"
+    def __init__(self, flat: tuple[bytes, ...], summary: tuple[bytes, ...]) -> None:
+        self.flat = flat
+        self.summary = summary
 
 
 def _pair(key: str, value: Any) -> bytes:
@@ -89,7 +70,7 @@ class VMListing:
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[object, VMState, int, _Encoded]] = {}
-        self._interned: dict[Any, Any] = {}
+        self._interned: dict[bytes, bytes] = {}
 
     def body(self, vms: Sequence[LiveVM], summary: bool = False) -> bytes:
         """``{"vms": [vm, …]}`` for ``vms`` in the order given, each vm object whole or
@@ -97,17 +78,16 @@ class VMListing:
         return b"".join(self.chunks(vms, summary))
 
     def chunks(self, vms: Sequence[LiveVM], summary: bool = False) -> Iterator[bytes]:
-        """:meth:`body` in pieces of about :data:`CHUNK_BYTES`: a list of ten thousand VMs
-        is never one large buffer. The vm objects are taken now (a snapshot); only the
-        joining happens as the pieces are consumed."""
-        encoded = [self._encoded(vm) for vm in vms]  # immutable: safe to join later
-        parts = (e.summary() if summary else e.whole() for e in encoded)
+        """:meth:`body` in pieces of about :data:`CHUNK_PIECES` pieces: a list of ten
+        thousand VMs is never one large buffer. The vm objects are taken now (a snapshot
+        of immutable pieces); only the joining happens as the chunks are consumed."""
+        encoded = [self._encoded(vm) for vm in vms]
         if len(self._cache) > len(encoded):  # removed VMs: keep only what was just listed
             listed = {vm.record.id for vm in vms}
             self._cache = {k: v for k, v in self._cache.items() if k in listed}
         if len(self._interned) > 64 * (len(self._cache) + 16):
             self._intern_again()
-        return _pieces(parts)
+        return _pieces(e.summary if summary else e.flat for e in encoded)
 
     def remember(self, vm: LiveVM, obj: dict[str, Any]) -> None:
         """Keep ``obj`` — ``vm.to_dict()`` just built by the caller — for the next list."""
@@ -128,49 +108,61 @@ class VMListing:
 
     def _split(self, obj: dict[str, Any], intern: bool = True) -> _Encoded:
         keep = self._intern if intern else _same
-        pieces: list[Piece] = []
-        for key, value in obj.items():
+        flat: list[bytes] = [b"{"]
+        summary: list[bytes] = [b"{"]
+        for index, (key, value) in enumerate(obj.items()):
+            comma = b"," if index else b""
             if key == "settings" and isinstance(value, dict):
-                inner = tuple(_pair(k, v) if k == "name" else keep(_pair(k, v))
-                              for k, v in value.items())
-                pieces.append((keep(encode(key) + b":"), inner))
-            else:
-                pair = _pair(key, value)
-                pieces.append(pair if key in OWN_KEYS else keep(pair))
-        return _Encoded(keep(tuple(obj)), tuple(pieces))
+                flat.append(keep(comma + b'"settings":{'))
+                flat.extend(_own_or_kept((b"," if i else b"") + _pair(k, v), k == "name", keep)
+                            for i, (k, v) in enumerate(value.items()))
+                flat.append(b"}")
+                continue
+            piece = _own_or_kept(comma + _pair(key, value), key in OWN_KEYS, keep)
+            flat.append(piece)
+            if key in SUMMARY_KEYS:
+                summary.append(piece if len(summary) > 1 or not comma else piece[1:])
+        for key in SUMMARY_KEYS:
+            if key not in obj:
+                summary.append(keep((b"," if len(summary) > 1 else b"") + _pair(key, None)))
+        flat.append(b"}")
+        summary.append(b"}")
+        return _Encoded(tuple(flat), tuple(summary))
 
-    def _intern(self, value: Any) -> Any:
+    def _intern(self, value: bytes) -> bytes:
         return self._interned.setdefault(value, value)
 
     def _intern_again(self) -> None:
         """Forget interned pieces no cached VM uses any more (renamed or removed VMs)."""
         self._interned = {}
         for vm_id, (record, state, revision, encoded) in self._cache.items():
-            self._cache[vm_id] = (record, state, revision, self._reinterned(encoded))
+            again = _Encoded(tuple(map(self._intern, encoded.flat)),
+                             tuple(map(self._intern, encoded.summary)))
+            self._cache[vm_id] = (record, state, revision, again)
 
-    def _reinterned(self, encoded: _Encoded) -> _Encoded:
-        pieces = tuple(
-            (p if key in OWN_KEYS else self._intern(p)) if isinstance(p, bytes)
-            else (self._intern(p[0]), tuple(self._intern(i) for i in p[1]))
-            for key, p in zip(encoded.keys, encoded.pieces, strict=True))
-        return _Encoded(self._intern(encoded.keys), pieces)
+
+def _own_or_kept(piece: bytes, own: bool, keep: Callable[[bytes], bytes]) -> bytes:
+    return piece if own else keep(piece)
 
 
 def _same(value: Any) -> Any:
     return value
 
 
-def _pieces(parts: Iterable[bytes]) -> Iterator[bytes]:
-    """``{"vms":[`` ``parts`` joined by commas ``]}``, in pieces of about CHUNK_BYTES."""
+def _pieces(objects: Iterable[tuple[bytes, ...]]) -> Iterator[bytes]:
+    """``{"vms":[`` the objects (each a tuple of pieces) joined by commas ``]}``, in
+    chunks of about CHUNK_PIECES pieces."""
     yield b'{"vms":['
     batch: list[bytes] = []
-    size, first = 0, True
-    for part in parts:
-        batch.append(part)
-        size += len(part) + 1
-        if size >= CHUNK_BYTES:
-            yield (b"" if first else b",") + b",".join(batch)
-            batch, size, first = [], 0, False
+    first = True
+    for pieces in objects:
+        if not first:
+            batch.append(b",")
+        first = False
+        batch.extend(pieces)
+        if len(batch) >= CHUNK_PIECES:
+            yield b"".join(batch)
+            batch = []
     if batch:
-        yield (b"" if first else b",") + b",".join(batch)
+        yield b"".join(batch)
     yield b"]}"
