@@ -85,8 +85,9 @@ def _refuse_missing_controllers(
         f"cannot add the hard disk {disk.path} at {disk.label} of VM "
         f"'{vm}' while it is {state.value}: a SCSI controller is needed first, and VM '{vm}' "
         f"has no SCSI controller {number} (its SCSI controllers: {existing}); a SCSI "
-        f"controller can be added only while the VM is Off: turn it off, run 'viridian vm "
-        f"scsi add {vm}', start it, then add and remove SCSI hard disks while it runs; "
+        f"controller can be added only while the VM is Off (adding SCSI controller {number} "
+        f"needs the VM Off): turn it off, run 'viridian vm scsi add {vm}', start it, then add "
+        "and remove SCSI hard disks while it runs; "
         "nothing was changed",
         vm=vm,
         state=state.value,
