@@ -18,13 +18,14 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from viridian.disks import convert, detect_format, inspect
-from viridian.errors import Conflict
-from viridian.model import VMSettings
-from viridian.model.slots import hard_disks
+from viridian.errors import Conflict, ViridianError
+from viridian.model import VMSettings, settings_from_dict, to_dict
+from viridian.model.slots import hard_disks, map_drives
 
 CONVERTED_FOLDER = "disks"
 NO_MEMORY_SAVE_FORMATS = frozenset({"vpc", "vhdx"})
@@ -121,15 +122,6 @@ def _holders(rdev: int) -> list[str]:
 # --- differencing VHDs ----------------------------------------------------------------
 
 
-def _disk_entries(patch: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for drive in patch.get("ide") or []:
-        if isinstance(drive, dict) and drive.get("kind", "hard_disk") == "hard_disk":
-            yield drive
-    for controller in patch.get("scsi") or []:
-        if isinstance(controller, dict):
-            yield from (d for d in controller.get("disks") or [] if isinstance(d, dict))
-
-
 def _is_differencing(path: str) -> bool:
     try:
         return Path(path).is_file() and detect_format(path) == "vpc" and \
@@ -139,17 +131,27 @@ def _is_differencing(path: str) -> bool:
 
 
 async def convert_differencing(patch: dict[str, Any], data_dir: Path) -> list[str]:
-    """Replace every differencing VHD in ``patch`` by a standalone copy of its chain
-    (converted in a thread); returns the converted paths. A chain converted before (same
-    file, same size and time) is reused."""
-    converted = []
-    for entry in _disk_entries(patch):
-        path = entry.get("path")
-        if isinstance(path, str) and os.path.isabs(path) and _is_differencing(path):
-            entry["path"] = str(await _standalone_copy(Path(path), data_dir / CONVERTED_FOLDER))
-            entry["format"] = None
-            converted.append(entry["path"])
-    return converted
+    """Replace every differencing VHD among the hard disks of ``patch`` (API dict shape,
+    changed in place) by a standalone copy of its chain (converted in a thread); returns
+    the copies' paths. A chain converted before (same file, size and time) is reused.
+    The drives are read through the model (:func:`viridian.model.slots.hard_disks`);
+    drives that are not valid settings are left for the settings check to refuse."""
+    drives: dict[str, Any] = {key: patch[key] for key in ("ide", "scsi") if key in patch}
+    try:
+        settings = settings_from_dict({"name": "vm", **drives})
+    except ViridianError:
+        return []
+    copies: dict[str, str] = {}
+    for slot in hard_disks(settings):
+        path = slot.path
+        if path and path not in copies and os.path.isabs(path) and _is_differencing(path):
+            copies[path] = str(await _standalone_copy(Path(path), data_dir / CONVERTED_FOLDER))
+    if copies:
+        standalone = map_drives(settings, lambda slot: replace(
+            slot, path=copies[slot.path], format=None) if slot.path in copies else slot)
+        encoded = to_dict(standalone)
+        patch.update({key: encoded[key] for key in drives})
+    return list(copies.values())
 
 
 async def _standalone_copy(source: Path, folder: Path) -> Path:
