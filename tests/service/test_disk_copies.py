@@ -4,12 +4,19 @@ not valid settings are refused before anything is copied."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import httpx
 
 from tests.service.harness import Service
-from viridian.disks import new_differencing, new_dynamic
+from viridian.disks import (
+    new_differencing,
+    new_dynamic,
+    new_vhdx_differencing,
+    new_vhdx_dynamic,
+)
 from viridian.service.storage.checks import CONVERTED_FOLDER
 
 MB = 1024 * 1024
@@ -47,3 +54,18 @@ def test_invalid_drives_are_refused_before_any_copy(
     copies = service.data_dir / CONVERTED_FOLDER
     assert not copies.exists() or list(copies.iterdir()) == []
     assert api.get("/vms").json()["vms"] == []
+
+
+def test_a_differencing_vhdx_is_copied_to_a_standalone_disk_qemu_can_open(
+        api: httpx.Client, service: Service, tmp_path: Path) -> None:
+    parent, child = tmp_path / "base.vhdx", tmp_path / "child.avhdx"
+    new_vhdx_dynamic(parent, 8 * MB)
+    new_vhdx_differencing(child, parent)
+    created = api.post("/vms", json={"name": "dx", "vhd": str(child)})
+    assert created.status_code == 201, created.text
+    copy = created.json()["settings"]["ide"][0]["path"]
+    assert copy != str(child) and Path(copy).is_file()
+    assert created.json()["notices"][0].startswith(f"differencing disk {child} was copied")
+    info = subprocess.run(["qemu-img", "info", "--output=json", copy], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(info.stdout)["virtual-size"] == 8 * MB

@@ -124,7 +124,7 @@ def _holders(rdev: int) -> list[str]:
 
 def _is_differencing(path: str) -> bool:
     try:
-        return Path(path).is_file() and detect_format(path) == "vpc" and \
+        return Path(path).is_file() and detect_format(path) in ("vpc", "vhdx") and \
             inspect(path).disk_type == "differencing"
     except Exception:  # unreadable or corrupt: the settings check reports it
         return False

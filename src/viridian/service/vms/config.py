@@ -216,9 +216,9 @@ def _checked_file(setting: str, raw: str, media: bool) -> str:
     if media:
         return "raw"
     fmt = detect_format(path)
-    if fmt == "vpc" and inspect(path).disk_type == "differencing":
+    if fmt in ("vpc", "vhdx") and inspect(path).disk_type == "differencing":
         raise InvalidSetting(
             setting, raw, "a fixed or dynamic VHD, VHDX, qcow2 or raw disk",
-            "QEMU misreads differencing VHDs; flatten it first with "
-            "'viridian disk merge' or 'viridian disk convert'")
+            "QEMU misreads differencing VHDs and refuses differencing VHDX (AVHDX); "
+            "flatten it first with 'viridian disk merge' or 'viridian disk convert'")
     return fmt
