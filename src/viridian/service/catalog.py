@@ -25,7 +25,7 @@ from viridian.errors import Conflict, NotFound
 from viridian.model import VMSettings, settings_from_dict, to_dict
 from viridian.model.states import VMState
 from viridian.service.shared_settings import shared
-from viridian.service.usage_index import UsageIndex, uses_of, uses_of_dict
+from viridian.service.usage_index import UsageIndex, uses_of
 
 SCHEMA_VERSION = 1
 
@@ -200,7 +200,7 @@ class Catalog:
         if self._usage is None:
             usage = UsageIndex()
             for vm_id, name, settings in self._db.execute("SELECT id, name, settings FROM vms"):
-                usage.put(vm_id, name, uses_of_dict(json.loads(settings)))
+                usage.put(vm_id, name, uses_of(settings_from_dict(json.loads(settings))))
             self._usage = usage
         return self._usage
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from viridian.model import VMSettings
 from viridian.model.slots import drive_slots
@@ -65,19 +64,6 @@ def uses_of(settings: VMSettings) -> Uses:
         paths.append(settings.floppy.path)
     return paths, [(number, adapter.mac) for number, adapter
                    in enumerate(settings.network_adapters, start=1) if adapter.mac]
-
-
-def uses_of_dict(settings: Mapping[str, Any]) -> Uses:
-    """:func:`uses_of` for settings in the catalog's stored (API dict) shape."""
-    paths = [str(d["path"]) for d in settings.get("ide") or [] if d.get("path")]
-    paths += [str(d["path"]) for c in settings.get("scsi") or [] for d in c.get("disks") or []
-              if d.get("path")]
-    floppy = settings.get("floppy") or {}
-    if floppy.get("path"):
-        paths.append(str(floppy["path"]))
-    macs = [(number, str(a["mac"])) for number, a
-            in enumerate(settings.get("network_adapters") or [], start=1) if a.get("mac")]
-    return paths, macs
 
 
 def is_read_only_media(path: str) -> bool:
