@@ -30,9 +30,11 @@ from typing import Any
 import httpx
 
 from tests.service.harness import Service, act, running_service
+from viridian.bpa.rules import HEAVY_RSS_MB
 from viridian.service.counters.bpa_facts import host_device
 
 WRITERS = 4
+HOG_RSS_MB = HEAVY_RSS_MB + 256  # above the rule's memory threshold
 
 
 def _findings(api: httpx.Client) -> dict[str, dict[str, Any]]:
@@ -44,7 +46,10 @@ def _findings(api: httpx.Client) -> dict[str, dict[str, Any]]:
 @contextmanager
 def _host_load(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A CPU hog (yielded) and WRITERS shell loops of O_DIRECT writes into ``folder``."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # Heavy by memory as well as CPU: on a loaded host its CPU share may fall below the
+    # rule's CPU threshold, its resident memory (touched pages) cannot.
+    hog = subprocess.Popen([sys.executable, "-c",
+                            f"held = b'x' * ({HOG_RSS_MB} << 20)\nwhile True: pass"])
     loop = ("while :; do dd if=/dev/zero of={f} bs=64k count=1024 oflag=direct "
             "2>/dev/null; done")
     writers = [subprocess.Popen(["sh", "-c", loop.format(f=folder / f"w{i}")],
@@ -71,7 +76,10 @@ def test_a_cpu_hog_and_a_saturated_disk_fire_their_rules() -> None:
         found = _findings(api)
     heavy = found["heavy-host-processes"]
     assert heavy["status"] == "fired", heavy
-    assert f"[{hog.pid}]" in heavy["measured"], heavy
+    # The rule names the heaviest processes, at most five: the hog unless five heavier
+    # ones (other loads of a busy test machine) fill the list.
+    named = heavy["measured"].split(", ")
+    assert f"[{hog.pid}]" in heavy["measured"] or len(named) == 5, heavy
     for rule in ("disk-time", "disk-queue-length"):
         assert found[rule]["status"] == "fired", found[rule]
         assert f"above limit: {device}" in found[rule]["measured"], found[rule]
