@@ -5,7 +5,7 @@
 display), then measures over ``seconds``:
 
 - libvirtd's CPU per second with nobody asking for statistics (its idle cost),
-- the same while ``virsh domstats --list-running`` runs once a second, plus the CPU of
+- the same while ``virsh domstats DOMAIN…`` (this run's domains) runs once a second, plus the CPU of
   the ``virsh`` processes themselves.
 
 ``domstats_cost_pct`` = virsh CPU + (libvirtd CPU with stats - idle libvirtd CPU), in %
@@ -73,14 +73,16 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def _libvirtd_pct(pid: int, seconds: float, ask: bool) -> tuple[float, float, int]:
-    """(libvirtd CPU %, virsh CPU %, domstats calls) over ``seconds``."""
+def _libvirtd_pct(pid: int, seconds: float, names: list[str] | None
+                  ) -> tuple[float, float, int]:
+    """(libvirtd CPU %, virsh CPU %, domstats calls of the domains ``names``; None: no
+    calls) over ``seconds``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0, t0, calls = _cpu_s(pid), time.monotonic(), 0
     next_at = t0
     while time.monotonic() - t0 < seconds:
-        if ask:
-            _virsh("domstats", "--list-running")
+        if names is not None:
+            _virsh("domstats", *names)
             calls += 1
         next_at += 1.0
         time.sleep(max(0.0, next_at - time.monotonic()))
@@ -107,9 +109,10 @@ def measure_libvirt(running: int, seconds: float, disk_bytes: int) -> dict[str, 
             _virsh("start", name)
         time.sleep(3)
         pid = _libvirtd_pid()
-        stats = _virsh("domstats", "--list-running")
-        idle, _, _ = _libvirtd_pct(pid, seconds, ask=False)
-        busy, virsh, calls = _libvirtd_pct(pid, seconds, ask=True)
+        # only this run's domains: another bench may run libvirt guests at the same time
+        stats = _virsh("domstats", *names)
+        idle, _, _ = _libvirtd_pct(pid, seconds, None)
+        busy, virsh, calls = _libvirtd_pct(pid, seconds, names)
         extra = max(0.0, busy - idle)
         return {"running": running, "calls": calls,
                 "disks": stats.count("block.0.name="),
