@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 from viridian import config
 from viridian.errors import BadRequest, Unauthorized
 
-__all__ = ["SERVICE_RECORD_NAME", "choose_token", "load_token", "same_address"]
+__all__ = [
+    "SERVICE_RECORD_NAME",
+    "choose_token",
+    "load_token",
+    "read_service_record",
+    "recorder_alive",
+    "same_address",
+]
 
 SERVICE_RECORD_NAME = "service.json"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "::1"})
@@ -70,7 +77,7 @@ def _check_local_destination(url: str, data_dir: Path) -> None:
         + _why_not(url, record, record_path)
         + "; for that service pass --token or set VIRIDIAN_TOKEN"
     )
-    if record is None or not _alive(record) or not same_address(url, record):
+    if record is None or not recorder_alive(record) or not same_address(url, record):
         raise Unauthorized(refusal, url=url)
 
 
@@ -81,9 +88,14 @@ def _why_not(url: str, record: dict[str, Any] | None, record_path: Path) -> str:
             "(`viridian serve` records it when it starts)"
         )
     where = f"{record.get('host')}:{record.get('port')}"
-    if not _alive(record):
+    if not recorder_alive(record):
         return f"the service that recorded {where} in {record_path} no longer runs"
     return f"the local service listens on {where} (recorded in {record_path})"
+
+
+def read_service_record(data_dir: Path) -> dict[str, Any] | None:
+    """``<data_dir>/service.json`` (host, port, pid of the local service), or None."""
+    return _read_record(data_dir / SERVICE_RECORD_NAME)
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
@@ -94,7 +106,7 @@ def _read_record(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _alive(record: dict[str, Any]) -> bool:
+def recorder_alive(record: dict[str, Any]) -> bool:
     """False only when the recording process is known to be gone (a stale record)."""
     pid = record.get("pid")
     if not isinstance(pid, int) or pid <= 0:

@@ -12,7 +12,6 @@ as :class:`~viridian.errors.ViridianError` and exit with the error table's codes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from viridian.cli.credentials import SERVICE_RECORD_NAME
+from viridian.cli.credentials import read_service_record, recorder_alive
 from viridian.cli.options import ClientOptions
 
 if TYPE_CHECKING:  # the HTTP client is imported only when a local service runs
@@ -35,27 +34,13 @@ WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 def local_service_url(data_dir: Path) -> str | None:
     """The URL of the service that recorded itself in ``<data_dir>/service.json`` while
     its process still runs; None when no local service runs."""
-    try:
-        record = json.loads((data_dir / SERVICE_RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not _alive(record.get("pid")):
+    record = read_service_record(data_dir)
+    pid = record.get("pid") if record else None
+    if record is None or not isinstance(pid, int) or pid <= 0 or not recorder_alive(record):
         return None
     host = str(record.get("host", ""))
     host = WILDCARD_HOSTS.get(host, host)
     return f"http://{f'[{host}]' if ':' in host else host}:{record.get('port')}"
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def service_for(ctx: click.Context, paths: Sequence[Path | None]) -> ApiClient | None:
