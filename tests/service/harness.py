@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -89,9 +90,14 @@ def turn_off_everything(api: httpx.Client) -> None:
 
 
 @contextmanager
-def running_service(env: dict[str, str] | None = None) -> Iterator[Service]:
+def running_service(env: dict[str, str] | None = None,
+                    host_settings: dict[str, Any] | None = None) -> Iterator[Service]:
+    """A service on a fresh data folder (``host_settings`` written as its host.json);
+    every QEMU and storage daemon it started is ended on every path."""
     # Short path: UNIX socket paths of runtime folders must stay under 108 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="vir-", dir="/tmp"))
+    if host_settings is not None:
+        (data_dir / "host.json").write_text(json.dumps(host_settings))
     service = Service(data_dir, env)
     try:
         service.start()  # inside: a service that starts but never answers is stopped too

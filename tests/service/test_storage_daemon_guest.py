@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.qemu_processes import end_qemu_under, qemu_under
-from tests.service.harness import Console, Service, act, turn_off_everything
+from tests.qemu_processes import qemu_under
+from tests.service.harness import Console, Service, act, running_service
 
 pytestmark = pytest.mark.guest
 
@@ -29,23 +27,9 @@ DATA_SIZE = 8 * MB
 
 @contextlib.contextmanager
 def daemon_service() -> Iterator[Service]:
-    """A service whose host serves VHD/VHDX disks through storage daemons; every QEMU and
-    daemon it started is ended on every path."""
-    data_dir = Path(tempfile.mkdtemp(prefix="vir-", dir="/tmp"))
-    (data_dir / "host.json").write_text(json.dumps({"storage_daemon": "vhd"}))
-    service = Service(data_dir)
-    try:
-        service.start()
+    """A service whose host serves VHD/VHDX disks through storage daemons."""
+    with running_service(host_settings={"storage_daemon": "vhd"}) as service:
         yield service
-    finally:
-        try:
-            if service.process and service.process.poll() is None:
-                with service.client() as api:
-                    turn_off_everything(api)
-        finally:
-            service.stop()
-            end_qemu_under(data_dir)
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def guest_sh(api: httpx.Client, vm: str, script: str, timeout: float = 90) -> bytes:
