@@ -29,6 +29,34 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# etcd >= 3.5.13 for the failover cluster (issue 15; Debian 12's 3.4.23 has the lease bug
+# etcd#15247): Debian 13's etcd-server/etcd-client (they depend only on adduser and libc6),
+# pinned alone from trixie (the rest of trixie at priority 1: never chosen). The packaged
+# service is never started: tests and `viridian cluster` run their own members.
+etcd_ok() { command -v etcd >/dev/null && dpkg --compare-versions "$(dpkg-query -W -f='${Version}' etcd-server 2>/dev/null || echo 0)" ge 3.5.13; }
+if ! etcd_ok; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing etcd-server >= 3.5.13 from Debian 13 (pinned)"
+  printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+    | $SUDO tee /etc/apt/sources.list.d/viridian-trixie.sources >/dev/null
+  printf '%s\n' 'Package: *' 'Pin: release n=trixie' 'Pin-Priority: 1' '' \
+    'Package: etcd-server etcd-client' 'Pin: release n=trixie' 'Pin-Priority: 990' \
+    | $SUDO tee /etc/apt/preferences.d/viridian-etcd >/dev/null
+  $SUDO apt-get update -qq
+  policy_made=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d; policy_made=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -t trixie etcd-server etcd-client >/dev/null
+  [ -z "$policy_made" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+fi
+
 # The guest kernel is taken from Debian's linux-image-amd64 package, unpacked into the
 # guest kit's cache (never installed on the host): see viridian.guestkit.
 
