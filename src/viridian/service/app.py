@@ -29,13 +29,23 @@ FILE_BODY_ROUTES = (
 )
 
 
+# Redfish (docs/architecture.md, "Redfish") authenticates its own requests (Basic,
+# X-Auth-Token sessions): the admin bearer is not asked for under this prefix.
+REDFISH_PREFIX = "/redfish"
+
+
 class BearerAuth:
-    """ASGI middleware: every HTTP request must carry the admin token."""
+    """ASGI middleware: every HTTP request must carry the admin token (except Redfish's,
+    which :mod:`viridian.service.redfish` authenticates itself)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app, self.token = app, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if path == REDFISH_PREFIX or path.startswith(REDFISH_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "websocket":
             header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             if not bearer_matches(header, self.token):
