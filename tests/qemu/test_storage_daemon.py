@@ -1,7 +1,9 @@
 """The per-VM storage daemon with real processes: a Worker whose VHD is served over NBD
 saves and restores (QEMU holds no vpc node, so no migration blocker), the daemon is
-recorded, found again by a re-attaching Worker and ended with QEMU; and live migration
-between two QEMUs on this host sharing the daemon's export (downtime printed)."""
+recorded, found again by a re-attaching Worker and ended with QEMU; a checkpoint overlay
+made in the daemon takes over the export and is committed back with the export live; and
+live migration between two QEMUs on this host sharing the daemon's export (downtime
+printed)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from tests.qemu_processes import end_qemu_under
 
 from viridian.disks import new_dynamic, open_disk
 from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
+from viridian.qemu import blockjobs, images
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.monitor import Monitor
 from viridian.qemu.process import read_start_time
 from viridian.qemu.render.blockdev import render_blockdev
 from viridian.qemu.render.storage import needs_storage_daemon, render_storage_daemon
 from viridian.qemu.runtime_paths import RuntimePaths
-from viridian.qemu.storage_daemon import StorageDaemon, nbd_export_of
+from viridian.qemu.storage_daemon import StorageDaemon
 from viridian.qemu.worker import Worker
 
 MB = 1024 * 1024
@@ -61,8 +64,8 @@ def test_only_vms_with_vhd_or_vhdx_disks_get_a_daemon(folder: Path) -> None:
     assert not needs_storage_daemon(settings_with(folder / "a.vhd"), HostCapabilities())
     raw = IdeDrive(0, 0, DriveKind.HARD_DISK, str(folder / "a.img"), DiskFormat.RAW)
     assert not needs_storage_daemon(VMSettings(name="r", ide=(raw,)), host)
-    assert nbd_export_of("nbd+unix:////srv/a.vhd?socket=/run/x/nbd.sock") == "/srv/a.vhd"
-    assert nbd_export_of("/srv/a.vhd") is None
+    argv = render_storage_daemon(DAEMON, settings_with(folder / "a.vhd"), RuntimePaths(folder))
+    assert any(a.startswith("type=nbd,id=ide0-0,") and ",name=ide0-0," in a for a in argv)
 
 
 def test_worker_with_daemon_saves_restores_reattaches_and_ends_it(folder: Path) -> None:
@@ -96,6 +99,40 @@ def test_worker_with_daemon_saves_restores_reattaches_and_ends_it(folder: Path) 
     asyncio.run(scenario())
     with open_disk(vhd) as disk:
         assert disk.read(4096, 4096) == b"\x5a" * 4096
+
+
+def _qemu_io(command: str) -> dict[str, object]:
+    return {"command-line": f"qemu-io -d ide0-0 \"{command}\""}
+
+
+def test_overlay_made_in_the_daemon_takes_the_export_and_commits_back(folder: Path) -> None:
+    vhd, overlay = folder / "disk.vhd", folder / "disk-overlay.qcow2"
+    new_dynamic(vhd, 16 * MB)
+    paths = RuntimePaths(folder / "run" / "vm")
+
+    async def scenario() -> None:
+        storage = render_storage_daemon(DAEMON, settings_with(vhd), paths)
+        worker = await Worker.launch(qemu_argv(paths, vhd), paths, vm_id="v", vm_name="sd",
+                                     storage_argv=storage)
+        hmp = "human-monitor-command"
+        await worker.monitor.execute(hmp, _qemu_io("write -P 0x11 0 4096"))
+        await images.create_overlay(overlay, str(vhd), "vpc")
+        block = await worker.block_monitor()
+        await blockjobs.snapshot(block, [(str(vhd), str(overlay), "overlay")])
+        exports = await block.execute("query-block-exports")
+        assert isinstance(exports, list) and exports[0]["node-name"] == "overlay"
+        await worker.monitor.execute(hmp, _qemu_io("write -P 0x22 4096 4096"))
+        with open_disk(vhd) as disk:  # the write went to the overlay, not the VHD
+            assert disk.read(4096, 4096) == bytes(4096)
+        await blockjobs.commit_active(block, "commit-1", str(overlay), str(vhd))
+        assert str(overlay) not in await blockjobs.image_nodes(block)
+        await worker.monitor.execute(hmp, _qemu_io("write -P 0x33 8192 4096"))
+        await worker.turn_off()
+        await worker.cleanup()
+
+    asyncio.run(scenario())
+    with open_disk(vhd) as disk:  # before, during (committed) and after the overlay
+        assert disk.read(0, 12288) == b"\x11" * 4096 + b"\x22" * 4096 + b"\x33" * 4096
 
 
 def test_live_migration_between_two_qemus_sharing_the_export(folder: Path) -> None:

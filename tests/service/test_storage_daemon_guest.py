@@ -1,7 +1,13 @@
 """The storage daemon (host setting ``storage_daemon: vhd``; docs/architecture.md, "The
-storage path"): a VM booting from the guest kit's VHD with a VHDX data disk is saved and
-started again — the guest continues (its in-memory tick counter goes on) and the markers
-it wrote read back; the daemon ends with the VM."""
+storage path"), with one guest for the module: a VM booting from the guest kit's VHD with
+a VHDX data disk
+
+- is saved and started again — the guest continues (its in-memory tick counter goes on)
+  and the markers it wrote read back; the daemon ends with the VM;
+- gets a standard checkpoint with memory while Running (overlays made in the daemon);
+  applying it returns it Running with exactly the markers and the tick counter of that
+  moment; deleting it merges online (``block-commit`` in the daemon, export live).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.qemu_processes import qemu_under
-from tests.service.harness import Console, Service, act, running_service
+from tests.service.harness import Console, Service, act, running_service, wait_job
 
 pytestmark = pytest.mark.guest
 
@@ -69,45 +76,102 @@ def daemons(data_dir: Path) -> list[str]:
     return [p.cmdline for p in qemu_under(data_dir) if "qemu-storage-daemon" in p.cmdline]
 
 
-def test_vhd_vm_with_vhdx_data_disk_saves_and_continues(tmp_path: Path) -> None:
+VM = "sd"
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, httpx.Client,
+                                                                      Path]]:
+    """The service and its client, VM ``sd`` Running (VHD boot disk, VHDX data disk at
+    SCSI 0:0), and the VHDX's path."""
     from viridian.guestkit import build
 
-    boot, data = tmp_path / "boot.vhd", tmp_path / "data.vhdx"
+    folder = tmp_path_factory.mktemp("sd")
+    boot, data = folder / "boot.vhd", folder / "data.vhdx"
     shutil.copyfile(build().vhd, boot)
     subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "subformat=dynamic",
                     str(data), str(DATA_SIZE)], check=True)
     with daemon_service() as service, service.client() as api:
-        created = api.post("/vms", json={"name": "sd", "memory_mb": 256, "vhd": str(boot)})
+        created = api.post("/vms", json={"name": VM, "memory_mb": 256, "vhd": str(boot)})
         assert created.status_code == 201, created.text
-        vm_id = created.json()["id"]
-        added = api.post("/vms/sd/disks", json={"controller": "scsi", "location": "0:0",
-                                                 "path": str(data)})
+        added = api.post(f"/vms/{VM}/disks", json={"controller": "scsi", "location": "0:0",
+                                                    "path": str(data)})
         assert added.status_code in (200, 201), added.text
-        vm = api.get("/vms/sd").json()
-        assert "save" in vm["allowed"] or vm["state"] == "Off"
-        assert "save" not in vm["unavailable"], vm["unavailable"]
+        assert "save" not in api.get(f"/vms/{VM}").json()["unavailable"]
+        act(api, VM, "start")
+        Console(service.data_dir, created.json()["id"]).wait_for(b"VIRIDIAN-GUEST READY")
+        yield service, api, data
 
-        act(api, "sd", "start")
-        console = Console(service.data_dir, vm_id)
-        console.wait_for(b"VIRIDIAN-GUEST READY")
-        assert len(daemons(service.data_dir)) == 1  # one daemon serves both disks
-        assert "save" in api.get("/vms/sd").json()["allowed"]
-        write_markers(api, "sd", {1: "BEFORE-SAVE-1", 7: "BEFORE-SAVE-7"})
-        before = console.wait_ticks(2)[-1][0]
 
-        act(api, "sd", "save")
-        assert api.get("/vms/sd").json()["state"] == "Saved"
-        assert daemons(service.data_dir) == []  # ended with QEMU: the images are closed
-        check = subprocess.run(["qemu-img", "check", "-q", "-f", "vhdx", str(data)],
-                               capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
+def vm_id(api: httpx.Client) -> str:
+    return str(api.get(f"/vms/{VM}").json()["id"])
 
-        act(api, "sd", "start")
-        assert api.get("/vms/sd").json()["state"] == "Running"
-        first = Console(service.data_dir, vm_id).wait_ticks(1)[0][0]
-        assert first > before  # the guest continued from its saved memory, no reboot
-        assert b"VIRIDIAN-GUEST READY" not in Console(service.data_dir, vm_id).path.read_bytes()
-        assert read_markers(api, "sd", [1, 7, 3]) == {1: "BEFORE-SAVE-1", 7: "BEFORE-SAVE-7",
-                                                      3: ""}
-        act(api, "sd", "stop")
-        assert daemons(service.data_dir) == []
+
+def test_vhd_vm_with_vhdx_data_disk_saves_and_continues(
+        guest: tuple[Service, httpx.Client, Path]) -> None:
+    service, api, data = guest
+    console = Console(service.data_dir, vm_id(api))
+    assert len(daemons(service.data_dir)) == 1  # one daemon serves both disks
+    assert "save" in api.get(f"/vms/{VM}").json()["allowed"]
+    write_markers(api, VM, {1: "BEFORE-SAVE-1", 7: "BEFORE-SAVE-7"})
+    before = console.wait_ticks(2)[-1][0]
+
+    act(api, VM, "save")
+    assert api.get(f"/vms/{VM}").json()["state"] == "Saved"
+    assert daemons(service.data_dir) == []  # ended with QEMU: the images are closed
+    check = subprocess.run(["qemu-img", "check", "-q", "-f", "vhdx", str(data)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    act(api, VM, "start")
+    assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    first = Console(service.data_dir, vm_id(api)).wait_ticks(1)[0][0]
+    assert first > before  # the guest continued from its saved memory, no reboot
+    assert b"VIRIDIAN-GUEST READY" not in Console(service.data_dir, vm_id(api)).path.read_bytes()
+    assert read_markers(api, VM, [1, 7, 3]) == {1: "BEFORE-SAVE-1", 7: "BEFORE-SAVE-7", 3: ""}
+
+
+def checkpoint_job(api: httpx.Client, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    reply = api.request(method, f"/vms/{VM}/checkpoints{url}", **kwargs)
+    assert reply.status_code == 202, reply.text
+    job = wait_job(api, reply.json(), timeout=300)
+    assert job["state"] == "completed", job
+    return dict(job["result"])
+
+
+def test_standard_checkpoint_with_memory_applies_running_and_merges_online(
+        guest: tuple[Service, httpx.Client, Path]) -> None:
+    service, api, data = guest
+    console = Console(service.data_dir, vm_id(api))
+    write_markers(api, VM, {20: "CP-FIRST-20", 21: "CP-FIRST-21"})
+    before = console.wait_ticks(2)[-1][0]
+    taken = checkpoint_job(api, "POST", "", json={"name": "standard"})
+    assert (taken["vm_state"], taken["production"], taken["has_memory"]) == \
+        ("Running", False, True), taken
+    assert taken["state"] == "Running"
+    assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    after = console.wait_ticks(1)[-1][0]
+    write_markers(api, VM, {21: "CP-LATER-21", 22: "CP-LATER-22"})
+    later = console.wait_ticks(3)[-1][0]
+    assert later >= after + 2
+
+    applied = checkpoint_job(api, "POST", "/standard/apply")
+    assert applied["state"] == "Running"
+    first = Console(service.data_dir, vm_id(api)).wait_ticks(1)[0][0]
+    assert before <= first <= after + 1, (before, after, first, later)  # memory came back
+    assert read_markers(api, VM, [20, 21, 22]) == {20: "CP-FIRST-20", 21: "CP-FIRST-21",
+                                                    22: ""}
+
+    write_markers(api, VM, {23: "AFTER-APPLY-23"})
+    overlays = set(api.get(f"/vms/{VM}/checkpoints").json()["now_disks"].values())
+    assert len(overlays) == 2 and all(p.endswith(".qcow2") for p in overlays)
+    checkpoint_job(api, "DELETE", "/standard")
+    assert api.get(f"/vms/{VM}").json()["state"] == "Running"  # merged online
+    assert not any(Path(p).exists() for p in overlays)
+    assert read_markers(api, VM, [20, 21, 22, 23]) == {
+        20: "CP-FIRST-20", 21: "CP-FIRST-21", 22: "", 23: "AFTER-APPLY-23"}
+    act(api, VM, "stop")
+    assert daemons(service.data_dir) == []
+    check = subprocess.run(["qemu-img", "check", "-q", "-f", "vhdx", str(data)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

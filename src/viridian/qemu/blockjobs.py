@@ -22,22 +22,21 @@ from typing import Any
 
 from viridian.qemu.errors import MonitorError
 from viridian.qemu.monitor import Monitor, QmpEvent
-from viridian.qemu.storage_daemon import nbd_export_of
 
 Progress = Callable[[float], None]
 POLL_S = 0.25
 
 
 async def image_nodes(monitor: Monitor) -> dict[str, dict[str, Any]]:
-    """``path → node`` for every image (format node) QEMU has open; an image the storage
-    daemon serves is known by its export name, which is its path."""
+    """``path → node`` for every image (format node) open in the process behind ``monitor``:
+    QEMU, or for disks a storage daemon serves, the daemon (:meth:`Worker.block_monitor`)."""
     nodes = await monitor.execute("query-named-block-nodes", {"flat": True})
     assert isinstance(nodes, list)
     found: dict[str, dict[str, Any]] = {}
     for node in nodes:
         if node.get("drv") not in ("file", "nbd") and node.get("file"):
             name = str(node["file"])
-            found.setdefault(nbd_export_of(name) or name, node)
+            found.setdefault(name, node)
     return found
 
 

@@ -51,7 +51,7 @@ class RuntimePaths:
 
     @property
     def nbd_socket(self) -> Path:
-        """The storage daemon's NBD server: one export per disk, named by its image path."""
+        """The storage daemon's NBD server: one export per disk, named by its device id."""
         return self.folder / "nbd.sock"
 
     @property

@@ -1,11 +1,14 @@
 """A VM's ``qemu-storage-daemon``: started before QEMU, ended after it.
 
 The daemon serves the VM's hard disks over NBD on a UNIX socket in the VM's runtime
-folder (argv: :func:`viridian.qemu.render.storage.render_storage_daemon`). It is spawned
-detached like QEMU (:meth:`QemuProcess.spawn`: own session, stderr to ``storage.log``),
-recorded in the runtime record (:class:`DaemonRecord`), found again by a restarted
-service, and ended with SIGTERM — on which it flushes and closes its images — once the
-VM's QEMU has ended (lifetime rule: docs/architecture.md, "The storage path").
+folder (argv: :func:`viridian.qemu.render.storage.render_storage_daemon`), one export per
+drive named by its device id (``ide0-0``), so the name stays when a checkpoint puts an
+overlay on top or the daemon is started again. It is spawned detached like QEMU
+(:meth:`QemuProcess.spawn`: own session, stderr to ``storage.log``), recorded in the
+runtime record (:class:`DaemonRecord`), found again by a restarted service, and ended
+with SIGTERM — on which it flushes and closes its images — once the VM's QEMU has ended
+(lifetime rule: docs/architecture.md, "The storage path"). Block jobs on the served
+images (checkpoint overlays, merges) run in the daemon, through :attr:`monitor`.
 """
 
 from __future__ import annotations
@@ -17,35 +20,37 @@ import select
 import signal
 from collections.abc import Sequence
 
-from .errors import QemuStartError, QemuTimeout
+from .errors import MonitorClosed, QemuStartError, QemuTimeout
+from .monitor import Monitor
 from .process import ExitStatus, QemuProcess, connect_when_listening, log_tail
 from .runtime_paths import RuntimePaths
 from .runtime_record import DaemonRecord
 
-__all__ = ["StorageDaemon", "end_leftover_daemon", "nbd_export_of"]
+__all__ = ["StorageDaemon", "end_leftover_daemon"]
 
 log = logging.getLogger(__name__)
 
 _STOP_TIMEOUT = 10.0
-_NBD_UNIX_PREFIX = "nbd+unix:///"
-
-
-def nbd_export_of(filename: str) -> str | None:
-    """The export name in the file name QEMU reports for an NBD node over a UNIX socket
-    (``nbd+unix:///<export>?socket=<path>``), or None for any other file name. The
-    storage daemon names each export by its image path, so this is the image path."""
-    if not filename.startswith(_NBD_UNIX_PREFIX) or "?socket=" not in filename:
-        return None
-    return filename[len(_NBD_UNIX_PREFIX):].rsplit("?socket=", 1)[0]
 
 
 class StorageDaemon:
     """One running storage daemon. Create with :meth:`start` or :meth:`find`."""
 
-    def __init__(self, process: QemuProcess, argv: Sequence[str], paths: RuntimePaths) -> None:
+    def __init__(self, process: QemuProcess, argv: Sequence[str], paths: RuntimePaths,
+                 monitor: Monitor | None = None) -> None:
         self.process = process
         self.argv = tuple(argv)
         self.paths = paths
+        self._monitor = monitor
+
+    async def monitor(self) -> Monitor:
+        """The daemon's QMP connection (made on first use after :meth:`find`; it accepts
+        one client at a time, the service). Raises :class:`MonitorClosed`."""
+        if self._monitor is None or not self._monitor.connected:
+            monitor = Monitor(f"storage-{self.paths.folder.name}")
+            await monitor.connect(self.paths.storage_qmp_socket)
+            self._monitor = monitor
+        return self._monitor
 
     @property
     def pid(self) -> int:
@@ -65,10 +70,12 @@ class StorageDaemon:
             the end of ``storage.log``: e.g. an image that cannot be opened).
         """
         process = QemuProcess.spawn(argv, paths.storage_log)
+        monitor = Monitor(f"storage-{paths.folder.name}")
         try:
             sock = await connect_when_listening(paths.storage_qmp_socket, process, timeout)
-            sock.close()
+            await monitor.connect(sock, timeout)
         except BaseException as err:
+            await monitor.close()
             await _kill(process)
             tail = log_tail(paths.storage_log)
             if not isinstance(err, Exception):
@@ -76,7 +83,7 @@ class StorageDaemon:
             raise QemuStartError(f"the storage daemon did not start: {err}"
                                  + (f"; last lines of storage.log: {tail}" if tail else "")
                                  ) from err
-        return cls(process, argv, paths)
+        return cls(process, argv, paths, monitor)
 
     @classmethod
     def find(cls, record: DaemonRecord, paths: RuntimePaths) -> StorageDaemon:
@@ -87,6 +94,7 @@ class StorageDaemon:
     async def stop(self, timeout: float = _STOP_TIMEOUT) -> ExitStatus:
         """End the daemon: SIGTERM (it flushes and closes its images), SIGKILL when it has
         not ended within ``timeout`` seconds. Returns how it ended."""
+        await self._close_monitor()
         self.process.kill(signal.SIGTERM)
         try:
             status = await self.process.wait(timeout)
@@ -96,9 +104,16 @@ class StorageDaemon:
         self.process.close()
         return status
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop watching the daemon (service shutdown): it keeps serving."""
+        await self._close_monitor()
         self.process.close()
+
+    async def _close_monitor(self) -> None:
+        if self._monitor is not None:
+            with contextlib.suppress(MonitorClosed):
+                await self._monitor.close()
+            self._monitor = None
 
 
 async def _kill(process: QemuProcess) -> ExitStatus:

@@ -268,6 +268,15 @@ class Worker:
             ) from err
         return cls(paths, record, process, monitor, _find_storage(record, paths))
 
+    async def block_monitor(self) -> Monitor:
+        """Where the VM's hard disk images are open, for block jobs: the storage daemon's
+        QMP when it serves them (QEMU then holds only NBD nodes), else QEMU's.
+
+        :raises MonitorClosed: the daemon's QMP socket does not answer."""
+        if self.storage is not None:
+            return await self.storage.monitor()
+        return self.monitor
+
     # -- verbs -----------------------------------------------------------------------
 
     async def status(self) -> str:
@@ -388,7 +397,7 @@ class Worker:
         await self.guest_agent.close()
         self.process.close()
         if self.storage is not None:
-            self.storage.close()
+            await self.storage.close()
 
     async def cleanup(self) -> None:
         """Remove the runtime folder once QEMU has ended. Raises :class:`QemuError` if it runs."""

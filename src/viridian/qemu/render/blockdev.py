@@ -8,7 +8,7 @@ A host block device (pass-through, a path under ``/dev/``) is opened with QEMU's
 
 A disk served by the VM's storage daemon (``nbd_socket`` given; docs/architecture.md,
 "The storage path") keeps the two node names: ``<id>-file`` is ``driver=nbd`` on the
-daemon's socket, export named by the image path, and ``<id>-fmt`` is ``raw`` over it.
+daemon's socket, export named by the device id, and ``<id>-fmt`` is ``raw`` over it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def render_blockdev(
     """The two ``-blockdev`` options opening ``path`` as ``image_format``, or, with
     ``nbd_socket``, opening the storage daemon's export of ``path``."""
     if nbd_socket is not None:
-        return _render_nbd(device_id, path, nbd_socket)
+        return _render_nbd(device_id, nbd_socket)
     read_only_opt = "on" if read_only else None
     return [
         "-blockdev",
@@ -60,10 +60,10 @@ def render_blockdev(
     ]
 
 
-def _render_nbd(device_id: str, path: str, nbd_socket: str) -> list[str]:
+def _render_nbd(device_id: str, nbd_socket: str) -> list[str]:
     return [
         "-blockdev",
-        opts(f"driver=nbd,server.type=unix,server.path={escape(nbd_socket)}", export=path,
+        opts(f"driver=nbd,server.type=unix,server.path={escape(nbd_socket)}", export=device_id,
              node_name=file_node(device_id)),
         "-blockdev",
         opts("driver=raw", file=file_node(device_id), node_name=format_node(device_id)),

@@ -3,7 +3,8 @@
 A VM with VHD/VHDX hard disks has its hard disks served by a ``qemu-storage-daemon``
 (docs/architecture.md, "The storage path"): the daemon opens each image with its format
 driver and exports it over NBD on ``nbd.sock`` in the VM's runtime folder, the export
-named by the image path; QEMU opens ``driver=nbd`` under a ``raw`` node
+named by the drive's device id (stable across checkpoint overlays and daemon restarts);
+QEMU opens ``driver=nbd`` under a ``raw`` node
 (:func:`viridian.qemu.render.blockdev.render_blockdev` with ``nbd_socket``). QEMU then
 holds no ``vpc``/``vhdx`` node, whose migration blocker forbids saving memory.
 
@@ -56,7 +57,7 @@ def render_storage_daemon(binary: str, settings: VMSettings, paths: RuntimePaths
         image_format = require_format(slot.setting.replace(".path", ".format"), slot.format)
         args += _blockdevs(device_id, slot.path, image_format)
         exports += ["--export", opts("type=nbd", id=device_id, node_name=format_node(device_id),
-                                     name=slot.path, writable="on")]
+                                     name=device_id, writable="on")]
     return [
         *args,
         "--nbd-server", f"addr.type=unix,addr.path={escape(str(paths.nbd_socket))}",

@@ -200,7 +200,7 @@ class CheckpointsCapability(Capability):
             vm_state = live.state
             cp = await self._take(live, job, wanted, notes)
             return _taken(cp, self.store.tree(live.record.id), vm_state,
-                          memory_save_blocker(live.record.settings))
+                          memory_save_blocker(live.record.settings, live.storage_daemon_serves))
         return self._submit("checkpoint", live, run)
 
     def apply(self, ref: str, cp_ref: str, checkpoint_first: bool) -> dict[str, Any]:
@@ -288,7 +288,8 @@ class CheckpointsCapability(Capability):
         folder = self.folder(live)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         state = SETTLED[live.state]
-        captured, why = state, memory_save_blocker(live.record.settings)
+        captured, why = state, memory_save_blocker(live.record.settings,
+                                                   live.storage_daemon_serves)
         if why and state in (CapturedState.RUNNING, CapturedState.PAUSED):
             captured = CapturedState.OFF  # Hyper-V's "production checkpoint"
             notes = (notes + f" [production checkpoint: disks only, file systems frozen "
@@ -325,7 +326,7 @@ class CheckpointsCapability(Capability):
                 elif vm_state is CapturedState.RUNNING:
                     await worker.pause()
                 fault("take.paused")
-                await blockjobs.snapshot(worker.monitor, [
+                await blockjobs.snapshot(await worker.block_monitor(), [
                     (cp.disks[slot].path, now.image.path, _node_name(cp.id, slot))
                     for slot, now in now_disks.items()])
             except BaseException:
@@ -491,27 +492,28 @@ class CheckpointsCapability(Capability):
         for path in entry.plan["files"]:
             if live.worker is not None:
                 with contextlib.suppress(QemuError):
-                    await blockjobs.release_image(live.worker.monitor, path)
+                    await blockjobs.release_image(await live.worker.block_monitor(), path)
             Path(path).unlink(missing_ok=True)
         self.store.finish(live.record.id)
 
     async def _run_step(self, live: LiveVM, step: Step,
                         progress: Callable[[float], None]) -> None:
         worker = live.worker
-        open_images = await blockjobs.image_nodes(worker.monitor) if worker else {}
+        block = await worker.block_monitor() if worker else None
+        open_images = await blockjobs.image_nodes(block) if block else {}
         if isinstance(step, Merge):
             if step.target in open_images:
-                assert worker is not None
+                assert worker is not None and block is not None
                 await _reactivate(worker)
-                await blockjobs.stream(worker.monitor, _job_id("merge", step.target),
+                await blockjobs.stream(block, _job_id("merge", step.target),
                                        step.target, step.new_backing, progress)
             elif await images.backing_of(step.target) != step.new_backing:
                 await images.rebase(step.target, step.new_backing, step.new_backing_format)
         elif isinstance(step, Commit):
             if step.top in open_images:
-                assert worker is not None
+                assert worker is not None and block is not None
                 await _reactivate(worker)
-                await blockjobs.commit_active(worker.monitor, _job_id("commit", step.top),
+                await blockjobs.commit_active(block, _job_id("commit", step.top),
                                               step.top, step.base, progress)
             elif Path(step.top).exists():
                 await images.commit(step.top)
@@ -547,7 +549,7 @@ class CheckpointsCapability(Capability):
         if entry.step in ("planned", "overlays") and cp.state.has_memory and \
                 cp.state is not CapturedState.SAVED and live.worker is not None:
             switched = {n["image"]["path"] for n in entry.plan["now_disks"].values()} & set(
-                await blockjobs.image_nodes(live.worker.monitor))
+                await blockjobs.image_nodes(await live.worker.block_monitor()))
             if switched:  # QEMU switched but the journal step was not recorded
                 entry = self.store.step(entry, "switched")
         if entry.step == "switched" and live.worker is None:
