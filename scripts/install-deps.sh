@@ -16,7 +16,11 @@ APT_PACKAGES=(
   dnsmasq-base nftables                 # NAT switches: DHCP/DNS for VMs, masquerading
   chromium                              # planner and console tests: a real browser
   tesseract-ocr                         # console test: reads the guest's boot text in a screenshot
+  slapd ldap-utils                      # access tests: a real OpenLDAP the tests start themselves
+  passwd libpam-modules                 # access tests: real local accounts (useradd) checked by PAM
 )
+# slapd: install the programs only; the host's /etc/ldap stays unconfigured (tests run their own).
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections 2>/dev/null || true
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
