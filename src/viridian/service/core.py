@@ -36,7 +36,7 @@ from viridian import __version__
 from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound, ViridianError
 from viridian.host.admission import AdmissionPolicy, HostLoad, check_admission
 from viridian.host.resources import read_boot_id, read_resources
-from viridian.model import StartAction, StopAction
+from viridian.model import StartAction, StopAction, VMSettings
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
@@ -55,6 +55,7 @@ from viridian.service.vms import availability
 from viridian.service.vms.config import VMConfigurator
 from viridian.service.vms.definition_file import DefinitionFiles, read_definition
 from viridian.service.vms.disk_copies import DiskCopies, copies_made, snapshot
+from viridian.service.vms.interchange import Interchange
 from viridian.service.vms.listing import VMListing
 from viridian.service.vms.live import LiveVM
 from viridian.service.vms.new_disk import NewVHD, plan_new_vhd
@@ -92,7 +93,7 @@ class ServiceCore:
             self.resources, integration, self.switches,
             CheckpointsCapability(self, integration), DevicesCapability(self),
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
-            RenameCapability(self))
+            RenameCapability(self), Interchange(self))
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
         self.boot_id = read_boot_id()
@@ -396,6 +397,19 @@ class ServiceCore:
                           str(where), definition.created_at)
         self.catalog.insert_vm(record)
         return self._new_live(record).to_dict()
+
+    def checked_registration(self, vm_id: str, name: str,
+                             settings: dict[str, Any]) -> VMSettings:
+        """Settings of a VM about to be registered (an import), checked like a new VM's
+        and by every capability (``service.vms.importing.Registrar``)."""
+        checked = self.config.registered_settings(vm_id, name, settings)
+        self._check_settings(SettingsChange(vm_id, name, None, None, checked))
+        return checked
+
+    def register_record(self, record: VMRecord) -> LiveVM:
+        """Commit ``record`` (an imported VM) and manage it."""
+        self.catalog.insert_vm(record)
+        return self._new_live(record)
 
     def _check_settings(self, change: SettingsChange) -> None:
         for capability in self.capabilities:

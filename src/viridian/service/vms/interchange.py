@@ -1,0 +1,72 @@
+"""The export/import capability (docs/architecture.md, "Export and import"): ``vm
+export`` of a VM that is Off or Saved and ``vm import`` of a package, each a job; at
+start, whatever a killed export or import left half made is removed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from typing import Any
+
+from fastapi import FastAPI
+
+from viridian.service.capability import Capability
+from viridian.service.checkpoints.store import CheckpointStore
+from viridian.service.jobs import Job
+from viridian.service.vms.export import check_exportable, export_vm
+from viridian.service.vms.importing import ImportRequest, Mode, Registrar, check_request, import_vm
+from viridian.service.vms.interchange_routes import install_interchange_routes
+from viridian.service.vms.package_files import StagingJournal
+
+log = logging.getLogger(__name__)
+
+
+class Interchange(Capability):
+    """Export and import of VMs; imports run one at a time (ids and names are checked
+    and committed without another import in between)."""
+
+    name = "interchange"
+
+    def __init__(self, core: Registrar) -> None:
+        self.core = core
+        self.journal = StagingJournal(core.catalog)
+        self.store = CheckpointStore(core.catalog)
+        self._importing = asyncio.Lock()
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_interchange_routes(app, self)
+
+    def start(self) -> None:
+        """Remove staging folders of exports and imports a killed service left, and the
+        checkpoint rows of an import whose VM was never committed."""
+        for path, kind, vm_id in self.journal.leftovers():
+            if kind == "import" and vm_id and self.core.catalog.get_vm(vm_id) is None:
+                self.store.forget_vm(vm_id)
+            if path.exists():
+                log.warning("removing %s left by an interrupted %s", path, kind)
+                shutil.rmtree(path, ignore_errors=True)
+            self.journal.end(path)
+
+    def export(self, ref: str, folder: str) -> dict[str, Any]:
+        """Queue the export of VM ``ref`` into ``folder`` (checked now and again when
+        the job runs on the VM's queue)."""
+        live = self.core.find_vm(ref)
+        check_exportable(live, folder)
+
+        async def run(job: Job) -> dict[str, Any]:
+            final = check_exportable(live, folder)
+            tree = self.store.tree(live.record.id)
+            return await export_vm(live, tree, final, self.journal, job)
+        return self.core.jobs.submit("export", live.record.id, live.record.name,
+                                     run).to_dict()
+
+    def import_vm(self, folder: str, mode: Mode, new_id: bool,
+                  name: str | None) -> dict[str, Any]:
+        """Queue the import of the package ``folder``."""
+        request = ImportRequest(check_request(folder, mode, new_id), mode, new_id, name)
+
+        async def run(job: Job) -> dict[str, Any]:
+            async with self._importing:
+                return await import_vm(self.core, self.store, self.journal, request, job)
+        return self.core.jobs.submit("import", None, name, run).to_dict()
