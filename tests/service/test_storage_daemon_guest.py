@@ -6,7 +6,8 @@ a VHDX data disk
   and the markers it wrote read back; the daemon ends with the VM;
 - gets a standard checkpoint with memory while Running (overlays made in the daemon);
   applying it returns it Running with exactly the markers and the tick counter of that
-  moment; deleting it merges online (``block-commit`` in the daemon, export live).
+  moment; a production checkpoint (disks only) is still an explicit choice; deleting
+  them merges online (``block-commit`` in the daemon, export live).
 """
 
 from __future__ import annotations
@@ -165,7 +166,12 @@ def test_standard_checkpoint_with_memory_applies_running_and_merges_online(
     write_markers(api, VM, {23: "AFTER-APPLY-23"})
     overlays = set(api.get(f"/vms/{VM}/checkpoints").json()["now_disks"].values())
     assert len(overlays) == 2 and all(p.endswith(".qcow2") for p in overlays)
-    checkpoint_job(api, "DELETE", "/standard")
+    wrong = api.post(f"/vms/{VM}/checkpoints", json={"name": "x", "type": "memoryless"})
+    assert wrong.status_code in (400, 422) and "production" in wrong.text, wrong.text
+    production = checkpoint_job(api, "POST", "", json={"name": "prod", "type": "production"})
+    assert (production["production"], production["has_memory"], production["state"]) == \
+        (True, False, "Off"), production  # Hyper-V's checkpoint type: an explicit choice
+    checkpoint_job(api, "DELETE", "/standard", params={"subtree": True})
     assert api.get(f"/vms/{VM}").json()["state"] == "Running"  # merged online
     assert not any(Path(p).exists() for p in overlays)
     assert read_markers(api, VM, [20, 21, 22, 23]) == {

@@ -78,6 +78,10 @@ log = logging.getLogger(__name__)
 SETTLED = {VMState.OFF: CapturedState.OFF, VMState.RUNNING: CapturedState.RUNNING,
            VMState.PAUSED: CapturedState.PAUSED, VMState.SAVED: CapturedState.SAVED}
 MEMORY_SUFFIX = ".vmstate"
+STANDARD, PRODUCTION = "standard", "production"
+CHECKPOINT_TYPES = (STANDARD, PRODUCTION)
+"""Hyper-V's checkpoint types a take may ask for (``ProductionOnly`` is ``production``
+here: a production checkpoint never needs the fallback)."""
 FOLDER_NAME = "checkpoints"
 
 
@@ -191,16 +195,19 @@ class CheckpointsCapability(Capability):
 
     # --- requests (each becomes a job on the VM's queue) --------------------------------
 
-    def take(self, ref: str, name: str | None, notes: str) -> dict[str, Any]:
+    def take(self, ref: str, name: str | None, notes: str,
+             kind: str = STANDARD) -> dict[str, Any]:
+        """Take a checkpoint; ``kind`` is Hyper-V's checkpoint type: ``standard`` (with
+        memory, or disks only when QEMU cannot save the memory) or ``production`` (disks
+        only, file systems frozen; docs/api.md, "Checkpoints")."""
         live = self._idle(ref, "take a checkpoint of")
         wanted = check_name(name) if name is not None else None
         self._check_room(live, wanted)
 
         async def run(job: Job) -> dict[str, Any]:
             vm_state = live.state
-            cp = await self._take(live, job, wanted, notes)
-            return _taken(cp, self.store.tree(live.record.id), vm_state,
-                          memory_save_blocker(live.record.settings, live.storage_daemon_serves))
+            cp = await self._take(live, job, wanted, notes, production=kind == PRODUCTION)
+            return _taken(cp, self.store.tree(live.record.id), vm_state)
         return self._submit("checkpoint", live, run)
 
     def apply(self, ref: str, cp_ref: str, checkpoint_first: bool) -> dict[str, Any]:
@@ -278,7 +285,8 @@ class CheckpointsCapability(Capability):
 
     # --- take -------------------------------------------------------------------------
 
-    async def _take(self, live: LiveVM, job: Job, name: str | None, notes: str) -> Checkpoint:
+    async def _take(self, live: LiveVM, job: Job, name: str | None, notes: str, *,
+                    production: bool = False) -> Checkpoint:
         _require_settled(live, "take a checkpoint of")
         self._check_room(live, None)
         tree = self.store.tree(live.record.id)
@@ -290,6 +298,8 @@ class CheckpointsCapability(Capability):
         state = SETTLED[live.state]
         captured, why = state, memory_save_blocker(live.record.settings,
                                                    live.storage_daemon_serves)
+        if production:
+            why = "production checkpoint asked for"
         if why and state in (CapturedState.RUNNING, CapturedState.PAUSED):
             captured = CapturedState.OFF  # Hyper-V's "production checkpoint"
             notes = (notes + f" [production checkpoint: disks only, file systems frozen "
@@ -600,13 +610,12 @@ def _public(cp: Checkpoint, tree: Tree) -> dict[str, Any]:
             "processors": cp.settings.get("processor", {}).get("count")}
 
 
-def _taken(cp: Checkpoint, tree: Tree, vm_state: VMState,
-           no_memory: str | None) -> dict[str, Any]:
+def _taken(cp: Checkpoint, tree: Tree, vm_state: VMState) -> dict[str, Any]:
     """The result of a take: the checkpoint, plus the state the VM was in
     (``vm_state``) and whether it was a production checkpoint (disks only, taken of a
-    Running or Paused VM whose memory QEMU cannot save; its ``state`` is Off because
-    applying it leaves the VM Off)."""
-    production = bool(no_memory) and vm_state in (VMState.RUNNING, VMState.PAUSED)
+    Running or Paused VM — asked for, or its memory could not be saved; its ``state`` is
+    Off because applying it leaves the VM Off)."""
+    production = cp.memory_file is None and vm_state in (VMState.RUNNING, VMState.PAUSED)
     return {**_public(cp, tree), "vm_state": vm_state.value, "production": production}
 
 

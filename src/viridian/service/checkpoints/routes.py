@@ -3,7 +3,7 @@ with a job (``?wait=S`` answers once it ended, like VM actions); rename answers 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Query
 from pydantic import Field
@@ -21,6 +21,8 @@ PREFIX = f"{API_PREFIX}/vms/{{ref}}/checkpoints"
 class NewCheckpoint(RequestBody):
     name: str | None = None
     notes: str = Field("", max_length=4096)
+    type: Literal["standard", "production"] = "standard"
+    """Hyper-V's checkpoint type (``CHECKPOINT_TYPES`` in operations)."""
 
 
 class ApplyOptions(RequestBody):
@@ -46,8 +48,8 @@ def install_checkpoint_routes(app: FastAPI, checkpoints: CheckpointsCapability,
     @app.post(PREFIX, status_code=202)
     async def checkpoint_new(ref: str, spec: NewCheckpoint | None = None,
                              wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
-        spec = spec or NewCheckpoint(name=None, notes="")
-        return await answer(checkpoints.take(ref, spec.name, spec.notes), wait)
+        spec = spec or NewCheckpoint(name=None, notes="", type="standard")
+        return await answer(checkpoints.take(ref, spec.name, spec.notes, spec.type), wait)
 
     @app.post(PREFIX + "/{cp}/apply", status_code=202)
     async def checkpoint_apply(ref: str, cp: str, options: ApplyOptions | None = None,
