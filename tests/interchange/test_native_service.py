@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.service.harness import Service, running_service, wait_job
+from viridian.cli.main import cli
 
 VM = "exp1"
 
@@ -184,3 +186,28 @@ def test_register_in_place_of_a_moved_package(
     assert not (moved / "export.json").exists()  # consumed; vm.json rules the folder now
     assert json.loads((moved / "vm.json").read_text())["settings"]["ide"][0]["path"] == \
         str(disk)
+
+
+def _cli(service: Service, *args: str, code: int = 0) -> str:
+    env = {"VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == code, (args, result.exit_code, result.output)
+    return result.output
+
+
+def test_cli_export_and_import(exported: dict[str, Any], service: Service,
+                               api: httpx.Client) -> None:
+    """After the in-place registration above, the CLI exports that VM and imports a copy."""
+    target = exported["target"] / "cli"
+    target.mkdir()
+    assert f"exported {VM} (Off, 1 checkpoints) to {target / VM}" in _cli(
+        service, "vm", "export", VM, str(target))
+    assert "say how to import" in _cli(service, "vm", "import", str(target / VM), code=2)
+    assert "--new-id needs --copy" in _cli(service, "vm", "import", "--new-id",
+                                           str(target / VM), code=2)
+    refused = _cli(service, "vm", "import", "--copy", str(target / VM), code=4)
+    assert f"used by the registered VM '{VM}'" in refused
+    output = _cli(service, "vm", "import", "--copy", "--new-id", "--name", "exp1-cli",
+                  str(target / VM))
+    assert "registered exp1-cli as a copy with a new id: Off" in output
+    assert api.get("/vms/exp1-cli/checkpoints").json()["count"] == 1

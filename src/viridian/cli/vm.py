@@ -177,6 +177,16 @@ SUBCOMMANDS = {
         "measure",
         "Resource use of a VM since metering was last reset (like Measure-VM).",
     ),
+    "export": LazyCommand(
+        "viridian.cli.vm_interchange",
+        "export_vm",
+        "Export a VM (Off or Saved) with its disks, checkpoints and saved state.",
+    ),
+    "import": LazyCommand(
+        "viridian.cli.vm_interchange",
+        "import_vm",
+        "Import an exported VM (in place, restore, or copy with a new id).",
+    ),
 }
 """``vm`` subcommands kept in other modules, imported only when used."""
 
@@ -307,32 +317,6 @@ def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
     ]
     shown_name = name if values.get("new_name") is not None else vm["name"]
     click.echo(f"{shown_name}: changed {', '.join(changed)}")
-
-
-@vm_group.command("import")
-@click.argument("folder", type=click.Path(file_okay=False))
-@click.option(
-    "--register-in-place",
-    is_flag=True,
-    help="Register the VM whose folder FOLDER holds vm.json again, where it is "
-    "(same id, name and settings).",
-)
-@json_option
-@click.pass_context
-def import_vm(ctx: click.Context, folder: str, register_in_place: bool, as_json: bool) -> None:
-    """Register a VM from its folder (a VM removed with its files kept)."""
-    if not register_in_place:
-        raise click.UsageError(
-            "say how to import: --register-in-place (the only mode so far: the VM is "
-            "registered where its folder is)",
-            ctx,
-        )
-    vm = open_client(ctx).post("/vms/import", {"folder": _absolute(folder)})
-    if as_json:
-        emit_json(vm)
-    else:
-        click.echo(f"registered {vm['name']} in place: {vm['state']}, id {vm['id']}, "
-                   f"folder {vm['folder']}")
 
 
 @vm_group.command("remove")

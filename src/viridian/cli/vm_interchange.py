@@ -1,0 +1,96 @@
+"""``viridian vm export`` and ``viridian vm import`` (docs/api.md, "Export and import"):
+Hyper-V's export of a VM that is Off or Saved, and its three import modes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from viridian.cli.client import job_outcome, open_client, vm_path, wait_for_job
+from viridian.cli.job import print_job_id
+from viridian.cli.output import JobProgress, emit_json
+
+__all__ = ["export_vm", "import_vm"]
+
+MODES = "--register-in-place (the folder becomes the VM's) or --copy (restore; add --new-id " \
+        "for a copy with a new id)"
+
+
+def _absolute(path: str) -> str:
+    """Paths go to a service with another working directory: make them absolute here."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _follow(client: Any, job: dict[str, Any], no_wait: bool) -> dict[str, Any] | None:
+    if no_wait:
+        print_job_id(job)
+        return None
+    result = job_outcome(wait_for_job(client, job, JobProgress()))["result"]
+    assert isinstance(result, dict)
+    return result
+
+
+no_wait_option = click.option(
+    "--no-wait", is_flag=True,
+    help="Print the job id instead of waiting (then: viridian job wait ID).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the job's result.")
+
+
+@click.command("export")
+@click.argument("name")
+@click.argument("folder", type=click.Path(file_okay=False))
+@no_wait_option
+@json_option
+@click.pass_context
+def export_vm(ctx: click.Context, name: str, folder: str, no_wait: bool, as_json: bool) -> None:
+    """Export VM NAME (Off or Saved) into FOLDER/NAME: its configuration, disks,
+    checkpoints and saved state (like Export-VM)."""
+    client = open_client(ctx)
+    result = _follow(client, client.post(vm_path(name, "export"),
+                                         {"folder": _absolute(folder)}), no_wait)
+    if result is None:
+        return
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"exported {result['vm']} ({result['state']}, {result['checkpoints']} "
+               f"checkpoints) to {result['folder']}")
+
+
+@click.command("import")
+@click.argument("folder", type=click.Path())
+@click.option("--register-in-place", is_flag=True,
+              help="Register the VM where FOLDER is (same id); FOLDER becomes its folder.")
+@click.option("--copy", is_flag=True,
+              help="Copy the VM's files into the service's data folder (same id: a restore).")
+@click.option("--new-id", is_flag=True, help="With --copy: give the copy a new id.")
+@click.option("--name", "new_name", help="Register the VM under this name.")
+@no_wait_option
+@json_option
+@click.pass_context
+def import_vm(ctx: click.Context, folder: str, register_in_place: bool, copy: bool,
+              new_id: bool, new_name: str | None, no_wait: bool, as_json: bool) -> None:
+    """Import the VM exported to FOLDER, or register a removed VM's folder again (like
+    Import-VM)."""
+    if new_id and not copy:
+        raise click.UsageError("--new-id needs --copy (a VM registered in place keeps its "
+                               "id)", ctx)
+    if register_in_place == copy:
+        raise click.UsageError(f"say how to import: {MODES}", ctx)
+    body = {"path": _absolute(folder), "mode": "copy" if copy else "register_in_place",
+            "new_id": new_id, "name": new_name}
+    client = open_client(ctx)
+    vm = _follow(client, client.post("/imports", body), no_wait)
+    if vm is None:
+        return
+    if as_json:
+        emit_json(vm)
+        return
+    how = "in place" if register_in_place else ("as a copy with a new id" if new_id
+                                                else "as a copy")
+    click.echo(f"registered {vm['name']} {how}: {vm['state']}, id {vm['id']}, "
+               f"folder {vm['folder']}")
+    for notice in vm.get("notices") or []:
+        click.echo(f"note: {notice}", err=True)
