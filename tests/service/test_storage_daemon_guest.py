@@ -4,6 +4,9 @@ a VHDX data disk
 
 - is saved and started again — the guest continues (its in-memory tick counter goes on)
   and the markers it wrote read back; the daemon ends with the VM;
+- survives a SIGKILL of its storage daemon during guest writes: the guest's I/O errors
+  pause it (``werror=stop``), the service starts the daemon again and resumes the guest;
+  what was written before reads back;
 - gets a standard checkpoint with memory while Running (overlays made in the daemon);
   applying it returns it Running with exactly the markers and the tick counter of that
   moment; a production checkpoint (disks only) is still an explicit choice; deleting
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -130,6 +136,38 @@ def test_vhd_vm_with_vhdx_data_disk_saves_and_continues(
     assert first > before  # the guest continued from its saved memory, no reboot
     assert b"VIRIDIAN-GUEST READY" not in Console(service.data_dir, vm_id(api)).path.read_bytes()
     assert read_markers(api, VM, [1, 7, 3]) == {1: "BEFORE-SAVE-1", 7: "BEFORE-SAVE-7", 3: ""}
+
+
+def daemon_pids(data_dir: Path) -> list[int]:
+    return [p.pid for p in qemu_under(data_dir) if "qemu-storage-daemon" in p.cmdline]
+
+
+def test_storage_daemon_killed_during_writes_is_restarted_and_the_guest_resumed(
+        guest: tuple[Service, httpx.Client, Path]) -> None:
+    service, api, _ = guest
+    write_markers(api, VM, {40: "PRE-KILL-40", 41: "PRE-KILL-41"})
+    dev = f"$({data_disk(DATA_SIZE // 512)})"
+    guest_sh(api, VM, f"(while :; do dd if=/dev/urandom of={dev} bs=64k seek=64 count=16 "
+                      "conv=fsync 2>/dev/null; done) </dev/null >/dev/null 2>&1 & "
+                      "echo $! > /tmp/writer.pid")
+    [killed] = daemon_pids(service.data_dir)
+    os.kill(killed, signal.SIGKILL)  # in the middle of the guest's writes
+
+    deadline = time.monotonic() + 60
+    while daemon_pids(service.data_dir) in ([], [killed]):
+        assert time.monotonic() < deadline, "the storage daemon was not started again"
+        time.sleep(0.2)
+    log = service.log
+    while b"resuming the guest its storage I/O errors paused" not in log.read_bytes():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
+    guest_sh(api, VM, "kill $(cat /tmp/writer.pid)")
+    write_markers(api, VM, {42: "POST-KILL-42"})
+    assert read_markers(api, VM, [40, 41, 42]) == {40: "PRE-KILL-40", 41: "PRE-KILL-41",
+                                                    42: "POST-KILL-42"}
+    assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    record = json.loads((service.data_dir / "run" / vm_id(api) / "runtime.json").read_text())
+    assert record["storage_daemon"]["pid"] == daemon_pids(service.data_dir)[0]
 
 
 def checkpoint_job(api: httpx.Client, method: str, url: str, **kwargs: Any) -> dict[str, Any]:

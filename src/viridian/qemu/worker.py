@@ -72,6 +72,8 @@ __all__ = [
 #: SHUTDOWN event) to be read. They are already in the socket buffer: this is a bound.
 _EVENT_DRAIN_TIMEOUT = 0.5
 _EXIT_AFTER_QUIT_TIMEOUT = 10.0
+_STORAGE_RETRY_S = 2.0
+_IO_ERROR_WATCH_S = 5.0
 
 
 class ExitReason(enum.StrEnum):
@@ -157,6 +159,7 @@ class Worker:
         self.storage = storage
         """The VM's storage daemon; ended right after QEMU ends."""
         self.guest_agent = GuestAgent(paths.guest_agent_socket)
+        self._supervisor: asyncio.Task[None] | None = None
         self._exit_task = asyncio.create_task(self._watch_exit(), name=f"exit-{record.vm_name}")
 
     @property
@@ -277,6 +280,53 @@ class Worker:
             return await self.storage.monitor()
         return self.monitor
 
+    def supervise_storage(self, render: Callable[[], Sequence[str]]) -> None:
+        """Keep the storage daemon serving while QEMU runs (nothing when it has none): a
+        daemon that ends is started again from ``render()`` — the VM's disks as they are
+        now, overlays included — on the same NBD socket, QEMU's NBD nodes reconnect at
+        their next request, and a guest its I/O errors paused (``werror=stop``) is resumed
+        (docs/architecture.md, "The storage path")."""
+        if self.record.storage_daemon is not None and self._supervisor is None:
+            self._supervisor = asyncio.create_task(
+                self._supervise(render), name=f"storage-{self.record.vm_name}")
+
+    async def _supervise(self, render: Callable[[], Sequence[str]]) -> None:
+        while not self.process.exited():
+            if self.storage is not None:
+                status = await self.storage.process.wait()
+                await self.storage.close()
+                log.warning("VM %s: its storage daemon %d ended (%s) while QEMU runs; "
+                            "starting it again", self.record.vm_name, self.storage.pid,
+                            status.describe())
+            self.storage = await self._restart_storage(render)
+            self.record = replace(self.record, storage_daemon=self.storage.record)
+            write_record(self.paths, self.record)
+            await self._resume_after_io_error()
+
+    async def _restart_storage(self, render: Callable[[], Sequence[str]]) -> StorageDaemon:
+        """A new daemon on the same sockets; retried every few seconds while it fails
+        (e.g. an image that cannot be opened: the guest stays paused meanwhile)."""
+        while True:
+            try:
+                return await StorageDaemon.start(render(), self.paths)
+            except QemuStartError as err:
+                log.error("VM %s: the storage daemon could not be started again: %s",
+                          self.record.vm_name, err)
+                await asyncio.sleep(_STORAGE_RETRY_S)
+
+    async def _resume_after_io_error(self) -> None:
+        """Resume QEMU when a daemon's end paused it (run state ``io-error``): requests
+        issued before the restart may report their error a moment after it, so the run
+        state is watched for a few seconds. A pause by the admin is never undone."""
+        deadline = time.monotonic() + _IO_ERROR_WATCH_S
+        while time.monotonic() < deadline and not self.process.exited():
+            with contextlib.suppress(QemuError):
+                if await self.monitor.status() == "io-error":
+                    log.warning("VM %s: resuming the guest its storage I/O errors paused",
+                                self.record.vm_name)
+                    await self.monitor.resume()
+            await asyncio.sleep(0.2)
+
     # -- verbs -----------------------------------------------------------------------
 
     async def status(self) -> str:
@@ -382,6 +432,7 @@ class Worker:
             async with asyncio.timeout(_EVENT_DRAIN_TIMEOUT):
                 await closed
         closed.cancel()
+        await self._stop_supervising()
         await self.monitor.close()
         self.process.close()
         if self.storage is not None:
@@ -393,11 +444,18 @@ class Worker:
         self._exit_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._exit_task
+        await self._stop_supervising()
         await self.monitor.close()
         await self.guest_agent.close()
         self.process.close()
         if self.storage is not None:
             await self.storage.close()
+
+    async def _stop_supervising(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
 
     async def cleanup(self) -> None:
         """Remove the runtime folder once QEMU has ended. Raises :class:`QemuError` if it runs."""

@@ -221,7 +221,14 @@ class LiveVM:
         self._expect_exit = False
         self._exited.clear()
         asyncio.get_running_loop().create_task(self._watch(worker))
+        worker.supervise_storage(self._storage_argv)
         self.events.adopted(self)
+
+    def _storage_argv(self) -> list[str]:
+        """The storage daemon's argv for the VM's disks as QEMU sees them now (checkpoint
+        overlays included), for a daemon started again while QEMU runs."""
+        binary = self.capabilities.storage_daemon or "qemu-storage-daemon"
+        return render_storage_daemon(binary, self.disk_view(self.record.settings), self.paths)
 
     async def _watch(self, worker: Worker) -> None:
         info = await worker.wait_exit()
