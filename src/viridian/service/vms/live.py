@@ -37,6 +37,7 @@ from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.jobs import Job
+from viridian.service.storage.vhdx_logs import replay_pending_logs
 from viridian.service.vms import availability
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ class LiveVM:
             write_numlock_rom(self.paths)
         if needs_netboot(settings, boot_indexes(settings)):
             write_netboot_rom(self.paths)
+        await replay_pending_logs(self.record.settings)  # never a dirty VHDX to QEMU
         self.events.launching(self)  # e.g. virtual switch ports: taps before QEMU opens them
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
