@@ -14,7 +14,8 @@ tells the capabilities about every VM event in the order of
 3. virtual switches — taps before QEMU opens them;
 4. checkpoints — recovery of journaled operations, overlays before a start;
 5. devices, 6. counters, 7. the disk wizard, 8. disk copies, 9. configuration files,
-10. renaming — routes, background work and what each adds to the vm object.
+10. renaming — routes, background work and what each adds to the vm object;
+11. Redfish — after the checkpoints: its boot override wraps their disk view.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from viridian.service.devices.operations import DevicesCapability
 from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, Operation, now_iso
+from viridian.service.redfish.capability import RedfishCapability
 from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
 from viridian.service.vms import availability
@@ -93,7 +95,7 @@ class ServiceCore:
             self.resources, integration, self.switches,
             CheckpointsCapability(self, integration), DevicesCapability(self),
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
-            RenameCapability(self), Interchange(self))
+            RenameCapability(self), Interchange(self), RedfishCapability(self))
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
         self.boot_id = read_boot_id()

@@ -1,0 +1,118 @@
+"""Redfish events of VM power-state changes: Server-Sent Events streams and subscriptions
+(EventService; DSP0266 §13.5). Subscriptions are kept in memory (a restart drops them).
+
+The watcher compares each VM's state every half second while someone listens — the
+service has no state-change notification of its own — and sends one ``Event`` per change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from viridian.model.states import VMState
+from viridian.redfish.odata import Resource
+from viridian.redfish.power import power_state
+from viridian.redfish.services import event, power_record
+from viridian.redfish.systems import SYSTEMS
+from viridian.service.jobs import now_iso
+
+log = logging.getLogger(__name__)
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    destination: str
+    context: str
+
+
+class EventHub:
+    """Subscriptions, SSE listeners and the state watcher feeding both."""
+
+    def __init__(self, states: Callable[[], Mapping[str, VMState]]) -> None:
+        self._states = states
+        self.subscriptions: dict[str, Subscription] = {}
+        self._streams: set[asyncio.Queue[Resource]] = set()
+        self._seen: dict[str, VMState] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def subscribe(self, destination: str, context: str) -> Subscription:
+        sub = Subscription(secrets.token_hex(4), destination, context)
+        self.subscriptions[sub.id] = sub
+        return sub
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """An SSE stream: one ``data:`` line per Event, a comment every 15 s of quiet."""
+        queue: asyncio.Queue[Resource] = asyncio.Queue()
+        self._streams.add(queue)
+        try:
+            yield b": viridian event stream\n\n"
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), 15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield f"id: {item['Id']}\ndata: {json.dumps(item)}\n\n".encode()
+        finally:
+            self._streams.discard(queue)
+
+    async def publish(self, records: list[Resource]) -> None:
+        """Send ``records`` as one Event to every stream and subscription."""
+        body = event(str(next(self._ids)), records)
+        for queue in self._streams:
+            queue.put_nowait(body)
+        for sub in list(self.subscriptions.values()):
+            await self._deliver(sub, {**body, "Context": sub.context})
+
+    async def _deliver(self, sub: Subscription, body: Resource) -> None:
+        for _ in range(3):
+            try:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    await client.post(sub.destination, json=body)
+                return
+            except httpx.HTTPError as err:
+                log.warning("event to %s not delivered: %s", sub.destination, err)
+                await asyncio.sleep(1)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            if self._streams or self.subscriptions:
+                records = self._changes()
+                if records:
+                    await self.publish(records)
+            else:
+                self._seen = dict(self._states())
+
+    def _changes(self) -> list[dict[str, Any]]:
+        now = dict(self._states())
+        records = []
+        for vm_id, state in now.items():
+            before = self._seen.get(vm_id)
+            if before is not None and power_state(before) != power_state(state):
+                records.append(power_record(str(next(self._ids)), f"{SYSTEMS}/{vm_id}",
+                                            power_state(state), state.value, now_iso()))
+        self._seen = now
+        return records
