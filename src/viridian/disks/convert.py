@@ -40,7 +40,7 @@ ZERO_GRAIN = 64 * 1024  # zero ranges this large and aligned stay holes in flat 
 WRITEBACK_STEP = 32 * 1024 * 1024  # output bytes between two early-writeback hints
 
 
-class _Writeback:
+class Writeback:
     """Asks the kernel to write ``out`` back every WRITEBACK_STEP bytes of progress, so
     the closing fsync overlaps the copy instead of following it."""
 
@@ -181,7 +181,7 @@ def write_flat(disk: DiskImage, out: ImageFile, *, with_footer: bool, progress: 
     SEEK_DATA), and a piece is written only when it is not all zeros: zero-filled
     blocks of the source (disk2vhd's) stay holes in the output, as with qemu-img.
     """
-    size, buf, writeback = disk.size, memoryview(bytearray(COPY_CHUNK)), _Writeback(out)
+    size, buf, writeback = disk.size, memoryview(bytearray(COPY_CHUNK)), Writeback(out)
     out.truncate(size)
     for start, stop in disk.data_runs():
         for off in range(start, stop, COPY_CHUNK):
@@ -253,7 +253,7 @@ def write_dynamic(disk: DiskImage, out: ImageFile, block_size: int, progress: Pr
     bm = bitmap_size(block_size)
     ones = b"\xff" * bm
     pos = BAT_OFFSET + bat_size(entries)
-    buf, writeback = memoryview(bytearray(block_size)), _Writeback(out)
+    buf, writeback = memoryview(bytearray(block_size)), Writeback(out)
     for block, runs in runs_by_block(disk, block_size):
         base = block * block_size
         parts = [(a - base, buf[a - base : b - base]) for a, b in runs]

@@ -234,7 +234,7 @@ def write_vhdx(disk: DiskImage, out: ImageFile, public: Path, fixed: bool, block
     Dynamic: all-zero blocks stay unallocated and only data runs are written (holes in
     the rest of each block). Fixed: every block is allocated, in order.
     """
-    from .convert import runs_by_block
+    from .convert import Writeback, runs_by_block
 
     plan = Plan(_params(disk.size, block_size, fixed=fixed), None)
     p = plan.params
@@ -246,6 +246,7 @@ def write_vhdx(disk: DiskImage, out: ImageFile, public: Path, fixed: bool, block
     else:
         bat = array("Q", bytes(8 * p.bat_entries))
     pos, buf = plan.first_block, memoryview(bytearray(p.block_size))
+    writeback = Writeback(out)
     for block, runs in runs_by_block(disk, p.block_size):
         base = block * p.block_size
         parts = [(a - base, buf[a - base : b - base]) for a, b in runs]
@@ -262,6 +263,7 @@ def write_vhdx(disk: DiskImage, out: ImageFile, public: Path, fixed: bool, block
         target = entry_offset(bat[index])
         for within, view in parts:
             out.pwrite(view, target + within)
+        writeback.reached(target + p.block_size)
     write_skeleton(out, plan, bat)
     if out.size() < pos:
         out.truncate(pos)
