@@ -1,0 +1,143 @@
+"""DMTF's validators over the whole Redfish tree of a real service (issue 19): the
+service validator against the shared DSP8010 CSDL (never downloaded) with 0 failures, 0
+"Unable to locate the schema" and at least as many checked properties as the tree has;
+the protocol validator (through a TLS listener: its Basic-auth checks need HTTPS) with 0
+failures. Also the roles: ReadOnly cannot Reset, an Operator cannot change accounts."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.redfish.tls_proxy import tls_proxy
+from tests.service.harness import Service, running_service
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "redfish" / "csdl"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("rf")
+    with running_service() as svc, svc.client() as api:
+        created = api.post("/vms", json={
+            "name": "rf-tree", "memory_mb": 128, "processors": 2,
+            "new_vhd": {"path": str(folder / "rf.vhd"), "size": "16MB", "type": "dynamic"}})
+        assert created.status_code == 201, created.text
+        nic = api.post("/vms/rf-tree/nics", json={})
+        assert nic.status_code in (200, 201), nic.text
+        yield svc
+
+
+def _auth(svc: Service) -> tuple[str, str]:
+    return ("admin", svc.token)
+
+
+def _tree_properties(svc: Service) -> tuple[int, int]:
+    """(resources, properties) of the tree, walked through every ``@odata.id`` link;
+    properties are each resource's own non-annotation members."""
+    seen: set[str] = set()
+    todo, count = ["/redfish/v1"], 0
+
+    def links(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "@odata.id" and isinstance(value, str):
+                    yield value
+                else:
+                    yield from links(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from links(item)
+
+    with httpx.Client(base_url=svc.url, auth=_auth(svc)) as client:
+        while todo:
+            uri = todo.pop().rstrip("/")
+            if uri in seen or "/SessionService/Sessions/" in uri:
+                continue  # sessions come and go while the validators run
+            seen.add(uri)
+            body = client.get(uri).json()
+            count += sum(1 for key in body if "@" not in key)
+            todo.extend(link for link in links(body) if link.rstrip("/") not in seen)
+    return len(seen), count
+
+
+def test_service_validator_passes_the_whole_tree(service: Service, tmp_path: Path) -> None:
+    assert (SCHEMAS / "ComputerSystem_v1.xml").is_file(), SCHEMAS
+    resources, properties = _tree_properties(service)
+    run = subprocess.run(
+        [str(BIN / "rf_service_validator"), "--rhost", service.url, "--user", "admin",
+         "--password", service.token, "--schema_directory", str(SCHEMAS), "--skipschema",
+         "--logdir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    output = run.stdout + run.stderr
+    logs = "".join(p.read_text() for p in tmp_path.rglob("*.log"))
+    assert "Unable to locate" not in output + logs
+    row = re.search(r"\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", output)
+    assert row, output[-3000:]
+    passed, _, failed, _ = map(int, row.groups())
+    print(f"service validator: {passed} passed over {resources} resources "
+          f"({properties} properties in the tree)")
+    assert failed == 0, output[-5000:]
+    assert passed >= properties, (passed, properties)
+    validated = set(re.findall(r"Validating (/redfish/v1\S*)\.\.\.", output))
+    assert any("/Storage/IDE/Drives/" in uri for uri in validated), sorted(validated)
+    assert any("/EthernetInterfaces/1" in uri for uri in validated), sorted(validated)
+
+
+def test_protocol_validator_has_no_failure(service: Service, tmp_path: Path) -> None:
+    with tls_proxy(service.port, tmp_path) as (https_url, cert):
+        run = subprocess.run(
+            [str(BIN / "rf_protocol_validator"), "--rhost", https_url, "--user", "admin",
+             "--password", service.token, "--ca-bundle", str(cert), "--avoid-http-redirect",
+             "--report-dir", str(tmp_path / "report"), "--report-type", "tsv"],
+            capture_output=True, text=True, timeout=600,
+            # requests lets REQUESTS_CA_BUNDLE override a session's own verify setting
+            env={**os.environ, "REQUESTS_CA_BUNDLE": str(cert), "CURL_CA_BUNDLE": str(cert)})
+    summary = re.search(r"PASS: (\d+), WARN: (\d+), FAIL: (\d+)", run.stdout)
+    assert summary, run.stdout[-3000:] + run.stderr[-3000:]
+    failures = [line for p in (tmp_path / "report").glob("*.tsv")
+                for line in p.read_text().splitlines() if "\tFAIL\t" in line]
+    print(f"protocol validator: {summary.group(0)}")
+    assert int(summary.group(3)) == 0, failures
+    assert int(summary.group(1)) > 100
+
+
+def _account(svc: Service, user: str, role: str) -> tuple[str, str]:
+    password = f"pw-{user}-Secret1"
+    made = httpx.post(f"{svc.url}/redfish/v1/AccountService/Accounts", auth=_auth(svc),
+                      json={"UserName": user, "Password": password, "RoleId": role})
+    assert made.status_code == 201, made.text
+    return user, password
+
+
+def test_read_only_cannot_reset_and_operator_cannot_change_accounts(service: Service) -> None:
+    system = httpx.get(f"{service.url}/redfish/v1/Systems", auth=_auth(service)).json()
+    uri = service.url + system["Members"][0]["@odata.id"]
+    reader = _account(service, "rf-reader", "ReadOnly")
+    assert httpx.get(uri, auth=reader).json()["PowerState"] == "Off"
+    refused = httpx.post(f"{uri}/Actions/ComputerSystem.Reset", auth=reader,
+                         json={"ResetType": "On"})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "Base.1.22.InsufficientPrivilege"
+    assert httpx.get(uri, auth=reader).json()["PowerState"] == "Off"
+
+    operator = _account(service, "rf-operator", "Operator")
+    accounts = f"{service.url}/redfish/v1/AccountService/Accounts"
+    denied = httpx.post(accounts, auth=operator, json={
+        "UserName": "sneaky", "Password": "x" * 12, "RoleId": "Administrator"})
+    assert denied.status_code == 403, denied.text
+    names = [httpx.get(service.url + m["@odata.id"], auth=_auth(service)).json()["UserName"]
+             for m in httpx.get(accounts, auth=_auth(service)).json()["Members"]]
+    assert "sneaky" not in names and "rf-operator" in names
+
+    wrong = httpx.get(uri, auth=("rf-reader", "wrong-password"))
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].startswith("Base.")
