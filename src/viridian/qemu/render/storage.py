@@ -55,9 +55,10 @@ def render_storage_daemon(binary: str, settings: VMSettings, paths: RuntimePaths
         assert slot.path is not None
         device_id = device_id_of(slot)
         image_format = require_format(slot.setting.replace(".path", ".format"), slot.format)
-        args += _blockdevs(device_id, slot.path, image_format)
+        args += ["--object", f"iothread,id=io-{device_id}",
+                 *_blockdevs(device_id, slot.path, image_format)]
         exports += ["--export", opts("type=nbd", id=device_id, node_name=format_node(device_id),
-                                     name=device_id, writable="on")]
+                                     name=device_id, writable="on", iothread=f"io-{device_id}")]
     return [
         *args,
         "--nbd-server", f"addr.type=unix,addr.path={escape(str(paths.nbd_socket))}",

@@ -1,0 +1,217 @@
+"""Guest-level disk I/O through the per-VM storage daemon beside the same images opened by QEMU.
+
+    .venv/bin/python bench/bench_storage.py [--quick] [--rounds N] [--json]
+
+One service with ``storage_daemon: vhd`` (docs/architecture.md, "The storage path") runs
+two guests at once (the guest kit's ISO, 256 MiB, 1 vCPU, TCG), so both pay the same
+host load:
+
+- **daemon**: a dynamic VHD at IDE 1:1, so the VM gets a storage daemon and *all* its
+  hard disks go through it: a raw image at IDE 0:0 and a qcow2 at IDE 0:1 too;
+- **direct**: the same kinds of raw and qcow2 images at IDE 0:0 / 0:1, opened by QEMU.
+
+Inside each guest, busybox ``dd`` with ``O_DIRECT`` (no guest page cache) measures, per
+disk: sequential write and read (1 MiB requests), and 4k random write and read (one
+``dd`` per 4 KiB request at scattered offsets, the same in both guests; each request pays
+a process start in the guest, so the 4k ratios understate the daemon's per-request
+cost). Each disk is written once before the rounds (qcow2 and VHD allocate on first
+write; raw does not), so the rounds measure steady state. Times come from the guest's
+``/proc/uptime``. Rounds alternate between the guests; the table prints medians and the
+ratio daemon/direct (throughput: above 1 is faster; the goal is at least 0.8 for
+sequential I/O). The VHD row's peer is the direct raw disk (QEMU cannot save a VM that
+opens a VHD itself). ``--quick``: one round, small sizes (the smoke test). Progress goes
+to stderr; everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lifecycle_* modules
+
+from lifecycle_common import BenchError
+from lifecycle_viridian import ViridianService
+
+MB = 1024 * 1024
+OPS = ("seq write MB/s", "seq read MB/s", "4k rand write IOPS", "4k rand read IOPS")
+# (row, VM with the disk, its slot, peer VM, peer slot)
+ROWS = (("raw", "daemon", "0:0", "direct", "0:0"),
+        ("qcow2", "daemon", "0:1", "direct", "0:1"),
+        ("vhd vs raw direct", "daemon", "1:1", "direct", "0:0"))
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seq_mb: int
+    random_ops: int
+    disk_mb: int
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def make_disks(folder: Path, sizes: Sizes) -> dict[str, dict[str, Path]]:
+    """Per VM, slot → image (distinct sizes, so the guest finds each disk by its size)."""
+    disks: dict[str, dict[str, Path]] = {"daemon": {}, "direct": {}}
+    for vm, layout in (("daemon", (("0:0", "raw", 0), ("0:1", "qcow2", 8), ("1:1", "vpc", 16))),
+                       ("direct", (("0:0", "raw", 0), ("0:1", "qcow2", 8)))):
+        for slot, fmt, extra in layout:
+            path = folder / f"{vm}-{slot.replace(':', '-')}.{ {'vpc': 'vhd'}.get(fmt, fmt)}"
+            subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path),
+                            f"{sizes.disk_mb + extra}M"], check=True)
+            disks[vm][slot] = path
+    return disks
+
+
+def sectors_of(path: Path) -> int:
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
+                                     capture_output=True, text=True, check=True).stdout)
+    return int(info["virtual-size"]) // 512
+
+
+class Guest:
+    def __init__(self, api: httpx.Client, name: str) -> None:
+        self.api, self.name = api, name
+
+    def sh(self, script: str, timeout: float = 600) -> str:
+        reply = self.api.post(f"/vms/{self.name}/integration/exec", timeout=timeout + 30,
+                              json={"argv": ["/bin/sh", "-c", script], "timeout_s": timeout})
+        if reply.status_code != 200 or reply.json()["exit_code"] != 0:
+            raise BenchError(f"guest {self.name}: {script[:80]}…: {reply.text[:500]}")
+        return base64.b64decode(reply.json()["stdout_b64"]).decode()
+
+    def wait_agent(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sh("true", timeout=10)
+                return
+            except BenchError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+
+def timed(guest: Guest, sectors: int, command: str) -> float:
+    """Seconds the guest spent in ``command`` (``$dev`` is the disk of ``sectors``)."""
+    script = (f"for b in /sys/block/sd*; do [ $(cat $b/size) -eq {sectors} ] && "
+              "dev=/dev/${b##*/}; done; [ -n \"$dev\" ] || exit 3; "
+              "t0=$(cut -d' ' -f1 /proc/uptime); " + command +
+              "; t1=$(cut -d' ' -f1 /proc/uptime); echo $t0 $t1")
+    t0, t1 = (float(x) for x in guest.sh(script).split())
+    return max(t1 - t0, 0.01)
+
+
+def measure(guest: Guest, sectors: int, sizes: Sizes) -> dict[str, float]:
+    blocks = sectors // 8
+    n, k = sizes.seq_mb, sizes.random_ops
+    loop = (f"i=0; while [ $i -lt {k} ]; do dd {{io}} bs=4k count=1 "
+            f"{{at}}=$(( (i * 7919) % {blocks} )) {{flag}}=direct 2>/dev/null; i=$((i+1)); done")
+    return {
+        OPS[0]: n / timed(guest, sectors, f"dd if=/dev/zero of=$dev bs=1M count={n} "
+                                          "oflag=direct 2>/dev/null"),
+        OPS[1]: n / timed(guest, sectors, f"dd if=$dev of=/dev/null bs=1M count={n} "
+                                          "iflag=direct 2>/dev/null"),
+        OPS[2]: k / timed(guest, sectors, loop.format(io="if=/dev/zero of=$dev", at="seek",
+                                                      flag="oflag")),
+        OPS[3]: k / timed(guest, sectors, loop.format(io="if=$dev of=/dev/null", at="skip",
+                                                      flag="iflag")),
+    }
+
+
+def run(sizes: Sizes, rounds: int) -> dict[str, Any]:
+    from viridian.guestkit import build
+
+    iso = build().iso
+    service = ViridianService()
+    (service.data_dir / "host.json").write_text(json.dumps({"storage_daemon": "vhd"}))
+    folder = service.data_dir / "bench-disks"
+    folder.mkdir()
+    try:
+        service.start()
+        disks = make_disks(folder, sizes)
+        with httpx.Client(base_url=service.url + "/api/v1", timeout=120, headers={
+                "Authorization": f"Bearer {(service.data_dir / 'token').read_text().strip()}"
+                }) as api:
+            guests = {vm: start_vm(api, vm, iso, slots) for vm, slots in disks.items()}
+            served = [p for p in service.data_dir.glob("run/*/nbd.sock")]
+            if len(served) != 1:
+                raise BenchError(f"expected one storage daemon, found sockets {served}")
+            for name, slots in disks.items():  # allocate first: rounds measure steady state
+                for path in slots.values():
+                    timed(guests[name], sectors_of(path), f"dd if=/dev/zero of=$dev bs=1M "
+                          f"count={sizes.seq_mb} oflag=direct 2>/dev/null")
+            samples: dict[tuple[str, str, str], list[float]] = {}
+            for r in range(rounds):
+                for row, vm, slot, peer, peer_slot in ROWS:
+                    say(f"round {r + 1}/{rounds}: {row}")
+                    for side, name, s in (("daemon", vm, slot), ("direct", peer, peer_slot)):
+                        for op, value in measure(guests[name], sectors_of(disks[name][s]),
+                                                 sizes).items():
+                            samples.setdefault((row, op, side), []).append(value)
+            for name in guests:
+                api.post(f"/vms/{name}/stop", params={"wait": 30})
+        return {"sizes": sizes.__dict__, "rounds": rounds, "rows": [
+            {"disk": row, "op": op,
+             "daemon": statistics.median(samples[(row, op, "daemon")]),
+             "direct": statistics.median(samples[(row, op, "direct")])}
+            for row, *_ in ROWS for op in OPS]}
+    finally:
+        service.stop()
+        shutil.rmtree(service.data_dir, ignore_errors=True)
+
+
+def start_vm(api: httpx.Client, name: str, iso: Path, slots: dict[str, Path]) -> Guest:
+    created = api.post("/vms", json={"name": name, "memory_mb": 256, "dvd": str(iso)})
+    if created.status_code != 201:
+        raise BenchError(f"create {name}: {created.text}")
+    for slot, path in slots.items():
+        added = api.post(f"/vms/{name}/disks", json={"controller": "ide", "location": slot,
+                                                     "path": str(path)})
+        if added.status_code not in (200, 201):
+            raise BenchError(f"add {path} to {name}: {added.text}")
+    job = api.post(f"/vms/{name}/start", params={"wait": 30}).json()
+    while job.get("state") in ("queued", "running"):
+        job = api.get(f"/jobs/{job['id']}", params={"wait": 30}).json()
+    if job.get("state") != "completed":
+        raise BenchError(f"start {name}: {job}")
+    guest = Guest(api, name)
+    guest.wait_agent()
+    return guest
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"{'disk':<18}  {'operation':<20}  {'daemon':>8}  {'direct':>8}  daemon/direct"]
+    for row in result["rows"]:
+        ratio = row["daemon"] / row["direct"] if row["direct"] else 0.0
+        lines.append(f"{row['disk']:<18}  {row['op']:<20}  {row['daemon']:>8.1f}  "
+                     f"{row['direct']:>8.1f}  {ratio:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one round, small sizes")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="one JSON document")
+    args = parser.parse_args()
+    sizes = Sizes(16, 40, 32) if args.quick else Sizes(256, 200, 288)
+    result = run(sizes, 1 if args.quick else args.rounds)
+    print(json.dumps(result, indent=1) if args.json else table(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Smoke test of the storage benchmark: ``--quick`` runs end to end and prints its table.
+
+No timing is asserted: the figures are the benchmark's output, not a pass/fail criterion.
+What is checked: every disk kind has every operation measured on both sides, with a
+positive figure and a ratio.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DISKS = ("raw", "qcow2", "vhd vs raw direct")
+OPERATIONS = ("seq write MB/s", "seq read MB/s", "4k rand write IOPS", "4k rand read IOPS")
+
+
+@pytest.mark.guest
+def test_quick_run_prints_figures_and_ratios() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_storage.py"), "--quick"],
+                          capture_output=True, text=True, timeout=900, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert re.split(r"\s{2,}", lines[0].strip()) == ["disk", "operation", "daemon", "direct",
+                                                     "daemon/direct"]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[1:]]
+    assert {(row[0], row[1]) for row in rows} == {(d, o) for d in DISKS for o in OPERATIONS}
+    for _disk, _op, daemon, direct, ratio in rows:
+        assert float(daemon) > 0 and float(direct) > 0
+        assert float(ratio) == pytest.approx(float(daemon) / float(direct), abs=0.02)
