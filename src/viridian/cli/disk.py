@@ -19,32 +19,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from viridian.cli.disk_service import absolute, run_on_service, service_for
 from viridian.cli.sizes import SIZE, format_size, size_help
-from viridian.disks import (
-    DEFAULT_BLOCK_SIZE,
-    CompactResult,
-    CorruptDisk,
-    DiskError,
-    DiskInfo,
-    InvalidDiskArgument,
-    check,
-    compact,
-    convert,
-    expand,
-    inspect,
-    merge,
-    new_differencing,
-    new_dynamic,
-    new_fixed,
-    new_vhdx_dynamic,
-    new_vhdx_fixed,
-)
-from viridian.disks.check import CheckReport, Problem
+from viridian.disks.errors import CorruptDisk, DiskError, InvalidDiskArgument
+
+if TYPE_CHECKING:  # each command imports the library part it runs (start-up cost)
+    from viridian.disks.check import CheckReport
+    from viridian.disks.inspect import DiskInfo
 
 ProgressFn = Callable[[int, int], None]
 
@@ -189,6 +174,15 @@ def new_cmd(
     """Create a new disk: dynamic or fixed with --size, differencing with --parent, or an
     empty virtual floppy with --floppy. PATH must end in .vhd, .vhdx (.avhdx for a
     differencing VHDX) or .vfd for a floppy. A VHDX's default block size is 32 MB."""
+    from viridian.disks import (
+        DEFAULT_BLOCK_SIZE,
+        new_differencing,
+        new_dynamic,
+        new_fixed,
+        new_vhdx_dynamic,
+        new_vhdx_fixed,
+    )
+
     require_suffix(path, FLOPPY_SUFFIX if floppy else VHD_SUFFIX,
                    "a virtual floppy" if floppy else "a VHD")  # fmt: skip
     if floppy:
@@ -243,6 +237,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print every field as JSON.")
 def inspect_cmd(path: Path, as_json: bool) -> None:
     """Show type, sizes, blocks, geometry, identity, checksums and the parent chain."""
+    from viridian.disks import inspect
+
     info = inspect(path)
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2))
@@ -282,6 +278,8 @@ def convert_cmd(ctx: click.Context, src: Path, dst: Path, target: str) -> None:
         run_on_service(service, "convert",
                        {"src": str(absolute(src)), "dst": str(absolute(dst)), "type": target})
     else:
+        from viridian.disks import convert
+
         with progress_bar("converting") as progress:
             convert(src, dst, target, progress=progress)
     click.echo(f"converted {src} to {target} {dst}")
@@ -292,6 +290,8 @@ def convert_cmd(ctx: click.Context, src: Path, dst: Path, target: str) -> None:
 @click.pass_context
 def compact_cmd(ctx: click.Context, path: Path) -> None:
     """Give back the space of all-zero blocks of a dynamic or differencing disk."""
+    from viridian.disks import CompactResult, compact
+
     service = service_for(ctx, [path])
     if service is not None:
         result = CompactResult(**run_on_service(service, "compact", {"path": str(absolute(path))}))
@@ -319,6 +319,8 @@ def expand_cmd(ctx: click.Context, path: Path, size: int) -> None:
     if service is not None:
         run_on_service(service, "expand", {"path": str(absolute(path)), "size": size})
     else:
+        from viridian.disks import expand
+
         expand(path, size)
     real = -(-size // SECTOR) * SECTOR
     click.echo(f"expanded {path} to {format_size(real)}")
@@ -341,6 +343,8 @@ def merge_cmd(ctx: click.Context, child: Path, into_parent: bool, output: Path |
                 "output": str(absolute(output)) if output else None}
         target = Path(run_on_service(service, "merge", body)["path"])
     else:
+        from viridian.disks import merge
+
         with progress_bar("merging") as progress:
             target = merge(child, into_parent=into_parent, output=output, progress=progress)
     done = "merged into parent" if into_parent else "merged into"
@@ -363,6 +367,8 @@ def check_cmd(ctx: click.Context, path: Path, repair: bool, as_json: bool) -> No
         report = report_from_dict(
             run_on_service(service, "check", {"path": str(absolute(path)), "repair": True}))
     else:
+        from viridian.disks import check
+
         report = check(path, repair=repair)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -375,6 +381,8 @@ def check_cmd(ctx: click.Context, path: Path, repair: bool, as_json: bool) -> No
 
 def report_from_dict(data: dict[str, Any]) -> CheckReport:
     """The check report the service sent (``CheckReport.to_dict``) as the library's."""
+    from viridian.disks.check import CheckReport, Problem
+
     return CheckReport(
         data["path"], [Problem(**p) for p in data["problems"]], list(data["repaired"]),
         [Problem(**p) for p in data["remaining"]])
@@ -382,6 +390,8 @@ def report_from_dict(data: dict[str, Any]) -> CheckReport:
 
 def _parent_path(child: Path) -> Path | None:
     """The parent of a differencing ``child``, or None (the merge itself will say why)."""
+    from viridian.disks import inspect
+
     try:
         parent = inspect(child).parent_path
     except (DiskError, OSError):

@@ -54,6 +54,14 @@ class Writeback:
             self.done = pos
 
 
+VHDX_SUFFIXES = (".vhdx", ".avhdx")
+
+
+def is_vhdx_target(dst: Path, target_type: str) -> bool:
+    """True when a "fixed" or "dynamic" ``dst`` is named like a VHDX (written as VHDX)."""
+    return target_type != "raw" and dst.suffix.lower() in VHDX_SUFFIXES
+
+
 def check_target_type(target_type: str) -> str:
     """``target_type`` if allowed, else InvalidDiskArgument naming the allowed values."""
     if target_type not in TARGET_TYPES:
@@ -78,7 +86,6 @@ def convert(
     Raises InvalidDiskArgument (bad type), DiskExists, DiskNotFound (``src`` or
     ``dst``'s folder missing), NoSpace (fixed: too little free space), DiskInUse, CorruptDisk.
     """
-    from .vhdx_convert import default_block_size, is_vhdx_target
     from .vhdx_open import open_disk
 
     check_target_type(target_type)
@@ -87,6 +94,8 @@ def convert(
         raise DiskExists(f"{dst}: already exists; choose a new destination")
     with open_disk(src) as disk:
         if is_vhdx_target(dst, target_type):  # a *.vhdx destination: VHDX (vhdx_convert)
+            from .vhdx_convert import default_block_size
+
             block_size = block_size or default_block_size(disk)
         elif block_size is None:
             block_size = disk.block_size if isinstance(disk, SparseVhd) else DEFAULT_BLOCK_SIZE
@@ -105,8 +114,6 @@ def write_image(
     """
     if not dst.parent.is_dir():
         raise DiskNotFound(f"{dst}: folder {dst.parent} does not exist")
-    from .vhdx_convert import is_vhdx_target, write_vhdx
-
     vhdx = is_vhdx_target(dst, target_type)  # a *.vhdx destination: VHDX (vhdx_convert)
     fixed_bytes = disk.size + FOOTER_SIZE
     if target_type == "fixed" and not vhdx:
@@ -118,6 +125,8 @@ def write_image(
             allocate(out, dst, fixed_bytes)
         with _writing(dst, disk.size):
             if vhdx:
+                from .vhdx_convert import write_vhdx
+
                 write_vhdx(disk, out, dst, target_type == "fixed", block_size, progress)
             elif target_type == "dynamic":
                 write_dynamic(disk, out, block_size, progress)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .convert import VHDX_SUFFIXES, is_vhdx_target
 from .image import DiskImage
 from .vhdx import VhdxImage
 from .vhdx_create import write_vhdx
 from .vhdx_layout import DEFAULT_BLOCK_SIZE
-
-VHDX_SUFFIXES = (".vhdx", ".avhdx")
-
-
-def is_vhdx_target(dst: Path, target_type: str) -> bool:
-    """True when a "fixed" or "dynamic" ``dst`` is named like a VHDX."""
-    return target_type != "raw" and dst.suffix.lower() in VHDX_SUFFIXES
 
 
 def default_block_size(source: DiskImage) -> int:

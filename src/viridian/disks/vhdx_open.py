@@ -11,7 +11,6 @@ from pathlib import Path
 from .detect import sniff
 from .image import DiskImage
 from .vhd import open_disk as open_vhd_or_raw
-from .vhdx import open_vhdx
 
 
 def sniff_is_vhdx(path: Path) -> bool:
@@ -36,6 +35,8 @@ def open_disk(
     """
     path = Path(path)
     if sniff_is_vhdx(path):
+        from .vhdx import open_vhdx  # VHDX code loads only for VHDX files (CLI start-up)
+
         return open_vhdx(path, writable=writable, lock=lock, resolve_parent=resolve_parent)
     return open_vhd_or_raw(path, writable=writable, lock=lock, resolve_parent=resolve_parent,
                            raw_ok=raw_ok)  # fmt: skip
