@@ -1,8 +1,9 @@
 """Redfish events of VM power-state changes: Server-Sent Events streams and subscriptions
 (EventService; DSP0266 §13.5). Subscriptions are kept in memory (a restart drops them).
 
-The watcher compares each VM's state every half second while someone listens — the
-service has no state-change notification of its own — and sends one ``Event`` per change.
+The watcher compares each VM's state every half second — the service has no
+state-change notification of its own — and, while someone listens, sends one ``Event``
+per change of ``PowerState`` (a change between two ticks can be missed).
 """
 
 from __future__ import annotations
@@ -97,21 +98,21 @@ class EventHub:
                 await asyncio.sleep(1)
 
     async def _watch(self) -> None:
+        """Snapshot every VM's state each tick (a VM created just before a subscription
+        has a baseline too); publish the changes while someone listens."""
+        self._seen = dict(self._states())
         while True:
             await asyncio.sleep(POLL_S)
-            if self._streams or self.subscriptions:
-                records = self._changes()
-                if records:
-                    await self.publish(records)
-            else:
-                self._seen = dict(self._states())
+            records = self._changes()
+            if records and (self._streams or self.subscriptions):
+                await self.publish(records)
 
     def _changes(self) -> list[dict[str, Any]]:
         now = dict(self._states())
         records = []
         for vm_id, state in now.items():
-            before = self._seen.get(vm_id)
-            if before is not None and power_state(before) != power_state(state):
+            before = self._seen.get(vm_id, VMState.OFF)  # new since the last tick: Off
+            if power_state(before) != power_state(state):
                 records.append(power_record(str(next(self._ids)), f"{SYSTEMS}/{vm_id}",
                                             power_state(state), state.value, now_iso()))
         self._seen = now

@@ -1,0 +1,125 @@
+"""OpenStack's ``sushy`` drives a real guest through Redfish (issue 19): the guest kit's
+ISO inserted as virtual media, boot once from Cd, power on — the guest really boots from
+it (the VM has no other medium) — graceful shutdown, power on, force off; an event
+subscription receives the VM's power-state events."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sushy
+
+from tests.service.harness import Console, Service, free_port, running_service
+
+pytestmark = pytest.mark.guest
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    with running_service() as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def guest_iso() -> Path:
+    from viridian.guestkit import build
+
+    return build().iso
+
+
+class Listener:
+    """An event destination on loopback: keeps every Event POSTed to it."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                events.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def power_states(self, system_uri: str) -> list[str]:
+        return [record["MessageArgs"][0] for ev in list(self.events) for record in ev["Events"]
+                if record["OriginOfCondition"]["@odata.id"] == system_uri]
+
+
+def _wait(predicate: Any, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_sushy_boots_a_guest_from_virtual_media(service: Service, guest_iso: Path) -> None:
+    with service.client() as api:
+        made = api.post("/vms", json={"name": "rf-guest", "memory_mb": 256})
+        assert made.status_code == 201, made.text
+        vm_id = made.json()["id"]
+    uri = f"/redfish/v1/Systems/{vm_id}"
+    listener = Listener()
+    try:
+        subscribed = httpx.post(f"{service.url}/redfish/v1/EventService/Subscriptions",
+                                auth=("admin", service.token),
+                                json={"Destination": listener.url, "Context": "rf-test",
+                                      "Protocol": "Redfish"})
+        assert subscribed.status_code == 201, subscribed.text
+
+        root = sushy.Sushy(f"{service.url}/redfish/v1", username="admin",
+                           password=service.token)  # a SessionService session (X-Auth-Token)
+        system = root.get_system(uri)
+        assert system.power_state == sushy.POWER_STATE_OFF
+        cd = system.virtual_media.get_member(f"{uri}/VirtualMedia/Cd")
+        assert cd.image is None and not cd.inserted
+        cd.insert_media(f"file://{guest_iso}")
+        cd.refresh()
+        assert cd.inserted and cd.image == f"file://{guest_iso}"
+
+        system.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_CD,
+                                       enabled=sushy.BOOT_SOURCE_ENABLED_ONCE)
+        system.refresh()
+        assert system.boot.target == sushy.BOOT_SOURCE_TARGET_CD
+        assert system.boot.enabled == sushy.BOOT_SOURCE_ENABLED_ONCE
+
+        system.reset_system(sushy.RESET_ON)
+        Console(service.data_dir, vm_id).wait_for(b"VIRIDIAN-GUEST READY", timeout=180)
+        system.refresh()
+        assert system.power_state == sushy.POWER_STATE_ON
+        assert system.boot.enabled == sushy.BOOT_SOURCE_ENABLED_DISABLED  # Once was used
+
+        system.reset_system(sushy.RESET_GRACEFUL_SHUTDOWN)
+        _wait(lambda: _power(system) == sushy.POWER_STATE_OFF, "graceful shutdown")
+
+        system.reset_system(sushy.RESET_ON)
+        _wait(lambda: _power(system) == sushy.POWER_STATE_ON, "power on")
+        system.reset_system(sushy.RESET_FORCE_OFF)
+        _wait(lambda: _power(system) == sushy.POWER_STATE_OFF, "force off")
+
+        _wait(lambda: listener.power_states(uri)[-1:] == ["Off"], "the last Off event", 30)
+        states = listener.power_states(uri)
+        assert states.count("On") >= 2 and states.count("Off") >= 2, states
+        assert all(ev.get("Context") == "rf-test" for ev in listener.events)
+    finally:
+        listener.server.shutdown()
+
+
+def _power(system: Any) -> Any:
+    system.refresh()
+    return system.power_state
