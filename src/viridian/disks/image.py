@@ -7,6 +7,7 @@ reads as zeros), which is what makes copies sparse-aware.
 
 from __future__ import annotations
 
+import heapq
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,6 +167,41 @@ class FlatImage(DiskImage):
         while (run := self.file.next_data(pos, end)) is not None:
             yield run
             pos = run[1]
+
+
+class BlockImage(DiskImage):
+    """A disk stored in ``block_size`` blocks (dynamic/differencing VHD, VHDX): the
+    block walk shared by both formats; each supplies how one block is read
+    (:meth:`_read_block`) and whether this file holds a block (:meth:`_has_block`)."""
+
+    block_size: int
+
+    def pieces(self, offset: int, length: int) -> Iterator[tuple[int, int, int, int]]:
+        """(block, offset within it, offset in the range, length) of [offset, offset+length)."""
+        bs, pos, end = self.block_size, offset, offset + length
+        while pos < end:
+            block, within = divmod(pos, bs)
+            n = min(bs - within, end - pos)
+            yield block, within, pos - offset, n
+            pos += n
+
+    def _readinto(self, offset: int, buf: memoryview) -> None:
+        for block, within, at, n in self.pieces(offset, len(buf)):
+            self._read_block(block, within, buf[at : at + n])
+
+    def _data_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        bs = self.block_size
+        own = ((max(b * bs, start), min((b + 1) * bs, end))
+               for b in range(start // bs, -(-end // bs)) if self._has_block(b))  # fmt: skip
+        if self.parent is None:
+            return merge_runs(own)
+        return merge_runs(heapq.merge(own, self.parent.data_runs(start, end)))
+
+    @abstractmethod
+    def _read_block(self, block: int, within: int, out: memoryview) -> None: ...
+
+    @abstractmethod
+    def _has_block(self, block: int) -> bool: ...
 
 
 def open_raw(path: Path, *, writable: bool = False, lock: bool = True) -> FlatImage:

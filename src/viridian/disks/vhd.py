@@ -9,7 +9,6 @@ block reads as its old or its new content (leaked space at worst).
 
 from __future__ import annotations
 
-import heapq
 import os
 import re
 import sys
@@ -26,7 +25,7 @@ from .errors import (
     UnsupportedDisk,
 )
 from .fileio import ImageFile
-from .image import DiskImage, FlatImage, Segment, is_zero, merge_runs, open_raw
+from .image import BlockImage, DiskImage, FlatImage, Segment, is_zero, open_raw
 from .locators import parent_candidates
 from .vhd_layout import (
     DISK_DIFFERENCING,
@@ -109,7 +108,7 @@ class FixedVhd(FlatImage):
         self.footer = footer
 
 
-class SparseVhd(DiskImage):
+class SparseVhd(BlockImage):
     """A dynamic or differencing VHD: footer copy, header, BAT, blocks, footer."""
 
     def __init__(self, file: ImageFile, footer: Footer, header: DynamicHeader):
@@ -190,14 +189,6 @@ class SparseVhd(DiskImage):
             self._full[block] = 1 if bm == b"\xff" * len(bm) else 2
         return self._full[block] == 1
 
-    def _readinto(self, offset: int, buf: memoryview) -> None:
-        bs, pos = self.block_size, 0
-        while pos < len(buf):
-            block, within = divmod(offset + pos, bs)
-            n = min(bs - within, len(buf) - pos)
-            self._read_block(block, within, buf[pos : pos + n])
-            pos += n
-
     def _read_block(self, block: int, within: int, out: memoryview) -> None:
         base = self.block_offset(block)
         if base is None:
@@ -229,30 +220,17 @@ class SparseVhd(DiskImage):
             out[:] = bytes(len(out))
 
     def _segments(self, offset: int, length: int) -> Iterator[Segment]:
-        bs, pos = self.block_size, offset
-        while pos < offset + length:
-            block, within = divmod(pos, bs)
-            n = min(bs - within, offset + length - pos)
-            base = self.block_offset(block)
+        for block, within, at, n in self.pieces(offset, length):
+            pos, base = offset + at, self.block_offset(block)
             if base is None and self.parent is not None:
                 yield from self.parent.segments(pos, n)
             elif base is not None and self.block_is_full(block):
                 yield Segment(self.file, base + self.bitmap_bytes + within, pos, n)
             else:
                 yield Segment(None, pos, pos, n)
-            pos += n
 
-    def _data_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        own = self._own_runs(start, end)
-        if self.parent is None:
-            return merge_runs(own)
-        return merge_runs(heapq.merge(own, self.parent.data_runs(start, end)))
-
-    def _own_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        bs = self.block_size
-        for b in range(start // bs, -(-end // bs)):
-            if self.bat[b] != UNALLOCATED:
-                yield max(b * bs, start), min((b + 1) * bs, end)
+    def _has_block(self, block: int) -> bool:
+        return self.bat[block] != UNALLOCATED
 
     def allocated_blocks(self) -> int:
         """Number of blocks that have space in this file."""

@@ -19,7 +19,6 @@ allocate; PARTIALLY_PRESENT blocks written by Hyper-V are read and updated.
 
 from __future__ import annotations
 
-import heapq
 import uuid
 from array import array
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from .errors import BadBlockTable, InvalidDiskArgument, ParentLinkError
 from .fileio import ImageFile
-from .image import DiskImage, Segment, is_zero, merge_runs
+from .image import BlockImage, Segment, is_zero
 from .vhdx_layout import (
     BAT_GUID,
     FILE_PARAMETERS_GUID,
@@ -208,7 +207,7 @@ def read_structure(pread: Pread, where: str) -> Structure:
 
 
 # -- the image ---------------------------------------------------------------------------
-class VhdxImage(DiskImage):
+class VhdxImage(BlockImage):
     """A fixed, dynamic or differencing VHDX, readable and writable at any offset."""
 
     def __init__(self, file: ImageFile, s: Structure, replay: Replay | None):
@@ -287,14 +286,6 @@ class VhdxImage(DiskImage):
         if got < len(out):
             out[got:] = bytes(len(out) - got)
 
-    def _readinto(self, offset: int, buf: memoryview) -> None:
-        bs, pos = self.block_size, 0
-        while pos < len(buf):
-            block, within = divmod(offset + pos, bs)
-            n = min(bs - within, len(buf) - pos)
-            self._read_block(block, within, buf[pos : pos + n])
-            pos += n
-
     def _read_block(self, block: int, within: int, out: memoryview) -> None:
         state, base = self.block_state(block)
         if state == PAYLOAD_FULLY_PRESENT:
@@ -349,30 +340,17 @@ class VhdxImage(DiskImage):
         return int.from_bytes(raw, "little") >> (first - lo * 8)
 
     def _segments(self, offset: int, length: int) -> Iterator[Segment]:
-        bs, pos = self.block_size, offset
-        while pos < offset + length:
-            block, within = divmod(pos, bs)
-            n = min(bs - within, offset + length - pos)
-            state, base = self.block_state(block)
+        for block, within, at, n in self.pieces(offset, length):
+            pos, (state, base) = offset + at, self.block_state(block)
             if state == PAYLOAD_FULLY_PRESENT and self.pending is None:
                 yield Segment(self.file, base + within, pos, n)
             elif state not in PRESENT and self.parent is not None and self._from_parent(state):
                 yield from self.parent.segments(pos, n)
             else:
                 yield Segment(None, pos, pos, n)
-            pos += n
 
-    def _data_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        own = self._own_runs(start, end)
-        if self.parent is None:
-            return merge_runs(own)
-        return merge_runs(heapq.merge(own, self.parent.data_runs(start, end)))
-
-    def _own_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        bs = self.block_size
-        for b in range(start // bs, -(-end // bs)):
-            if self.block_state(b)[0] in PRESENT:
-                yield max(b * bs, start), min((b + 1) * bs, end)
+    def _has_block(self, block: int) -> bool:
+        return self.block_state(block)[0] in PRESENT
 
     def allocated_blocks(self) -> int:
         """Payload blocks with space in this file."""
@@ -426,12 +404,8 @@ class VhdxImage(DiskImage):
 
     def _write(self, offset: int, data: memoryview) -> None:
         self.begin_session()
-        bs, pos = self.block_size, 0
-        while pos < len(data):
-            block, within = divmod(offset + pos, bs)
-            n = min(bs - within, len(data) - pos)
-            self._write_block(block, within, data[pos : pos + n])
-            pos += n
+        for block, within, at, n in self.pieces(offset, len(data)):
+            self._write_block(block, within, data[at : at + n])
 
     def _write_block(self, block: int, within: int, chunk: memoryview) -> None:
         state, base = self.block_state(block)
