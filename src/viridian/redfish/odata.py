@@ -52,6 +52,11 @@ COLLECTIONS = (
 SUPPORT_SCHEMAS = ("RedfishExtensions", "Resource", "Message", "Privileges",
                    "ResolutionStep", "RedfishError", "Settings")
 
+# Schema files without an unversioned namespace, and the message type errors use.
+_NAMESPACES = {"RedfishExtensions": ('RedfishExtensions.v1_0_0" Alias="Redfish',),
+               "RedfishError": ("RedfishError.v1_0_2",),
+               "Message": ("Message", "Message.v1_3_0")}
+
 
 def odata_type(schema: str) -> str:
     """``@odata.type`` of a resource of ``schema`` (e.g. ``#Chassis.v1_28_0.Chassis``)."""
@@ -119,7 +124,8 @@ def metadata_xml() -> str:
     names = [*SUPPORT_SCHEMAS, *sorted(TYPES), *COLLECTIONS]
     refs = []
     for name in dict.fromkeys(names):
-        includes = [f'    <edmx:Include Namespace="{name}"/>']
+        includes = [f'    <edmx:Include Namespace="{ns}"/>'
+                    for ns in _NAMESPACES.get(name, (name,))]
         if name in TYPES:
             includes.append(f'    <edmx:Include Namespace="{TYPES[name].rsplit(".", 1)[0]}"/>')
         if name == "ServiceRoot":
