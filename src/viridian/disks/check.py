@@ -19,9 +19,10 @@ reported (``disk_type``), never repaired.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .detect import sniff
 from .errors import BadDynamicHeader, DiskError, UnsupportedDisk
@@ -87,13 +88,29 @@ def check(path: Path | str, repair: bool = False) -> CheckReport:
         return check_vhdx(path, repair)
     if fmt != "vpc":
         raise UnsupportedDisk(f"{path}: is a {fmt} image; check works on VHD files")
+    return run_checker(path, repair, _Checker)
+
+
+class Checker(Protocol):
+    """One pass over a file's structures (VHD here, VHDX in :mod:`.vhdx_check`)."""
+
+    def run(self) -> list[Problem]:
+        """The problems found."""
+
+    def repair(self) -> list[str]:
+        """Fix the repairable problems ``run`` found; what was done, one line each."""
+
+
+def run_checker(path: Path, repair: bool, make: Callable[[ImageFile], Checker]) -> CheckReport:
+    """Check ``path`` with the checker ``make`` builds; with ``repair`` fix the safe
+    problems in place and check again (``remaining``)."""
     report = CheckReport(str(path))
     with ImageFile(path, writable=repair, lock=True) as file:
-        state = _Checker(file)
-        report.problems = state.run()
+        checker = make(file)
+        report.problems = checker.run()
         if repair and any(p.repairable for p in report.problems):
-            report.repaired = state.repair()
-            report.remaining = _Checker(file).run()
+            report.repaired = checker.repair()
+            report.remaining = make(file).run()
     return report
 
 

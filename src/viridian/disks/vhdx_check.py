@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from .check import CheckReport, Problem
+from .check import CheckReport, Problem, run_checker
 from .errors import CorruptDisk, DiskError
 from .fileio import ImageFile
 from .vhdx import Structure, entry_extent, open_vhdx, read_headers, read_regions, read_structure
@@ -41,14 +41,7 @@ from .vhdx_log import Pread, find_replay, overlay, replay_log, update_headers
 
 def check_vhdx(path: Path, repair: bool = False) -> CheckReport:
     """Check the VHDX at ``path``; with ``repair`` fix the safe problems in place."""
-    report = CheckReport(str(path))
-    with ImageFile(path, writable=repair, lock=True) as file:
-        checker = _Checker(file)
-        report.problems = checker.run()
-        if repair and any(p.repairable for p in report.problems):
-            report.repaired = checker.repair()
-            report.remaining = _Checker(file).run()
-    return report
+    return run_checker(path, repair, _Checker)
 
 
 class _Checker:
