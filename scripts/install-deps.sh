@@ -16,6 +16,7 @@ APT_PACKAGES=(
   dnsmasq-base nftables                 # NAT switches: DHCP/DNS for VMs, masquerading
   chromium                              # planner and console tests: a real browser
   tesseract-ocr                         # console test: reads the guest's boot text in a screenshot
+  openssl                               # Redfish test: self-signed certificate of its TLS listener
   slapd ldap-utils                      # access tests: a real OpenLDAP the tests start themselves
   passwd libpam-modules                 # access tests: real local accounts (useradd) checked by PAM
 )
