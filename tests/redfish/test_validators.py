@@ -141,3 +141,37 @@ def test_read_only_cannot_reset_and_operator_cannot_change_accounts(service: Ser
     wrong = httpx.get(uri, auth=("rf-reader", "wrong-password"))
     assert wrong.status_code == 401
     assert wrong.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].startswith("Base.")
+
+
+def test_bad_requests_name_the_allowed_values_and_change_nothing(service: Service) -> None:
+    auth = _auth(service)
+    system = httpx.get(f"{service.url}/redfish/v1/Systems", auth=auth).json()
+    uri = service.url + system["Members"][0]["@odata.id"]
+    before = httpx.get(uri, auth=auth).json()
+
+    bad_reset = httpx.post(f"{uri}/Actions/ComputerSystem.Reset", auth=auth,
+                           json={"ResetType": "Explode"})
+    assert bad_reset.status_code == 400
+    error = bad_reset.json()["error"]
+    assert error["code"] == "Base.1.22.ActionParameterValueNotInList"
+    assert "GracefulShutdown" in error["message"] and "nothing was changed" in error["message"]
+
+    bad_boot = httpx.patch(uri, auth=auth, json={"Boot": {"BootSourceOverrideTarget": "Usb"}})
+    assert bad_boot.status_code == 400
+    assert "Cd, Hdd, Pxe, Floppy" in bad_boot.json()["error"]["message"]
+
+    stale = httpx.patch(uri, auth=auth, headers={"If-Match": 'W/"stale"'},
+                        json={"Boot": {"BootSourceOverrideEnabled": "Once",
+                                       "BootSourceOverrideTarget": "Cd"}})
+    assert stale.status_code == 412
+    assert stale.json()["error"]["code"] == "Base.1.22.PreconditionFailed"
+
+    remote = httpx.post(f"{uri}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia", auth=auth,
+                        json={"Image": "http://example.invalid/x.iso"})
+    assert remote.status_code == 400
+    assert "file://" in remote.json()["error"]["message"]
+
+    after = httpx.get(uri, auth=auth).json()
+    assert after["Boot"] == before["Boot"] and after["@odata.etag"] == before["@odata.etag"]
+    media = httpx.get(f"{uri}/VirtualMedia/Cd", auth=auth).json()
+    assert media["Image"] is None and media["Inserted"] is False
