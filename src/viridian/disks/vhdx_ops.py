@@ -27,13 +27,17 @@ from .vhd_layout import DEFAULT_BLOCK_SIZE as VHD_BLOCK_SIZE
 from .vhdx import PRESENT, VhdxImage, open_vhdx, require_vhdx_size
 from .vhdx_convert import is_vhdx_target
 from .vhdx_layout import (
+    BAT_GUID,
     LOG_SECTOR,
     PAYLOAD_FULLY_PRESENT,
     PAYLOAD_NOT_PRESENT,
     PAYLOAD_ZERO,
+    REGION1_OFFSET,
+    REGION2_OFFSET,
     VIRTUAL_DISK_SIZE_GUID,
     DiskParameters,
     MiB,
+    RegionTable,
     bat_entry,
     entry_offset,
 )
@@ -169,16 +173,22 @@ def _pack(disk: VhdxImage) -> None:
 def expand_vhdx(path: Path, new_size: int, progress: Progress = no_progress) -> None:
     """Grow a fixed or dynamic VHDX to ``new_size`` (rounded up to 512); new space reads
     zeros. The metadata and BAT changes go through the log (§2.3) as one entry, so a
-    crash anywhere leaves the old or the new disk. Raises InvalidDiskArgument when the
-    size does not grow, exceeds what the BAT region or the log holds (the limit is
-    named), or for a differencing disk; NoSpace when a fixed disk's growth does not fit
-    on its file system (nothing changed).
+    crash anywhere leaves the old or the new disk. When the BAT region is too small for
+    the new size, a larger BAT is written at the end of the file and made durable first,
+    then the log entry switches both region table copies to it (§2.2.3) together with
+    the size: before that entry the old BAT rules, after it the new one (the old region
+    is left unused). Raises InvalidDiskArgument when the size does not grow or the change
+    does not fit in the log (named), or for a differencing disk; NoSpace when a fixed
+    disk's growth does not fit on its file system (nothing changed).
     """
     new_size = require_vhdx_size(new_size)
     with open_vhdx(path, writable=True) as disk:
         params = _grown(disk, new_size)
+        moved = _bat_place(disk, params)
         extra = params.payload_blocks - disk.block_count if disk.disk_type == "fixed" else 0
-        writes = [*_bat_sectors(disk, params), _size_sector(disk, new_size), *_tail_zeros(disk)]
+        bat = _new_bat(disk, params)
+        writes = _region_writes(disk, *moved) if moved else _bat_sectors(disk, bat)
+        writes += [_size_sector(disk, new_size), *_tail_zeros(disk)]
         header, end = disk.s.header, max(disk.file.size(), disk.alloc_pos + extra * disk.block_size)
         entry = pack_entry(writes, 1, uuid.uuid4(), end)
         if len(entry) > header.log_length:
@@ -189,6 +199,9 @@ def expand_vhdx(path: Path, new_size: int, progress: Progress = no_progress) -> 
         if extra:
             require_space(path, extra * disk.block_size, created=False)
             allocate(disk.file, path, extra * disk.block_size, disk.alloc_pos, created=False)
+        if moved:  # the new BAT is durable before the log entry that points to it
+            disk.file.pwrite(bat.tobytes().ljust(moved[1], b"\0"), moved[0])
+            disk.file.sync()
         disk.log_and_apply(writes)
     progress(new_size, new_size)
 
@@ -202,18 +215,24 @@ def _grown(disk: VhdxImage, new_size: int) -> DiskParameters:
             f"{disk.path}: new size {new_size} must be larger than the current {disk.size} "
             "(disks can only grow; nothing was changed)"
         )
-    params = replace(disk.s.params, virtual_size=new_size)
-    if params.bat_entries * 8 > disk.s.bat_region.length:
-        most = (disk.s.bat_region.length // 8) * disk.chunk_ratio // (disk.chunk_ratio + 1)
-        raise InvalidDiskArgument(
-            f"{disk.path}: its BAT region holds entries for at most {most * disk.block_size} "
-            f"bytes; {new_size} does not fit (nothing was changed)"
-        )
-    return params
+    return replace(disk.s.params, virtual_size=new_size)
 
 
-def _bat_sectors(disk: VhdxImage, params: DiskParameters) -> list[LogWrite]:
-    """The 4 KiB BAT sectors covering the new payload entries, with those entries set."""
+def _bat_place(disk: VhdxImage, params: DiskParameters) -> tuple[int, int] | None:
+    """(file offset, length) of a new, larger BAT region at the 1 MiB aligned end of the
+    file when the current one cannot hold ``params``'s entries (``disk.alloc_pos`` moves
+    past it); None when it can."""
+    needed = params.bat_entries * 8
+    if needed <= disk.s.bat_region.length:
+        return None
+    at, length = disk.alloc_pos, -(-needed // MiB) * MiB
+    disk.alloc_pos = at + length
+    return at, length
+
+
+def _new_bat(disk: VhdxImage, params: DiskParameters) -> array[int]:
+    """The BAT for ``params``: the current entries, then the new blocks' (a fixed disk's
+    new blocks present from ``disk.alloc_pos`` on, a dynamic disk's not present)."""
     bat = array("Q", disk.s.bat)
     bat.extend([0] * (params.bat_entries - len(bat)))
     first_new = disk.block_count
@@ -224,7 +243,13 @@ def _bat_sectors(disk: VhdxImage, params: DiskParameters) -> list[LogWrite]:
             bat[index] = bat_entry(PAYLOAD_FULLY_PRESENT, offset)
         else:
             bat[index] = bat_entry(PAYLOAD_NOT_PRESENT, 0)
+    return bat
+
+
+def _bat_sectors(disk: VhdxImage, bat: array[int]) -> list[LogWrite]:
+    """The 4 KiB sectors of the BAT region that cover the new entries of ``bat``."""
     raw = bat.tobytes()
+    first_new = disk.block_count
     first = (first_new + first_new // disk.chunk_ratio) * 8 // LOG_SECTOR * LOG_SECTOR
     base = disk.s.bat_region.file_offset
     out = []
@@ -232,6 +257,21 @@ def _bat_sectors(disk: VhdxImage, params: DiskParameters) -> list[LogWrite]:
         sector = disk.file.pread(LOG_SECTOR, base + pos)
         chunk = raw[pos : pos + LOG_SECTOR]
         out.append(LogWrite(base + pos, LOG_SECTOR, chunk + sector[len(chunk) :]))
+    return out
+
+
+def _region_writes(disk: VhdxImage, offset: int, length: int) -> list[LogWrite]:
+    """The changed 4 KiB sectors of both region table copies, their BAT entry moved to
+    (``offset``, ``length``) — one log entry updates both (§2.2.3, §2.3)."""
+    entries = tuple(replace(e, file_offset=offset, length=length) if e.guid == BAT_GUID else e
+                    for e in disk.s.regions.entries)  # fmt: skip
+    raw = RegionTable(entries).pack()
+    out = []
+    for copy in (REGION1_OFFSET, REGION2_OFFSET):
+        for pos in range(0, len(raw), LOG_SECTOR):
+            chunk = raw[pos : pos + LOG_SECTOR]
+            if disk.file.pread(LOG_SECTOR, copy + pos) != chunk:
+                out.append(LogWrite(copy + pos, LOG_SECTOR, chunk))
     return out
 
 
