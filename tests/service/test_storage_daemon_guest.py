@@ -7,6 +7,8 @@ a VHDX data disk
 - survives a SIGKILL of its storage daemon during guest writes: the guest's I/O errors
   pause it (``werror=stop``), the service starts the daemon again and resumes the guest;
   what was written before reads back;
+- gets a VHD hot-added on SCSI through the daemon (saved and restored with it) and
+  hot-removed;
 - gets a standard checkpoint with memory while Running (overlays made in the daemon);
   applying it returns it Running with exactly the markers and the tick counter of that
   moment; a production checkpoint (disks only) is still an explicit choice; deleting
@@ -168,6 +170,45 @@ def test_storage_daemon_killed_during_writes_is_restarted_and_the_guest_resumed(
     assert api.get(f"/vms/{VM}").json()["state"] == "Running"
     record = json.loads((service.data_dir / "run" / vm_id(api) / "runtime.json").read_text())
     assert record["storage_daemon"]["pid"] == daemon_pids(service.data_dir)[0]
+
+
+def open_files(pid: int) -> set[str]:
+    """The files process ``pid`` holds open."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            found.add(os.readlink(fd))
+    return found
+
+
+def test_hot_added_vhd_goes_through_the_daemon_and_saves(
+        guest: tuple[Service, httpx.Client, Path], tmp_path: Path) -> None:
+    service, api, _ = guest
+    extra = tmp_path / "hot.vhd"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(extra), "12M"], check=True)
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(extra)],
+                          capture_output=True, text=True, check=True).stdout
+    sectors = json.loads(info)["virtual-size"] // 512
+    added = api.post(f"/vms/{VM}/disks", json={"controller": "scsi", "location": "0:1",
+                                                "path": str(extra)})
+    assert added.status_code in (200, 201), added.text
+    dev = f"$({data_disk(sectors)})"
+    guest_sh(api, VM, f"for i in $(seq 1 50); do [ -n \"{dev}\" ] && break; sleep 0.2; "
+                      f"done; printf '%-16s' HOT-ADDED | dd of={dev} conv=notrunc,sync "
+                      "2>/dev/null; sync")
+    [daemon] = daemon_pids(service.data_dir)
+    qemu = api.get(f"/vms/{VM}").json()["pid"]
+    assert str(extra.resolve()) in open_files(daemon)  # the daemon opened the VHD,
+    assert str(extra.resolve()) not in open_files(qemu)  # QEMU did not
+    assert "save" in api.get(f"/vms/{VM}").json()["allowed"]
+    act(api, VM, "save")  # a vpc node in QEMU would block this
+    act(api, VM, "start")
+    read = guest_sh(api, VM, f"echo 3 > /proc/sys/vm/drop_caches; dd if={dev} bs=512 "
+                             "count=1 iflag=direct 2>/dev/null | head -c 16")
+    assert read.decode().strip() == "HOT-ADDED"
+    removed = api.delete(f"/vms/{VM}/disks/scsi/0:1")
+    assert removed.status_code in (200, 204), removed.text
+    assert guest_sh(api, VM, f"echo {dev}").strip() == b""  # the guest lost the disk
 
 
 def checkpoint_job(api: httpx.Client, method: str, url: str, **kwargs: Any) -> dict[str, Any]:

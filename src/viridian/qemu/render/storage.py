@@ -8,6 +8,10 @@ QEMU opens ``driver=nbd`` under a ``raw`` node
 (:func:`viridian.qemu.render.blockdev.render_blockdev` with ``nbd_socket``). QEMU then
 holds no ``vpc``/``vhdx`` node, whose migration blocker forbids saving memory.
 
+No ``iothread`` on the exports: QEMU 7.2's NBD server aborts when a client of an
+iothread export disconnects (``nbd_blockdev_client_closed`` asserts the main thread),
+i.e. whenever QEMU ends.
+
 Option order matters: ``qemu-storage-daemon`` handles its options in order, so the
 exports exist before its QMP socket listens — a connection to it means "ready".
 """
@@ -55,10 +59,9 @@ def render_storage_daemon(binary: str, settings: VMSettings, paths: RuntimePaths
         assert slot.path is not None
         device_id = device_id_of(slot)
         image_format = require_format(slot.setting.replace(".path", ".format"), slot.format)
-        args += ["--object", f"iothread,id=io-{device_id}",
-                 *_blockdevs(device_id, slot.path, image_format)]
+        args += _blockdevs(device_id, slot.path, image_format)
         exports += ["--export", opts("type=nbd", id=device_id, node_name=format_node(device_id),
-                                     name=device_id, writable="on", iothread=f"io-{device_id}")]
+                                     name=device_id, writable="on")]
     return [
         *args,
         "--nbd-server", f"addr.type=unix,addr.path={escape(str(paths.nbd_socket))}",

@@ -26,6 +26,7 @@ from viridian.qemu.hotplug import (
     plan_live_changes,
     undo_live_changes,
 )
+from viridian.qemu.served_hotplug import ServedDisks
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -100,12 +101,24 @@ async def live_changes(
     live: LiveVM, current: VMSettings, new: VMSettings
 ) -> AsyncIterator[None]:
     """Apply the hot-pluggable difference to the VM's running QEMU, then run the block
-    (the commit); if the block fails, undo the QEMU side and re-raise."""
+    (the commit); if the block fails, undo the QEMU side and re-raise. A VM whose storage
+    daemon serves its disks gets hot-added SCSI disks through the daemon too
+    (:mod:`viridian.qemu.served_hotplug`)."""
     worker = live.worker
     if live.state not in LIVE or worker is None:
         yield
         return
     plan = plan_live_changes(current, new)
+    if worker.storage is not None:  # the storage daemon serves the VM's hard disks
+        served = ServedDisks(worker.monitor, await worker.block_monitor(),
+                             str(worker.paths.nbd_socket))
+        await served.apply(plan.changes)
+        try:
+            yield
+        except BaseException:
+            await served.undo(plan.changes)
+            raise
+        return
     await apply_live_changes(worker.monitor, plan.changes)
     try:
         yield
