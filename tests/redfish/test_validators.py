@@ -175,3 +175,18 @@ def test_bad_requests_name_the_allowed_values_and_change_nothing(service: Servic
     assert after["Boot"] == before["Boot"] and after["@odata.etag"] == before["@odata.etag"]
     media = httpx.get(f"{uri}/VirtualMedia/Cd", auth=auth).json()
     assert media["Image"] is None and media["Inserted"] is False
+
+
+def test_bios_attributes_change_the_vms_settings(service: Service) -> None:
+    auth = _auth(service)
+    system = httpx.get(f"{service.url}/redfish/v1/Systems", auth=auth).json()
+    bios = service.url + system["Members"][0]["@odata.id"] + "/Bios"
+    bad = httpx.patch(bios, auth=auth, json={"Attributes": {"BootOrder": "Cd,Cd,Hdd,Pxe"}})
+    assert bad.status_code == 400 and "Cd, Hdd, Pxe, Floppy" in bad.json()["error"]["message"]
+    changed = httpx.patch(bios, auth=auth, json={"Attributes": {
+        "NumLock": True, "BootOrder": "Hdd,Cd,Pxe,Floppy"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["Attributes"] == {"NumLock": True, "BootOrder": "Hdd,Cd,Pxe,Floppy"}
+    with service.client() as api:
+        settings = api.get("/vms/rf-tree").json()["settings"]["bios"]
+    assert settings == {"num_lock": True, "startup_order": ["ide", "cd", "net", "floppy"]}

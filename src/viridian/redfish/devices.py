@@ -5,10 +5,12 @@ attributes. Pure functions of :class:`~viridian.redfish.systems.SystemView`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from viridian.model.choices import DriveKind
 from viridian.model.slots import DriveSlot, hard_disks
-from viridian.redfish.boot import boot_order_names
+from viridian.redfish.boot import TARGETS, boot_order_names
+from viridian.redfish.messages import RedfishError, not_in_list
 from viridian.redfish.odata import Resource, collection, link, resource
 from viridian.redfish.power import status
 from viridian.redfish.systems import SystemView
@@ -187,3 +189,27 @@ def bios(vm: SystemView) -> Resource:
     return resource("Bios", f"{vm.uri}/Bios", "Bios", "BIOS",
                     Attributes={"NumLock": bios_settings.num_lock,
                                 "BootOrder": ",".join(boot_order_names(vm.settings))})
+
+
+def bios_patch(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The settings patch (API dict shape, ``bios``) for BIOS ``attributes``.
+
+    :raises RedfishError: an unknown attribute or a value outside the allowed ones.
+    """
+    unknown = sorted(set(attributes) - {"NumLock", "BootOrder"})
+    if unknown:
+        raise RedfishError(400, "PropertyUnknown", unknown[0],
+                           detail=f"unknown BIOS attribute {unknown[0]}; allowed: NumLock, "
+                                  "BootOrder; nothing was changed")
+    patch: dict[str, Any] = {}
+    if "NumLock" in attributes:
+        if not isinstance(attributes["NumLock"], bool):
+            raise not_in_list(attributes["NumLock"], "NumLock", ["true", "false"])
+        patch["num_lock"] = attributes["NumLock"]
+    if "BootOrder" in attributes:
+        order = str(attributes["BootOrder"]).split(",")
+        if sorted(order) != sorted(TARGETS):
+            raise not_in_list(attributes["BootOrder"], "BootOrder",
+                              ["each of Cd, Hdd, Pxe, Floppy once, comma-separated"])
+        patch["startup_order"] = [TARGETS[name].value for name in order]
+    return patch

@@ -260,7 +260,21 @@ async def eject_media(call: Call) -> Response:
 
 
 async def bios(call: Call) -> Response:
-    return _ok(call, dev.bios(call.redfish.view(call.params["sid"])))
+    return _ok(call, dev.bios(call.redfish.view(call.params["sid"])), RW)
+
+
+async def patch_bios(call: Call) -> Response:
+    """PATCH ``Attributes`` ``NumLock`` (bool) and ``BootOrder`` ("Cd,Hdd,Pxe,Floppy" in
+    any order) through the one settings path (the VM must be Off, as in Hyper-V)."""
+    view = call.redfish.view(call.params["sid"])
+    _check_etag(call, dev.bios(view))
+    attributes = call.body.get("Attributes")
+    if set(call.body) - {"Attributes"} or not isinstance(attributes, dict) or not attributes:
+        raise RedfishError(400, "PropertyMissing", "Attributes",
+                           detail="give Attributes with NumLock and/or BootOrder; nothing "
+                                  "was changed")
+    await call.redfish.core.update_vm(view.id, {"bios": dev.bios_patch(attributes)})
+    return _ok(call, dev.bios(call.redfish.view(view.id)), RW)
 
 
 # --- managers and chassis -------------------------------------------------------------
@@ -516,7 +530,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", f"{S}/VirtualMedia/{{vmid}}", media),
     ("POST", f"{S}/VirtualMedia/{{vmid}}/Actions/VirtualMedia.InsertMedia", insert_media),
     ("POST", f"{S}/VirtualMedia/{{vmid}}/Actions/VirtualMedia.EjectMedia", eject_media),
-    ("GET", f"{S}/Bios", bios),
+    ("GET", f"{S}/Bios", bios), ("PATCH", f"{S}/Bios", patch_bios),
     ("GET", f"{R}/Managers", managers), ("GET", f"{R}/Managers/{{mgr}}", manager),
     ("GET", f"{R}/Chassis", chassis_collection), ("GET", f"{R}/Chassis/{{ch}}", chassis),
     ("GET", f"{R}/SessionService", session_service),
