@@ -7,6 +7,7 @@ a VHDX data disk
 - survives a SIGKILL of its storage daemon during guest writes: the guest's I/O errors
   pause it (``werror=stop``), the service starts the daemon again and resumes the guest;
   what was written before reads back;
+- keeps its daemon across a service restart (found again, then supervised);
 - gets a VHD hot-added on SCSI through the daemon (saved and restored with it) and
   hot-removed;
 - gets a standard checkpoint with memory while Running (overlays made in the daemon);
@@ -170,6 +171,23 @@ def test_storage_daemon_killed_during_writes_is_restarted_and_the_guest_resumed(
     assert api.get(f"/vms/{VM}").json()["state"] == "Running"
     record = json.loads((service.data_dir / "run" / vm_id(api) / "runtime.json").read_text())
     assert record["storage_daemon"]["pid"] == daemon_pids(service.data_dir)[0]
+
+
+def test_a_restarted_service_re_adopts_and_supervises_the_daemon(
+        guest: tuple[Service, httpx.Client, Path]) -> None:
+    service, api, _ = guest
+    [daemon] = daemon_pids(service.data_dir)
+    service.kill()  # SIGKILL: QEMU and its daemon keep running
+    service.start()
+    assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    assert daemon_pids(service.data_dir) == [daemon]  # found again, not replaced
+    os.kill(daemon, signal.SIGKILL)  # the new service watches it like the old one did
+    deadline = time.monotonic() + 60
+    while daemon_pids(service.data_dir) in ([], [daemon]):
+        assert time.monotonic() < deadline, service.log.read_text()[-2000:]
+        time.sleep(0.2)
+    write_markers(api, VM, {50: "AFTER-RESTART-50"})
+    assert read_markers(api, VM, [40, 50]) == {40: "PRE-KILL-40", 50: "AFTER-RESTART-50"}
 
 
 def open_files(pid: int) -> set[str]:
