@@ -1,10 +1,12 @@
 """OpenStack's ``sushy`` drives a real guest through Redfish (issue 19): the guest kit's
 ISO inserted as virtual media, boot once from Cd, power on — the guest really boots from
-it (the VM has no other medium) — graceful shutdown, power on, force off; an event
-subscription receives the VM's power-state events."""
+it (the VM has no other medium) — graceful shutdown, power on, Pause and Resume followed
+through their task monitors, force off; an event subscription and the SSE stream receive
+the VM's power-state events."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -109,6 +111,14 @@ def test_sushy_boots_a_guest_from_virtual_media(service: Service, guest_iso: Pat
 
         system.reset_system(sushy.RESET_ON)
         _wait(lambda: _power(system) == sushy.POWER_STATE_ON, "power on")
+        stream = SseReader(service, uri)
+        _reset_through_task_monitor(service, uri, "Pause")
+        assert _power(system).value == "Paused"
+        # events come from a 0.5 s state watcher: wait for them before the next change
+        _wait(lambda: "Paused" in stream.power_states, "the Paused event on SSE", 30)
+        _reset_through_task_monitor(service, uri, "Resume")
+        assert _power(system).value == "On"
+        _wait(lambda: stream.power_states[-1:] == ["On"], "the On event on SSE", 30)
         system.reset_system(sushy.RESET_FORCE_OFF)
         _wait(lambda: _power(system) == sushy.POWER_STATE_OFF, "force off")
 
@@ -123,3 +133,37 @@ def test_sushy_boots_a_guest_from_virtual_media(service: Service, guest_iso: Pat
 def _power(system: Any) -> Any:
     system.refresh()
     return system.power_state
+
+
+def _reset_through_task_monitor(service: Service, uri: str, reset_type: str) -> None:
+    """Reset with ``reset_type``: 202 and a task monitor that answers 202 until the job
+    ended, then the Task Completed."""
+    with httpx.Client(base_url=service.url, auth=("admin", service.token)) as client:
+        accepted = client.post(f"{uri}/Actions/ComputerSystem.Reset",
+                               json={"ResetType": reset_type})
+        assert accepted.status_code == 202, accepted.text
+        monitor = accepted.headers["Location"]
+        deadline = time.monotonic() + 120
+        while (answer := client.get(monitor)).status_code == 202:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+        assert answer.status_code == 200 and answer.json()["TaskState"] == "Completed"
+
+
+class SseReader:
+    """Reads ``/redfish/v1/EventService/SSE`` in a thread; keeps ``uri``'s power states."""
+
+    def __init__(self, service: Service, uri: str) -> None:
+        self.power_states: list[str] = []
+        self._client = httpx.Client(base_url=service.url, auth=("admin", service.token),
+                                    timeout=httpx.Timeout(5, read=None))
+        threading.Thread(target=self._read, args=(uri,), daemon=True).start()
+
+    def _read(self, uri: str) -> None:
+        with contextlib.suppress(httpx.HTTPError), \
+                self._client.stream("GET", "/redfish/v1/EventService/SSE") as answer:
+            for line in answer.iter_lines():  # until the service stops at the module's end
+                if line.startswith("data: "):
+                    self.power_states += [
+                        r["MessageArgs"][0] for r in json.loads(line[6:])["Events"]
+                        if r["OriginOfCondition"]["@odata.id"] == uri]

@@ -73,6 +73,9 @@ class RedfishCapability(Capability):
             if self._boot[vm_id].enabled == "Once":
                 del self._boot[vm_id]
 
+    def exited(self, vm: LiveVM) -> None:
+        self.events.note_exit(vm.record.id)
+
     def removed(self, vm: LiveVM, delete_files: bool) -> None:
         self._boot.pop(vm.record.id, None)
 

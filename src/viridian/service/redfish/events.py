@@ -3,7 +3,8 @@
 
 The watcher compares each VM's state every half second — the service has no
 state-change notification of its own — and, while someone listens, sends one ``Event``
-per change of ``PowerState`` (a change between two ticks can be missed).
+per change of ``PowerState``. A QEMU exit is noted at once (``note_exit``), so an Off
+between two ticks is still reported; a Paused shorter than a tick can be missed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class EventHub:
         self.subscriptions: dict[str, Subscription] = {}
         self._streams: set[asyncio.Queue[Resource]] = set()
         self._seen: dict[str, VMState] = {}
+        self._exited: set[str] = set()
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
 
@@ -107,13 +109,24 @@ class EventHub:
             if records and (self._streams or self.subscriptions):
                 await self.publish(records)
 
+    def note_exit(self, vm_id: str) -> None:
+        """The VM's QEMU ended: its next tick reports Off even if it runs again by then."""
+        self._exited.add(vm_id)
+
     def _changes(self) -> list[dict[str, Any]]:
         now = dict(self._states())
         records = []
         for vm_id, state in now.items():
             before = self._seen.get(vm_id, VMState.OFF)  # new since the last tick: Off
+            if vm_id in self._exited and power_state(before) != "Off" \
+                    and power_state(state) != "Off":
+                records.append(self._record(vm_id, "Off", VMState.OFF.value))
+                before = VMState.OFF
             if power_state(before) != power_state(state):
-                records.append(power_record(str(next(self._ids)), f"{SYSTEMS}/{vm_id}",
-                                            power_state(state), state.value, now_iso()))
-        self._seen = now
+                records.append(self._record(vm_id, power_state(state), state.value))
+        self._seen, self._exited = now, set()
         return records
+
+    def _record(self, vm_id: str, power: str, vm_state: str) -> Resource:
+        return power_record(str(next(self._ids)), f"{SYSTEMS}/{vm_id}", power, vm_state,
+                            now_iso())
