@@ -14,10 +14,12 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from viridian.redfish.messages import RedfishError
 from viridian.redfish.privileges import Role, allows
+from viridian.redfish.services import SESSION_TIMEOUT_S
 from viridian.service.catalog import Catalog
 
 ADMIN_USER = "admin"
@@ -121,24 +123,37 @@ class Accounts:
 
 
 class Sessions:
-    """Redfish sessions (``X-Auth-Token``), kept in memory: a restart logs everyone out."""
+    """Redfish sessions (``X-Auth-Token``), kept in memory: a restart logs everyone out. A
+    session unused for ``timeout_s`` (``SessionService.SessionTimeout``) ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = SESSION_TIMEOUT_S) -> None:
         self._by_token: dict[str, tuple[str, Principal]] = {}
+        self._used: dict[str, float] = {}
+        self.timeout_s = timeout_s
 
     def create(self, account: Account) -> tuple[str, str]:
         """A new session: ``(session id, token)``."""
         session_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
         self._by_token[token] = (session_id, Principal(account.user, account.role, session_id))
+        self._used[token] = time.monotonic()
         return session_id, token
 
     def lookup(self, token: str) -> Principal | None:
+        self._expire()
         for known, (_, principal) in self._by_token.items():
             if hmac.compare_digest(known.encode(), token.encode()):
+                self._used[known] = time.monotonic()
                 return principal
         return None
 
+    def _expire(self) -> None:
+        limit = time.monotonic() - self.timeout_s
+        for token in [t for t, used in self._used.items() if used < limit]:
+            self._by_token.pop(token, None)
+            del self._used[token]
+
     def list(self) -> list[Principal]:
+        self._expire()
         return [p for _, p in self._by_token.values()]
 
     def get(self, session_id: str) -> Principal:
