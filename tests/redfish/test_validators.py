@@ -190,3 +190,40 @@ def test_bios_attributes_change_the_vms_settings(service: Service) -> None:
     with service.client() as api:
         settings = api.get("/vms/rf-tree").json()["settings"]["bios"]
     assert settings == {"num_lock": True, "startup_order": ["ide", "cd", "net", "floppy"]}
+
+
+def test_post_to_systems_creates_a_vm_from_standard_properties(service: Service) -> None:
+    systems = f"{service.url}/redfish/v1/Systems"
+    auth = _auth(service)
+    made = httpx.post(systems, auth=auth, json={
+        "Name": "rf-made", "ProcessorSummary": {"Count": 2},
+        "MemorySummary": {"TotalSystemMemoryGiB": 0.25}})
+    assert made.status_code == 201, made.text
+    assert made.headers["Location"] == made.json()["@odata.id"]
+    with service.client() as api:
+        vm = api.get("/vms/rf-made").json()
+    assert (vm["memory_mb"], vm["processors"], vm["state"]) == (256, 2, "Off")
+
+    nameless = httpx.post(systems, auth=auth, json={"ProcessorSummary": {"Count": 1}})
+    assert nameless.status_code == 400
+    assert nameless.json()["error"]["code"] == "Base.1.22.CreateFailedMissingReqProperties"
+    too_many = httpx.post(systems, auth=auth, json={"Name": "rf-big",
+                                                     "ProcessorSummary": {"Count": 999}})
+    assert too_many.status_code == 400, too_many.text
+    assert "processor" in too_many.json()["error"]["message"]
+    with service.client() as api:
+        assert api.get("/vms/rf-big").status_code == 404
+
+
+def test_dmtf_redfish_library_logs_in_and_reads_a_system(service: Service) -> None:
+    import redfish
+
+    client = redfish.redfish_client(base_url=service.url, username="admin",
+                                    password=service.token, default_prefix="/redfish/v1")
+    client.login(auth="session")
+    try:
+        members = client.get("/redfish/v1/Systems").dict["Members"]
+        names = {client.get(m["@odata.id"]).dict["Name"] for m in members}
+        assert "rf-tree" in names
+    finally:
+        client.logout()
