@@ -34,6 +34,7 @@ bench: deps
 	$(BIN)/python bench/bench_disks.py
 	$(BIN)/python bench/bench_checkpoints.py
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_redfish.py
 
 # Install the systemd units (service + host-shutdown stop actions) on a systemd host.
 install-systemd: deps
