@@ -169,8 +169,8 @@ def _unit_bytes(unit: str) -> int | None:
 def _default_profile(root: ET.Element) -> str | None:
     options = [c for c in root.iter() if _local(c.tag) == "Configuration"]
     chosen = [c for c in options if (_attr(c, "default") or "").lower() == "true"]
-    first = (chosen or options or [None])[0]
-    return _attr(first, "id") if first is not None else None
+    candidates = chosen or options
+    return _attr(candidates[0], "id") if candidates else None
 
 
 def _in_default_profile(item: ET.Element, profile: str | None) -> bool:
