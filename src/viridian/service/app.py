@@ -1,21 +1,23 @@
-"""HTTP JSON API (v1): the app, its bearer check, host and job routes. Every error is
-translated once, by :mod:`viridian.service.errors_http`, into an HTTP status and the
+"""HTTP JSON API (v1): the app, its access gate (service.auth), host and job routes.
+Every error is translated once, by :mod:`viridian.service.errors_http`, into an HTTP status and the
 error object of docs/api.md (``{"error": {"code", "message", "details"}}``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Query
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from viridian import __version__
+from viridian.access import AccessControl
+from viridian.access.routes import install_access_routes
 from viridian.config import API_PREFIX
 from viridian.console import install_console_routes
 from viridian.service.access_log import AccessLog
-from viridian.service.auth import bearer_matches
+from viridian.service.auth import AccessGate, describe_operations
 from viridian.service.core import ServiceCore
-from viridian.service.errors_http import install_error_handlers, unauthorized_response
+from viridian.service.errors_http import install_error_handlers
 from viridian.service.http_boundary import BodyLimit
 from viridian.service.integration_services.services import MAX_COPY_BYTES
 from viridian.service.jobs import job_dict
@@ -34,46 +36,47 @@ FILE_BODY_ROUTES = (
 REDFISH_PREFIX = "/redfish"
 
 
-class BearerAuth:
-    """ASGI middleware: every HTTP request must carry the admin token (except Redfish's,
-    which :mod:`viridian.service.redfish` authenticates itself)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app, self.token = app, token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if path == REDFISH_PREFIX or path.startswith(REDFISH_PREFIX + "/"):
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            if not bearer_matches(header, self.token):
-                await send({"type": "websocket.close", "code": 1008})  # HTTP 403 to the client
-                return
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            header = headers.get(b"authorization", b"").decode("latin-1")
-            if not bearer_matches(header, self.token):
-                await unauthorized_response()(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def create_app(manager: ServiceCore, token: str) -> FastAPI:
     app = FastAPI(title="viridian", version=__version__,
                   description="Hyper-V-style virtualization host for Linux on QEMU",
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    access = AccessControl(manager.data_dir, token)  # users, roles, grants, audit (issue 17)
+    resolve_vm = _vm_resolver(manager)
+    install_access_routes(app, access, resolve_vm)
     _host_routes(app, manager)
     manager.install_routes(app)  # before the VM routes' POST /vms/{ref}/{action}
     install_vm_routes(app, manager)
     _job_routes(app, manager)
     app.add_middleware(BodyLimit, larger=FILE_BODY_ROUTES)
-    app.add_middleware(BearerAuth, token=token)
+    # Every request: who, which operation, allowed? (Redfish authenticates itself.)
+    app.add_middleware(AccessGate, access=access, routes=lambda: app.routes,
+                       resolve_vm=resolve_vm, exempt=(REDFISH_PREFIX,))
+    _describe_operations(app)
     install_console_routes(app, _ConsoleFeed(manager), token)  # the console's login gate
     app.add_middleware(AccessLog)  # outermost: sees every request as it arrived
     return app
+
+
+def _vm_resolver(manager: ServiceCore) -> Callable[[str], tuple[str, str] | None]:
+    """``ref`` → (name, id) of the VM it names (a name before an id), or None."""
+    def resolve(ref: str) -> tuple[str, str] | None:
+        found = manager.catalog.ids_and_names(ref)
+        for vm_id, name in sorted(found, key=lambda f: f[1] != ref):
+            return name, vm_id
+        return None
+    return resolve
+
+
+def _describe_operations(app: FastAPI) -> None:
+    """The OpenAPI document names each route's operation (``x-viridian-operation``)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_operations(plain())
+        return app.openapi_schema
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _ConsoleFeed:

@@ -1,13 +1,32 @@
-"""The admin token: generated on first start, stored 0600 in the data folder."""
+"""The admin token (generated on first start, stored 0600 in the data folder) and the
+access gate every request passes (docs/architecture.md, "Access")."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from viridian.access import AccessControl, Principal, Target
+from viridian.access.route_table import (
+    ACTION,
+    ACTION_OPERATIONS,
+    FILTERED_LISTS,
+    PUBLIC,
+    ROUTE_OPERATIONS,
+    operation_for,
+)
+from viridian.access.routes import PRINCIPAL_SCOPE_KEY
 from viridian.config import token_path
+from viridian.errors import Forbidden, ViridianError
+from viridian.service.errors_http import error_response, unauthorized
 
 
 def load_or_create_token(data_dir: Path) -> str:
@@ -31,3 +50,201 @@ def bearer_matches(header: str | None, token: str) -> bool:
     if not header or not header.startswith("Bearer "):
         return False
     return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+
+
+# --- the access gate (docs/architecture.md, "Access") -----------------------------------
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_CAPTURED_BODY = 64 * 1024
+VmResolver = Callable[[str], "tuple[str, str] | None"]
+
+
+class AccessGate:
+    """ASGI middleware: authenticate every request, look its route up in THE table
+    (:data:`viridian.access.route_table.ROUTE_OPERATIONS`), authorize the operation on
+    its target (the VM of ``{ref}``, else the host), and audit what changes state.
+
+    * no or unknown credentials → 401 (WebSocket: closed, HTTP 403 to the client);
+    * operation not granted, or a route missing from the table (for anyone but the
+      bootstrap admin token) → 403 naming the operation and target; nothing runs;
+    * a path no route matches goes on to the router (404/405) once authenticated;
+    * ``exempt`` path prefixes (protocols that authenticate themselves) pass untouched.
+
+    The principal is left in the ASGI scope under :data:`PRINCIPAL_SCOPE_KEY`.
+    """
+
+    def __init__(self, app: ASGIApp, access: AccessControl, routes: Callable[[], list[Any]],
+                 resolve_vm: VmResolver, exempt: tuple[str, ...] = ()) -> None:
+        self.app, self.access, self.routes = app, access, routes
+        self.resolve_vm, self.exempt = resolve_vm, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        method = "WS" if scope["type"] == "websocket" else scope["method"]
+        if (method, scope["path"]) in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        principal = self.access.authenticate(_bearer(scope))
+        if principal is None:
+            self._audit(scope, None, "authenticate", None, "unauthenticated", 401)
+            await _refuse(scope, receive, send, unauthorized())
+            return
+        found = self._route(scope)
+        if found is None:
+            await self.app({**scope, PRINCIPAL_SCOPE_KEY: principal}, receive, send)
+            return
+        await self._checked(scope, receive, send, principal, method, *found)
+
+    def _exempt(self, path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.exempt)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send, principal: Principal,
+                       method: str, template: str, params: dict[str, Any]) -> None:
+        operation = operation_for(method, template, params)
+        target = self._target(params)
+        if operation is None and not principal.bootstrap:
+            err: ViridianError = Forbidden(f"{method} {template} has no operation in the "
+                                           "access table: only the admin token may call it")
+            self._audit(scope, principal, "unknown", target, "denied", 403)
+            await _refuse(scope, receive, send, err)
+            return
+        try:
+            if operation is not None and (method, template) not in FILTERED_LISTS:
+                self.access.authorize(principal, operation, target)
+        except Forbidden as denied:
+            self._audit(scope, principal, operation, target, "denied", 403)
+            await _refuse(scope, receive, send, denied)
+            return
+        inner = {**scope, PRINCIPAL_SCOPE_KEY: principal}
+        if (method, template) in FILTERED_LISTS and \
+                not self.access.policy.sees_every_vm(principal):
+            await self.app(inner, receive, _VmFilter(send, self._visible(principal)).send)
+        elif method in SAFE_METHODS or method == "WS":
+            await self.app(inner, receive, send)
+        else:
+            await self._audited(inner, receive, send, principal, operation or "unknown",
+                                target)
+
+    def _visible(self, principal: Principal) -> Callable[[dict[str, Any]], bool]:
+        def visible(vm: dict[str, Any]) -> bool:
+            target = self.access.target(str(vm.get("name")), str(vm.get("id")))
+            return self.access.policy.allows(principal, "vm.read", target)
+        return visible
+
+    async def _audited(self, scope: Scope, receive: Receive, send: Send, principal: Principal,
+                       operation: str, target: Target) -> None:
+        seen: dict[str, Any] = {"status": 500, "body": b""}
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            elif message["type"] == "http.response.body" and \
+                    len(seen["body"]) < MAX_CAPTURED_BODY:
+                seen["body"] += message.get("body", b"")
+            await send(message)
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self._after(scope, principal, operation, target, seen)
+
+    def _after(self, scope: Scope, principal: Principal, operation: str, target: Target,
+               seen: dict[str, Any]) -> None:
+        status = int(seen["status"])
+        body = _json_object(seen["body"])
+        job = body.get("id") if "state" in body and "kind" in body else None
+        if operation == "vm.create" and status == 201 and not principal.bootstrap \
+                and isinstance(body.get("id"), str):
+            self.access.set_owner(body["id"], principal.user)
+        result = "ok" if status < 400 else ("denied" if status in (401, 403) else "failed")
+        self._audit(scope, principal, operation, target, result, status, job)
+
+    def _audit(self, scope: Scope, principal: Principal | None, operation: str | None,
+               target: Target | None, result: str, status: int, job: Any = None) -> None:
+        client = scope.get("client")
+        self.access.audit.append(
+            who=principal.user if principal else None,
+            realm=principal.realm if principal else None,
+            source=client[0] if client else None, operation=operation,
+            target=target.label() if target else None, result=result, status=status, job=job,
+            request=f"{scope.get('method', 'WS')} {scope['path']}")
+
+    def _route(self, scope: Scope) -> tuple[str, dict[str, Any]] | None:
+        """(path template, path parameters) of the route that takes this request fully."""
+        for route in self.routes():
+            match, child = route.matches(scope)
+            if match == Match.FULL:
+                return str(route.path), dict(child.get("path_params", {}))
+        return None
+
+    def _target(self, params: dict[str, Any]) -> Target:
+        ref = params.get("ref")
+        if ref is None:
+            return Target()
+        found = self.resolve_vm(str(ref))
+        return self.access.target(found[0], found[1]) if found else Target(vm=str(ref))
+
+
+class _VmFilter:
+    """Rewrites a ``{"vms": [...]}`` answer to the VMs ``visible`` lets through."""
+
+    def __init__(self, send: Send, visible: Callable[[dict[str, Any]], bool]) -> None:
+        self._send, self._visible = send, visible
+        self._start: Message | None = None
+        self._body = b""
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        self._body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        assert self._start is not None
+        document = _json_object(self._body)
+        if self._start["status"] == 200 and isinstance(document.get("vms"), list):
+            document["vms"] = [vm for vm in document["vms"] if self._visible(vm)]
+            self._body = json.dumps(document).encode()
+        headers = [(k, v) for k, v in self._start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(self._body)).encode()))
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": self._body})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == b"authorization":
+            text = value.decode("latin-1")
+            return text[len("Bearer "):].strip() if text.startswith("Bearer ") else None
+    return None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, err: ViridianError) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})  # HTTP 403 to the client
+        return
+    headers = {"WWW-Authenticate": "Bearer"} if err.http_status == 401 else None
+    await error_response(err, headers)(scope, receive, send)
+
+
+def describe_operations(schema: dict[str, Any]) -> dict[str, Any]:
+    """Mark every operation of an OpenAPI document with ``x-viridian-operation`` (the
+    table's entry; ``vm.<action>`` routes also get ``x-viridian-action-operations``)."""
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            needed = ROUTE_OPERATIONS.get((method.upper(), path))
+            operation["x-viridian-operation"] = needed
+            if needed == ACTION:
+                operation["x-viridian-action-operations"] = dict(ACTION_OPERATIONS)
+            if (method.upper(), path) in PUBLIC:
+                operation["security"] = []
+    return schema
