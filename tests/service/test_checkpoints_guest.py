@@ -243,45 +243,54 @@ def test_deleting_every_checkpoint_commits_the_data_into_the_disk(
         assert image.read(16).rstrip(b"\0 ") == b"LAST"
 
 
-def test_vhd_disks_get_production_checkpoints(
+def test_vhd_disks_get_standard_checkpoints_with_memory(
         guest: tuple[Service, httpx.Client, Path], guest_iso: Path, tmp_path: Path) -> None:
-    """QEMU cannot save the memory of a VM with VHD disks: the checkpoint holds the disks
-    (file systems frozen through the guest agent) and applying it leaves the VM Off."""
+    """A VM with a VHD disk is served by its storage daemon by default (host setting
+    ``storage_daemon``: ``vhd``), so it offers Save and its standard checkpoint keeps the
+    memory: applying it brings the VM back Running with the checkpointed disk. A
+    production checkpoint stays available when asked for; deleting the last checkpoint
+    merges Now's data into the VHD online."""
     service, api, _ = guest
-    vhd = tmp_path / "prod.vhd"
+    vhd = tmp_path / "std.vhd"
     new_dynamic(vhd, 20 * MB)
-    created = api.post("/vms", json={"name": "prod", "memory_mb": 256, "dvd": str(guest_iso),
+    created = api.post("/vms", json={"name": "std", "memory_mb": 256, "dvd": str(guest_iso),
                                      "vhd": str(vhd)})
     assert created.status_code == 201, created.text
     console = Console(service.data_dir, created.json()["id"])
-    act(api, "prod", "start")
+    act(api, "std", "start")
     console.wait_for(b"VIRIDIAN-GUEST READY")
     global VM
-    saved_vm, VM = VM, "prod"
+    saved_vm, VM = VM, "std"
     try:
         wait_agent(api)
-        write_marker(api, 3, "PROD-1")
-        cp = checkpoint(api, "prod-1", vm="prod")
-        assert cp["state"] == "Off" and not cp["has_memory"]
-        assert "production checkpoint" in cp["notes"] and "VHD" in cp["notes"]
-        assert api.get("/vms/prod").json()["state"] == "Running"
-        refused = api.post("/vms/prod/save")
-        assert refused.status_code == 409
-        assert "cannot save VM 'prod': QEMU cannot save the memory" in refused.text
-        write_marker(api, 4, "PROD-2")
-        assert apply(api, "prod-1")["state"] == "Off"
-        act(api, "prod", "start")
+        shown = api.get("/vms/std").json()
+        assert "save" in shown["allowed"] and shown["unavailable"] == {}
+        write_marker(api, 3, "STD-1")
+        cp = checkpoint(api, "std-1", vm="std")
+        assert cp["state"] == "Running" and cp["has_memory"]
+        assert "production" not in cp["notes"]
+        write_marker(api, 4, "STD-2")
+        asked = api.post("/vms/std/checkpoints", json={"name": "std-prod",
+                                                       "type": "production"})
+        assert asked.status_code == 202, asked.text
+        prod = wait_job(api, asked.json())
+        assert prod["state"] == "completed", prod
+        assert prod["result"]["state"] == "Off" and not prod["result"]["has_memory"]
+        assert apply(api, "std-1")["state"] == "Running"
         wait_agent(api)
-        assert read_markers(api, range(3, 5)) == {3: "PROD-1", 4: ""}
-        write_marker(api, 5, "PROD-3")
-        remove(api, "prod-1")  # the last one: Now's data goes into the VHD, online
-        act(api, "prod", "stop")
+        assert api.get("/vms/std").json()["state"] == "Running"
+        assert read_markers(api, range(3, 5)) == {3: "STD-1", 4: ""}
+        write_marker(api, 5, "STD-3")
+        remove(api, "std-prod")
+        remove(api, "std-1")  # the last one: Now's data goes into the VHD, online
+        act(api, "std", "stop")
     finally:
         VM = saved_vm
     with open_disk(vhd) as image:
-        assert image.read(3 * 512, 16).rstrip(b"\0 ") == b"PROD-1"
-        assert image.read(5 * 512, 16).rstrip(b"\0 ") == b"PROD-3"
-    assert api.delete("/vms/prod").status_code == 200
+        assert image.read(3 * 512, 16).rstrip(b"\0 ") == b"STD-1"
+        assert image.read(4 * 512, 16).rstrip(b"\0 ") == b""
+        assert image.read(5 * 512, 16).rstrip(b"\0 ") == b"STD-3"
+    assert api.delete("/vms/std").status_code == 200
 
 
 def test_paused_and_saved_checkpoints_come_back_paused_and_saved(

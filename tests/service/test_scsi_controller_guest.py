@@ -1,7 +1,8 @@
 """Issue 13, lane C, in a real guest (TCG): a SCSI controller added with ``vm scsi add``
 is where the guest sees hard disks hot-added while it runs; a running VM is told it needs
-a controller first; a checkpoint of a running VM with a VHD says it is a production
-checkpoint of a Running VM; and ``disk expand`` of its base is refused through the service.
+a controller first; a checkpoint of a running VM with a VHD keeps its memory (by
+default its storage daemon serves the VHD and the hot-added disk); and ``disk expand``
+of its base is refused through the service.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def test_a_controller_added_while_off_takes_hot_plugged_disks_the_guest_sees(
 
         taken = cli(service, "checkpoint", "new", "g1", "c1")
         assert taken.returncode == 0, taken.stderr
-        assert taken.stdout == "g1: checkpoint 'c1' taken (production checkpoint; VM Running)\n"
+        assert taken.stdout == "g1: checkpoint 'c1' taken (Running with memory)\n"
 
         text = refused(service, 4, "disk", "expand", str(vhd), "--size", "40")
         assert f"disk {vhd} is the base of checkpoint 'c1' of VM 'g1' (IDE 0:0)" in text

@@ -92,11 +92,12 @@ def test_shutdown_right_after_start_uses_the_agent_once_it_answers(
                              "method": "guest agent (after the ACPI power button)"}
 
 
-def test_a_vhd_vm_offers_no_save_and_host_shutdown_says_what_it_did_instead(
+def test_a_vhd_vm_offers_save_and_host_shutdown_saves_it(
     service: Service, api: httpx.Client, guest_iso: Path, vhd: str
 ) -> None:
-    """#13: allowed lists only what can work; the reason travels with the vm object; the
-    host-shutdown result says the VM was shut down instead of saved, and why."""
+    """#13 with issue 14: a VM with a VHD disk is served by its storage daemon by default,
+    so allowed offers Save, nothing is unavailable, and the host-shutdown "save" action
+    saves it (a VM without a daemon refuses: tests/service/test_storage_daemon_default.py)."""
     if "web" not in {v["name"] for v in api.get("/vms").json()["vms"]}:
         new_vm(api, "web", dvd=str(guest_iso), vhd=vhd)
     console = Console(service.data_dir, vm(api, "web")["id"])
@@ -104,26 +105,16 @@ def test_a_vhd_vm_offers_no_save_and_host_shutdown_says_what_it_did_instead(
     console.wait_for(b"VIRIDIAN-GUEST READY", timeout=150)
     eventually(api, "web", lambda v: v["heartbeat"] == "OK", "heartbeat OK")
     shown = vm(api, "web")
-    assert shown["allowed"] == ["stop", "shutdown", "pause", "reset"]
-    assert "VHD/VHDX disks" in shown["unavailable"]["save"]
-    assert "the storage service (issue 14) will lift this" in shown["unavailable"]["save"]
-
-    refused = cli(service, "vm", "save", "web")
-    assert refused.returncode == 4, refused.stderr
-    assert "cannot save VM 'web': QEMU cannot save the memory" in refused.stderr
-    assert "storage service (issue 14) will lift this" in refused.stderr
-    assert "nothing was changed" in refused.stderr
+    assert shown["allowed"] == ["stop", "shutdown", "save", "pause", "reset"]
+    assert shown["unavailable"] == {}
     wrong = api.post("/vms/web/resume")
     assert wrong.status_code == 409
-    assert wrong.json()["error"]["details"]["allowed"] == ["stop", "shutdown", "pause", "reset"]
+    assert wrong.json()["error"]["details"]["allowed"] == shown["allowed"]
 
     job = wait_job(api, api.post("/host/shutdown").json(), timeout=300)
     assert job["state"] == "completed", job
-    line = job["result"]["web"]
-    assert line.startswith("shutdown instead of save (QEMU cannot save the memory of a VM "
-                           "with VHD/VHDX disks"), line
-    assert line.endswith("): completed, method: guest agent"), line
-    assert vm(api, "web")["state"] == "Off"
+    assert job["result"]["web"] == "save: completed"
+    assert vm(api, "web")["state"] == "Saved"
 
 
 def test_metering_keeps_the_io_of_a_hot_removed_disk(

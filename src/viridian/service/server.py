@@ -33,7 +33,9 @@ from viridian.service.core import ServiceCore
 
 log = logging.getLogger("viridian")
 ACCELERATORS = ("auto", "kvm", "tcg")
-STORAGE_DAEMON_CHOICES = ("off", "vhd")
+STORAGE_DAEMON_CHOICES = ("vhd", "off")
+"""``vhd`` (the default): VMs with VHD/VHDX disks get a storage daemon; ``off`` opts out
+(docs/architecture.md, "The storage daemon")."""
 
 
 def load_host_settings(data_dir: Path) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def load_host_settings(data_dir: Path) -> dict[str, Any]:
         raise InvalidSetting("accelerator", settings["accelerator"], ", ".join(ACCELERATORS))
     settings.setdefault("host_reserve_mb", DEFAULT_HOST_RESERVE_MB)
     settings.setdefault("virtual_processor_ratio", DEFAULT_VP_RATIO)
-    settings.setdefault("storage_daemon", "off")
+    settings.setdefault("storage_daemon", "vhd")
     if settings["storage_daemon"] not in STORAGE_DAEMON_CHOICES:
         raise InvalidSetting("storage_daemon", settings["storage_daemon"],
                              ", ".join(STORAGE_DAEMON_CHOICES))
@@ -54,14 +56,15 @@ def load_host_settings(data_dir: Path) -> dict[str, Any]:
 
 def storage_daemon_binary(choice: str) -> str | None:
     """The ``qemu-storage-daemon`` to serve VHD/VHDX disks with (host setting
-    ``storage_daemon``: ``vhd``), or None (``off``: QEMU opens them itself;
-    docs/architecture.md, "The storage path"). Raises :class:`HostError` when ``vhd`` is
+    ``storage_daemon``: ``vhd``, the default), or None (``off``: QEMU opens them itself;
+    docs/architecture.md, "The storage daemon"). Raises :class:`HostError` when ``vhd`` is
     asked for and the binary is missing."""
     if choice == "off":
         return None
     found = shutil.which("qemu-storage-daemon")
     if found is None:
-        raise HostError("host setting storage_daemon is 'vhd' but qemu-storage-daemon is not "
+        raise HostError("host setting storage_daemon is 'vhd' (the default) but "
+                        "qemu-storage-daemon is not "
                         "installed (Debian package qemu-system-common); install it or set "
                         "\"storage_daemon\": \"off\" in host.json")
     return found

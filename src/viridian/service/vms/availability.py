@@ -2,7 +2,7 @@
 
 The state table (:data:`viridian.model.states.TRANSITIONS`) says what a state allows;
 some VMs cannot do all of it: QEMU cannot save the memory of a VM with VHD/VHDX disks
-unless its storage daemon serves them (host setting ``storage_daemon``).
+unless its storage daemon serves them (host setting ``storage_daemon``, on by default).
 The vm object carries both halves, so a client offers only what can work and can say
 why the rest cannot (the console disables Save with :func:`unavailable`'s reason):
 
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 DELETE_SAVED_STATE = "delete-saved-state"
 """Hyper-V's "Delete Saved State": Saved → Off, the saved-state file removed."""
-STORAGE_SERVICE_NOTE = ("the storage service (issue 14) will lift this; it is off on this "
-                        "host (host.json \"storage_daemon\": \"vhd\" turns it on)")
+STORAGE_SERVICE_NOTE = ("it has no storage daemon (host.json \"storage_daemon\": \"off\", "
+                        "or a VHD hot-added while it ran without one); with "
+                        "\"storage_daemon\": \"vhd\" (the default) its next start gets one")
 
 
 def unavailable(live: LiveVM) -> dict[str, str]:

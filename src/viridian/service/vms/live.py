@@ -107,10 +107,14 @@ class LiveVM:
 
     @property
     def storage_daemon_serves(self) -> bool:
-        """Whether the VM's disks are served by its storage daemon when it starts (a VM
-        with VHD/VHDX disks on a host that has one; docs/architecture.md, "The storage
-        path"). Decided on the VM's own disks, so checkpoint overlays on VHDs go the
+        """Whether the VM's disks are served by its storage daemon: while QEMU runs,
+        whether it was started with one (a VHD hot-added to a VM started without one is
+        opened by QEMU itself); otherwise whether it gets one when it starts (a VM with
+        VHD/VHDX disks on a host that has one; docs/architecture.md, "The storage
+        daemon"). Decided on the VM's own disks, so checkpoint overlays on VHDs go the
         same way."""
+        if self.worker is not None:
+            return self.worker.storage is not None
         return needs_storage_daemon(self.record.settings, self.capabilities)
 
     @property
