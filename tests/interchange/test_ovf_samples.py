@@ -6,9 +6,6 @@ manifest with SHA-1 digests (and one with SHA-256)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,25 +13,6 @@ import pytest
 from viridian.errors import BadRequest
 from viridian.interchange.manifest import verify_manifest
 from viridian.interchange.ovf import parse_ovf
-
-COT = "cot==2.2.1"
-CACHE = Path.home() / ".cache" / "viridian-test-data" / "cot-2.2.1"
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """COT/tests of the cot wheel (downloaded once into CACHE)."""
-    folder = CACHE / "COT" / "tests"
-    if not (folder / "vmware.ovf").is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d",
-                        str(CACHE), COT], check=True)
-        wheel = next(CACHE.glob("cot-2.2.1-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            for name in archive.namelist():
-                if name.startswith("COT/tests/") and not name.endswith(".py"):
-                    archive.extract(name, CACHE)
-    return folder
 
 
 def _read(folder: Path, name: str) -> bytes:

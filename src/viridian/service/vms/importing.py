@@ -164,7 +164,7 @@ def read_package(catalog: Catalog, request: ImportRequest) -> Package:
     manifest = _read_manifest(request.folder / MANIFEST)
     vm_id = str(uuid.uuid4()) if request.new_id else definition.id
     name = request.name or definition.name
-    _check_free(catalog, vm_id, name)
+    check_free(catalog, vm_id, name)
     settings = settings_from_dict({**definition.settings, "name": name})
     settings, notices = _without_missing_media(settings)
     tree = manifest.tree
@@ -277,7 +277,7 @@ def _read_manifest(path: Path) -> Manifest:
     return Manifest.from_dict(str(path), data)
 
 
-def _check_free(catalog: Catalog, vm_id: str, name: str) -> None:
+def check_free(catalog: Catalog, vm_id: str, name: str) -> None:
     for other_id, other_name in catalog.ids_and_names(vm_id) + catalog.ids_and_names(name):
         if other_id == vm_id:
             raise Conflict(f"cannot import VM '{name}': its id {vm_id} is used by the "

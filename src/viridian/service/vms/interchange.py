@@ -17,6 +17,7 @@ from viridian.service.jobs import Job
 from viridian.service.vms.export import check_exportable, export_vm
 from viridian.service.vms.importing import ImportRequest, Mode, Registrar, check_request, import_vm
 from viridian.service.vms.interchange_routes import install_interchange_routes
+from viridian.service.vms.ovf_import import import_ovf
 from viridian.service.vms.package_files import StagingJournal
 
 log = logging.getLogger(__name__)
@@ -68,5 +69,8 @@ class Interchange(Capability):
 
         async def run(job: Job) -> dict[str, Any]:
             async with self._importing:
+                if request.folder.suffix.lower() == ".ovf":
+                    return await import_ovf(self.core, self.journal, request.folder,
+                                            name, job)
                 return await import_vm(self.core, self.store, self.journal, request, job)
         return self.core.jobs.submit("import", None, name, run).to_dict()

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS interchange_staging (
 """
 
 
-async def _run(*argv: str) -> None:
+async def run(*argv: str) -> None:
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await process.communicate()
@@ -37,14 +37,14 @@ async def _run(*argv: str) -> None:
 async def copy_sparse(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` keeping holes (a dynamic disk stays small)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    await _run("cp", "--sparse=always", "--reflink=auto", "--", str(source), str(target))
+    await run("cp", "--sparse=always", "--reflink=auto", "--", str(source), str(target))
 
 
 async def point_backing(overlay: Path, backing: str, backing_format: str) -> None:
     """Write ``backing`` (with its format) into the qcow2 header of ``overlay`` without
     reading either image (``qemu-img rebase -u``): the data is unchanged, only where
     the backing file now lives."""
-    await _run("qemu-img", "rebase", "-u", "-f", "qcow2", "-b", backing, "-F",
+    await run("qemu-img", "rebase", "-u", "-f", "qcow2", "-b", backing, "-F",
                backing_format, str(overlay))
 
 

@@ -1,0 +1,101 @@
+"""``vm import x.ovf``: an OVF package (DMTF DSP0243) becomes a new VM (a new id), Off.
+
+The manifest ``x.mf`` beside the descriptor, when present, is checked first (SHA-1 and
+SHA-256); the virtual hardware is mapped by :mod:`viridian.interchange.ovf_settings`
+(what could not be mapped is in the result's ``unmapped``); every disk (VMDK of any
+subformat, streamOptimized included, or any image QEMU reads) is converted to a dynamic
+VHD by ``qemu-img`` and ISOs are copied, all into a staging folder that is committed like
+a copied import (:mod:`viridian.service.vms.importing`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from viridian.errors import BadRequest, NotFound
+from viridian.interchange.manifest import verify_manifest
+from viridian.interchange.native import DISKS_FOLDER, relocated_prefix
+from viridian.interchange.ovf import parse_ovf
+from viridian.interchange.ovf_settings import map_system
+from viridian.interchange.relocate import relocate_settings
+from viridian.model import VMSettings, to_dict
+from viridian.model.choices import DriveKind
+from viridian.model.slots import drive_slots, map_drives
+from viridian.model.states import VMState
+from viridian.service.catalog import VMRecord
+from viridian.service.jobs import Job, now_iso
+from viridian.service.vms.definition_file import Definition, write_definition
+from viridian.service.vms.importing import Registrar, check_free
+from viridian.service.vms.package_files import (
+    StagingJournal,
+    copy_sparse,
+    publish,
+    run,
+    sync_folder,
+)
+
+
+async def import_ovf(core: Registrar, journal: StagingJournal, descriptor: Path,
+                     name: str | None, job: Job) -> dict[str, Any]:
+    """Import the OVF package whose descriptor is ``descriptor`` (see the module
+    docstring); the result is the vm object plus ``unmapped`` and ``checked_files``."""
+    if not descriptor.is_file():
+        raise NotFound(f"{descriptor} does not exist; nothing was changed",
+                       path=str(descriptor))
+    manifest = descriptor.with_suffix(".mf")
+    checked = verify_manifest(manifest) if manifest.is_file() else []
+    system = parse_ovf(descriptor.read_bytes(), str(descriptor))
+    vm_name = name or system.name
+    vm_id = str(uuid.uuid4())
+    check_free(core.catalog, vm_id, vm_name)
+    mapped = map_system(system, vm_name)
+    final = core.data_dir / "vms" / vm_id
+    staging = final.with_name(f".new-{vm_id}")
+    journal.begin(staging, "import", vm_id)
+    try:
+        staging.mkdir(mode=0o700)
+        settings = await _converted(mapped.settings, descriptor.parent, staging, job)
+        checked_settings = core.checked_registration(vm_id, vm_name, to_dict(settings))
+        settings = relocate_settings(checked_settings, relocated_prefix(str(staging),
+                                                                        str(final)))
+        sync_folder(staging)
+        live = core.register_record(VMRecord(vm_id, vm_name, settings, VMState.OFF, None,
+                                             str(final), now_iso()))
+    except BaseException:
+        journal.discard(staging)
+        raise
+    publish(staging, final)
+    journal.end(staging)
+    write_definition(final, Definition.of(live.record))
+    return {**live.to_dict(), "mode": "ovf", "unmapped": list(mapped.unmapped),
+            "checked_files": checked, "notices": []}
+
+
+async def _converted(settings: VMSettings, package: Path, staging: Path,
+                     job: Job) -> VMSettings:
+    """``settings`` with each package file replaced by its copy in ``staging``: disks
+    converted to dynamic VHDs, ISOs copied."""
+    made: dict[str, str] = {}
+    for slot in [s for s in drive_slots(settings) if s.path]:
+        assert slot.path is not None
+        if slot.path in made:
+            continue
+        source = package / slot.path
+        if "/" in slot.path or not source.is_file():
+            raise BadRequest(f"the package names {slot.path!r} for {slot.label}, which is not "
+                             f"a file beside the descriptor in {package}; nothing was changed")
+        target = staging / DISKS_FOLDER / (Path(slot.path).stem + ".vhd")
+        target.parent.mkdir(exist_ok=True)
+        job.report(10 + 70 * len(made) / 4, f"converting {slot.path}")
+        if slot.kind is DriveKind.DVD:
+            target = target.with_name(slot.path)
+            await copy_sparse(source, target)
+        else:
+            await run("qemu-img", "convert", "-q", "-O", "vpc", "-o",
+                      "subformat=dynamic,force_size=on", str(source), str(target))
+        made[slot.path] = str(target)
+    return map_drives(settings, lambda s: replace(s, path=made[s.path], format=None)
+                      if s.path in made else s)
