@@ -25,6 +25,14 @@ Serial protocol (COM1 = ttyS0, 115200 baud; all but TICK also appear on the VGA 
     VIRIDIAN-GUEST READY
     VIRIDIAN-GUEST CFG <line>                       output of config scripts (see below)
     VIRIDIAN-GUEST CFG-EXIT <status>                one per config script, when it ended
+    VIRIDIAN-GUEST SEED <device>                    a cloud-init NoCloud seed (ISO 9660
+                                                    labelled cidata) was found and is
+                                                    applied; then SEED-HOSTNAME <name>,
+                                                    SEED-ADDRESS eth0 <cidr>|dhcp,
+                                                    SEED-USER <name> <keys>, and after
+                                                    READY one SEED-RUNCMD <n> <status>
+                                                    per run command, SEED-DONE
+                                                    (files/seed.sh)
     VIRIDIAN-GUEST TICK <n> <uptime_ms>             every second; n counts from 1 in
                                                     memory, so it continues after a
                                                     save/restore

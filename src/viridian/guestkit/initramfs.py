@@ -40,6 +40,7 @@ _OUR_FILES = (
     ("init", "init", 0o755),
     ("sbin/shutdown", "shutdown", 0o755),
     ("etc/viridian/lib.sh", "lib.sh", 0o644),
+    ("etc/viridian/seed.sh", "seed.sh", 0o644),
     ("etc/acpi/PWRF/00000080", "acpi-power-button", 0o755),
     ("usr/share/udhcpc/default.script", "udhcpc.script", 0o755),
     ("etc/udhcpc/default.script", "udhcpc.script", 0o755),  # where busybox looks by default

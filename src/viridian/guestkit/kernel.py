@@ -55,6 +55,7 @@ GUEST_MODULES: tuple[str, ...] = (
     "floppy",
     "evdev",
     "button",
+    "isofs",  # cloud-init NoCloud seeds (ISO 9660, label cidata)
 )
 
 # Files consulted to pick the candidate: when none changed, the last answer still holds.
