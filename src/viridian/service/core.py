@@ -50,6 +50,7 @@ from viridian.service.devices.operations import DevicesCapability
 from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, Operation, now_iso
+from viridian.service.library.capability import LibraryCapability
 from viridian.service.redfish.capability import RedfishCapability
 from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
@@ -95,7 +96,8 @@ class ServiceCore:
             self.resources, integration, self.switches,
             CheckpointsCapability(self, integration), DevicesCapability(self),
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
-            RenameCapability(self), Interchange(self), RedfishCapability(self))
+            RenameCapability(self), Interchange(self), RedfishCapability(self),
+            LibraryCapability(self))
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
         self.boot_id = read_boot_id()

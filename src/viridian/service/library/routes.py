@@ -1,0 +1,79 @@
+"""HTTP routes of the library (docs/api.md, "Library")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.responses import FileResponse
+
+from viridian.config import API_PREFIX
+from viridian.errors import BadRequest
+from viridian.service.http_boundary import RequestBody
+
+if TYPE_CHECKING:
+    from viridian.service.library.capability import LibraryCapability
+
+PREFIX = f"{API_PREFIX}/library"
+
+
+class NewLibrary(RequestBody):
+    name: str
+    path: str
+
+
+class NewUpload(RequestBody):
+    name: str
+    size: int
+    sha256: str
+
+
+def install_library_routes(app: FastAPI, lib: LibraryCapability) -> None:
+    index, uploads = lib.index, lib.uploads
+
+    @app.get(PREFIX, tags=["library"])
+    async def library_list() -> dict[str, Any]:
+        return {"libraries": await index.listing()}
+
+    @app.post(PREFIX, status_code=201, tags=["library"])
+    async def library_add(body: NewLibrary) -> dict[str, Any]:
+        return index.add(body.name, body.path)
+
+    @app.get(f"{PREFIX}/uploads/{{upload_id}}", tags=["library"])
+    async def upload_show(upload_id: str, response: Response) -> dict[str, Any]:
+        upload = lib.store.upload(upload_id)
+        response.headers["Upload-Offset"] = str(upload.offset)
+        return upload.to_dict()
+
+    @app.patch(f"{PREFIX}/uploads/{{upload_id}}", tags=["library"])
+    async def upload_chunk(upload_id: str, request: Request,
+                           upload_offset: str = Header(...)) -> dict[str, Any]:
+        if not upload_offset.isdigit():
+            raise BadRequest(f"Upload-Offset '{upload_offset}' is not a byte offset; "
+                             "allowed: a whole number (GET the upload to learn it)")
+        return await uploads.receive(upload_id, int(upload_offset), await request.body())
+
+    @app.delete(f"{PREFIX}/uploads/{{upload_id}}", tags=["library"])
+    async def upload_abort(upload_id: str) -> dict[str, Any]:
+        return uploads.abort(upload_id)
+
+    @app.get(f"{PREFIX}/{{name}}", tags=["library"])
+    async def library_show(name: str) -> dict[str, Any]:
+        return await index.show(name)
+
+    @app.delete(f"{PREFIX}/{{name}}", tags=["library"])
+    async def library_remove(name: str) -> dict[str, Any]:
+        return index.remove(name, lambda _share: [])
+
+    @app.post(f"{PREFIX}/{{name}}/uploads", status_code=201, tags=["library"])
+    async def upload_begin(name: str, body: NewUpload) -> dict[str, Any]:
+        return uploads.begin(name, body.name, body.size, body.sha256).to_dict()
+
+    @app.get(f"{PREFIX}/{{name}}/items/{{item:path}}", tags=["library"])
+    async def item_show(name: str, item: str) -> dict[str, Any]:
+        return (await index.item(name, item)).to_dict()
+
+    @app.get(f"{PREFIX}/{{name}}/content/{{item:path}}", tags=["library"])
+    async def item_download(name: str, item: str) -> FileResponse:
+        found = await index.item(name, item)  # ranged: Starlette answers Range requests
+        return FileResponse(found.path, headers={"Digest": f"sha-256={found.sha256}"})
