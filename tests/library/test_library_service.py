@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +107,22 @@ def test_checksum_mismatch_is_refused_and_nothing_kept(api: httpx.Client,
     assert list((library / ".uploads").iterdir()) == []
     names = [i["name"] for i in api.get("/library/default").json()["items"]]
     assert "bad.iso" not in names
+
+
+def test_cli_lists_shows_and_downloads(service: Service, tmp_path: Path) -> None:
+    (service.data_dir / "library" / "note.yaml").write_text("#cloud-config\nhostname: a\n")
+    env = {**os.environ, "VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "viridian.cli.main", "library", *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    listed = cli("list")
+    assert listed.returncode == 0 and "default" in listed.stdout, listed.stderr
+    shown = cli("show", "default")
+    assert "note.yaml" in shown.stdout and "snippet" in shown.stdout
+    target = tmp_path / "copy.yaml"
+    assert cli("download", "default", "note.yaml", str(target)).returncode == 0
+    assert target.read_text() == "#cloud-config\nhostname: a\n"
+    missing = cli("show", "nope")
+    assert missing.returncode == 3 and "no library named 'nope'" in missing.stderr

@@ -73,6 +73,11 @@ COMMANDS = {
         "checkpoint_group",
         "Checkpoints (Hyper-V snapshots): take, list, apply, rename and delete them.",
     ),
+    "library": LazyCommand(
+        "viridian.cli.library",
+        "library_group",
+        "Libraries: storage paths holding ISOs, disks, templates and cloud-init snippets.",
+    ),
 }
 """The root's subcommands, imported only when used (module, attribute, ``--help`` line)."""
 
