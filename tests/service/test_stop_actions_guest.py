@@ -145,6 +145,24 @@ def test_metering_keeps_the_io_of_a_hot_removed_disk(
     written = next(line for line in shown.splitlines() if line.startswith("DiskDataWritten"))
     assert float(written.split()[-1]) >= 48.0, shown
 
+    # A VHD hot-added to a VM started without a storage daemon is opened by QEMU itself:
+    # Save is refused, saying why, until it is removed (or the VM restarted).
+    from viridian.disks import new_dynamic
+
+    new_dynamic(tmp_path / "hot.vhd", 8 * MB)
+    added = cli(service, "vm", "disk", "add", "meter", "--controller", "scsi", "--location",
+                "0:1", "--path", str(tmp_path / "hot.vhd"))
+    assert added.returncode == 0, added.stderr
+    why = vm(api, "meter")["unavailable"]["save"]
+    assert "it has no storage daemon" in why and "hot-added" in why, why
+    refused = cli(service, "vm", "save", "meter")
+    assert refused.returncode == 4 and "cannot save VM 'meter'" in refused.stderr, refused
+    assert vm(api, "meter")["state"] == "Running"
+    removed = cli(service, "vm", "disk", "remove", "meter", "--controller", "scsi",
+                  "--location", "0:1")
+    assert removed.returncode == 0, removed.stderr
+    assert vm(api, "meter")["unavailable"] == {}
+
     # #12: a Paused guest cannot answer; Hyper-V shows "Paused", not a stale "OK".
     act(api, "meter", "pause")
     assert vm(api, "meter")["heartbeat"] == "Paused"

@@ -277,7 +277,7 @@ class LiveVM:
         self.state = VMState.STARTING
         job.report(5, "restoring saved state" if restoring else "starting QEMU")
         settings = self.disk_view(self.record.settings)
-        served = self.storage_daemon_serves
+        served = needs_storage_daemon(self.record.settings, self.capabilities)
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
                            incoming=restoring, storage_daemon=served)
         storage_argv = render_storage_daemon(self.capabilities.storage_daemon or "", settings,
