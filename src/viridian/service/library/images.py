@@ -36,6 +36,26 @@ def format_of(path: Path) -> str:
     return format_from_signature(head, footer, iso)
 
 
+def backing_of(path: Path) -> Path | None:
+    """The backing file named in a qcow2 header (QEMU docs/interop/qcow2.txt: offset 8,
+    u64 backing_file_offset; offset 16, u32 backing_file_size), resolved against the
+    overlay's folder; None for other files or no backing file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(20)
+            if len(head) < 20 or not head.startswith(b"QFI\xfb"):
+                return None
+            offset = int.from_bytes(head[8:16], "big")
+            size = int.from_bytes(head[16:20], "big")
+            if not offset or not 0 < size <= 1023:
+                return None
+            handle.seek(offset)
+            name = handle.read(size).decode(errors="replace")
+    except OSError:
+        return None
+    return (path.parent / name).resolve()
+
+
 def _run(argv: list[str], what: str) -> None:
     try:
         subprocess.run(argv, check=True, capture_output=True, timeout=600)

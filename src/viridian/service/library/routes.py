@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from viridian.config import API_PREFIX
@@ -20,6 +20,12 @@ PREFIX = f"{API_PREFIX}/library"
 class NewLibrary(RequestBody):
     name: str
     path: str
+
+
+class NewTemplate(RequestBody):
+    name: str
+    vm: str
+    library: str | None = None
 
 
 class NewUpload(RequestBody):
@@ -77,3 +83,25 @@ def install_library_routes(app: FastAPI, lib: LibraryCapability) -> None:
     async def item_download(name: str, item: str) -> FileResponse:
         found = await index.item(name, item)  # ranged: Starlette answers Range requests
         return FileResponse(found.path, headers={"Digest": f"sha-256={found.sha256}"})
+
+
+def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
+    templates = lib.templates
+
+    @app.get(f"{API_PREFIX}/templates", tags=["library"])
+    async def template_list() -> dict[str, Any]:
+        return {"templates": templates.listing()}
+
+    @app.post(f"{API_PREFIX}/templates", status_code=202, tags=["library"])
+    async def template_new(body: NewTemplate) -> dict[str, Any]:
+        return templates.create(body.name, body.vm, body.library)
+
+    @app.get(f"{API_PREFIX}/templates/{{name}}", tags=["library"])
+    async def template_show(name: str) -> dict[str, Any]:
+        return {"name": name, "versions": [t.to_dict() for t in templates.versions(name)],
+                "used_by": templates.users(name)}
+
+    @app.delete(f"{API_PREFIX}/templates/{{name}}", tags=["library"])
+    async def template_remove(name: str, version: int | None = Query(None, ge=1)
+                              ) -> dict[str, Any]:
+        return templates.remove(name, version)

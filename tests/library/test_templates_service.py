@@ -1,0 +1,88 @@
+"""Templates through the real service: made from an Off VM (disk copied byte for byte,
+settings generalised), versioned, listed with the library's items; removing one that a
+VM reads (a qcow2 overlay over its disk) is refused naming the VM; its disk unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.harness import Service, running_service, wait_job
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    with running_service() as svc:
+        yield svc
+
+
+@pytest.fixture
+def api(service: Service) -> Iterator[httpx.Client]:
+    with service.client() as client:
+        yield client
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def new_template(api: httpx.Client, vm: str) -> dict[str, object]:
+    answer = api.post("/templates", json={"name": "base", "vm": vm})
+    assert answer.status_code == 202, answer.text
+    job = wait_job(api, answer.json())
+    assert job["state"] == "completed", job
+    return dict(job["result"])
+
+
+def test_template_from_vm_versions_and_in_use_refusal(api: httpx.Client,
+                                                      tmp_path: Path) -> None:
+    disk = tmp_path / "src.img"
+    disk.write_bytes(b"MARKER-FROM-SOURCE".ljust(1 << 20, b"\0"))
+    created = api.post("/vms", json={"name": "src", "vhd": str(disk), "settings": {
+        "network_adapters": [{"kind": "synthetic"}]}})
+    assert created.status_code == 201, created.text
+
+    first = new_template(api, "src")
+    assert first["version"] == 1 and first["source_vm"] == "src"
+    (copy,) = first["disks"]  # type: ignore[misc]
+    assert copy["sha256"] == sha(disk) and copy["format"] == "raw"
+    assert Path(copy["path"]).read_bytes() == disk.read_bytes()
+    settings = first["settings"]
+    assert settings["name"] == "base"  # type: ignore[index]
+    assert settings["network_adapters"][0]["mac"] is None  # type: ignore[index]
+    assert settings["ide"][0]["path"] == copy["path"]  # type: ignore[index]
+    assert new_template(api, "src")["version"] == 2
+    listed = api.get("/templates").json()["templates"]
+    assert [(t["name"], t["versions"]) for t in listed] == [("base", [1, 2])]
+
+    overlay = tmp_path / "child.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", copy["path"], "-F", "raw",
+                    str(overlay)], check=True)
+    assert api.post("/vms", json={"name": "child", "vhd": str(overlay)}).status_code == 201
+    refused = api.delete("/templates/base")
+    assert refused.status_code == 409
+    assert "template 'base' is in use by child" in refused.json()["error"]["message"]
+    items = {i["name"]: i for i in api.get("/library/default").json()["items"]}
+    uses = items["templates/base/v1/disk-ide-0-0.img"]["uses"]
+    assert uses == ["template 'base' v1", "VM 'child'"]
+    assert api.delete("/templates/base", params={"version": 2}).status_code == 200
+    assert api.get("/templates/base").json()["versions"][0]["version"] == 1
+    assert sha(Path(copy["path"])) == copy["sha256"]  # the template's disk is unchanged
+
+    assert api.delete("/vms/child").status_code == 200
+    assert api.delete("/templates/base").status_code == 200
+    assert api.get("/templates/base").status_code == 404
+
+
+def test_template_refusals(api: httpx.Client) -> None:
+    bad = api.post("/templates", json={"name": "no/slash", "vm": "src"})
+    assert bad.status_code == 400 and "allowed: 1..128 characters" in bad.text
+    missing = api.post("/templates", json={"name": "t", "vm": "ghost"})
+    assert missing.status_code == 404
+    nolib = api.post("/templates", json={"name": "t", "vm": "src", "library": "nope"})
+    assert nolib.status_code == 404 and "no library named 'nope'" in nolib.text
