@@ -4,28 +4,40 @@ and provisioning")."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from viridian.service.capability import Capability
-from viridian.service.context import ServiceContext
-from viridian.service.library.routes import install_library_routes, install_template_routes
+from viridian.service.library.provisioning import READY, Provisioner, VMMaker
+from viridian.service.library.routes import (
+    install_library_routes,
+    install_provision_routes,
+    install_template_routes,
+)
 from viridian.service.library.shares import LibraryIndex
 from viridian.service.library.store import LibraryStore
 from viridian.service.library.templates import Templates
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
 from viridian.service.library.uploads import Uploads
 
 
 class LibraryCapability(Capability):
     name = "library"
 
-    def __init__(self, context: ServiceContext) -> None:
+    def __init__(self, context: VMMaker) -> None:
         self.store = LibraryStore(context.catalog)
         self.index = LibraryIndex(context, self.store)
         self.uploads = Uploads(self.index)
         self.templates = Templates(context, self.store)
         self.index.extra_uses = self._template_uses
+        self.provisioner = Provisioner(context, self.templates)
+        self._watches: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self.index.ensure_default()
@@ -33,6 +45,28 @@ class LibraryCapability(Capability):
     def install_routes(self, app: FastAPI) -> None:
         install_library_routes(app, self)
         install_template_routes(app, self)
+        install_provision_routes(app, self)
+
+    def adopted(self, vm: LiveVM) -> None:
+        if self.provisioner.status.get(vm.record.id) not in (None, READY):
+            task = asyncio.get_running_loop().create_task(
+                self.provisioner.watch(vm.record.id))
+            self._watches.add(task)
+            task.add_done_callback(self._watches.discard)
+
+    def describe(self, vm: LiveVM) -> dict[str, Any]:
+        status = self.provisioner.status.get(vm.record.id)
+        return {"provisioning": status} if status else {}
+
+    def removed(self, vm: LiveVM, delete_files: bool) -> None:
+        self.provisioner.status.pop(vm.record.id, None)
+        folder = self.provisioner.folder_of(vm.record.id)
+        if delete_files and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def close(self) -> None:
+        for task in list(self._watches):
+            task.cancel()
 
     def _template_uses(self, path: Path) -> list[str]:
         """A template disk's VMs (those reading it through overlays too)."""

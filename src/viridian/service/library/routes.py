@@ -8,8 +8,10 @@ from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from viridian.config import API_PREFIX
-from viridian.errors import BadRequest
+from viridian.errors import BadRequest, InvalidSetting
+from viridian.library.cloudinit import Customisation, StaticAddress, User
 from viridian.service.http_boundary import RequestBody
+from viridian.service.library.provisioning import Order
 
 if TYPE_CHECKING:
     from viridian.service.library.capability import LibraryCapability
@@ -26,6 +28,26 @@ class NewTemplate(RequestBody):
     name: str
     vm: str
     library: str | None = None
+
+
+class ProvisionRequest(RequestBody):
+    template: str
+    version: int | None = None
+    name: str
+    count: int = 1
+    full_copy: bool = False
+    dry_run: bool = False
+    start: bool = True
+    memory_mb: int | None = None
+    switch: str | None = None
+    hostname: str | None = None
+    ip: str | None = None
+    gateway: str | None = None
+    dns: list[str] = []
+    user: str | None = None
+    ssh_keys: list[str] = []
+    runcmd: list[str] = []
+    packages: list[str] = []
 
 
 class NewUpload(RequestBody):
@@ -105,3 +127,20 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
     async def template_remove(name: str, version: int | None = Query(None, ge=1)
                               ) -> dict[str, Any]:
         return templates.remove(name, version)
+
+
+def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
+    @app.post(f"{API_PREFIX}/provision", tags=["library"])
+    async def provision(body: ProvisionRequest, response: Response) -> dict[str, Any]:
+        if not 1 <= body.count <= 100:
+            raise InvalidSetting("count", body.count, "1..100")
+        static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
+        users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
+        custom = Customisation("", body.hostname or body.name, users, static,
+                               tuple(body.packages), tuple(body.runcmd))
+        order = Order(body.template, body.version, body.name, body.count, body.full_copy,
+                      custom, body.memory_mb, body.switch, body.start)
+        if body.dry_run:
+            return lib.provisioner.plan(order)
+        response.status_code = 202
+        return lib.provisioner.submit(order)

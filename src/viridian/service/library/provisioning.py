@@ -1,0 +1,209 @@
+"""Provisioning VMs from templates (``POST /provision``): placement first, then per VM a
+folder ``<data>/provisioned/<uuid>/`` holding qcow2 overlays over the template's disks
+(or full copies) and a NoCloud seed ISO in the first DVD drive; the VM is defined through
+the core's one create path and started. A failure removes every VM and folder this
+request made. What the guest reports ("provisioned: ready", :data:`READY_FILE` read
+through the guest agent) is shown under the vm object's ``provisioning``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from viridian.errors import AdmissionRefused, Conflict, NotFound
+from viridian.host.resources import read_resources
+from viridian.library.cloudinit import READY_FILE, Customisation, numbered, seed_files
+from viridian.library.placement import HostFacts, VMNeeds, rate_all
+from viridian.service.context import ServiceContext
+from viridian.service.jobs import Job
+from viridian.service.library import images
+from viridian.service.library.templates import StoredTemplate, Templates
+from viridian.service.switches.service import SwitchStore
+
+log = logging.getLogger(__name__)
+
+FOLDER = "provisioned"
+READY = "provisioned: ready"
+
+
+class VMMaker(ServiceContext, Protocol):
+    """The core's create and request paths (besides the capability context)."""
+
+    async def create_vm(self, name: str, patch: dict[str, Any], *, memory_mb: int | None,
+                        processors: int | None, dvd: str | None,
+                        vhd: str | None) -> dict[str, Any]: ...
+
+    def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]: ...
+
+    async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Order:
+    template: str
+    version: int | None
+    name: str
+    count: int
+    full_copy: bool
+    custom: Customisation
+    memory_mb: int | None
+    switch: str | None
+    start: bool
+
+
+class Provisioner:
+    def __init__(self, context: VMMaker, templates: Templates) -> None:
+        self.context, self.templates = context, templates
+        self.status: dict[str, str] = {}  # vm id → what its guest reported
+
+    def names(self, order: Order) -> list[str]:
+        return [order.name] if order.count == 1 else [
+            f"{order.name}-{i}" for i in range(1, order.count + 1)]
+
+    def ratings(self, order: Order, template: StoredTemplate) -> list[dict[str, Any]]:
+        settings = template.manifest.settings
+        switches = {a["switch"] for a in settings.get("network_adapters", []) if a["switch"]}
+        if order.switch:
+            switches = {order.switch}
+        needs = VMNeeds(order.memory_mb or int(settings["memory"]["startup_mb"]),
+                        0 if not order.full_copy else sum(d.size for d in template.manifest.disks),
+                        frozenset(switches), frozenset(self.names(order)), order.count)
+        return [r.to_dict() for r in rate_all([self._this_host()], needs)]
+
+    def _this_host(self) -> HostFacts:
+        load, res = self.context.host_load(), read_resources()
+        usage = shutil.disk_usage(self.context.data_dir)
+        switches = {switch.name for switch in SwitchStore(self.context.catalog).load()}
+        return HostFacts("localhost", res.memory_mb,
+                         min(res.memory_available_mb, res.memory_mb - load.assigned_memory_mb),
+                         None, usage.total, usage.free, frozenset(switches),
+                         frozenset(vm.record.name for vm in self.context.vms().values()))
+
+    def plan(self, order: Order) -> dict[str, Any]:
+        template = self.templates.get(order.template, order.version)
+        order.custom.checked()
+        taken = [n for n in self.names(order) if _exists(self.context, n)]
+        if taken:
+            raise Conflict(f"VM names taken: {', '.join(taken)}; nothing was changed",
+                           vms=taken)
+        ratings = self.ratings(order, template)
+        return {"template": template.manifest.name, "version": template.manifest.version,
+                "vms": self.names(order), "ratings": ratings,
+                "host": next((r["host"] for r in ratings if r["stars"]), None)}
+
+    def submit(self, order: Order) -> dict[str, Any]:
+        planned = self.plan(order)
+        if planned["host"] is None:
+            raise AdmissionRefused("no host can take these VMs: " + "; ".join(
+                planned["ratings"][0]["reasons"]), ratings=planned["ratings"])
+        template = self.templates.get(order.template, order.version)
+
+        async def run(job: Job) -> dict[str, Any]:
+            return await self._provision(job, order, template, planned)
+        return self.context.jobs.submit("provision", None, order.name, run).to_dict()
+
+    async def _provision(self, job: Job, order: Order, template: StoredTemplate,
+                         planned: dict[str, Any]) -> dict[str, Any]:
+        made: list[tuple[str, Path]] = []
+        try:
+            for index, name in enumerate(self.names(order), start=1):
+                job.report(80 * (index - 1) / order.count, f"defining {name}")
+                made.append(await self._one(order, template, index, name))
+            starts = [self.context.request(n, "start", timeout_s=None) for n, _ in made
+                      if order.start]
+            for start in starts:
+                await self.context.jobs.wait(start["id"], 60)
+        except BaseException:
+            for name, folder in made:
+                if _exists(self.context, name):
+                    await self.context.remove_vm(name, delete_files=True)
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return {**planned, "vms": [n for n, _ in made]}
+
+    async def _one(self, order: Order, template: StoredTemplate, index: int, name: str
+                   ) -> tuple[str, Path]:
+        folder = self.context.data_dir / FOLDER / str(uuid.uuid4())
+        folder.mkdir(parents=True, mode=0o700)
+        paths = {}
+        for disk in template.manifest.disks:
+            source = template.disk_path(disk)
+            target = folder / f"{Path(disk.file).stem}.qcow2"
+            if order.full_copy:
+                target = folder / disk.file
+                await asyncio.to_thread(images.copy_sparse, source, target)
+                target.chmod(0o600)
+            else:
+                await asyncio.to_thread(images.make_overlay, source, disk.format, target)
+            paths[str(source)] = (str(target), disk.format if order.full_copy else "qcow2")
+        custom = numbered(order.custom, index, order.count, str(uuid.uuid4()))
+        seed = folder / "seed.iso"
+        await asyncio.to_thread(images.make_seed_iso, seed_files(custom).as_files(),
+                                folder / "seed", seed)
+        patch = _settings(template.manifest.settings, paths, str(seed), order.switch)
+        vm = await self.context.create_vm(name, patch, memory_mb=order.memory_mb,
+                                          processors=None, dvd=None, vhd=None)
+        (folder / "vm-id").write_text(vm["id"])
+        self.status[vm["id"]] = "provisioning"
+        return name, folder
+
+    async def watch(self, vm_id: str) -> None:
+        """Poll the guest agent until the guest wrote the ready file."""
+        for _ in range(300):
+            live = self.context.vms().get(vm_id)
+            if live is None or live.worker is None:
+                return
+            try:
+                result = await live.worker.guest_agent.exec(["cat", READY_FILE], timeout=5)
+                if result.exit_code == 0 and result.stdout.strip() == b"ready":
+                    self.status[vm_id] = READY
+                    live.view_changed()
+                    return
+            except Exception:  # the agent is not up yet: keep polling
+                log.debug("VM %s: no ready file yet", vm_id)
+            await asyncio.sleep(1.0)
+
+    def folder_of(self, vm_id: str) -> Path | None:
+        for marker in (self.context.data_dir / FOLDER).glob("*/vm-id"):
+            if marker.read_text() == vm_id:
+                return marker.parent
+        return None
+
+
+def _exists(context: ServiceContext, name: str) -> bool:
+    try:
+        context.find_vm(name)
+    except NotFound:
+        return False
+    return True
+
+
+def _settings(settings: Mapping[str, Any], paths: Mapping[str, tuple[str, str]], seed: str,
+              switch: str | None) -> dict[str, Any]:
+    patch = {k: v for k, v in settings.items() if k != "name"}
+    ide = []
+    seeded = False
+    for drive in settings.get("ide", []):
+        drive = dict(drive)
+        if drive["path"] in paths:
+            drive["path"], drive["format"] = paths[drive["path"]]
+        elif drive["kind"] == "dvd" and not seeded:
+            drive["path"], drive["format"], seeded = seed, None, True
+        ide.append(drive)
+    if not seeded:
+        ide.append({"controller": 1, "location": 1, "kind": "dvd", "path": seed})
+    patch["ide"] = ide
+    patch["scsi"] = [{**c, "disks": [{**d, "path": paths.get(d["path"], (d["path"], 0))[0],
+                                      "format": paths.get(d["path"], (0, d["format"]))[1]}
+                                     for d in c["disks"]]} for c in settings.get("scsi", [])]
+    if switch:
+        patch["network_adapters"] = [{**a, "switch": switch}
+                                     for a in settings.get("network_adapters", [])] or [
+            {"kind": "synthetic", "switch": switch}]
+    return patch
