@@ -5,7 +5,9 @@ VM reads (a qcow2 overlay over its disk) is refused naming the VM; its disk unch
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +88,22 @@ def test_template_refusals(api: httpx.Client) -> None:
     assert missing.status_code == 404
     nolib = api.post("/templates", json={"name": "t", "vm": "src", "library": "nope"})
     assert nolib.status_code == 404 and "no library named 'nope'" in nolib.text
+
+
+def test_cli_template_new_list_deploy_dry_run_remove(service: Service) -> None:
+    env = {**os.environ, "VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "viridian.cli.main", "template", *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    made = cli("new", "cli-base", "--from-vm", "src")
+    assert made.returncode == 0 and "template cli-base v1 in " in made.stdout, made.stderr
+    assert "cli-base" in cli("list").stdout
+    plan = cli("deploy", "cli-base", "web", "--count", "2", "--dry-run")
+    assert plan.returncode == 0 and plan.stdout.startswith("localhost: *"), plan.stderr
+    bad = cli("deploy", "cli-base", "web", "--ip", "10.0.0.5", "--dry-run")
+    assert bad.returncode == 2 and "IPv4 address with prefix" in bad.stderr
+    assert cli("remove", "cli-base").returncode == 0
+    gone = cli("remove", "cli-base")
+    assert gone.returncode == 3 and "no template named 'cli-base'" in gone.stderr

@@ -78,6 +78,11 @@ COMMANDS = {
         "library_group",
         "Libraries: storage paths holding ISOs, disks, templates and cloud-init snippets.",
     ),
+    "template": LazyCommand(
+        "viridian.cli.template",
+        "template_group",
+        "Templates (a VM's generalised configuration and disks) and VMs made from them.",
+    ),
 }
 """The root's subcommands, imported only when used (module, attribute, ``--help`` line)."""
 
