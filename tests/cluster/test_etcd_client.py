@@ -36,8 +36,10 @@ def test_a_lease_bound_key_goes_with_its_lease(etcd: EtcdCluster) -> None:
 
 
 def test_requests_rotate_past_a_frozen_member(etcd: EtcdCluster) -> None:
-    first = etcd.members[0]
-    client = Etcd(etcd.endpoints, request_timeout=1.0)
+    # a follower: freezing the leader also means an election, tested with the agent
+    first = next(m for m in etcd.members if m is not etcd.leader())
+    others = [url for url in etcd.endpoints if url != first.client_url]
+    client = Etcd([first.client_url, *others], request_timeout=2.0)
     lease = client.grant(10)
     etcd.freeze(first)
     try:
