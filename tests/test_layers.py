@@ -26,6 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     "bpa": {"errors", "model", "counters"},
     "console": {"errors", "config", "model", "counters"},
     "guestkit": {"errors", "disks", "config"},
+    "access": {"errors", "config"},
+    "cluster": {"errors"},
+    "library": {"errors", "model"},
+    "interchange": {"errors", "model", "checkpoints"},
+    "redfish": {"errors", "model"},
 }
 
 

@@ -180,12 +180,14 @@ SUBCOMMANDS = {
     "export": LazyCommand(
         "viridian.cli.vm_interchange",
         "export_vm",
-        "Export a VM (Off or Saved) with its disks, checkpoints and saved state.",
+        "Export VM NAME (Off or Saved) into FOLDER/NAME: its configuration, disks, checkpoints "
+        "and saved state (like Export-VM).",
     ),
     "import": LazyCommand(
         "viridian.cli.vm_interchange",
         "import_vm",
-        "Import an exported VM (in place, restore, or copy with a new id).",
+        "Import the VM exported to FOLDER, or register a removed VM's folder again (like "
+        "Import-VM).",
     ),
 }
 """``vm`` subcommands kept in other modules, imported only when used."""
