@@ -90,7 +90,7 @@ class LiveVM:
         self._reserved = False
         self.events = events
         # Settings as QEMU must see them (checkpoints put disks behind qcow2 overlays).
-        self.disk_view: Callable[[VMSettings], VMSettings] = lambda s: s
+        self.disk_view: Callable[[VMSettings], VMSettings] = _as_is  # no function per VM
         self.keep_paused = False  # recovery: a checkpoint operation paused QEMU on purpose
         self.restore_paused = False  # the next restore ends Paused (a Paused checkpoint)
         self.view_revision = 0  # bumped by view_changed (service/vms/listing.py)
@@ -446,6 +446,12 @@ class LiveVM:
 
 
 _background: set[asyncio.Future[None]] = set()
+
+
+def _as_is(settings: VMSettings) -> VMSettings:
+    """The default ``disk_view``: settings as they are (one function for every VM, not a
+    closure each: docs/architecture.md, "Scale")."""
+    return settings
 
 
 def _exit_status(info: ExitInfo) -> str:
