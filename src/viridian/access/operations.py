@@ -25,6 +25,8 @@ OPERATIONS: dict[str, str] = {
     "switch.read": "see virtual switches and the network",
     "switch.manage": "create, remove, reconcile virtual switches",
     "disk.manage": "the disk wizard: create, convert, compact, expand, merge disks",
+    "library.read": "see the library (media, templates) and read its items",
+    "library.manage": "upload, change, remove library items and templates",
     "host.read": "host facts, counters, best-practice analysis, jobs of everyone",
     "host.manage": "host-wide actions (host shutdown, counter sampling)",
     "job.read": "see a job",

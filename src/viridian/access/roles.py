@@ -30,7 +30,8 @@ def _builtin(name: str, description: str, *patterns: str) -> Role:
     return Role(name, expand({SELF, *patterns}), True, description)
 
 
-_VIEWER = ("vm.read", "switch.read", "host.read", "job.read", "backup.read", "cluster.read")
+_VIEWER = ("vm.read", "switch.read", "host.read", "job.read", "backup.read", "cluster.read",
+           "library.read")
 _VM_USER = ("vm.read", "vm.start", "vm.stop", "vm.connect", "job.read")
 
 BUILTIN_ROLES: dict[str, Role] = {r.name: r for r in (

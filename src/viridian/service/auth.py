@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,7 @@ def bearer_matches(header: str | None, token: str) -> bool:
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_CAPTURED_BODY = 64 * 1024
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 VmResolver = Callable[[str], "tuple[str, str] | None"]
 
 
@@ -175,7 +177,8 @@ class AccessGate:
         for route in self.routes():
             match, child = route.matches(scope)
             if match == Match.FULL:
-                return str(route.path), dict(child.get("path_params", {}))
+                template = _CONVERTOR.sub(r"{\1}", str(route.path))  # {item:path} → {item}
+                return template, dict(child.get("path_params", {}))
         return None
 
     def _target(self, params: dict[str, Any]) -> Target:
