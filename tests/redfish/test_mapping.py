@@ -5,10 +5,10 @@ exist in DSP8010, and errors carry Base registry messages."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.redfish.schemas import SCHEMAS
 from viridian.model import VMSettings
 from viridian.model.choices import BootDevice
 from viridian.model.states import VMState
@@ -17,9 +17,6 @@ from viridian.redfish.boot import BootOverride
 from viridian.redfish.messages import RedfishError, message
 from viridian.redfish.odata import metadata_xml
 from viridian.redfish.systems import SystemView, computer_system, reset_action_info
-
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "redfish" / "csdl"
-
 
 NO_OVERRIDE = BootOverride()
 

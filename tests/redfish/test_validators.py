@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.redfish.schemas import SCHEMAS
 from tests.redfish.tls_proxy import tls_proxy
 from tests.service.harness import Service, running_service
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "redfish" / "csdl"
 BIN = Path(sys.executable).parent
 
 
