@@ -117,8 +117,10 @@ async def run(data_dir: Path, host: str, port: int) -> None:
     manager = await build_manager(data_dir)
     token = load_or_create_token(data_dir)
     app = create_app(manager, token)
+    # Keep-alive longer than uvicorn's 5 s: a client reusing a connection just as the
+    # server closes it idle sees "Server disconnected" (a race, seen on loaded hosts).
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+                            access_log=False, lifespan="off", timeout_keep_alive=75)
     server = uvicorn.Server(config)
     record_listen_address(data_dir, host, port)
     log.info("viridian serving on http://%s:%d (data %s, accelerator %s)",
