@@ -8,7 +8,7 @@ from viridian.cluster.agent import AgentCore
 from viridian.cluster.etcd import Etcd
 from viridian.cluster.fencing import FenceRule
 from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord
-from viridian.cluster.ownership import claim, read_view, release
+from viridian.cluster.ownership import claim, hand_over, owner, read_view, release
 
 
 def test_one_claim_wins_and_ownership_goes_with_the_lease(etcd: EtcdCluster) -> None:
@@ -32,3 +32,27 @@ def test_one_claim_wins_and_ownership_goes_with_the_lease(etcd: EtcdCluster) -> 
     assert claim(client, "c1", "id1", "b", lease_b)
     assert release(client, "c1", "id1", lease_b)
     assert read_view(client, "c1")[0][0].owner is None
+
+
+def test_hand_over_moves_ownership_in_one_transaction_only_from_the_owner(
+        etcd: EtcdCluster) -> None:
+    client = Etcd(etcd.endpoints)
+    lease_a, lease_b, lease_c = client.grant(10), client.grant(10), client.grant(10)
+    client.put("/viridian/c2/hosts/b", HostRecord("b").to_json(), lease_b)
+    assert claim(client, "c2", "vm9", "a", lease_a)
+    # not the owner's lease, or a target that is no live member: nothing changes
+    assert not hand_over(client, "c2", "vm9", lease_c, "b", lease_b)
+    assert not hand_over(client, "c2", "vm9", lease_a, "b", lease_c)
+    assert not hand_over(client, "c2", "vm9", lease_a, "z", lease_b)
+    held = owner(client, "c2", "vm9")
+    assert held is not None and (held.value, held.lease) == ("a", lease_a)
+    assert hand_over(client, "c2", "vm9", lease_a, "b", lease_b)
+    held = owner(client, "c2", "vm9")
+    assert held is not None and (held.value, held.lease) == ("b", lease_b)
+    client.revoke(lease_a)  # the source's lease ending no longer touches the VM
+    held = owner(client, "c2", "vm9")
+    assert held is not None and held.value == "b"
+    assert not release(client, "c2", "vm9", lease_a)
+    for lease in (lease_b, lease_c):
+        client.revoke(lease)
+    assert owner(client, "c2", "vm9") is None

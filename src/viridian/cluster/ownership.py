@@ -1,24 +1,55 @@
-"""VM ownership in etcd (docs/architecture.md, "Failover cluster"): the key
-``/viridian/<cluster>/owners/<vm id>`` holds the owner host's name and is bound to that
-host's lease, so it vanishes when the lease expires. It is changed only in transactions:
-a claim succeeds only while nobody owns the VM; a release deletes the key only while this
-host's lease still holds it.
+"""VM ownership in etcd (docs/architecture.md, "Failover cluster").
+
+Keys under ``/viridian/<cluster>/``:
+
+- ``hosts/<host>``   the host's :class:`HostRecord`, bound to its lease (gone with it);
+- ``vms/<vm id>``    the HA VM's :class:`ClusterVM` record (settings, folder on shared
+  storage, desired state), no lease: it outlives every host;
+- ``owners/<vm id>`` the owner host's name, bound to the owner's lease, so it vanishes
+  when that lease expires;
+- ``paused/<host>``  present while the host is drained (no lease: survives restarts).
+
+An owner key is changed only in transactions: a claim succeeds only while nobody owns
+the VM; a release deletes the key only while this host's lease still holds it; a
+hand-over (:func:`hand_over`, for migrations) moves it from one lease to another in one
+transaction.
 """
 
 from __future__ import annotations
 
-from viridian.cluster.etcd import Compare, Etcd, Op
+from viridian.cluster.etcd import Compare, Etcd, KeyValue, Op
 from viridian.cluster.model import ClusterVM, HostRecord
 
-__all__ = ["claim", "owner_key", "read_view", "release"]
+__all__ = ["claim", "hand_over", "host_key", "owner", "owner_key", "paused_key", "read_view",
+           "release", "root", "stop_and_release", "vm_key"]
 
 
-def _root(cluster: str) -> str:
+def root(cluster: str) -> str:
     return f"/viridian/{cluster}/"
+
+
+_root = root
 
 
 def owner_key(cluster: str, vm_id: str) -> str:
     return f"{_root(cluster)}owners/{vm_id}"
+
+
+def vm_key(cluster: str, vm_id: str) -> str:
+    return f"{_root(cluster)}vms/{vm_id}"
+
+
+def host_key(cluster: str, host: str) -> str:
+    return f"{_root(cluster)}hosts/{host}"
+
+
+def paused_key(cluster: str, host: str) -> str:
+    return f"{_root(cluster)}paused/{host}"
+
+
+def owner(etcd: Etcd, cluster: str, vm_id: str) -> KeyValue | None:
+    """The owner key of ``vm_id`` (value: host name, lease: the owner's lease) or None."""
+    return etcd.get(owner_key(cluster, vm_id))
 
 
 def claim(etcd: Etcd, cluster: str, vm_id: str, host: str, lease: int) -> bool:
@@ -33,6 +64,40 @@ def release(etcd: Etcd, cluster: str, vm_id: str, lease: int) -> bool:
     return etcd.txn([Compare(key, "LEASE", lease)], [Op("delete", key)]).succeeded
 
 
+def stop_and_release(etcd: Etcd, cluster: str, vm: ClusterVM, lease: int) -> bool:
+    """The admin stopped ``vm`` on its owner: in one transaction, while ``lease`` still
+    owns it, its record says "not wanted running" and the owner key goes. False (nothing
+    changed) when ``lease`` does not own it."""
+    key = owner_key(cluster, vm.id)
+    record = ClusterVM(vm.id, vm.name, vm.memory_mb, vm.policy, False, vm.settings)
+    return etcd.txn([Compare(key, "LEASE", lease)],
+                    [Op("put", vm_key(cluster, vm.id), record.to_json()),
+                     Op("delete", key)]).succeeded
+
+
+def hand_over(etcd: Etcd, cluster: str, vm_id: str, source_lease: int, target_host: str,
+              target_lease: int) -> bool:
+    """Move ownership of ``vm_id`` from the host holding ``source_lease`` to
+    ``target_host`` (bound to ``target_lease``) in ONE etcd transaction — the switch-over
+    point of a quick or live migration.
+
+    Guards: the owner key exists and is bound to ``source_lease`` (so a source whose lease
+    expired, or whose VM was already taken over by failover, cannot hand it over) and the
+    target's host record exists under ``target_lease`` (the target is a live member).
+    Returns True when ownership moved; False when a guard failed and nothing changed —
+    then the VM must keep running on the source (or nowhere), never on the target.
+
+    Contract for the caller (a migration): the target may resume the guest only after
+    this returned True; the source must stop its copy before calling it (quick
+    migration: saved; live migration: paused at switch-over), and must not resume it
+    after True.
+    """
+    key = owner_key(cluster, vm_id)
+    guards = [Compare(key, "LEASE", source_lease),
+              Compare(host_key(cluster, target_host), "LEASE", target_lease)]
+    return etcd.txn(guards, [Op("put", key, target_host, target_lease)]).succeeded
+
+
 def read_view(etcd: Etcd, cluster: str) -> tuple[list[ClusterVM], list[HostRecord]]:
     """The VM records with their owners and the live host records, from one read."""
     _, kvs = etcd.get_prefix(_root(cluster))
@@ -40,8 +105,8 @@ def read_view(etcd: Etcd, cluster: str) -> tuple[list[ClusterVM], list[HostRecor
     vms = []
     for kv in kvs:
         if "/vms/" in kv.key:
-            owner = owners.get(kv.key.rsplit("/", 1)[1])
-            vms.append(ClusterVM.from_json(kv.value, owner.value if owner else None,
-                                           owner.lease if owner else 0))
+            held = owners.get(kv.key.rsplit("/", 1)[1])
+            vms.append(ClusterVM.from_json(kv.value, held.value if held else None,
+                                           held.lease if held else 0))
     hosts = [HostRecord.from_json(kv.value) for kv in kvs if "/hosts/" in kv.key]
     return vms, hosts
