@@ -201,13 +201,37 @@ class ListenAddress(click.ParamType[tuple[str, int]]):
     show_default=True,
     help="Address and port to listen on.",
 )
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Plain HTTP even off loopback (warned); default: HTTPS unless loopback.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM certificate to serve HTTPS with (default: self-signed, made in the data folder).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM private key of --tls-cert.",
+)
 @click.pass_obj
-def serve(options: ClientOptions, serve_data_dir: Path | None, listen: tuple[str, int]) -> None:
+def serve(
+    options: ClientOptions,
+    serve_data_dir: Path | None,
+    listen: tuple[str, int],
+    insecure_http: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Run the management service (in the foreground)."""
+    from viridian.service.server import ListenerOptions
     from viridian.service.server import serve as run_service
 
     host, port = listen
-    run_service(data_dir=serve_data_dir or options.data_dir, host=host, port=port)
+    run_service(data_dir=serve_data_dir or options.data_dir, host=host, port=port,
+                listener=ListenerOptions(insecure_http, tls_cert, tls_key))
 
 
 def main() -> None:

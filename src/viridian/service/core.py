@@ -54,6 +54,7 @@ from viridian.service.library.capability import LibraryCapability
 from viridian.service.redfish.capability import RedfishCapability
 from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
+from viridian.service.tls import transport_view
 from viridian.service.vms import availability
 from viridian.service.vms.config import VMConfigurator
 from viridian.service.vms.definition_file import DefinitionFiles, read_definition
@@ -259,6 +260,7 @@ class ServiceCore:
             "data_dir": str(self.data_dir),
             "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self._started, 1),
+            "transport": transport_view(self.data_dir),  # HTTPS and its fingerprint (tls.py)
         }
 
     def host_shutdown(self) -> dict[str, Any]:

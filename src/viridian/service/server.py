@@ -4,7 +4,10 @@ Host-wide settings come from ``<data>/host.json`` (all optional)::
 
     {"accelerator": "auto" | "kvm" | "tcg",     # auto = probe KVM for real, fall back to TCG
      "host_reserve_mb": 512,                     # memory kept for the host (admission)
-     "virtual_processor_ratio": 8}               # max running VPs per logical processor
+     "virtual_processor_ratio": 8,               # max running VPs per logical processor
+     "transport": "auto" | "https" | "http",     # auto = HTTPS unless loopback (tls.py)
+     "tls_certificate": "/path/cert.pem",        # the admin's own certificate and key
+     "tls_key": "/path/key.pem"}
 
 ``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``.
 """
@@ -16,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,11 @@ from viridian.qemu.probe import probe_accelerator
 from viridian.service.app import create_app
 from viridian.service.auth import load_or_create_token
 from viridian.service.core import ServiceCore
+from viridian.service.tls import Transport, choose_transport
 
 log = logging.getLogger("viridian")
 ACCELERATORS = ("auto", "kvm", "tcg")
+PLAIN_HTTP = Transport("http")
 STORAGE_DAEMON_CHOICES = ("vhd", "off")
 """``vhd`` (the default): VMs with VHD/VHDX disks get a storage daemon; ``off`` opts out
 (docs/architecture.md, "The storage daemon")."""
@@ -113,26 +118,58 @@ async def build_manager(data_dir: Path) -> ServiceCore:
     return manager
 
 
-async def run(data_dir: Path, host: str, port: int) -> None:
+@dataclass(frozen=True)
+class ListenerOptions:
+    """``viridian serve``'s transport flags (docs/api.md, "Transport")."""
+
+    insecure_http: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+async def run(data_dir: Path, host: str, port: int,
+              listener: ListenerOptions | None = None) -> None:
+    listener = listener or ListenerOptions()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    transport = choose_transport(data_dir, host, load_host_settings(data_dir),
+                                 listener.insecure_http, listener.cert_file, listener.key_file)
     manager = await build_manager(data_dir)
     token = load_or_create_token(data_dir)
     app = create_app(manager, token)
     # Keep-alive longer than uvicorn's 5 s: a client reusing a connection just as the
     # server closes it idle sees "Server disconnected" (a race, seen on loaded hosts).
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off", timeout_keep_alive=75)
+                            access_log=False, lifespan="off", timeout_keep_alive=75,
+                            ssl_certfile=_optional(transport.cert_file),
+                            ssl_keyfile=_optional(transport.key_file))
     server = uvicorn.Server(config)
-    record_listen_address(data_dir, host, port)
-    log.info("viridian serving on http://%s:%d (data %s, accelerator %s)",
-             host, port, data_dir, manager.host.accelerator)
+    record_listen_address(data_dir, host, port, transport)
+    if transport.warning:
+        log.warning("%s", transport.warning)
+    log.info("viridian serving on %s://%s:%d%s (data %s, accelerator %s)",
+             transport.scheme, host, port, _certificate_note(transport), data_dir,
+             manager.host.accelerator)
     try:
         await server.serve()
     finally:
         await manager.close()
 
 
-def record_listen_address(data_dir: Path, host: str, port: int) -> None:
-    """Write ``<data>/service.json`` (``host``, ``port``, ``pid``; mode 0600, atomically).
+def _optional(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _certificate_note(transport: Transport) -> str:
+    if transport.fingerprint is None:
+        return ""
+    kind = "self-signed " if transport.self_signed else ""
+    return f", {kind}certificate SHA-256 {transport.fingerprint}"
+
+
+def record_listen_address(data_dir: Path, host: str, port: int,
+                          transport: Transport = PLAIN_HTTP) -> None:
+    """Write ``<data>/service.json`` (``host``, ``port``, ``pid``, ``scheme``,
+    ``transport``; mode 0600, atomically).
 
     The CLI sends the local token only to this address (docs/api.md, "Authentication").
     """
@@ -140,13 +177,15 @@ def record_listen_address(data_dir: Path, host: str, port: int) -> None:
     tmp = path.with_name(f".service.json.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump({"host": host, "port": port, "pid": os.getpid()}, file)
+        json.dump({"host": host, "port": port, "pid": os.getpid(),
+                   "scheme": transport.scheme, "transport": transport.view()}, file)
         file.flush()
         os.fsync(file.fileno())
     os.replace(tmp, path)
 
 
-def serve(data_dir: Path, host: str, port: int) -> None:
+def serve(data_dir: Path, host: str, port: int,
+          listener: ListenerOptions | None = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(data_dir, host, port))
+    asyncio.run(run(data_dir, host, port, listener))
