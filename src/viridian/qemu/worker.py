@@ -183,6 +183,7 @@ class Worker:
         ready_timeout: float = 10.0,
         restore_timeout: float | None = 300.0,
         storage_argv: Sequence[str] | None = None,
+        incoming_live: bool = False,
     ) -> Worker:
         """Start QEMU for a VM (see the module docs for the steps).
 
@@ -191,13 +192,15 @@ class Worker:
         unix:PATH,server=on,wait=off`` or ``-chardev socket,...`` + ``-mon``), and contain
         ``-incoming defer`` exactly when ``incoming_state`` is given. The VM ends
         running, or paused with ``start_paused``. ``storage_argv`` starts the VM's storage
-        daemon first (QEMU's argv must then open its disks over NBD).
+        daemon first (QEMU's argv must then open its disks over NBD). ``incoming_live``:
+        ``-incoming defer`` without a state file — QEMU is left paused, waiting to be told
+        where a live migration comes from (:mod:`.migration`).
 
         :raises QemuStartError: QEMU (or its storage daemon) could not be started,
             connected or restored.
         """
         argv = _with_paused_start(argv)
-        _check_incoming(argv, incoming_state)
+        _check_incoming(argv, incoming_state, incoming_live)
         _prepare_folder(paths)
         storage = None
         if storage_argv is not None:
@@ -224,7 +227,7 @@ class Worker:
             await monitor.connect(sock, timeout=ready_timeout)
             if incoming_state is not None:
                 await monitor.restore_from_file(incoming_state, timeout=restore_timeout)
-            if not start_paused:
+            if not (start_paused or incoming_live):
                 await monitor.resume()
         except BaseException as err:
             tail = log_tail(paths.qemu_log)
@@ -487,8 +490,14 @@ def _with_paused_start(argv: Sequence[str]) -> list[str]:
     return argv
 
 
-def _check_incoming(argv: Sequence[str], incoming_state: Path | None) -> None:
+def _check_incoming(argv: Sequence[str], incoming_state: Path | None,
+                    incoming_live: bool = False) -> None:
     has_defer = any(a == "-incoming" and b == "defer" for a, b in itertools.pairwise(argv))
+    if incoming_live:
+        if not has_defer or incoming_state is not None:
+            raise QemuStartError("a live incoming migration needs '-incoming defer' and no "
+                                 "saved state file")
+        return
     if incoming_state is None:
         if "-incoming" in argv:
             raise QemuStartError("argv has -incoming but no saved state file was given")

@@ -417,6 +417,30 @@ class ServiceCore:
         self.catalog.insert_vm(record)
         return self._new_live(record)
 
+    def stage_incoming(self, record: VMRecord) -> LiveVM:
+        """A VM migrating here (docs/architecture.md, "Migration"): managed by the caller
+        until :meth:`commit_incoming`, neither in the catalog nor in the VM list."""
+        live = LiveVM(record, self.catalog, self.host,
+                      RuntimePaths(self.data_dir / "run" / record.id),
+                      Path(record.folder) / SAVED_STATE_FILE, self)
+        for capability in self.capabilities:
+            capability.attach(live)
+        return live
+
+    def commit_incoming(self, live: LiveVM) -> None:
+        """Register a staged VM (its record as it is now) and manage it."""
+        self.catalog.insert_vm(live.record)
+        self.live[live.record.id] = live
+
+    def forget(self, live: LiveVM) -> None:
+        """Unregister a VM that moved to another host (or a staged VM given up): its record
+        goes, every file stays (the other host owns them now)."""
+        if self.live.get(live.record.id) is live:
+            self.catalog.delete_vm(live.record.id)
+            del self.live[live.record.id]
+        for capability in self.capabilities:
+            capability.removed(live, False)
+
     def _check_settings(self, change: SettingsChange) -> None:
         for capability in self.capabilities:
             capability.check_settings(change)

@@ -439,6 +439,54 @@ class LiveVM:
         self._settle(VMState.OFF, "the saved state was deleted")
         await asyncio.get_running_loop().run_in_executor(None, stale.unlink, True)
 
+    # --- migration (service.migration; docs/architecture.md, "Migration") ---------------
+
+    async def launch_incoming(self) -> Worker:
+        """Launch QEMU paused, waiting for a live migration (``-incoming defer``). The VM is
+        not in this host's catalog yet: until :meth:`arrived`, an end of this QEMU settles
+        nothing (the migration capability discards the VM).
+
+        :raises QemuStartError: QEMU (or its storage daemon) did not start; nothing runs.
+        """
+        self.state = VMState.STARTING
+        settings = self.disk_view(self.record.settings)
+        served = needs_storage_daemon(self.record.settings, self.capabilities)
+        argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
+                           incoming=True, storage_daemon=served)
+        storage_argv = render_storage_daemon(self.capabilities.storage_daemon or "", settings,
+                                             self.paths) if served else None
+        if settings.bios.num_lock:
+            write_numlock_rom(self.paths)
+        if needs_netboot(settings, boot_indexes(settings)):
+            write_netboot_rom(self.paths)
+        self.events.launching(self)
+        worker = await Worker.launch(
+            argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
+            accelerator=self.capabilities.accelerator, settings=to_dict(self.record.settings),
+            storage_argv=storage_argv, incoming_live=True)
+        self._adopt(worker)
+        self._expect_exit = True
+        return worker
+
+    def arrived(self, state: VMState) -> None:
+        """The migrated guest runs here (its record was just committed in ``state``)."""
+        self.record = replace(self.record, state=state)
+        self.state = state
+        self._expect_exit = False
+        self._reserved = False
+        self.events.resumed(self, True)
+
+    async def end_here(self) -> None:
+        """End this VM's QEMU on purpose, settling nothing: after it migrated away
+        (``postmigrate``), or an incoming migration that was abandoned."""
+        worker = self.worker
+        if worker is None:
+            return
+        self._expect_exit = True
+        await worker.turn_off()
+        await self._exited.wait()
+        self.state = VMState.OFF
+
     def require_worker(self) -> Worker:
         if self.worker is None:
             raise HostError(f"VM '{self.record.name}' has no QEMU process", vm=self.record.name)
