@@ -604,8 +604,21 @@ CASES: list[Case] = [
         "colour",
         "unknown setting 'colour'; allowed keys: name, notes, bios, memory, processor, ide, "
         "scsi, network_adapters, com1, com2, floppy, automatic_start, automatic_stop, "
-        "integration_services, checkpoint_folder",
+        "integration_services, checkpoint_folder, high_availability",
         BadRequest,
+    ),
+    Case(
+        "ha-priority-unknown",
+        {"high_availability": {"priority": "urgent"}},
+        "high_availability.priority",
+        "invalid value 'urgent' for high_availability.priority; allowed: high, medium, low, "
+        "none",
+    ),
+    Case(
+        "ha-preferred-hosts-not-names",
+        {"high_availability": {"preferred_hosts": [""]}},
+        "high_availability.preferred_hosts[0]",
+        "invalid value '' for high_availability.preferred_hosts[0]; allowed: a non-empty name",
     ),
     Case(
         "integration-service-not-bool",

@@ -91,6 +91,8 @@ FULL: dict[str, Any] = {
         "guest_services": False,
     },
     "checkpoint_folder": "/srv/checkpoints/web",
+    "high_availability": {"ha": True, "priority": "high", "preferred_hosts": ["h1", "h2"],
+                          "anti_affinity": ["sql"], "failback": True},
 }
 
 

@@ -59,3 +59,13 @@ class StopAction(StrEnum):
 def allowed_text(choices: type[StrEnum]) -> str:
     """``"a, b, c"`` — the allowed values of an enum, for error messages."""
     return ", ".join(member.value for member in choices)
+
+
+class FailoverPriority(StrEnum):
+    """Hyper-V's failover priority of an HA VM; ``none`` is "No Auto Start"
+    (docs/architecture.md, "Failover cluster")."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    NONE = "none"

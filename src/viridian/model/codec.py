@@ -23,6 +23,7 @@ from viridian.model.choices import (
     ComKind,
     DiskFormat,
     DriveKind,
+    FailoverPriority,
     MacMode,
     StartAction,
     StopAction,
@@ -36,6 +37,7 @@ from viridian.model.settings import (
     BiosSettings,
     ComPort,
     FloppyDrive,
+    HighAvailability,
     IdeDrive,
     IntegrationServices,
     MemorySettings,
@@ -184,6 +186,7 @@ def _vm_settings(data: Mapping[str, Any]) -> VMSettings:
         integration_services=_integration(_field(d, "integration_services", "", {})),
         checkpoint_folder=_opt_str(
             _field(d, "checkpoint_folder", "", base.checkpoint_folder), "checkpoint_folder"),
+        high_availability=_high_availability(_field(d, "high_availability", "", {})),
     )
 
 
@@ -359,3 +362,25 @@ def _integration(data: Any) -> IntegrationServices:
                       f"integration_services.{f.name}")
         for f in dataclasses.fields(IntegrationServices)
     })
+
+
+def _names(data: Any, setting: str) -> tuple[str, ...]:
+    items = _list(data, setting, "a list of names")
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip() or item != item.strip():
+            raise InvalidSetting(f"{setting}[{i}]", item, "a non-empty name")
+    return tuple(items)
+
+
+def _high_availability(data: Any) -> HighAvailability:
+    path = "high_availability"
+    d, base = _object(data, path, HighAvailability), HighAvailability()
+    return HighAvailability(
+        ha=_bool(_field(d, "ha", path, base.ha), f"{path}.ha"),
+        priority=_choice(_field(d, "priority", path, base.priority), f"{path}.priority",
+                         FailoverPriority),
+        preferred_hosts=_names(_field(d, "preferred_hosts", path, ()),
+                               f"{path}.preferred_hosts"),
+        anti_affinity=_names(_field(d, "anti_affinity", path, ()), f"{path}.anti_affinity"),
+        failback=_bool(_field(d, "failback", path, base.failback), f"{path}.failback"),
+    )

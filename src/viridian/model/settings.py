@@ -17,6 +17,7 @@ from viridian.model.choices import (
     ComKind,
     DiskFormat,
     DriveKind,
+    FailoverPriority,
     MacMode,
     StartAction,
     StopAction,
@@ -131,6 +132,20 @@ class AutomaticStop:
 
 
 @dataclass(frozen=True)
+class HighAvailability:
+    """The VM's failover-cluster role (docs/architecture.md, "Failover cluster"): ``ha`` on
+    makes it a clustered VM restarted on another host when its host fails, by
+    ``priority``, on ``preferred_hosts`` first, apart from VMs sharing an
+    ``anti_affinity`` class; ``failback`` moves it back to its first preferred host."""
+
+    ha: bool = False
+    priority: FailoverPriority = FailoverPriority.MEDIUM
+    preferred_hosts: tuple[str, ...] = ()
+    anti_affinity: tuple[str, ...] = ()
+    failback: bool = False
+
+
+@dataclass(frozen=True)
 class IntegrationServices:
     """Hyper-V's integration services, each switchable per VM; viridian provides them
     through qemu-guest-agent (``viridian.service.integration``). All are on by default
@@ -168,6 +183,7 @@ class VMSettings:
     # Hyper-V's "Snapshot File Location": where checkpoint disks and memory states go.
     # None = the VM's own folder (``<VM folder>/checkpoints``).
     checkpoint_folder: str | None = None
+    high_availability: HighAvailability = HighAvailability()
 
     def com(self, port: int) -> ComPort:
         """COM``port`` (1 or 2)."""
