@@ -46,6 +46,10 @@ class Job:
     finished_at: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    cancel_running: bool = field(default=False, repr=False)
+    """Set by an operation that can be cancelled while it runs (a migration before its
+    switch-over): :meth:`JobRunner.cancel` then cancels its task, and the operation undoes
+    what it did before the job ends ``cancelled``."""
 
     def report(self, progress: float, message: str | None = None) -> None:
         """Progress callback handed to operations (0-100)."""
@@ -154,9 +158,11 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         job = self._jobs.get(job_id)
-        if job is None or job.state != "queued" or job.task is None:
+        running_cancellable = job is not None and job.state == "running" and job.cancel_running
+        if job is None or (job.state != "queued" and not running_cancellable) or job.task is None:
             state = self.get(job_id)["state"]
-            raise Conflict(f"job {job_id} is {state}; only queued jobs can be cancelled",
+            raise Conflict(f"job {job_id} is {state}; only queued jobs (and running "
+                           "migrations before their switch-over) can be cancelled",
                            job=job_id, state=state)
         job.task.cancel()
         return job.to_dict()
