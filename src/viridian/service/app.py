@@ -32,7 +32,7 @@ FILE_BODY_ROUTES = (
 
 
 # Redfish (docs/architecture.md, "Redfish") authenticates its own requests (Basic,
-# X-Auth-Token sessions): the admin bearer is not asked for under this prefix.
+# X-Auth-Token sessions) through the same AccessControl: the gate passes this prefix.
 REDFISH_PREFIX = "/redfish"
 
 
@@ -42,6 +42,7 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
     access = AccessControl(manager.data_dir, token)  # users, roles, grants, audit (issue 17)
+    app.state.access = access  # capabilities that authenticate themselves use it (Redfish)
     resolve_vm = _vm_resolver(manager)
     install_access_routes(app, access, resolve_vm)
     _host_routes(app, manager)
