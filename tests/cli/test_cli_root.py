@@ -34,6 +34,7 @@ def serve_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     server = types.ModuleType("viridian.service.server")
     server.serve = lambda **kw: calls.append(kw)  # type: ignore[attr-defined]
+    server.ListenerOptions = lambda *flags: flags  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "viridian.service.server", server)
     return calls
 
@@ -43,18 +44,30 @@ def test_serve_passes_data_dir_host_and_port(
 ) -> None:
     result = invoke(["serve", "--data-dir", str(tmp_path), "--listen", "0.0.0.0:9090"])
     assert result.exit_code == 0, result.output
-    assert serve_calls == [{"data_dir": tmp_path, "host": "0.0.0.0", "port": 9090}]
+    assert serve_calls == [{"data_dir": tmp_path, "host": "0.0.0.0", "port": 9090,
+                            "listener": (False, None, None)}]
+
+
+def test_serve_passes_transport_flags(serve_calls: list[dict[str, Any]], tmp_path: Path) -> None:
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    result = invoke(["serve", "--data-dir", str(tmp_path), "--insecure-http",
+                     "--tls-cert", str(cert), "--tls-key", str(cert)])
+    assert result.exit_code == 0, result.output
+    assert serve_calls[0]["listener"] == (True, cert, cert)
 
 
 def test_serve_defaults(serve_calls: list[dict[str, Any]], tmp_path: Path) -> None:
     result = invoke(["serve"], env={"VIRIDIAN_DATA_DIR": str(tmp_path)})
     assert result.exit_code == 0, result.output
-    assert serve_calls == [{"data_dir": tmp_path, "host": "127.0.0.1", "port": 8080}]
+    assert serve_calls == [{"data_dir": tmp_path, "host": "127.0.0.1", "port": 8080,
+                            "listener": (False, None, None)}]
 
 
 def test_serve_accepts_ipv6(serve_calls: list[dict[str, Any]], tmp_path: Path) -> None:
     invoke(["--data-dir", str(tmp_path), "serve", "--listen", "[::1]:8081"])
-    assert serve_calls == [{"data_dir": tmp_path, "host": "::1", "port": 8081}]
+    assert serve_calls == [{"data_dir": tmp_path, "host": "::1", "port": 8081,
+                            "listener": (False, None, None)}]
 
 
 @pytest.mark.parametrize("listen", ["8080", "host:", "host:http", "h:70000", ":80"])

@@ -21,13 +21,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import click
 
 from viridian import config
-from viridian.cli.credentials import choose_token, load_token
+from viridian.cli.credentials import (
+    choose_token,
+    load_token,
+    read_service_record,
+    recorder_alive,
+    same_address,
+)
 from viridian.cli.options import ClientOptions
 from viridian.errors import (
     AdmissionRefused,
@@ -40,6 +46,11 @@ from viridian.errors import (
     Unauthorized,
     ViridianError,
 )
+
+if TYPE_CHECKING:
+    import ssl
+
+    from viridian.cli.trust import Trust
 
 __all__ = [
     "ApiClient",
@@ -104,18 +115,33 @@ class Endpoint:
         """
         if "://" not in url:
             url = f"http://{url}"
-        url = url.rstrip("/")
+        url = _local_scheme(url.rstrip("/"), data_dir)
         found, origin = choose_token(url, token, data_dir)
         return cls(url, found, origin)
 
 
+def _local_scheme(url: str, data_dir: Path) -> str:
+    """``http://`` → ``https://`` when the URL is the local service's address and it
+    serves HTTPS (its ``service.json`` says so): the default URL keeps working."""
+    if not url.startswith("http://"):
+        return url
+    record = read_service_record(data_dir)
+    if (record is None or record.get("scheme") != "https" or not recorder_alive(record)
+            or not same_address(url, record)):
+        return url
+    return "https://" + url.removeprefix("http://")
+
+
 def open_client(ctx: click.Context) -> ApiClient:
     """An API client for this invocation, closed when the root context closes."""
+    from viridian.cli.trust import Trust
+
     options = ctx.find_object(ClientOptions)
     if options is None:
         raise RuntimeError("open_client needs the root command's ClientOptions in ctx.obj")
     endpoint = Endpoint.resolve(options.url, options.token, options.data_dir)
-    return ctx.find_root().with_resource(ApiClient(endpoint))
+    trust = Trust(options.data_dir, options.ca_file, options.trust_fingerprint)
+    return ctx.find_root().with_resource(ApiClient(endpoint, trust))
 
 
 def vm_path(ref: str, *rest: str) -> str:
@@ -161,8 +187,9 @@ class Answer:
 class ApiClient:
     """Synchronous JSON client of the service. Every method raises only ``ViridianError``."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, trust: Trust | None = None) -> None:
         self.endpoint = endpoint
+        self.trust = trust
         self._headers = {"Accept": "application/json", "User-Agent": "viridian-cli"}
         if endpoint.token:
             self._headers["Authorization"] = f"Bearer {endpoint.token}"
@@ -260,11 +287,21 @@ class ApiClient:
         parts = urlsplit(self.endpoint.url)
         if self._connection is None:
             self._used = False
-            self._connection = _new_connection(parts.scheme, parts.netloc, self.endpoint.url)
+            self._connection = _new_connection(parts.scheme, parts.netloc, self.tls_context)
         self._connection.timeout = timeout
         if self._connection.sock is not None:
             self._connection.sock.settimeout(timeout)
         return self._connection
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context for this service (viridian.cli.trust); checked before sending.
+
+        :raises UntrustedCertificate: the certificate is not trusted.
+        """
+        from viridian.cli.trust import Trust
+
+        trust = self.trust or Trust(Path("/nonexistent"))
+        return trust.context_for(self.endpoint.url)
 
     def _target(self, path: str, params: dict[str, Any] | None) -> str:
         prefix = urlsplit(self.endpoint.url).path
@@ -304,6 +341,8 @@ class ApiClient:
     def transport_error(self, err: Exception) -> ViridianError:
         """The viridian error a failed exchange means: exit 7 (unreachable) or 2 (bad URL)."""
         url = self.endpoint.url
+        if type(err).__name__ == "SSLCertVerificationError" and self.trust is not None:
+            return self.trust.refusal(url, err)
         if isinstance(err, InvalidServiceUrl):
             return BadRequest(f"invalid service URL {url!r}: {err}; use http://HOST:PORT")
         if isinstance(err, TimeoutError):
@@ -321,7 +360,9 @@ class InvalidServiceUrl(http.client.HTTPException):
     """The URL is not ``http(s)://HOST[:PORT]``."""
 
 
-def _new_connection(scheme: str, netloc: str, url: str) -> http.client.HTTPConnection:
+def _new_connection(
+    scheme: str, netloc: str, tls_context: Callable[[], ssl.SSLContext]
+) -> http.client.HTTPConnection:
     """A (not yet connected) connection to ``netloc``.
 
     :raises InvalidServiceUrl: the scheme is not http/https or there is no host.
@@ -332,7 +373,7 @@ def _new_connection(scheme: str, netloc: str, url: str) -> http.client.HTTPConne
         raise InvalidServiceUrl("no host")
     try:
         if scheme == "https":
-            return http.client.HTTPSConnection(netloc)
+            return http.client.HTTPSConnection(netloc, context=tls_context())
         return http.client.HTTPConnection(netloc)
     except http.client.InvalidURL as err:
         raise InvalidServiceUrl(str(err)) from err

@@ -159,15 +159,34 @@ class ViridianGroup(LazyGroup):
     type=click.Path(file_okay=False, path_type=Path),
     help="Data folder holding the token (env VIRIDIAN_DATA_DIR).",
 )
+@click.option(
+    "--ca-file",
+    envvar="VIRIDIAN_CA_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Verify an https:// service's certificate with this CA bundle (env VIRIDIAN_CA_FILE).",
+)
+@click.option(
+    "--trust-fingerprint",
+    metavar="SHA256",
+    help="Trust (and pin) an https:// service whose certificate has this SHA-256 fingerprint.",
+)
 @click.version_option(package_name="viridian")
 @click.pass_context
-def cli(ctx: click.Context, url: str, token: str | None, data_dir: Path | None) -> None:
+def cli(
+    ctx: click.Context,
+    url: str,
+    token: str | None,
+    data_dir: Path | None,
+    ca_file: Path | None,
+    trust_fingerprint: str | None,
+) -> None:
     """viridian: Hyper-V-style virtual machines on QEMU, managed through one service."""
     from viridian.cli.options import ClientOptions
 
     if token is None and os.environ.get("VIRIDIAN_TOKEN") == "":
         token = ""  # set but empty: an error when a request is made (viridian.cli.credentials)
-    ctx.obj = ClientOptions(url, token, data_dir or config.default_data_dir())
+    ctx.obj = ClientOptions(url, token, data_dir or config.default_data_dir(),
+                            ca_file or None, trust_fingerprint)
 
 
 class ListenAddress(click.ParamType[tuple[str, int]]):

@@ -9,8 +9,11 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """The root command's ``--url``, ``--token`` and ``--data-dir``, kept as ``ctx.obj``."""
+    """The root command's ``--url``, ``--token``, ``--data-dir`` and TLS trust options
+    (``--ca-file``, ``--trust-fingerprint``: viridian.cli.trust), kept as ``ctx.obj``."""
 
     url: str
     token: str | None
     data_dir: Path
+    ca_file: Path | None = None
+    trust_fingerprint: str | None = None
