@@ -296,7 +296,18 @@ def format_host(host: dict[str, Any]) -> str:
         ("Boot ID", _cell(host.get("boot_id"))),
         ("Uptime", format_uptime(host.get("uptime_s"))),
     ]
+    if isinstance(host.get("transport"), dict):
+        pairs.append(("Transport", format_transport(host["transport"])))
     return "\n".join(_pairs_text(pairs))
+
+
+def format_transport(transport: dict[str, Any]) -> str:
+    """``https, self-signed certificate SHA-256 AB:CD:…`` or ``http`` (docs/api.md, "Transport")."""
+    fingerprint = transport.get("fingerprint_sha256")
+    if not fingerprint:
+        return str(transport.get("scheme"))
+    kind = "self-signed " if transport.get("self_signed") else ""
+    return f"{transport.get('scheme')}, {kind}certificate SHA-256 {fingerprint}"
 
 
 def vm_state_line(vm: dict[str, Any]) -> str:

@@ -456,8 +456,10 @@ def run_console(
 
     url = _ws_url(client, name, port)
     headers = {"Authorization": f"Bearer {client.endpoint.token}"} if client.endpoint.token else {}
+    tls = client.tls_context() if url.startswith("wss://") else None  # trust: before sending
     try:
-        with connect(url, additional_headers=headers, max_size=None, open_timeout=10) as ws:
+        with connect(url, additional_headers=headers, max_size=None, open_timeout=10,
+                     ssl=tls) as ws:
             first = _accepted(ws)
             on_connected()
             with _raw_terminal(stdin):
