@@ -138,6 +138,36 @@ def test_read_only_cannot_reset_and_operator_cannot_change_accounts(service: Ser
              for m in httpx.get(accounts, auth=_auth(service)).json()["Members"]]
     assert "sneaky" not in names and "rf-operator" in names
 
+    # Redfish accounts are viridian users; RoleId is a host-wide grant of a built-in role
+    with service.client() as api:
+        user = api.get("/access/users/rf-reader").json()
+    assert user["realm"] == "local"
+    assert [(g["role"], g["on"]) for g in user["grants"]] == [("Viewer", "host")]
+    # an Operator may reset (vm.stop passes the gate; the VM is off, so the VM refuses)
+    # and change its own password, not its role
+    stopped = httpx.post(f"{uri}/Actions/ComputerSystem.Reset", auth=operator,
+                         json={"ResetType": "ForceOff"})
+    assert stopped.status_code == 409 and "it is Off" in stopped.text, stopped.text
+    own = f"{accounts}/rf-operator"
+    promoted = httpx.patch(own, auth=operator, json={"RoleId": "Administrator"})
+    assert promoted.status_code == 403, promoted.text
+    changed = httpx.patch(own, auth=operator, json={"Password": "new-Operator-pw1"})
+    assert changed.status_code == 200, changed.text
+    assert httpx.get(uri, auth=operator).status_code == 401  # the old password is gone
+    operator = ("rf-operator", "new-Operator-pw1")
+    # a Redfish session is an access session: its token works on the JSON API too
+    login = httpx.post(f"{service.url}/redfish/v1/SessionService/Sessions",
+                       json={"UserName": operator[0], "Password": operator[1]})
+    assert login.status_code == 201, login.text
+    token = login.headers["X-Auth-Token"]
+    whoami = httpx.get(f"{service.url}/api/v1/access/whoami",
+                       headers={"Authorization": f"Bearer {token}"})
+    assert whoami.json()["user"] == "rf-operator", whoami.text
+    assert httpx.delete(service.url + login.headers["Location"],
+                        headers={"X-Auth-Token": token}).status_code == 204
+    assert httpx.get(f"{service.url}/api/v1/access/whoami",
+                     headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
     wrong = httpx.get(uri, auth=("rf-reader", "wrong-password"))
     assert wrong.status_code == 401
     assert wrong.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].startswith("Base.")

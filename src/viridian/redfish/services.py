@@ -7,7 +7,7 @@ from typing import Any
 
 from viridian.redfish import REDFISH_ROOT
 from viridian.redfish.odata import Resource, link, resource
-from viridian.redfish.privileges import ROLE_PRIVILEGES, Role
+from viridian.redfish.privileges import ROLE_PRIVILEGES, VIRIDIAN_ROLE, Role
 from viridian.redfish.systems import CHASSIS_ID, CHASSIS_URI, MANAGER_ID, MANAGER_URI, SYSTEMS
 
 OK = {"State": "Enabled", "Health": "OK"}
@@ -18,7 +18,8 @@ TASKS = f"{REDFISH_ROOT}/TaskService/Tasks"
 MONITORS = f"{REDFISH_ROOT}/TaskService/TaskMonitors"
 SUBSCRIPTIONS = f"{REDFISH_ROOT}/EventService/Subscriptions"
 SSE_URI = f"{REDFISH_ROOT}/EventService/SSE"
-SESSION_TIMEOUT_S = 1800
+SESSION_TIMEOUT_S = 8 * 3600  # viridian.access.control.SESSION_S (from login, not idle)
+LOCKOUT = (5, 300, 300)  # viridian.access.lockout: failures, duration s, counter reset s
 EVENT_TYPES = ["ResourceEvent"]
 
 
@@ -51,23 +52,34 @@ def session(session_id: str, user: str) -> Resource:
 
 
 def account_service() -> Resource:
+    threshold, duration, reset = LOCKOUT
     return resource("AccountService", f"{REDFISH_ROOT}/AccountService", "AccountService",
-                    "Account service", ServiceEnabled=True, MinPasswordLength=8,
-                    MaxPasswordLength=128, AccountLockoutThreshold=0,
-                    LocalAccountAuth="Enabled", Accounts=link(ACCOUNTS), Roles=link(ROLES),
-                    Status=OK)
+                    "Account service: viridian's users", ServiceEnabled=True,
+                    MinPasswordLength=8, MaxPasswordLength=128,
+                    AccountLockoutThreshold=threshold, AccountLockoutDuration=duration,
+                    AccountLockoutCounterResetAfter=reset, LocalAccountAuth="Enabled",
+                    Accounts=link(ACCOUNTS), Roles=link(ROLES), Status=OK)
 
 
-def account(account_id: str, user: str, role: Role, enabled: bool) -> Resource:
+def account(account_id: str, user: str, realm: str, role: Role, locked: bool) -> Resource:
+    """A viridian user as a ``ManagerAccount`` (``Description`` names its realm)."""
     return resource("ManagerAccount", f"{ACCOUNTS}/{account_id}", account_id,
-                    f"Account {user}", UserName=user, RoleId=role.value, Enabled=enabled,
-                    Locked=False, AccountTypes=["Redfish"], Password=None,
+                    f"Account {user}", Description=f"viridian user of the {realm} realm",
+                    UserName=user, RoleId=role.value, Enabled=True, Locked=locked,
+                    AccountTypes=["Redfish"], Password=None,
                     Links={"Role": link(f"{ROLES}/{role.value}")})
 
 
 def role(r: Role) -> Resource:
-    return resource("Role", f"{ROLES}/{r.value}", r.value, f"{r.value} role", RoleId=r.value,
-                    IsPredefined=True, AssignedPrivileges=list(ROLE_PRIVILEGES[r]))
+    """A Redfish role and the viridian role it is a host-wide grant of."""
+    if r is Role.DELEGATED:
+        what = ("no host-wide Redfish role: what the account may do comes from its viridian "
+                "grants on single VMs or tags, or custom roles (viridian grant list)")
+    else:
+        what = f"a grant of viridian's {VIRIDIAN_ROLE[r]} role on the host"
+    return resource("Role", f"{ROLES}/{r.value}", r.value, f"{r.value} role",
+                    Description=what, RoleId=r.value, IsPredefined=r is not Role.DELEGATED,
+                    AssignedPrivileges=list(ROLE_PRIVILEGES[r]))
 
 
 def task_service() -> Resource:

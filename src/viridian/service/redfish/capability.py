@@ -11,17 +11,18 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from starlette.routing import Route
 
+from viridian.access import AccessControl, Principal, Target
 from viridian.model import VMSettings
 from viridian.model.states import VMState
 from viridian.redfish import boot
 from viridian.redfish.boot import BootOverride
 from viridian.redfish.messages import RedfishError, not_found
 from viridian.redfish.systems import SystemView
-from viridian.service.auth import load_or_create_token
 from viridian.service.capability import Capability
 from viridian.service.context import ServiceContext
 from viridian.service.devices.edits import set_dvd_media, set_floppy_media
-from viridian.service.redfish.auth import Accounts, Sessions
+from viridian.service.redfish.accounts import Accounts
+from viridian.service.redfish.auth import RedfishAuth
 from viridian.service.redfish.events import EventHub
 from viridian.service.vms.live import LiveVM
 
@@ -45,8 +46,8 @@ class RedfishCapability(Capability):
 
     def __init__(self, core: RedfishCore) -> None:
         self.core = core
-        self.accounts = Accounts(core.catalog, load_or_create_token(core.data_dir))
-        self.sessions = Sessions()
+        self._auth: RedfishAuth | None = None
+        self._accounts: Accounts | None = None
         self.events = EventHub(self._states)
         self._boot: dict[str, BootOverride] = {}
         self._launching: set[str] = set()
@@ -84,13 +85,52 @@ class RedfishCapability(Capability):
 
     async def close(self) -> None:
         await self.events.close()
+        if self._auth is not None:
+            self._auth.close()
 
     def install_routes(self, app: FastAPI) -> None:
+        """Serve ``/redfish`` with the app's access control (``app.state.access``, set by
+        :func:`viridian.service.app.create_app`)."""
         from viridian.service.redfish.handlers import ROUTES
         from viridian.service.redfish.routes import RedfishApp
+        access: AccessControl = app.state.access
+        self._auth, self._accounts = RedfishAuth(access), Accounts(access)
         app.router.routes.insert(0, Route("/redfish{rest:path}", RedfishApp(self, ROUTES)))
 
     # --- what handlers use ------------------------------------------------------------
+
+    @property
+    def auth(self) -> RedfishAuth:
+        assert self._auth is not None, "install_routes first"
+        return self._auth
+
+    @property
+    def accounts(self) -> Accounts:
+        assert self._accounts is not None, "install_routes first"
+        return self._accounts
+
+    def target(self, system_id: str | None) -> Target:
+        """The access target of a request about ``system_id`` (None: the host)."""
+        if system_id is None:
+            return Target()
+        vm = self.core.vms().get(system_id)
+        if vm is None:
+            return Target(vm=system_id)
+        return self.auth.access.target(vm.record.name, vm.record.id)
+
+    def authorize(self, principal: Principal, operation: str, system_id: str | None) -> None:
+        """Return when allowed, else raise :class:`viridian.errors.Forbidden` (403
+        ``InsufficientPrivilege`` at the Redfish boundary)."""
+        self.auth.access.authorize(principal, operation, self.target(system_id))
+
+    def audit(self, principal: Principal, operation: str, system_id: str | None,
+              source: str, request: str, status: int) -> None:
+        """One audit record of a Redfish request that changes state (or was refused)."""
+        result = "ok" if status < 400 else ("denied" if status in (401, 403) else "failed")
+        self.auth.access.audit.append(
+            who=principal.user, realm=principal.realm, source=source, operation=operation,
+            target=self.target(system_id).label(), result=result, status=status,
+            request=request)
 
     def _boot_view(self, vm_id: str, settings: VMSettings) -> VMSettings:
         if vm_id not in self._launching:

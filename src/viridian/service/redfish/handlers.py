@@ -23,7 +23,7 @@ from viridian.redfish.messages import (
     not_in_list,
 )
 from viridian.redfish.power import RESET_TYPES
-from viridian.redfish.privileges import Role
+from viridian.redfish.privileges import ASSIGNABLE, Role, assignable
 from viridian.service.redfish.http import etag_of, json_response
 from viridian.service.redfish.routes import Call, Handler
 
@@ -63,7 +63,8 @@ async def odata_document(call: Call) -> Response:
 # --- systems --------------------------------------------------------------------------
 
 async def systems(call: Call) -> Response:
-    ids = call.redfish.system_ids()
+    """The VMs the caller may see (``vm.read``)."""
+    ids = [i for i in call.redfish.system_ids() if call.may("vm.read", i)]
     return _ok(call, odata.collection("ComputerSystemCollection", sys_.SYSTEMS,
                                       "Computer systems", [f"{sys_.SYSTEMS}/{i}" for i in ids]),
                "GET, HEAD, POST")
@@ -91,6 +92,8 @@ async def create_system(call: Call) -> Response:
     memory_mb = round(float(gib) * 1024) if gib is not None else None
     vm = await call.redfish.core.create_vm(name, {}, memory_mb=memory_mb, processors=count,
                                            dvd=None, vhd=None)
+    if call.principal is not None and not call.principal.bootstrap:
+        call.redfish.auth.access.set_owner(vm["id"], call.principal.user)  # self-service
     uri = f"{sys_.SYSTEMS}/{vm['id']}"
     return _ok(call, sys_.computer_system(call.redfish.view(vm["id"])), status=201,
                headers={"Location": uri})
@@ -308,8 +311,18 @@ async def session_service(call: Call) -> Response:
     return _ok(call, svc.session_service())
 
 
+def _mine_or_manager(call: Call, user: str) -> None:
+    """Someone else's session or account needs ``access.manage``."""
+    if user != call.user and not call.may("access.manage"):
+        raise RedfishError(403, "InsufficientPrivilege",
+                           detail=f"{call.user} may see and end only its own sessions and "
+                                  "account (access.manage is needed); nothing was changed")
+
+
 async def sessions(call: Call) -> Response:
-    ids = [p.session_id for p in call.redfish.sessions.list() if p.session_id]
+    """Open sessions: all of them for a user manager, else the caller's own."""
+    every = call.may("access.manage")
+    ids = [s.id for s in call.redfish.auth.sessions() if every or s.user == call.user]
     return _ok(call, odata.collection("SessionCollection", svc.SESSIONS, "Sessions",
                                       [f"{svc.SESSIONS}/{i}" for i in ids]), "GET, HEAD, POST")
 
@@ -319,27 +332,22 @@ async def login(call: Call) -> Response:
     if not isinstance(user, str) or not isinstance(password, str):
         raise RedfishError(400, "CreateFailedMissingReqProperties",
                            "UserName" if not isinstance(user, str) else "Password")
-    account = call.redfish.accounts.check(user, password)
-    if account is None:
-        raise RedfishError(401, "ResourceAtUriUnauthorized", svc.SESSIONS, "Unauthorized",
-                           detail="wrong user name or password")
-    session_id, token = call.redfish.sessions.create(account)
+    session_id, token = await call.redfish.auth.login(user, password, call.source)
     uri = f"{svc.SESSIONS}/{session_id}"
     return _ok(call, svc.session(session_id, user), status=201,
                headers={"X-Auth-Token": token, "Location": uri})
 
 
 async def session(call: Call) -> Response:
-    principal = call.redfish.sessions.get(call.params["sess"])
-    return _ok(call, svc.session(call.params["sess"], principal.user), "GET, HEAD, DELETE")
+    found = call.redfish.auth.session(call.params["sess"])
+    _mine_or_manager(call, found.user)
+    return _ok(call, svc.session(found.id, found.user), "GET, HEAD, DELETE")
 
 
 async def logout(call: Call) -> Response:
-    target = call.redfish.sessions.get(call.params["sess"])
-    me = call.principal
-    if me is None or (target.user != me.user and me.role is not Role.ADMINISTRATOR):
-        raise RedfishError(403, "InsufficientPrivilege")
-    call.redfish.sessions.delete(call.params["sess"])
+    found = call.redfish.auth.session(call.params["sess"])
+    _mine_or_manager(call, found.user)
+    call.redfish.auth.end(found.id)
     return _no_content()
 
 
@@ -350,19 +358,26 @@ async def account_service(call: Call) -> Response:
 
 
 async def accounts(call: Call) -> Response:
-    ids = [a.id for a in call.redfish.accounts.list()]
+    """Every account for a user manager, else the caller's own."""
+    every = call.may("access.manage")
+    ids = [a.id for a in call.redfish.accounts.list() if every or a.user == call.user]
     return _ok(call, odata.collection("ManagerAccountCollection", svc.ACCOUNTS, "Accounts",
                                       [f"{svc.ACCOUNTS}/{i}" for i in ids]), "GET, HEAD, POST")
 
 
 def _role(value: Any) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise not_in_list(value, "RoleId", [r.value for r in Role]) from None
+    role = assignable(value)
+    if role is None:
+        raise not_in_list(value, "RoleId", ASSIGNABLE)
+    return role
+
+
+def _account_body(a: Any) -> dict[str, Any]:
+    return svc.account(a.id, a.user, a.realm, a.role, a.locked)
 
 
 async def create_account(call: Call) -> Response:
+    """A local viridian user with ``RoleId`` (default ReadOnly) granted on the host."""
     body = call.body
     for required in ("UserName", "Password"):
         if not isinstance(body.get(required), str) or not body[required]:
@@ -370,36 +385,45 @@ async def create_account(call: Call) -> Response:
     role = _role(body.get("RoleId", "ReadOnly"))
     created = call.redfish.accounts.create(body["UserName"], body["Password"], role)
     uri = f"{svc.ACCOUNTS}/{created.id}"
-    return _ok(call, svc.account(created.id, created.user, created.role, created.enabled),
-               status=201, headers={"Location": uri})
+    return _ok(call, _account_body(created), status=201, headers={"Location": uri})
 
 
 async def account(call: Call) -> Response:
     a = call.redfish.accounts.get(call.params["acc"])
-    return _ok(call, svc.account(a.id, a.user, a.role, a.enabled), "GET, HEAD, PATCH, DELETE")
+    return _ok(call, _account_body(a), "GET, HEAD, PATCH, DELETE")
 
 
 async def patch_account(call: Call) -> Response:
+    """PATCH ``Password`` (own account: access.self) and ``RoleId`` (access.manage);
+    ``Enabled`` may only stay true (viridian users are removed, not disabled)."""
     a = call.redfish.accounts.get(call.params["acc"])
-    _check_etag(call, svc.account(a.id, a.user, a.role, a.enabled))
+    _check_etag(call, _account_body(a))
     body = {k: v for k, v in call.body.items() if not k.startswith("@odata")}
     unknown = sorted(set(body) - {"Password", "RoleId", "Enabled"})
     if unknown:
         raise RedfishError(400, "PropertyUnknown", unknown[0],
                            detail=f"unknown or read-only property {unknown[0]}; writable: "
-                                  "Password, RoleId, Enabled; nothing was changed")
+                                  "Password, RoleId; nothing was changed")
     if not body:
         raise RedfishError(400, "NoOperation")
+    if body.get("Enabled", True) is not True:
+        raise RedfishError(400, "PropertyValueNotInList", body["Enabled"], "Enabled",
+                           detail="viridian users cannot be disabled: delete the account or "
+                                  "change its RoleId; allowed: true; nothing was changed")
+    password = body.get("Password")
+    if password is not None and not isinstance(password, str):
+        raise RedfishError(400, "PropertyValueTypeError", str(password), "Password")
     role = _role(body["RoleId"]) if "RoleId" in body else None
-    call.redfish.accounts.update(a.id, body.get("Password"), role, body.get("Enabled"))
+    call.redfish.accounts.update(a.id, password, role)
+    call.redfish.auth.forget_basic(a.user)
     a = call.redfish.accounts.get(a.id)
-    return _ok(call, svc.account(a.id, a.user, a.role, a.enabled), "GET, HEAD, PATCH, DELETE")
+    return _ok(call, _account_body(a), "GET, HEAD, PATCH, DELETE")
 
 
 async def delete_account(call: Call) -> Response:
     a = call.redfish.accounts.get(call.params["acc"])
     call.redfish.accounts.delete(a.id)
-    call.redfish.sessions.drop_user(a.user)
+    call.redfish.auth.forget_basic(a.user)
     return _no_content()
 
 

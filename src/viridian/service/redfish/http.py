@@ -51,6 +51,7 @@ def as_redfish(err: BaseException) -> RedfishError:
     if isinstance(err, ViridianError):
         ids = {404: ("ResourceNotFound", "resource", err.details.get("vm", "")),
                409: ("ResourceInUse",), 401: ("NoValidSession",),
+               403: ("InsufficientPrivilege",),
                400: ("GeneralError",)}
         entry = ids.get(err.http_status, ("InternalError",))
         return RedfishError(err.http_status, entry[0], *entry[1:], detail=err.message)

@@ -1,6 +1,8 @@
 """The Redfish tree's HTTP entry: one ASGI app mounted at ``/redfish`` that normalises the
-trailing slash, authenticates (:mod:`.auth`), checks the privilege a request needs and
-dispatches to :mod:`.handlers`; every error leaves through :func:`.http.error_response`.
+trailing slash, authenticates (:mod:`.auth`), authorizes the viridian operation a request
+needs (:func:`viridian.redfish.privileges.operation_for`) on its VM or the host through
+viridian's access control, audits what changes state, and dispatches to :mod:`.handlers`;
+every error leaves through :func:`.http.error_response`.
 
 Readable without credentials (DSP0266 §13.3.2): ``/redfish``, the service root,
 ``$metadata``, ``odata`` and a login (POST to the sessions collection)."""
@@ -17,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from viridian.access import Principal
 from viridian.redfish import REDFISH_ROOT
 from viridian.redfish.messages import RedfishError
-from viridian.redfish.privileges import required_privilege
-from viridian.service.redfish.auth import Principal, authenticate, authorize
-from viridian.service.redfish.http import error_response
+from viridian.redfish.privileges import SELF, operation_for, system_of
+from viridian.service.redfish.auth import redfish_user
+from viridian.service.redfish.http import as_redfish, error_response
 
 if TYPE_CHECKING:
     from viridian.service.redfish.capability import RedfishCapability
@@ -42,6 +45,19 @@ class Call:
     headers: dict[str, str]
     redfish: RedfishCapability
     head: bool = field(default=False)
+    source: str = ""
+
+    def may(self, operation: str, system_id: str | None = None) -> bool:
+        """Whether the caller may ``operation`` on the system (else the host)."""
+        if self.principal is None:
+            return False
+        return self.redfish.auth.access.policy.allows(
+            self.principal, operation, self.redfish.target(system_id))
+
+    @property
+    def user(self) -> str:
+        """The caller's Redfish user name ('' when anonymous)."""
+        return redfish_user(self.principal) if self.principal else ""
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -73,11 +89,19 @@ class RedfishApp:
         found = [(m, mt, h) for m, mt, h in matches if mt]
         allow = ", ".join(sorted({m for m, _, _ in found} | ({"HEAD"} if any(
             m == "GET" for m, _, _ in found) else set())))
+        source = request.client.host if request.client else ""
+        principal: Principal | None = None
+        operation, status = "", 500
         try:
             if not found:
                 raise RedfishError(404, "ResourceNotFound", "resource", path)
             handler = [(mt, h) for m, mt, h in found if m == lookup]
-            principal = self._principal(request, method, path)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            principal = await self.redfish.auth.authenticate(headers, source)
+            if principal is None and (lookup, path) not in OPEN:
+                raise RedfishError(401, "NoValidSession",
+                                   detail="credentials needed: HTTP Basic, X-Auth-Token of a "
+                                          "session, or a viridian API bearer token")
             _check_protocol(request)
             if not handler:
                 raise RedfishError(405, "OperationNotAllowed",
@@ -86,27 +110,23 @@ class RedfishApp:
             match, fn = handler[0]
             assert match is not None
             body = await _body(request) if method in ("POST", "PATCH", "PUT") else {}
-            call = Call(method, path, match.groupdict(), body, principal,
-                        {k.lower(): v for k, v in request.headers.items()}, self.redfish,
-                        head=method == "HEAD")
+            call = Call(method, path, match.groupdict(), body, principal, headers, self.redfish,
+                        head=method == "HEAD", source=source)
+            if principal is not None:
+                operation = operation_for(lookup, path, body, call.user)
+                self.redfish.authorize(principal, operation, system_of(path))
             response = await fn(call)
             if "Allow" in response.headers:
                 response.headers["Allow"] = allow
+            status = response.status_code
             return _not_modified(request, response)
         except Exception as err:  # the one Redfish boundary: every error becomes a body
+            status = as_redfish(err).status
             return error_response(err, allow or "GET, HEAD")
-
-    def _principal(self, request: Request, method: str, path: str) -> Principal | None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        principal = authenticate(headers, self.redfish.accounts, self.redfish.sessions)
-        if (method if method != "HEAD" else "GET", path) in OPEN:
-            return principal
-        if principal is None:
-            raise RedfishError(401, "NoValidSession",
-                               detail="credentials needed: HTTP Basic, X-Auth-Token of a "
-                                      "session, or the admin bearer token")
-        authorize(principal, required_privilege(method, path))
-        return principal
+        finally:
+            if lookup != "GET" and principal is not None:
+                self.redfish.audit(principal, operation or SELF, system_of(path), source,
+                                   f"{method} {path}", status)
 
 
 def _pattern(path: str) -> re.Pattern[str]:
