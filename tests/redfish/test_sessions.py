@@ -77,7 +77,7 @@ def test_accounts_are_users_and_roles_are_host_grants(access: AccessControl) -> 
     access.grant("Administrator", "@admins", "host")
     access.set_member("admins", "grouped", True)
     assert accounts.get("grouped").role is Role.ADMINISTRATOR  # through its group
-    assert [a.id for a in accounts.list()][0] == "admin"
+    assert next(a.id for a in accounts.list()) == "admin"
     with pytest.raises(RedfishError) as taken:
         accounts.create("ro", "another-password", Role.READ_ONLY)
     assert taken.value.status == 409
