@@ -17,11 +17,27 @@ transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from viridian.cluster.etcd import Compare, Etcd, KeyValue, Op
 from viridian.cluster.model import ClusterVM, HostRecord
 
-__all__ = ["claim", "hand_over", "host_key", "owner", "owner_key", "paused_key", "read_view",
-           "release", "root", "stop_and_release", "vm_key"]
+__all__ = [
+    "ClusterView",
+    "claim",
+    "hand_over",
+    "host_key",
+    "member_key",
+    "owner",
+    "owner_key",
+    "paused_key",
+    "read_cluster",
+    "read_view",
+    "release",
+    "root",
+    "stop_and_release",
+    "vm_key",
+]
 
 
 def root(cluster: str) -> str:
@@ -41,6 +57,11 @@ def vm_key(cluster: str, vm_id: str) -> str:
 
 def host_key(cluster: str, host: str) -> str:
     return f"{_root(cluster)}hosts/{host}"
+
+
+def member_key(cluster: str, host: str) -> str:
+    """``members/<host>``: the host joined (no lease: a member that is not Up is Down)."""
+    return f"{_root(cluster)}members/{host}"
 
 
 def paused_key(cluster: str, host: str) -> str:
@@ -110,3 +131,39 @@ def read_view(etcd: Etcd, cluster: str) -> tuple[list[ClusterVM], list[HostRecor
                                            held.lease if held else 0))
     hosts = [HostRecord.from_json(kv.value) for kv in kvs if "/hosts/" in kv.key]
     return vms, hosts
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """Everything under the cluster's root, read at one revision."""
+
+    revision: int
+    vms: list[ClusterVM] = field(default_factory=list)
+    hosts: list[HostRecord] = field(default_factory=list)
+    members: dict[str, str] = field(default_factory=dict)  # host -> its member record
+    paused: frozenset[str] = frozenset()
+    created: bool = False
+
+
+def read_cluster(etcd: Etcd, cluster: str) -> ClusterView:
+    """One range read of the whole cluster (VMs with owners, hosts, members, paused)."""
+    revision, kvs = etcd.get_prefix(_root(cluster))
+    start = len(_root(cluster))
+    owners = {kv.key.rsplit("/", 1)[1]: kv for kv in kvs if "/owners/" in kv.key}
+    view = ClusterView(revision, created=any(kv.key == _root(cluster) + "created"
+                                             for kv in kvs))
+    paused = set()
+    for kv in kvs:
+        kind, _, name = kv.key[start:].partition("/")
+        if kind == "vms":
+            held = owners.get(name)
+            view.vms.append(ClusterVM.from_json(kv.value, held.value if held else None,
+                                                held.lease if held else 0))
+        elif kind == "hosts":
+            view.hosts.append(HostRecord.from_json(kv.value))
+        elif kind == "members":
+            view.members[name] = kv.value
+        elif kind == "paused":
+            paused.add(name)
+    return ClusterView(view.revision, view.vms, view.hosts, view.members, frozenset(paused),
+                       view.created)

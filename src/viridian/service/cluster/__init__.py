@@ -1,0 +1,1 @@
+"""The failover cluster in the service (docs/architecture.md, "Failover cluster")."""

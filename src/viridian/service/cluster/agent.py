@@ -1,0 +1,359 @@
+"""The host agent: the service's shell around :class:`viridian.cluster.agent.AgentCore`
+(docs/architecture.md, "Failover cluster: the agent loop").
+
+One thread, once a second: keep the host's lease alive (the etcd client rotates
+endpoints), publish the host record under the lease, feed the fence guard the new
+deadline, read the cluster in one range read, plan with ``AgentCore`` and carry the plan
+out — kill (hard, marked ``fenced``), release, claim (a transaction) and start. Starting
+and registering a VM happen on the service's event loop through the core's normal paths
+(a start job, "register in place" from the shared folder); etcd I/O never runs on the
+event loop. Hooks of the capability hand their etcd work to this thread's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from viridian.cluster.agent import AgentCore
+from viridian.cluster.errors import ClusterConflict, ClusterUnavailable
+from viridian.cluster.etcd import Compare, Etcd, Op
+from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord, HostState, Priority
+from viridian.cluster.ownership import (
+    ClusterView,
+    claim,
+    host_key,
+    owner,
+    owner_key,
+    read_cluster,
+    release,
+    stop_and_release,
+    vm_key,
+)
+from viridian.cluster.placement import place
+from viridian.errors import ViridianError
+from viridian.host.admission import MIN_FREE_MB
+from viridian.service.cluster.config import ClusterConfig, ClusterFolder
+from viridian.service.cluster.fence_guard import (
+    GuardFeed,
+    kill_vm_processes,
+    running_pids,
+    spawn_guard,
+)
+from viridian.service.context import ServiceContext
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+START_RETRY_S = 30.0
+
+
+class ClusterHost(ServiceContext, Protocol):
+    """The core's paths the agent needs besides the capability context."""
+
+    async def register_in_place(self, folder: str) -> dict[str, Any]: ...
+
+    def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]: ...
+
+
+def policy_of(vm: LiveVM) -> HAPolicy:
+    ha = vm.record.settings.high_availability
+    return HAPolicy(ha.ha, Priority(ha.priority.value), ha.preferred_hosts, ha.anti_affinity,
+                    ha.failback)
+
+
+def cluster_record(vm: LiveVM, desired: bool) -> ClusterVM:
+    """The cluster-wide record of an HA VM: another host registers it from ``folder``
+    (on the shared storage) and starts it."""
+    return ClusterVM(vm.record.id, vm.record.name, vm.memory_mb, policy_of(vm), desired,
+                     {"folder": vm.record.folder})
+
+
+class HostAgent:
+    """The agent of one member host (see the module docstring)."""
+
+    def __init__(self, context: ClusterHost, folder: ClusterFolder, config: ClusterConfig,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.context = context
+        self.folder = folder
+        self.config = config
+        self.loop = loop
+        self.etcd = Etcd(config.endpoints, request_timeout=1.0)
+        self.core = AgentCore(config.host, config.rule)
+        self.feed = GuardFeed(folder.guard_file, folder.handoff)
+        self.view: ClusterView | None = None
+        self.pending: dict[str, str] = {}
+        self.last_error: str | None = None
+        self.guard: subprocess.Popen[bytes] | None = None
+        self._work: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._stop = threading.Event()
+        self._starting: dict[str, float] = {}
+        self._draining: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="cluster-agent", daemon=True)
+
+    # --- life ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.folder.handoff.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._feed_guard()  # deadline 0 until the first keepalive: nothing HA may run
+        self._ensure_guard()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._work.put(lambda: None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def submit(self, work: Callable[[], None]) -> None:
+        """Run ``work`` (etcd I/O of a hook) on the agent thread, in order."""
+        self._work.put(work)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self.tick()
+                self.last_error = None
+            except ViridianError as err:
+                self.last_error = str(err)
+                log.warning("cluster agent: %s", err)
+            except Exception as err:  # the loop must outlive any surprise
+                self.last_error = f"{type(err).__name__}: {err}"
+                log.exception("cluster agent tick failed")
+            self._feed_guard()
+            self._drain_work(began + TICK_S)
+
+    def _drain_work(self, until: float) -> None:
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                work = self._work.get(timeout=left)
+            except queue.Empty:
+                return
+            try:
+                work()
+            except Exception as err:
+                log.warning("cluster agent work: %s", err)
+
+    # --- one tick -----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self._ensure_guard()
+        self._lease()
+        self._publish()
+        self._feed_guard()
+        self.view = read_cluster(self.etcd, self.config.name)
+        self._act(self.view)
+
+    def _lease(self) -> None:
+        if self.core.lease:
+            sent = time.monotonic()
+            ttl = self.etcd.keepalive(self.core.lease)
+            self.core.renewed(sent, ttl)
+            if ttl > 0:
+                return
+            log.warning("cluster lease %x is gone: fenced, joining again", self.core.lease)
+            self.core.lease = 0
+        saved = self.folder.saved_lease()
+        if saved and not self.core.fenced:
+            sent = time.monotonic()  # a restarted service keeps a lease that still lives
+            if self.etcd.keepalive(saved) > 0:
+                self.core.new_lease(saved, sent)
+                return
+        sent = time.monotonic()
+        lease = self.etcd.grant(self.config.lease_ttl)
+        self.folder.save_lease(lease)
+        self.core.new_lease(lease, sent)
+
+    def host_record(self) -> HostRecord:
+        load = self.context.host_load()
+        free = (load.memory_mb - load.assigned_memory_mb - self.context.policy.host_reserve_mb
+                - MIN_FREE_MB)
+        paused = self.view is not None and self.config.host in self.view.paused
+        running = sorted(vm.record.name for vm in list(self.context.vms().values())
+                         if vm.worker is not None)
+        return HostRecord(self.config.host, HostState.PAUSED if paused else HostState.UP,
+                          load.memory_mb, max(free, 0), tuple(running), self.config.site)
+
+    def _publish(self) -> None:
+        self.etcd.put(host_key(self.config.name, self.config.host),
+                      self.host_record().to_json(), self.core.lease)
+
+    def ha_vms(self) -> dict[str, LiveVM]:
+        return {i: vm for i, vm in list(self.context.vms().items())
+                if vm.record.settings.high_availability.ha}
+
+    def _feed_guard(self) -> None:
+        folders = {i: vm.paths.folder for i, vm in self.ha_vms().items()}
+        core = self.core
+        fenced = core.fenced or core.renewed_at is None
+        deadline = 0.0 if fenced or core.renewed_at is None else core.rule.deadline(
+            core.renewed_at)
+        takeover = 0.0 if core.renewed_at is None else core.rule.takeover_not_before(
+            core.renewed_at)
+        self.feed.feed(deadline, takeover, folders, self.config.watchdog)
+
+    def feed_now(self) -> None:
+        """Feed the guard at once (a VM about to start must already be guarded)."""
+        self._feed_guard()
+
+    def _ensure_guard(self) -> None:
+        if self.guard is not None and self.guard.poll() is None:
+            return
+        self.guard = spawn_guard(self.folder.guard_file, self.folder.guard_lock) or self.guard
+
+    # --- the plan -----------------------------------------------------------------------
+
+    def _local_running(self, ha: Mapping[str, LiveVM]) -> set[str]:
+        return {i for i, vm in ha.items() if vm.worker is not None
+                or running_pids(vm.paths.folder)}
+
+    def _act(self, view: ClusterView) -> None:
+        ha = self.ha_vms()
+        running = self._local_running(ha)
+        now = time.monotonic()
+        plan = self.core.plan(now, view.vms, view.hosts, running)
+        self.pending = place(view.vms, view.hosts).pending
+        for vm_id in plan.kill:
+            if vm_id in ha:
+                self.folder.mark(vm_id, "fenced")
+                kill_vm_processes(ha[vm_id].paths.folder)
+        for vm_id in plan.release:
+            release(self.etcd, self.config.name, vm_id, self.core.lease)
+        records = {vm.id: vm for vm in view.vms}
+        for vm_id in plan.claim:
+            if claim(self.etcd, self.config.name, vm_id, self.config.host, self.core.lease):
+                self._start(records[vm_id])
+        paused = self.config.host in view.paused
+        for vm_id in plan.start:
+            if not paused and vm_id not in self._draining:
+                self._start(records[vm_id])
+        for vm_id in running:
+            self._starting.pop(vm_id, None)
+        if paused:
+            self._drain(view, ha, running)
+        else:
+            self._draining.clear()
+
+    def _start(self, vm: ClusterVM) -> None:
+        if time.monotonic() - self._starting.get(vm.id, -START_RETRY_S) < START_RETRY_S:
+            return
+        self._starting[vm.id] = time.monotonic()
+        asyncio.run_coroutine_threadsafe(self._start_here(vm), self.loop)
+
+    async def _start_here(self, vm: ClusterVM) -> None:
+        """Register ``vm`` from the shared folder if this host does not know it, then start
+        it through the normal start path; a failure gives the VM back to the cluster."""
+        try:
+            if vm.id not in self.context.vms():
+                await self.context.register_in_place(str(vm.settings.get("folder", "")))
+            job = self.context.request(vm.id, "start", timeout_s=None)
+            done = await self.context.jobs.wait(job["id"], 300)
+            if done.get("state") != "completed":
+                raise ClusterConflict(f"start failed: {done.get('error')}")
+        except ViridianError as err:
+            log.warning("cluster: cannot start VM '%s' here: %s", vm.name, err)
+            lease = self.core.lease
+            self.submit(lambda: self._release(vm.id, lease))
+
+    def _release(self, vm_id: str, lease: int) -> None:
+        release(self.etcd, self.config.name, vm_id, lease)
+
+    def _drain(self, view: ClusterView, ha: Mapping[str, LiveVM], running: set[str]) -> None:
+        """Paused host: its HA VMs go elsewhere. Until live migration exists, each is
+        turned off here and released with "wanted running" kept: the other hosts restart
+        it by the normal failover path."""
+        for vm in view.vms:
+            if vm.id in running and self.core.owns(vm) and vm.id not in self._draining:
+                self._draining.add(vm.id)
+                self.folder.mark(vm.id, "drain")
+                asyncio.run_coroutine_threadsafe(self._turn_off(vm.id), self.loop)
+
+    async def _turn_off(self, vm_id: str) -> None:
+        try:
+            self.context.request(vm_id, "turn_off", timeout_s=None)
+        except ViridianError as err:
+            log.warning("cluster drain: %s", err)
+
+    # --- what hooks ask (called on the agent thread through submit, or via to_thread) ---
+
+    def claim_for_start(self, vm: LiveVM) -> None:
+        """Own ``vm`` and mark it wanted running before it starts here; refused when
+        another host owns it or this host's lease is not fresh."""
+        if not self.core.rule.may_start(time.monotonic(), self.core.renewed_at) or \
+                self.core.fenced or not self.core.lease:
+            raise ClusterConflict(
+                f"cannot start HA VM '{vm.record.name}': this host's cluster lease is not "
+                "renewed (etcd unreachable or the host is fenced); nothing was changed",
+                vm=vm.record.name)
+        okey, record = owner_key(self.config.name, vm.record.id), cluster_record(vm, True)
+        put = Op("put", vm_key(self.config.name, vm.record.id), record.to_json())
+        lease = self.core.lease
+        if self.etcd.txn([Compare(okey, "CREATE", 0)],
+                         [Op("put", okey, self.config.host, lease), put]).succeeded:
+            return
+        if self.etcd.txn([Compare(okey, "LEASE", lease)], [put]).succeeded:
+            return
+        held = owner(self.etcd, self.config.name, vm.record.id)
+        where = held.value if held else "another host"
+        raise ClusterConflict(
+            f"cannot start HA VM '{vm.record.name}': host '{where}' owns it in cluster "
+            f"'{self.config.name}' (it runs there); nothing was changed",
+            vm=vm.record.name, owner=where)
+
+    def exited(self, vm: LiveVM, why: str | None) -> None:
+        """``vm``'s QEMU ended here: fenced → nothing (the cluster restarts it elsewhere);
+        drained → released, still wanted running; otherwise (a stop) → not wanted running
+        and released, only while this host's lease owns it."""
+        if why == "fenced":
+            return
+        if why == "drain":
+            release(self.etcd, self.config.name, vm.record.id, self.core.lease)
+            return
+        stop_and_release(self.etcd, self.config.name, cluster_record(vm, False),
+                         self.core.lease)
+
+    def publish(self, vm: LiveVM) -> None:
+        """Settings changed: the cluster-wide record follows (HA on), or goes (HA off) unless
+        another host owns the VM."""
+        key = vm_key(self.config.name, vm.record.id)
+        okey = owner_key(self.config.name, vm.record.id)
+        mine_or_free = [Compare(okey, "CREATE", 0)]
+        if vm.record.settings.high_availability.ha:
+            current = self.etcd.get(key)
+            desired = ClusterVM.from_json(current.value).desired_running if current else False
+            self.etcd.put(key, cluster_record(vm, desired).to_json())
+            return
+        if not self.etcd.txn(mine_or_free, [Op("delete", key)]).succeeded:
+            self.etcd.txn([Compare(okey, "LEASE", self.core.lease)],
+                          [Op("delete", key), Op("delete", okey)])
+
+    def forget(self, vm_id: str) -> None:
+        """``vm`` was removed here: its cluster record goes unless another host owns it."""
+        okey = owner_key(self.config.name, vm_id)
+        for guard in (Compare(okey, "CREATE", 0), Compare(okey, "LEASE", self.core.lease)):
+            if self.etcd.txn([guard], [Op("delete", vm_key(self.config.name, vm_id)),
+                                       Op("delete", okey)]).succeeded:
+                return
+
+    def leave(self) -> None:
+        """Stop, give the lease back (its owner keys and host record go with it)."""
+        self.stop()
+        try:
+            if self.core.lease:
+                self.etcd.revoke(self.core.lease)
+        except ClusterUnavailable as err:
+            log.warning("cluster leave: %s", err)
+

@@ -1,0 +1,91 @@
+"""The cluster capability (docs/architecture.md, "Failover cluster"): membership of this
+host, the host agent, ownership before an HA VM starts, release when it stops.
+
+Not in a cluster (no ``<data>/cluster/config.json``) it does nothing. In a cluster:
+
+- ``prepare_start``: an HA VM is claimed (an etcd transaction) and marked wanted running
+  before QEMU starts; refused, naming the owner, when another host owns it, or when this
+  host's lease is not fresh (a fenced host starts nothing);
+- ``exited``: an HA VM stopped here is released (fenced or drained VMs stay wanted);
+- ``settings_changed`` / ``removed``: the cluster-wide record of an HA VM follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+
+from viridian.service.capability import Capability
+from viridian.service.cluster.agent import ClusterHost, HostAgent
+from viridian.service.cluster.config import ClusterConfig, ClusterFolder
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
+
+log = logging.getLogger(__name__)
+
+
+class ClusterCapability(Capability):
+    name = "cluster"
+
+    def __init__(self, context: ClusterHost) -> None:
+        self.context = context
+        self.folder = ClusterFolder(context.data_dir)
+        self.agent: HostAgent | None = None
+
+    def start(self) -> None:
+        config = self.folder.load()
+        if config is not None:
+            self.run(config)
+
+    def run(self, config: ClusterConfig) -> HostAgent:
+        """Start the agent for ``config`` (a join, or the service's start)."""
+        self.agent = HostAgent(self.context, self.folder, config, asyncio.get_running_loop())
+        self.agent.start()
+        return self.agent
+
+    def install_routes(self, app: FastAPI) -> None:
+        from viridian.service.cluster.routes import install_cluster_routes
+        install_cluster_routes(app, self)
+
+    async def prepare_start(self, vm: LiveVM) -> None:
+        if self.agent is not None and vm.record.settings.high_availability.ha:
+            await asyncio.to_thread(self.agent.claim_for_start, vm)
+            await asyncio.to_thread(self.agent.feed_now)
+
+    def exited(self, vm: LiveVM) -> None:
+        agent = self.agent
+        if agent is None or not vm.record.settings.high_availability.ha:
+            return
+        why = self.folder.take_mark(vm.record.id)
+        agent.submit(lambda: agent.exited(vm, why))
+
+    def settings_changed(self, vm: LiveVM) -> None:
+        agent = self.agent
+        if agent is not None:
+            agent.submit(lambda: agent.publish(vm))
+
+    def removed(self, vm: LiveVM, delete_files: bool) -> None:
+        agent, vm_id = self.agent, vm.record.id
+        if agent is not None and vm.record.settings.high_availability.ha:
+            agent.submit(lambda: agent.forget(vm_id))
+
+    def describe(self, vm: LiveVM) -> dict[str, Any]:
+        agent = self.agent
+        if agent is None or not vm.record.settings.high_availability.ha or agent.view is None:
+            return {}
+        record = next((v for v in agent.view.vms if v.id == vm.record.id), None)
+        if record is None:
+            return {"cluster": {"owner": None, "desired_running": False}}
+        extra: dict[str, Any] = {"owner": record.owner,
+                                 "desired_running": record.desired_running}
+        if record.id in agent.pending:
+            extra["pending"] = agent.pending[record.id]
+        return {"cluster": extra}
+
+    async def close(self) -> None:
+        if self.agent is not None:
+            await asyncio.to_thread(self.agent.stop)
