@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import httpx
 import pytest
 import sushy
 
-from tests.service.harness import Console, Service, free_port, running_service
+from tests.redfish.listener import Listener
+from tests.service.harness import Console, Service, running_service
 
 pytestmark = pytest.mark.guest
 
@@ -35,32 +35,6 @@ def guest_iso() -> Path:
     from viridian.guestkit import build
 
     return build().iso
-
-
-class Listener:
-    """An event destination on loopback: keeps every Event POSTed to it."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        events = self.events
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                events.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def power_states(self, system_uri: str) -> list[str]:
-        return [record["MessageArgs"][0] for ev in list(self.events) for record in ev["Events"]
-                if record["OriginOfCondition"]["@odata.id"] == system_uri]
 
 
 def _wait(predicate: Any, what: str, timeout: float = 180) -> None:
@@ -127,7 +101,7 @@ def test_sushy_boots_a_guest_from_virtual_media(service: Service, guest_iso: Pat
         assert states.count("On") >= 2 and states.count("Off") >= 2, states
         assert all(ev.get("Context") == "rf-test" for ev in listener.events)
     finally:
-        listener.server.shutdown()
+        listener.close()
 
 
 def _power(system: Any) -> Any:

@@ -24,6 +24,7 @@ from viridian.service.devices.edits import set_dvd_media, set_floppy_media
 from viridian.service.redfish.accounts import Accounts
 from viridian.service.redfish.auth import RedfishAuth
 from viridian.service.redfish.events import EventHub
+from viridian.service.redfish.subscriptions import SubscriptionStore
 from viridian.service.vms.live import LiveVM
 
 META_UUID = "redfish_service_uuid"
@@ -48,7 +49,7 @@ class RedfishCapability(Capability):
         self.core = core
         self._auth: RedfishAuth | None = None
         self._accounts: Accounts | None = None
-        self.events = EventHub(self._states)
+        self.events = EventHub(self._states, SubscriptionStore(core.catalog))
         self._boot: dict[str, BootOverride] = {}
         self._launching: set[str] = set()
         known = core.catalog.get_meta(META_UUID)

@@ -1,5 +1,6 @@
 """Redfish events of VM power-state changes: Server-Sent Events streams and subscriptions
-(EventService; DSP0266 §13.5). Subscriptions are kept in memory (a restart drops them).
+(EventService; DSP0266 §13.5). Subscriptions are kept in the catalog
+(:mod:`.subscriptions`): a restart keeps them.
 
 The watcher compares each VM's state every half second — the service has no
 state-change notification of its own — and, while someone listens, sends one ``Event``
@@ -14,9 +15,7 @@ import contextlib
 import itertools
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,24 +26,19 @@ from viridian.redfish.power import power_state
 from viridian.redfish.services import event, power_record
 from viridian.redfish.systems import SYSTEMS
 from viridian.service.jobs import now_iso
+from viridian.service.redfish.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 
 
-@dataclass(frozen=True)
-class Subscription:
-    id: str
-    destination: str
-    context: str
-
-
 class EventHub:
     """Subscriptions, SSE listeners and the state watcher feeding both."""
 
-    def __init__(self, states: Callable[[], Mapping[str, VMState]]) -> None:
+    def __init__(self, states: Callable[[], Mapping[str, VMState]],
+                 subscriptions: SubscriptionStore) -> None:
         self._states = states
-        self.subscriptions: dict[str, Subscription] = {}
+        self.subscriptions = subscriptions
         self._streams: set[asyncio.Queue[Resource]] = set()
         self._seen: dict[str, VMState] = {}
         self._exited: set[str] = set()
@@ -61,9 +55,7 @@ class EventHub:
                 await self._task
 
     def subscribe(self, destination: str, context: str) -> Subscription:
-        sub = Subscription(secrets.token_hex(4), destination, context)
-        self.subscriptions[sub.id] = sub
-        return sub
+        return self.subscriptions.add(destination, context)
 
     async def stream(self) -> AsyncIterator[bytes]:
         """An SSE stream: one ``data:`` line per Event, a comment every 15 s of quiet."""
@@ -86,7 +78,7 @@ class EventHub:
         body = event(str(next(self._ids)), records)
         for queue in self._streams:
             queue.put_nowait(body)
-        for sub in list(self.subscriptions.values()):
+        for sub in self.subscriptions.all():
             await self._deliver(sub, {**body, "Context": sub.context})
 
     async def _deliver(self, sub: Subscription, body: Resource) -> None:
@@ -106,7 +98,7 @@ class EventHub:
         while True:
             await asyncio.sleep(POLL_S)
             records = self._changes()
-            if records and (self._streams or self.subscriptions):
+            if records and (self._streams or self.subscriptions.all()):
                 await self.publish(records)
 
     def note_exit(self, vm_id: str) -> None:

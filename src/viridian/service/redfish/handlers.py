@@ -482,7 +482,7 @@ async def event_service(call: Call) -> Response:
 
 
 async def subscriptions(call: Call) -> Response:
-    ids = list(call.redfish.events.subscriptions)
+    ids = [sub.id for sub in call.redfish.events.subscriptions.all()]
     return _ok(call, odata.collection("EventDestinationCollection", svc.SUBSCRIPTIONS,
                                       "Subscriptions",
                                       [f"{svc.SUBSCRIPTIONS}/{i}" for i in ids]),
@@ -519,7 +519,7 @@ async def subscription(call: Call) -> Response:
 
 async def unsubscribe(call: Call) -> Response:
     sub = _subscription(call)
-    del call.redfish.events.subscriptions[sub.id]
+    call.redfish.events.subscriptions.remove(sub.id)
     return _no_content()
 
 
