@@ -17,7 +17,10 @@ Formulas follow Perfmon's counter types:
 - Gauges (``\\Memory\\Available MBytes``, ``Physical Memory`` of a VM) come from the
   newer sample alone.
 
-A VM contributes rates only when both samples saw the same QEMU process (same pid).
+A VM has counter instances only while it holds a QEMU process (Running, Paused, Saving...),
+as Perfmon shows Hyper-V instances only for running VMs: an Off VM adds no path at all,
+so 10,000 defined VMs cost the history nothing (docs/architecture.md, "Scale"). A VM
+contributes rates only when both samples saw the same QEMU process (same pid).
 """
 
 from __future__ import annotations
@@ -46,10 +49,11 @@ def compute(prev: Snapshot, cur: Snapshot) -> Values:
     vp_values: list[float] = []
     vcpu_total_ns = 0
     for vm in cur.vms:
+        if not vm.running:
+            continue
+        values[P.path(P.VM_MEMORY, PHYSICAL_MEMORY, vm.name)] = float(vm.memory_mb)
         old = before.get(vm.vm_id)
-        values[P.path(P.VM_MEMORY, PHYSICAL_MEMORY, vm.name)] = float(
-            vm.memory_mb if vm.running else 0)
-        if old is None or not vm.running or old.pid != vm.pid:
+        if old is None or old.pid != vm.pid:
             continue
         runs = vp_run_times(old, vm, elapsed_ns)
         for vp, pct in enumerate(runs):

@@ -38,7 +38,7 @@ def install_counter_routes(app: FastAPI, counters: CountersCapability) -> None:
 
     @app.get(METRICS_PATH, tags=["counters"], response_class=Response)
     async def metrics() -> Response:
-        snapshot = await counters.sampler.snapshot()
+        snapshot = await counters.sampler.snapshot(every_vm=True)
         return Response(exposition(snapshot), media_type=CONTENT_TYPE)
 
     @app.get(f"{API_PREFIX}/bpa", tags=["bpa"])

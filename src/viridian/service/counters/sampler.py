@@ -11,6 +11,12 @@ stops it at close. Settings in ``<data>/host.json`` (optional)::
 Metering (Measure-VM) accumulates on every background sample and is kept in the table
 ``counter_metering`` of the catalog's SQLite file (own connection), written every minute,
 on reset and at close: a reset point survives service restarts.
+
+Only VMs that hold a QEMU process are sampled in the background and only they get
+counter instances; a meter is made when a VM first runs (or is reset) and meters from
+the VM's definition: a VM that never ran measures zero since it was defined, and holds
+nothing in memory (10,000 defined VMs, docs/architecture.md "Scale"). ``/metrics``
+still samples every VM (``viridian_vm_up`` 0 for the stopped ones).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import os
 import sqlite3
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +42,7 @@ from viridian.counters.collect import Collector, VMTarget, block_stat
 from viridian.counters.formulas import compute
 from viridian.counters.history import CounterSample, History
 from viridian.counters.metering import Meter, accumulate, accumulate_disks, report
-from viridian.counters.samples import Snapshot
+from viridian.counters.samples import Snapshot, VMSample
 from viridian.errors import BadRequest, ViridianError
 from viridian.model import VMSettings
 from viridian.model.slots import drive_slots, hard_disks
@@ -45,9 +52,9 @@ from viridian.service.capability import Capability, SettingsChange
 from viridian.service.context import ServiceContext
 from viridian.service.counters.routes import install_counter_routes
 from viridian.service.switches.service import launched_adapters
-from viridian.service.vms.live import LiveVM
 
 if TYPE_CHECKING:
+    from viridian.service.catalog import VMRecord
     from viridian.service.switches.service import SwitchStore
     from viridian.service.vms.live import LiveVM
 
@@ -117,9 +124,10 @@ class MeterStore:
         rows = self._db.execute("SELECT vm_id, data FROM counter_metering").fetchall()
         self.meters = {vm_id: Meter.from_json(json.loads(data)) for vm_id, data in rows}
 
-    def meter(self, vm_id: str) -> Meter:
+    def meter(self, vm_id: str, since: float) -> Meter:
+        """``vm_id``'s meter, made (metering from ``since``) when it has none yet."""
         if vm_id not in self.meters:
-            self.meters[vm_id] = Meter(reset_at=time.time())
+            self.meters[vm_id] = Meter(reset_at=since)
         return self.meters[vm_id]
 
     def reset(self, vm_id: str) -> None:
@@ -211,14 +219,24 @@ class CounterService:
             self.ticks += 1
 
     def _meter(self, prev: Snapshot, snap: Snapshot, seconds: float) -> None:
+        """Meter the running VMs of ``snap``; one missing from ``prev`` was not running
+        then (only running VMs are sampled), so its process counts from zero."""
         before = {vm.vm_id: vm for vm in prev.vms}
         settled, self._settled = self._settled, {}
         for vm in snap.vms:
-            old = before.get(vm.vm_id)
-            if old is not None and vm.vm_id in settled:  # metered at removal: a disk
-                old = replace(old, disks={d: b for d, b in old.disks.items()  # back at that
-                                          if d not in settled[vm.vm_id]})  # slot starts at 0
-            accumulate(self.meters.meter(vm.vm_id), old, vm, seconds)
+            if not vm.running:
+                continue
+            old = before.get(vm.vm_id) or VMSample(vm.vm_id, vm.name, vm.processors,
+                                                   vm.memory_mb, None)
+            if vm.vm_id in settled:  # metered at removal: a disk back at that slot starts at 0
+                old = replace(old, disks={d: b for d, b in old.disks.items()
+                                          if d not in settled[vm.vm_id]})
+            accumulate(self._meter_of(vm.vm_id), old, vm, seconds)
+
+    def _meter_of(self, vm_id: str) -> Meter:
+        live = self.context.vms().get(vm_id)
+        since = defined_at(live.record) if live is not None else time.time()
+        return self.meters.meter(vm_id, since)
 
     async def settle_disks(self, live: LiveVM, device_ids: frozenset[str]) -> None:
         """Add to ``live``'s meter the I/O of the disks ``device_ids`` since the last
@@ -239,16 +257,18 @@ class CounterService:
             prev = next((vm for vm in self.last.vms if vm.vm_id == live.record.id), None)
             old = prev.disks if prev is not None and prev.pid == worker.pid else {}
             cur = {dev: block_stat(raw[dev]) for dev in device_ids if dev in raw}
-            accumulate_disks(self.meters.meter(live.record.id), old, cur)
+            accumulate_disks(self._meter_of(live.record.id), old, cur)
             self._settled.setdefault(live.record.id, set()).update(cur)
 
     # --- sampling ---------------------------------------------------------------------
 
-    def targets(self) -> list[VMTarget]:
-        return [_target(live) for live in self.context.vms().values()]
+    def targets(self, every_vm: bool = False) -> list[VMTarget]:
+        """The VMs holding a QEMU process (``every_vm``: the stopped ones too)."""
+        return [_target(live) for live in self.context.vms().values()
+                if every_vm or live.worker is not None]
 
-    async def snapshot(self) -> Snapshot:
-        return await self.collector.snapshot(self.targets())
+    async def snapshot(self, every_vm: bool = False) -> Snapshot:
+        return await self.collector.snapshot(self.targets(every_vm))
 
     async def sample(self, queries: list[str], vm: str | None,
                      interval_s: float) -> CounterSample:
@@ -290,7 +310,7 @@ class CounterService:
 
     def measure(self, ref: str) -> dict[str, Any]:
         record = self.context.catalog.find_vm(ref)
-        meter = self.meters.meter(record.id)
+        meter = self.meters.meters.get(record.id) or Meter(reset_at=defined_at(record))
         result = {"vm": record.name, "vm_id": record.id, "host_cpu_mhz": self.host_mhz,
                   **report(meter, self.host_mhz, time.time())}
         result["disk_allocated_bytes"] = sum(_allocated(slot.path or "")
@@ -352,6 +372,14 @@ def _image_device_ids(settings: VMSettings) -> frozenset[str]:
         ide_id(slot.controller, slot.location) if slot.bus == "ide"
         else scsi_disk_id(slot.controller, slot.location)
         for slot in drive_slots(settings) if slot.path)
+
+
+def defined_at(record: VMRecord) -> float:
+    """When ``record`` was defined (Unix seconds): where a VM's first meter starts."""
+    try:
+        return datetime.fromisoformat(record.created_at).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def _allocated(path: str) -> int:
