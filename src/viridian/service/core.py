@@ -15,7 +15,9 @@ tells the capabilities about every VM event in the order of
 4. checkpoints — recovery of journaled operations, overlays before a start;
 5. devices, 6. counters, 7. the disk wizard, 8. disk copies, 9. configuration files,
 10. renaming — routes, background work and what each adds to the vm object;
-11. Redfish — after the checkpoints: its boot override wraps their disk view.
+11. Redfish — after the checkpoints: its boot override wraps their disk view;
+12. library; then the failover cluster, last: an HA VM is claimed in etcd only after
+    every other capability let its start go ahead.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.checkpoints.operations import CheckpointsCapability
+from viridian.service.cluster.capability import ClusterCapability
 from viridian.service.counters.sampler import CountersCapability
 from viridian.service.devices.hotplug import live_changes
 from viridian.service.devices.operations import DevicesCapability
@@ -51,6 +54,7 @@ from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, Operation, now_iso
 from viridian.service.library.capability import LibraryCapability
+from viridian.service.migration.capability import Migration
 from viridian.service.redfish.capability import RedfishCapability
 from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
@@ -93,12 +97,13 @@ class ServiceCore:
         self.switches = SwitchService(self)
         self.counters = CountersCapability(self, self.switches.store)
         self.disk_copies = DiskCopies(self)
+        self.checkpoints = CheckpointsCapability(self, integration)
         self.capabilities: tuple[Capability, ...] = (
             self.resources, integration, self.switches,
-            CheckpointsCapability(self, integration), DevicesCapability(self),
+            self.checkpoints, DevicesCapability(self),
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
             RenameCapability(self), Interchange(self), RedfishCapability(self),
-            LibraryCapability(self))
+            LibraryCapability(self), Migration(self), ClusterCapability(self))
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
         self.boot_id = read_boot_id()
@@ -440,6 +445,14 @@ class ServiceCore:
             del self.live[live.record.id]
         for capability in self.capabilities:
             capability.removed(live, False)
+
+    def operation(self, live: LiveVM, request: Request) -> Operation:
+        """The lifecycle ``request`` of ``live`` as a job body, for a capability that runs
+        it inside a job of its own (a migration saving or restoring)."""
+        return self._operation(live, request, None)
+
+    def has_checkpoints(self, vm_id: str) -> bool:
+        return bool(self.checkpoints.store.tree(vm_id).checkpoints)
 
     def _check_settings(self, change: SettingsChange) -> None:
         for capability in self.capabilities:
