@@ -1,0 +1,44 @@
+"""Request bodies of the migration routes (docs/api.md, "Migration")."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from viridian.service.http_boundary import RequestBody
+
+Mode = Literal["quick", "live"]
+
+
+class MoveRequest(RequestBody):
+    """``POST /vms/{ref}/move``: where to, with which credential, and how."""
+
+    to: str
+    """The target service's URL (``http://HOST:PORT``)."""
+    token: str
+    """A token of the target service (a peer credential, sent only to ``to``)."""
+    mode: Mode = "live"
+    bandwidth_mib_s: int | None = Field(None, ge=1, le=1_000_000)
+    downtime_limit_ms: int | None = Field(None, ge=1, le=2_000_000)
+    auto_converge: bool = True
+    postcopy: bool = False
+
+
+class IncomingVM(RequestBody):
+    """The moving VM as the source registered it."""
+
+    id: str
+    name: str
+    folder: str
+    created_at: str
+    settings: dict[str, Any]
+
+
+class IncomingRequest(RequestBody):
+    """``POST /migrations/incoming``: the source asks the target to get ready."""
+
+    mode: Mode
+    vm: IncomingVM
+    source: str = ""
+    postcopy: bool = False

@@ -1,0 +1,39 @@
+"""What the migration capability needs of the service core beyond
+:class:`~viridian.service.context.ServiceContext` (the core implements it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from viridian.model import VMSettings
+from viridian.model.states import Request
+from viridian.service.catalog import VMRecord
+from viridian.service.context import ServiceContext
+from viridian.service.jobs import Operation
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
+
+
+class MigrationHost(ServiceContext, Protocol):
+    """The core as a migration's source or target."""
+
+    def checked_registration(self, vm_id: str, name: str,
+                             settings: dict[str, Any]) -> VMSettings:
+        """Settings of a VM about to be registered here, checked like a new VM's."""
+
+    def stage_incoming(self, record: VMRecord) -> LiveVM:
+        """A VM migrating here, not registered yet."""
+
+    def commit_incoming(self, live: LiveVM) -> None:
+        """Register a staged VM."""
+
+    def forget(self, live: LiveVM) -> None:
+        """Unregister a VM (or drop a staged one), keeping every file."""
+
+    def operation(self, live: LiveVM, request: Request) -> Operation:
+        """The lifecycle operation ``request`` of ``live`` as a job body (state checks,
+        admission for a start)."""
+
+    def has_checkpoints(self, vm_id: str) -> bool:
+        """Whether the VM has checkpoints (their tables do not move with it)."""

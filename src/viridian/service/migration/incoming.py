@@ -1,0 +1,243 @@
+"""The target's side of a move (docs/architecture.md, "Migration"; docs/api.md,
+"Migration").
+
+``prepare`` checks that the VM can live here (its id and name are free, its folder and
+disks are visible from this host, its settings are valid here) and, for a live move,
+launches its QEMU paused with ``-incoming defer`` listening on a free TCP port of the
+address the source reached us at. Nothing is registered yet. ``commit`` runs the ownership
+hand-over, then registers the VM and lets it run: a live move resumes the arrived guest, a
+quick move restores the saved state (a failed restore unregisters it again, files kept).
+``abort`` (or the source never committing within :data:`PREPARED_TTL_S`, or the incoming
+QEMU ending) ends the QEMU and forgets the VM. A committed move cannot be aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from viridian.errors import Conflict, HostError, InvalidSetting, NotFound, ViridianError
+from viridian.model import VMSettings
+from viridian.model.slots import drive_slots
+from viridian.model.states import Request, VMState
+from viridian.qemu.migration import LiveTuning, listen, wait_arrived
+from viridian.service.catalog import VMRecord
+from viridian.service.migration.bodies import IncomingRequest, Mode
+from viridian.service.migration.host import MigrationHost
+from viridian.service.migration.ownership import Ownership
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
+
+log = logging.getLogger(__name__)
+
+PREPARED_TTL_S = 900.0
+"""A prepared move the source neither commits nor aborts in this time is given up."""
+ARRIVAL_TIMEOUT_S = 60.0
+COMMITTED_KEPT_S = 600.0
+"""A committed move is remembered this long, so a source whose commit answer was lost
+learns (commit again, or abort: 409) that the VM is here."""
+
+
+@dataclass(eq=False)
+class IncomingMove:
+    """One prepared move into this host."""
+
+    id: str
+    mode: Mode
+    live: LiveVM
+    source: str
+    uri: str | None = None
+    committed: bool = False
+    watch: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "mode": self.mode, "vm": self.live.record.name,
+                "vm_id": self.live.record.id, "uri": self.uri, "source": self.source,
+                "committed": self.committed}
+
+
+class Incoming:
+    """The moves into this host, by id."""
+
+    def __init__(self, host: MigrationHost, ownership: Ownership, this_host: str) -> None:
+        self.host = host
+        self.ownership = ownership
+        self.this_host = this_host
+        self._moves: dict[str, IncomingMove] = {}
+
+    def list(self) -> list[dict[str, Any]]:
+        """The moves prepared and not committed yet."""
+        return [move.to_dict() for move in self._moves.values() if not move.committed]
+
+    async def prepare(self, body: IncomingRequest, listen_host: str) -> dict[str, Any]:
+        """Check and get ready; a live move's answer holds the ``uri`` to migrate to.
+
+        :raises Conflict: a VM with this id or name is registered here.
+        :raises InvalidSetting: the folder or a disk is not visible here; settings invalid.
+        :raises AdmissionRefused: not enough memory here (live moves).
+        :raises QemuStartError: the incoming QEMU did not start (nothing runs).
+        """
+        record = self._checked_record(body)
+        live = self.host.stage_incoming(record)
+        move = IncomingMove(str(uuid.uuid4()), body.mode, live, body.source)
+        try:
+            self.host.admit(live)
+            if body.mode == "live":
+                await self._listen(move, listen_host, LiveTuning(postcopy=body.postcopy))
+        except BaseException:
+            await self._drop(move)
+            raise
+        self._moves[move.id] = move
+        move.watch = asyncio.get_running_loop().create_task(self._expire(move))
+        return move.to_dict()
+
+    def _checked_record(self, body: IncomingRequest) -> VMRecord:
+        vm = body.vm
+        for known in self.host.catalog.ids_and_names(vm.id) + \
+                self.host.catalog.ids_and_names(vm.name):
+            raise Conflict(f"a VM with id {known[0]} named '{known[1]}' is registered on this "
+                           "host already; nothing was changed", vm=vm.name)
+        settings = self.host.checked_registration(vm.id, vm.name, vm.settings)
+        _check_visible(Path(vm.folder), settings)
+        return VMRecord(vm.id, vm.name, settings, VMState.OFF, None, vm.folder, vm.created_at)
+
+    async def _listen(self, move: IncomingMove, host: str, tuning: LiveTuning) -> None:
+        worker = await move.live.launch_incoming()
+        move.uri = f"tcp:{host}:{_free_port(host)}"
+        await listen(worker.monitor, move.uri, tuning)
+
+    async def commit(self, incoming_id: str) -> dict[str, Any]:
+        """Hand over ownership, register the VM and run it here; returns the vm object.
+        Committing twice answers the same.
+
+        :raises NotFound: no such prepared move (aborted or expired).
+        :raises HostError: the guest did not arrive or did not restore (the move is
+            undone here: nothing registered, nothing running).
+        """
+        move = self._find(incoming_id)
+        if move.committed:
+            return move.live.to_dict()
+        if move.watch is not None:
+            move.watch.cancel()
+        try:
+            if move.mode == "live":
+                await self._commit_live(move)
+            else:
+                await self._commit_quick(move)
+        except BaseException:
+            await self._drop(move)
+            raise
+        asyncio.get_running_loop().call_later(COMMITTED_KEPT_S, self._moves.pop, move.id, None)
+        return move.live.to_dict()
+
+    async def _commit_live(self, move: IncomingMove) -> None:
+        live = move.live
+        worker = live.require_worker()
+        await wait_arrived(worker.monitor, ARRIVAL_TIMEOUT_S)
+        await self.ownership.hand_over(live.record.id, move.source, self.this_host)
+        await worker.resume()
+        live.record = replace(live.record, state=VMState.RUNNING)
+        self.host.commit_incoming(live)
+        move.committed = True
+        live.arrived(VMState.RUNNING)
+
+    async def _commit_quick(self, move: IncomingMove) -> None:
+        live = move.live
+        saved = live.saved_state.exists()
+        await self.ownership.hand_over(live.record.id, move.source, self.this_host)
+        state = VMState.SAVED if saved else VMState.OFF
+        live.record = replace(live.record, state=state)
+        live.state = state
+        self.host.commit_incoming(live)
+        move.committed = True
+        if not saved:
+            return
+        job = self.host.jobs.submit("start", live.record.id, live.record.name,
+                                    self.host.operation(live, Request.START))
+        await job.done.wait()
+        if job.state != "completed":
+            move.committed = False  # _drop unregisters it again; the source restores it
+            why = (job.error or {}).get("message", job.state)
+            raise HostError(f"restoring VM '{live.record.name}' on this host failed: {why}",
+                            vm=live.record.name)
+
+    async def abort(self, incoming_id: str) -> dict[str, Any]:
+        """Give up a prepared move: its QEMU ends, nothing stays registered.
+
+        :raises NotFound: no such prepared move.
+        :raises Conflict: it was committed (the VM is this host's now).
+        """
+        move = self._find(incoming_id)
+        if move.committed:
+            raise Conflict(f"the move of VM '{move.live.record.name}' was committed: it runs "
+                           "on this host now; nothing was changed", vm=move.live.record.name)
+        if move.watch is not None:
+            move.watch.cancel()
+        await self._drop(move)
+        return {"aborted": move.id, "vm": move.live.record.name}
+
+    def _find(self, incoming_id: str) -> IncomingMove:
+        move = self._moves.get(incoming_id)
+        if move is None:
+            raise NotFound(f"no prepared move with id '{incoming_id}' on this host (aborted, "
+                           "expired, or never prepared)", incoming=incoming_id)
+        return move
+
+    async def _drop(self, move: IncomingMove) -> None:
+        """End the incoming QEMU and forget the VM here (files stay)."""
+        self._moves.pop(move.id, None)
+        live = move.live
+        with contextlib.suppress(ViridianError):
+            await live.end_here()
+        self.host.forget(live)
+
+    async def _expire(self, move: IncomingMove) -> None:
+        """Give the move up when its QEMU ends before the commit (the incoming migration
+        failed) or when the source neither commits nor aborts in time."""
+        worker = move.live.worker
+        try:
+            if worker is None:
+                await asyncio.sleep(PREPARED_TTL_S)
+            else:
+                await asyncio.wait_for(worker.wait_exit(), PREPARED_TTL_S)
+                log.info("incoming QEMU of %s ended before the commit", move.live.record.name)
+        except TimeoutError:
+            log.warning("prepared move of %s expired", move.live.record.name)
+        if not move.committed and move.id in self._moves:
+            await self._drop(move)
+
+    async def close(self) -> None:
+        """The service stops: prepared moves are given up (committed VMs stay)."""
+        for move in list(self._moves.values()):
+            if move.watch is not None:
+                move.watch.cancel()
+            if not move.committed:
+                await self._drop(move)
+
+
+def _check_visible(folder: Path, settings: VMSettings) -> None:
+    """Shared storage: the VM's folder and every drive's file must be visible here."""
+    if not folder.is_absolute() or not folder.is_dir():
+        raise InvalidSetting("vm.folder", str(folder), "the VM's folder on storage this host "
+                             "sees too (shared storage)")
+    for slot in drive_slots(settings):
+        if slot.path and not Path(slot.path).exists():
+            raise InvalidSetting(f"{slot.bus}:{slot.controller}:{slot.location}", slot.path,
+                                 "a disk or medium file this host sees too (shared storage)")
+
+
+def _free_port(host: str) -> int:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+    except OSError as err:
+        raise HostError(f"cannot listen for the migration on {host}: {err.strerror}",
+                        address=host) from err

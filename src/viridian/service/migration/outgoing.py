@@ -1,0 +1,208 @@
+"""The source's side of a move: the ``move`` job (docs/architecture.md, "Migration").
+
+Quick (Hyper-V 2008's quick migration, shared storage): the target checks and gets ready;
+the VM is saved into its folder; the target commits (ownership hand-over, registration,
+restore); the VM is unregistered here. Live (shared storage): the target launches a
+paused QEMU listening on TCP; the memory is migrated while the guest runs (auto-converge
+by default, optional bandwidth cap, downtime limit, post-copy); once QEMU switched over
+(the guest is paused here), the target commits and resumes it; this QEMU ends and the VM
+is unregistered here.
+
+One copy, always: until the target's commit the guest runs (or is saved) here; a failure
+or a cancel before the commit aborts the target and lets the guest run on here. When the
+commit's answer is lost, the target is asked to abort: a target that says it committed
+keeps the VM; one that does not answer leaves the VM paused (live) or saved (quick) here
+and the job says so — it is never resumed here without the target's word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from viridian.errors import BadRequest, Conflict, HostError, ViridianError
+from viridian.model import to_dict
+from viridian.model.states import Request, VMState
+from viridian.qemu.migration import LiveResult, LiveTuning, send, wait_completed
+from viridian.service.jobs import Job
+from viridian.service.migration.bodies import MoveRequest
+from viridian.service.migration.host import MigrationHost
+from viridian.service.migration.peer import AbortOutcome, Peer
+
+if TYPE_CHECKING:
+    from viridian.service.vms.live import LiveVM
+
+log = logging.getLogger(__name__)
+
+LIVE_TIMEOUT_S = 900.0
+QUICK_STATES = (VMState.RUNNING, VMState.PAUSED, VMState.SAVED, VMState.OFF)
+LIVE_STATES = (VMState.RUNNING,)
+
+
+def check_movable(live: LiveVM, spec: MoveRequest, has_checkpoints: bool) -> None:
+    """Refuse a move this VM cannot make now (nothing changed).
+
+    :raises Conflict: wrong state; checkpoints; live move of a VM its storage daemon serves.
+    :raises BadRequest: live-only options on a quick move.
+    """
+    name = live.record.name
+    allowed = QUICK_STATES if spec.mode == "quick" else LIVE_STATES
+    if live.state not in allowed:
+        raise Conflict(f"cannot {spec.mode}-move VM '{name}': it is {live.state.value}; a "
+                       f"{spec.mode} move needs it {' or '.join(s.value for s in allowed)}; "
+                       "nothing was changed", vm=name, state=live.state.value)
+    if has_checkpoints:
+        raise Conflict(f"cannot move VM '{name}': it has checkpoints (their records stay on "
+                       "this host); delete or apply them first; nothing was changed", vm=name)
+    if spec.mode == "live" and live.storage_daemon_serves:
+        raise Conflict(
+            f"cannot live-move VM '{name}': its VHD/VHDX disks are served by its storage "
+            "daemon, and QEMU 7.2 cannot hand an open image from one daemon to another "
+            "(no inactive block nodes); use a quick move (mode 'quick'); nothing was "
+            "changed", vm=name)
+    if spec.mode == "quick" and (spec.postcopy or spec.bandwidth_mib_s is not None
+                                 or spec.downtime_limit_ms is not None):
+        raise BadRequest("postcopy, bandwidth_mib_s and downtime_limit_ms are live-move "
+                         "options; a quick move takes none; nothing was changed")
+
+
+class Outgoing:
+    """Moves of this host's VMs to other hosts."""
+
+    def __init__(self, host: MigrationHost) -> None:
+        self.host = host
+
+    def move(self, ref: str, spec: MoveRequest) -> dict[str, Any]:
+        """Check now, then queue the move as a job on the VM's queue (checked again)."""
+        live = self.host.find_vm(ref)
+        check_movable(live, spec, self.host.has_checkpoints(live.record.id))
+        peer = Peer(spec.to, spec.token)
+
+        async def run(job: Job) -> dict[str, Any]:
+            try:
+                check_movable(live, spec, self.host.has_checkpoints(live.record.id))
+                return await self._move(live, spec, peer, job)
+            finally:
+                await peer.close()
+
+        return self.host.jobs.submit("move", live.record.id, live.record.name, run).to_dict()
+
+    async def _move(self, live: LiveVM, spec: MoveRequest, peer: Peer,
+                    job: Job) -> dict[str, Any]:
+        job.report(2, f"asking {peer.url} to get ready")
+        ready = await peer.prepare(_incoming_body(live, spec))
+        if spec.mode == "quick":
+            facts = await self._quick(live, peer, ready["id"], job)
+        else:
+            facts = await self._live(live, spec, peer, ready, job)
+        return {"moved_to": peer.url, "mode": spec.mode, "vm": live.record.name, **facts}
+
+    # --- quick ------------------------------------------------------------------------
+
+    async def _quick(self, live: LiveVM, peer: Peer, incoming_id: str,
+                     job: Job) -> dict[str, Any]:
+        before = live.state
+        started = time.monotonic()
+        if before in (VMState.RUNNING, VMState.PAUSED):
+            job.report(5, "saving")
+            try:
+                await self.host.operation(live, Request.SAVE)(job)
+            except BaseException:
+                await peer.abort(incoming_id)
+                raise
+        saved_s = time.monotonic() - started
+        job.report(60, f"restoring on {peer.url}")
+        try:
+            await peer.commit(incoming_id)
+        except ViridianError as err:
+            await self._quick_not_committed(live, peer, incoming_id, before, job, err)
+        self.host.forget(live)
+        return {"downtime_ms": round((time.monotonic() - started) * 1000),
+                "save_ms": round(saved_s * 1000)}
+
+    async def _quick_not_committed(self, live: LiveVM, peer: Peer, incoming_id: str,
+                                   before: VMState, job: Job, err: ViridianError) -> None:
+        """Returns only when the target says it has the VM after all."""
+        outcome = await peer.abort(incoming_id)
+        if outcome is AbortOutcome.COMMITTED:
+            return
+        if outcome is AbortOutcome.UNKNOWN:
+            raise HostError(f"the move of VM '{live.record.name}' failed ({err}) and the "
+                            f"target {peer.url} did not confirm it dropped the VM: it stays "
+                            "Saved here; check the target before starting it here",
+                            vm=live.record.name) from err
+        if before in (VMState.RUNNING, VMState.PAUSED):
+            job.report(80, "restoring here again")
+            await self.host.operation(live, Request.START)(job)
+        raise HostError(f"the move of VM '{live.record.name}' failed: {err}; it is "
+                        f"{live.state.value} here again", vm=live.record.name) from err
+
+    # --- live -------------------------------------------------------------------------
+
+    async def _live(self, live: LiveVM, spec: MoveRequest, peer: Peer, ready: dict[str, Any],
+                    job: Job) -> dict[str, Any]:
+        worker = live.require_worker()
+        tuning = LiveTuning(spec.auto_converge, spec.bandwidth_mib_s, spec.downtime_limit_ms,
+                            spec.postcopy)
+        job.cancel_running = True
+        try:
+            result = await send(worker.monitor, str(ready["uri"]), tuning,
+                                lambda f, s: job.report(5 + f * 85, f"migrating memory ({s})"),
+                                LIVE_TIMEOUT_S)
+        except BaseException:
+            job.cancel_running = False
+            await self._undo_live(live, peer, str(ready["id"]))
+            raise
+        job.cancel_running = False
+        job.report(92, f"switching over to {peer.url}")
+        switched = time.monotonic()
+        try:
+            await peer.commit(str(ready["id"]))
+        except ViridianError as err:
+            await self._live_not_committed(live, peer, str(ready["id"]), result, err)
+        commit_ms = round((time.monotonic() - switched) * 1000)
+        if result.postcopy:
+            result = await wait_completed(worker.monitor, LIVE_TIMEOUT_S)
+        await live.end_here()
+        self.host.forget(live)
+        return {**result.to_dict(), "commit_ms": commit_ms}
+
+    async def _undo_live(self, live: LiveVM, peer: Peer, incoming_id: str) -> None:
+        """Before the switch-over: stop the migration, the guest runs on here."""
+        worker = live.require_worker()
+        with contextlib.suppress(ViridianError):
+            await worker.monitor.cancel_migration()
+            if await worker.status() != "running":
+                await worker.resume()
+        await peer.abort(incoming_id)
+
+    async def _live_not_committed(self, live: LiveVM, peer: Peer, incoming_id: str,
+                                  result: LiveResult, err: ViridianError) -> None:
+        """After the switch-over, the commit failed. Returns only when the target says it
+        has the VM after all."""
+        name = live.record.name
+        if result.postcopy:
+            raise HostError(f"the post-copy move of VM '{name}' failed after the switch-over "
+                            f"({err}): the guest's memory is split between both hosts and "
+                            "cannot run on either", vm=name) from err
+        outcome = await peer.abort(incoming_id)
+        if outcome is AbortOutcome.COMMITTED:
+            return
+        if outcome is AbortOutcome.UNKNOWN:
+            raise HostError(f"the move of VM '{name}' failed at the switch-over ({err}) and "
+                            f"the target {peer.url} did not confirm it dropped the VM: it stays "
+                            "paused here; check the target, then resume or turn it off here",
+                            vm=name) from err
+        await live.require_worker().resume()  # cont from postmigrate: the images reactivate
+        raise HostError(f"the target did not take VM '{name}' ({err}); it runs here again",
+                        vm=name) from err
+
+
+def _incoming_body(live: LiveVM, spec: MoveRequest) -> dict[str, Any]:
+    rec = live.record
+    return {"mode": spec.mode, "source": socket.gethostname(), "postcopy": spec.postcopy,
+            "vm": {"id": rec.id, "name": rec.name, "folder": rec.folder,
+                   "created_at": rec.created_at, "settings": to_dict(rec.settings)}}
