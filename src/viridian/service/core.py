@@ -54,7 +54,6 @@ from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, Operation, now_iso
 from viridian.service.library.capability import LibraryCapability
-from viridian.service.migration.capability import Migration
 from viridian.service.redfish.capability import RedfishCapability
 from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
@@ -103,7 +102,7 @@ class ServiceCore:
             self.checkpoints, DevicesCapability(self),
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
             RenameCapability(self), Interchange(self), RedfishCapability(self),
-            LibraryCapability(self), Migration(self), ClusterCapability(self))
+            LibraryCapability(self), ClusterCapability(self))
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
         self.boot_id = read_boot_id()
