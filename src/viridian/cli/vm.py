@@ -55,6 +55,11 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "auto_stop": ("automatic_stop", "action"),
     "notes": ("notes",),
     "new_name": ("name",),
+    "ha": ("high_availability", "ha"),
+    "priority": ("high_availability", "priority"),
+    "preferred_hosts": ("high_availability", "preferred_hosts"),
+    "anti_affinity": ("high_availability", "anti_affinity"),
+    "failback": ("high_availability", "failback"),
 }
 """``vm set`` option → where its (already converted) value goes in the settings dict."""
 OPTION_FLAGS = {"new_name": "--name"}
@@ -90,6 +95,11 @@ def _api_word(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 def _on_off(_ctx: click.Context, _param: click.Parameter, value: str | None) -> bool | None:
     return None if value is None else value == "on"
+
+
+def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
+    """``A,B`` → ["A", "B"]; an empty string clears the list."""
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
 
 
 def settings_patch(values: dict[str, Any]) -> dict[str, Any]:
@@ -304,6 +314,16 @@ def rename(ctx: click.Context, name: str, new_name: str) -> None:
     help="Automatic stop action when the host shuts down.",
 )
 @click.option("--notes", metavar="TEXT", help="Free-form notes.")
+@click.option("--ha", type=click.Choice(["on", "off"]), callback=_on_off,
+              help="Highly available: restarted on another cluster host when its host fails.")
+@click.option("--priority", type=click.Choice(["high", "medium", "low", "none"]),
+              help="Failover priority (none: not restarted by the cluster).")
+@click.option("--preferred-hosts", metavar="A,B", callback=_names,
+              help="Cluster hosts to restart it on first, in order ('' clears).")
+@click.option("--anti-affinity", metavar="CLASS[,CLASS]", callback=_names,
+              help="Anti-affinity classes: kept apart from VMs sharing one ('' clears).")
+@click.option("--failback", type=click.Choice(["on", "off"]), callback=_on_off,
+              help="Move back to the first preferred host when it is Up again.")
 @click.pass_context
 def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
     """Change some of a VM's settings; the others stay as they are."""
