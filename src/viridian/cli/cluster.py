@@ -1,0 +1,115 @@
+"""``viridian cluster create|join|leave|show`` (docs/api.md, "Cluster"; README)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from viridian.cli.client import open_client
+from viridian.cli.output import emit_json
+
+__all__ = ["cluster_group", "format_cluster"]
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the API object.")
+
+
+def _membership_options(command: Any) -> Any:
+    for option in reversed([
+        click.option("--etcd", required=True, metavar="URL[,URL...]",
+                     help="etcd client endpoints (http://HOST:PORT), tried in turn."),
+        click.option("--name", "cluster", default="viridian", show_default=True,
+                     help="The cluster's name (many clusters may share one etcd)."),
+        click.option("--host", metavar="NAME", help="This host's name in the cluster "
+                     "(default: the machine's host name)."),
+        click.option("--site", default="", metavar="SITE", help="This host's site."),
+        click.option("--lease-ttl", type=int, default=10, show_default=True, metavar="S",
+                     help="Seconds without renewal after which the host counts as failed."),
+        click.option("--watchdog", is_flag=True,
+                     help="Also feed /dev/watchdog (only if such a device exists)."),
+        json_option,
+    ]):
+        command = option(command)
+    return command
+
+
+def _body(etcd: str, cluster: str, host: str | None, site: str, lease_ttl: int,
+          watchdog: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"etcd": etcd, "name": cluster, "site": site,
+                            "lease_ttl": lease_ttl, "watchdog": watchdog}
+    if host:
+        body["host"] = host
+    return body
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """The failover cluster (etcd): membership, hosts, highly available VMs."""
+
+
+@cluster_group.command("create")
+@_membership_options
+@click.pass_context
+def create(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
+    """Create a cluster in etcd and make this host its first member."""
+    _show(open_client(ctx).post("/cluster", _body(**options)), as_json)
+
+
+@cluster_group.command("join")
+@_membership_options
+@click.pass_context
+def join(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
+    """Join an existing cluster."""
+    _show(open_client(ctx).post("/cluster/join", _body(**options)), as_json)
+
+
+@cluster_group.command("leave")
+@json_option
+@click.pass_context
+def leave(ctx: click.Context, as_json: bool) -> None:
+    """Leave the cluster (refused while HA VMs run here: drain first)."""
+    answer = open_client(ctx).post("/cluster/leave")
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(f"host {answer['host']} left cluster {answer['left']}")
+
+
+@cluster_group.command("show")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, as_json: bool) -> None:
+    """Hosts (Up, Down, Paused), their free memory and VMs, HA VMs and etcd health."""
+    _show(open_client(ctx).get("/cluster"), as_json)
+
+
+def _show(cluster: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(cluster)
+    else:
+        click.echo(format_cluster(cluster))
+
+
+def _mb(value: Any) -> str:
+    return "-" if value is None else f"{value} MB"
+
+
+def format_cluster(c: dict[str, Any]) -> str:
+    """The text ``cluster show`` prints."""
+    etcd = c["etcd"]
+    lines = [f"cluster {c['name']} (this host: {c['host']}, lease TTL {c['lease_ttl']} s, "
+             f"fence margin {c['fence_margin_s']:g} s)",
+             f"etcd: {etcd['healthy']}/{len(etcd['members'])} members healthy"]
+    if c["agent"].get("error"):
+        lines.append(f"agent: {c['agent']['error']}")
+    lines.append(f"{'HOST':<16} {'STATE':<8} {'FREE':>10}  VMS")
+    for h in c["hosts"]:
+        lines.append(f"{h['name']:<16} {h['state']:<8} {_mb(h['memory_free_mb']):>10}  "
+                     f"{', '.join(h['running_vms']) or '-'}")
+    if c["vms"]:
+        lines.append(f"{'HA VM':<16} {'OWNER':<16} WANTED")
+        for vm in c["vms"]:
+            wanted = "running" if vm["desired_running"] else "off"
+            pending = f"  {vm['pending']}" if vm.get("pending") else ""
+            lines.append(f"{vm['name']:<16} {vm['owner'] or '-':<16} {wanted}{pending}")
+    return "\n".join(lines)
