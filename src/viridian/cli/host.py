@@ -40,3 +40,14 @@ def shutdown(ctx: click.Context) -> None:
     job_outcome(wait_for_job(client, client.post("/host/shutdown"), JobProgress()))
     for vm in client.get("/vms")["vms"]:
         click.echo(vm_state_line(vm))
+
+
+def _cluster_commands() -> None:
+    """``host drain|resume`` (the failover cluster's "pause node"), kept in their own module."""
+    from viridian.cli.host_cluster import drain, resume
+
+    host_group.add_command(drain)
+    host_group.add_command(resume)
+
+
+_cluster_commands()
