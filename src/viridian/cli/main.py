@@ -68,6 +68,11 @@ COMMANDS = {
         "Virtual switches: external (bound to a host adapter), internal (VMs + host), "
         "private (VMs only), nat (internal + NAT + DHCP/DNS).",
     ),
+    "cluster": LazyCommand(
+        "viridian.cli.cluster",
+        "cluster_group",
+        "The failover cluster (etcd): create, join, leave, show; HA VMs restart elsewhere.",
+    ),
     "checkpoint": LazyCommand(
         "viridian.cli.checkpoint",
         "checkpoint_group",
