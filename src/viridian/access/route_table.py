@@ -121,6 +121,13 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     # disk wizard
     **{("POST", f"{A}/disks/{verb}"): "disk.manage" for verb in (
         "inspect", "new", "convert", "compact", "expand", "merge", "uses", "check")},
+    # failover cluster (issue 15)
+    ("GET", f"{A}/cluster"): "cluster.read",
+    ("POST", f"{A}/cluster"): "cluster.manage",
+    ("POST", f"{A}/cluster/join"): "cluster.manage",
+    ("POST", f"{A}/cluster/leave"): "cluster.manage",
+    ("POST", f"{A}/cluster/hosts/{{host}}/drain"): "cluster.manage",
+    ("POST", f"{A}/cluster/hosts/{{host}}/resume"): "cluster.manage",
     # access
     ("POST", f"{A}/access/login"): SELF,
     ("POST", f"{A}/access/logout"): SELF,
