@@ -81,7 +81,7 @@ def main() -> None:
         if not quick:
             start = time.perf_counter()
             subprocess.run([str(Path(sys.executable).parent / "rf_service_validator"),
-                            "--rhost", svc.url, "--user", "admin", "--password", svc.token,
+                            "--rhost", svc.url, "--user", "admin", f"--password={svc.token}",
                             "--schema_directory", str(SCHEMAS), "--skipschema",
                             "--logdir", str(svc.data_dir / "validator")],
                            capture_output=True, check=True)

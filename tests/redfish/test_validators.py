@@ -22,6 +22,8 @@ from tests.redfish.tls_proxy import tls_proxy
 from tests.service.harness import Service, running_service
 
 BIN = Path(sys.executable).parent
+PROFILE = Path(__file__).parents[2] / "src/viridian/redfish/profiles" / \
+    "ViridianVirtualHost.v1_0_0.json"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_service_validator_passes_the_whole_tree(service: Service, tmp_path: Pat
     resources, properties = _tree_properties(service)
     run = subprocess.run(
         [str(BIN / "rf_service_validator"), "--rhost", service.url, "--user", "admin",
-         "--password", service.token, "--schema_directory", str(SCHEMAS), "--skipschema",
+         f"--password={service.token}", "--schema_directory", str(SCHEMAS), "--skipschema",
          "--logdir", str(tmp_path)], capture_output=True, text=True, timeout=600)
     output = run.stdout + run.stderr
     logs = "".join(p.read_text() for p in tmp_path.rglob("*.log"))
@@ -96,7 +98,7 @@ def test_protocol_validator_has_no_failure(service: Service, tmp_path: Path) -> 
     with tls_proxy(service.port, tmp_path) as (https_url, cert):
         run = subprocess.run(
             [str(BIN / "rf_protocol_validator"), "--rhost", https_url, "--user", "admin",
-             "--password", service.token, "--ca-bundle", str(cert), "--avoid-http-redirect",
+             f"--password={service.token}", "--ca-bundle", str(cert), "--avoid-http-redirect",
              "--report-dir", str(tmp_path / "report"), "--report-type", "tsv"],
             capture_output=True, text=True, timeout=600,
             # requests lets REQUESTS_CA_BUNDLE override a session's own verify setting
@@ -108,6 +110,23 @@ def test_protocol_validator_has_no_failure(service: Service, tmp_path: Path) -> 
     print(f"protocol validator: {summary.group(0)}")
     assert int(summary.group(3)) == 0, failures
     assert int(summary.group(1)) > 100
+
+
+def test_interop_validator_passes_viridians_profile(service: Service, tmp_path: Path) -> None:
+    """DMTF's interop validator against the profile of what viridian promises
+    (src/viridian/redfish/profiles): every requirement it can test passes."""
+    run = subprocess.run(
+        [str(BIN / "rf_interop_validator"), "--rhost", service.url, "--user", "admin",
+         f"--password={service.token}", "--logdir", str(tmp_path), str(PROFILE)],
+        capture_output=True, text=True, timeout=600)
+    output = run.stdout + run.stderr
+    row = re.search(r"\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", output)
+    assert row, output[-3000:]
+    passed, warned, failed, untested = map(int, row.groups())
+    print(f"interop validator: {passed} passed, {warned} warnings, {failed} failed, "
+          f"{untested} not tested")
+    assert failed == 0, [line for line in output.splitlines() if "FAIL" in line]
+    assert passed >= 80, output[-3000:]
 
 
 def _account(svc: Service, user: str, role: str) -> tuple[str, str]:
