@@ -133,7 +133,7 @@ class CheckpointsCapability(Capability):
 
     def attach(self, live: LiveVM) -> None:
         vm_id = live.record.id
-        live.disk_view = lambda settings: self.disk_view(vm_id, settings)
+        live.add_disk_view(self.disk_view)
         journal = self.store.journal(vm_id)
         live.keep_paused = journal is not None and journal.op == "take"
 

@@ -61,8 +61,7 @@ class RedfishCapability(Capability):
     # --- capability moments -----------------------------------------------------------
 
     def attach(self, vm: LiveVM) -> None:
-        inner, vm_id = vm.disk_view, vm.record.id
-        vm.disk_view = lambda settings: self._boot_view(vm_id, inner(settings))
+        vm.add_disk_view(self._boot_view)  # after the checkpoints' view
 
     async def prepare_start(self, vm: LiveVM) -> None:
         if vm.state is VMState.OFF and vm.record.id in self._boot:

@@ -50,6 +50,11 @@ AGENT_RETRY_S = 2.0
 AGENT = "guest agent"
 ACPI = "ACPI power button"
 
+DiskView = Callable[[str, VMSettings], VMSettings]
+"""A capability's view of a VM's settings: (VM id, settings) → settings QEMU sees."""
+_VIEW_CHAINS: dict[tuple[DiskView, ...], tuple[DiskView, ...]] = {}
+"""The distinct view chains (one or two per service), shared by the VMs."""
+
 
 class VMEvents(Protocol):
     """Where a VM reports what happened to its QEMU process (the core, which tells every
@@ -89,13 +94,27 @@ class LiveVM:
         self._exited_event: asyncio.Event | None = None  # made on first use: see _exited
         self._reserved = False
         self.events = events
-        # Settings as QEMU must see them (checkpoints put disks behind qcow2 overlays).
-        self.disk_view: Callable[[VMSettings], VMSettings] = _as_is  # no function per VM
+        self._disk_views: tuple[DiskView, ...] = ()  # see disk_view
         self.keep_paused = False  # recovery: a checkpoint operation paused QEMU on purpose
         self.restore_paused = False  # the next restore ends Paused (a Paused checkpoint)
         self.view_revision = 0  # bumped by view_changed (service/vms/listing.py)
 
     # --- facts ------------------------------------------------------------------------
+
+    def disk_view(self, settings: VMSettings) -> VMSettings:
+        """``settings`` as QEMU must see them: each view added by :meth:`add_disk_view`
+        applied in turn (checkpoints put disks behind qcow2 overlays, a Redfish boot
+        override changes the boot order)."""
+        for view in self._disk_views:
+            settings = view(self.record.id, settings)
+        return settings
+
+    def add_disk_view(self, view: DiskView) -> None:
+        """Apply ``view(vm_id, settings)`` after the views added before. Every VM with
+        the same views holds one shared tuple, no closure of its own (docs/architecture.md,
+        "Scale")."""
+        chain = (*self._disk_views, view)
+        self._disk_views = _VIEW_CHAINS.setdefault(chain, chain)
 
     @property
     def memory_mb(self) -> int:
@@ -494,12 +513,6 @@ class LiveVM:
 
 
 _background: set[asyncio.Future[None]] = set()
-
-
-def _as_is(settings: VMSettings) -> VMSettings:
-    """The default ``disk_view``: settings as they are (one function for every VM, not a
-    closure each: docs/architecture.md, "Scale")."""
-    return settings
 
 
 def _exit_status(info: ExitInfo) -> str:
