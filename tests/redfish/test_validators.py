@@ -244,6 +244,15 @@ def test_bios_attributes_change_the_vms_settings(service: Service) -> None:
 def test_post_to_systems_creates_a_vm_from_standard_properties(service: Service) -> None:
     systems = f"{service.url}/redfish/v1/Systems"
     auth = _auth(service)
+    capability = httpx.get(systems, auth=auth).json()["@Redfish.CollectionCapabilities"][
+        "Capabilities"][0]
+    assert capability["UseCase"] == "ComputerSystemConstrainedComposition"
+    allowed = httpx.get(service.url + capability["CapabilitiesObject"]["@odata.id"],
+                        auth=auth).json()
+    assert allowed["Name@Redfish.RequiredOnCreate"] is True
+    assert allowed["ProcessorSummary"]["Count@Redfish.AllowableNumbers"] == ["1:4"]
+    assert allowed["MemorySummary"]["TotalSystemMemoryGiB@Redfish.AllowableNumbers"] == [
+        "0.0078125:0.0009765625:64"]
     made = httpx.post(systems, auth=auth, json={
         "Name": "rf-made", "ProcessorSummary": {"Count": 2},
         "MemorySummary": {"TotalSystemMemoryGiB": 0.25}})

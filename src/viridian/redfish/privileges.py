@@ -60,15 +60,17 @@ def assignable(value: object) -> Role | None:
 
 _SYSTEM = re.compile(rf"^{re.escape(REDFISH_ROOT)}/Systems/(?P<sid>[^/]+)(?P<rest>/.*)?$")
 _START = ("On", "Resume")
+_CAPABILITIES = f"{REDFISH_ROOT}/Systems/Capabilities"
 _SELF_READ = ("", "/SessionService", "/SessionService/Sessions", "/AccountService",
               "/AccountService/Accounts", "/AccountService/Roles", "/TaskService",
               "/EventService", "/Systems")
 
 
 def system_of(path: str) -> str | None:
-    """The system (VM id) a path below ``/redfish/v1/Systems/{id}`` is about."""
+    """The system (VM id) a path below ``/redfish/v1/Systems/{id}`` is about (not the
+    collection's ``Capabilities`` object)."""
     found = _SYSTEM.match(path)
-    return found.group("sid") if found else None
+    return found.group("sid") if found and path != _CAPABILITIES else None
 
 
 def operation_for(method: str, path: str, body: dict[str, Any], user: str) -> str:
@@ -81,6 +83,8 @@ def operation_for(method: str, path: str, body: dict[str, Any], user: str) -> st
     read = method in ("GET", "HEAD")
     rest = path.removeprefix(REDFISH_ROOT)
     found = _SYSTEM.match(path)
+    if path == _CAPABILITIES:
+        return SELF if read else "vm.create"
     if found:
         if read:
             return "vm.read"

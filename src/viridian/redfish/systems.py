@@ -77,3 +77,38 @@ def reset_action_info(vm: SystemView) -> Resource:
                     Parameters=[{"Name": "ResetType", "Required": True,
                                  "DataType": "String",
                                  "AllowableValues": list(RESET_TYPES)}])
+
+
+CAPABILITIES_ID = "Capabilities"
+CAPABILITIES_URI = f"{SYSTEMS}/{CAPABILITIES_ID}"
+CREATE_PROPERTIES = ("Name", "ProcessorSummary.Count", "MemorySummary.TotalSystemMemoryGiB")
+
+
+def collection_capabilities() -> Resource:
+    """``@Redfish.CollectionCapabilities`` of the Systems collection (DSP0266 "Collection
+    capabilities"): a client may POST a new system (a VM) from constraints; the
+    capabilities object says which properties and values the POST takes."""
+    return {"@odata.type": "#CollectionCapabilities.v1_4_1.CollectionCapabilities",
+            "Capabilities": [{"CapabilitiesObject": link(CAPABILITIES_URI),
+                              "UseCase": "ComputerSystemConstrainedComposition",
+                              "Links": {"TargetCollection": link(SYSTEMS)}}]}
+
+
+def creation_capabilities(min_mb: int, max_mb: int, max_processors: int) -> Resource:
+    """The capabilities object of creating a system: ``Name`` required,
+    ``ProcessorSummary.Count`` (``@Redfish.AllowableNumbers`` 1…max) and
+    ``MemorySummary.TotalSystemMemoryGiB`` (GiB, 1 MiB steps) optional."""
+    def gib(mb: int) -> str:
+        return f"{mb // 1024}" if mb % 1024 == 0 else repr(mb / 1024)
+
+    return resource(
+        "ComputerSystem", CAPABILITIES_URI, CAPABILITIES_ID, "Capabilities of a new system",
+        Description="POST to the Systems collection creates a VM (Off) from these "
+                    "properties; none other is taken",
+        **{"Name@Redfish.RequiredOnCreate": True},
+        ProcessorSummary={"Count@Redfish.OptionalOnCreate": True,
+                          "Count@Redfish.AllowableNumbers": [f"1:{max_processors}"]},
+        MemorySummary={"TotalSystemMemoryGiB@Redfish.OptionalOnCreate": True,
+                       "TotalSystemMemoryGiB@Redfish.AllowableNumbers": [
+                           f"{gib(min_mb)}:{gib(1)}:{gib(max_mb)}"]},
+    )

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from viridian import __version__
+from viridian.model.limits import MEMORY_MAX_MB, MEMORY_MIN_MB, PROCESSOR_COUNT_MAX
 from viridian.redfish import REDFISH_ROOT, odata
 from viridian.redfish import devices as dev
 from viridian.redfish import services as svc
@@ -65,9 +66,16 @@ async def odata_document(call: Call) -> Response:
 async def systems(call: Call) -> Response:
     """The VMs the caller may see (``vm.read``)."""
     ids = [i for i in call.redfish.system_ids() if call.may("vm.read", i)]
-    return _ok(call, odata.collection("ComputerSystemCollection", sys_.SYSTEMS,
-                                      "Computer systems", [f"{sys_.SYSTEMS}/{i}" for i in ids]),
-               "GET, HEAD, POST")
+    body = odata.collection("ComputerSystemCollection", sys_.SYSTEMS, "Computer systems",
+                            [f"{sys_.SYSTEMS}/{i}" for i in ids])
+    body["@Redfish.CollectionCapabilities"] = sys_.collection_capabilities()
+    return _ok(call, body, "GET, HEAD, POST")
+
+
+async def system_capabilities(call: Call) -> Response:
+    """What a POST to the Systems collection takes (``@Redfish.AllowableNumbers``)."""
+    return _ok(call, sys_.creation_capabilities(MEMORY_MIN_MB, MEMORY_MAX_MB,
+                                                PROCESSOR_COUNT_MAX))
 
 
 async def system(call: Call) -> Response:
@@ -84,9 +92,9 @@ async def create_system(call: Call) -> Response:
     unknown = sorted(set(body) - {"Name", "ProcessorSummary", "MemorySummary"})
     if unknown:
         raise RedfishError(400, "PropertyUnknown", unknown[0],
-                           detail=f"unknown property {unknown[0]}; allowed: Name, "
-                                  "ProcessorSummary.Count, MemorySummary."
-                                  "TotalSystemMemoryGiB; nothing was changed")
+                           detail=f"unknown property {unknown[0]}; allowed: "
+                                  f"{', '.join(sys_.CREATE_PROPERTIES)} (see "
+                                  f"{sys_.CAPABILITIES_URI}); nothing was changed")
     count = (body.get("ProcessorSummary") or {}).get("Count")
     gib = (body.get("MemorySummary") or {}).get("TotalSystemMemoryGiB")
     memory_mb = round(float(gib) * 1024) if gib is not None else None
@@ -540,6 +548,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/redfish", redfish_version), ("GET", R, root),
     ("GET", f"{R}/$metadata", metadata), ("GET", f"{R}/odata", odata_document),
     ("GET", f"{R}/Systems", systems), ("POST", f"{R}/Systems", create_system),
+    ("GET", sys_.CAPABILITIES_URI, system_capabilities),
     ("GET", S, system), ("PATCH", S, patch_system),
     ("GET", f"{S}/ResetActionInfo", reset_info),
     ("POST", f"{S}/Actions/ComputerSystem.Reset", reset),
