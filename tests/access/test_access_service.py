@@ -92,8 +92,8 @@ def test_matrix_from_openapi(service: Service, role_tokens: dict[str, str]) -> N
         api.delete(f"/access/tokens/{revoked['id']}")
     allowed: list[tuple[str, str, str]] = []
     for method, path, op in table:
-        if (method, path) in PUBLIC:
-            continue
+        if (method, path) in PUBLIC or op is None:
+            continue  # a route without an operation fails test_every_route_names_its_operation
         for bad in (None, revoked["secret"], "vtk_000000000000.forgedforgedforgedforged"):
             with as_token(service, bad) as client:
                 assert client.request(method, path, json={}).status_code == 401, (method, path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import time
@@ -306,6 +307,17 @@ class AccessControl:
             raise NotFound(f"no realm named {name!r}; known: {known}", realm=name)
         return LdapRealm(**json.loads(row[0]))
 
+    def remove_realm(self, name: str) -> None:
+        """Remove LDAP realm ``name``; refused while users of it exist (they name it)."""
+        self.ldap_realm(name)
+        users = [r[0] for r in self.store.rows("SELECT name FROM users WHERE realm=?",
+                                               (f"ldap:{name}",))]
+        if users:
+            raise Conflict(f"realm {name!r} still has users: {', '.join(users)}; remove them "
+                           "first ('viridian user remove'); nothing was changed", realm=name,
+                           users=users)
+        self.store.write("DELETE FROM realms WHERE name=?", (name,))
+
     def realm_names(self) -> list[str]:
         return [r[0] for r in self.store.rows("SELECT name FROM realms ORDER BY name")]
 
@@ -356,10 +368,7 @@ class AccessControl:
         """Grant ``role`` to a user or ``@group`` on ``scope`` (idempotent)."""
         self.role(role)
         scope = self._scope(scope)
-        if subject.startswith("@"):
-            _check_name("group", subject[1:])
-        else:
-            self._user_row(subject)
+        self._subject(subject)
         with self.store.transaction() as db:
             db.execute("INSERT OR IGNORE INTO grants (role, subject, scope) VALUES (?,?,?)",
                        (role, subject, scope))
@@ -459,6 +468,40 @@ class AccessControl:
             db.execute("DELETE FROM vm_tags WHERE vm_id=?", (vm_id,))
             db.executemany("INSERT INTO vm_tags VALUES (?,?)", [(vm_id, t) for t in clean])
         return clean
+
+    def storage_paths(self, subjects: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+        """Granted storage paths (``{"to", "path"}``), of ``subjects`` only when given."""
+        rows = self.store.rows("SELECT user, path FROM storage_paths ORDER BY user, path")
+        return [{"to": u, "path": p} for u, p in rows if subjects is None or u in subjects]
+
+    def add_storage_path(self, subject: str, path: str) -> dict[str, str]:
+        """Let ``subject`` (a user or ``@group``) use files under ``path`` (an existing
+        folder; kept resolved, symlinks followed)."""
+        self._subject(subject)
+        real = os.path.realpath(path)
+        if not os.path.isabs(path) or not os.path.isdir(real):
+            raise BadRequest(f"invalid storage path {path!r}: an absolute path of an "
+                             "existing folder; nothing was changed", path=path)
+        self.store.write("INSERT OR IGNORE INTO storage_paths VALUES (?,?)", (subject, real))
+        return {"to": subject, "path": real}
+
+    def remove_storage_path(self, subject: str, path: str) -> None:
+        count = self.store.write("DELETE FROM storage_paths WHERE user=? AND path IN (?,?)",
+                                 (subject, path, os.path.realpath(path)))
+        if not count:
+            raise NotFound(f"{subject!r} has no storage path {path!r} (see 'viridian user "
+                           "storage list')", path=path)
+
+    def _subject(self, subject: str) -> None:
+        if subject.startswith("@"):
+            _check_name("group", subject[1:])
+        else:
+            self._user_row(subject)
+
+    def confined(self, principal: Principal) -> bool:
+        """Whether ``principal`` may name host files only inside its storage paths (it
+        lacks ``host.manage`` on the host)."""
+        return not self.policy.allows(principal, "host.manage", Target())
 
     def target(self, vm: str, vm_id: str | None) -> Target:
         """The target of a request on VM ``vm`` (id ``vm_id`` when it exists)."""

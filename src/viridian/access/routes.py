@@ -17,6 +17,7 @@ from viridian.access.audit import matches, read_records, verify_chain
 from viridian.access.control import AccessControl
 from viridian.access.ldap_realm import LdapRealm
 from viridian.access.principal import BOOTSTRAP, Principal
+from viridian.access.quotas import Resources, usage_of
 from viridian.access.scopes import Target
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, NotFound, Unauthorized
@@ -87,6 +88,11 @@ class Quota(Body):
     disk_mb: int | None = None
 
 
+class StoragePath(Body):
+    to: str
+    path: str
+
+
 class Tags(Body):
     tags: list[str] = Field(default_factory=list)
 
@@ -101,12 +107,16 @@ def principal_of(request: Request) -> Principal:
 
 
 def install_access_routes(app: FastAPI, access: AccessControl,
-                          resolve_vm: Callable[[str], tuple[str, str] | None]) -> None:
-    """Add ``/api/v1/access/…`` and ``/api/v1/vms/{ref}/tags|owner``."""
+                          resolve_vm: Callable[[str], tuple[str, str] | None],
+                          resources: Callable[[str], Resources | None] = lambda _: None
+                          ) -> None:
+    """Add ``/api/v1/access/…`` and ``/api/v1/vms/{ref}/tags|owner``; ``resources`` says
+    what a VM (by id) takes from its owner's quota (None: no such VM)."""
     _session_routes(app, access)
     _user_routes(app, access)
     _role_routes(app, access)
     _token_routes(app, access)
+    _quota_routes(app, access, resources)
     _vm_routes(app, access, resolve_vm)
     _audit_routes(app, access)
 
@@ -132,11 +142,6 @@ def _session_routes(app: FastAPI, access: AccessControl) -> None:
         access.logout(principal_of(request))
         return {"logged_out": True}
 
-    @app.get(f"{P}/whoami", tags=["access"])
-    async def whoami(request: Request) -> dict[str, Any]:
-        principal = principal_of(request)
-        return {**principal.to_dict(), "host_wide_read":
-                access.policy.sees_every_vm(principal)}
 
 
 def _user_routes(app: FastAPI, access: AccessControl) -> None:
@@ -181,6 +186,20 @@ def _user_routes(app: FastAPI, access: AccessControl) -> None:
         access.set_member(group, user, False)
         return {"groups": access.groups()}
 
+    @app.get(f"{P}/storage-paths", tags=["access"])
+    async def storage_list() -> dict[str, Any]:
+        """Folders users (or @groups) without host.manage may name files in."""
+        return {"storage_paths": access.storage_paths()}
+
+    @app.post(f"{P}/storage-paths", status_code=201, tags=["access"])
+    async def storage_add(body: StoragePath) -> dict[str, Any]:
+        return access.add_storage_path(body.to, body.path)
+
+    @app.delete(f"{P}/storage-paths", tags=["access"])
+    async def storage_remove(to: str, path: str) -> dict[str, Any]:
+        access.remove_storage_path(to, path)
+        return {"removed": {"to": to, "path": path}}
+
     @app.get(f"{P}/realms", tags=["access"])
     async def realm_list() -> dict[str, Any]:
         return {"realms": access.realms()}
@@ -196,6 +215,12 @@ def _user_routes(app: FastAPI, access: AccessControl) -> None:
             raise BadRequest(f"{err}; nothing was changed") from err
         access.add_ldap_realm(realm)
         return {"kind": "ldap", **realm.to_dict()}
+
+    @app.delete(f"{P}/realms/{{realm}}", tags=["access"])
+    async def realm_remove(realm: str) -> dict[str, Any]:
+        """Remove an LDAP realm (refused while it has users)."""
+        access.remove_realm(realm)
+        return {"removed": realm}
 
 
 def _role_routes(app: FastAPI, access: AccessControl) -> None:
@@ -257,9 +282,33 @@ def _token_routes(app: FastAPI, access: AccessControl) -> None:
         may_manage(principal_of(request), str(access.token(token_id)["user"]))
         return access.revoke_token(token_id)
 
+
+
+def _quota_routes(app: FastAPI, access: AccessControl,
+                  resources: Callable[[str], Resources | None]) -> None:
+    def quota_of(user: str) -> dict[str, Any]:
+        access.show_user(user)
+        return {"user": user, "limits": access.quota(user),
+                "used": usage_of(access.owned(user), resources).to_dict()}
+
     @app.put(f"{P}/quotas/{{user}}", tags=["access"])
     async def quota_set(user: str, body: Quota) -> dict[str, Any]:
-        return access.set_quota(user, **body.model_dump())
+        """Set limits (fields left out or null stay as they are); answers as GET."""
+        access.set_quota(user, **body.model_dump())
+        return quota_of(user)
+
+    @app.get(f"{P}/quotas/{{user}}", tags=["access"])
+    async def quota_show(user: str) -> dict[str, Any]:
+        """``{"user", "limits", "used"}`` (your own is in ``GET /access/whoami``)."""
+        return quota_of(user)
+
+    @app.get(f"{P}/whoami", tags=["access"])
+    async def whoami(request: Request) -> dict[str, Any]:
+        """Who you are, whether you see every VM, your quota (``limits``, ``used``)."""
+        principal = principal_of(request)
+        quota = None if principal.bootstrap else quota_of(principal.user)
+        return {**principal.to_dict(), "host_wide_read":
+                access.policy.sees_every_vm(principal), "quota": quota}
 
 
 def _vm_routes(app: FastAPI, access: AccessControl,

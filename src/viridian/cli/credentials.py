@@ -6,12 +6,18 @@ sent only to the address the local service recorded in ``<data>/service.json`` w
 started (``{"host", "port", "pid"}``, written by ``viridian serve``), loopback names
 counting as one. Any other ``--url`` is refused before a connection is made, so no
 process listening elsewhere ever receives the local token.
+
+Between the two: a session opened by ``viridian login URL`` is kept in the user's
+``sessions.json`` (``$XDG_CONFIG_HOME/viridian``, else ``~/.config/viridian``; mode 0600)
+under URL's normalised address, and sent to that address only, until it expires or
+``viridian logout URL`` forgets it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,10 +28,15 @@ from viridian.errors import BadRequest, Unauthorized
 __all__ = [
     "SERVICE_RECORD_NAME",
     "choose_token",
+    "forget_session",
     "load_token",
+    "normalised_url",
     "read_service_record",
     "recorder_alive",
     "same_address",
+    "sessions_path",
+    "store_session",
+    "stored_session",
 ]
 
 SERVICE_RECORD_NAME = "service.json"
@@ -49,6 +60,9 @@ def choose_token(url: str, explicit: str | None, data_dir: Path) -> tuple[str | 
                 "unset VIRIDIAN_TOKEN to use the local service's token file"
             )
         return explicit, EXPLICIT_ORIGIN
+    session = stored_session(url)
+    if session is not None:
+        return session, f"the session 'viridian login' stored for {normalised_url(url)}"
     token, origin = load_token(data_dir)
     if token is not None:
         _check_local_destination(url, data_dir)
@@ -145,3 +159,69 @@ def _normalised(host: str) -> str:
     if host in LOOPBACK_NAMES or host.startswith("127."):
         return "loopback"
     return host
+
+
+# --- sessions from `viridian login` ----------------------------------------------------
+
+
+def sessions_path() -> Path:
+    """Where ``viridian login`` keeps sessions: ``$XDG_CONFIG_HOME/viridian/sessions.json``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "viridian" / "sessions.json"
+
+
+def normalised_url(url: str) -> str:
+    """``scheme://host:port/path`` with the default scheme/port filled in and the host
+    lowercased: the key a session is stored under (no other address gets it)."""
+    if "://" not in url:
+        url = f"http://{url}"
+    parts = urlsplit(url.rstrip("/"))
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
+    except ValueError:
+        port = 0
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{host}:{port}{parts.path}"
+
+
+def _sessions() -> dict[str, Any]:
+    found = _read_record(sessions_path())
+    return found if found is not None else {}
+
+
+def stored_session(url: str) -> str | None:
+    """The unexpired session token stored for ``url``'s address, or None."""
+    entry = _sessions().get(normalised_url(url))
+    if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+        return None
+    if float(entry.get("expires") or 0) <= time.time():
+        return None
+    return str(entry["token"])
+
+
+def store_session(url: str, entry: dict[str, Any]) -> Path:
+    """Keep ``entry`` (``token``, ``expires``, ``user``, ``realm``) for ``url`` (0600)."""
+    sessions = _sessions()
+    sessions[normalised_url(url)] = entry
+    _write_sessions(sessions)
+    return sessions_path()
+
+
+def forget_session(url: str) -> str | None:
+    """Drop the session stored for ``url``; the token it held, or None."""
+    sessions = _sessions()
+    entry = sessions.pop(normalised_url(url), None)
+    if entry is not None:
+        _write_sessions(sessions)
+    return entry.get("token") if isinstance(entry, dict) else None
+
+
+def _write_sessions(sessions: dict[str, Any]) -> None:
+    path = sessions_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(sessions, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)

@@ -88,6 +88,22 @@ COMMANDS = {
         "template_group",
         "Templates (a VM's generalised configuration and disks) and VMs made from them.",
     ),
+    # access (issue 17): users, realms, roles, grants, tokens, quotas, audit, login
+    "user": LazyCommand("viridian.cli.user", "user_group", "Users (local, pam, LDAP) and groups."),
+    "realm": LazyCommand("viridian.cli.realm", "realm_group", "Realms: local, pam and LDAP."),
+    "role": LazyCommand("viridian.cli.role", "role_group", "Roles: named sets of operations."),
+    "grant": LazyCommand("viridian.cli.grant", "grant_command",
+                         "Give a role to a user or @group on host, vm:NAME or tag:TAG."),
+    "revoke": LazyCommand("viridian.cli.grant", "revoke_command", "Take a granted role back."),
+    "grants": LazyCommand("viridian.cli.grant", "grants_command", "List every grant."),
+    "token": LazyCommand("viridian.cli.token", "token_group", "API tokens: new, list, revoke."),
+    "quota": LazyCommand("viridian.cli.quota", "quota_group", "Self-service quotas of users."),
+    "audit": LazyCommand("viridian.cli.audit", "audit_command",
+                         "The audit log (hash-chained): show or --verify it."),
+    "login": LazyCommand("viridian.cli.login", "login_command",
+                         "Log in to a service; its session is used for that URL only."),
+    "logout": LazyCommand("viridian.cli.login", "logout_command",
+                          "End the session 'viridian login URL' stored."),
 }
 """The root's subcommands, imported only when used (module, attribute, ``--help`` line)."""
 

@@ -14,6 +14,7 @@ from viridian.access import AccessControl
 from viridian.access.routes import install_access_routes
 from viridian.config import API_PREFIX
 from viridian.console import install_console_routes
+from viridian.service.access_hooks import AccessHooks, vm_resources
 from viridian.service.access_log import AccessLog
 from viridian.service.auth import AccessGate, describe_operations
 from viridian.service.core import ServiceCore
@@ -44,7 +45,10 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
     access = AccessControl(manager.data_dir, token)  # users, roles, grants, audit (issue 17)
     app.state.access = access  # capabilities that authenticate themselves use it (Redfish)
     resolve_vm = _vm_resolver(manager)
-    install_access_routes(app, access, resolve_vm)
+    resources = vm_resources(manager)
+    install_access_routes(app, access, resolve_vm, resources)
+    # quotas at create/settings changes; closes the access store with the service
+    manager.capabilities = (*manager.capabilities, AccessHooks(access, resources))
     _host_routes(app, manager)
     manager.install_routes(app)  # before the VM routes' POST /vms/{ref}/{action}
     install_vm_routes(app, manager)

@@ -9,13 +9,17 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from viridian.access import AccessControl, Principal, Target
+from viridian.access.confinement import check_paths, paths_in
+from viridian.access.operations import SELF
 from viridian.access.route_table import (
     ACTION,
     ACTION_OPERATIONS,
@@ -26,7 +30,7 @@ from viridian.access.route_table import (
 )
 from viridian.access.routes import PRINCIPAL_SCOPE_KEY
 from viridian.config import token_path
-from viridian.errors import Forbidden, ViridianError
+from viridian.errors import BadRequest, Forbidden, ViridianError
 from viridian.service.errors_http import error_response, unauthorized
 
 
@@ -57,6 +61,14 @@ def bearer_matches(header: str | None, token: str) -> bool:
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_CAPTURED_BODY = 64 * 1024
+MAX_CONFINED_BODY = 1024 * 1024
+UNCONFINED_OPERATIONS = frozenset({"vm.guest", "access.manage", SELF})
+"""Operations whose paths are not host paths (guest files) or that name no files."""
+
+CURRENT_PRINCIPAL: ContextVar[Principal | None] = ContextVar("viridian_principal",
+                                                             default=None)
+"""Who made the request being served (set by :class:`AccessGate`): capabilities read it
+to apply a user's quota (``viridian.service.access_hooks``)."""
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 VmResolver = Callable[[str], "tuple[str, str] | None"]
 
@@ -93,6 +105,14 @@ class AccessGate:
             self._audit(scope, None, "authenticate", None, "unauthenticated", 401)
             await _refuse(scope, receive, send, unauthorized())
             return
+        reset = CURRENT_PRINCIPAL.set(principal)
+        try:
+            await self._authenticated(scope, receive, send, principal, method)
+        finally:
+            CURRENT_PRINCIPAL.reset(reset)
+
+    async def _authenticated(self, scope: Scope, receive: Receive, send: Send,
+                             principal: Principal, method: str) -> None:
         found = self._route(scope)
         if found is None:
             await self.app({**scope, PRINCIPAL_SCOPE_KEY: principal}, receive, send)
@@ -115,9 +135,15 @@ class AccessGate:
         try:
             if operation is not None and (method, template) not in FILTERED_LISTS:
                 self.access.authorize(principal, operation, target)
+            if method != "WS" and operation not in UNCONFINED_OPERATIONS and \
+                    not principal.bootstrap and self.access.confined(principal):
+                receive = await self._confine(scope, receive, principal)
         except Forbidden as denied:
             self._audit(scope, principal, operation, target, "denied", 403)
             await _refuse(scope, receive, send, denied)
+            return
+        except BadRequest as bad:
+            await _refuse(scope, receive, send, bad)
             return
         inner = {**scope, PRINCIPAL_SCOPE_KEY: principal}
         if (method, template) in FILTERED_LISTS and \
@@ -128,6 +154,17 @@ class AccessGate:
         else:
             await self._audited(inner, receive, send, principal, operation or "unknown",
                                 target)
+
+    async def _confine(self, scope: Scope, receive: Receive, principal: Principal) -> Receive:
+        """Check every path of the query and JSON body against the principal's storage
+        paths (:mod:`viridian.access.confinement`); the body is replayed to the route."""
+        query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))]
+        body, replay = await _buffered(receive)
+        found = [*paths_in(dict(query)), *paths_in(_json_any(body))]
+        if found:
+            roots = [p["path"] for p in self.access.storage_paths(principal.subjects())]
+            check_paths(principal.user, found, roots)
+        return replay
 
     def _visible(self, principal: Principal) -> Callable[[dict[str, Any]], bool]:
         def visible(vm: dict[str, Any]) -> bool:
@@ -221,6 +258,39 @@ def _bearer(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text[len("Bearer "):].strip() if text.startswith("Bearer ") else None
     return None
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body (at most :data:`MAX_CONFINED_BODY`) and a ``receive`` that
+    hands it to the app again."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_CONFINED_BODY:
+            raise BadRequest(f"request body over {MAX_CONFINED_BODY} bytes: too large to "
+                             "check its paths; nothing was changed")
+        more = bool(message.get("more_body"))
+    body, given = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return body, replay
+
+
+def _json_any(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
