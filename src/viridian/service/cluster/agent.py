@@ -39,6 +39,7 @@ from viridian.cluster.ownership import (
 from viridian.cluster.placement import place
 from viridian.errors import ViridianError
 from viridian.host.admission import MIN_FREE_MB
+from viridian.model.states import VMState
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.fence_guard import (
     GuardFeed,
@@ -255,18 +256,32 @@ class HostAgent:
 
     async def _start_here(self, vm: ClusterVM) -> None:
         """Register ``vm`` from the shared folder if this host does not know it, then start
-        it through the normal start path; a failure gives the VM back to the cluster."""
+        it through the normal start path; a failed start gives the VM back to the cluster.
+        A VM already running or busy here is left alone."""
         try:
             if vm.id not in self.context.vms():
                 await self.context.register_in_place(str(vm.settings.get("folder", "")))
+            live = self.context.vms()[vm.id]
+            if live.state not in (VMState.OFF, VMState.SAVED) or self.context.jobs.busy(vm.id):
+                return
             job = self.context.request(vm.id, "start", timeout_s=None)
             done = await self.context.jobs.wait(job["id"], 300)
-            if done.get("state") != "completed":
-                raise ClusterConflict(f"start failed: {done.get('error')}")
+            if done.get("state") == "completed" or live.worker is not None:
+                return
+            reason = str((done.get("error") or {}).get("message", done.get("state")))
         except ViridianError as err:
-            log.warning("cluster: cannot start VM '%s' here: %s", vm.name, err)
-            lease = self.core.lease
-            self.submit(lambda: self._release(vm.id, lease))
+            reason = str(err)
+            live = self.context.vms().get(vm.id)  # type: ignore[assignment]
+            if live is not None and live.worker is not None:
+                return
+        log.warning("cluster: cannot start VM '%s' here: %s", vm.name, reason)
+        self.pending[vm.id] = f"start failed on {self.config.host}: {reason}"
+        lease = self.core.lease
+        self.submit(lambda: self._release(vm.id, lease))
+
+    def starting(self, vm_id: str) -> None:
+        """A start of ``vm_id`` was asked here (not by the agent): no second start."""
+        self._starting[vm_id] = time.monotonic()
 
     def _release(self, vm_id: str, lease: int) -> None:
         release(self.etcd, self.config.name, vm_id, lease)

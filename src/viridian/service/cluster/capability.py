@@ -53,6 +53,7 @@ class ClusterCapability(Capability):
 
     async def prepare_start(self, vm: LiveVM) -> None:
         if self.agent is not None and vm.record.settings.high_availability.ha:
+            self.agent.starting(vm.record.id)
             await asyncio.to_thread(self.agent.claim_for_start, vm)
             await asyncio.to_thread(self.agent.feed_now)
 

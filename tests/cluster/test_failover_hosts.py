@@ -1,0 +1,266 @@
+"""The failover cluster for real: three viridian services on this machine (each its own
+data folder, loopback ports — no network namespaces), a shared folder as cluster
+storage, a real 3-member etcd and a real guest (guest kit).
+
+A one-copy checker samples every QEMU process on the machine every 50 ms throughout and
+fails the test if the HA VM ever has two. Faults: SIGKILL of the owner host (service,
+fence guard and QEMUs: the whole host dies) → the VM runs on another host; the dead host
+comes back and rejoins without starting its old VM (a start there is refused, naming the
+owner). Then SIGSTOP of the new owner's service → its fence guard kills the VM before
+another host starts it; SIGCONT → the host rejoins with a new lease, the VM stays where
+it went. Every service, guard and QEMU is ended on every path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.etcd_members import EtcdCluster
+from tests.qemu_processes import _qemu_processes, end_qemu_under, kill, qemu_under
+from tests.service.harness import Console, Service, act, wait_job
+
+TTL = 6  # seconds: fence margin 2 s, so a frozen owner's VM is off 2 s before takeover
+
+
+@dataclass
+class Host:
+    name: str
+    service: Service
+
+    @property
+    def data(self) -> Path:
+        return self.service.data_dir
+
+    def api(self) -> httpx.Client:
+        return self.service.client()
+
+    def copies(self, vm_id: str) -> list[int]:
+        """This host's QEMU processes of ``vm_id`` (a VM's runtime folder is on the host)."""
+        folder = str(self.data / "run" / vm_id)
+        return [p.pid for p, _ in _qemu_processes()
+                if p.cmdline.split(" ")[0].rsplit("/", 1)[-1].startswith("qemu-system")
+                and folder in p.cmdline]
+
+    def guard_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.data / "cluster" / "guard.lock.pid").read_text())
+        return None
+
+
+@dataclass
+class OneCopyChecker:
+    """Samples all hosts' QEMU processes of one VM until stopped; remembers the worst."""
+
+    hosts: list[Host]
+    vm_id: str
+    most: int = 0
+    seen: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            where = tuple(h.name for h in self.hosts for _ in h.copies(self.vm_id))
+            if len(where) > self.most:
+                self.most = len(where)
+            if not self.seen or self.seen[-1][1] != where:
+                self.seen.append((time.monotonic(), where))
+            time.sleep(0.05)
+
+    def __enter__(self) -> OneCopyChecker:
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check(self) -> None:
+        assert self.most <= 1, f"two copies of the VM ran at once: {self.seen}"
+
+
+def _end_host(host: Host) -> None:
+    proc = host.service.process
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGCONT)
+    host.service.stop()
+    guard = host.guard_pid()
+    if guard:
+        with contextlib.suppress(OSError):
+            os.kill(guard, signal.SIGKILL)
+    end_qemu_under(host.data)
+
+
+@pytest.fixture(scope="module")
+def guest_iso() -> Path:
+    from viridian.guestkit import build
+
+    return build().iso
+
+
+@pytest.fixture(scope="module")
+def cluster(etcd: EtcdCluster) -> Iterator[tuple[list[Host], Path]]:
+    root = Path(tempfile.mkdtemp(prefix="vir-cl-", dir="/tmp"))
+    shared = root / "shared"
+    shared.mkdir()
+    hosts = [Host(f"h{i}", Service(root / f"h{i}")) for i in (1, 2, 3)]
+    try:
+        for host in hosts:
+            host.service.start()
+        body = {"etcd": ",".join(etcd.endpoints), "name": "test", "lease_ttl": TTL}
+        with hosts[0].api() as api:
+            made = api.post("/cluster", json={**body, "host": "h1"})
+            assert made.status_code == 201, made.text
+            again = api.post("/cluster", json={**body, "host": "h1"})
+            assert again.status_code == 409 and "already" in again.json()["error"]["message"]
+        for host in hosts[1:]:
+            with host.api() as api:
+                joined = api.post("/cluster/join", json={**body, "host": host.name})
+                assert joined.status_code == 200, joined.text
+        yield hosts, shared
+    finally:
+        for host in hosts:
+            _end_host(host)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _show(host: Host) -> dict[str, Any]:
+    with host.api() as api:
+        answer = api.get("/cluster")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+def _wait(what: str, condition: Any, timeout: float = 120.0) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _states(show: dict[str, Any]) -> dict[str, str]:
+    return {h["name"]: h["state"] for h in show["hosts"]}
+
+
+def _vm_on(hosts: list[Host], vm_id: str) -> Host | None:
+    running = [h for h in hosts if h.copies(vm_id)]
+    return running[0] if len(running) == 1 else None
+
+
+def _ha_vm(host: Host, shared: Path, iso: Path) -> dict[str, Any]:
+    """An HA VM whose folder is on the shared storage, registered on ``host``."""
+    with host.api() as api:
+        vm = api.post("/vms", json={"name": "ha1", "memory_mb": 160, "dvd": str(iso)}).json()
+        assert api.delete("/vms/ha1").status_code == 200
+        folder = shared / "ha1"
+        shutil.move(vm["folder"], folder)
+        answer = api.post("/vms/import", json={"folder": str(folder)})
+        assert answer.status_code == 201, answer.text
+        ha = {"ha": True, "priority": "high"}
+        changed = api.patch("/vms/ha1", json={"high_availability": ha})
+        assert changed.status_code == 200, changed.text
+        return dict(changed.json())
+
+
+def test_membership_shows_three_hosts_up_and_etcd_healthy(
+        cluster: tuple[list[Host], Path]) -> None:
+    hosts, _ = cluster
+    show = _wait("three hosts Up", lambda: (s := _show(hosts[1]))
+                 and _states(s) == {"h1": "Up", "h2": "Up", "h3": "Up"} and s)
+    assert show["etcd"]["healthy"] == 3
+    assert all(h["memory_free_mb"] > 0 for h in show["hosts"])
+    with hosts[2].api() as api:
+        bad = api.post("/cluster/hosts/nosuch/drain")
+        assert bad.status_code == 404 and "h1, h2, h3" in bad.json()["error"]["message"]
+
+
+def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
+        cluster: tuple[list[Host], Path], guest_iso: Path) -> None:
+    hosts, shared = cluster
+    h1 = hosts[0]
+    vm = _ha_vm(h1, shared, guest_iso)
+    with h1.api() as api:
+        act(api, "ha1", "start")
+    Console(h1.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY")
+    _wait("h1 owning ha1", lambda: any(v["owner"] == "h1" and v["desired_running"]
+                                       for v in _show(hosts[1])["vms"]))
+    with OneCopyChecker(hosts, vm["id"]) as checker:
+        # the whole of h1 dies: its service, its fence guard and its QEMUs
+        guard = h1.guard_pid()
+        h1.service.kill()
+        if guard:
+            os.kill(guard, signal.SIGKILL)
+        kill(qemu_under(h1.data))
+        died = time.monotonic()
+        new = _wait("ha1 running on another host",
+                    lambda: _vm_on(hosts, vm["id"]), timeout=TTL + 60)
+        failover = time.monotonic() - died
+        assert new is not h1
+        print(f"\nfailover (TTL {TTL} s): QEMU running on {new.name} after {failover:.1f} s")
+        Console(new.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY")
+        show = _wait("h1 Down", lambda: (s := _show(new)) and _states(s)["h1"] == "Down" and s)
+        assert [(v["name"], v["owner"]) for v in show["vms"]] == [("ha1", new.name)]
+
+        h1.service.start()  # h1 is back: it rejoins from its data folder
+        _wait("h1 Up again", lambda: _states(_show(new))["h1"] == "Up")
+        time.sleep(3 * 1.0)  # three agent ticks on h1: it must not start its old copy
+        with h1.api() as api:
+            assert api.get("/vms/ha1").json()["state"] == "Off"
+            refused = api.post("/vms/ha1/start")
+            if refused.status_code == 202:
+                refused_job = wait_job(api, refused.json())
+                assert refused_job["state"] == "failed", refused_job
+                message = refused_job["error"]["message"]
+            else:
+                assert refused.status_code == 409, refused.text
+                message = refused.json()["error"]["message"]
+            assert f"host '{new.name}' owns it" in message
+        assert not h1.copies(vm["id"])
+    checker.check()
+
+
+def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(
+        cluster: tuple[list[Host], Path]) -> None:
+    hosts, _ = cluster
+    vm_id = next(v["id"] for v in _show(hosts[0])["vms"] if v["name"] == "ha1")
+    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    assert owner.service.process is not None
+    with OneCopyChecker(hosts, vm_id) as checker:
+        os.kill(owner.service.process.pid, signal.SIGSTOP)
+        try:
+            _wait("the frozen host's guard to kill ha1", lambda: not owner.copies(vm_id),
+                  timeout=TTL + 60)
+            new = _wait("ha1 on another host", lambda: (h := _vm_on(hosts, vm_id))
+                        and h is not owner and h, timeout=TTL + 60)
+        finally:
+            os.kill(owner.service.process.pid, signal.SIGCONT)
+        Console(new.data, vm_id).wait_for(b"VIRIDIAN-GUEST READY")
+        _wait("the thawed host Up again", lambda: _states(_show(new))[owner.name] == "Up")
+        time.sleep(3.0)
+        assert not owner.copies(vm_id)
+        assert [v["owner"] for v in _show(owner)["vms"]] == [new.name]
+    checker.check()
+    with new.api() as api:  # stopped by the admin: released, wanted off, nowhere restarted
+        act(api, "ha1", "stop")
+    _wait("ha1 released and wanted off", lambda: [(v["owner"], v["desired_running"])
+                                                  for v in _show(owner)["vms"]]
+          == [(None, False)])
+    time.sleep(3.0)
+    assert not any(h.copies(vm_id) for h in hosts)
