@@ -271,8 +271,8 @@ class HostAgent:
             reason = str((done.get("error") or {}).get("message", done.get("state")))
         except ViridianError as err:
             reason = str(err)
-            live = self.context.vms().get(vm.id)  # type: ignore[assignment]
-            if live is not None and live.worker is not None:
+            known = self.context.vms().get(vm.id)
+            if known is not None and known.worker is not None:
                 return
         log.warning("cluster: cannot start VM '%s' here: %s", vm.name, reason)
         self.pending[vm.id] = f"start failed on {self.config.host}: {reason}"
