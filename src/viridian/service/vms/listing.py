@@ -12,8 +12,11 @@ until one of these changes, which together form its *fingerprint*:
   ``describe`` shows for a VM at rest changes without a new record (the host's
   key-value pairs, for one).
 
-Such a VM's encoded object is cached as interned pieces (one per ``"key":value``, the
-settings split the same way): what ten thousand VMs have in common is held once. Any
+Such a VM's encoded object is cached as a short tuple that alternates *shared segments*
+and *own pieces*: the ``"key":value`` pieces no two VMs share (id, names, folder,
+creation time) are the VM's own; each run of other pieces between them is joined into
+one segment, interned, so what ten thousand VMs have in common is held once and a VM
+holds some ten references, not one per key (docs/architecture.md, "Scale"). Any
 other VM (running, paused, in a job) is encoded afresh on every request — those are
 few, bounded by the host's memory and processors.
 The bytes are exactly what the API would send for the same vm objects: compact JSON,
@@ -47,16 +50,19 @@ def encode(obj: Any) -> bytes:
 
 
 class _Encoded:
-    """A vm object as a tuple of interned pieces that concatenate to its JSON (equal
-    pieces of different VMs are one bytes object: most of a vm object — state,
-    processor, ports, integration services — is equal across VMs), and the same for its
-    summary. Joining happens once per streamed chunk, never per VM."""
+    """A vm object as a tuple of pieces that concatenate to its JSON, and the same for
+    its summary. Each tuple alternates segments (even indices: interned, equal across
+    VMs — state, processor, ports, integration services…) and the VM's own pieces (odd
+    indices). Joining happens once per streamed chunk, never per VM. ``record``,
+    ``state`` and ``revision`` are the fingerprint it was made from."""
 
-    __slots__ = ("flat", "summary")
+    __slots__ = ("flat", "record", "revision", "state", "summary")
 
-    def __init__(self, flat: tuple[bytes, ...], summary: tuple[bytes, ...]) -> None:
+    def __init__(self, flat: tuple[bytes, ...], summary: tuple[bytes, ...],
+                 fingerprint: tuple[object, VMState | None, int] = (None, None, 0)) -> None:
         self.flat = flat
         self.summary = summary
+        self.record, self.state, self.revision = fingerprint
 
 
 def _pair(key: str, value: Any) -> bytes:
@@ -69,7 +75,7 @@ class VMListing:
     __slots__ = ("_cache", "_interned")
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[object, VMState, int, _Encoded]] = {}
+        self._cache: dict[str, _Encoded] = {}
         self._interned: dict[bytes, bytes] = {}
 
     def body(self, vms: Sequence[LiveVM], summary: bool = False) -> bytes:
@@ -92,60 +98,79 @@ class VMListing:
     def remember(self, vm: LiveVM, obj: dict[str, Any]) -> None:
         """Keep ``obj`` — ``vm.to_dict()`` just built by the caller — for the next list."""
         if vm.worker is None and vm.state in AT_REST:
-            self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision,
-                                         self._split(obj))
+            self._cache[vm.record.id] = self._split(obj, _fingerprint(vm))
 
     def _encoded(self, vm: LiveVM) -> _Encoded:
         if vm.worker is not None or vm.state not in AT_REST:
             return self._split(vm.to_dict(), intern=False)
         entry = self._cache.get(vm.record.id)
-        if entry is not None and entry[0] is vm.record and entry[1] is vm.state \
-                and entry[2] == vm.view_revision:
-            return entry[3]
-        encoded = self._split(vm.to_dict())
-        self._cache[vm.record.id] = (vm.record, vm.state, vm.view_revision, encoded)
+        if entry is not None and entry.record is vm.record and entry.state is vm.state \
+                and entry.revision == vm.view_revision:
+            return entry
+        encoded = self._split(vm.to_dict(), _fingerprint(vm))
+        self._cache[vm.record.id] = encoded
         return encoded
 
-    def _split(self, obj: dict[str, Any], intern: bool = True) -> _Encoded:
-        keep = self._intern if intern else _same
-        flat: list[bytes] = [b"{"]
-        summary: list[bytes] = [b"{"]
+    def _split(self, obj: dict[str, Any], fingerprint: tuple[object, VMState | None, int]
+               = (None, None, 0), intern: bool = True) -> _Encoded:
+        flat: list[tuple[bytes, bool]] = [(b"{", False)]  # (piece, the VM's own)
+        summary: list[tuple[bytes, bool]] = [(b"{", False)]
         for index, (key, value) in enumerate(obj.items()):
             comma = b"," if index else b""
             if key == "settings" and isinstance(value, dict):
-                flat.append(keep(comma + b'"settings":{'))
-                flat.extend(_own_or_kept((b"," if i else b"") + _pair(k, v), k == "name", keep)
+                flat.append((comma + b'"settings":{', False))
+                flat.extend(((b"," if i else b"") + _pair(k, v), k == "name")
                             for i, (k, v) in enumerate(value.items()))
-                flat.append(b"}")
+                flat.append((b"}", False))
                 continue
-            piece = _own_or_kept(comma + _pair(key, value), key in OWN_KEYS, keep)
-            flat.append(piece)
+            piece = comma + _pair(key, value)
+            flat.append((piece, key in OWN_KEYS))
             if key in SUMMARY_KEYS:
-                summary.append(piece if len(summary) > 1 or not comma else piece[1:])
+                cut = piece if len(summary) > 1 or not comma else piece[1:]
+                summary.append((cut, key in OWN_KEYS))
         for key in SUMMARY_KEYS:
             if key not in obj:
-                summary.append(keep((b"," if len(summary) > 1 else b"") + _pair(key, None)))
-        flat.append(b"}")
-        summary.append(b"}")
-        return _Encoded(tuple(flat), tuple(summary))
+                summary.append(((b"," if len(summary) > 1 else b"") + _pair(key, None), False))
+        flat.append((b"}", False))
+        summary.append((b"}", False))
+        keep = self._intern if intern else _same
+        return _Encoded(_alternate(flat, keep), _alternate(summary, keep), fingerprint)
 
     def _intern(self, value: bytes) -> bytes:
         return self._interned.setdefault(value, value)
 
     def _intern_again(self) -> None:
-        """Forget interned pieces no cached VM uses any more (renamed or removed VMs)."""
+        """Forget interned segments no cached VM uses any more (renamed or removed VMs)."""
         self._interned = {}
-        for vm_id, (record, state, revision, encoded) in self._cache.items():
-            again = _Encoded(tuple(map(self._intern, encoded.flat)),
-                             tuple(map(self._intern, encoded.summary)))
-            self._cache[vm_id] = (record, state, revision, again)
+        for encoded in self._cache.values():
+            encoded.flat = self._shared_segments(encoded.flat)
+            encoded.summary = self._shared_segments(encoded.summary)
+
+    def _shared_segments(self, pieces: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        return tuple(self._intern(p) if i % 2 == 0 else p for i, p in enumerate(pieces))
 
 
-def _own_or_kept(piece: bytes, own: bool, keep: Callable[[bytes], bytes]) -> bytes:
-    return piece if own else keep(piece)
+def _alternate(pieces: list[tuple[bytes, bool]],
+               keep: Callable[[bytes], bytes]) -> tuple[bytes, ...]:
+    """``segment, own, segment, own, …, segment``: each run of shared pieces joined into
+    one segment passed through ``keep`` (interning; possibly ``b""``)."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    for piece, own in pieces:
+        if own:
+            out += (keep(b"".join(run)), piece)
+            run = []
+        else:
+            run.append(piece)
+    out.append(keep(b"".join(run)))
+    return tuple(out)
 
 
-def _same(value: Any) -> Any:
+def _fingerprint(vm: LiveVM) -> tuple[object, VMState | None, int]:
+    return vm.record, vm.state, vm.view_revision
+
+
+def _same(value: bytes) -> bytes:
     return value
 
 
