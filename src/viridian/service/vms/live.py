@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -53,6 +54,8 @@ ACPI = "ACPI power button"
 DiskView = Callable[[str, VMSettings], VMSettings]
 """A capability's view of a VM's settings: (VM id, settings) → settings QEMU sees."""
 _VIEW_CHAINS: dict[tuple[DiskView, ...], tuple[DiskView, ...]] = {}
+_RUN_ROOTS: dict[Path, Path] = {}
+"""``<data>/run`` of each data folder: one Path object for all its VMs."""
 """The distinct view chains (one or two per service), shared by the VMs."""
 
 
@@ -85,8 +88,11 @@ class LiveVM:
         self.record = record
         self.catalog = catalog
         self.capabilities = capabilities
-        self.paths = paths
-        self.saved_state = saved_state
+        if paths.folder.name != record.id or saved_state.parent != Path(record.folder):
+            raise ValueError(f"VM {record.id}: runtime folder {paths.folder} or saved state "
+                             f"{saved_state} is not the VM's")
+        self._run_root = _RUN_ROOTS.setdefault(paths.folder.parent, paths.folder.parent)
+        self._saved_name = sys.intern(saved_state.name)
         self.state = record.state
         self.state_before_recovery = self.state
         self.worker: Worker | None = None
@@ -100,6 +106,17 @@ class LiveVM:
         self.view_revision = 0  # bumped by view_changed (service/vms/listing.py)
 
     # --- facts ------------------------------------------------------------------------
+
+    @property
+    def paths(self) -> RuntimePaths:
+        """The files of the VM's runtime folder, ``<data>/run/<vm id>`` (made on use, not
+        kept per VM: docs/architecture.md, "Scale")."""
+        return RuntimePaths(self._run_root / self.record.id)
+
+    @property
+    def saved_state(self) -> Path:
+        """The saved-state file in the VM's folder (made on use, like :attr:`paths`)."""
+        return Path(self.record.folder) / self._saved_name
 
     def disk_view(self, settings: VMSettings) -> VMSettings:
         """``settings`` as QEMU must see them: each view added by :meth:`add_disk_view`
