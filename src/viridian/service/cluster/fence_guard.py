@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from viridian.qemu.runtime_paths import RuntimePaths
+
 __all__ = ["GuardFeed", "guard_pid_file", "kill_vm_processes", "main", "running_pids",
            "spawn_guard",
            "watchdog_present"]
@@ -50,7 +52,10 @@ def watchdog_present(device: Path = WATCHDOG) -> bool:
 
 
 def _pid_files(folder: Path) -> list[Path]:
-    return [folder / "qemu.pid", *sorted(folder.glob("storage*/storage.pid"))]
+    """QEMU's pid file and the VM's storage daemon's (docs/architecture.md, "The storage
+    daemon"), as :class:`~viridian.qemu.runtime_paths.RuntimePaths` names them."""
+    paths = RuntimePaths(folder)
+    return [paths.pid_file, paths.storage_pid_file]
 
 
 def _cmdline(pid: int) -> str:
