@@ -30,6 +30,7 @@ import itertools
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +49,7 @@ from qemu.qmp import (
 )
 from qemu.qmp import StateError as QmpStateError
 
+from .confinement import grant_for_command
 from .errors import MonitorClosed, MonitorError, QemuError, QemuTimeout
 
 __all__ = [
@@ -220,6 +222,8 @@ class Monitor:
         self._migration_ready = False
         self.last_shutdown: QmpEvent | None = None
         """The last ``SHUTDOWN`` event seen: why QEMU is about to stop (or ``None``)."""
+        self.peer_uid = 0
+        """The uid QEMU runs as (``SO_PEERCRED``); not 0 when it is confined (.confinement)."""
 
     # -- connection ------------------------------------------------------------------
 
@@ -235,9 +239,21 @@ class Monitor:
                 await self._qmp.connect(target)
         except (QMPError, OSError, TimeoutError) as err:
             raise MonitorClosed(f"cannot connect to QMP at {where}: {err}") from err
+        self.peer_uid = self._read_peer_uid()
         self._closed.clear()
         self._disconnecting = None
         self._watcher = asyncio.create_task(self._watch_connection(), name=f"qmp-{self.name}")
+
+    def _read_peer_uid(self) -> int:
+        writer = self._qmp._writer  # qemu.qmp keeps the stream private; only read here
+        sock = None if writer is None else writer.get_extra_info("socket")
+        if sock is None or sock.family != socket.AF_UNIX:
+            return 0
+        try:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        except OSError:
+            return 0
+        return int(struct.unpack("3i", creds)[1])
 
     @property
     def connected(self) -> bool:
@@ -323,6 +339,7 @@ class Monitor:
             raise MonitorClosed(
                 f"cannot send {command}: no QMP connection", command=command, arguments=arguments
             )
+        self._grant_files(command, arguments)
         try:
             async with asyncio.timeout(self.command_timeout):
                 return await self._qmp.execute(command, arguments)
@@ -349,6 +366,15 @@ class Monitor:
             raise MonitorError(
                 f"QMP failure on {command}: {err}", command=command, arguments=arguments
             ) from err
+
+    def _grant_files(self, command: str, arguments: Mapping[str, object] | None) -> None:
+        """A confined QEMU gets the files ``command`` names first (.confinement)."""
+        try:
+            grant_for_command(self.peer_uid, command, arguments)
+        except OSError as err:
+            raise MonitorError(
+                f"cannot give the confined process (uid {self.peer_uid}) the files {command} "
+                f"names: {err}", command=command, arguments=arguments) from err
 
     async def execute(self, command: str, arguments: Mapping[str, object] | None = None) -> object:
         """Run any QMP command and return its ``return`` value, for verb modules built on

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .confinement import active
 from .errors import QemuStartError, QemuTimeout, WorkerGone
 
 __all__ = [
@@ -163,6 +164,9 @@ class QemuProcess:
         """Start ``argv`` detached (see module docs). Raises :class:`QemuStartError`."""
         if not argv:
             raise QemuStartError("cannot start QEMU: the command line is empty")
+        confinement = active()  # host setting confine_qemu (.confinement)
+        if confinement is not None:
+            argv = confinement.prepare(argv, log_path.parent)
         binary = _resolve_binary(argv[0])
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

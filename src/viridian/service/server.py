@@ -7,9 +7,10 @@ Host-wide settings come from ``<data>/host.json`` (all optional)::
      "virtual_processor_ratio": 8,               # max running VPs per logical processor
      "transport": "auto" | "https" | "http",     # auto = HTTPS unless loopback (tls.py)
      "tls_certificate": "/path/cert.pem",        # the admin's own certificate and key
-     "tls_key": "/path/key.pem"}
+     "tls_key": "/path/key.pem",
+     "confine_qemu": false}                      # QEMU/storage daemons as per-VM users
 
-``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``.
+``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``; ``$VIRIDIAN_CONFINE_QEMU`` (1/0) ``confine_qemu``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from viridian.errors import HostError, InvalidSetting
 from viridian.host.admission import DEFAULT_HOST_RESERVE_MB, DEFAULT_VP_RATIO, AdmissionPolicy
 from viridian.host.resources import read_boot_id
 from viridian.qemu.capabilities import HostCapabilities
+from viridian.qemu.confinement import Confinement
+from viridian.qemu.confinement import install as install_confinement
 from viridian.qemu.probe import probe_accelerator
 from viridian.service.app import create_app
 from viridian.service.auth import load_or_create_token
@@ -38,6 +41,9 @@ from viridian.service.tls import Transport, choose_transport
 log = logging.getLogger("viridian")
 ACCELERATORS = ("auto", "kvm", "tcg")
 PLAIN_HTTP = Transport("http")
+CONFINE_DEFAULT = False
+"""Host setting ``confine_qemu`` (docs/architecture.md, "Security"): QEMU and storage
+daemons as per-VM unprivileged users (viridian.qemu.confinement)."""
 STORAGE_DAEMON_CHOICES = ("vhd", "off")
 """``vhd`` (the default): VMs with VHD/VHDX disks get a storage daemon; ``off`` opts out
 (docs/architecture.md, "The storage daemon")."""
@@ -52,6 +58,12 @@ def load_host_settings(data_dir: Path) -> dict[str, Any]:
         raise InvalidSetting("accelerator", settings["accelerator"], ", ".join(ACCELERATORS))
     settings.setdefault("host_reserve_mb", DEFAULT_HOST_RESERVE_MB)
     settings.setdefault("virtual_processor_ratio", DEFAULT_VP_RATIO)
+    settings.setdefault("confine_qemu", CONFINE_DEFAULT)
+    override = os.environ.get("VIRIDIAN_CONFINE_QEMU")  # "1"/"0": tests run either way
+    if override in ("0", "1"):
+        settings["confine_qemu"] = override == "1"
+    if not isinstance(settings["confine_qemu"], bool):
+        raise InvalidSetting("confine_qemu", settings["confine_qemu"], "true, false")
     settings.setdefault("storage_daemon", "vhd")
     if settings["storage_daemon"] not in STORAGE_DAEMON_CHOICES:
         raise InvalidSetting("storage_daemon", settings["storage_daemon"],
@@ -111,6 +123,7 @@ async def build_manager(data_dir: Path) -> ServiceCore:
     capabilities = await probe_once_per_boot(data_dir, host["accelerator"])
     capabilities = replace(capabilities,
                            storage_daemon=storage_daemon_binary(host["storage_daemon"]))
+    install_confinement(Confinement(data_dir) if host["confine_qemu"] else None)
     policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
     manager = ServiceCore(data_dir, capabilities, policy)

@@ -1,0 +1,143 @@
+"""Confined QEMU and storage daemons (host setting ``confine_qemu``; docs/architecture.md,
+"Security"), against a real service: each VM's processes run as its own uid with no
+groups, no capabilities, no new privileges and seccomp on; its runtime folder is its own
+(0700); its disks are opened for it alone, so QEMU's block layer running as another VM's
+user is refused them with "Permission denied" — and no disk is world-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service.harness import Service, act, running_service
+from viridian.disks import new_dynamic
+from viridian.qemu.confinement import GID, UID_BASE
+
+MB = 1024 * 1024
+SANDBOX = "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+
+@pytest.fixture(scope="module")
+def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
+    """Two running VMs: ``a`` on a raw disk QEMU opens itself, ``b`` on a VHD its storage
+    daemon serves; the disks in a root-only (0700) folder, as tests' temp folders are."""
+    folder = Path(tempfile.mkdtemp(prefix="vir-conf-"))
+    disks = {"a": folder / "a.raw", "b": folder / "b.vhd"}
+    disks["a"].write_bytes(b"SECRET-OF-A" + bytes(8 * MB - 11))
+    os.chmod(disks["a"], 0o600)
+    new_dynamic(disks["b"], 8 * MB)
+    with running_service(host_settings={"confine_qemu": True}) as service, \
+            service.client() as api:
+        for name, disk in disks.items():
+            created = api.post("/vms", json={"name": name, "memory_mb": 64, "vhd": str(disk)})
+            assert created.status_code == 201, created.text
+            act(api, name, "start")
+        yield service, api, disks
+
+
+def status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def uids(service: Service) -> dict[str, int]:
+    record = json.loads((service.data_dir / "confinement.json").read_text())["uids"]
+    return {str(k): int(v) for k, v in record.items()}
+
+
+def vm(api: httpx.Client, name: str) -> dict[str, Any]:
+    return dict(api.get(f"/vms/{name}").json())
+
+
+def storage_daemons(data_dir: Path) -> dict[int, str]:
+    """pid → command line of the live qemu-storage-daemon processes of this service."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "qemu-storage-daemon" in cmdline.split(" ")[0] and str(data_dir) in cmdline:
+            found[int(pid)] = cmdline
+    return found
+
+
+def as_user(uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` with exactly a confined VM's credentials (no groups, no capabilities)."""
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={GID}", "--clear-groups",
+                           "--inh-caps=-all", "--", *argv], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_each_vm_runs_as_its_own_user_without_privileges(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    service, api, _ = confined
+    allotted = uids(service)
+    for name in ("a", "b"):
+        info = vm(api, name)
+        uid = allotted[info["id"]]
+        assert UID_BASE <= uid < UID_BASE + 1_000_000
+        seen = status(int(info["pid"]))
+        assert seen["Uid"].split() == [str(uid)] * 4 and seen["Gid"].split() == [str(GID)] * 4
+        assert seen["Groups"] == "" and seen["NoNewPrivs"] == "1" and seen["Seccomp"] == "2"
+        assert int(seen["CapEff"], 16) == int(seen["CapPrm"], 16) == 0
+        assert int(seen["CapBnd"], 16) == 0
+        cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes().replace(b"\0", b" ")
+        assert SANDBOX in cmdline.decode()
+        runtime = service.data_dir / "run" / info["id"]
+        assert (runtime.stat().st_uid, runtime.stat().st_mode & 0o777) == (uid, 0o700)
+    assert uids(service)[vm(api, "a")["id"]] != uids(service)[vm(api, "b")["id"]]
+    assert (service.data_dir / "confinement.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_storage_daemon_runs_as_its_vms_user(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    service, api, _ = confined
+    daemons = storage_daemons(service.data_dir)
+    assert len(daemons) == 1, daemons  # b's VHD only: a's raw disk is QEMU's own
+    (pid, cmdline), = daemons.items()
+    assert vm(api, "b")["id"] in cmdline
+    uid = uids(service)[vm(api, "b")["id"]]
+    seen = status(pid)
+    assert seen["Uid"].split() == [str(uid)] * 4 and seen["Groups"] == ""
+    assert int(seen["CapEff"], 16) == 0 and seen["NoNewPrivs"] == "1"
+
+
+def test_a_vm_cannot_open_another_vms_disk(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    """QEMU's own block layer (qemu-img), run with exactly one VM's credentials, opens
+    that VM's disk and is refused the other's."""
+    service, api, disks = confined
+    allotted = uids(service)
+    uid_a, uid_b = allotted[vm(api, "a")["id"]], allotted[vm(api, "b")["id"]]
+    for disk, owner, other in ((disks["a"], uid_a, uid_b), (disks["b"], uid_b, uid_a)):
+        assert os.stat(disk).st_mode & 0o007 == 0, f"{disk} is readable by others"
+        mine = as_user(owner, "qemu-img", "info", "-U", str(disk))
+        assert mine.returncode == 0, mine.stderr
+        theirs = as_user(other, "qemu-img", "info", "-U", str(disk))
+        assert theirs.returncode != 0
+        assert re.search(r"Could not open '.*': Permission denied", theirs.stderr), theirs.stderr
+    stolen = as_user(uid_b, "dd", f"if={disks['a']}", "bs=11", "count=1")
+    assert "SECRET-OF-A" not in stolen.stdout and "Permission denied" in stolen.stderr
+
+
+def test_files_and_folders_are_given_back_nothing_more(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    """The disks' folder gains traversal for the confined group only, never a listing."""
+    service, api, disks = confined
+    folder = disks["a"].parent
+    uid_b = uids(service)[vm(api, "b")["id"]]
+    listing = as_user(uid_b, "ls", str(folder))
+    assert listing.returncode != 0 and "Permission denied" in listing.stderr
+    token = as_user(uid_b, "cat", str(service.data_dir / "token"))
+    assert token.returncode != 0 and "Permission denied" in token.stderr
