@@ -239,7 +239,12 @@ class LiveVM:
         self.partial_state.unlink(missing_ok=True)
         self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
         self.saved_state.unlink(missing_ok=True)
-        running = await worker.status() == "running"
+        status = await worker.status()
+        if status == "postmigrate":  # moved to another host while the service was down
+            self._settle(VMState.PAUSED, "its memory was migrated to another host while the "
+                         "service was down: check there before resuming it here")
+            return
+        running = status == "running"
         if self.state is VMState.RUNNING and not running and not self.keep_paused:
             await worker.resume()  # a pause/save was interrupted: give the VM back its CPU
         elif self.state is VMState.OFF or (self.state is VMState.PAUSED and running):
@@ -478,7 +483,8 @@ class LiveVM:
     # --- migration (service.migration; docs/architecture.md, "Migration") ---------------
 
     async def launch_incoming(self) -> Worker:
-        """Launch QEMU paused, waiting for a live migration (``-incoming defer``). The VM is
+        """Launch QEMU paused, waiting for a live migration (``-incoming defer``; its disks
+        opened by QEMU itself: a VM a storage daemon serves moves quick only). The VM is
         not in this host's catalog yet: until :meth:`arrived`, an end of this QEMU settles
         nothing (the migration capability discards the VM).
 
@@ -486,11 +492,8 @@ class LiveVM:
         """
         self.state = VMState.STARTING
         settings = self.disk_view(self.record.settings)
-        served = needs_storage_daemon(self.record.settings, self.capabilities)
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
-                           incoming=True, storage_daemon=served)
-        storage_argv = render_storage_daemon(self.capabilities.storage_daemon or "", settings,
-                                             self.paths) if served else None
+                           incoming=True, storage_daemon=False)
         if settings.bios.num_lock:
             write_numlock_rom(self.paths)
         if needs_netboot(settings, boot_indexes(settings)):
@@ -499,7 +502,7 @@ class LiveVM:
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
             accelerator=self.capabilities.accelerator, settings=to_dict(self.record.settings),
-            storage_argv=storage_argv, incoming_live=True)
+            incoming_live=True)
         self._adopt(worker)
         self._expect_exit = True
         return worker
