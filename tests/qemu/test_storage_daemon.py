@@ -1,6 +1,7 @@
 """The per-VM storage daemon with real processes: a Worker whose VHD is served over NBD
 saves and restores (QEMU holds no vpc node, so no migration blocker), the daemon is
-recorded, found again by a re-attaching Worker and ended with QEMU; a checkpoint overlay
+recorded, found again from its own record, outlives QEMU (a dirty bitmap on its node
+survives the save and the restore) and ends on ``stop``; a checkpoint overlay
 made in the daemon takes over the export and is committed back with the export live; and
 live migration between two QEMUs on this host sharing the daemon's export (downtime
 printed)."""
@@ -74,31 +75,49 @@ def test_worker_with_daemon_saves_restores_reattaches_and_ends_it(folder: Path) 
     paths = RuntimePaths(folder / "run" / "vm")
 
     async def scenario() -> None:
-        storage = render_storage_daemon(DAEMON, settings_with(vhd), paths)
+        argv = render_storage_daemon(DAEMON, settings_with(vhd), paths)
+        storage = await StorageDaemon.start(argv, paths)
+        block = await storage.monitor()
+        await block.execute("block-dirty-bitmap-add", {"node": "ide0-0-fmt", "name": "b0",
+                                                     "granularity": 4096})
         worker = await Worker.launch(qemu_argv(paths, vhd), paths, vm_id="v", vm_name="sd",
-                                     storage_argv=storage)
+                                     storage=storage)
         daemon = worker.record.storage_daemon
-        assert daemon is not None and read_start_time(daemon.pid) == daemon.pid_start_time
+        assert daemon is not None and daemon.pid == storage.pid
         await worker.monitor.execute("human-monitor-command", {
             "command-line": "qemu-io -d ide0-0 \"write -P 0x5a 4096 4096\""})
         await worker.close()  # service restart: QEMU and daemon keep running
+        await storage.close()
+        storage = StorageDaemon.find(paths)
+        assert storage.pid == daemon.pid and storage.argv == tuple(argv)
         worker = await Worker.attach(paths)
-        assert worker.storage is not None and worker.storage.pid == daemon.pid
+        worker.storage = storage
         await worker.save(state)  # a vpc node in QEMU would refuse: migration blocker
-        assert read_start_time(daemon.pid) is None  # ended with QEMU
         await worker.cleanup()
+        assert storage.alive and read_start_time(daemon.pid) is not None  # outlives QEMU
         restored = await Worker.launch(qemu_argv(paths, vhd, ("-incoming", "defer")), paths,
                                        vm_id="v", vm_name="sd", incoming_state=state,
-                                       storage_argv=storage)
+                                       storage=storage)
         assert await restored.status() == "running"
-        assert restored.storage is not None
         await restored.turn_off()
-        assert read_start_time(restored.storage.pid) is None
         await restored.cleanup()
+        assert await _dirty_count(await storage.monitor(), "b0") == 4096  # survived both ends
+        await storage.stop()
+        assert read_start_time(daemon.pid) is None and not paths.storage_folder.exists()
 
     asyncio.run(scenario())
     with open_disk(vhd) as disk:
         assert disk.read(4096, 4096) == b"\x5a" * 4096
+
+
+async def _dirty_count(block: Monitor, bitmap: str) -> int:
+    nodes = await block.execute("query-named-block-nodes")
+    assert isinstance(nodes, list)
+    for node in nodes:
+        for found in node.get("dirty-bitmaps", []):
+            if found["name"] == bitmap:
+                return int(found["count"])
+    raise AssertionError(f"no bitmap {bitmap}: {nodes}")
 
 
 def _qemu_io(command: str) -> dict[str, object]:
@@ -111,9 +130,10 @@ def test_overlay_made_in_the_daemon_takes_the_export_and_commits_back(folder: Pa
     paths = RuntimePaths(folder / "run" / "vm")
 
     async def scenario() -> None:
-        storage = render_storage_daemon(DAEMON, settings_with(vhd), paths)
+        storage = await StorageDaemon.start(
+            render_storage_daemon(DAEMON, settings_with(vhd), paths), paths)
         worker = await Worker.launch(qemu_argv(paths, vhd), paths, vm_id="v", vm_name="sd",
-                                     storage_argv=storage)
+                                     storage=storage)
         hmp = "human-monitor-command"
         await worker.monitor.execute(hmp, _qemu_io("write -P 0x11 0 4096"))
         await images.create_overlay(overlay, str(vhd), "vpc")
@@ -129,6 +149,7 @@ def test_overlay_made_in_the_daemon_takes_the_export_and_commits_back(folder: Pa
         await worker.monitor.execute(hmp, _qemu_io("write -P 0x33 8192 4096"))
         await worker.turn_off()
         await worker.cleanup()
+        await storage.stop()
 
     asyncio.run(scenario())
     with open_disk(vhd) as disk:  # before, during (committed) and after the overlay

@@ -3,7 +3,7 @@ storage path"), with one guest for the module: a VM booting from the guest kit's
 a VHDX data disk
 
 - is saved and started again — the guest continues (its in-memory tick counter goes on)
-  and the markers it wrote read back; the daemon ends with the VM;
+  and the markers it wrote read back; the daemon outlives QEMU (same process after);
 - survives a SIGKILL of its storage daemon during guest writes: the guest's I/O errors
   pause it (``werror=stop``), the service starts the daemon again and resumes the guest;
   what was written before reads back;
@@ -13,11 +13,15 @@ a VHDX data disk
 - gets a standard checkpoint with memory while Running (overlays made in the daemon);
   applying it returns it Running with exactly the markers and the tick counter of that
   moment; a production checkpoint (disks only) is still an explicit choice; deleting
-  them merges online (``block-commit`` in the daemon, export live).
+  them merges online (``block-commit`` in the daemon, export live);
+- keeps its daemon while registered: a dirty bitmap added on the daemon survives a stop
+  and a start (and two service restarts, each re-adopting the daemon) with exactly the
+  guest's writes counted; removing the VM ends the daemon and removes its folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -126,10 +130,11 @@ def test_vhd_vm_with_vhdx_data_disk_saves_and_continues(
     write_markers(api, VM, {1: "BEFORE-SAVE-1", 7: "BEFORE-SAVE-7"})
     before = console.wait_ticks(2)[-1][0]
 
+    serving = daemon_pids(service.data_dir)
     act(api, VM, "save")
     assert api.get(f"/vms/{VM}").json()["state"] == "Saved"
-    assert daemons(service.data_dir) == []  # ended with QEMU: the images are closed
-    check = subprocess.run(["qemu-img", "check", "-q", "-f", "vhdx", str(data)],
+    assert daemon_pids(service.data_dir) == serving  # it outlives QEMU, the VM is registered
+    check = subprocess.run(["qemu-img", "check", "-U", "-q", "-f", "vhdx", str(data)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -169,8 +174,8 @@ def test_storage_daemon_killed_during_writes_is_restarted_and_the_guest_resumed(
     assert read_markers(api, VM, [40, 41, 42]) == {40: "PRE-KILL-40", 41: "PRE-KILL-41",
                                                     42: "POST-KILL-42"}
     assert api.get(f"/vms/{VM}").json()["state"] == "Running"
-    record = json.loads((service.data_dir / "run" / vm_id(api) / "runtime.json").read_text())
-    assert record["storage_daemon"]["pid"] == daemon_pids(service.data_dir)[0]
+    storage = service.data_dir / "run" / f"{vm_id(api)}-storage" / "storage.json"
+    assert json.loads(storage.read_text())["pid"] == daemon_pids(service.data_dir)[0]
 
 
 def test_a_restarted_service_re_adopts_and_supervises_the_daemon(
@@ -274,7 +279,63 @@ def test_standard_checkpoint_with_memory_applies_running_and_merges_online(
     assert read_markers(api, VM, [20, 21, 22, 23]) == {
         20: "CP-FIRST-20", 21: "CP-FIRST-21", 22: "", 23: "AFTER-APPLY-23"}
     act(api, VM, "stop")
-    assert daemons(service.data_dir) == []
-    check = subprocess.run(["qemu-img", "check", "-q", "-f", "vhdx", str(data)],
+    assert len(daemons(service.data_dir)) == 1  # kept while the VM is registered
+    check = subprocess.run(["qemu-img", "check", "-U", "-q", "-f", "vhdx", str(data)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def daemon_qmp(service: Service, api: httpx.Client, commands: list[tuple[str, dict[str, Any]]]
+               ) -> list[Any]:
+    """Run QMP ``commands`` on the VM's storage daemon with the service killed (the daemon
+    takes one QMP client, the service's; SIGKILL leaves daemon and QEMU running), then
+    start the service again (it re-adopts the daemon). Their answers."""
+    from viridian.qemu.monitor import Monitor
+
+    socket = service.data_dir / "run" / f"{vm_id(api)}-storage" / "qmp.sock"
+    service.kill()
+
+    async def run() -> list[Any]:
+        monitor = Monitor("test")
+        await monitor.connect(socket, timeout=30)
+        try:
+            return [await monitor.execute(name, args) for name, args in commands]
+        finally:
+            await monitor.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        service.start()
+
+
+def dirty_count(nodes: list[dict[str, Any]], node: str, bitmap: str) -> int:
+    [found] = [b for n in nodes if n["node-name"] == node for b in n.get("dirty-bitmaps", [])
+               if b["name"] == bitmap]
+    return int(found["count"])
+
+
+def test_daemon_lives_while_registered_bitmaps_survive_stop_and_start(
+        guest: tuple[Service, httpx.Client, Path]) -> None:
+    service, api, _ = guest
+    if api.get(f"/vms/{VM}").json()["state"] != "Running":
+        act(api, VM, "start")
+    [daemon] = daemon_pids(service.data_dir)
+    node = "scsi0-0-fmt"  # the VHDX data disk at SCSI 0:0 (export named by device id)
+    daemon_qmp(service, api, [("block-dirty-bitmap-add",
+                               {"node": node, "name": "backup-0", "granularity": 4096})])
+    write_markers(api, VM, {0: "DIRTY-0", 64: "DIRTY-64"})  # two 4 KiB granules
+    act(api, VM, "stop")
+    act(api, VM, "start")
+    Console(service.data_dir, vm_id(api)).wait_for(b"VIRIDIAN-GUEST READY")
+    assert daemon_pids(service.data_dir) == [daemon]  # the same daemon across stop + start
+    assert read_markers(api, VM, [0, 64]) == {0: "DIRTY-0", 64: "DIRTY-64"}
+    [nodes] = daemon_qmp(service, api, [("query-named-block-nodes", {})])
+    assert dirty_count(nodes, node, "backup-0") == 2 * 4096  # exactly the guest's writes
+
+    act(api, VM, "stop")
+    folder = service.data_dir / "run" / f"{vm_id(api)}-storage"
+    assert folder.is_dir() and daemon_pids(service.data_dir) == [daemon]
+    removed = api.delete(f"/vms/{VM}")
+    assert removed.status_code == 200, removed.text
+    assert daemon_pids(service.data_dir) == [] and not folder.exists()

@@ -3,6 +3,10 @@
 The runtime folder of a running VM holds everything needed to find and reconnect to its
 QEMU process after the service restarts. It lives under ``<data>/run/<vm-id>/`` and is
 removed when the QEMU process ends. Unix socket paths must stay under 108 bytes.
+
+The VM's storage daemon keeps its files beside it, in ``<data>/run/<vm-id>-storage/``
+(:attr:`RuntimePaths.storage_folder`): the daemon lives as long as the VM is registered,
+across QEMU's ends and starts (docs/architecture.md, "The storage daemon").
 """
 
 from __future__ import annotations
@@ -45,24 +49,35 @@ class RuntimePaths:
         return self.folder / "vnc.sock"
 
     @property
+    def storage_folder(self) -> Path:
+        """The storage daemon's own folder, beside QEMU's: it outlives QEMU."""
+        return self.folder.with_name(self.folder.name + "-storage")
+
+    @property
     def storage_qmp_socket(self) -> Path:
         """The storage daemon's QMP (docs/architecture.md, "The storage path")."""
-        return self.folder / "storage-qmp.sock"
+        return self.storage_folder / "qmp.sock"
 
     @property
     def nbd_socket(self) -> Path:
         """The storage daemon's NBD server: one export per disk, named by its device id."""
-        return self.folder / "nbd.sock"
+        return self.storage_folder / "nbd.sock"
 
     @property
     def storage_pid_file(self) -> Path:
         """The storage daemon's pid file (how a leftover daemon is found and ended)."""
-        return self.folder / "storage.pid"
+        return self.storage_folder / "storage.pid"
 
     @property
     def storage_log(self) -> Path:
         """The storage daemon's own stderr."""
-        return self.folder / "storage.log"
+        return self.storage_folder / "storage.log"
+
+    @property
+    def storage_record_file(self) -> Path:
+        """The daemon's record (pid, start time, boot id, argv): how a restarted service
+        finds it again."""
+        return self.storage_folder / "storage.json"
 
     def com_log(self, port: int) -> Path:
         """Everything the guest wrote to COM``port`` (1 or 2), always captured."""

@@ -1,32 +1,37 @@
-"""A VM's ``qemu-storage-daemon``: started before QEMU, ended after it.
+"""A VM's ``qemu-storage-daemon``: started before QEMU, living while the VM is registered.
 
-The daemon serves the VM's hard disks over NBD on a UNIX socket in the VM's runtime
-folder (argv: :func:`viridian.qemu.render.storage.render_storage_daemon`), one export per
-drive named by its device id (``ide0-0``), so the name stays when a checkpoint puts an
-overlay on top or the daemon is started again. It is spawned detached like QEMU
-(:meth:`QemuProcess.spawn`: own session, stderr to ``storage.log``), recorded in the
-runtime record (:class:`DaemonRecord`), found again by a restarted service, and ended
-with SIGTERM — on which it flushes and closes its images — once the VM's QEMU has ended
-(lifetime rule: docs/architecture.md, "The storage path"). Block jobs on the served
-images (checkpoint overlays, merges) run in the daemon, through :attr:`monitor`.
+The daemon serves the VM's hard disks over NBD on a UNIX socket in its own folder beside
+the VM's runtime folder (:attr:`RuntimePaths.storage_folder`; argv:
+:func:`viridian.qemu.render.storage.render_storage_daemon`), one export per drive named
+by its device id (``ide0-0``), so the name stays when a checkpoint puts an overlay on top
+or the daemon is started again. It is spawned detached like QEMU (:meth:`QemuProcess.spawn`:
+own session, stderr to ``storage.log``), recorded in ``storage.json`` (:class:`DaemonRecord`
+plus the boot id), found again by a restarted service (:meth:`StorageDaemon.find`), and
+ended with SIGTERM — on which it flushes and closes its images — when the VM is removed,
+its disks are changed offline, or the host shuts down (lifetime rule: docs/architecture.md,
+"The storage daemon"). QEMU's end does not end it, so dirty bitmaps on its nodes survive
+stops and starts. Block jobs on the served images (checkpoint overlays, merges, backups)
+run in the daemon, through :meth:`StorageDaemon.monitor`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
+import shutil
 import signal
 from collections.abc import Sequence
 
-from .errors import MonitorClosed, QemuStartError, QemuTimeout
+from .errors import MonitorClosed, QemuStartError, QemuTimeout, WorkerGone
 from .monitor import Monitor
-from .process import ExitStatus, QemuProcess, connect_when_listening, log_tail
+from .process import ExitStatus, QemuProcess, connect_when_listening, log_tail, read_boot_id
 from .runtime_paths import RuntimePaths
 from .runtime_record import DaemonRecord
 
-__all__ = ["StorageDaemon", "end_leftover_daemon"]
+__all__ = ["StorageDaemon", "end_leftover_daemon", "remove_storage_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ class StorageDaemon:
         return self.process.pid
 
     @property
+    def alive(self) -> bool:
+        return not self.process.exited()
+
+    @property
     def record(self) -> DaemonRecord:
         return DaemonRecord(self.process.pid, self.process.start_time, self.argv)
 
@@ -69,6 +78,7 @@ class StorageDaemon:
         :raises QemuStartError: it could not be started or ended during start-up (with
             the end of ``storage.log``: e.g. an image that cannot be opened).
         """
+        _prepare_folder(paths)
         process = QemuProcess.spawn(argv, paths.storage_log)
         monitor = Monitor(f"storage-{paths.folder.name}")
         try:
@@ -78,22 +88,28 @@ class StorageDaemon:
             await monitor.close()
             await _kill(process)
             tail = log_tail(paths.storage_log)
+            shutil.rmtree(paths.storage_folder, ignore_errors=True)
             if not isinstance(err, Exception):
                 raise
             raise QemuStartError(f"the storage daemon did not start: {err}"
                                  + (f"; last lines of storage.log: {tail}" if tail else "")
                                  ) from err
-        return cls(process, argv, paths, monitor)
+        daemon = cls(process, argv, paths, monitor)
+        _write_record(paths, daemon.record)
+        return daemon
 
     @classmethod
-    def find(cls, record: DaemonRecord, paths: RuntimePaths) -> StorageDaemon:
-        """Take hold of the daemon ``record`` describes. Raises :class:`WorkerGone`."""
+    def find(cls, paths: RuntimePaths) -> StorageDaemon:
+        """Take hold of the daemon ``paths``' record describes (e.g. after a service
+        restart). Raises :class:`WorkerGone`: no record, the host rebooted since, or the
+        process is gone."""
+        record = _read_record(paths)
         process = QemuProcess.find(record.pid, record.pid_start_time, paths.storage_log)
         return cls(process, record.argv, paths)
 
     async def stop(self, timeout: float = _STOP_TIMEOUT) -> ExitStatus:
         """End the daemon: SIGTERM (it flushes and closes its images), SIGKILL when it has
-        not ended within ``timeout`` seconds. Returns how it ended."""
+        not ended within ``timeout`` seconds; then remove its folder. Returns how it ended."""
         await self._close_monitor()
         self.process.kill(signal.SIGTERM)
         try:
@@ -102,6 +118,7 @@ class StorageDaemon:
             log.warning("storage daemon %d ignored SIGTERM; killing it", self.pid)
             status = await _kill(self.process)
         self.process.close()
+        shutil.rmtree(self.paths.storage_folder, ignore_errors=True)
         return status
 
     async def close(self) -> None:
@@ -125,11 +142,47 @@ async def _kill(process: QemuProcess) -> ExitStatus:
     return status
 
 
+def _prepare_folder(paths: RuntimePaths) -> None:
+    """A fresh 0700 storage folder (a leftover daemon in it ended, its files removed)."""
+    remove_storage_folder(paths)
+    paths.storage_folder.parent.mkdir(parents=True, exist_ok=True)
+    paths.storage_folder.mkdir(mode=0o700)
+
+
+def remove_storage_folder(paths: RuntimePaths) -> None:
+    """End a daemon no one holds (:func:`end_leftover_daemon`) and remove its folder."""
+    if paths.storage_folder.exists():
+        end_leftover_daemon(paths)
+        shutil.rmtree(paths.storage_folder, ignore_errors=True)
+
+
+def _write_record(paths: RuntimePaths, record: DaemonRecord) -> None:
+    data = {"version": 1, "boot_id": read_boot_id(), "pid": record.pid,
+            "pid_start_time": record.pid_start_time, "argv": list(record.argv)}
+    partial = paths.storage_record_file.with_suffix(".partial")
+    partial.write_text(json.dumps(data, indent=1))
+    os.replace(partial, paths.storage_record_file)
+
+
+def _read_record(paths: RuntimePaths) -> DaemonRecord:
+    try:
+        data = json.loads(paths.storage_record_file.read_text())
+        record = DaemonRecord(int(data["pid"]), int(data["pid_start_time"]),
+                              tuple(str(a) for a in data["argv"]))
+        boot_id = str(data["boot_id"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise WorkerGone(f"no usable storage daemon record: {err}") from err
+    if boot_id != read_boot_id():
+        raise WorkerGone(f"storage daemon {record.pid} is gone: the host restarted since",
+                         pid=record.pid)
+    return record
+
+
 def end_leftover_daemon(paths: RuntimePaths) -> None:
-    """SIGKILL a storage daemon still serving from ``paths`` after its VM's QEMU ended
-    (e.g. the service was killed between the two), found by its pid file and recognised
-    by the runtime folder's NBD socket on its command line, and wait (≤ 10 s) until it is
-    gone, so its image locks are free. Nothing when there is none."""
+    """SIGKILL a storage daemon still serving from ``paths`` that no one holds (e.g. the
+    service was killed while starting it, or its record is unusable), found by its pid file
+    and recognised by the folder's NBD socket on its command line, and wait (≤ 10 s) until
+    it is gone, so its image locks are free. Nothing when there is none."""
     try:
         pid = int(paths.storage_pid_file.read_text().strip())
         pidfd = os.pidfd_open(pid)  # pins the pid: the command line read next is its own

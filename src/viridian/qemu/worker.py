@@ -8,8 +8,8 @@ Launch sequence (each step's failure kills QEMU, removes the runtime folder and 
 :class:`QemuStartError` with the end of ``qemu.log``):
 
 1. runtime folder created 0700 (leftovers of a dead QEMU removed; a live one refuses);
-   with ``storage_argv``, the VM's storage daemon started and listening (its disks
-   served over NBD; :mod:`storage_daemon`);
+   the VM's storage daemon, when it has one, is started by its owner beforehand and
+   handed in (``storage``; :mod:`storage_daemon`): it outlives QEMU;
 2. QEMU spawned with ``-S`` (added when missing), so no guest code runs before the
    service is connected; its runtime record and pid file written at once;
 3. QMP connected as soon as the socket listens;
@@ -55,7 +55,7 @@ from .process import (
 )
 from .runtime_paths import RuntimePaths
 from .runtime_record import RuntimeRecord, load_record, write_pid_file, write_record
-from .storage_daemon import StorageDaemon, end_leftover_daemon
+from .storage_daemon import StorageDaemon
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ __all__ = [
 #: SHUTDOWN event) to be read. They are already in the socket buffer: this is a bound.
 _EVENT_DRAIN_TIMEOUT = 0.5
 _EXIT_AFTER_QUIT_TIMEOUT = 10.0
-_STORAGE_RETRY_S = 2.0
 _IO_ERROR_WATCH_S = 5.0
 
 
@@ -157,9 +156,9 @@ class Worker:
         self.process = process
         self.monitor = monitor
         self.storage = storage
-        """The VM's storage daemon; ended right after QEMU ends."""
+        """The VM's storage daemon serving QEMU's disks (owned by the caller: QEMU's end
+        leaves it running; docs/architecture.md, "The storage daemon")."""
         self.guest_agent = GuestAgent(paths.guest_agent_socket)
-        self._supervisor: asyncio.Task[None] | None = None
         self._exit_task = asyncio.create_task(self._watch_exit(), name=f"exit-{record.vm_name}")
 
     @property
@@ -182,7 +181,7 @@ class Worker:
         incoming_state: Path | None = None,
         ready_timeout: float = 10.0,
         restore_timeout: float | None = 300.0,
-        storage_argv: Sequence[str] | None = None,
+        storage: StorageDaemon | None = None,
         incoming_live: bool = False,
     ) -> Worker:
         """Start QEMU for a VM (see the module docs for the steps).
@@ -191,28 +190,21 @@ class Worker:
         ``paths.qmp_socket`` as a server that does not wait (``-qmp
         unix:PATH,server=on,wait=off`` or ``-chardev socket,...`` + ``-mon``), and contain
         ``-incoming defer`` exactly when ``incoming_state`` is given. The VM ends
-        running, or paused with ``start_paused``. ``storage_argv`` starts the VM's storage
-        daemon first (QEMU's argv must then open its disks over NBD). ``incoming_live``:
+        running, or paused with ``start_paused``. ``storage`` is the VM's running storage
+        daemon (QEMU's argv then opens its disks over NBD): recorded, never ended here.
+        ``incoming_live``:
         ``-incoming defer`` without a state file — QEMU is left paused, waiting to be told
         where a live migration comes from (:mod:`.migration`).
 
-        :raises QemuStartError: QEMU (or its storage daemon) could not be started,
-            connected or restored.
+        :raises QemuStartError: QEMU could not be started, connected or restored.
         """
         argv = _with_paused_start(argv)
         _check_incoming(argv, incoming_state, incoming_live)
         _prepare_folder(paths)
-        storage = None
-        if storage_argv is not None:
-            try:
-                storage = await StorageDaemon.start(storage_argv, paths, ready_timeout)
-            except BaseException:
-                shutil.rmtree(paths.folder, ignore_errors=True)
-                raise
         try:
             process = QemuProcess.spawn(argv, paths.qemu_log)
         except BaseException:
-            await _stop_storage(storage, paths)
+            shutil.rmtree(paths.folder, ignore_errors=True)
             raise
         monitor = Monitor(vm_name)
         try:
@@ -231,7 +223,7 @@ class Worker:
                 await monitor.resume()
         except BaseException as err:
             tail = log_tail(paths.qemu_log)
-            await _abandon(process, monitor, storage, paths)
+            await _abandon(process, monitor, paths)
             if isinstance(err, QemuStartError) or not isinstance(err, Exception):
                 raise
             raise QemuStartError(
@@ -272,7 +264,7 @@ class Worker:
             raise MonitorError(
                 f"QEMU process {record.pid} runs but its QMP socket does not answer: {err}"
             ) from err
-        return cls(paths, record, process, monitor, _find_storage(record, paths))
+        return cls(paths, record, process, monitor)
 
     async def block_monitor(self) -> Monitor:
         """Where the VM's hard disk images are open, for block jobs: the storage daemon's
@@ -283,42 +275,23 @@ class Worker:
             return await self.storage.monitor()
         return self.monitor
 
-    def supervise_storage(self, render: Callable[[], Sequence[str]]) -> None:
-        """Keep the storage daemon serving while QEMU runs (nothing when it has none): a
-        daemon that ends is started again from ``render()`` — the VM's disks as they are
-        now, overlays included — on the same NBD socket, QEMU's NBD nodes reconnect at
-        their next request, and a guest its I/O errors paused (``werror=stop``) is resumed
-        (docs/architecture.md, "The storage path")."""
-        if self.record.storage_daemon is not None and self._supervisor is None:
-            self._supervisor = asyncio.create_task(
-                self._supervise(render), name=f"storage-{self.record.vm_name}")
+    async def reconnect_storage(self) -> None:
+        """After a new storage daemon took over the sockets: make each of QEMU's NBD nodes
+        reconnect now, with two small reads through its device (``qemu-io``; with 7.2's
+        ``reconnect-delay=0`` the first request on a dead connection fails and the next
+        reconnects), so that the next real request — a guest's, or a save's flush —
+        finds a live connection. Errors are ignored: a guest request would retry."""
+        if self.storage is None:
+            return
+        with contextlib.suppress(QemuError):
+            exports = await (await self.storage.monitor()).execute("query-block-exports")
+            for export in exports if isinstance(exports, list) else []:
+                for _ in range(2):
+                    await self.monitor.execute("human-monitor-command", {
+                        "command-line": f"qemu-io -d {export['id']} \"read 0 512\""})
 
-    async def _supervise(self, render: Callable[[], Sequence[str]]) -> None:
-        while not self.process.exited():
-            if self.storage is not None:
-                status = await self.storage.process.wait()
-                await self.storage.close()
-                log.warning("VM %s: its storage daemon %d ended (%s) while QEMU runs; "
-                            "starting it again", self.record.vm_name, self.storage.pid,
-                            status.describe())
-            self.storage = await self._restart_storage(render)
-            self.record = replace(self.record, storage_daemon=self.storage.record)
-            write_record(self.paths, self.record)
-            await self._resume_after_io_error()
-
-    async def _restart_storage(self, render: Callable[[], Sequence[str]]) -> StorageDaemon:
-        """A new daemon on the same sockets; retried every few seconds while it fails
-        (e.g. an image that cannot be opened: the guest stays paused meanwhile)."""
-        while True:
-            try:
-                return await StorageDaemon.start(render(), self.paths)
-            except QemuStartError as err:
-                log.error("VM %s: the storage daemon could not be started again: %s",
-                          self.record.vm_name, err)
-                await asyncio.sleep(_STORAGE_RETRY_S)
-
-    async def _resume_after_io_error(self) -> None:
-        """Resume QEMU when a daemon's end paused it (run state ``io-error``): requests
+    async def resume_after_io_error(self) -> None:
+        """Resume QEMU when a storage daemon's end paused it (run state ``io-error``): requests
         issued before the restart may report their error a moment after it, so the run
         state is watched for a few seconds. A pause by the admin is never undone."""
         deadline = time.monotonic() + _IO_ERROR_WATCH_S
@@ -435,11 +408,8 @@ class Worker:
             async with asyncio.timeout(_EVENT_DRAIN_TIMEOUT):
                 await closed
         closed.cancel()
-        await self._stop_supervising()
         await self.monitor.close()
         self.process.close()
-        if self.storage is not None:
-            await self.storage.stop()
         return classify_exit(self.monitor.last_shutdown, status, log_tail(self.paths.qemu_log))
 
     async def close(self) -> None:
@@ -447,18 +417,9 @@ class Worker:
         self._exit_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._exit_task
-        await self._stop_supervising()
         await self.monitor.close()
         await self.guest_agent.close()
         self.process.close()
-        if self.storage is not None:
-            await self.storage.close()
-
-    async def _stop_supervising(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
 
     async def cleanup(self) -> None:
         """Remove the runtime folder once QEMU has ended. Raises :class:`QemuError` if it runs."""
@@ -476,7 +437,6 @@ def remove_runtime_folder(paths: RuntimePaths) -> None:
     record names still runs, which raises :class:`QemuError`."""
     if _live_pid(paths) is not None:
         raise QemuError(f"cannot remove {paths.folder}: the QEMU process it describes still runs")
-    end_leftover_daemon(paths)
     shutil.rmtree(paths.folder, ignore_errors=True)
 
 
@@ -526,7 +486,6 @@ def _prepare_folder(paths: RuntimePaths) -> None:
     if pid is not None:
         raise QemuStartError(f"QEMU process {pid} already runs from {paths.folder}")
     if paths.folder.exists():
-        end_leftover_daemon(paths)
         shutil.rmtree(paths.folder)
     paths.folder.parent.mkdir(parents=True, exist_ok=True)
     paths.folder.mkdir(mode=0o700)
@@ -554,35 +513,15 @@ def _launch_record(
     )
 
 
-async def _abandon(
-    process: QemuProcess, monitor: Monitor, storage: StorageDaemon | None, paths: RuntimePaths
-) -> None:
-    """Undo a failed launch: kill QEMU, drop the connection, end the storage daemon,
-    remove the runtime folder."""
+async def _abandon(process: QemuProcess, monitor: Monitor, paths: RuntimePaths) -> None:
+    """Undo a failed launch: kill QEMU, drop the connection, remove the runtime folder
+    (the storage daemon is its owner's)."""
     process.kill(signal.SIGKILL)
     with contextlib.suppress(QemuTimeout):
         await process.wait(5.0)
     await monitor.close()
     process.close()
-    await _stop_storage(storage, paths)
-
-
-async def _stop_storage(storage: StorageDaemon | None, paths: RuntimePaths) -> None:
-    if storage is not None:
-        await asyncio.shield(storage.stop())
     shutil.rmtree(paths.folder, ignore_errors=True)
-
-
-def _find_storage(record: RuntimeRecord, paths: RuntimePaths) -> StorageDaemon | None:
-    """The storage daemon of a QEMU found again, or None (none recorded, or it is gone:
-    QEMU's disks then fail with I/O errors, which pause the guest)."""
-    if record.storage_daemon is None:
-        return None
-    try:
-        return StorageDaemon.find(record.storage_daemon, paths)
-    except WorkerGone as gone:
-        log.warning("VM %s: its storage daemon is gone: %s", record.vm_name, gone)
-        return None
 
 
 def _fsync_dir(folder: Path) -> None:

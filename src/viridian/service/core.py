@@ -289,6 +289,9 @@ class ServiceCore:
                 self._operation(live, request, None))
         job.report(5, f"stopping {len(subjobs)} VMs")
         await asyncio.gather(*(sj.done.wait() for sj in subjobs.values()))
+        for live in self.live.values():  # storage daemons end with the host
+            async with self.jobs.queue_for(live.record.id):
+                await live.end_storage_daemon()
         return {name: _stop_outcome(sj, instead.get(name)) for name, sj in subjobs.items()}
 
     # --- VM definitions -----------------------------------------------------------------
@@ -475,6 +478,7 @@ class ServiceCore:
         self._check_settings(change)
         for capability in self.capabilities:  # e.g. counters: meter disks about to go
             await capability.before_live_change(change)
+        await live.disks_changing(settings)  # an Off VM's storage daemon lets go of them
         async with live_changes(live, live.record.settings, settings):
             record = replace(live.record, name=settings.name, settings=settings)
             self.catalog.update_vm(record)
@@ -496,6 +500,7 @@ class ServiceCore:
                     vm=live.record.name, state=live.state.value)
             for capability in self.capabilities:
                 capability.check_removal(live, delete_files)
+            await live.end_storage_daemon()
             self._remove_files_and_record(live, delete_files)
             del self.live[live.record.id]
             for capability in self.capabilities:

@@ -16,6 +16,15 @@ Rules per VM state (Hyper-V's):
 - delete: any settled state; data is merged online with QEMU block jobs while the VM
   runs, with ``qemu-img`` otherwise.
 
+Switching a running VM's disks (take): the journal says ``switching`` before QEMU or the
+storage daemon is told to put the overlays on top, and from then on the disks "as QEMU
+sees them" (:meth:`CheckpointsCapability.disk_view`) include the take's overlays — so a
+storage daemon started again in that window (it crashed, or the service restarted and
+found it gone) opens exactly what the switch made. Whether the switch happened is then
+read from where the images are open (``query-named-block-nodes``), never assumed: a take
+whose switch is seen is finished, one whose switch is not seen is undone
+(docs/architecture.md, "Crash-safety rules").
+
 Fault points (tests): ``$VIRIDIAN_FAULT_POINTS`` lists points (comma separated) where the
 service kills itself with SIGKILL, e.g. ``take.switched`` or ``delete.step0``.
 """
@@ -83,6 +92,8 @@ CHECKPOINT_TYPES = (STANDARD, PRODUCTION)
 """Hyper-V's checkpoint types a take may ask for (``ProductionOnly`` is ``production``
 here: a production checkpoint never needs the fallback)."""
 FOLDER_NAME = "checkpoints"
+SWITCHING_STEPS = frozenset({"switching", "switched", "memory"})
+"""Take steps in which Now's disks are (or may be) the take's overlays, not yet committed."""
 
 
 def fault(point: str) -> None:
@@ -123,8 +134,10 @@ class CheckpointsCapability(Capability):
                 "checkpoints": [_public(cp, tree) for cp in tree.checkpoints]}
 
     def disk_view(self, vm_id: str, settings: VMSettings) -> VMSettings:
-        """``settings`` with each hard disk replaced by the image Now writes into."""
-        active = active_images(self.store.tree(vm_id), settings)
+        """``settings`` with each hard disk replaced by the image Now writes into (a take
+        switching the disks counts with its overlays: see the module docs)."""
+        active = active_images(_with_switching(self.store.tree(vm_id),
+                                               self.store.journal(vm_id)), settings)
         if not any(image.owned for image in active.values()):
             return settings
         return map_drives(settings, lambda slot: _pointed(slot, active.get(slot.id)))
@@ -144,6 +157,7 @@ class CheckpointsCapability(Capability):
         slots = slots_needing_overlays(tree, settings)
         if not slots:
             return
+        await live.end_storage_daemon()  # it may hold the images the overlays go on
         active, disks = active_images(tree, settings), disk_images(settings)
         added = new_overlays({s: (disks[s].path, active[s]) for s in slots}, self._namer(live))
         for now in added.values():
@@ -289,6 +303,7 @@ class CheckpointsCapability(Capability):
                     production: bool = False) -> Checkpoint:
         _require_settled(live, "take a checkpoint of")
         self._check_room(live, None)
+        await live.end_storage_daemon()  # offline: qemu-img works on the files (Off, Saved)
         tree = self.store.tree(live.record.id)
         when = datetime.now().astimezone()
         name = name or _free_default_name(tree, live.record.name, when)
@@ -336,12 +351,18 @@ class CheckpointsCapability(Capability):
                 elif vm_state is CapturedState.RUNNING:
                     await worker.pause()
                 fault("take.paused")
+                entry = self.store.step(entry, "switching")
+                fault("take.switching")
                 await blockjobs.snapshot(await worker.block_monitor(), [
                     (cp.disks[slot].path, now.image.path, _node_name(cp.id, slot))
                     for slot, now in now_disks.items()])
+                fault("take.snapshotted")
             except BaseException:
-                await self._undo_take(live, entry)  # QEMU refused: nothing switched
-                raise
+                if not await _switched(live, now_disks):  # e.g. QEMU refused
+                    await self._undo_take(live, entry)
+                    raise
+                log.warning("VM %s: the disks switched although the switch reported an "
+                            "error; the checkpoint goes on", live.record.name)
             entry = self.store.step(entry, "switched")
             fault("take.switched")
         if entry.step == "switched" and cp.memory_file is None:
@@ -437,6 +458,7 @@ class CheckpointsCapability(Capability):
             if live.worker is not None:
                 job.report(10, "turning off the VM's current state")
                 await live.perform(Request.STOP, job, 0)
+            await live.end_storage_daemon()  # the applied disks get a daemon of their own
             fault("apply.stopped")
             job.report(30, "creating disks")
             for now in now_disks.values():
@@ -475,6 +497,7 @@ class CheckpointsCapability(Capability):
 
     async def _delete(self, live: LiveVM, job: Job, cp_id: str, subtree: bool) -> list[str]:
         _require_settled(live, "delete a checkpoint of")
+        await live.end_storage_daemon()  # offline merges run in qemu-img
         plan = plan_delete(self.store.tree(live.record.id), cp_id, subtree=subtree)
         entry = self.store.begin(live.record.id, "delete", {
             "removed": [cp.name for cp in plan.removed],
@@ -535,6 +558,7 @@ class CheckpointsCapability(Capability):
         operation, then delete files of the checkpoint folder nothing refers to."""
         entry = self.store.journal(live.record.id)
         if entry is not None:
+            await live.end_storage_daemon()  # only when QEMU is gone: files change offline
             log.warning("VM %s: finishing the interrupted checkpoint %s (step %s)",
                         live.record.name, entry.op, entry.step)
             try:
@@ -555,13 +579,12 @@ class CheckpointsCapability(Capability):
             await self._continue_delete(live, entry, job)
 
     async def _recover_take(self, live: LiveVM, entry: JournalEntry, job: Job) -> None:
-        cp = Checkpoint.from_dict(entry.plan["checkpoint"])
-        if entry.step in ("planned", "overlays") and cp.state.has_memory and \
-                cp.state is not CapturedState.SAVED and live.worker is not None:
-            switched = {n["image"]["path"] for n in entry.plan["now_disks"].values()} & set(
-                await blockjobs.image_nodes(await live.worker.block_monitor()))
-            if switched:  # QEMU switched but the journal step was not recorded
-                entry = self.store.step(entry, "switched")
+        now_disks = {s: NowDisk.from_dict(n) for s, n in entry.plan["now_disks"].items()}
+        if entry.step in ("planned", "overlays", "switching") and \
+                await _switched(live, now_disks):  # switched, the journal step not recorded
+            entry = self.store.step(entry, "switched")
+        if entry.step == "switching":
+            entry = self.store.step(entry, "overlays")  # not switched: undone below
         if entry.step == "switched" and live.worker is None:
             await self._undo_take(live, entry)  # QEMU ended while paused: no guest write since
             return
@@ -647,6 +670,28 @@ def _pointed(slot: DriveSlot, image: Image | None) -> DriveSlot:
     if image is None or not image.owned or not slot.path:
         return slot
     return replace(slot, path=image.path, format=DiskFormat(image.format))
+
+
+def _with_switching(tree: Tree, journal: JournalEntry | None) -> Tree:
+    """``tree`` with the overlays of a take that is switching the disks as Now's."""
+    if journal is None or journal.op != "take" or journal.step not in SWITCHING_STEPS:
+        return tree
+    taking = {s: NowDisk.from_dict(n) for s, n in journal.plan["now_disks"].items()}
+    return replace(tree, now_disks={**tree.now_disks, **taking})
+
+
+async def _switched(live: LiveVM, now_disks: dict[str, NowDisk]) -> bool:
+    """Whether the running VM's disks are on ``now_disks``' overlays (open where the
+    images are: the storage daemon or QEMU); False when QEMU is not running or cannot
+    tell (a daemon that does not answer is started again by its keeper, on the view)."""
+    if live.worker is None or not now_disks:
+        return False
+    try:
+        nodes = await blockjobs.image_nodes(await live.worker.block_monitor())
+    except QemuError as err:
+        log.warning("VM %s: cannot tell whether the disks switched: %s", live.record.name, err)
+        return False
+    return any(now.image.path in nodes for now in now_disks.values())
 
 
 def _node_name(cp_id: str, slot: str) -> str:

@@ -139,8 +139,8 @@ def submit(context: ServiceContext, kind: str,
 
     async def operation(job: Job) -> Any:
         loop = asyncio.get_running_loop()
-        if guarded:
-            guarded.check()
+        if guarded and (user := guarded.check()):  # an Off VM's storage daemon lets go
+            await context.find_vm(user[0]).end_storage_daemon()
 
         def progress(done: int, total: int) -> None:
             loop.call_soon_threadsafe(job.report, 100 * done / max(total, 1), kind[5:])

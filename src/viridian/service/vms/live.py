@@ -35,9 +35,11 @@ from viridian.qemu.render.bios import boot_indexes
 from viridian.qemu.render.netboot import needs_netboot
 from viridian.qemu.render.storage import needs_storage_daemon, render_storage_daemon
 from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.qemu.storage_daemon import StorageDaemon
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.jobs import Job
+from viridian.service.storage.daemons import DaemonKeeper
 from viridian.service.storage.vhdx_logs import replay_pending_logs
 from viridian.service.vms import availability
 
@@ -96,6 +98,7 @@ class LiveVM:
         self.state = record.state
         self.state_before_recovery = self.state
         self.worker: Worker | None = None
+        self._storage: DaemonKeeper | None = None  # made on first use (docs: "Scale")
         self._expect_exit = False
         self._exited_event: asyncio.Event | None = None  # made on first use: see _exited
         self._reserved = False
@@ -210,7 +213,10 @@ class LiveVM:
     # --- recovery ---------------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Make the shown state true again after a service (re)start."""
+        """Make the shown state true again after a service (re)start (the storage daemon,
+        which outlives QEMU, is taken over first)."""
+        if self.paths.storage_folder.exists():
+            self._keeper().adopt()
         try:
             worker = await Worker.attach(self.paths)
         except WorkerGone as gone:
@@ -230,8 +236,17 @@ class LiveVM:
 
     async def _reconcile_with_qemu(self, worker: Worker) -> None:
         """QEMU survived the service. A save that had not reached the catalog is undone:
-        the migration is cancelled and the VM runs on (it was Running when asked)."""
+        the migration is cancelled and the VM runs on (it was Running when asked). A
+        daemon QEMU was started with that is gone meanwhile is started again."""
+        if worker.record.storage_daemon is not None:
+            keeper = self._keeper()
+            replaced = keeper.daemon is None
+            worker.storage = await keeper.ensure(qemu_runs=True)
+            if replaced:
+                await worker.reconnect_storage()
         self._adopt(worker)
+        if worker.storage is not None:
+            await worker.resume_after_io_error()
         if self.state is VMState.SAVED:
             await self._quit_saved(worker)  # killed between committing Saved and quitting
             return
@@ -259,6 +274,50 @@ class LiveVM:
     async def detach(self) -> None:
         if self.worker is not None:
             await self.worker.close()
+        if self._storage is not None:
+            await self._storage.close()
+
+    # --- storage daemon (docs/architecture.md, "The storage daemon") --------------------
+
+    def _keeper(self) -> DaemonKeeper:
+        if self._storage is None:
+            self._storage = DaemonKeeper(self.paths, self.record.name, self._storage_argv,
+                                         lambda: self.worker)
+        return self._storage
+
+    async def storage_daemon(self) -> StorageDaemon | None:
+        """The VM's storage daemon, started if needed (e.g. for a backup of an Off VM: its
+        ``monitor()`` is the QMP where the disks' nodes and dirty bitmaps live), or None
+        when the VM gets none (no VHD/VHDX disk, or the host's ``storage_daemon`` is off;
+        a daemon left from before is ended then). The caller holds the VM's queue.
+
+        :raises QemuStartError: it could not be started."""
+        if self.worker is not None:
+            return self.worker.storage
+        if not needs_storage_daemon(self.record.settings, self.capabilities):
+            await self.end_storage_daemon()
+            return None
+        keeper = self._keeper()
+        daemon = keeper.daemon
+        if daemon is None or not daemon.alive or daemon.argv != tuple(self._storage_argv()):
+            await keeper.end()
+            await replay_pending_logs(self.record.settings)  # never a dirty VHDX to it
+        return await keeper.ensure()
+
+    async def disks_changing(self, settings: VMSettings) -> None:
+        """``settings`` are about to be committed: an Off VM's daemon serving other disks
+        than they name is ended first (a disk detached here may go to another VM next)."""
+        if self._storage is not None and self._storage.daemon is not None and \
+                self.worker is None and self._storage_argv() != self._storage_argv(settings):
+            await self.end_storage_daemon()
+
+    async def end_storage_daemon(self) -> None:
+        """End the VM's storage daemon before its disk files are changed or read by
+        anything else while QEMU is not running (removal, offline disk edits and
+        checkpoint operations, host shutdown): never two writers. Nothing while QEMU runs
+        (the daemon serves it) or when there is none."""
+        if self.worker is None and self._storage is not None:
+            await self._storage.end()
 
     # --- worker ownership -------------------------------------------------------------
 
@@ -267,14 +326,14 @@ class LiveVM:
         self._expect_exit = False
         self._exited.clear()
         asyncio.get_running_loop().create_task(self._watch(worker))
-        worker.supervise_storage(self._storage_argv)
         self.events.adopted(self)
 
-    def _storage_argv(self) -> list[str]:
-        """The storage daemon's argv for the VM's disks as QEMU sees them now (checkpoint
-        overlays included), for a daemon started again while QEMU runs."""
+    def _storage_argv(self, settings: VMSettings | None = None) -> list[str]:
+        """The storage daemon's argv for the VM's disks (of ``settings``, default its
+        own) as QEMU sees them now (checkpoint overlays included)."""
         binary = self.capabilities.storage_daemon or "qemu-storage-daemon"
-        return render_storage_daemon(binary, self.disk_view(self.record.settings), self.paths)
+        return render_storage_daemon(binary, self.disk_view(settings or self.record.settings),
+                                     self.paths)
 
     async def _watch(self, worker: Worker) -> None:
         info = await worker.wait_exit()
@@ -318,22 +377,21 @@ class LiveVM:
         self.state = VMState.STARTING
         job.report(5, "restoring saved state" if restoring else "starting QEMU")
         settings = self.disk_view(self.record.settings)
-        served = needs_storage_daemon(self.record.settings, self.capabilities)
+        storage = await self.storage_daemon()  # kept from the last run when it still fits
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
-                           incoming=restoring, storage_daemon=served)
-        storage_argv = render_storage_daemon(self.capabilities.storage_daemon or "", settings,
-                                             self.paths) if served else None
+                           incoming=restoring, storage_daemon=storage is not None)
         if settings.bios.num_lock:
             write_numlock_rom(self.paths)
         if needs_netboot(settings, boot_indexes(settings)):
             write_netboot_rom(self.paths)
-        await replay_pending_logs(self.record.settings)  # never a dirty VHDX to QEMU
+        if storage is None:
+            await replay_pending_logs(self.record.settings)  # never a dirty VHDX to QEMU
         self.events.launching(self)  # e.g. virtual switch ports: taps before QEMU opens them
         worker = await Worker.launch(
             argv, self.paths, vm_id=self.record.id, vm_name=self.record.name,
             accelerator=self.capabilities.accelerator, settings=to_dict(self.record.settings),
             incoming_state=self.saved_state if restoring else None,
-            start_paused=restoring and self.restore_paused, storage_argv=storage_argv)
+            start_paused=restoring and self.restore_paused, storage=storage)
         self._adopt(worker)
         self._settle(VMState.PAUSED if restoring and self.restore_paused else VMState.RUNNING,
                      None)
@@ -524,6 +582,7 @@ class LiveVM:
         self._expect_exit = True
         await worker.turn_off()
         await self._exited.wait()
+        await self.end_storage_daemon()  # the disks are the other host's now
         self.state = VMState.OFF
 
     def require_worker(self) -> Worker:
