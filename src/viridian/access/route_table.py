@@ -45,6 +45,13 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/metrics"): "host.read",
     ("GET", f"{A}/bpa"): "host.read",
     ("GET", f"{A}/events"): "host.read",
+    # backup (issue 16): points in folder targets, verify, restore
+    ("GET", f"{A}/backups"): "backup.read",
+    ("POST", f"{A}/backups"): "backup.manage",
+    ("GET", f"{A}/backups/{{backup_id}}"): "backup.read",
+    ("DELETE", f"{A}/backups/{{backup_id}}"): "backup.manage",
+    ("POST", f"{A}/backups/{{backup_id}}/verify"): "backup.read",
+    ("POST", f"{A}/backups/{{backup_id}}/restore"): "vm.create",
     # VMs
     ("GET", f"{A}/vms"): "vm.read",
     ("POST", f"{A}/vms"): "vm.create",
