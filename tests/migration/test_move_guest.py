@@ -3,7 +3,7 @@
 VM's disks are in a folder both see (shared storage). One guest for the module, moved
 back and forth:
 
-- a live move A→B and a quick move B→A: the guest's in-memory tick counter goes on (no
+- a live move A→B (API) and a quick move B→A (``viridian vm move --quick``): the guest's in-memory tick counter goes on (no
   reboot), what it wrote to its disk reads back, the VM is listed on exactly one host;
 - a live move cancelled mid-way, and one whose target QEMU is killed mid-way: the VM runs
   on at the source, the target lists nothing and runs no QEMU for it;
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli.cli_harness import invoke
 from tests.qemu_processes import qemu_under
 from tests.service.harness import Console, Service, act, running_service, wait_job
 from tests.service.test_storage_daemon_guest import DATA_SIZE, read_markers, write_markers
@@ -104,8 +105,10 @@ def test_live_then_quick_move_keeps_the_guest_running(hosts: Hosts) -> None:
     write_markers(hosts.api_b, VM, {5: "ON-HOST-B"})
 
     last = Console(hosts.b.data_dir, hosts.vm_id).wait_ticks(1)[-1][0]
-    job = wait_job(hosts.api_b, move(hosts.api_b, hosts.a, mode="quick"))
-    assert job["state"] == "completed", job
+    moved = invoke(["--url", hosts.b.url, "--token", hosts.b.token, "vm", "move", VM,
+                    "--to", hosts.a.url, "--quick"], env={"VIRIDIAN_TARGET_TOKEN": hosts.a.token})
+    assert moved.exit_code == 0, moved.output
+    assert f"moved {VM} to {hosts.a.url} (quick): downtime " in moved.output
     assert_only_on(hosts, hosts.a)
     continued(hosts.b, hosts.a, hosts.vm_id, last)
     assert read_markers(hosts.api_a, VM, [3, 5]) == {3: "ON-HOST-A", 5: "ON-HOST-B"}

@@ -187,6 +187,12 @@ SUBCOMMANDS = {
         "measure",
         "Resource use of a VM since metering was last reset (like Measure-VM).",
     ),
+    "move": LazyCommand(
+        "viridian.cli.vm_move",
+        "move_vm",
+        "Move VM NAME to the viridian host at --to, --live (default) or --quick (like "
+        "Move-VM).",
+    ),
     "export": LazyCommand(
         "viridian.cli.vm_interchange",
         "export_vm",

@@ -25,13 +25,16 @@ from .errors import MonitorError, QemuTimeout
 from .monitor import MIGRATION_MAX_BANDWIDTH, Monitor
 
 __all__ = ["LiveResult", "LiveTuning", "capabilities_for", "listen", "parameters_for",
-           "send", "wait_arrived", "wait_completed"]
+           "read_result", "send", "wait_arrived",
+           "wait_completed"]
 
 MIB = 1024 * 1024
 FINAL = frozenset({"completed", "failed", "cancelled"})
 SWITCHED = frozenset({"postcopy-active", "completed"})
 """Source states after which the guest no longer runs on the source."""
 _POLL_S = 0.02
+_PROGRESS_S = 0.1
+"""Between MIGRATION events, how often the source's progress is read."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,11 @@ async def wait_arrived(monitor: Monitor, timeout: float) -> str:
 
 async def send(monitor: Monitor, uri: str, tuning: LiveTuning,
                progress: Callable[[float, str], None] | None = None,
-               timeout: float | None = None) -> LiveResult:
-    """Source: migrate the running guest to ``uri`` and wait until it switched over
-    (``completed``; with post-copy, ``postcopy-active`` already). On ``completed`` the
-    source is paused in ``postmigrate``; on failure or cancel the guest runs on here.
+               timeout: float | None = None) -> str:
+    """Source: migrate the running guest to ``uri`` and wait until it switched over;
+    returns ``completed`` or (post-copy) ``postcopy-active``. On ``completed`` the source
+    is paused in ``postmigrate``; on failure or cancel the guest runs on here. The
+    figures come after: :func:`read_result`.
 
     :raises MonitorError: QEMU refused or the migration failed or was cancelled (QEMU's
         ``error-desc`` quoted).
@@ -125,29 +129,43 @@ async def send(monitor: Monitor, uri: str, tuning: LiveTuning,
     await monitor.execute("migrate-set-capabilities",
                           {"capabilities": capabilities_for(tuning, incoming=False)})
     await monitor.execute("migrate-set-parameters", parameters_for(tuning))
-    await monitor.execute("migrate", {"uri": uri})
     deadline = None if timeout is None else time.monotonic() + timeout
     postcopy_asked = False
-    while True:
+    with monitor.event_waiter("MIGRATION") as waiter:  # a state change wakes us at once
+        await monitor.execute("migrate", {"uri": uri})
+        while True:
+            info = await _query(monitor)
+            status = str(info.get("status", "none"))
+            if status in SWITCHED:
+                return status
+            if status in FINAL:
+                raise MonitorError(f"the migration to {uri} ended {status}: "
+                                   f"{info.get('error-desc', 'QEMU gave no reason')}",
+                                   command="migrate", received=info)
+            if tuning.postcopy and not postcopy_asked and _first_pass_done(info):
+                await monitor.execute("migrate-start-postcopy")
+                postcopy_asked = True
+            if progress is not None:
+                progress(_fraction(info), status)
+            if deadline is not None and time.monotonic() > deadline:
+                raise QemuTimeout(f"the migration to {uri} did not switch over within "
+                                  f"{timeout:g} s")
+            await waiter.next_or_none(_PROGRESS_S)
+
+
+async def read_result(monitor: Monitor, postcopy: bool, timeout: float = 2.0) -> LiveResult:
+    """Source, after ``completed``: QEMU's figures. QEMU sets the state before it computes
+    ``total-time`` and ``downtime`` (``migration_iteration_finish``), so they are read
+    until present (at most ``timeout`` s; zeros then)."""
+    deadline = time.monotonic() + timeout
+    info = await _query(monitor)
+    while not info.get("total-time") and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
         info = await _query(monitor)
-        status = str(info.get("status", "none"))
-        if status in SWITCHED:
-            return _result(info, status)
-        if status in FINAL:
-            raise MonitorError(f"the migration to {uri} ended {status}: "
-                               f"{info.get('error-desc', 'QEMU gave no reason')}",
-                               command="migrate", received=info)
-        if tuning.postcopy and not postcopy_asked and _first_pass_done(info):
-            await monitor.execute("migrate-start-postcopy")
-            postcopy_asked = True
-        if progress is not None:
-            progress(_fraction(info), status)
-        if deadline is not None and time.monotonic() > deadline:
-            raise QemuTimeout(f"the migration to {uri} did not switch over within {timeout:g} s")
-        await asyncio.sleep(_POLL_S)
+    return _result(info, postcopy)
 
 
-async def wait_completed(monitor: Monitor, timeout: float) -> LiveResult:
+async def wait_completed(monitor: Monitor, timeout: float) -> None:
     """Source: after a post-copy switch-over, wait until every page was sent.
 
     :raises MonitorError: the post-copy phase failed (the guest is lost on both sides).
@@ -157,7 +175,7 @@ async def wait_completed(monitor: Monitor, timeout: float) -> LiveResult:
         info = await _query(monitor)
         status = str(info.get("status", "none"))
         if status == "completed":
-            return _result(info, status)
+            return
         if status in FINAL:
             raise MonitorError(f"post-copy ended {status}: {info.get('error-desc', '')}",
                                command="migrate", received=info)
@@ -185,8 +203,8 @@ def _fraction(info: dict[str, Any]) -> float:
     return 0.0 if total <= 0 else max(0.0, min(1.0, 1 - remaining / total))
 
 
-def _result(info: dict[str, Any], status: str) -> LiveResult:
+def _result(info: dict[str, Any], postcopy: bool) -> LiveResult:
     return LiveResult(total_ms=int(info.get("total-time", 0)),
                       downtime_ms=int(info.get("downtime", 0)),
                       transferred_bytes=int(info.get("ram", {}).get("transferred", 0)),
-                      postcopy=status == "postcopy-active")
+                      postcopy=postcopy)

@@ -27,6 +27,7 @@ from viridian.model import VMSettings
 from viridian.model.slots import drive_slots
 from viridian.model.states import Request, VMState
 from viridian.qemu.migration import LiveTuning, listen, wait_arrived
+from viridian.qemu.render.storage import needs_storage_daemon
 from viridian.service.catalog import VMRecord
 from viridian.service.migration.bodies import IncomingRequest, Mode
 from viridian.service.migration.host import MigrationHost
@@ -85,6 +86,11 @@ class Incoming:
         :raises QemuStartError: the incoming QEMU did not start (nothing runs).
         """
         record = self._checked_record(body)
+        if body.mode == "live" and needs_storage_daemon(record.settings, self.host.host):
+            raise Conflict(f"VM '{record.name}' would be served by a storage daemon on this "
+                           "host (VHD/VHDX disks): it can move here quick only (QEMU 7.2 cannot "
+                           "hand an open image between daemons); nothing was changed",
+                           vm=record.name)
         live = self.host.stage_incoming(record)
         move = IncomingMove(str(uuid.uuid4()), body.mode, live, body.source)
         try:

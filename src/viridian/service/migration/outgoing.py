@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from viridian.errors import BadRequest, Conflict, HostError, ViridianError
 from viridian.model import to_dict
 from viridian.model.states import Request, VMState
-from viridian.qemu.migration import LiveResult, LiveTuning, send, wait_completed
+from viridian.qemu.migration import LiveTuning, read_result, send, wait_completed
 from viridian.service.jobs import Job
 from viridian.service.migration.bodies import MoveRequest
 from viridian.service.migration.host import MigrationHost
@@ -149,7 +149,7 @@ class Outgoing:
                             spec.postcopy)
         job.cancel_running = True
         try:
-            result = await send(worker.monitor, str(ready["uri"]), tuning,
+            status = await send(worker.monitor, str(ready["uri"]), tuning,
                                 lambda f, s: job.report(5 + f * 85, f"migrating memory ({s})"),
                                 LIVE_TIMEOUT_S)
         except BaseException:
@@ -157,15 +157,17 @@ class Outgoing:
             await self._undo_live(live, peer, str(ready["id"]))
             raise
         job.cancel_running = False
+        postcopy = status == "postcopy-active"
         job.report(92, f"switching over to {peer.url}")
         switched = time.monotonic()
         try:
             await peer.commit(str(ready["id"]))
         except ViridianError as err:
-            await self._live_not_committed(live, peer, str(ready["id"]), result, err)
+            await self._live_not_committed(live, peer, str(ready["id"]), postcopy, err)
         commit_ms = round((time.monotonic() - switched) * 1000)
-        if result.postcopy:
-            result = await wait_completed(worker.monitor, LIVE_TIMEOUT_S)
+        if postcopy:
+            await wait_completed(worker.monitor, LIVE_TIMEOUT_S)
+        result = await read_result(worker.monitor, postcopy)
         await live.end_here()
         self.host.forget(live)
         return {**result.to_dict(), "commit_ms": commit_ms}
@@ -180,11 +182,11 @@ class Outgoing:
         await peer.abort(incoming_id)
 
     async def _live_not_committed(self, live: LiveVM, peer: Peer, incoming_id: str,
-                                  result: LiveResult, err: ViridianError) -> None:
+                                  postcopy: bool, err: ViridianError) -> None:
         """After the switch-over, the commit failed. Returns only when the target says it
         has the VM after all."""
         name = live.record.name
-        if result.postcopy:
+        if postcopy:
             raise HostError(f"the post-copy move of VM '{name}' failed after the switch-over "
                             f"({err}): the guest's memory is split between both hosts and "
                             "cannot run on either", vm=name) from err
