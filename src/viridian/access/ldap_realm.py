@@ -49,13 +49,14 @@ class LdapRealm:
 
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.ca_file)
         return ldap3.Server(self.url, use_ssl=self.url.startswith("ldaps://"), tls=tls,
-                            connect_timeout=self.timeout_s)
+                            connect_timeout=int(self.timeout_s))
 
     def _connection(self, dn: str | None, password: str | None) -> Any:
         import ldap3
 
+        # whole seconds: ldap3 packs the receive timeout into SO_RCVTIMEO as an integer
         conn = ldap3.Connection(self._server(), user=dn, password=password,
-                                receive_timeout=self.timeout_s, raise_exceptions=False)
+                                receive_timeout=int(self.timeout_s), raise_exceptions=False)
         conn.open()
         if self.starttls and not conn.start_tls():
             raise ConnectionError(f"LDAP realm {self.name}: StartTLS failed: {conn.result}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from viridian.access import AccessControl
 from viridian.access.quotas import Resources, check_quota, usage_of
@@ -18,7 +19,9 @@ from viridian.model import VMSettings
 from viridian.model.choices import DriveKind
 from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.capability import Capability, SettingsChange
-from viridian.service.core import ServiceCore
+
+if TYPE_CHECKING:
+    from viridian.service.core import ServiceCore
 
 __all__ = ["AccessHooks", "vm_resources"]
 
