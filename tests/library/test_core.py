@@ -16,7 +16,14 @@ from viridian.library.cloudinit import (
     seed_files,
 )
 from viridian.library.items import ItemKind, check_item_name, format_from_signature, kind_of
-from viridian.library.placement import HostFacts, VMNeeds, best, rate, rate_all
+from viridian.library.placement import (
+    HostFacts,
+    VMNeeds,
+    best,
+    host_cpu_busy,
+    rate,
+    rate_all,
+)
 from viridian.library.templates import (
     TemplateDisk,
     TemplateManifest,
@@ -141,3 +148,16 @@ def test_placement_rates_headroom_and_explains() -> None:
     assert rate(crowded, needs).stars == 3  # one star less
     assert "cpu: 95% busy over the last hour (5% headroom)" in rate(busy, needs).reasons
     assert best([rate(full, needs)]) is None
+
+
+def test_cpu_headroom_comes_from_the_counters_window() -> None:
+    # root 10% of 2 processors + two vCPUs at 60% and 20% of one processor each
+    assert host_cpu_busy(10.0, [60.0, 20.0], 2) == 50.0
+    assert host_cpu_busy(90.0, [100.0, 100.0], 2) == 100.0  # never past 100
+    assert host_cpu_busy(None, [], 2) is None  # no counters kept
+    needs = VMNeeds(512, 0, frozenset())
+    fresh = HostFacts("h", 16384, 14000, 50.0, 100 << 30, 50 << 30, frozenset(),
+                      frozenset(), cpu_window_s=600)
+    assert "cpu: 50% busy over the last 10 min (50% headroom)" in rate(fresh, needs).reasons
+    idle = HostFacts("i", 16384, 14000, 0.0, 100 << 30, 50 << 30, frozenset(), frozenset())
+    assert rate(idle, needs).score > rate(fresh, needs).score

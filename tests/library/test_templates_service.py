@@ -81,6 +81,25 @@ def test_template_from_vm_versions_and_in_use_refusal(api: httpx.Client,
     assert api.get("/templates/base").status_code == 404
 
 
+def test_provisioning_status_survives_a_restart(service: Service, tmp_path: Path) -> None:
+    """A VM provisioned but not started stays 'provisioning' across a service restart
+    (the status is kept in its folder, not only in memory)."""
+    with service.client() as api:
+        made = api.post("/templates", json={"name": "kept", "vm": "src"})
+        assert wait_job(api, made.json())["state"] == "completed"
+        answer = api.post("/provision", json={"template": "kept", "name": "pending",
+                                               "start": False})
+        assert answer.status_code == 202, answer.text
+        assert wait_job(api, answer.json())["state"] == "completed"
+        assert api.get("/vms/pending").json()["provisioning"] == "provisioning"
+    service.stop()
+    service.start()
+    with service.client() as api:
+        assert api.get("/vms/pending").json()["provisioning"] == "provisioning"
+        assert api.delete("/vms/pending", params={"delete_files": True}).status_code == 200
+        assert api.delete("/templates/kept").status_code == 200
+
+
 def test_template_refusals(api: httpx.Client) -> None:
     bad = api.post("/templates", json={"name": "no/slash", "vm": "src"})
     assert bad.status_code == 400 and "allowed: 1..128 characters" in bad.text
@@ -102,6 +121,21 @@ def test_cli_template_new_list_deploy_dry_run_remove(service: Service) -> None:
     assert "cli-base" in cli("list").stdout
     plan = cli("deploy", "cli-base", "web", "--count", "2", "--dry-run")
     assert plan.returncode == 0 and plan.stdout.startswith("localhost: *"), plan.stderr
+    assert "cpu: " in plan.stdout and "memory: 1024 MB needed" in plan.stdout, plan.stdout
+
+    def vm_new(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "viridian.cli.main", "vm", "new", *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    same = vm_new("web", "--template", "cli-base", "--count", "2", "--dry-run")
+    assert same.returncode == 0, same.stderr  # the same request as template deploy
+    assert same.stdout.startswith("localhost: *") and "memory: 1024 MB needed" in same.stdout
+    stray = vm_new("web", "--count", "2")
+    assert stray.returncode == 2 and "--count need --template T" in stray.stderr
+    clash = vm_new("web", "--template", "cli-base", "--dvd", "/x.iso")
+    assert clash.returncode == 2 and "--dvd cannot be used with --template" in clash.stderr
+    with service.client() as api:
+        assert api.get("/vms/web").status_code == 404  # nothing was made
     bad = cli("deploy", "cli-base", "web", "--ip", "10.0.0.5", "--dry-run")
     assert bad.returncode == 2 and "IPv4 address with prefix" in bad.stderr
     assert cli("remove", "cli-base").returncode == 0

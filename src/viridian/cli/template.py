@@ -10,6 +10,7 @@ import click
 
 from viridian.cli.client import job_outcome, open_client, wait_for_job
 from viridian.cli.output import emit_json, format_table
+from viridian.cli.provision import TemplateOrder, provision, template_options
 
 __all__ = ["template_group"]
 
@@ -73,32 +74,9 @@ def remove(ctx: click.Context, name: str, version: int | None) -> None:
 @template_group.command("deploy")
 @click.argument("template")
 @click.argument("name")
-@click.option("--count", type=click.IntRange(1, 100), default=1, help="How many VMs.")
-@click.option("--full-copy", is_flag=True, help="Copy the disks instead of overlays.")
-@click.option("--dry-run", is_flag=True, help="Only show the placement ratings.")
-@click.option("--switch", default=None, help="Virtual switch for the network adapters.")
-@click.option("--ip", default=None, help="Static address of the first VM (CIDR).")
-@click.option("--gateway", default=None)
-@click.option("--user", default=None, help="User to create in the guest.")
-@click.option("--ssh-key", "ssh_keys", multiple=True, help="Authorized key of --user.")
-@click.option("--run", "runcmd", multiple=True, help="Command the guest runs (repeatable).")
+@template_options(template=False)
 @click.pass_context
-def deploy(ctx: click.Context, template: str, name: str, count: int, full_copy: bool,
-           dry_run: bool, switch: str | None, ip: str | None, gateway: str | None,
-           user: str | None, ssh_keys: tuple[str, ...], runcmd: tuple[str, ...]) -> None:
-    """Provision COUNT VMs called NAME (NAME-1..N) from TEMPLATE, customised by a
-    cloud-init seed; prints the placement ratings."""
-    body: dict[str, Any] = {"template": template, "name": name, "count": count,
-                            "full_copy": full_copy, "dry_run": dry_run, "ssh_keys": ssh_keys,
-                            "runcmd": runcmd}
-    body.update({k: v for k, v in (("switch", switch), ("ip", ip), ("gateway", gateway),
-                                   ("user", user)) if v})
-    client = open_client(ctx)
-    answer = client.post("/provision", {**body, "ssh_keys": list(ssh_keys),
-                                        "runcmd": list(runcmd)})
-    plan = answer if dry_run else job_outcome(wait_for_job(client, answer, _quiet))["result"]
-    for rating in plan["ratings"]:
-        click.echo(f"{rating['host']}: {'*' * rating['stars'] or '0 stars'} — "
-                   + "; ".join(rating["reasons"]))
-    if not dry_run:
-        click.echo("provisioned: " + ", ".join(plan["vms"]))
+def deploy(ctx: click.Context, template: str, name: str, order: TemplateOrder) -> None:
+    """Provision VMs called NAME from TEMPLATE, as 'viridian vm new NAME --template
+    TEMPLATE' does (the same code path); prints the placement ratings."""
+    provision(ctx, name, order)

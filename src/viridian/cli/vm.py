@@ -24,6 +24,7 @@ from viridian.cli.output import (
     format_vm_table,
     vm_state_line,
 )
+from viridian.cli.provision import TemplateOrder, new_from_template, template_options
 from viridian.cli.sizes import SIZE_MB, size_help
 
 __all__ = ["BootOrder", "settings_patch", "vm_group"]
@@ -221,6 +222,7 @@ def vm_group() -> None:
 @click.option("--dvd", metavar="ISO", help="ISO image to put in the DVD drive (IDE 1:0).")
 @click.option("--vhd", metavar="PATH", help="Hard disk to attach at IDE 0:0.")
 @json_option
+@template_options(template=True)
 @click.pass_context
 def new(
     ctx: click.Context,
@@ -230,8 +232,14 @@ def new(
     dvd: str | None,
     vhd: str | None,
     as_json: bool,
+    order: TemplateOrder,
 ) -> None:
-    """Define a new VM called NAME (it starts Off)."""
+    """Define a new VM called NAME (it starts Off); with --template T, provision VMs
+    from template T instead (overlay disks, a cloud-init seed; started; --dry-run shows
+    the placement ratings)."""
+    if new_from_template(ctx, name, order, memory, {
+            "--processors": processors, "--dvd": dvd, "--vhd": vhd}):
+        return
     body = {
         "name": name,
         "memory_mb": memory,

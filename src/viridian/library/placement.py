@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HostFacts", "Rating", "VMNeeds", "best", "rate", "rate_all"]
+__all__ = ["HostFacts", "Rating", "VMNeeds", "best", "host_cpu_busy", "rate", "rate_all"]
 
 MEMORY_WEIGHT, CPU_WEIGHT, STORAGE_WEIGHT = 0.4, 0.4, 0.2
 MB = 1024 * 1024
@@ -37,6 +37,18 @@ class HostFacts:
     storage_free_bytes: int
     networks: frozenset[str]
     vms: frozenset[str]
+    cpu_window_s: float = 3600.0
+
+
+def host_cpu_busy(root_pct: float | None, vp_pcts: Sequence[float],
+                  logical_processors: int) -> float | None:
+    """The host's busy % from Hyper-V-style counters averaged over a window: the root's
+    own run time (``Root Virtual Processor(_Total)``, % of all logical processors) plus
+    each VM virtual processor's run time (% of one processor) shared over them; None
+    when no counters were kept."""
+    if root_pct is None:
+        return None
+    return min(100.0, root_pct + sum(vp_pcts) / max(1, logical_processors))
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ def rate(host: HostFacts, needs: VMNeeds) -> Rating:
     reasons = [
         f"memory: {memory} MB needed, {host.memory_free_mb} MB free "
         f"({mem_left:.0%} of {host.memory_total_mb} MB left after)",
-        _cpu_reason(host.cpu_busy_pct),
+        _cpu_reason(host.cpu_busy_pct, host.cpu_window_s),
         f"storage: {disk // MB} MB needed, {host.storage_free_bytes // MB} MB free",
     ]
     if needs.networks:
@@ -112,7 +124,8 @@ def _hard_limits(host: HostFacts, needs: VMNeeds, memory: int, disk: int) -> tup
     return tuple(found)
 
 
-def _cpu_reason(busy: float | None) -> str:
+def _cpu_reason(busy: float | None, window_s: float) -> str:
     if busy is None:
         return "cpu: no counters kept yet (counted as idle)"
-    return f"cpu: {busy:.0f}% busy over the last hour ({100 - busy:.0f}% headroom)"
+    window = "hour" if window_s >= 3600 else f"{max(1, round(window_s / 60))} min"
+    return f"cpu: {busy:.0f}% busy over the last {window} ({100 - busy:.0f}% headroom)"

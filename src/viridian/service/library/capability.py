@@ -59,8 +59,8 @@ class LibraryCapability(Capability):
         return {"provisioning": status} if status else {}
 
     def removed(self, vm: LiveVM, delete_files: bool) -> None:
-        self.provisioner.status.pop(vm.record.id, None)
         folder = self.provisioner.folder_of(vm.record.id)
+        self.provisioner.status.forget(vm.record.id)
         if delete_files and folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 

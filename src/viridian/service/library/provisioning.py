@@ -9,26 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from viridian.counters import paths as P
+from viridian.counters.formulas import RUN_TIME
 from viridian.errors import AdmissionRefused, Conflict, NotFound
 from viridian.host.resources import read_resources
 from viridian.library.cloudinit import READY_FILE, Customisation, numbered, seed_files
-from viridian.library.placement import HostFacts, VMNeeds, rate_all
+from viridian.library.placement import HostFacts, VMNeeds, host_cpu_busy, rate_all
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import Job
 from viridian.service.library import images
+from viridian.service.library.status import ID_FILE, ProvisionStatus
 from viridian.service.library.templates import StoredTemplate, Templates
 from viridian.service.switches.service import SwitchStore
+
+if TYPE_CHECKING:
+    from viridian.service.counters.sampler import CountersCapability
 
 log = logging.getLogger(__name__)
 
 FOLDER = "provisioned"
+CPU_WINDOW_S = 3600.0
 READY = "provisioned: ready"
 
 
@@ -42,6 +51,9 @@ class VMMaker(ServiceContext, Protocol):
     def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]: ...
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]: ...
+
+    @property
+    def counters(self) -> CountersCapability: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class Order:
 class Provisioner:
     def __init__(self, context: VMMaker, templates: Templates) -> None:
         self.context, self.templates = context, templates
-        self.status: dict[str, str] = {}  # vm id → what its guest reported
+        self.status = ProvisionStatus(context.data_dir / FOLDER)  # what guests reported
 
     def names(self, order: Order) -> list[str]:
         return [order.name] if order.count == 1 else [
@@ -80,10 +92,26 @@ class Provisioner:
         load, res = self.context.host_load(), read_resources()
         usage = shutil.disk_usage(self.context.data_dir)
         switches = {switch.name for switch in SwitchStore(self.context.catalog).load()}
+        busy, window = self._cpu_busy()
         return HostFacts("localhost", res.memory_mb,
                          min(res.memory_available_mb, res.memory_mb - load.assigned_memory_mb),
-                         None, usage.total, usage.free, frozenset(switches),
-                         frozenset(vm.record.name for vm in self.context.vms().values()))
+                         busy, usage.total, usage.free, frozenset(switches),
+                         frozenset(vm.record.name for vm in self.context.vms().values()),
+                         window)
+
+    def _cpu_busy(self) -> tuple[float | None, float]:
+        """The host's CPU busy % over the last hour of the counter history, and how many
+        seconds of it the history holds (less after a service start)."""
+        history, now = self.context.counters.sampler.history, time.time()
+        kept = history.since(now - CPU_WINDOW_S)
+        if not kept:
+            return None, CPU_WINDOW_S
+        root = history.average(P.path(P.ROOT_VP, RUN_TIME, P.TOTAL), CPU_WINDOW_S,
+                               now)
+        vps = history.averages(P.path(P.VP, RUN_TIME, "*"), CPU_WINDOW_S, now)
+        vps.pop(P.path(P.VP, RUN_TIME, P.TOTAL), None)
+        span = min(CPU_WINDOW_S, now - kept[0].time + kept[0].interval_s)
+        return host_cpu_busy(root, list(vps.values()), os.cpu_count() or 1), span
 
     def plan(self, order: Order) -> dict[str, Any]:
         template = self.templates.get(order.template, order.version)
@@ -149,8 +177,8 @@ class Provisioner:
         patch = _settings(template.manifest.settings, paths, str(seed), order.switch)
         vm = await self.context.create_vm(name, patch, memory_mb=order.memory_mb,
                                           processors=None, dvd=None, vhd=None)
-        (folder / "vm-id").write_text(vm["id"])
-        self.status[vm["id"]] = "provisioning"
+        (folder / ID_FILE).write_text(vm["id"])
+        self.status.set(vm["id"], "provisioning", folder)
         return name, folder
 
     async def watch(self, vm_id: str) -> None:
@@ -162,7 +190,7 @@ class Provisioner:
             try:
                 result = await live.worker.guest_agent.exec(["cat", READY_FILE], timeout=5)
                 if result.exit_code == 0 and result.stdout.strip() == b"ready":
-                    self.status[vm_id] = READY
+                    self.status.set(vm_id, READY)
                     live.view_changed()
                     return
             except Exception:  # the agent is not up yet: keep polling
@@ -170,10 +198,7 @@ class Provisioner:
             await asyncio.sleep(1.0)
 
     def folder_of(self, vm_id: str) -> Path | None:
-        for marker in (self.context.data_dir / FOLDER).glob("*/vm-id"):
-            if marker.read_text() == vm_id:
-                return marker.parent
-        return None
+        return self.status.folder(vm_id)
 
 
 def _exists(context: ServiceContext, name: str) -> bool:
