@@ -19,7 +19,7 @@ import pytest
 
 from tests.redfish.schemas import SCHEMAS
 from tests.redfish.tls_proxy import tls_proxy
-from tests.service.harness import Service, running_service
+from tests.service.harness import Service, act, running_service
 
 BIN = Path(sys.executable).parent
 PROFILE = Path(__file__).parents[2] / "src/viridian/redfish/profiles" / \
@@ -239,6 +239,26 @@ def test_bios_attributes_change_the_vms_settings(service: Service) -> None:
     with service.client() as api:
         settings = api.get("/vms/rf-tree").json()["settings"]["bios"]
     assert settings == {"num_lock": True, "startup_order": ["ide", "cd", "net", "floppy"]}
+
+    # pending settings (@Redfish.Settings): kept until the VM's next start, then applied
+    link = changed.json()["@Redfish.Settings"]["SettingsObject"]["@odata.id"]
+    pending = service.url + link
+    refused = httpx.patch(pending, auth=auth, json={"Attributes": {"Turbo": True}})
+    assert refused.status_code == 400 and "allowed: NumLock, BootOrder" in refused.text
+    later = httpx.patch(pending, auth=auth, json={"Attributes": {
+        "NumLock": False, "BootOrder": "Cd,Hdd,Pxe,Floppy"}})
+    assert later.status_code == 200, later.text
+    assert later.json()["Attributes"] == {"NumLock": False, "BootOrder": "Cd,Hdd,Pxe,Floppy"}
+    assert httpx.get(bios, auth=auth).json()["Attributes"]["NumLock"] is True  # not yet
+    with service.client() as api:
+        act(api, "rf-tree", "start")
+        act(api, "rf-tree", "stop")
+        settings = api.get("/vms/rf-tree").json()["settings"]["bios"]
+    assert settings == {"num_lock": False, "startup_order": ["cd", "ide", "net", "floppy"]}
+    applied = httpx.get(bios, auth=auth).json()
+    assert applied["Attributes"] == {"NumLock": False, "BootOrder": "Cd,Hdd,Pxe,Floppy"}
+    assert applied["@Redfish.Settings"]["Messages"][0]["MessageId"] == "Base.1.22.Success"
+    assert httpx.get(pending, auth=auth).json()["Attributes"] == applied["Attributes"]
 
 
 def test_post_to_systems_creates_a_vm_from_standard_properties(service: Service) -> None:

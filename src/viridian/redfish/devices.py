@@ -183,12 +183,31 @@ def image_path(image: str) -> str | None:
 
 # --- BIOS -----------------------------------------------------------------------------
 
-def bios(vm: SystemView) -> Resource:
-    """BIOS attributes: Num Lock and the startup order (Cd, Hdd, Pxe, Floppy)."""
-    bios_settings = vm.settings.bios
-    return resource("Bios", f"{vm.uri}/Bios", "Bios", "BIOS",
-                    Attributes={"NumLock": bios_settings.num_lock,
-                                "BootOrder": ",".join(boot_order_names(vm.settings))})
+def bios_attributes(vm: SystemView) -> dict[str, Any]:
+    """The BIOS attributes the VM has now."""
+    return {"NumLock": vm.settings.bios.num_lock,
+            "BootOrder": ",".join(boot_order_names(vm.settings))}
+
+
+def bios(vm: SystemView, applied: dict[str, Any] | None = None) -> Resource:
+    """BIOS attributes: Num Lock and the startup order (Cd, Hdd, Pxe, Floppy), and the
+    ``@Redfish.Settings`` link to its pending settings (applied at the next start;
+    ``applied``: when and what the last pending settings were applied, if ever)."""
+    settings: Resource = {"@odata.type": "#Settings.v1_4_0.Settings",
+                          "SettingsObject": link(f"{vm.uri}/Bios/Settings"),
+                          "SupportedApplyTimes": ["OnReset"]}
+    if applied:
+        settings.update(applied)
+    return resource("Bios", f"{vm.uri}/Bios", "Bios", "BIOS", Attributes=bios_attributes(vm),
+                    **{"@Redfish.Settings": settings})
+
+
+def bios_settings(vm: SystemView, pending: dict[str, Any]) -> Resource:
+    """The BIOS settings resource: the attributes the VM will have after its next start
+    (its current ones with the pending changes over them)."""
+    return resource("Bios", f"{vm.uri}/Bios/Settings", "Settings",
+                    "BIOS settings applied at the next start",
+                    Attributes={**bios_attributes(vm), **pending})
 
 
 def bios_patch(attributes: dict[str, Any]) -> dict[str, Any]:

@@ -16,13 +16,16 @@ from viridian.model import VMSettings
 from viridian.model.states import VMState
 from viridian.redfish import boot
 from viridian.redfish.boot import BootOverride
-from viridian.redfish.messages import RedfishError, not_found
+from viridian.redfish.devices import bios_patch
+from viridian.redfish.messages import RedfishError, message, not_found
 from viridian.redfish.systems import SystemView
 from viridian.service.capability import Capability
 from viridian.service.context import ServiceContext
 from viridian.service.devices.edits import set_dvd_media, set_floppy_media
+from viridian.service.jobs import now_iso
 from viridian.service.redfish.accounts import Accounts
 from viridian.service.redfish.auth import RedfishAuth
+from viridian.service.redfish.bios_settings import PendingBios
 from viridian.service.redfish.events import EventHub
 from viridian.service.redfish.subscriptions import SubscriptionStore
 from viridian.service.vms.live import LiveVM
@@ -50,6 +53,7 @@ class RedfishCapability(Capability):
         self._auth: RedfishAuth | None = None
         self._accounts: Accounts | None = None
         self.events = EventHub(self._states, SubscriptionStore(core.catalog))
+        self.pending_bios = PendingBios(core.catalog)
         self._boot: dict[str, BootOverride] = {}
         self._launching: set[str] = set()
         known = core.catalog.get_meta(META_UUID)
@@ -66,6 +70,19 @@ class RedfishCapability(Capability):
     async def prepare_start(self, vm: LiveVM) -> None:
         if vm.state is VMState.OFF and vm.record.id in self._boot:
             self._launching.add(vm.record.id)
+        if vm.state is VMState.OFF:
+            await self._apply_pending_bios(vm)
+
+    async def _apply_pending_bios(self, vm: LiveVM) -> None:
+        """Apply the VM's pending BIOS settings (the start job holds its queue)."""
+        pending = self.pending_bios.get(vm.record.id)
+        if not pending:
+            return
+        await self.core.apply_settings(vm, {"bios": bios_patch(pending)})
+        self.pending_bios.clear(vm.record.id)
+        self.pending_bios.applied[vm.record.id] = {
+            "Time": now_iso(),
+            "Messages": [message("Success")]}
 
     def adopted(self, vm: LiveVM) -> None:
         vm_id = vm.record.id
@@ -79,6 +96,8 @@ class RedfishCapability(Capability):
 
     def removed(self, vm: LiveVM, delete_files: bool) -> None:
         self._boot.pop(vm.record.id, None)
+        self.pending_bios.clear(vm.record.id)
+        self.pending_bios.applied.pop(vm.record.id, None)
 
     def start(self) -> None:
         self.events.start()

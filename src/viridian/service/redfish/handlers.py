@@ -271,21 +271,43 @@ async def eject_media(call: Call) -> Response:
 
 
 async def bios(call: Call) -> Response:
-    return _ok(call, dev.bios(call.redfish.view(call.params["sid"])), RW)
+    view = call.redfish.view(call.params["sid"])
+    return _ok(call, dev.bios(view, call.redfish.pending_bios.applied.get(view.id)), RW)
+
+
+async def bios_settings(call: Call) -> Response:
+    view = call.redfish.view(call.params["sid"])
+    return _ok(call, dev.bios_settings(view, call.redfish.pending_bios.get(view.id)), RW)
+
+
+async def patch_bios_settings(call: Call) -> Response:
+    """PATCH ``Attributes`` to apply at the VM's next start (any state; checked now)."""
+    view = call.redfish.view(call.params["sid"])
+    _check_etag(call, dev.bios_settings(view, call.redfish.pending_bios.get(view.id)))
+    attributes = _bios_attributes(call)
+    dev.bios_patch(attributes)  # refuses unknown attributes and values: nothing kept
+    call.redfish.pending_bios.add(view.id, attributes)
+    return _ok(call, dev.bios_settings(view, call.redfish.pending_bios.get(view.id)), RW)
+
+
+def _bios_attributes(call: Call) -> dict[str, Any]:
+    attributes = call.body.get("Attributes")
+    if set(call.body) - {"Attributes", "@odata.etag"} or not isinstance(attributes, dict) \
+            or not attributes:
+        raise RedfishError(400, "PropertyMissing", "Attributes",
+                           detail="give Attributes with NumLock and/or BootOrder; nothing "
+                                  "was changed")
+    return attributes
 
 
 async def patch_bios(call: Call) -> Response:
     """PATCH ``Attributes`` ``NumLock`` (bool) and ``BootOrder`` ("Cd,Hdd,Pxe,Floppy" in
     any order) through the one settings path (the VM must be Off, as in Hyper-V)."""
     view = call.redfish.view(call.params["sid"])
-    _check_etag(call, dev.bios(view))
-    attributes = call.body.get("Attributes")
-    if set(call.body) - {"Attributes"} or not isinstance(attributes, dict) or not attributes:
-        raise RedfishError(400, "PropertyMissing", "Attributes",
-                           detail="give Attributes with NumLock and/or BootOrder; nothing "
-                                  "was changed")
+    _check_etag(call, dev.bios(view, call.redfish.pending_bios.applied.get(view.id)))
+    attributes = _bios_attributes(call)
     await call.redfish.core.update_vm(view.id, {"bios": dev.bios_patch(attributes)})
-    return _ok(call, dev.bios(call.redfish.view(view.id)), RW)
+    return await bios(call)
 
 
 # --- managers and chassis -------------------------------------------------------------
@@ -564,6 +586,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", f"{S}/VirtualMedia/{{vmid}}/Actions/VirtualMedia.InsertMedia", insert_media),
     ("POST", f"{S}/VirtualMedia/{{vmid}}/Actions/VirtualMedia.EjectMedia", eject_media),
     ("GET", f"{S}/Bios", bios), ("PATCH", f"{S}/Bios", patch_bios),
+    ("GET", f"{S}/Bios/Settings", bios_settings),
+    ("PATCH", f"{S}/Bios/Settings", patch_bios_settings),
     ("GET", f"{R}/Managers", managers), ("GET", f"{R}/Managers/{{mgr}}", manager),
     ("GET", f"{R}/Chassis", chassis_collection), ("GET", f"{R}/Chassis/{{ch}}", chassis),
     ("GET", f"{R}/SessionService", session_service),
