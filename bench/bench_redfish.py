@@ -1,6 +1,8 @@
 """Redfish beside viridian's own API (issue 19), in one run on one service:
 
-- GET of a VM: ``GET /redfish/v1/Systems/{id}`` against ``GET /api/v1/vms/{name}``;
+- GET of a VM: ``GET /redfish/v1/Systems/{id}`` against ``GET /api/v1/vms/{name}`` (with
+  the admin's Redfish session, and as a viridian user with HTTP Basic: an access login
+  reused for 30 s, authorized per request);
 - a power cycle through each: Redfish ``Reset`` (On, then ForceOff; 202 + task monitor
   polled to the end) against ``POST /vms/{name}/start|stop`` + ``GET /jobs/{id}?wait``;
 - the cost of DMTF's service validator over the whole tree (wall time).
@@ -69,8 +71,16 @@ def main() -> None:
                               json={"UserName": "admin", "Password": svc.token})
             rf.auth = None
             rf.headers["X-Auth-Token"] = session.headers["X-Auth-Token"]
+            made = rf.post("/redfish/v1/AccountService/Accounts", json={
+                "UserName": "bench-op", "Password": "bench-op-Secret1", "RoleId": "Operator"})
+            made.raise_for_status()
+            user = httpx.Client(base_url=svc.url, auth=("bench-op", "bench-op-Secret1"),
+                                timeout=120)
             rows = [
                 ("GET a VM", _median_ms(lambda: rf.get(system).raise_for_status(), gets),
+                 _median_ms(lambda: api.get("/vms/bench-rf").raise_for_status(), gets)),
+                ("GET a VM, user via Basic", _median_ms(
+                    lambda: user.get(system).raise_for_status(), gets),
                  _median_ms(lambda: api.get("/vms/bench-rf").raise_for_status(), gets)),
                 ("power cycle (on + off)", _median_ms(lambda: _redfish_cycle(rf, system), cycles),
                  _median_ms(lambda: _api_cycle(api, "bench-rf"), cycles)),
