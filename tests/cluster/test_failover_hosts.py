@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -27,7 +28,9 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import Result
 
+from tests.cli.cli_harness import invoke
 from tests.cluster.etcd_members import EtcdCluster
 from tests.qemu_processes import _qemu_processes, end_qemu_under, kill, qemu_under
 from tests.service.harness import Console, Service, act, wait_job
@@ -138,6 +141,10 @@ def cluster(etcd: EtcdCluster) -> Iterator[tuple[list[Host], Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _cli(host: Host, *args: str) -> Result:
+    return invoke(["--url", host.service.url, "--token", host.service.token, *args])
+
+
 def _show(host: Host) -> dict[str, Any]:
     with host.api() as api:
         answer = api.get("/cluster")
@@ -173,10 +180,11 @@ def _ha_vm(host: Host, shared: Path, iso: Path) -> dict[str, Any]:
         shutil.move(vm["folder"], folder)
         answer = api.post("/vms/import", json={"folder": str(folder)})
         assert answer.status_code == 201, answer.text
-        ha = {"ha": True, "priority": "high"}
-        changed = api.patch("/vms/ha1", json={"high_availability": ha})
-        assert changed.status_code == 200, changed.text
-        return dict(changed.json())
+    made = _cli(host, "vm", "set", "ha1", "--ha", "on", "--priority", "high")
+    assert made.exit_code == 0, made.output
+    assert "high_availability.ha=True" in made.output
+    with host.api() as api:
+        return dict(api.get("/vms/ha1").json())
 
 
 def test_membership_shows_three_hosts_up_and_etcd_healthy(
@@ -257,6 +265,30 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(
         assert not owner.copies(vm_id)
         assert [v["owner"] for v in _show(owner)["vms"]] == [new.name]
     checker.check()
+
+
+def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again(
+        cluster: tuple[list[Host], Path]) -> None:
+    hosts, _ = cluster
+    vm_id = next(v["id"] for v in _show(hosts[0])["vms"] if v["name"] == "ha1")
+    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    other = next(h for h in hosts if h is not owner)
+    with OneCopyChecker(hosts, vm_id) as checker:
+        drained = _cli(other, "host", "drain", owner.name, "--json")
+        assert drained.exit_code == 0, drained.output
+        assert '"state": "Paused"' in drained.output
+        new = _wait("ha1 moved off the drained host", lambda: (h := _vm_on(hosts, vm_id))
+                    and h is not owner and h, timeout=120)
+        Console(new.data, vm_id).wait_for(b"VIRIDIAN-GUEST READY")
+        shown = _cli(new, "cluster", "show")
+        assert shown.exit_code == 0, shown.output
+        assert re.search(rf"^{owner.name}\s+Paused", shown.output, re.M), shown.output
+        assert re.search(rf"^ha1\s+{new.name}\s+running", shown.output, re.M), shown.output
+        resumed = _cli(new, "host", "resume", owner.name)
+        assert resumed.exit_code == 0 and f"{owner.name}: Up" in resumed.output
+        _wait("the resumed host Up", lambda: _states(_show(new))[owner.name] == "Up")
+        assert not owner.copies(vm_id)
+    checker.check()
     with new.api() as api:  # stopped by the admin: released, wanted off, nowhere restarted
         act(api, "ha1", "stop")
     _wait("ha1 released and wanted off", lambda: [(v["owner"], v["desired_running"])
@@ -264,3 +296,5 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(
           == [(None, False)])
     time.sleep(3.0)
     assert not any(h.copies(vm_id) for h in hosts)
+    missing = _cli(new, "host", "drain", "nosuch")
+    assert missing.exit_code == 3 and "no host 'nosuch'" in missing.output

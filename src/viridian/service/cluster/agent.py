@@ -39,7 +39,7 @@ from viridian.cluster.ownership import (
 from viridian.cluster.placement import place
 from viridian.errors import ViridianError
 from viridian.host.admission import MIN_FREE_MB
-from viridian.model.states import VMState
+from viridian.model.states import Request, VMState
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.fence_guard import (
     GuardFeed,
@@ -264,7 +264,7 @@ class HostAgent:
             live = self.context.vms()[vm.id]
             if live.state not in (VMState.OFF, VMState.SAVED) or self.context.jobs.busy(vm.id):
                 return
-            job = self.context.request(vm.id, "start", timeout_s=None)
+            job = self.context.request(vm.id, Request.START.value, timeout_s=None)
             done = await self.context.jobs.wait(job["id"], 300)
             if done.get("state") == "completed" or live.worker is not None:
                 return
@@ -298,8 +298,9 @@ class HostAgent:
 
     async def _turn_off(self, vm_id: str) -> None:
         try:
-            self.context.request(vm_id, "turn_off", timeout_s=None)
+            self.context.request(vm_id, Request.STOP.value, timeout_s=None)
         except ViridianError as err:
+            self._draining.discard(vm_id)  # tried again next tick
             log.warning("cluster drain: %s", err)
 
     # --- what hooks ask (called on the agent thread through submit, or via to_thread) ---
