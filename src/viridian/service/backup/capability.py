@@ -1,0 +1,156 @@
+"""The backup capability: backup points of VMs in folder targets — take (a job on the
+VM's queue), list, show, verify, restore, remove — and the recovery of whatever a killed
+service left half done (docs/architecture.md, "Backup")."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from viridian.backup import layout
+from viridian.backup.chains import chain, check_removable
+from viridian.errors import InvalidSetting, NotFound
+from viridian.qemu import backup_jobs
+from viridian.service.backup.restore import (
+    RESTORE_FOLDER,
+    read_point_record,
+    restore_as_new,
+    restore_in_place,
+)
+from viridian.service.backup.routes import install_backup_routes
+from viridian.service.backup.store import BackupStore
+from viridian.service.backup.take import Taker, TakeRequest
+from viridian.service.backup.verify import verify_chain
+from viridian.service.capability import Capability
+from viridian.service.checkpoints.store import CheckpointStore
+from viridian.service.jobs import Job
+from viridian.service.vms.importing import Registrar
+from viridian.service.vms.live import LiveVM
+
+log = logging.getLogger(__name__)
+
+STAGING_FOLDER = "backups/staging"
+
+
+class BackupCapability(Capability):
+    """Backup points (see the module docstring); ``integration`` freezes file systems."""
+
+    name = "backup"
+
+    def __init__(self, core: Registrar, integration: Any) -> None:
+        self.core = core
+        self.store = BackupStore(core.catalog)
+        self.checkpoints = CheckpointStore(core.catalog)
+        self.taker = Taker(self.store, core.data_dir / STAGING_FOLDER, integration)
+
+    def install_routes(self, app: FastAPI) -> None:
+        install_backup_routes(app, self)
+
+    # --- recovery ---------------------------------------------------------------------
+
+    async def recover(self, vm: LiveVM) -> None:
+        """A running VM's QEMU (or daemon) may still hold jobs, staging nodes and bitmaps
+        of a point the service did not finish: end them."""
+        if vm.worker is None:
+            return
+        for record in self.store.partial():
+            if record.vm_id == vm.record.id:
+                with contextlib.suppress(Exception):
+                    await backup_jobs.abandon(await vm.worker.block_monitor(), record.id)
+
+    def start(self) -> None:
+        """Finish or remove every partial point (module :mod:`.take`), clear staging."""
+        for record in self.store.partial():
+            final = Path(record.folder)
+            found = read_point_record(final)
+            if found is not None and found.good and found.id == record.id:
+                log.warning("backup %s was complete on disk: recording it", record.id)
+                self.store.put(found)
+                continue
+            log.warning("removing the unfinished backup %s of VM %s", record.id,
+                        record.vm_name)
+            shutil.rmtree(layout.partial_folder(final), ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            self.store.forget(record.id)
+        for folder in (STAGING_FOLDER, RESTORE_FOLDER):
+            shutil.rmtree(self.core.data_dir / folder, ignore_errors=True)
+
+    # --- requests ---------------------------------------------------------------------
+
+    def new(self, ref: str, target: str, incremental: bool,
+            rate_bps: int | None) -> dict[str, Any]:
+        """Queue a backup point of VM ``ref`` into folder ``target``.
+
+        :raises InvalidSetting: ``target`` is not an absolute path.
+        :raises NotFound: the VM or the target folder does not exist."""
+        live = self.core.find_vm(ref)
+        request = TakeRequest(_target(target), incremental, rate_bps)
+
+        async def run(job: Job) -> dict[str, Any]:
+            tree = self.checkpoints.tree(live.record.id)
+            return await self.taker.take(live, tree, request, job)
+        return self.core.jobs.submit("backup", live.record.id, live.record.name,
+                                     run).to_dict()
+
+    def list(self, vm: str | None) -> list[dict[str, Any]]:
+        records = self.store.good()
+        if vm is not None:
+            records = [r for r in records if vm in (r.vm_id, r.vm_name)]
+        return [r.to_dict() for r in records]
+
+    def show(self, backup_id: str) -> dict[str, Any]:
+        record = self.store.get(backup_id)
+        return {**record.to_dict(),
+                "chain": [r.id for r in chain(self.store.good(), record.id)]}
+
+    def verify(self, backup_id: str) -> dict[str, Any]:
+        points = chain(self.store.good(), self.store.get(backup_id).id)
+
+        async def run(job: Job) -> dict[str, Any]:
+            return await verify_chain(points, job)
+        return self.core.jobs.submit("backup-verify", None, None, run).to_dict()
+
+    def restore(self, backup_id: str, name: str | None) -> dict[str, Any]:
+        """Queue a restore (see :mod:`.restore` for the three ways)."""
+        record = self.store.get(backup_id)
+        for point in chain(self.store.good(), record.id):
+            if not Path(point.folder).is_dir():
+                raise NotFound(f"backup {point.id} (in the chain of {record.id}) is "
+                               f"missing from {point.folder}; nothing was changed",
+                               path=point.folder)
+        if name is None and self.core.catalog.get_vm(record.vm_id) is not None:
+            live = self.core.find_vm(record.vm_id)
+
+            async def in_place(job: Job) -> dict[str, Any]:
+                return await restore_in_place(
+                    live, self.checkpoints.tree(live.record.id), record, job)
+            return self.core.jobs.submit("restore", live.record.id, live.record.name,
+                                         in_place).to_dict()
+
+        async def as_new(job: Job) -> dict[str, Any]:
+            return await restore_as_new(self.core, record, name, name is not None, job)
+        return self.core.jobs.submit("restore", None, name or record.vm_name,
+                                     as_new).to_dict()
+
+    def remove(self, backup_id: str) -> dict[str, Any]:
+        """Remove a point that no later point builds on: its row, then its folder."""
+        record = self.store.get(backup_id)
+        check_removable(self.store.all(), record.id)
+        self.store.forget(record.id)
+        shutil.rmtree(record.folder, ignore_errors=True)
+        return {"removed": record.id, "folder": record.folder}
+
+
+def _target(target: str) -> Path:
+    if not Path(target).is_absolute():
+        raise InvalidSetting("target", target, "an absolute path of an existing folder")
+    if not Path(target).is_dir():
+        raise NotFound(f"backup target {target} is not an existing folder; nothing was "
+                       "changed", path=target)
+    return Path(target)
+

@@ -1,0 +1,250 @@
+"""``backup new VM --to FOLDER [--incremental]``: one backup point of a VM
+(docs/architecture.md, "Backup").
+
+A Running or Paused VM is backed up live: the guest's file systems are frozen through
+the guest agent (backup integration service) for the instant of the point in time —
+the point is *application*-consistent then, *crash*-consistent when the agent or the
+service is not there — and :mod:`viridian.qemu.backup_jobs` starts the jobs into local
+staging images; then the images are copied to the target, checksummed and published.
+A VM that is Off or Saved is backed up from its files (always full).
+
+Crash safety: the catalog row is written *partial* before any file exists; the point is
+written under ``.partial-<id>`` and renamed to its final folder only when complete and
+synced; then the row turns *good*. At start (:mod:`.recovery`) a partial row is rolled
+forward when its final folder holds a good record, removed with its files otherwise.
+Fault points ``backup.begun``, ``backup.started``, ``backup.copied``, ``backup.published``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from viridian.backup import layout
+from viridian.backup.chains import latest_good
+from viridian.backup.records import BackupDisk, BackupRecord, Consistency
+from viridian.checkpoints import Tree
+from viridian.interchange.native import tree_to_dict
+from viridian.model.slots import hard_disks
+from viridian.model.states import VMState
+from viridian.qemu import backup_images, backup_jobs
+from viridian.qemu.backup_jobs import PointDisk
+from viridian.qemu.monitor import Monitor
+from viridian.service.backup.files import (
+    build_manifest,
+    copy_to_target,
+    finish_folder,
+    write_json,
+)
+from viridian.service.backup.store import BackupStore
+from viridian.service.checkpoints.operations import fault
+from viridian.service.jobs import Job, now_iso
+from viridian.service.vms.definition_file import Definition
+from viridian.service.vms.live import LiveVM
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = (VMState.RUNNING, VMState.PAUSED)
+
+
+@dataclass(frozen=True)
+class SourceDisk:
+    """A hard disk as the VM reads it now: its slot, the top image (a checkpoint overlay
+    or the disk itself) and that image's format."""
+
+    slot: str
+    path: str
+    format: str
+
+
+@dataclass(frozen=True)
+class TakeRequest:
+    target: Path
+    incremental: bool
+    rate_bps: int | None
+
+
+def source_disks(live: LiveVM, tree: Tree) -> list[SourceDisk]:
+    """The VM's hard disks with a file, each at the top of its chain."""
+    found: list[SourceDisk] = []
+    for slot in hard_disks(live.record.settings):
+        if not slot.path:
+            continue
+        now = tree.now_disks.get(slot.id)
+        if now is not None and now.base == slot.path:
+            found.append(SourceDisk(slot.id, now.image.path, now.image.format))
+        else:
+            found.append(SourceDisk(slot.id, slot.path, str(slot.format or "raw")))
+    return found
+
+
+class Taker:
+    """Takes points; ``freeze``/``thaw`` are the backup integration service's."""
+
+    def __init__(self, store: BackupStore, staging_root: Path, integration: Any) -> None:
+        self.store = store
+        self.staging_root = staging_root
+        self.integration = integration
+
+    async def take(self, live: LiveVM, tree: Tree, request: TakeRequest,
+                   job: Job) -> dict[str, Any]:
+        point_id = str(uuid.uuid4())
+        disks = source_disks(live, tree)
+        final = layout.point_folder(request.target, live.record.name, point_id)
+        partial = layout.partial_folder(final)
+        running = live.state in LIVE_STATES and live.worker is not None
+        monitor = await live.require_worker().block_monitor() if running else None
+        parent = latest_good(self.store.all(), live.record.id) if request.incremental \
+            else None
+        kind, reason, sizes = await self._plan(monitor, disks, parent, request.incremental)
+        record = BackupRecord(
+            point_id, live.record.id, live.record.name, now_iso(), kind,
+            parent.id if parent and kind == "incremental" else None, "crash",
+            live.state.value, reason, str(final),
+            tuple(BackupDisk(d.slot, layout.disk_file(d.slot), d.format, sizes[d.slot])
+                  for d in disks))
+        self.store.put(record)
+        fault("backup.begun")
+        try:
+            partial.mkdir(parents=True, mode=0o700)
+            (partial / layout.DISKS).mkdir()
+            write_json(partial / layout.DEFINITION, Definition.of(live.record).to_dict())
+            write_json(partial / layout.CHECKPOINTS, tree_to_dict(tree))
+            if monitor is not None:
+                record, written = await self._live(live, monitor, record, disks, partial,
+                                                   request, job)
+            else:
+                written = await self._offline(disks, partial, job)
+            fault("backup.copied")
+            job.report(90, "checksumming")
+            names = [layout.DEFINITION, layout.CHECKPOINTS,
+                     *(d.file for d in record.disks)]
+            write_json(partial / layout.MANIFEST,
+                       build_manifest(partial, names).to_dict())
+            record = record.completed(now_iso(), written)
+            write_json(partial / layout.RECORD, record.to_dict())
+            finish_folder(partial, final)
+            fault("backup.published")
+            self.store.put(record)
+        except BaseException:
+            await self._undo(monitor, record, partial)
+            raise
+        if monitor is not None:
+            with contextlib.suppress(Exception):  # the parent's bitmap is no longer needed
+                await backup_jobs.drop_bitmaps(monitor, keep=backup_jobs.bitmap_name(point_id))
+        return record.to_dict()
+
+    async def _plan(self, monitor: Monitor | None, disks: list[SourceDisk],
+                    parent: BackupRecord | None,
+                    incremental: bool) -> tuple[Any, str, dict[str, int]]:
+        """Full or incremental, why, and each disk's size."""
+        if monitor is None:
+            sizes = {d.slot: await backup_images.virtual_size(d.path, d.format) for d in disks}
+            why = "the VM is not running: its disks were read from their files" \
+                if incremental else ""
+            return "full", ("full: " + why) if why else "", sizes
+        nodes = {d.slot: await backup_jobs.image_node(monitor, d.path) for d in disks}
+        sizes = {slot: node.virtual_size for slot, node in nodes.items()}
+        if not incremental:
+            return "full", "", sizes
+        if parent is None:
+            return "full", "full: no earlier backup of this VM to build on", sizes
+        lost = [slot for slot, node in nodes.items()
+                if backup_jobs.bitmap_name(parent.id) not in node.bitmaps]
+        if lost or {d.slot for d in parent.disks} != set(nodes):
+            return "full", (f"full: the change tracking since backup {parent.id} is lost on "
+                            f"{', '.join(lost) or 'changed disks'} (the storage daemon or "
+                            "QEMU restarted, the VM was turned off, or a checkpoint changed "
+                            "the disk), so every block was read"), sizes
+        return "incremental", "", sizes
+
+    async def _live(self, live: LiveVM, monitor: Monitor, record: BackupRecord,
+                    disks: list[SourceDisk], partial: Path, request: TakeRequest,
+                    job: Job) -> tuple[BackupRecord, int]:
+        staging = self.staging_root / record.id
+        staging.mkdir(parents=True, mode=0o700)
+        try:
+            points = []
+            for index, (disk, saved) in enumerate(zip(disks, record.disks, strict=True)):
+                image = staging / Path(saved.file).name
+                await backup_images.create_staging(image, saved.size)
+                points.append(PointDisk(
+                    await _node(monitor, disk.path), str(image), index,
+                    record.parent if record.kind == "incremental" else None))
+            consistency = await self._point_in_time(live, monitor, record.id, points)
+            record = _with_consistency(record, consistency)
+            self.store.put(record)
+            fault("backup.started")
+            job.report(10, "copying to local staging")
+            await backup_jobs.wait_point(monitor, record.id, points,
+                                         lambda f: job.report(10 + 40 * f))
+            written = 0
+            for index, saved in enumerate(record.disks):
+                job.report(50 + 40 * index / len(record.disks), f"writing {saved.file}")
+                target = partial / saved.file
+                written += await copy_to_target(staging / Path(saved.file).name, target,
+                                                request.rate_bps)
+                if record.parent:
+                    await backup_images.set_backing(
+                        target, layout.parent_backing(record.parent, saved.file))
+            return record, written
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    async def _point_in_time(self, live: LiveVM, monitor: Monitor, point_id: str,
+                             points: list[PointDisk]) -> Consistency:
+        frozen = await self._freeze(live)
+        try:
+            await backup_jobs.start_point(monitor, point_id, points)
+        finally:
+            if frozen:
+                await self._thaw(live)
+        return "application" if frozen else "crash"
+
+    async def _freeze(self, live: LiveVM) -> bool:
+        if not live.record.settings.integration_services.backup or \
+                live.state is not VMState.RUNNING:
+            return False
+        try:
+            await self.integration.freeze(live)
+        except Exception as err:  # no agent answering: crash-consistent
+            log.info("VM %s: file systems not frozen for the backup: %s",
+                     live.record.name, err)
+            return False
+        return True
+
+    async def _thaw(self, live: LiveVM) -> None:
+        try:
+            await self.integration.thaw(live)
+        except Exception as err:
+            log.warning("VM %s: thawing after the backup's point in time: %s",
+                        live.record.name, err)
+
+    async def _offline(self, disks: list[SourceDisk], partial: Path, job: Job) -> int:
+        for index, disk in enumerate(disks):
+            job.report(10 + 80 * index / max(1, len(disks)), f"reading {disk.path}")
+            await backup_images.copy_off_disk(
+                disk.path, disk.format, partial / layout.disk_file(disk.slot))
+        return sum((partial / layout.disk_file(d.slot)).stat().st_size for d in disks)
+
+    async def _undo(self, monitor: Monitor | None, record: BackupRecord,
+                    partial: Path) -> None:
+        if monitor is not None:
+            with contextlib.suppress(Exception):
+                await backup_jobs.abandon(monitor, record.id)
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(self.staging_root / record.id, ignore_errors=True)
+        self.store.forget(record.id)
+
+
+async def _node(monitor: Monitor, path: str) -> str:
+    return (await backup_jobs.image_node(monitor, path)).node
+
+
+def _with_consistency(record: BackupRecord, consistency: Consistency) -> BackupRecord:
+    return replace(record, consistency=consistency)
