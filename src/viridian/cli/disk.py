@@ -15,32 +15,28 @@ Sizes follow the CLI's one rule (:mod:`viridian.cli.sizes`: a bare number is MB)
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from viridian.cli.disk_plain import (
+    FLOPPY_SUFFIX,
+    SECTOR,
+    VHD_SUFFIX,
+    VHDX_DEFAULT_BLOCK,
+    is_vhdx,
+    progress_bar,
+    require_dst_suffix,
+    require_suffix,
+)
 from viridian.cli.disk_service import absolute, run_on_service, service_for
 from viridian.cli.sizes import SIZE, format_size, size_help
-from viridian.disks.errors import CorruptDisk, DiskError, InvalidDiskArgument
+from viridian.disks.errors import CorruptDisk, DiskError
 
 if TYPE_CHECKING:  # each command imports the library part it runs (start-up cost)
     from viridian.disks.check import CheckReport
     from viridian.disks.inspect import DiskInfo
-
-ProgressFn = Callable[[int, int], None]
-
-
-SECTOR = 512
-VHD_SUFFIX = ".vhd"
-VHDX_SUFFIXES = (".vhdx", ".avhdx")
-VHDX_DEFAULT_BLOCK = 32 * 1024 * 1024
-FLOPPY_SUFFIX = ".vfd"
-NOT_RAW = (".vhd", ".vhdx", ".avhd", ".avhdx", ".qcow2", ".vmdk", ".vdi")
-
 
 class DiskFailure(click.ClickException):
     """A library error shown as one line, exiting with the error's table exit code."""
@@ -67,37 +63,6 @@ class DiskGroup(click.Group):
             raise DiskFailure(DiskError(f"host I/O error: {err}")) from err
 
 
-def is_vhdx(path: Path) -> bool:
-    """True when ``path`` is named like a VHDX (*.vhdx, or *.avhdx for a differencing one)."""
-    return path.suffix.lower() in VHDX_SUFFIXES
-
-
-def require_suffix(path: Path, suffix: str, what: str) -> None:
-    """Refuse a ``path`` whose extension would misname the ``what`` written there.
-
-    A VHD may also be named *.vhdx/*.avhdx: the library then writes a VHDX.
-    """
-    ok = path.suffix.lower() == suffix or (suffix == VHD_SUFFIX and is_vhdx(path))
-    if not ok:
-        raise InvalidDiskArgument(
-            f"{path}: {what} must be named *{suffix}; disk new writes VHD disks (*.vhd), "
-            "VHDX disks (*.vhdx, *.avhdx) and, with --floppy, raw virtual floppies (*.vfd); "
-            "nothing was created"
-        )
-
-
-def require_dst_suffix(dst: Path, target: str) -> None:
-    """A VHD target needs *.vhd (or *.vhdx for VHDX); a raw target must not wear a
-    VHD/VHDX/qcow2… name."""
-    if target != "raw":
-        require_suffix(dst, VHD_SUFFIX, f"a {target} VHD")
-    elif dst.suffix.lower() in NOT_RAW:
-        raise InvalidDiskArgument(
-            f"{dst}: a raw image must not be named *{dst.suffix}; use e.g. *.raw or *.img "
-            "(or --type fixed/dynamic for a VHD); nothing was created"
-        )
-
-
 def created_text(kind: str, path: Path, requested: int, size: int) -> str:
     """The success line of ``disk new``: the real size, and the rounding when there was one."""
     text = f"created {kind} disk {path} ({format_size(size)})"
@@ -109,30 +74,6 @@ def created_text(kind: str, path: Path, requested: int, size: int) -> str:
 @click.group("disk", cls=DiskGroup)
 def disk_group() -> None:
     """Create, inspect, convert, compact, expand, merge and check VHD and VHDX disks."""
-
-
-@contextmanager
-def progress_bar(label: str) -> Iterator[ProgressFn]:
-    """A one-line stderr bar fed by the library's ``progress(done, total)`` callback.
-
-    Drawn only when stderr is a terminal, redrawn only when the percentage changes.
-    """
-    stream = sys.stderr
-    shown = {"pct": -1}
-
-    def update(done: int, total: int) -> None:
-        pct = 100 * done // max(total, 1)
-        if pct != shown["pct"] and stream.isatty():
-            shown["pct"] = pct
-            bar = "#" * (pct * 30 // 100)
-            stream.write(f"\r{label} [{bar:<30}] {pct:3d}%")
-            stream.flush()
-
-    try:
-        yield update
-    finally:
-        if shown["pct"] >= 0:
-            stream.write("\n")
 
 
 @disk_group.command("new")
