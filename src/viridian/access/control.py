@@ -27,7 +27,7 @@ from viridian.access import pam
 from viridian.access.audit import AuditLog
 from viridian.access.ldap_realm import LdapRealm
 from viridian.access.lockout import LoginLimiter
-from viridian.access.operations import expand
+from viridian.access.operations import OPERATIONS, expand
 from viridian.access.passwords import hash_password, verify_password
 from viridian.access.policy import Grant, Policy
 from viridian.access.principal import BOOTSTRAP, Principal
@@ -179,6 +179,16 @@ class AccessControl:
     def logout(self, principal: Principal) -> None:
         if principal.session_id:
             self.store.write("DELETE FROM sessions WHERE id=?", (principal.session_id,))
+
+    def end_session(self, bearer: str) -> None:
+        """Log out the session ``bearer`` names (nothing when it names none)."""
+        principal = self.authenticate(bearer)
+        if principal is not None:
+            self.logout(principal)
+
+    def allowed_operations(self, principal: Principal, target: Target) -> list[str]:
+        """Every operation ``principal`` may perform on ``target`` (what a console offers)."""
+        return [op for op in OPERATIONS if self.policy.allows(principal, op, target)]
 
     def expire_session(self, ident: str) -> None:
         """End a session now (as if its time ran out)."""

@@ -44,7 +44,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", f"{A}/counters/history"): "host.read",
     ("GET", "/metrics"): "host.read",
     ("GET", f"{A}/bpa"): "host.read",
-    ("GET", f"{A}/events"): "host.read",
+    ("GET", f"{A}/events"): SELF,  # filtered: VMs the caller may read (console.events)
     # backup (issue 16): points in folder targets, verify, restore
     ("GET", f"{A}/backups"): "backup.read",
     ("POST", f"{A}/backups"): "backup.manage",
@@ -139,6 +139,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", f"{A}/access/login"): SELF,
     ("POST", f"{A}/access/logout"): SELF,
     ("GET", f"{A}/access/whoami"): SELF,
+    ("GET", f"{A}/access/allowed"): SELF,
     ("GET", f"{A}/access/users"): "access.manage",
     ("POST", f"{A}/access/users"): "access.manage",
     ("GET", f"{A}/access/users/{{user}}"): "access.manage",
@@ -172,6 +173,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/"): SELF,
     ("GET", "/index.html"): SELF,
     ("GET", "/connect.html"): SELF,
+    ("GET", "/admin.html"): SELF,  # the page; its data needs access.manage
     ("GET", "/static"): SELF,
     ("GET", "/openapi.json"): SELF,
 }

@@ -308,7 +308,8 @@ def _quota_routes(app: FastAPI, access: AccessControl,
         principal = principal_of(request)
         quota = None if principal.bootstrap else quota_of(principal.user)
         return {**principal.to_dict(), "host_wide_read":
-                access.policy.sees_every_vm(principal), "quota": quota}
+                access.policy.sees_every_vm(principal), "quota": quota,
+                "operations": access.allowed_operations(principal, Target())}
 
 
 def _vm_routes(app: FastAPI, access: AccessControl,
@@ -326,6 +327,16 @@ def _vm_routes(app: FastAPI, access: AccessControl,
             return {"tags": access.set_tags(vm_id(ref), body.tags)}
         except ValueError as err:
             raise BadRequest(f"{err}; nothing was changed") from err
+
+    @app.get(f"{P}/allowed", tags=["access"])
+    async def allowed(request: Request, vm: str | None = None) -> dict[str, Any]:
+        """The operations you may perform on the host, or on VM ``vm`` (name or id)."""
+        target = Target()
+        if vm is not None:
+            found = resolve_vm(vm)
+            target = access.target(*found) if found else Target(vm=vm)
+        return {"target": target.label(),
+                "operations": access.allowed_operations(principal_of(request), target)}
 
     @app.put(f"{API_PREFIX}/vms/{{ref}}/owner", tags=["access"])
     async def vm_owner(ref: str, body: Owner) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from viridian.config import API_PREFIX
@@ -48,6 +48,16 @@ class ConsoleFeed(Protocol):
 
     def latest_counters(self) -> Mapping[str, float]:
         """The values of the latest background counter sample (empty before the first)."""
+
+
+class Viewer(Protocol):
+    """Who watches the stream (``feed.viewer(scope)``; None: the admin, sees everything):
+    a viewer without ``sees_host`` gets only the VMs ``visible`` lets through, their jobs
+    and the host's name."""
+
+    sees_host: bool
+
+    def visible(self, vm: dict[str, Any]) -> bool: ...
 
 
 def vm_actions(state: str) -> list[str]:
@@ -85,16 +95,24 @@ def cpu_by_vm(values: Mapping[str, float]) -> dict[str, float]:
     return {vm: sum(runs) / len(runs) for vm, runs in per_vm.items()}
 
 
-def snapshot(feed: ConsoleFeed) -> dict[str, Any]:
-    """Everything the stream describes, now."""
+HOST_KEYS = ("hostname", "version", "accelerator", "qemu_version", "logical_processors",
+             "memory_mb", "memory_assigned_mb", "vms_total", "vms_running")
+
+
+def snapshot(feed: ConsoleFeed, viewer: Viewer | None = None) -> dict[str, Any]:
+    """Everything the stream describes, now (what ``viewer`` may see of it)."""
     cpu = cpu_by_vm(feed.latest_counters())
     host = feed.host_facts()
+    vms, jobs = feed.vm_list(), feed.recent_jobs(RECENT_JOBS)
+    if viewer is not None and not viewer.sees_host:
+        vms = [vm for vm in vms if viewer.visible(vm)]
+        names = {vm["name"] for vm in vms}
+        jobs = [job for job in jobs if job.get("vm") in names]
+        host = {k: (host[k] if k == "hostname" else None) for k in HOST_KEYS}
     return {
-        "vms": {"vms": [vm_row(vm, cpu.get(vm["name"])) for vm in feed.vm_list()]},
-        "jobs": {"jobs": feed.recent_jobs(RECENT_JOBS)},
-        "host": {k: host[k] for k in ("hostname", "version", "accelerator", "qemu_version",
-                                      "logical_processors", "memory_mb", "memory_assigned_mb",
-                                      "vms_total", "vms_running")},
+        "vms": {"vms": [vm_row(vm, cpu.get(vm["name"])) for vm in vms]},
+        "jobs": {"jobs": jobs},
+        "host": {k: host[k] for k in HOST_KEYS},
     }
 
 
@@ -103,13 +121,14 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def event_stream(feed: ConsoleFeed, tick_s: float = TICK_S) -> AsyncIterator[str]:
+async def event_stream(feed: ConsoleFeed, tick_s: float = TICK_S,
+                       viewer: Viewer | None = None) -> AsyncIterator[str]:
     """Changes forever (the response ends when the client goes away)."""
     sent: dict[str, Any] = {}
     quiet = 0
     yield "retry: 2000\n\n"
     while True:
-        for kind, value in snapshot(feed).items():
+        for kind, value in snapshot(feed, viewer).items():
             if sent.get(kind) != value:
                 sent[kind] = value
                 quiet = 0
@@ -124,10 +143,14 @@ async def event_stream(feed: ConsoleFeed, tick_s: float = TICK_S) -> AsyncIterat
 def install_event_routes(app: FastAPI, feed: ConsoleFeed) -> None:
     """Add ``GET /api/v1/events`` (the stream of :func:`event_stream`)."""
     @app.get(f"{API_PREFIX}/events", tags=["console"], response_class=StreamingResponse)
-    async def events(tick_s: float = TICK_S) -> StreamingResponse:
-        """Live VM list, jobs and host facts as Server-Sent Events."""
+    async def events(request: Request, tick_s: float = TICK_S) -> StreamingResponse:
+        """Live VM list, jobs and host facts as Server-Sent Events (a user without
+        host-wide read sees its own VMs, their jobs and the host's name)."""
         if not 0.1 <= tick_s <= 10:
             raise BadRequest(f"tick_s {tick_s} is out of range; allowed: 0.1 to 10 seconds")
-        return StreamingResponse(event_stream(feed, tick_s), media_type="text/event-stream",
+        viewer_of = getattr(feed, "viewer", None)
+        viewer = viewer_of(request.scope) if viewer_of else None
+        return StreamingResponse(event_stream(feed, tick_s, viewer),
+                                 media_type="text/event-stream",
                                  headers={"cache-control": "no-store",
                                           "x-accel-buffering": "no"})

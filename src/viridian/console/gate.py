@@ -11,7 +11,9 @@ cookie, and then
 * a WebSocket upgrade must come from this origin (``Origin`` is required for sessions:
   browsers always send it; RFC 6455 §10.2);
 
-after which the request is forwarded with the admin token as its bearer credential. With
+after which the request is forwarded with the session's credential as its bearer: the admin
+token for an admin-token login, the user's own login session (``vss_…``, from
+``AccessControl.login``: realm, password, TOTP) for a user login. With
 no session, a console page is answered with a redirect to the login page and anything else
 reaches ``BearerAuth``, which refuses it (HTTP 401, WebSocket HTTP 403).
 
@@ -26,6 +28,7 @@ import hmac
 import json
 from collections.abc import Callable
 from http.cookies import SimpleCookie
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +39,7 @@ from viridian.errors import Forbidden, MethodNotAllowed, Unauthorized, ViridianE
 COOKIE = "viridian_session"
 CSRF_HEADER = b"x-csrf-token"
 LOGIN_PATH, LOGOUT_PATH = "/login", "/logout"
-PAGES = frozenset({"/", "/index.html", "/connect.html"})
+PAGES = frozenset({"/", "/index.html", "/connect.html", "/admin.html"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_SCOPE_KEY = "viridian.session"
 MAX_LOGIN_BODY = 4096
@@ -54,12 +57,22 @@ PAGE_HEADERS = [
 LoginPage = Callable[[str], str]
 
 
+class UserLogin(Protocol):
+    """The part of ``viridian.access.AccessControl`` the console's user login needs."""
+
+    def login(self, user: str, password: str, realm: str | None = None,
+              totp: str | None = None, source: str = "") -> dict[str, Any]: ...
+
+    def end_session(self, bearer: str) -> None: ...
+
+
 class ConsoleGate:
     """ASGI middleware: cookie sessions for the console in front of the bearer-token API."""
 
     def __init__(self, app: ASGIApp, token: str, sessions: SessionStore,
-                 login_page: LoginPage) -> None:
+                 login_page: LoginPage, users: UserLogin | None = None) -> None:
         self.app, self.token, self.sessions, self.login_page = app, token, sessions, login_page
+        self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -96,8 +109,9 @@ class ConsoleGate:
                 await _error(send, Forbidden(problem))
                 return
         forwarded = dict(scope)
+        bearer = session.bearer or self.token
         forwarded["headers"] = [*scope["headers"],
-                                (b"authorization", f"Bearer {self.token}".encode())]
+                                (b"authorization", f"Bearer {bearer}".encode())]
         forwarded[SESSION_SCOPE_KEY] = session
         await self.app(forwarded, receive, send)
 
@@ -122,6 +136,9 @@ class ConsoleGate:
             await _error(send, Forbidden("login refused: the form came from another site"))
             return
         form = parse_qs((await _read_body(receive, MAX_LOGIN_BODY)).decode("utf-8", "replace"))
+        if "user" in form and self.users is not None:
+            await self._user_login(scope, send, form)
+            return
         presented = (form.get("token") or [""])[0].strip()
         if not presented or not hmac.compare_digest(presented.encode(), self.token.encode()):
             await asyncio.sleep(FAILED_LOGIN_DELAY_S)
@@ -130,6 +147,22 @@ class ConsoleGate:
                 "data folder (for root: /var/lib/viridian/token)."))
             return
         session = self.sessions.create()
+        await _redirect(send, "/", [(b"set-cookie", _cookie_header(scope, session.id))])
+
+    async def _user_login(self, scope: Scope, send: Send, form: dict[str, list[str]]) -> None:
+        """A user's login (realm, password, one-time code) through the access store."""
+        assert self.users is not None
+        field = {k: (form.get(k) or [""])[0] for k in ("user", "password", "realm", "totp")}
+        client = scope.get("client")
+        try:
+            opened = self.users.login(field["user"].strip(), field["password"],
+                                      field["realm"] or None, field["totp"].strip() or None,
+                                      client[0] if client else "")
+        except Unauthorized as refused:
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+            await _html(send, 401, self.login_page(refused.message))
+            return
+        session = self.sessions.create(bearer=str(opened["token"]), user=str(opened["user"]))
         await _redirect(send, "/", [(b"set-cookie", _cookie_header(scope, session.id))])
 
     async def _logout(self, scope: Scope, send: Send, headers: dict[bytes, bytes]) -> None:
@@ -143,6 +176,8 @@ class ConsoleGate:
             await _error(send, Forbidden(problem))
             return
         self.sessions.end(session.id)
+        if session.bearer and self.users is not None:
+            self.users.end_session(session.bearer)
         expired = _cookie_header(scope, "", max_age=0)
         await send({"type": "http.response.start", "status": 204,
                     "headers": [(b"set-cookie", expired)]})

@@ -22,10 +22,15 @@ MAX_SESSIONS = 256
 
 @dataclass
 class Session:
+    """``bearer`` is the API credential the session's requests carry: a user's login
+    session (``vss_…``) for a user login, None for the admin token."""
+
     id: str
     csrf: str
     created: float
     seen: float
+    bearer: str | None = None
+    user: str | None = None
 
     def csrf_matches(self, presented: str | None) -> bool:
         """True when ``presented`` is this session's CSRF token (constant time)."""
@@ -41,9 +46,10 @@ class SessionStore:
         self._limit = limit
         self._sessions: dict[str, Session] = {}
 
-    def create(self) -> Session:
+    def create(self, bearer: str | None = None, user: str | None = None) -> Session:
         now = self._clock()
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now,
+                          bearer, user)
         self._sessions[session.id] = session
         while len(self._sessions) > self._limit:
             oldest = min(self._sessions.values(), key=lambda s: s.seen)

@@ -1,6 +1,7 @@
 """The service side of access (docs/architecture.md, "Access"): what a VM takes from its
-owner's quota, and the capability that refuses a settings change (or a new VM) that would
-pass the requesting user's quota. It also closes the access store when the service stops.
+owner's quota, the capability that refuses a settings change (or a new VM) that would
+pass the requesting user's quota (it also closes the access store when the service stops),
+and what a user may see of the console's event stream.
 
 The requesting principal comes from :data:`viridian.service.auth.CURRENT_PRINCIPAL`
 (set by the access gate for the request being served); changes made by the service on
@@ -10,11 +11,12 @@ its own (recovery, no request) are not counted against anyone.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from viridian.access import AccessControl
+from viridian.access import AccessControl, Principal, Target
 from viridian.access.quotas import Resources, check_quota, usage_of
+from viridian.access.routes import PRINCIPAL_SCOPE_KEY
 from viridian.model import VMSettings
 from viridian.model.choices import DriveKind
 from viridian.service.auth import CURRENT_PRINCIPAL
@@ -23,7 +25,7 @@ from viridian.service.capability import Capability, SettingsChange
 if TYPE_CHECKING:
     from viridian.service.core import ServiceCore
 
-__all__ = ["AccessHooks", "vm_resources"]
+__all__ = ["AccessHooks", "console_viewer", "vm_resources"]
 
 MB = 1024 * 1024
 
@@ -91,3 +93,26 @@ class AccessHooks(Capability):
 
     async def close(self) -> None:
         self.access.close()
+
+
+class _Viewer:
+    """What one principal may see of the console's event stream (console.events.Viewer)."""
+
+    def __init__(self, access: AccessControl, principal: Principal) -> None:
+        self._access, self._principal = access, principal
+        self.sees_host = access.policy.allows(principal, "host.read", Target()) and \
+            access.policy.sees_every_vm(principal)
+
+    def visible(self, vm: dict[str, Any]) -> bool:
+        target = self._access.target(str(vm.get("name")), str(vm.get("id")))
+        return self._access.policy.allows(self._principal, "vm.read", target)
+
+
+def console_viewer(access: AccessControl) -> Callable[[Mapping[str, Any]], _Viewer | None]:
+    """ASGI scope → the viewer of the request's principal (None: the admin token)."""
+    def viewer(scope: Mapping[str, Any]) -> _Viewer | None:
+        principal = scope.get(PRINCIPAL_SCOPE_KEY)
+        if not isinstance(principal, Principal) or principal.bootstrap:
+            return None
+        return _Viewer(access, principal)
+    return viewer

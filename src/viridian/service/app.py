@@ -4,7 +4,7 @@ error object of docs/api.md (``{"error": {"code", "message", "details"}}``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Query
@@ -14,7 +14,7 @@ from viridian.access import AccessControl
 from viridian.access.routes import install_access_routes
 from viridian.config import API_PREFIX
 from viridian.console import install_console_routes
-from viridian.service.access_hooks import AccessHooks, vm_resources
+from viridian.service.access_hooks import AccessHooks, console_viewer, vm_resources
 from viridian.service.access_log import AccessLog
 from viridian.service.auth import AccessGate, describe_operations
 from viridian.service.core import ServiceCore
@@ -58,7 +58,8 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
     app.add_middleware(AccessGate, access=access, routes=lambda: app.routes,
                        resolve_vm=resolve_vm, exempt=(REDFISH_PREFIX,))
     _describe_operations(app)
-    install_console_routes(app, _ConsoleFeed(manager), token)  # the console's login gate
+    install_console_routes(app, _ConsoleFeed(manager, console_viewer(access)), token,
+                           access, access.realm_names)  # the console's login gate
     app.add_middleware(AccessLog)  # outermost: sees every request as it arrived
     return app
 
@@ -87,8 +88,10 @@ def _describe_operations(app: FastAPI) -> None:
 class _ConsoleFeed:
     """What the console's event stream reads (:class:`viridian.console.ConsoleFeed`)."""
 
-    def __init__(self, manager: ServiceCore) -> None:
+    def __init__(self, manager: ServiceCore,
+                 viewer: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self._manager = manager
+        self.viewer = viewer  # who may see what of the stream (service.access_hooks)
 
     def vm_list(self) -> list[dict[str, Any]]:
         return self._manager.list_vms()

@@ -15,7 +15,32 @@ export const ACTION_LABELS = {
   pause: 'Pause', resume: 'Resume', reset: 'Reset', checkpoint: 'Checkpoint',
 };
 
-const model = { vms: [], selected: null, host: null, jobs: [], full: null };
+const model = { vms: [], selected: null, host: null, jobs: [], full: null,
+  ops: null, vmOps: null };
+
+// What each action needs (docs/api.md, "Access"): the console offers only what the
+// service says this user may do (GET /access/whoami, GET /access/allowed?vm=NAME).
+const ACTION_OPERATIONS = {
+  connect: 'vm.connect', start: 'vm.start', resume: 'vm.start', stop: 'vm.stop',
+  shutdown: 'vm.stop', save: 'vm.stop', pause: 'vm.stop', reset: 'vm.stop',
+  checkpoint: 'vm.checkpoint', settings: 'vm.configure', delete: 'vm.delete',
+  'vm-performance': 'vm.read',
+};
+const HOST_OPERATIONS = {
+  'new-vm': ['vm.create'], switches: ['switch.read', 'switch.manage'],
+  disks: ['disk.manage'], 'host-performance': ['host.read'],
+};
+
+function hostAllows(action) {
+  return !model.ops || HOST_OPERATIONS[action].some((op) => model.ops.has(op));
+}
+
+function vmAllows(vm, action) {
+  const needed = ACTION_OPERATIONS[action];
+  if (!needed || !model.ops) return true;
+  if (model.ops.has(needed)) return true;
+  return Boolean(model.vmOps && model.vmOps.name === vm.name && model.vmOps.ops.has(needed));
+}
 const checkpoints = new Checkpoints(document.getElementById('checkpoint-tree'),
   document.getElementById('checkpoint-progress'));
 
@@ -67,23 +92,31 @@ function renderActions() {
     clear(list);
     return;
   }
-  const items = vm.actions.map((a) => actionItem(ACTION_LABELS[a] || a,
-    () => runAction(vm, a), a, actionBlocker(vm, a)));
-  items.push(actionItem('Settings…', () => settingsDialog(vm.name).then(renderDetails), 'settings'));
-  if (vm.state === 'Off' || vm.state === 'Saved') {
+  const items = vm.actions.filter((a) => vmAllows(vm, a)).map((a) => actionItem(
+    ACTION_LABELS[a] || a, () => runAction(vm, a), a, actionBlocker(vm, a)));
+  if (vmAllows(vm, 'settings')) {
+    items.push(actionItem('Settings…', () => settingsDialog(vm.name).then(renderDetails), 'settings'));
+  }
+  if ((vm.state === 'Off' || vm.state === 'Saved') && vmAllows(vm, 'delete')) {
     items.push(actionItem('Delete…', () => deleteVm(vm), 'delete'));
   }
-  items.push(actionItem('Performance…', () => performanceDialog(vm.name), 'vm-performance'));
+  if (vmAllows(vm, 'vm-performance')) {
+    items.push(actionItem('Performance…', () => performanceDialog(vm.name), 'vm-performance'));
+  }
+  // data-ops-for: the list reflects the service's answer for this VM (tests wait for it)
+  const known = model.ops && (model.ops.has('access.manage')
+    || (model.vmOps && model.vmOps.name === vm.name));
+  list.dataset.opsFor = known ? vm.name : '';
   clear(list, items);
 }
 
 function renderHostActions() {
   clear(document.getElementById('host-actions'), [
-    actionItem('New Virtual Machine…', () => newVmWizard(model.host), 'new-vm'),
-    actionItem('Virtual Switch Manager…', () => switchManager(), 'switches'),
-    actionItem('Edit Disk…', () => diskWizard(model.host), 'disks'),
-    actionItem('Performance…', () => performanceDialog(null), 'host-performance'),
-  ]);
+    hostAllows('new-vm') && actionItem('New Virtual Machine…', () => newVmWizard(model.host), 'new-vm'),
+    hostAllows('switches') && actionItem('Virtual Switch Manager…', () => switchManager(), 'switches'),
+    hostAllows('disks') && actionItem('Edit Disk…', () => diskWizard(model.host), 'disks'),
+    hostAllows('host-performance') && actionItem('Performance…', () => performanceDialog(null), 'host-performance'),
+  ].filter(Boolean));
 }
 
 function detailRow(label, value) {
@@ -121,8 +154,22 @@ async function renderDetails() {
     detailRow('Folder', full.folder)));
 }
 
+async function loadVmOperations(name) {
+  if (!model.ops || model.ops.has('access.manage')) return;
+  try {
+    const found = await api('GET', `/access/allowed?vm=${encodeURIComponent(name)}`);
+    if (model.selected !== name) return;
+    model.vmOps = { name, ops: new Set(found.operations) };
+    renderActions();
+  } catch (error) {
+    toast(error.message, 'error');
+  }
+}
+
 async function select(name) {
   model.selected = name;
+  if (model.vmOps && model.vmOps.name !== name) model.vmOps = null;
+  loadVmOperations(name);
   renderVms();
   renderActions();
   renderDetails();
@@ -195,7 +242,15 @@ function onJobs({ jobs }) {
 }
 
 document.getElementById('logout').addEventListener('click', logout);
-api('GET', '/host').then((host) => onHost({ ...host }));
+api('GET', '/access/whoami').then((me) => {
+  model.ops = new Set(me.operations);
+  document.getElementById('who').textContent = me.via === 'admin-token' ? 'admin token'
+    : `${me.user} (${me.realm})`;
+  document.getElementById('admin-link').hidden = !model.ops.has('access.manage');
+  if (model.ops.has('host.read')) api('GET', '/host').then((host) => onHost({ ...host }));
+  renderHostActions();
+  renderActions();
+}).catch((error) => toast(error.message, 'error'));
 subscribe({ vms: onVms, host: onHost, jobs: onJobs }, (live) => {
   document.getElementById('live-indicator').className = `live ${live ? 'on' : 'off'}`;
 });
