@@ -59,10 +59,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VMRecord:
     """One defined VM as the catalog holds it: typed settings and its settled state.
-    The settings dict shape exists only in the ``settings`` column (converted here)."""
+    The settings dict shape exists only in the ``settings`` column (converted here).
+    Slotted: one per defined VM (docs/architecture.md, "Scale")."""
 
     id: str
     name: str

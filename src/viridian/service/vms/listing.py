@@ -134,7 +134,11 @@ class VMListing:
         flat.append((b"}", False))
         summary.append((b"}", False))
         keep = self._intern if intern else _same
-        return _Encoded(_alternate(flat, keep), _alternate(summary, keep), fingerprint)
+        whole = _alternate(flat, keep)
+        own = {piece: piece for piece in whole[1::2]}  # the summary's id+name is the flat's
+        reduced = tuple(own.get(p, p) if i % 2 else p
+                        for i, p in enumerate(_alternate(summary, keep)))
+        return _Encoded(whole, reduced, fingerprint)
 
     def _intern(self, value: bytes) -> bytes:
         return self._interned.setdefault(value, value)
@@ -153,11 +157,14 @@ class VMListing:
 def _alternate(pieces: list[tuple[bytes, bool]],
                keep: Callable[[bytes], bytes]) -> tuple[bytes, ...]:
     """``segment, own, segment, own, …, segment``: each run of shared pieces joined into
-    one segment passed through ``keep`` (interning; possibly ``b""``)."""
+    one segment passed through ``keep`` (interning; possibly ``b""``), adjacent own
+    pieces joined into one (id and name; folder and creation time)."""
     out: list[bytes] = []
     run: list[bytes] = []
     for piece, own in pieces:
-        if own:
+        if own and out and not run:
+            out[-1] += piece
+        elif own:
             out += (keep(b"".join(run)), piece)
             run = []
         else:
