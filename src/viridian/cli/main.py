@@ -78,6 +78,11 @@ COMMANDS = {
         "checkpoint_group",
         "Checkpoints (Hyper-V snapshots): take, list, apply, rename and delete them.",
     ),
+    "backup": LazyCommand(
+        "viridian.cli.backup",
+        "backup_group",
+        "Backup points of VMs (live while they run): new, list, show, verify, restore, remove.",
+    ),
     "library": LazyCommand(
         "viridian.cli.library",
         "library_group",

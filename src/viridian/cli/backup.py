@@ -1,0 +1,134 @@
+"""``viridian backup new|list|show|verify|restore|remove``: backup points of VMs in
+folder targets (docs/api.md, "Backup")."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+import click
+
+from viridian.cli.client import job_outcome, open_client, wait_for_job
+from viridian.cli.output import JobProgress, emit_json, format_table
+
+__all__ = ["backup_group"]
+
+
+def _result(client: Any, job: dict[str, Any]) -> dict[str, Any]:
+    result = job_outcome(wait_for_job(client, job, JobProgress()))["result"]
+    assert isinstance(result, dict)
+    return result
+
+
+def _path(backup_id: str, *rest: str) -> str:
+    return "/".join(["/backups", quote(backup_id, safe=""), *rest])
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+
+
+@click.group("backup")
+def backup_group() -> None:
+    """Backup points of VMs (live while they run) in folder targets: take, list, show,
+    verify, restore and remove them."""
+
+
+@backup_group.command("new")
+@click.argument("vm")
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False),
+              help="An existing folder (a mounted NAS); points go to TARGET/<VM name>/.")
+@click.option("--incremental", is_flag=True,
+              help="Only what changed since the VM's last point (full when the change "
+                   "tracking was lost; the record says why).")
+@click.option("--rate-limit", type=click.FloatRange(min=0.01), default=None,
+              metavar="MIB_S", help="Write to the target at most this fast (MiB/s).")
+@json_option
+@click.pass_context
+def new(ctx: click.Context, vm: str, target: str, incremental: bool,
+        rate_limit: float | None, as_json: bool) -> None:
+    """Take a backup point of VM (application-consistent when its guest agent freezes
+    its file systems, crash-consistent otherwise)."""
+    client = open_client(ctx)
+    body: dict[str, Any] = {"vm": vm, "target": os.path.abspath(os.path.expanduser(target)),
+                            "incremental": incremental}
+    if rate_limit is not None:
+        body["rate_limit_mib_s"] = rate_limit
+    record = _result(client, client.post("/backups", body))
+    if as_json:
+        emit_json(record)
+        return
+    click.echo(f"backup {record['id']} of {record['vm_name']}: {record['kind']}, "
+               f"{record['consistency']}-consistent, in {record['folder']}")
+    if record["reason"]:
+        click.echo(f"note: {record['reason']}", err=True)
+
+
+@backup_group.command("list")
+@click.option("--vm", default=None, help="Only this VM's points (name or id).")
+@json_option
+@click.pass_context
+def list_backups(ctx: click.Context, vm: str | None, as_json: bool) -> None:
+    """List good backup points, oldest first (an unfinished point is never listed)."""
+    backups = open_client(ctx).get("/backups", {"vm": vm} if vm else None)["backups"]
+    if as_json:
+        emit_json(backups)
+        return
+    click.echo(format_table(("Id", "VM", "Taken", "Kind", "Consistency", "Parent"), [
+        (b["id"], b["vm_name"], b["created_at"], b["kind"], b["consistency"],
+         (b["parent"] or "-")[:8]) for b in backups]))
+
+
+@backup_group.command("show")
+@click.argument("backup_id")
+@click.pass_context
+def show(ctx: click.Context, backup_id: str) -> None:
+    """Show point BACKUP_ID as JSON (with its chain, full point first)."""
+    emit_json(open_client(ctx).get(_path(backup_id)))
+
+
+@backup_group.command("verify")
+@click.argument("backup_id")
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, backup_id: str, as_json: bool) -> None:
+    """Re-read every block of BACKUP_ID and the points it builds on against their
+    checksums; exit 1 when a block does not match."""
+    client = open_client(ctx)
+    result = _result(client, client.post(_path(backup_id, "verify"), {}))
+    if as_json:
+        emit_json(result)
+    else:
+        for problem in result["problems"]:
+            click.echo(problem, err=True)
+        click.echo(f"backup {backup_id}: {len(result['points'])} point(s) "
+                   f"{'verified, every block matches' if result['ok'] else 'DAMAGED'}")
+    if not result["ok"]:
+        ctx.exit(1)
+
+
+@backup_group.command("restore")
+@click.argument("backup_id")
+@click.option("--as", "name", default=None,
+              help="Restore as a new VM of this name (new id). Without it: in place "
+                   "(the VM must be Off), or the removed VM again.")
+@json_option
+@click.pass_context
+def restore(ctx: click.Context, backup_id: str, name: str | None, as_json: bool) -> None:
+    """Restore backup point BACKUP_ID."""
+    client = open_client(ctx)
+    vm = _result(client, client.post(_path(backup_id, "restore"), {"name": name}))
+    if as_json:
+        emit_json(vm)
+        return
+    how = "in place" if vm.get("in_place") else "as a VM"
+    click.echo(f"restored {backup_id} {how}: {vm['name']} ({vm['state']}), id {vm['id']}")
+
+
+@backup_group.command("remove")
+@click.argument("backup_id")
+@click.pass_context
+def remove(ctx: click.Context, backup_id: str) -> None:
+    """Remove point BACKUP_ID (refused while later incremental points build on it)."""
+    removed = open_client(ctx).delete(_path(backup_id))
+    click.echo(f"removed backup {removed['removed']} ({removed['folder']})")
