@@ -19,6 +19,7 @@ APT_PACKAGES=(
   openssl                               # Redfish test: self-signed certificate of its TLS listener
   slapd ldap-utils                      # access tests: a real OpenLDAP the tests start themselves
   passwd libpam-modules                 # access tests: real local accounts (useradd) checked by PAM
+  e2fsprogs                             # templates: offline guest generalisation (debugfs)
 )
 # slapd: install the programs only; the host's /etc/ldap stays unconfigured (tests run their own).
 echo "slapd slapd/no_configuration boolean true" | debconf-set-selections 2>/dev/null || true
