@@ -298,3 +298,30 @@ def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again
     assert not any(h.copies(vm_id) for h in hosts)
     missing = _cli(new, "host", "drain", "nosuch")
     assert missing.exit_code == 3 and "no host 'nosuch'" in missing.output
+
+
+def test_leave_then_bad_input_is_refused_and_changes_nothing(
+        cluster: tuple[list[Host], Path], etcd: EtcdCluster) -> None:
+    hosts, _ = cluster
+    h3 = hosts[2]
+    with h3.api() as api:
+        twice = api.post("/cluster/join", json={"etcd": etcd.endpoints[0], "name": "test",
+                                                "host": "h3"})
+        assert twice.status_code == 409 and "already host 'h3'" in twice.text
+    left = _cli(h3, "cluster", "leave")
+    assert left.exit_code == 0 and "host h3 left cluster test" in left.output
+    assert not (h3.data / "cluster" / "config.json").exists()
+    _wait("h3 gone from the cluster", lambda: "h3" not in _states(_show(hosts[0])))
+    with h3.api() as api:
+        assert api.get("/cluster").status_code == 404
+        for body, setting in (({"etcd": "etcd:2379"}, "etcd"),
+                              ({"etcd": etcd.endpoints[0], "lease_ttl": 2}, "lease_ttl"),
+                              ({"etcd": etcd.endpoints[0], "host": "no spaces"}, "host")):
+            bad = api.post("/cluster/join", json={"name": "test", **body})
+            assert bad.status_code == 400, bad.text
+            assert bad.json()["error"]["details"]["setting"] == setting
+        absent = api.post("/cluster/join", json={"etcd": etcd.endpoints[0], "name": "other"})
+        assert absent.status_code == 404 and "no cluster 'other'" in absent.text
+    assert not (h3.data / "cluster" / "config.json").exists()
+    wrong = _cli(hosts[0], "vm", "set", "ha1", "--priority", "urgent")
+    assert wrong.exit_code == 2 and "'high', 'medium', 'low', 'none'" in wrong.output
