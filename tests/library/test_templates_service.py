@@ -100,6 +100,37 @@ def test_provisioning_status_survives_a_restart(service: Service, tmp_path: Path
         assert api.delete("/templates/kept").status_code == 200
 
 
+def test_template_disk_copy_is_generalised_in_the_guest(api: httpx.Client,
+                                                        tmp_path: Path) -> None:
+    """A raw disk with an ext4 root: the template's copy has an empty machine id, no SSH
+    host keys and host name localhost; the source VM's disk is unchanged."""
+    root = tmp_path / "root"
+    (root / "etc/ssh").mkdir(parents=True)
+    (root / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    (root / "etc/hostname").write_text("golden\n")
+    (root / "etc/ssh/ssh_host_ed25519_key").write_text("PRIVATE\n")
+    disk = tmp_path / "linux.img"
+    subprocess.run(["mkfs.ext4", "-q", "-d", str(root), str(disk), "8M"], check=True)
+    before = sha(disk)
+    assert api.post("/vms", json={"name": "linux", "vhd": str(disk)}).status_code == 201
+    made = api.post("/templates", json={"name": "linux-base", "vm": "linux"})
+    job = wait_job(api, made.json())
+    assert job["state"] == "completed", job
+    template = job["result"]
+    assert {"guest_machine_id", "guest_ssh_host_keys", "guest_hostname"} <= set(
+        template["generalised"])
+    copy = template["disks"][0]["path"]
+
+    def cat(path: str) -> str:
+        return subprocess.run(["debugfs", "-R", f"cat {path}", copy], capture_output=True,
+                              text=True, check=True).stdout
+    assert (cat("/etc/machine-id"), cat("/etc/hostname")) == ("", "localhost\n")
+    assert cat("/etc/ssh/ssh_host_ed25519_key") == ""
+    assert sha(disk) == before and sha(Path(copy)) == template["disks"][0]["sha256"]
+    assert api.delete("/templates/linux-base").status_code == 200
+    assert api.delete("/vms/linux").status_code == 200
+
+
 def test_template_refusals(api: httpx.Client) -> None:
     bad = api.post("/templates", json={"name": "no/slash", "vm": "src"})
     assert bad.status_code == 400 and "allowed: 1..128 characters" in bad.text

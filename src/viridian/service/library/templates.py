@@ -13,6 +13,7 @@ from typing import Any
 from viridian.errors import Conflict, NotFound
 from viridian.library.items import TEMPLATES_FOLDER, check_library_name
 from viridian.library.templates import (
+    GENERALISED,
     MANIFEST,
     TemplateDisk,
     TemplateManifest,
@@ -30,6 +31,7 @@ from viridian.service.jobs import Job, now_iso
 from viridian.service.library import images
 from viridian.service.library.shares import DEFAULT_LIBRARY
 from viridian.service.library.store import LibraryStore, Share
+from viridian.service.library.sysprep import generalise_disk
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,13 @@ class Templates:
     async def _fill(self, job: Job, staging: Path, folder: Path, name: str, version: int,
                     record: Any) -> TemplateManifest:
         sources = source_disks(record.settings)
-        disks = []
+        disks: list[TemplateDisk] = []
+        resets: set[str] = set()
         for done, (slot, (path, fmt)) in enumerate(sorted(sources.items())):
             job.report(5 + 85 * done / max(len(sources), 1), f"copying {path}")
             target = staging / disk_file_name(slot, fmt)
             await asyncio.to_thread(images.copy_sparse, Path(path), target)
+            resets.update(await asyncio.to_thread(generalise_disk, target, fmt))  # the copy
             target.chmod(0o444)
             sha = await asyncio.to_thread(images.sha256_of, target)
             disks.append(TemplateDisk(slot, target.name, fmt, target.stat().st_size, sha))
@@ -165,7 +169,7 @@ class Templates:
             s, path=str(folder / by_slot[s.id].file), format=DiskFormat(by_slot[s.id].format))
             if s.id in by_slot else s)
         manifest = TemplateManifest(name, version, now_iso(), record.name, to_dict(settings),
-                                    tuple(disks))
+                                    tuple(disks), (*GENERALISED, *sorted(resets)))
         (staging / MANIFEST).write_text(manifest.to_json())
         return manifest
 
