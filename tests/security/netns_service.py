@@ -6,6 +6,7 @@ client in these tests runs inside the namespace too (``NetnsService.run``)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ADDRESS = "10.77.0.1"
+_NAMESPACES = itertools.count()
 PORT = 8443
 
 
@@ -81,7 +83,7 @@ class NetnsService:
 @contextmanager
 def network_namespace() -> Iterator[str]:
     """A namespace whose ``lo`` also holds 10.77.0.1/24; removed after."""
-    name = f"vtls-{os.getpid()}"
+    name = f"vtls-{os.getpid()}-{next(_NAMESPACES)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         for command in (["ip", "link", "set", "lo", "up"],

@@ -290,7 +290,10 @@ def _own_folder(folder: Path, identity: Identity) -> None:
 
 
 def backing_chain(path: Path) -> list[Path]:
-    """The backing files of a qcow2 image (empty for other formats), read by qemu-img."""
+    """The backing files of a qcow2 image (empty for other formats and for anything but
+    a regular file: sockets, devices), read by qemu-img."""
+    if not path.is_file():
+        return []
     with open(path, "rb") as image:
         if image.read(4) != b"QFI\xfb":
             return []
