@@ -187,6 +187,22 @@ def test_read_only_cannot_reset_and_operator_cannot_change_accounts(service: Ser
     assert httpx.get(f"{service.url}/api/v1/access/whoami",
                      headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
+    # a viridian user granted one VM only: role Delegated, Systems lists just that VM
+    with service.client() as api:
+        assert api.post("/access/users", json={"name": "rf-vmuser",
+                                               "password": "vmuser-Secret1"}).is_success
+        assert api.post("/access/grants", json={"role": "VM User", "to": "rf-vmuser",
+                                                "on": "vm:rf-tree"}).is_success
+        api.post("/vms", json={"name": "rf-hidden", "memory_mb": 64}).raise_for_status()
+    vm_user = ("rf-vmuser", "vmuser-Secret1")
+    mine = httpx.get(f"{service.url}/redfish/v1/Systems", auth=vm_user).json()["Members"]
+    assert [m["@odata.id"] for m in mine] == [uri.removeprefix(service.url)]
+    assert httpx.get(f"{accounts}/rf-vmuser", auth=vm_user).json()["RoleId"] == "Delegated"
+    assert httpx.get(f"{service.url}/redfish/v1/Managers/viridian",
+                     auth=vm_user).status_code == 403
+    with service.client() as api:
+        assert api.delete("/vms/rf-hidden").status_code == 200
+
     wrong = httpx.get(uri, auth=("rf-reader", "wrong-password"))
     assert wrong.status_code == 401
     assert wrong.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].startswith("Base.")
