@@ -38,7 +38,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpcore  # noqa: F401 - imported here, not first from deep in the event loop: anyio's
+import httpx  # lazy importer compiles ASTs and CPython 3.11.7 trips on a deep stack there
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lifecycle_* modules
 
