@@ -10,6 +10,7 @@ import click
 
 from viridian.cli.client import ApiClient, Endpoint
 from viridian.cli.credentials import forget_session, normalised_url, store_session
+from viridian.cli.options import ClientOptions
 from viridian.cli.output import emit_json
 from viridian.cli.user import JSON_OPTION, read_secret
 from viridian.errors import Unauthorized
@@ -17,10 +18,17 @@ from viridian.errors import Unauthorized
 __all__ = ["login_command", "logout_command"]
 
 
-def _endpoint(url: str, token: str | None, origin: str) -> Endpoint:
+def _client(ctx: click.Context, url: str, token: str | None, origin: str) -> ApiClient:
+    """A client of ``url`` sending ``token`` only, with the root's certificate trust
+    (``--ca-file`` / pinned fingerprint: docs/api.md, "Transport")."""
+    from viridian.cli.trust import Trust
+
     if "://" not in url:
         url = f"http://{url}"
-    return Endpoint(url.rstrip("/"), token, origin)
+    options = ctx.find_object(ClientOptions)
+    trust = Trust(options.data_dir, options.ca_file, options.trust_fingerprint) \
+        if options is not None else None
+    return ApiClient(Endpoint(url.rstrip("/"), token, origin), trust)
 
 
 @click.command("login")
@@ -41,7 +49,7 @@ def login_command(ctx: click.Context, url: str, user: str | None, realm: str | N
     password = read_secret("password") if password_stdin else click.prompt(
         "password", hide_input=True, err=True)
     body = {"user": user, "password": password, "realm": realm, "totp": totp}
-    with ApiClient(_endpoint(url, None, "no token (a login)")) as client:
+    with _client(ctx, url, None, "no token (a login)") as client:
         answer = client.post("/access/login", {k: v for k, v in body.items() if v is not None})
     where = store_session(url, {"token": answer["token"], "expires": answer["expires"],
                                 "user": answer["user"], "realm": answer["realm"]})
@@ -63,7 +71,7 @@ def logout_command(ctx: click.Context, url: str) -> None:
         click.echo(f"no session stored for {normalised_url(url)}")
         return
     try:
-        with ApiClient(_endpoint(url, token, "the stored session")) as client:
+        with _client(ctx, url, token, "the stored session") as client:
             client.post("/access/logout")
     except Unauthorized:
         click.echo(f"the session for {normalised_url(url)} had ended already; forgotten")
