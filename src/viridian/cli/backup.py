@@ -43,15 +43,20 @@ def backup_group() -> None:
                    "tracking was lost; the record says why).")
 @click.option("--rate-limit", type=click.FloatRange(min=0.01), default=None,
               metavar="MIB_S", help="Write to the target at most this fast (MiB/s).")
+@click.option("--keep-daily", type=click.IntRange(0, 10_000), default=0,
+              help="Then keep the newest point of each of this many days (with points).")
+@click.option("--keep-weekly", type=click.IntRange(0, 10_000), default=0,
+              help="... and of each of this many ISO weeks (chains are kept whole).")
 @json_option
 @click.pass_context
 def new(ctx: click.Context, vm: str, target: str, incremental: bool,
-        rate_limit: float | None, as_json: bool) -> None:
+        rate_limit: float | None, keep_daily: int, keep_weekly: int, as_json: bool) -> None:
     """Take a backup point of VM (application-consistent when its guest agent freezes
     its file systems, crash-consistent otherwise)."""
     client = open_client(ctx)
     body: dict[str, Any] = {"vm": vm, "target": os.path.abspath(os.path.expanduser(target)),
-                            "incremental": incremental}
+                            "incremental": incremental, "keep_daily": keep_daily,
+                            "keep_weekly": keep_weekly}
     if rate_limit is not None:
         body["rate_limit_mib_s"] = rate_limit
     record = _result(client, client.post("/backups", body))
@@ -62,6 +67,8 @@ def new(ctx: click.Context, vm: str, target: str, incremental: bool,
                f"{record['consistency']}-consistent, in {record['folder']}")
     if record["reason"]:
         click.echo(f"note: {record['reason']}", err=True)
+    for pruned in record.get("pruned", []):
+        click.echo(f"removed backup {pruned} (retention)")
 
 
 @backup_group.command("list")

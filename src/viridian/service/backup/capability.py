@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from viridian.backup import layout
 from viridian.backup.chains import chain, check_removable
+from viridian.backup.retention import Retention, plan
 from viridian.errors import InvalidSetting, NotFound
 from viridian.qemu import backup_jobs
 from viridian.service.backup.restore import (
@@ -82,9 +83,10 @@ class BackupCapability(Capability):
 
     # --- requests ---------------------------------------------------------------------
 
-    def new(self, ref: str, target: str, incremental: bool,
-            rate_bps: int | None) -> dict[str, Any]:
-        """Queue a backup point of VM ``ref`` into folder ``target``.
+    def new(self, ref: str, target: str, incremental: bool, rate_bps: int | None,
+            retention: Retention | None = None) -> dict[str, Any]:
+        """Queue a backup point of VM ``ref`` into folder ``target``; with ``retention``,
+        then remove the VM's points in that folder the rules do not keep.
 
         :raises InvalidSetting: ``target`` is not an absolute path.
         :raises NotFound: the VM or the target folder does not exist."""
@@ -93,11 +95,14 @@ class BackupCapability(Capability):
 
         async def run(job: Job) -> dict[str, Any]:
             tree = self.checkpoints.tree(live.record.id)
-            return await self.taker.take(live, tree, request, job)
+            record = await self.taker.take(live, tree, request, job)
+            if retention is not None and retention.active:
+                record["pruned"] = self.prune(live.record.id, request.target, retention)
+            return record
         return self.core.jobs.submit("backup", live.record.id, live.record.name,
                                      run).to_dict()
 
-    def list(self, vm: str | None) -> list[dict[str, Any]]:
+    def points(self, vm: str | None) -> list[dict[str, Any]]:
         records = self.store.good()
         if vm is not None:
             records = [r for r in records if vm in (r.vm_id, r.vm_name)]
@@ -136,6 +141,16 @@ class BackupCapability(Capability):
             return await restore_as_new(self.core, record, name, name is not None, job)
         return self.core.jobs.submit("restore", None, name or record.vm_name,
                                      as_new).to_dict()
+
+    def prune(self, vm_id: str, target: Path, retention: Retention) -> list[str]:
+        """Remove the VM's good points in ``target`` that ``retention`` does not keep
+        (newest first, so no kept point loses a parent); their ids."""
+        mine = [r for r in self.store.good() if r.vm_id == vm_id
+                and Path(r.folder).parent.parent == target]
+        removed = list(plan(mine, retention).remove)
+        for point_id in removed:
+            self.remove(point_id)
+        return removed
 
     def remove(self, backup_id: str) -> dict[str, Any]:
         """Remove a point that no later point builds on: its row, then its folder."""

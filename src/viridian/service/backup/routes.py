@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Query
 from pydantic import Field
 
+from viridian.backup.retention import Retention
 from viridian.config import API_PREFIX
 from viridian.service.http_boundary import RequestBody
 
@@ -25,6 +26,10 @@ class NewBackup(RequestBody):
     incremental: bool = False
     rate_limit_mib_s: float | None = Field(default=None, gt=0)
     """Write to the target at most this fast (MiB/s)."""
+    keep_daily: int = Field(default=0, ge=0, le=10_000)
+    """Then keep only the newest point of each of this many days (with points)."""
+    keep_weekly: int = Field(default=0, ge=0, le=10_000)
+    """… and of each of this many ISO weeks; chains are kept whole."""
 
 
 class RestoreRequest(RequestBody):
@@ -44,12 +49,14 @@ def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
                          wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         """Take a backup point of a VM (a job whose result is the backup record)."""
         rate = int(spec.rate_limit_mib_s * (1 << 20)) if spec.rate_limit_mib_s else None
-        return await answer(backups.new(spec.vm, spec.target, spec.incremental, rate), wait)
+        retention = Retention(spec.keep_daily, spec.keep_weekly)
+        return await answer(backups.new(spec.vm, spec.target, spec.incremental, rate,
+                                        retention), wait)
 
     @app.get(PREFIX, tags=["backup"])
     async def backup_list(vm: str | None = None) -> dict[str, Any]:
         """Good backup points, oldest first (a partial point is never listed)."""
-        return {"backups": backups.list(vm)}
+        return {"backups": backups.points(vm)}
 
     @app.get(f"{PREFIX}/{{backup_id}}", tags=["backup"])
     async def backup_show(backup_id: str) -> dict[str, Any]:
