@@ -8,7 +8,9 @@ fence guard and QEMUs: the whole host dies) → the VM runs on another host; the
 comes back and rejoins without starting its old VM (a start there is refused, naming the
 owner). Then SIGSTOP of the new owner's service → its fence guard kills the VM before
 another host starts it; SIGCONT → the host rejoins with a new lease, the VM stays where
-it went. Every service, guard and QEMU is ended on every path.
+it went. The etcd leader killed, then a member frozen: hosts stay Up, one copy. Drain and
+resume through the CLI; leave; bad input. Every service, guard and QEMU is ended on every
+path.
 """
 
 from __future__ import annotations
@@ -265,6 +267,37 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(
         assert not owner.copies(vm_id)
         assert [v["owner"] for v in _show(owner)["vms"]] == [new.name]
     checker.check()
+
+
+def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(
+        cluster: tuple[list[Host], Path], etcd: EtcdCluster) -> None:
+    hosts, _ = cluster
+    vm_id = next(v["id"] for v in _show(hosts[0])["vms"] if v["name"] == "ha1")
+    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    with OneCopyChecker(hosts, vm_id) as checker:
+        leader = etcd.leader()
+        etcd.kill(leader)
+        try:
+            time.sleep(TTL + 2)  # past a lease: keepalives must have gone to other members
+            show = _wait("2 of 3 etcd members healthy, every host Up",
+                         lambda: (s := _show(owner)) and s["etcd"]["healthy"] == 2
+                         and set(_states(s).values()) == {"Up"} and s)
+            assert [v["name"] for v in show["vms"]] == ["ha1"]
+        finally:
+            etcd.start(leader, state="existing")
+        etcd.wait_healthy()
+        follower = next(m for m in etcd.members if m is not etcd.leader())
+        etcd.freeze(follower)
+        try:
+            time.sleep(TTL + 2)
+            _wait("every host Up with a member frozen",
+                  lambda: set(_states(_show(owner)).values()) == {"Up"})
+        finally:
+            etcd.thaw(follower)
+        after = _wait("ha1 running after the etcd faults", lambda: _vm_on(hosts, vm_id))
+    checker.check()
+    print(f"\netcd faults: ha1 ran on {owner.name} before, on {after.name} after "
+          f"(copies over time: {[w for _, w in checker.seen]})")
 
 
 def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again(
