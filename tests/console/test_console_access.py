@@ -101,6 +101,20 @@ def test_self_service_user_with_two_factor(page: Any, console_service: Service,
     assert "start" in vm_actions(page, "sams-vm")
 
 
+def test_a_removed_user_is_sent_back_to_the_login_page(page: Any,
+                                                       console_service: Service) -> None:
+    with console_service.client() as api:
+        assert api.post("/access/users", json={"name": "gone", "password": "gone-password"}
+                        ).status_code == 201
+    user_login(page, console_service, "gone", "gone-password")
+    page.wait_for_url(console_service.url + "/")
+    page.locator("#who", has_text="gone (local)").wait_for()
+    with console_service.client() as api:
+        assert api.delete("/access/users/gone").status_code == 200
+    page.goto(console_service.url + "/")
+    page.wait_for_url(console_service.url + "/login")
+
+
 def test_admin_page(page: Any, console_service: Service, setup: dict[str, str]) -> None:
     page.goto(console_service.url + "/login")
     page.fill("#token", console_service.token)

@@ -65,6 +65,8 @@ class UserLogin(Protocol):
 
     def end_session(self, bearer: str) -> None: ...
 
+    def authenticate(self, bearer: str | None) -> object | None: ...
+
 
 class ConsoleGate:
     """ASGI middleware: cookie sessions for the console in front of the bearer-token API."""
@@ -88,7 +90,7 @@ class ConsoleGate:
                 return
             await self.app(scope, receive, send)
             return
-        session = self.sessions.lookup(_cookie(headers))
+        session = self._live_session(headers)
         if session is None:
             if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] in PAGES:
                 await _redirect(send, LOGIN_PATH)
@@ -96,6 +98,16 @@ class ConsoleGate:
             await self.app(scope, receive, send)  # BearerAuth refuses it
             return
         await self._with_session(scope, receive, send, headers, session)
+
+    def _live_session(self, headers: dict[bytes, bytes]) -> Session | None:
+        """The cookie's session, ended here too when the user's own access session ended
+        (expired, logged out, user removed): the browser is sent to the login page."""
+        session = self.sessions.lookup(_cookie(headers))
+        if session is not None and session.bearer and self.users is not None and \
+                self.users.authenticate(session.bearer) is None:
+            self.sessions.end(session.id)
+            return None
+        return session
 
     async def _with_session(self, scope: Scope, receive: Receive, send: Send,
                             headers: dict[bytes, bytes], session: Session) -> None:
