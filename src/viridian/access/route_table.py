@@ -63,6 +63,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("DELETE", V): "vm.delete",
     ("POST", f"{V}/rename"): "vm.configure",
     ("POST", f"{V}/move"): "host.manage",
+    ("POST", f"{V}/move-storage"): "host.manage",
     ("GET", f"{A}/migrations/incoming"): "host.manage",
     ("POST", f"{A}/migrations/incoming"): "host.manage",
     ("POST", f"{A}/migrations/incoming/{{incoming_id}}/commit"): "host.manage",
