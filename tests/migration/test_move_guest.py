@@ -5,6 +5,7 @@ back and forth:
 
 - a live move A→B (API) and a quick move B→A (``viridian vm move --quick``): the guest's in-memory tick counter goes on (no
   reboot), what it wrote to its disk reads back, the VM is listed on exactly one host;
+- its data disk moved to another folder while it runs (``viridian vm move-storage``);
 - a live move cancelled mid-way, and one whose target QEMU is killed mid-way: the VM runs
   on at the source, the target lists nothing and runs no QEMU for it;
 - refusals: a bad target token fails the job and changes nothing; bad options are a 4xx
@@ -112,6 +113,28 @@ def test_live_then_quick_move_keeps_the_guest_running(hosts: Hosts) -> None:
     assert_only_on(hosts, hosts.a)
     continued(hosts.b, hosts.a, hosts.vm_id, last)
     assert read_markers(hosts.api_a, VM, [3, 5]) == {3: "ON-HOST-A", 5: "ON-HOST-B"}
+
+
+def test_move_storage_of_the_running_guest(hosts: Hosts) -> None:
+    """Its data disk moves to another folder while it runs (mirror + pivot): the guest
+    goes on, what it wrote reads back, the old file is gone, the VM names the new one."""
+    folder = hosts.shared / "moved"
+    folder.mkdir()
+    old = hosts.shared / "data.raw"
+    last = Console(hosts.a.data_dir, hosts.vm_id).wait_ticks(1)[-1][0]
+    moved = invoke(["--url", hosts.a.url, "--token", hosts.a.token, "vm", "move-storage", VM,
+                    str(folder)])
+    assert moved.exit_code == 0, moved.output
+    assert f"moved {old} -> {folder / 'data.raw'}" in moved.output
+    assert not old.exists() and (folder / "data.raw").exists()
+    paths = [d["path"] for d in hosts.api_a.get(f"/vms/{VM}").json()["settings"]["ide"]]
+    assert str(folder / "data.raw") in paths and str(old) not in paths
+    assert read_markers(hosts.api_a, VM, [3, 5]) == {3: "ON-HOST-A", 5: "ON-HOST-B"}
+    write_markers(hosts.api_a, VM, {9: "AFTER-STORAGE"})
+    assert read_markers(hosts.api_a, VM, [9]) == {9: "AFTER-STORAGE"}
+    assert Console(hosts.a.data_dir, hosts.vm_id).wait_ticks(1)[-1][0] > last
+    again = hosts.api_a.post(f"/vms/{VM}/move-storage", json={"folder": str(folder)})
+    assert again.status_code == 409 and "a file of that name is there" in again.text
 
 
 def wait_incoming(target: httpx.Client, timeout: float = 60) -> None:

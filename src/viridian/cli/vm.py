@@ -194,6 +194,11 @@ SUBCOMMANDS = {
         "Move VM NAME to the viridian host at --to, --live (default) or --quick (like "
         "Move-VM).",
     ),
+    "move-storage": LazyCommand(
+        "viridian.cli.vm_move",
+        "move_storage",
+        "Move the hard disks of VM NAME into FOLDER on this host (like Move-VMStorage).",
+    ),
     "export": LazyCommand(
         "viridian.cli.vm_interchange",
         "export_vm",

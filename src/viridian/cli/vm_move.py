@@ -19,7 +19,7 @@ from viridian.cli.job import print_job_id
 from viridian.cli.output import JobProgress, emit_json
 from viridian.errors import BadRequest
 
-__all__ = ["move_vm", "target_token"]
+__all__ = ["move_storage", "move_vm", "target_token"]
 
 TOKEN_ENV = "VIRIDIAN_TARGET_TOKEN"
 
@@ -98,3 +98,28 @@ def _summary(result: dict[str, Any]) -> str:
         return line + (f": total {result['total_ms']} ms, downtime {result['downtime_ms']} ms"
                        f" + switch-over {result['commit_ms']} ms")
     return line + f": downtime {result['downtime_ms']} ms"
+
+
+@click.command("move-storage")
+@click.argument("name")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--no-wait", is_flag=True,
+              help="Print the job id instead of waiting (then: viridian job wait ID).")
+@click.option("--json", "as_json", is_flag=True, help="Print the job's result.")
+@click.pass_context
+def move_storage(ctx: click.Context, name: str, folder: str, no_wait: bool,
+                 as_json: bool) -> None:
+    """Move the hard disks of VM NAME (Running or Off) into FOLDER on this host (like
+    Move-VMStorage; live while it runs)."""
+    client = open_client(ctx)
+    job = client.post(vm_path(name, "move-storage"),
+                      {"folder": os.path.abspath(os.path.expanduser(folder))})
+    if no_wait:
+        print_job_id(job)
+        return
+    result = job_outcome(wait_for_job(client, job, JobProgress()))["result"]
+    if as_json:
+        emit_json(result)
+        return
+    for old, new in result["moved"].items():
+        click.echo(f"moved {old} -> {new}")

@@ -42,3 +42,9 @@ class IncomingRequest(RequestBody):
     vm: IncomingVM
     source: str = ""
     postcopy: bool = False
+
+
+class MoveStorageRequest(RequestBody):
+    """``POST /vms/{ref}/move-storage``: the folder the VM's hard disks move to."""
+
+    folder: str

@@ -13,6 +13,7 @@ from viridian.service.migration.incoming import Incoming
 from viridian.service.migration.outgoing import Outgoing
 from viridian.service.migration.ownership import HostRegistration, Ownership
 from viridian.service.migration.routes import install_migration_routes
+from viridian.service.migration.storage_move import StorageMoves
 
 
 class Migration(Capability):
@@ -23,6 +24,7 @@ class Migration(Capability):
     def __init__(self, host: MigrationHost, ownership: Ownership | None = None) -> None:
         self.host = host
         self.outgoing = Outgoing(host)
+        self.storage = StorageMoves(host)
         self.incoming = Incoming(host, ownership or HostRegistration(), socket.gethostname())
 
     def install_routes(self, app: FastAPI) -> None:

@@ -35,5 +35,8 @@ class MigrationHost(ServiceContext, Protocol):
         """The lifecycle operation ``request`` of ``live`` as a job body (state checks,
         admission for a start)."""
 
+    def settings_committed(self, vm: LiveVM) -> None:
+        """Every capability's ``settings_changed`` (the VM's vm.json)."""
+
     def has_checkpoints(self, vm_id: str) -> bool:
         """Whether the VM has checkpoints (their tables do not move with it)."""

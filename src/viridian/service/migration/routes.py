@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Query, Request
 
 from viridian.config import API_PREFIX
-from viridian.service.migration.bodies import IncomingRequest, MoveRequest
+from viridian.service.migration.bodies import IncomingRequest, MoveRequest, MoveStorageRequest
 
 if TYPE_CHECKING:
     from viridian.service.migration.capability import Migration
@@ -25,6 +25,13 @@ def install_migration_routes(app: FastAPI, migration: Migration) -> None:
                       wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         """Move the VM to another viridian host (quick or live; a job)."""
         job = migration.outgoing.move(ref, spec)
+        return await jobs.wait(job["id"], wait) if wait else job
+
+    @app.post(f"{API_PREFIX}/vms/{{ref}}/move-storage", status_code=202, tags=["vms"])
+    async def vm_move_storage(ref: str, spec: MoveStorageRequest,
+                              wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        """Move the VM's hard disks to another folder of this host (live while it runs)."""
+        job = migration.storage.move(ref, spec.folder)
         return await jobs.wait(job["id"], wait) if wait else job
 
     @app.get(INCOMING, tags=["migration"])
