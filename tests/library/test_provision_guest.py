@@ -97,7 +97,11 @@ def test_three_vms_from_the_template(lab: tuple[Service, httpx.Client, dict[str,
     for index, name in enumerate(names, start=1):
         address = f"192.168.214.{20 + index}"
         assert host_ping(address), name
-        code, out = guest_sh(api, name, "hostname; dd if=/dev/sdb bs=19 count=1 2>/dev/null; "
+        # the template's data disk, wherever the guest's probing put it (sda/sdb order
+        # is not fixed): the disk whose first bytes are the marker
+        code, out = guest_sh(api, name, "hostname; for d in /dev/sd?; do b=$(dd if=$d "
+                                         "bs=19 count=1 2>/dev/null); case \"$b\" in "
+                                         "TEMPLATE-MARKER*) echo \"$b\";; esac; done; "
                                          "cat /home/admin/.ssh/authorized_keys")
         assert code == 0, out
         assert out.startswith(f"{name}\nTEMPLATE-MARKER-42\n"), out
