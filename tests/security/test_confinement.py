@@ -21,7 +21,7 @@ import pytest
 
 from tests.service.harness import Service, act, running_service
 from viridian.disks import new_dynamic
-from viridian.qemu.confinement import GID, UID_BASE
+from viridian.qemu.confinement import GID, UID_BASE, FileGrant, Identity, grant_files
 
 MB = 1024 * 1024
 SANDBOX = "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -41,6 +41,8 @@ def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
         for name, disk in disks.items():
             created = api.post("/vms", json={"name": name, "memory_mb": 64, "vhd": str(disk)})
             assert created.status_code == 201, created.text
+            if name == "b":  # for the crafted hot-add below
+                assert api.post("/vms/b/scsi", json={"controller": None}).status_code < 300
             act(api, name, "start")
         yield service, api, disks
 
@@ -141,3 +143,24 @@ def test_files_and_folders_are_given_back_nothing_more(
     assert listing.returncode != 0 and "Permission denied" in listing.stderr
     token = as_user(uid_b, "cat", str(service.data_dir / "token"))
     assert token.returncode != 0 and "Permission denied" in token.stderr
+
+
+def test_a_running_vms_disk_is_refused_to_another_vm(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    """A crafted hot-add into VM b of VM a's disk under another name (a hard link) is
+    refused by the service (one VM per disk, by inode), nothing changed; and below it the
+    grant step itself never hands a disk of a running VM to another VM's user, so QEMU
+    as b's user is still refused it."""
+    service, api, disks = confined
+    alias = disks["a"].with_name("alias.raw")
+    os.link(disks["a"], alias)
+    before = vm(api, "b")["settings"]
+    added = api.post("/vms/b/disks", json={"controller": "scsi", "location": "0:1",
+                                           "path": str(alias)})
+    assert added.status_code == 409, added.text
+    assert "already attached to VM 'a'" in added.json()["error"]["message"]
+    assert vm(api, "b")["settings"] == before
+    uid_b = uids(service)[vm(api, "b")["id"]]
+    grant_files([FileGrant(str(alias), 6)], Identity(uid_b), None)
+    refused = as_user(uid_b, "qemu-img", "info", "-U", str(alias))
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr

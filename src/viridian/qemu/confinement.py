@@ -23,9 +23,12 @@ daemon) runs as that VM's own user:
   has no ``x``. Writable files lose their "other" bits: disks are never world-readable.
   Files named later by QMP (hot-plugged disks, media changes, checkpoint overlays) get
   the same grants just before the command is sent (:func:`grant_for_command`, called
-  by the monitor for a confined peer).
+  by the monitor for a confined peer). A writable file granted to another VM whose
+  processes run now is not granted (:func:`in_use_by_another`): QEMU is refused it with
+  "Permission denied" — one running VM per disk.
 * **Taps**: each ``-netdev tap,ifname=`` is handed to the VM's uid (``TUNSETOWNER``), as
-  the kernel lets only the owner or CAP_NET_ADMIN attach.
+  the kernel lets only the owner or CAP_NET_ADMIN attach; ``/dev/net/tun`` (and
+  ``/dev/kvm`` with KVM) get ``rw`` for the shared group when "other" lacks it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ FILE_COMMANDS = frozenset({"blockdev-add", "transaction", "blockdev-snapshot-syn
                            "chardev-add", "screendump"})
 TUNSETIFF, TUNSETOWNER, TUNSETGROUP = 0x400454CA, 0x400454CC, 0x400454CE
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
+TUN_DEVICE, KVM_DEVICE = Path("/dev/net/tun"), Path("/dev/kvm")
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,14 @@ def tap_names(argv: Sequence[str]) -> list[str]:
             if m and value.startswith("tap,")]
 
 
+def devices_needed(argv: Sequence[str]) -> list[Path]:
+    """Host devices the process opens itself: the tun clone device for taps, KVM."""
+    needed = [TUN_DEVICE] if tap_names(argv) else []
+    if any(re.search(r"(?:^|,)accel=kvm", value) for value in argv):
+        needed.append(KVM_DEVICE)
+    return needed
+
+
 def confined_argv(argv: Sequence[str], identity: Identity) -> list[str]:
     """``argv`` run as ``identity`` with no groups, no capabilities, no new privileges."""
     return ["setpriv", f"--reuid={identity.uid}", f"--regid={identity.gid}", "--clear-groups",
@@ -186,6 +198,8 @@ class Confinement:
         try:
             _own_folder(folder, identity)
             grant_files(argv_grants(argv), identity, folder)
+            for device in devices_needed(argv):
+                open_device(device, identity)
             for tap in tap_names(argv):
                 hand_tap(tap, identity)
         except OSError as err:
@@ -251,8 +265,30 @@ def grant_files(grants: Iterable[FileGrant], identity: Identity, own: Path | Non
             if grant.creates:
                 _grant_folder_write(path.parent, identity)
             continue
+        if grant.perm == READ_WRITE and in_use_by_another(path, identity):
+            continue  # the process is refused it: "Permission denied", in its own words
         for member in [path, *backing_chain(path)]:
             _grant_file(member, identity, grant.perm if member == path else READ_WRITE)
+
+
+def in_use_by_another(path: Path, identity: Identity) -> bool:
+    """Whether a writable file is granted to another VM's user that is running now: a
+    disk belongs to one running VM at a time, so it is not granted to a second one."""
+    others = {e.id for e in acl.read(path) if e.tag == acl.USER and e.id != identity.uid
+              and UID_BASE <= e.id < UID_BASE + UID_COUNT and e.perm & 2}
+    return bool(others & running_uids()) if others else False
+
+
+def running_uids() -> set[int]:
+    """The real uids of the live processes (``/proc/<pid>/status``)."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("Uid:"):
+                    found.add(int(line.split()[1]))
+                    break
+    return found
 
 
 def _grant_file(path: Path, identity: Identity, perm: int) -> None:
@@ -304,6 +340,14 @@ def backing_chain(path: Path) -> list[Path]:
     except ValueError:
         return []
     return [Path(str(item["filename"])) for item in chain[1:] if "filename" in item]
+
+
+def open_device(device: Path, identity: Identity) -> None:
+    """``rw`` for the confined group on a device "other" may not open. Safe to share:
+    /dev/net/tun attaches only to taps the caller owns (:func:`hand_tap`) and creates
+    none without CAP_NET_ADMIN; /dev/kvm only makes VMs."""
+    if not _others_allow(device, READ_WRITE):
+        acl.grant(device, acl.GROUP, identity.gid, READ_WRITE)
 
 
 def hand_tap(name: str, identity: Identity) -> None:
