@@ -255,7 +255,8 @@ class LiveVM:
         self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
         self.saved_state.unlink(missing_ok=True)
         status = await worker.status()
-        if status == "postmigrate":  # moved to another host while the service was down
+        if status == "postmigrate" and not self.keep_paused:  # moved away (a take saving
+            # memory leaves postmigrate too: its recovery resumes the guest)
             self._settle(VMState.PAUSED, "its memory was migrated to another host while the "
                          "service was down: check there before resuming it here")
             return
