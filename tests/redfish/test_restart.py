@@ -1,5 +1,6 @@
-"""Redfish event subscriptions outlive a service restart (kept in the catalog): after a
-restart the subscription is listed and still receives events; a deleted one stays gone."""
+"""What Redfish keeps outlives a service restart (the catalog): event subscriptions (listed
+and still receiving events; a deleted one stays gone), a VM's boot source override and its
+pending BIOS settings."""
 
 from __future__ import annotations
 
@@ -30,8 +31,21 @@ def test_subscriptions_survive_a_restart_and_still_receive_events() -> None:
             assert kept.status_code == dropped.status_code == 201, kept.text
             gone = httpx.delete(svc.url + dropped.headers["Location"], auth=auth)
             assert gone.status_code == 204
+            with svc.client() as api:
+                vm = api.post("/vms", json={"name": "rf-kept", "memory_mb": 64}).json()
+            system = f"{svc.url}/redfish/v1/Systems/{vm['id']}"
+            boot = {"BootSourceOverrideEnabled": "Continuous", "BootSourceOverrideTarget": "Pxe"}
+            assert httpx.patch(system, auth=auth, json={"Boot": boot}).status_code == 200
+            assert httpx.patch(f"{system}/Bios/Settings", auth=auth, json={
+                "Attributes": {"NumLock": True}}).status_code == 200
             svc.stop()
             svc.start()
+            shown = httpx.get(system, auth=auth).json()["Boot"]
+            assert {k: shown[k] for k in boot} == boot
+            pending = httpx.get(f"{system}/Bios/Settings", auth=auth).json()
+            assert pending["Attributes"]["NumLock"] is True
+            assert httpx.get(f"{system}/Bios", auth=auth).json()["Attributes"][
+                "NumLock"] is False  # still pending: the VM has not started
             assert _members(svc.url, auth) == [kept.headers["Location"]]
             sub = httpx.get(svc.url + kept.headers["Location"], auth=auth).json()
             assert (sub["Destination"], sub["Context"]) == (listener.url, "kept")

@@ -26,6 +26,7 @@ from viridian.service.jobs import now_iso
 from viridian.service.redfish.accounts import Accounts
 from viridian.service.redfish.auth import RedfishAuth
 from viridian.service.redfish.bios_settings import PendingBios
+from viridian.service.redfish.boot_store import BootOverrides
 from viridian.service.redfish.events import EventHub
 from viridian.service.redfish.subscriptions import SubscriptionStore
 from viridian.service.vms.live import LiveVM
@@ -54,7 +55,7 @@ class RedfishCapability(Capability):
         self._accounts: Accounts | None = None
         self.events = EventHub(self._states, SubscriptionStore(core.catalog))
         self.pending_bios = PendingBios(core.catalog)
-        self._boot: dict[str, BootOverride] = {}
+        self._boot = BootOverrides(core.catalog)
         self._launching: set[str] = set()
         known = core.catalog.get_meta(META_UUID)
         if known is None:
