@@ -1,6 +1,7 @@
 """Benchmark viridian.disks against qemu-img and a plain sparse-aware copy.
 
 Usage: python bench/bench_disks.py [--quick] [--dir DIR] [--repeat N] [--only cli|lib]
+       [--cli-size-mib N ...]
 
 Part 1 (cli): ``viridian disk convert`` run as a user runs it — a subprocess, the whole
 command from interpreter start to the synced output — against ``qemu-img convert`` on the
@@ -349,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
     ap.add_argument("--repeat", type=int, default=None, help="runs per contender")
     ap.add_argument("--only", choices=("cli", "lib"), default=None, help="run one part")
+    ap.add_argument("--cli-size-mib", type=int, action="append", default=None,
+                    help="image size of part 1 (repeatable; default 256 and 2048)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-disks-", dir=args.dir))
     try:
         if args.only != "lib":
-            run_cli(work, args.quick, args.repeat)
+            run_cli(work, args.quick, args.repeat, args.cli_size_mib)
         if args.only != "cli":
             run_lib(work, args.quick, args.repeat)
     finally:
@@ -361,9 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_cli(work: Path, quick: bool, repeat: int | None) -> None:
+def run_cli(work: Path, quick: bool, repeat: int | None,
+            sizes_mib: list[int] | None = None) -> None:
     """Part 1: the CLI against qemu-img, medians and ratios printed."""
-    sizes = [64 * MiB] if quick else [256 * MiB, 2048 * MiB]
+    sizes = [64 * MiB] if quick else [n * MiB for n in sizes_mib or (256, 2048)]
     vhdx = vhdx_writable(work)
     rows: list[CliRow] = []
     for size in sizes:
