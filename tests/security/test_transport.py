@@ -62,6 +62,12 @@ def test_non_loopback_serves_https_with_a_fresh_self_signed_certificate(
            f"{fingerprint(cert)}" in start_line
 
 
+def test_the_services_own_files_are_private(service: NetnsService) -> None:
+    assert service.data_dir.stat().st_mode & 0o777 == 0o700
+    for name in ("token", "service.json", "catalog.sqlite", "probe.json", "tls/key.pem"):
+        assert (service.data_dir / name).stat().st_mode & 0o777 == 0o600, name
+
+
 def test_cli_refuses_an_unknown_certificate_when_not_interactive(
         service: NetnsService, client_home: Path) -> None:
     before = service.requests_seen("/api/v1/host")

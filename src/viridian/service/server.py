@@ -10,12 +10,14 @@ Host-wide settings come from ``<data>/host.json`` (all optional)::
      "tls_key": "/path/key.pem",
      "confine_qemu": false}                      # QEMU/storage daemons as per-VM users
 
-``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``; ``$VIRIDIAN_CONFINE_QEMU`` (1/0) ``confine_qemu``.
+``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``; ``$VIRIDIAN_CONFINE_QEMU`` (1/0)
+overrides ``confine_qemu``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -103,7 +105,9 @@ async def probe_once_per_boot(data_dir: Path, override: str) -> HostCapabilities
         pass
     capabilities = await probe_accelerator(override)  # type: ignore[arg-type]
     tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "capabilities": asdict(capabilities)}))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump({"key": key, "capabilities": asdict(capabilities)}, file)
     os.replace(tmp, cache)
     return capabilities
 
@@ -128,6 +132,7 @@ async def build_manager(data_dir: Path) -> ServiceCore:
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
     manager = ServiceCore(data_dir, capabilities, policy)
     await manager.start()
+    keep_private(data_dir)
     return manager
 
 
@@ -177,6 +182,18 @@ def _certificate_note(transport: Transport) -> str:
         return ""
     kind = "self-signed " if transport.self_signed else ""
     return f", {kind}certificate SHA-256 {transport.fingerprint}"
+
+
+PRIVATE_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "probe.json",
+                 "host.json")
+
+
+def keep_private(data_dir: Path) -> None:
+    """The service's own files are 0600 (docs/architecture.md, "Security"); SQLite gives
+    its -wal/-shm files the database's mode."""
+    for name in PRIVATE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(data_dir / name, 0o600)
 
 
 def record_listen_address(data_dir: Path, host: str, port: int,
