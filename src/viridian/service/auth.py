@@ -158,9 +158,12 @@ class AccessGate:
     async def _confine(self, scope: Scope, receive: Receive, principal: Principal) -> Receive:
         """Check every path of the query and JSON body against the principal's storage
         paths (:mod:`viridian.access.confinement`); the body is replayed to the route."""
-        query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))]
-        body, replay = await _buffered(receive)
-        found = [*paths_in(dict(query)), *paths_in(_json_any(body))]
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        found = list(paths_in(query))
+        replay = receive
+        if _json_body(scope):  # other bodies (uploads) are data, not settings naming files
+            body, replay = await _buffered(receive)
+            found += paths_in(_json_any(body))
         if found:
             roots = [p["path"] for p in self.access.storage_paths(principal.subjects())]
             check_paths(principal.user, found, roots)
@@ -284,6 +287,14 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
     return body, replay
+
+
+def _json_body(scope: Scope) -> bool:
+    """Whether the route will read the body as JSON (FastAPI does when the type is absent)."""
+    for key, value in scope["headers"]:
+        if key.lower() == b"content-type":
+            return b"json" in value.lower()
+    return True
 
 
 def _json_any(body: bytes) -> Any:
