@@ -43,6 +43,7 @@ from viridian.model import StartAction, StopAction, VMSettings
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.service.backup.capability import BackupCapability
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.checkpoints.operations import CheckpointsCapability
@@ -103,6 +104,7 @@ class ServiceCore:
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
             RenameCapability(self), Interchange(self), RedfishCapability(self),
             LibraryCapability(self), ClusterCapability(self))
+        self.capabilities += (BackupCapability(self, integration),)  # issue 16
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
         self.boot_id = read_boot_id()
