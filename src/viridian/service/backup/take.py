@@ -6,7 +6,9 @@ the guest agent (backup integration service) for the instant of the point in tim
 the point is *application*-consistent then, *crash*-consistent when the agent or the
 service is not there — and :mod:`viridian.qemu.backup_jobs` starts the jobs into local
 staging images; then the images are copied to the target, checksummed and published.
-A VM that is Off or Saved is backed up from its files (always full).
+A VM that is Off or Saved is read the same way through its storage daemon when it has
+one (the daemon keeps the dirty bitmaps while the VM is registered), else from its files
+(always full).
 
 Crash safety: the catalog row is written *partial* before any file exists; the point is
 written under ``.partial-<id>`` and renamed to its final folder only when complete and
@@ -97,8 +99,7 @@ class Taker:
         disks = source_disks(live, tree)
         final = layout.point_folder(request.target, live.record.name, point_id)
         partial = layout.partial_folder(final)
-        running = live.state in LIVE_STATES and live.worker is not None
-        monitor = await live.require_worker().block_monitor() if running else None
+        monitor = await _block_monitor(live)
         parent = latest_good(self.store.all(), live.record.id) if request.incremental \
             else None
         kind, reason, sizes = await self._plan(monitor, disks, parent, request.incremental)
@@ -240,6 +241,18 @@ class Taker:
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(self.staging_root / record.id, ignore_errors=True)
         self.store.forget(record.id)
+
+
+async def _block_monitor(live: LiveVM) -> Monitor | None:
+    """Where the VM's images are open: QEMU or its storage daemon while it runs; for an
+    Off or Saved VM its storage daemon, which keeps the dirty bitmaps while the VM is
+    registered (docs/architecture.md, "The storage daemon"); None: read the files."""
+    if live.state in LIVE_STATES and live.worker is not None:
+        return await live.worker.block_monitor()
+    if live.state in LIVE_STATES:
+        return None
+    daemon = await live.storage_daemon()
+    return await daemon.monitor() if daemon is not None else None
 
 
 async def _node(monitor: Monitor, path: str) -> str:
