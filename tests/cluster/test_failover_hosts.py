@@ -8,9 +8,11 @@ fence guard and QEMUs: the whole host dies) → the VM runs on another host; the
 comes back and rejoins without starting its old VM (a start there is refused, naming the
 owner). Then SIGSTOP of the new owner's service → its fence guard kills the VM before
 another host starts it; SIGCONT → the host rejoins with a new lease, the VM stays where
-it went. The etcd leader killed, then a member frozen: hosts stay Up, one copy. Drain and
-resume through the CLI; leave; bad input. Every service, guard and QEMU is ended on every
-path.
+it went. A partition (the owner's packets to etcd dropped by an iptables owner match:
+each service runs with its own group id) → the owner fences itself, another host takes
+over, the healed host rejoins without it. The etcd leader killed, then a member frozen:
+hosts stay Up, one copy. Drain and resume through the CLI; leave; bad input. Every
+service, guard and QEMU is ended on every path (and the iptables rule removed).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,10 +44,58 @@ from tests.service.harness import Console, Service, act, wait_job
 TTL = 6  # seconds: fence margin 2 s, so a frozen owner's VM is off 2 s before takeover
 
 
+GID_BASE = 46200  # host hN's service runs with real/effective group GID_BASE + N
+
+
+class GroupService(Service):
+    """A ``viridian serve`` whose process (and every process it starts) has its own group
+    id: the partition fault drops that group's packets to etcd (iptables owner match)."""
+
+    def __init__(self, data_dir: Path, gid: int) -> None:
+        super().__init__(data_dir)
+        self.gid = gid
+
+    def start(self, timeout: float = 30) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                ["setpriv", f"--regid={self.gid}", "--keep-groups", sys.executable, "-m",
+                 "viridian.cli.main", "serve", "--data-dir", str(self.data_dir),
+                 "--listen", f"127.0.0.1:{self.port}"],
+                stdout=log, stderr=log, env=self.env, start_new_session=True)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log.read_text()[-3000:]}")
+            try:
+                httpx.get(self.url + "/api/v1/host", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"service did not answer: {self.log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def partitioned(host: Host, etcd: EtcdCluster) -> Iterator[None]:
+    """``host`` cannot reach any etcd member (its packets to them are dropped) until exit."""
+    rule = ["OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "-m", "multiport", "--dports",
+            ",".join(str(m.client_port) for m in etcd.members), "-m", "owner",
+            "--gid-owner", str(host.gid), "-j", "DROP"]
+    subprocess.run(["iptables", "-I", *rule], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-D", *rule], check=True)
+
+
 @dataclass
 class Host:
     name: str
-    service: Service
+    service: GroupService
+
+    @property
+    def gid(self) -> int:
+        return self.service.gid
 
     @property
     def data(self) -> Path:
@@ -122,7 +174,7 @@ def cluster(etcd: EtcdCluster) -> Iterator[tuple[list[Host], Path]]:
     root = Path(tempfile.mkdtemp(prefix="vir-cl-", dir="/tmp"))
     shared = root / "shared"
     shared.mkdir()
-    hosts = [Host(f"h{i}", Service(root / f"h{i}")) for i in (1, 2, 3)]
+    hosts = [Host(f"h{i}", GroupService(root / f"h{i}", GID_BASE + i)) for i in (1, 2, 3)]
     try:
         for host in hosts:
             host.service.start()
@@ -261,7 +313,6 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(
                         and h is not owner and h, timeout=TTL + 60)
         finally:
             os.kill(owner.service.process.pid, signal.SIGCONT)
-        Console(new.data, vm_id).wait_for(b"VIRIDIAN-GUEST READY")
         _wait("the thawed host Up again", lambda: _states(_show(new))[owner.name] == "Up")
         time.sleep(3.0)
         assert not owner.copies(vm_id)
@@ -300,6 +351,25 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(
           f"(copies over time: {[w for _, w in checker.seen]})")
 
 
+def test_partitioned_owner_fences_itself_and_rejoins_after_healing(
+        cluster: tuple[list[Host], Path], etcd: EtcdCluster) -> None:
+    hosts, _ = cluster
+    vm_id = next(v["id"] for v in _show(hosts[0])["vms"] if v["name"] == "ha1")
+    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    other = next(h for h in hosts if h is not owner)
+    with OneCopyChecker(hosts, vm_id) as checker:
+        with partitioned(owner, etcd):
+            _wait("the cut-off owner to turn ha1 off", lambda: not owner.copies(vm_id),
+                  timeout=TTL + 60)
+            new = _wait("ha1 on another host", lambda: (h := _vm_on(hosts, vm_id))
+                        and h is not owner and h, timeout=TTL + 60)
+            assert _states(_show(other))[owner.name] == "Down"
+        _wait("the healed host Up again", lambda: _states(_show(new))[owner.name] == "Up")
+        time.sleep(3.0)
+        assert not owner.copies(vm_id) and _vm_on(hosts, vm_id) is new
+    checker.check()
+
+
 def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again(
         cluster: tuple[list[Host], Path]) -> None:
     hosts, _ = cluster
@@ -312,7 +382,6 @@ def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again
         assert '"state": "Paused"' in drained.output
         new = _wait("ha1 moved off the drained host", lambda: (h := _vm_on(hosts, vm_id))
                     and h is not owner and h, timeout=120)
-        Console(new.data, vm_id).wait_for(b"VIRIDIAN-GUEST READY")
         shown = _cli(new, "cluster", "show")
         assert shown.exit_code == 0, shown.output
         assert re.search(rf"^{owner.name}\s+Paused", shown.output, re.M), shown.output
