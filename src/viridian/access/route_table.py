@@ -52,6 +52,9 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("DELETE", f"{A}/backups/{{backup_id}}"): "backup.manage",
     ("POST", f"{A}/backups/{{backup_id}}/verify"): "backup.read",
     ("POST", f"{A}/backups/{{backup_id}}/restore"): "vm.create",
+    ("GET", f"{A}/backups/schedules"): "backup.read",
+    ("PUT", f"{A}/backups/schedules/{{ref}}"): "backup.manage",
+    ("DELETE", f"{A}/backups/schedules/{{ref}}"): "backup.manage",
     # VMs
     ("GET", f"{A}/vms"): "vm.read",
     ("POST", f"{A}/vms"): "vm.create",
