@@ -4,6 +4,7 @@ real file's ACL as the kernel stores it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,11 +17,15 @@ import pytest
 from viridian.qemu import acl
 from viridian.qemu.confinement import (
     GID,
+    UID_BASE,
+    UID_COUNT,
+    Confinement,
     FileGrant,
     Identity,
     argv_grants,
     command_grants,
     confined_argv,
+    preferred_uid,
     tap_names,
     without_own_pidfile,
 )
@@ -104,3 +109,17 @@ def test_confined_argv_drops_everything_and_qemus_own_pidfile() -> None:
     (["-netdev", "user,id=net0"], [])])
 def test_tap_names(argv: list[str], taps: list[str]) -> None:
     assert tap_names(argv) == taps
+
+
+def test_a_vm_gets_the_same_uid_on_every_host_unless_taken(tmp_path: Path) -> None:
+    """Derived from the VM id, so two services sharing storage agree; recorded (0600)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    uid = Confinement(one).allocate("vm-1")
+    assert uid == preferred_uid("vm-1") == Confinement(two).allocate("vm-1")
+    assert Confinement(one).allocate("vm-1") == uid  # kept
+    taken = preferred_uid("vm-2")
+    (two / "confinement.json").write_text(json.dumps({"uids": {"other": taken}}))
+    assert Confinement(two).allocate("vm-2") == UID_BASE + (taken - UID_BASE + 1) % UID_COUNT
+    assert (one / "confinement.json").stat().st_mode & 0o777 == 0o600

@@ -6,7 +6,8 @@ When the service installs a :class:`Confinement` (:func:`install`), every proces
 (``<data>/run/<vm-id>/`` for QEMU, ``<data>/run/<vm-id>-storage/`` for its storage
 daemon) runs as that VM's own user:
 
-* **Identity**: one uid per VM from a reserved range (:data:`UID_BASE` …), recorded in
+* **Identity**: one uid per VM from a reserved range (:data:`UID_BASE` …), derived from
+  the VM's id (:func:`preferred_uid`; the next free one on a clash) and recorded in
   ``<data>/confinement.json`` (allocated on first start, kept while the VM exists), and
   one shared gid (:data:`GID`) that is only ever granted *traversal* (``x``) of folders.
   Per-VM uids rather than one dedicated user: a dedicated user would let one VM's QEMU
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -179,8 +181,9 @@ class Confinement:
             uids = _read_uids(path)
             if vm_id not in uids:
                 used = set(uids.values())
-                uids[vm_id] = next(UID_BASE + n for n in range(UID_COUNT)
-                                   if UID_BASE + n not in used)
+                first = preferred_uid(vm_id) - UID_BASE
+                uids[vm_id] = next(UID_BASE + (first + n) % UID_COUNT for n in range(UID_COUNT)
+                                   if UID_BASE + (first + n) % UID_COUNT not in used)
                 _write_private(path, {"uids": uids})
             return uids[vm_id]
 
@@ -226,6 +229,13 @@ def without_own_pidfile(argv: Sequence[str], folder: Path) -> list[str]:
 
 
 _ACTIVE: list[Confinement] = []
+
+
+def preferred_uid(vm_id: str) -> int:
+    """The uid a VM gets unless this host already gave it to another VM: derived from
+    the VM's id, so two services sharing its storage (a move between hosts) agree."""
+    digest = hashlib.sha256(vm_id.encode()).digest()
+    return UID_BASE + int.from_bytes(digest[:8], "big") % UID_COUNT
 
 
 def install(confinement: Confinement | None) -> None:
