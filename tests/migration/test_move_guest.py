@@ -3,8 +3,11 @@
 VM's disks are in a folder both see (shared storage). One guest for the module, moved
 back and forth:
 
-- a live move A→B (API) and a quick move B→A (``viridian vm move --quick``): the guest's in-memory tick counter goes on (no
-  reboot), what it wrote to its disk reads back, the VM is listed on exactly one host;
+- a live move A→B (API) and a quick move B→A (``viridian vm move --quick``): the guest's
+  in-memory tick counter goes on (no reboot), what it wrote to its disk reads back, the
+  VM is listed on exactly one host;
+- shared-nothing live moves A→B→A (``with_storage``): the disk is copied into each
+  target's data folder, the guest goes on with its data;
 - its data disk moved to another folder while it runs (``viridian vm move-storage``);
 - a live move cancelled mid-way, and one whose target QEMU is killed mid-way: the VM runs
   on at the source, the target lists nothing and runs no QEMU for it;
@@ -135,6 +138,24 @@ def test_move_storage_of_the_running_guest(hosts: Hosts) -> None:
     assert Console(hosts.a.data_dir, hosts.vm_id).wait_ticks(1)[-1][0] > last
     again = hosts.api_a.post(f"/vms/{VM}/move-storage", json={"folder": str(folder)})
     assert again.status_code == 409 and "a file of that name is there" in again.text
+
+
+def test_shared_nothing_live_moves_copy_the_disk(hosts: Hosts) -> None:
+    """``with_storage``: the disk is mirrored into the target's own data folder over NBD,
+    then the memory moves; there and back, the guest goes on with its data."""
+    for source, target in ((hosts.a, hosts.b), (hosts.b, hosts.a)):
+        api, there = hosts.api(source), hosts.api(target)
+        last = Console(source.data_dir, hosts.vm_id).wait_ticks(1)[-1][0]
+        job = wait_job(api, move(api, target, mode="live", with_storage=True))
+        assert job["state"] == "completed", job["error"]
+        assert_only_on(hosts, target)
+        continued(source, target, hosts.vm_id, last)
+        paths = [d["path"] for d in there.get(f"/vms/{VM}").json()["settings"]["ide"]
+                 if d["kind"] == "hard_disk"]
+        assert paths == [str(target.data_dir / "vms" / hosts.vm_id / "data.raw")], paths
+        assert read_markers(there, VM, [3, 9]) == {3: "ON-HOST-A", 9: "AFTER-STORAGE"}
+        write_markers(there, VM, {11: f"COPY-{target.port}"})
+    assert read_markers(hosts.api_a, VM, [11]) == {11: f"COPY-{hosts.a.port}"}
 
 
 def wait_incoming(target: httpx.Client, timeout: float = 60) -> None:

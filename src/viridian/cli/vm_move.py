@@ -60,6 +60,8 @@ def target_token(token_file: str | None) -> str:
               help="Live: the longest pause allowed at the switch-over (QEMU's default 300).")
 @click.option("--postcopy", is_flag=True,
               help="Live: switch over after the first pass; the target pulls the rest.")
+@click.option("--with-storage", is_flag=True,
+              help="Live, shared-nothing: copy the hard disks to the target's data folder.")
 @click.option("--no-auto-converge", is_flag=True,
               help="Live: do not throttle a guest that dirties memory faster than it moves.")
 @click.option("--no-wait", is_flag=True,
@@ -68,18 +70,19 @@ def target_token(token_file: str | None) -> str:
 @click.pass_context
 def move_vm(ctx: click.Context, name: str, to: str, mode: str, to_token_file: str | None,
             bandwidth: int | None, downtime_limit: int | None, postcopy: bool,
-            no_auto_converge: bool, no_wait: bool, as_json: bool) -> None:
+            with_storage: bool, no_auto_converge: bool, no_wait: bool, as_json: bool) -> None:
     """Move VM NAME to the viridian host at --to (like Move-VM)."""
     body: dict[str, Any] = {"to": to, "token": target_token(to_token_file), "mode": mode}
     if mode == "live":
-        body.update(auto_converge=not no_auto_converge, postcopy=postcopy)
+        body.update(auto_converge=not no_auto_converge, postcopy=postcopy,
+                    with_storage=with_storage)
         if bandwidth is not None:
             body["bandwidth_mib_s"] = bandwidth
         if downtime_limit is not None:
             body["downtime_limit_ms"] = downtime_limit
-    elif bandwidth or downtime_limit or postcopy or no_auto_converge:
-        raise BadRequest("--bandwidth, --downtime-limit, --postcopy and --no-auto-converge "
-                         "are for --live moves; nothing was changed")
+    elif bandwidth or downtime_limit or postcopy or no_auto_converge or with_storage:
+        raise BadRequest("--bandwidth, --downtime-limit, --postcopy, --with-storage and "
+                         "--no-auto-converge are for --live moves; nothing was changed")
     client = open_client(ctx)
     job = client.post(vm_path(name, "move"), body)
     if no_wait:

@@ -22,7 +22,8 @@ from .blockjobs import image_nodes, release_image
 from .errors import MonitorError, QemuTimeout
 from .monitor import Monitor
 
-__all__ = ["mirror_image"]
+__all__ = ["cancel_mirrors", "export_for_incoming", "finish_mirrors", "mirror_image",
+           "mirror_to_nbd", "stop_exports"]
 
 _POLL_S = 0.1
 _names = itertools.count(1)
@@ -103,3 +104,82 @@ async def _wait_concluded(monitor: Monitor, job: str, timeout: float,
     await monitor.execute("job-dismiss", {"id": job})
     if check and info.get("error"):
         raise MonitorError(f"the mirror {job} failed: {info['error']}", command="job-complete")
+
+
+# --- shared-nothing: disks copied to the target's incoming QEMU over NBD -------------
+
+
+async def export_for_incoming(monitor: Monitor, host: str, port: int,
+                              paths: list[str]) -> dict[str, str]:
+    """Target (QEMU started ``-incoming defer``): serve each image in ``paths`` writable
+    over NBD on ``host:port`` (``nbd-server-start``, ``block-export-add``; QEMU activates
+    an exported node); returns ``path → export name``.
+
+    :raises MonitorError: QEMU refused (e.g. the port is taken).
+    """
+    nodes = await image_nodes(monitor)
+    await monitor.execute("nbd-server-start", {"addr": {"type": "inet", "data": {
+        "host": host, "port": str(port)}}})
+    exports = {}
+    for path in paths:
+        node = str(nodes[path]["node-name"])
+        await monitor.execute("block-export-add", {
+            "type": "nbd", "id": f"mig-{node}", "node-name": node, "writable": True,
+            "name": node})
+        exports[path] = node
+    return exports
+
+
+async def stop_exports(monitor: Monitor) -> None:
+    """Target, at the switch-over: the NBD server ends (its exports with it)."""
+    await monitor.execute("nbd-server-stop")
+
+
+async def mirror_to_nbd(monitor: Monitor, targets: dict[str, str], host: str, port: int,
+                        progress: Callable[[float], None] | None = None,
+                        timeout: float = 3600.0) -> list[str]:
+    """Source: mirror each image (``path → export name``) to the target's NBD export until
+    every mirror is ready (writes then go to both); returns the job ids for
+    :func:`finish_mirrors` / :func:`cancel_mirrors`.
+
+    :raises MonitorError: a mirror failed (every mirror started is cancelled).
+    """
+    nodes = await image_nodes(monitor)
+    jobs: list[str] = []
+    try:
+        for path, export in targets.items():
+            job = f"nbd-{next(_names)}"
+            await monitor.execute("blockdev-add", {
+                "driver": "nbd", "node-name": job, "export": export,
+                "server": {"type": "inet", "host": host, "port": str(port)}})
+            await monitor.execute("blockdev-mirror", {
+                "job-id": job, "device": str(nodes[path]["node-name"]), "target": job,
+                "sync": "full", "auto-dismiss": False})
+            jobs.append(job)
+        for job in jobs:
+            await _wait_ready(monitor, job, progress, timeout)
+    except BaseException:
+        await cancel_mirrors(monitor, jobs)
+        raise
+    return jobs
+
+
+async def finish_mirrors(monitor: Monitor, jobs: list[str]) -> None:
+    """Source, paused after the memory migration: end each ready mirror without a pivot
+    (``block-job-cancel``: in step, the last writes flushed) and close the NBD nodes."""
+    for job in jobs:
+        await monitor.execute("block-job-cancel", {"device": job})
+    for job in jobs:
+        await _wait_concluded(monitor, job, 60.0)
+        with contextlib.suppress(MonitorError):
+            await monitor.execute("blockdev-del", {"node-name": job})
+
+
+async def cancel_mirrors(monitor: Monitor, jobs: list[str]) -> None:
+    """Give the mirrors up (forced) and close their NBD nodes; never raises."""
+    for job in jobs:
+        with contextlib.suppress(MonitorError, QemuTimeout):
+            await monitor.execute("block-job-cancel", {"device": job, "force": True})
+            await _wait_concluded(monitor, job, 30.0, check=False)
+        with contextlib.suppress(MonitorError, QemuTimeout):
+            await monitor.execute("blockdev-del", {"node-name": job})

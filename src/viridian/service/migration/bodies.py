@@ -23,6 +23,8 @@ class MoveRequest(RequestBody):
     downtime_limit_ms: int | None = Field(None, ge=1, le=2_000_000)
     auto_converge: bool = True
     postcopy: bool = False
+    with_storage: bool = False
+    """Live, shared-nothing: the hard disks are copied to the target's data folder."""
 
 
 class IncomingVM(RequestBody):
@@ -42,6 +44,9 @@ class IncomingRequest(RequestBody):
     vm: IncomingVM
     source: str = ""
     postcopy: bool = False
+    with_storage: bool = False
+    disks: dict[str, int] | None = None
+    """Shared-nothing: each hard disk's path at the source → its virtual size in bytes."""
 
 
 class MoveStorageRequest(RequestBody):

@@ -15,18 +15,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
+import shutil
 import socket
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from viridian.errors import Conflict, HostError, InvalidSetting, NotFound, ViridianError
+from viridian.errors import (
+    BadRequest,
+    Conflict,
+    HostError,
+    InvalidSetting,
+    NotFound,
+    ViridianError,
+)
 from viridian.model import VMSettings
 from viridian.model.slots import drive_slots
 from viridian.model.states import Request, VMState
 from viridian.qemu.migration import LiveTuning, listen, wait_arrived
+from viridian.qemu.migration_storage import export_for_incoming, stop_exports
 from viridian.qemu.render.storage import needs_storage_daemon
 from viridian.service.catalog import VMRecord
 from viridian.service.migration.bodies import IncomingRequest, Mode
@@ -57,11 +67,15 @@ class IncomingMove:
     uri: str | None = None
     committed: bool = False
     watch: asyncio.Task[None] | None = field(default=None, repr=False)
+    copies: dict[str, str] = field(default_factory=dict)
+    """Shared-nothing: source path → the new image here (made for this move)."""
+    nbd: dict[str, Any] | None = None
+    made_folder: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "mode": self.mode, "vm": self.live.record.name,
                 "vm_id": self.live.record.id, "uri": self.uri, "source": self.source,
-                "committed": self.committed}
+                "committed": self.committed, "nbd": self.nbd}
 
 
 class Incoming:
@@ -85,18 +99,32 @@ class Incoming:
         :raises AdmissionRefused: not enough memory here (live moves).
         :raises QemuStartError: the incoming QEMU did not start (nothing runs).
         """
-        record = self._checked_record(body)
-        if body.mode == "live" and needs_storage_daemon(record.settings, self.host.host):
-            raise Conflict(f"VM '{record.name}' would be served by a storage daemon on this "
-                           "host (VHD/VHDX disks): it can move here quick only (QEMU 7.2 cannot "
-                           "hand an open image between daemons); nothing was changed",
-                           vm=record.name)
-        live = self.host.stage_incoming(record)
-        move = IncomingMove(str(uuid.uuid4()), body.mode, live, body.source)
+        self._check_free(body)
+        copies = self._local_copies(body)
+        folder = self.host.data_dir / "vms" / body.vm.id
+        made_folder = bool(copies) and not folder.exists()
+        if made_folder:
+            folder.mkdir(mode=0o700)
+        try:
+            await _create_images(copies, body.disks or {}, body.vm.settings)
+            record = self._checked_record(body, copies)
+            if body.mode == "live" and needs_storage_daemon(record.settings, self.host.host):
+                raise Conflict(f"VM '{record.name}' would be served by a storage daemon on "
+                               "this host (VHD/VHDX disks): it can move here quick only (QEMU "
+                               "7.2 cannot hand an open image between daemons); nothing was "
+                               "changed", vm=record.name)
+            live = self.host.stage_incoming(record)
+        except BaseException:
+            _remove_made(copies, folder if made_folder else None)
+            raise
+        move = IncomingMove(str(uuid.uuid4()), body.mode, live, body.source, copies=copies,
+                            made_folder=made_folder)
         try:
             self.host.admit(live)
             if body.mode == "live":
                 await self._listen(move, listen_host, LiveTuning(postcopy=body.postcopy))
+            if copies:
+                await self._export(move, listen_host)
         except BaseException:
             await self._drop(move)
             raise
@@ -104,15 +132,44 @@ class Incoming:
         move.watch = asyncio.get_running_loop().create_task(self._expire(move))
         return move.to_dict()
 
-    def _checked_record(self, body: IncomingRequest) -> VMRecord:
+    def _local_copies(self, body: IncomingRequest) -> dict[str, str]:
+        """Shared-nothing: where each hard disk goes here (``<data>/vms/<id>/<name>``)."""
+        if not body.with_storage:
+            return {}
+        if body.mode != "live" or not body.disks:
+            raise BadRequest("with_storage needs a live move and the disks' sizes; nothing "
+                             "was changed")
+        folder = self.host.data_dir / "vms" / body.vm.id
+        copies = {old: str(folder / Path(old).name) for old in body.disks}
+        if len(set(copies.values())) != len(copies):
+            raise Conflict("two disks of the VM have the same file name; nothing was changed")
+        for new in copies.values():
+            if Path(new).exists():
+                raise Conflict(f"{new} exists on this host already; nothing was changed",
+                               path=new)
+        return copies
+
+    def _check_free(self, body: IncomingRequest) -> None:
         vm = body.vm
         for known in self.host.catalog.ids_and_names(vm.id) + \
                 self.host.catalog.ids_and_names(vm.name):
             raise Conflict(f"a VM with id {known[0]} named '{known[1]}' is registered on this "
                            "host already; nothing was changed", vm=vm.name)
-        settings = self.host.checked_registration(vm.id, vm.name, vm.settings)
-        _check_visible(Path(vm.folder), settings)
-        return VMRecord(vm.id, vm.name, settings, VMState.OFF, None, vm.folder, vm.created_at)
+
+    def _checked_record(self, body: IncomingRequest, copies: dict[str, str]) -> VMRecord:
+        vm = body.vm
+        folder = str(self.host.data_dir / "vms" / vm.id) if copies else vm.folder
+        settings = self.host.checked_registration(vm.id, vm.name,
+                                                  _with_paths(vm.settings, copies))
+        _check_visible(None if copies else Path(folder), settings, set(copies.values()))
+        return VMRecord(vm.id, vm.name, settings, VMState.OFF, None, folder, vm.created_at)
+
+    async def _export(self, move: IncomingMove, host: str) -> None:
+        port = _free_port(host)
+        exports = await export_for_incoming(move.live.require_worker().monitor, host, port,
+                                            list(move.copies.values()))
+        move.nbd = {"host": host, "port": port,
+                    "exports": {old: exports[new] for old, new in move.copies.items()}}
 
     async def _listen(self, move: IncomingMove, host: str, tuning: LiveTuning) -> None:
         worker = await move.live.launch_incoming()
@@ -147,6 +204,8 @@ class Incoming:
         live = move.live
         worker = live.require_worker()
         await wait_arrived(worker.monitor, ARRIVAL_TIMEOUT_S)
+        if move.copies:
+            await stop_exports(worker.monitor)
         await self.ownership.hand_over(live.record.id, move.source, self.this_host)
         await worker.resume()
         live.record = replace(live.record, state=VMState.RUNNING)
@@ -203,6 +262,7 @@ class Incoming:
         with contextlib.suppress(ViridianError):
             await live.end_here()
         self.host.forget(live)
+        _remove_made(move.copies, Path(live.record.folder) if move.made_folder else None)
 
     async def _expire(self, move: IncomingMove) -> None:
         """Give the move up when its QEMU ends before the commit (the incoming migration
@@ -228,13 +288,14 @@ class Incoming:
                 await self._drop(move)
 
 
-def _check_visible(folder: Path, settings: VMSettings) -> None:
-    """Shared storage: the VM's folder and every drive's file must be visible here."""
-    if not folder.is_absolute() or not folder.is_dir():
+def _check_visible(folder: Path | None, settings: VMSettings, made_here: set[str]) -> None:
+    """Shared storage: the VM's folder (None: made here) and every drive's file (but those
+    this move makes here) must be visible here."""
+    if folder is not None and (not folder.is_absolute() or not folder.is_dir()):
         raise InvalidSetting("vm.folder", str(folder), "the VM's folder on storage this host "
                              "sees too (shared storage)")
     for slot in drive_slots(settings):
-        if slot.path and not Path(slot.path).exists():
+        if slot.path and slot.path not in made_here and not Path(slot.path).exists():
             raise InvalidSetting(f"{slot.bus}:{slot.controller}:{slot.location}", slot.path,
                                  "a disk or medium file this host sees too (shared storage)")
 
@@ -247,3 +308,41 @@ def _free_port(host: str) -> int:
     except OSError as err:
         raise HostError(f"cannot listen for the migration on {host}: {err.strerror}",
                         address=host) from err
+
+
+def _with_paths(settings: dict[str, Any], copies: dict[str, str]) -> dict[str, Any]:
+    """``settings`` (API dict) with each hard disk at its new path."""
+    if not copies:
+        return settings
+    data = copy.deepcopy(settings)
+    for drive in data.get("ide", []):
+        drive["path"] = copies.get(drive.get("path"), drive.get("path"))
+    for controller in data.get("scsi", []):
+        for disk in controller.get("disks", []):
+            disk["path"] = copies.get(disk.get("path"), disk.get("path"))
+    return data
+
+
+async def _create_images(copies: dict[str, str], sizes: dict[str, int],
+                         settings: dict[str, Any]) -> None:
+    """Empty images for a shared-nothing move, of each disk's format (from the source's
+    ``settings``, API dict) and size."""
+    drives = [*settings.get("ide", []),
+              *(d for c in settings.get("scsi", []) for d in c.get("disks", []))]
+    formats = {d.get("path"): str(d.get("format") or "raw") for d in drives}
+    for old, new in copies.items():
+        proc = await asyncio.create_subprocess_exec(
+            "qemu-img", "create", "-q", "-f", formats.get(old, "raw"), new, str(sizes[old]),
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise HostError(f"cannot create {new}: {err.decode(errors='replace').strip()}",
+                            path=new)
+
+
+def _remove_made(copies: dict[str, str], folder: Path | None) -> None:
+    """Remove the images a given-up shared-nothing move made (and the folder it made)."""
+    for new in copies.values():
+        Path(new).unlink(missing_ok=True)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -25,12 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from viridian.errors import BadRequest, Conflict, HostError, ViridianError
 from viridian.model import to_dict
+from viridian.model.slots import hard_disks
 from viridian.model.states import Request, VMState
 from viridian.qemu.migration import LiveTuning, read_result, send, wait_completed
+from viridian.qemu.migration_storage import cancel_mirrors, finish_mirrors, mirror_to_nbd
+from viridian.qemu.monitor import Monitor
 from viridian.service.jobs import Job
 from viridian.service.migration.bodies import MoveRequest
 from viridian.service.migration.host import MigrationHost
 from viridian.service.migration.peer import AbortOutcome, Peer
+from viridian.service.migration.storage_move import virtual_size
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -63,10 +67,13 @@ def check_movable(live: LiveVM, spec: MoveRequest, has_checkpoints: bool) -> Non
             "daemon, and QEMU 7.2 cannot hand an open image from one daemon to another "
             "(no inactive block nodes); use a quick move (mode 'quick'); nothing was "
             "changed", vm=name)
+    if spec.with_storage and spec.postcopy:
+        raise BadRequest("with_storage and postcopy cannot be combined (the disks are "
+                         "finished while the source is paused); nothing was changed")
     if spec.mode == "quick" and (spec.postcopy or spec.bandwidth_mib_s is not None
-                                 or spec.downtime_limit_ms is not None):
-        raise BadRequest("postcopy, bandwidth_mib_s and downtime_limit_ms are live-move "
-                         "options; a quick move takes none; nothing was changed")
+                                 or spec.downtime_limit_ms is not None or spec.with_storage):
+        raise BadRequest("postcopy, bandwidth_mib_s, downtime_limit_ms and with_storage are "
+                         "live-move options; a quick move takes none; nothing was changed")
 
 
 class Outgoing:
@@ -93,7 +100,11 @@ class Outgoing:
     async def _move(self, live: LiveVM, spec: MoveRequest, peer: Peer,
                     job: Job) -> dict[str, Any]:
         job.report(2, f"asking {peer.url} to get ready")
-        ready = await peer.prepare(_incoming_body(live, spec))
+        body = _incoming_body(live, spec)
+        if spec.with_storage:
+            body["disks"] = {d.path: await virtual_size(str(d.path), str(d.format or "raw"))
+                             for d in hard_disks(live.record.settings) if d.path}
+        ready = await peer.prepare(body)
         if spec.mode == "quick":
             facts = await self._quick(live, peer, ready["id"], job)
         else:
@@ -148,18 +159,24 @@ class Outgoing:
         tuning = LiveTuning(spec.auto_converge, spec.bandwidth_mib_s, spec.downtime_limit_ms,
                             spec.postcopy)
         job.cancel_running = True
+        mirrors: list[str] = []
         try:
+            if spec.with_storage:
+                mirrors = await self._copy_disks(worker.monitor, ready, job)
             status = await send(worker.monitor, str(ready["uri"]), tuning,
-                                lambda f, s: job.report(5 + f * 85, f"migrating memory ({s})"),
+                                lambda f, s: job.report(50 + f * 40, f"migrating memory ({s})"),
                                 LIVE_TIMEOUT_S)
         except BaseException:
             job.cancel_running = False
+            await cancel_mirrors(worker.monitor, mirrors)
             await self._undo_live(live, peer, str(ready["id"]))
             raise
         job.cancel_running = False
         postcopy = status == "postcopy-active"
         job.report(92, f"switching over to {peer.url}")
         switched = time.monotonic()
+        if mirrors:  # paused in postmigrate: the disks' last writes go over, then the target
+            await self._finish_disks(live, peer, str(ready["id"]), mirrors)
         try:
             await peer.commit(str(ready["id"]))
         except ViridianError as err:
@@ -171,6 +188,29 @@ class Outgoing:
         await live.end_here()
         self.host.forget(live)
         return {**result.to_dict(), "commit_ms": commit_ms}
+
+    async def _copy_disks(self, monitor: Monitor, ready: dict[str, Any], job: Job) -> list[str]:
+        """Shared-nothing: every hard disk mirrored to the target's NBD exports, until in
+        step (then writes go to both while the memory moves)."""
+        nbd = ready["nbd"]
+        return await mirror_to_nbd(monitor, dict(nbd["exports"]), str(nbd["host"]),
+                                   int(nbd["port"]),
+                                   lambda f: job.report(5 + f * 45, "copying disks"))
+
+    async def _finish_disks(self, live: LiveVM, peer: Peer, incoming_id: str,
+                            mirrors: list[str]) -> None:
+        """The mirrors end in step; if they cannot, the move is undone (the guest resumes
+        here: the target never ran)."""
+        worker = live.require_worker()
+        try:
+            await finish_mirrors(worker.monitor, mirrors)
+        except ViridianError as err:
+            await cancel_mirrors(worker.monitor, mirrors)
+            await peer.abort(incoming_id)
+            await worker.resume()
+            raise HostError(f"the disks of VM '{live.record.name}' could not be finished on "
+                            f"the target ({err}); it runs here again",
+                            vm=live.record.name) from err
 
     async def _undo_live(self, live: LiveVM, peer: Peer, incoming_id: str) -> None:
         """Before the switch-over: stop the migration, the guest runs on here."""
@@ -206,5 +246,6 @@ class Outgoing:
 def _incoming_body(live: LiveVM, spec: MoveRequest) -> dict[str, Any]:
     rec = live.record
     return {"mode": spec.mode, "source": socket.gethostname(), "postcopy": spec.postcopy,
+            "with_storage": spec.with_storage,
             "vm": {"id": rec.id, "name": rec.name, "folder": rec.folder,
                    "created_at": rec.created_at, "settings": to_dict(rec.settings)}}

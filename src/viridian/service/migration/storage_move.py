@@ -127,7 +127,7 @@ async def _create_like(old: str, new: str, fmt: str, copy: bool) -> None:
     if copy:
         argv = ["cp", "--sparse=always", "--", old, new]
     else:
-        size = await _virtual_size(old, fmt)
+        size = await virtual_size(old, fmt)
         argv = ["qemu-img", "create", "-q", "-f", fmt, new, str(size)]
     proc = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
@@ -138,7 +138,8 @@ async def _create_like(old: str, new: str, fmt: str, copy: bool) -> None:
     os.chmod(new, os.stat(old).st_mode & 0o777)
 
 
-async def _virtual_size(path: str, fmt: str) -> int:
+async def virtual_size(path: str, fmt: str) -> int:
+    """The virtual size of the image ``path`` (``qemu-img info -U``: also while open)."""
     proc = await asyncio.create_subprocess_exec(
         "qemu-img", "info", "--output=json", "-U", "-f", fmt, path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
