@@ -10,7 +10,8 @@ back and forth:
   target's data folder, the guest goes on with its data;
 - its data disk moved to another folder while it runs (``viridian vm move-storage``);
 - a live move cancelled mid-way, and one whose target QEMU is killed mid-way: the VM runs
-  on at the source, the target lists nothing and runs no QEMU for it;
+  on at the source, the target lists nothing and runs no QEMU for it; a target service
+  killed mid-move ends the incoming QEMU it left behind when it starts again;
 - refusals: a bad target token fails the job and changes nothing; bad options are a 4xx
   naming what was wrong.
 """
@@ -198,6 +199,21 @@ def test_target_qemu_killed_mid_move_leaves_the_vm_running_on_the_source(
     assert_only_on(hosts, hosts.a)
     last = Console(hosts.a.data_dir, hosts.vm_id).wait_ticks(1)[-1][0]
     assert Console(hosts.a.data_dir, hosts.vm_id).wait_ticks(1)[-1][0] > last
+
+
+def test_target_service_killed_mid_move_then_restarted_ends_the_leftover_qemu(
+        hosts: Hosts) -> None:
+    """The target's service dies during a live move: the source's cancel leaves the VM
+    running there; the target, started again, ends the incoming QEMU it left behind."""
+    job = move(hosts.api_a, hosts.b, mode="live", bandwidth_mib_s=1)
+    wait_progress(hosts.api_a, job)
+    hosts.b.kill()
+    assert len(qemu_under(hosts.b.data_dir)) == 1  # detached: it outlives the service
+    assert hosts.api_a.post(f"/jobs/{job['id']}/cancel").status_code == 200
+    assert wait_job(hosts.api_a, job)["state"] == "cancelled"
+    hosts.b.start()
+    wait_gone(hosts.b)
+    assert_only_on(hosts, hosts.a)
 
 
 def wait_gone(target: Service, timeout: float = 30) -> None:

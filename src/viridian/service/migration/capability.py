@@ -3,6 +3,7 @@ viridian hosts, as a source (:mod:`.outgoing`) and as a target (:mod:`.incoming`
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 from fastapi import FastAPI
@@ -25,7 +26,13 @@ class Migration(Capability):
         self.host = host
         self.outgoing = Outgoing(host)
         self.storage = StorageMoves(host)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.incoming = Incoming(host, ownership or HostRegistration(), socket.gethostname())
+
+    def start(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.incoming.sweep())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def install_routes(self, app: FastAPI) -> None:
         install_migration_routes(app, self)

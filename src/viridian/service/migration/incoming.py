@@ -35,9 +35,12 @@ from viridian.errors import (
 from viridian.model import VMSettings
 from viridian.model.slots import drive_slots
 from viridian.model.states import Request, VMState
+from viridian.qemu.errors import WorkerGone
 from viridian.qemu.migration import LiveTuning, listen, wait_arrived
 from viridian.qemu.migration_storage import export_for_incoming, stop_exports
 from viridian.qemu.render.storage import needs_storage_daemon
+from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.qemu.worker import Worker, remove_runtime_folder
 from viridian.service.catalog import VMRecord
 from viridian.service.migration.bodies import IncomingRequest, Mode
 from viridian.service.migration.host import MigrationHost
@@ -279,6 +282,19 @@ class Incoming:
         if not move.committed and move.id in self._moves:
             await self._drop(move)
 
+    async def sweep(self) -> None:
+        """At service start: a runtime folder no registered VM owns is what a killed service
+        left of a prepared move (its QEMU waiting for, or holding, a migration never
+        committed): that QEMU is ended and the folder removed."""
+        known = {vm_id for vm_id, _ in self.host.catalog.read("SELECT id, name FROM vms")}
+        for folder in (self.host.data_dir / "run").iterdir():
+            if folder.name in known or folder.name.startswith("."):
+                continue
+            if any(m.live.record.id == folder.name for m in self._moves.values()):
+                continue
+            log.warning("ending the QEMU of a move that was never committed: %s", folder)
+            await _end_leftover(RuntimePaths(folder))
+
     async def close(self) -> None:
         """The service stops: prepared moves are given up (committed VMs stay)."""
         for move in list(self._moves.values()):
@@ -346,3 +362,21 @@ def _remove_made(copies: dict[str, str], folder: Path | None) -> None:
         Path(new).unlink(missing_ok=True)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _end_leftover(paths: RuntimePaths) -> None:
+    try:
+        worker = await Worker.attach(paths)
+    except WorkerGone:
+        with contextlib.suppress(ViridianError, OSError):
+            remove_runtime_folder(paths)
+        return
+    except ViridianError as err:
+        log.warning("cannot end the QEMU in %s: %s", paths.folder, err)
+        return
+    with contextlib.suppress(ViridianError):
+        await worker.turn_off()
+        await worker.wait_exit(10.0)
+        await worker.cleanup()
+    with contextlib.suppress(ViridianError, OSError):
+        remove_runtime_folder(paths)

@@ -234,6 +234,10 @@ class Outgoing:
         if outcome is AbortOutcome.COMMITTED:
             return
         if outcome is AbortOutcome.UNKNOWN:
+            why = (f"paused after its move to {peer.url} failed at the switch-over; check the "
+                   "target before resuming it here")
+            live.record = live.catalog.set_state(live.record, VMState.PAUSED, why)
+            live.state = VMState.PAUSED
             raise HostError(f"the move of VM '{name}' failed at the switch-over ({err}) and "
                             f"the target {peer.url} did not confirm it dropped the VM: it stays "
                             "paused here; check the target, then resume or turn it off here",
