@@ -99,13 +99,18 @@ class HostAgent:
         self._stop = threading.Event()
         self._starting: dict[str, float] = {}
         self._draining: set[str] = set()
+        self._inherited = (0.0, 0.0)
         self._thread = threading.Thread(target=self._run, name="cluster-agent", daemon=True)
 
     # --- life ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the guard and the agent thread. A restarted service inherits the
+        deadline the previous process fed (``CLOCK_MONOTONIC`` is system-wide): its HA VMs
+        keep running until then, and on after the first keepalive of the saved lease."""
         self.folder.handoff.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._feed_guard()  # deadline 0 until the first keepalive: nothing HA may run
+        self._inherited = self.feed.last_deadline()
+        self._feed_guard()
         self._ensure_guard()
         self._thread.start()
 
@@ -131,8 +136,19 @@ class HostAgent:
             except Exception as err:  # the loop must outlive any surprise
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.exception("cluster agent tick failed")
+            self._fence_if_due()
             self._feed_guard()
             self._drain_work(began + TICK_S)
+
+    def _fence_if_due(self) -> None:
+        """Past the deadline without a renewal (etcd unreachable): the agent turns its HA
+        VMs off itself; the fence guard does the same when this process cannot."""
+        if self.core.renewed_at is None or not self.core.must_fence(time.monotonic()):
+            return  # before a first renewal the guard enforces the inherited deadline
+        for vm_id, vm in self.ha_vms().items():
+            if running_pids(vm.paths.folder):
+                self.folder.mark(vm_id, "fenced")
+                kill_vm_processes(vm.paths.folder)
 
     def _drain_work(self, until: float) -> None:
         while not self._stop.is_set():
@@ -199,11 +215,13 @@ class HostAgent:
     def _feed_guard(self) -> None:
         folders = {i: vm.paths.folder for i, vm in self.ha_vms().items()}
         core = self.core
-        fenced = core.fenced or core.renewed_at is None
-        deadline = 0.0 if fenced or core.renewed_at is None else core.rule.deadline(
-            core.renewed_at)
-        takeover = 0.0 if core.renewed_at is None else core.rule.takeover_not_before(
-            core.renewed_at)
+        if core.renewed_at is not None and not core.fenced:
+            deadline = core.rule.deadline(core.renewed_at)
+            takeover = core.rule.takeover_not_before(core.renewed_at)
+        elif core.renewed_at is None and not core.fenced:
+            deadline, takeover = self._inherited  # no keepalive yet in this process
+        else:
+            deadline, takeover = 0.0, 0.0  # the lease is gone: nothing HA may run
         self.feed.feed(deadline, takeover, folders, self.config.watchdog)
 
     def feed_now(self) -> None:

@@ -107,6 +107,14 @@ class GuardFeed:
         self.state_file = state_file
         self.handoff = handoff
 
+    def last_deadline(self) -> tuple[float, float]:
+        """(deadline, takeover) the previous feed wrote; (0, 0) when none."""
+        try:
+            data = json.loads(self.state_file.read_text())
+            return float(data.get("deadline", 0)), float(data.get("takeover", 0))
+        except (OSError, ValueError):
+            return 0.0, 0.0
+
     def feed(self, deadline: float, takeover: float, folders: dict[str, Path],
              watchdog: bool) -> None:
         """``folders``: HA VM id → its runtime folder. ``deadline`` 0: fence now."""
