@@ -1,6 +1,7 @@
 """Access against a real service (one per module): every route has an operation in the
 OpenAPI document, and a matrix GENERATED FROM THAT DOCUMENT — every route x each built-in
-role (granted on the host, through an API token) plus no credentials and a revoked token:
+role (granted on the host, through an API token) plus no credentials, a revoked or forged
+token, an expired login session, and a console session with a wrong CSRF token:
 allowed requests get past the gate (any answer but 401/403), the others get 403 (401 without
 valid credentials) and change nothing. Also: a VM User sees only granted/owned VMs; the audit
 log records denials and verifies; PAM logs in a real local account made with useradd."""
@@ -8,6 +9,7 @@ log records denials and verifies; PAM logs in a real local account made with use
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -82,6 +84,27 @@ def snapshot(svc: Service) -> Any:
                                              "/access/grants", "/access/roles")]
 
 
+def expired_session(svc: Service) -> str:
+    """A user's login session whose time ran out (its row's expiry set in the past)."""
+    with admin(svc) as api:
+        api.post("/access/users", json={"name": "late", "password": "late-password"})
+    token = httpx.post(svc.url + "/api/v1/access/login",
+                       json={"user": "late", "password": "late-password"}).json()["token"]
+    with as_token(svc, token) as client:
+        assert client.get("/api/v1/access/whoami").status_code == 200
+    with sqlite3.connect(svc.data_dir / "access.sqlite") as db:
+        db.execute("UPDATE sessions SET expires=0 WHERE user='late'")
+    return str(token)
+
+
+def console_session(svc: Service) -> httpx.Client:
+    """A browser-like client holding a console session cookie (admin-token login)."""
+    client = httpx.Client(base_url=svc.url, timeout=30)
+    answer = client.post("/login", data={"token": svc.token})
+    assert answer.status_code == 303 and client.cookies, answer.text
+    return client
+
+
 def test_matrix_from_openapi(service: Service, role_tokens: dict[str, str]) -> None:
     table = routes(service)
     before = snapshot(service)
@@ -90,13 +113,20 @@ def test_matrix_from_openapi(service: Service, role_tokens: dict[str, str]) -> N
         api.post("/access/users", json={"name": "gone", "password": "gone-password"})
         revoked = api.post("/access/tokens", json={"user": "gone", "name": "t"}).json()
         api.delete(f"/access/tokens/{revoked['id']}")
+    expired = expired_session(service)
+    console = console_session(service)
     allowed: list[tuple[str, str, str]] = []
     for method, path, op in table:
         if (method, path) in PUBLIC or op is None:
             continue  # a route without an operation fails test_every_route_names_its_operation
-        for bad in (None, revoked["secret"], "vtk_000000000000.forgedforgedforgedforged"):
+        for bad in (None, revoked["secret"], "vtk_000000000000.forgedforgedforgedforged",
+                    expired):
             with as_token(service, bad) as client:
                 assert client.request(method, path, json={}).status_code == 401, (method, path)
+        if method not in ("GET", "WS"):  # a console session with a wrong CSRF token
+            answer = console.request(method, path, json={},
+                                     headers={"X-CSRF-Token": "not-the-csrf-token"})
+            assert answer.status_code == 403 and "CSRF" in answer.text, (method, path)
         for role, token in role_tokens.items():
             if op in BUILTIN_ROLES[role].operations:
                 allowed.append((method, path, role))
@@ -105,6 +135,7 @@ def test_matrix_from_openapi(service: Service, role_tokens: dict[str, str]) -> N
                 answer = client.request(method, path, json={})
             assert answer.status_code == 403, (role, method, path, answer.text)
             assert op in answer.json()["error"]["message"]
+    console.close()
     after = snapshot(service)
     assert [before[0], before[1], before[4]] == [after[0], after[1], after[4]]
     for method, path, role in allowed:
