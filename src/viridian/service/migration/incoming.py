@@ -286,9 +286,9 @@ class Incoming:
         """At service start: a runtime folder no registered VM owns is what a killed service
         left of a prepared move (its QEMU waiting for, or holding, a migration never
         committed): that QEMU is ended and the folder removed."""
-        known = {vm_id for vm_id, _ in self.host.catalog.read("SELECT id, name FROM vms")}
-        for folder in (self.host.data_dir / "run").iterdir():
-            if folder.name in known or folder.name.startswith("."):
+        for folder in list((self.host.data_dir / "run").iterdir()):
+            # looked up per folder: a VM's runtime folder appears only after its row does
+            if folder.name.startswith(".") or self.host.catalog.ids_and_names(folder.name):
                 continue
             if any(m.live.record.id == folder.name for m in self._moves.values()):
                 continue
