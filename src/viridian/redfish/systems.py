@@ -62,7 +62,10 @@ def computer_system(vm: SystemView) -> Resource:
 
 def boot(vm: SystemView) -> Resource:
     """The ``Boot`` object: the override and the values it allows (legacy BIOS only)."""
-    return {"BootSourceOverrideEnabled": vm.boot.enabled,
+    return {"@Redfish.WriteableProperties": ["BootSourceOverrideEnabled",
+                                             "BootSourceOverrideTarget",
+                                             "BootSourceOverrideMode"],
+            "BootSourceOverrideEnabled": vm.boot.enabled,
             "BootSourceOverrideTarget": vm.boot.target,
             "BootSourceOverrideTarget@Redfish.AllowableValues": TARGET_NAMES,
             "BootSourceOverrideEnabled@Redfish.AllowableValues": ENABLED,
