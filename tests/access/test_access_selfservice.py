@@ -11,6 +11,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -103,7 +104,26 @@ def test_sees_and_manages_only_its_own_vms(me: httpx.Client) -> None:
     assert me.get("/vms/sam-1").status_code == 200
 
 
-@pytest.mark.parametrize("where", ["/etc/shadow", "dotdot", "symlink", "device"])
+def test_concurrent_creates_cannot_pass_the_quota(service: Service, me: httpx.Client) -> None:
+    with service.client() as api:
+        for call in (api.post("/access/users", json={"name": "racer", "password": "racer-pw-1"}),
+                     api.post("/access/grants", json={"role": "Self Service", "to": "racer"})):
+            assert call.status_code == 201, call.text
+        assert api.put("/access/quotas/racer", json={"vms": 1}).status_code == 200
+    token = httpx.post(service.url + "/api/v1/access/login",
+                       json={"user": "racer", "password": "racer-pw-1"}).json()["token"]
+
+    def create(i: int) -> int:
+        with httpx.Client(base_url=service.url + "/api/v1", timeout=120,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            return client.post("/vms", json={"name": f"race-{i}", "memory_mb": 64}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = sorted(pool.map(create, range(4)))
+    assert answers == [201, 403, 403, 403]
+
+
+@pytest.mark.parametrize("where", ["/etc/shadow", "/dev/sda", "dotdot", "symlink", "device"])
 def test_paths_outside_the_storage_path_are_refused(service: Service, me: httpx.Client,
                                                     storage: Path, where: str) -> None:
     if where == "dotdot":

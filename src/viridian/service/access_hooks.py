@@ -79,17 +79,22 @@ class AccessHooks(Capability):
         self.access, self.resources = access, resources
 
     def check_settings(self, change: SettingsChange) -> None:
+        """Refuse a change past the requester's quota. A new VM is owned by its creator
+        from here on (no await between the check and the ownership: two concurrent
+        creates cannot both fit into the last free place; a VM that then fails to be
+        made leaves an owner row that counts nothing)."""
         principal = CURRENT_PRINCIPAL.get()
         if principal is None or principal.bootstrap:
             return
         limits = self.access.quota(principal.user)
-        if all(v is None for v in limits.values()):
-            return
-        if change.old is not None and self.access.owner_of(change.vm_id) != principal.user:
-            return  # a VM someone else owns: the grant allowed it, no quota of ours
-        adding = settings_resources(change.new, change.old)
-        used = usage_of(self.access.owned(principal.user), self.resources)
-        check_quota(principal.user, limits, used, adding, 1 if change.old is None else 0)
+        limited = any(v is not None for v in limits.values())
+        mine = change.old is None or self.access.owner_of(change.vm_id) == principal.user
+        if limited and mine:  # a VM someone else owns: the grant allowed it, no quota of ours
+            adding = settings_resources(change.new, change.old)
+            used = usage_of(self.access.owned(principal.user), self.resources)
+            check_quota(principal.user, limits, used, adding, 1 if change.old is None else 0)
+        if change.old is None:
+            self.access.set_owner(change.vm_id, principal.user)
 
     async def close(self) -> None:
         self.access.close()
