@@ -22,7 +22,7 @@ __all__ = ["PATH_KEYS", "check_paths", "paths_in"]
 
 PATH_KEYS = frozenset({"path", "paths", "folder", "vhd", "dvd", "floppy", "pipe", "parent",
                        "checkpoint_folder", "destination", "source", "file", "iso",
-                       "directory", "target_folder"})
+                       "directory", "target", "target_folder"})
 
 
 def paths_in(document: Any, key: str | None = None) -> Iterator[str]:
