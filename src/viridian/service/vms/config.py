@@ -33,7 +33,8 @@ from viridian.service.vms.macs import assign_macs, pool_octets
 # Settings an admin may change while the VM runs (Hyper-V allows these at any time).
 CHANGEABLE_WHILE_ACTIVE = frozenset({"name", "notes", "automatic_start", "automatic_stop",
                                      "processor.reserve_pct", "processor.limit_pct",
-                                     "processor.weight", "integration_services"})
+                                     "processor.weight", "integration_services",
+                                     "high_availability"})  # failover cluster role
 
 
 class VMConfigurator:
