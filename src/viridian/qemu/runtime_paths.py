@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+STORAGE_FOLDER_SUFFIX = "-storage"
+"""``<vm-id>-storage``: the storage daemon's folder beside the VM's runtime folder."""
+
 
 @dataclass(frozen=True)
 class RuntimePaths:
@@ -51,7 +54,7 @@ class RuntimePaths:
     @property
     def storage_folder(self) -> Path:
         """The storage daemon's own folder, beside QEMU's: it outlives QEMU."""
-        return self.folder.with_name(self.folder.name + "-storage")
+        return self.folder.with_name(self.folder.name + STORAGE_FOLDER_SUFFIX)
 
     @property
     def storage_qmp_socket(self) -> Path:

@@ -39,7 +39,8 @@ from viridian.qemu.errors import WorkerGone
 from viridian.qemu.migration import LiveTuning, listen, wait_arrived
 from viridian.qemu.migration_storage import export_for_incoming, stop_exports
 from viridian.qemu.render.storage import needs_storage_daemon
-from viridian.qemu.runtime_paths import RuntimePaths
+from viridian.qemu.runtime_paths import STORAGE_FOLDER_SUFFIX, RuntimePaths
+from viridian.qemu.storage_daemon import remove_storage_folder
 from viridian.qemu.worker import Worker, remove_runtime_folder
 from viridian.service.catalog import VMRecord
 from viridian.service.migration.bodies import IncomingRequest, Mode
@@ -287,10 +288,15 @@ class Incoming:
         left of a prepared move (its QEMU waiting for, or holding, a migration never
         committed): that QEMU is ended and the folder removed."""
         for folder in list((self.host.data_dir / "run").iterdir()):
+            # a VM's storage daemon has its own folder <vm-id>-storage beside QEMU's
+            vm_id = folder.name.removesuffix(STORAGE_FOLDER_SUFFIX)
             # looked up per folder: a VM's runtime folder appears only after its row does
-            if folder.name.startswith(".") or self.host.catalog.ids_and_names(folder.name):
+            if folder.name.startswith(".") or self.host.catalog.ids_and_names(vm_id):
                 continue
-            if any(m.live.record.id == folder.name for m in self._moves.values()):
+            if any(m.live.record.id == vm_id for m in self._moves.values()):
+                continue
+            if vm_id != folder.name:
+                remove_storage_folder(RuntimePaths(folder.with_name(vm_id)))
                 continue
             log.warning("ending the QEMU of a move that was never committed: %s", folder)
             await _end_leftover(RuntimePaths(folder))
