@@ -14,7 +14,8 @@ beforehand. With the guest running (timed steps marked T):
       peers, on the same image files (read shared while the VM runs):
     T qemu-img convert -O qcow2 of the boot VHD and the data VHDX
     T cp --sparse=always of both files
-    T backup restore ID --as NAME, start, until the guest prints READY
+      the VM is turned off
+    T backup restore ID --as NAME (the job), then T start until the guest prints READY
 
 Throughput is the data of the disks (allocated bytes of the source images) over the
 wall time; ratios are viridian/peer time. ``--quick``: a 256 MiB disk (the smoke test).
@@ -171,18 +172,22 @@ def run(size_mb: int) -> dict[str, Any]:
             raise BenchError(f"second point is {points[1]['kind']}: {points[1]['reason']}")
         convert_s, cp_s = _peers([boot, data], work / "peers")
         restored: dict[str, Any] = {}
+        _act(api, VM, "stop")  # the restored guest boots alone, as after a loss
 
         def restore() -> None:
-            vm = _job(api, api.post(f"/backups/{points[1]['id']}/restore",
-                                    json={"name": "bench-restored"}))
-            restored.update(vm)
+            restored.update(_job(api, api.post(f"/backups/{points[1]['id']}/restore",
+                                               json={"name": "bench-restored"})))
+        restore_job_s = _timed("restore job (disks written, VM registered)", restore)
+
+        def boot() -> None:
             _act(api, "bench-restored", "start")
-            _wait_ready(service, vm["id"])
-        restore_s = _timed("restore to a booted VM", restore)
+            _wait_ready(service, restored["id"])
+        restore_s = restore_job_s + _timed("start of the restored VM until READY", boot)
         return {"size_mb": size_mb, "data_mib": round(source / MB, 1),
                 "changed_mib": changed, "full_s": round(full_s, 2),
                 "incremental_s": round(inc_s, 2), "convert_s": round(convert_s, 2),
-                "cp_s": round(cp_s, 2), "restore_boot_s": round(restore_s, 2),
+                "cp_s": round(cp_s, 2), "restore_job_s": round(restore_job_s, 2),
+                "restore_boot_s": round(restore_s, 2),
                 "full_written_mib": round(points[0]["bytes_written"] / MB, 1),
                 "incremental_written_mib": round(points[1]["bytes_written"] / MB, 1)}
     finally:
@@ -216,7 +221,8 @@ def _table(r: dict[str, Any]) -> str:
     for name, seconds, mib in rows:
         lines.append(f"{name:<38}{seconds:>9.2f}{mib / seconds:>9.1f}"
                      f"{seconds / r['convert_s']:>11.2f}x{seconds / r['cp_s']:>7.2f}x")
-    lines.append(f"{'restore to a booted VM':<38}{r['restore_boot_s']:>9.2f}")
+    lines.append(f"{'restore job (disks + registration)':<38}{r['restore_job_s']:>9.2f}")
+    lines.append(f"{'restore to a booted VM (job + boot)':<38}{r['restore_boot_s']:>9.2f}")
     lines.append(f"data {data} MiB (boot VHD + {r['size_mb']} MiB VHDX half full); the "
                  f"incremental point wrote {r['incremental_written_mib']} MiB, the full one "
                  f"{r['full_written_mib']} MiB")

@@ -9,6 +9,7 @@ nothing."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,56 @@ def test_bad_requests_change_nothing(offline: tuple[Service, Path]) -> None:
         assert api.post("/backups/nope/restore", json={}).status_code == 404
         assert api.get("/backups").json() == before
         assert not (work / "nope").exists()
+
+
+def test_schedule_runs_in_the_service(offline: tuple[Service, Path]) -> None:
+    """The first run of a new schedule is due at once: the service's loop takes it."""
+    service, work = offline
+    target = work / "scheduled"
+    target.mkdir()
+    with service.client() as api:
+        bad = api.put(f"/backups/schedules/{VM}", json={"target": str(target),
+                                                         "every_minutes": 0})
+        assert bad.status_code == 400 and api.get("/backups/schedules").json() == {
+            "schedules": []}
+        set_ = api.put(f"/backups/schedules/{VM}", json={"target": str(target),
+                                                          "every_minutes": 720,
+                                                          "keep_daily": 2})
+        assert set_.status_code == 200 and set_.json()["next_run"] == "now", set_.text
+        deadline = time.monotonic() + 90
+        while not [b for b in api.get("/backups").json()["backups"]
+                   if b["folder"].startswith(str(target))]:
+            assert time.monotonic() < deadline, "the scheduled backup did not run"
+            time.sleep(1)
+        schedule = api.get("/backups/schedules").json()["schedules"][0]
+        assert schedule["vm"] == VM and schedule["last_run"] and schedule["next_run"] != "now"
+        assert api.delete(f"/backups/schedules/{VM}").status_code == 200
+        assert api.delete(f"/backups/schedules/{VM}").status_code == 404
+
+
+def test_running_vm_without_daemon_is_backed_up_in_qemu(offline: tuple[Service, Path]) -> None:
+    """A raw disk opened by QEMU itself (no storage daemon): the jobs and bitmaps run in
+    QEMU. No guest OS (nothing boots, nothing writes): the points equal the disk."""
+    service, work = offline
+    raw = work / "direct.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(raw), "16M"], check=True)
+    _qemu_io(raw, "raw", "write -P 0x6b 4M 2M")
+    target = work / "direct-target"
+    target.mkdir()
+    with service.client() as api:
+        assert api.post("/vms", json={"name": "direct", "memory_mb": 64,
+                                      "vhd": str(raw)}).status_code == 201
+        started = api.post("/vms/direct/start", params={"wait": 60})
+        assert wait_job(api, started.json(), 60)["state"] == "completed"
+        try:
+            body = {"vm": "direct", "target": str(target)}
+            full = _done(api, api.post("/backups", json=body))
+            assert (full["kind"], full["consistency"], full["vm_state"]) == \
+                ("full", "crash", "Running")
+            inc = _done(api, api.post("/backups", json={**body, "incremental": True}))
+            assert (inc["kind"], inc["parent"]) == ("incremental", full["id"]), inc
+            for point in (full, inc):
+                image = Path(point["folder"]) / "disks/ide-0-0.qcow2"
+                assert _same(image, "qcow2", raw, "raw")
+        finally:
+            api.post("/vms/direct/stop", params={"wait": 60})

@@ -139,3 +139,51 @@ def remove(ctx: click.Context, backup_id: str) -> None:
     """Remove point BACKUP_ID (refused while later incremental points build on it)."""
     removed = open_client(ctx).delete(_path(backup_id))
     click.echo(f"removed backup {removed['removed']} ({removed['folder']})")
+
+
+@backup_group.command("schedule")
+@click.argument("vm")
+@click.option("--to", "target", type=click.Path(file_okay=False), default=None,
+              help="An existing folder the service backs VM up into.")
+@click.option("--every", "every_minutes", type=click.IntRange(1, 60 * 24 * 366),
+              default=None, metavar="MINUTES", help="How often (the first run is at once).")
+@click.option("--full", is_flag=True, help="Full points every time (default: incremental).")
+@click.option("--keep-daily", type=click.IntRange(0, 10_000), default=0,
+              help="Retention after each run: newest point of this many days.")
+@click.option("--keep-weekly", type=click.IntRange(0, 10_000), default=0,
+              help="... and of this many ISO weeks.")
+@click.option("--off", is_flag=True, help="Remove VM's schedule.")
+@click.pass_context
+def schedule(ctx: click.Context, vm: str, target: str | None, every_minutes: int | None,
+             full: bool, keep_daily: int, keep_weekly: int, off: bool) -> None:
+    """Have the service back VM up on a schedule (or --off to stop)."""
+    client = open_client(ctx)
+    if off:
+        click.echo(f"removed the backup schedule of {client.delete(_schedule(vm))['removed']}")
+        return
+    if target is None or every_minutes is None:
+        raise click.UsageError("give --to DIR and --every MINUTES (or --off)", ctx)
+    body = {"target": os.path.abspath(os.path.expanduser(target)),
+            "every_minutes": every_minutes, "incremental": not full,
+            "keep_daily": keep_daily, "keep_weekly": keep_weekly}
+    done = client.request("PUT", _schedule(vm), body=body)
+    click.echo(f"{done['vm']}: backed up into {done['target']} every {every_minutes} "
+               f"minutes, next run {done['next_run']}")
+
+
+@backup_group.command("schedules")
+@json_option
+@click.pass_context
+def schedules(ctx: click.Context, as_json: bool) -> None:
+    """List backup schedules with their last and next runs."""
+    found = open_client(ctx).get("/backups/schedules")["schedules"]
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(format_table(("VM", "Every (min)", "Kind", "Target", "Last run", "Next run"), [
+        (s["vm"], s["every_minutes"], "incremental" if s["incremental"] else "full",
+         s["target"], s["last_run"], s["next_run"]) for s in found]))
+
+
+def _schedule(vm: str) -> str:
+    return f"/backups/schedules/{quote(vm, safe='')}"

@@ -36,10 +36,17 @@ async def _run(*args: str) -> str:
     return out.decode()
 
 
+STAGING_CLUSTER = 1 << 20
+"""Cluster size of staging images: a backup job copies in units of the target's cluster,
+and 1 MiB units copied 4-10x faster than qcow2's default 64 KiB here (bench/bench_backup.py)
+at the price of copying a whole MiB around each changed block of an incremental point."""
+
+
 async def create_staging(path: Path, size: int) -> None:
     """An empty qcow2 of ``size`` bytes (no backing) for a backup job to write."""
     path.unlink(missing_ok=True)
-    await _run("create", "-q", "-f", "qcow2", str(path), str(size))
+    await _run("create", "-q", "-f", "qcow2", "-o", f"cluster_size={STAGING_CLUSTER}",
+               str(path), str(size))
 
 
 async def copy_off_disk(source: str, source_format: str, target: Path) -> None:

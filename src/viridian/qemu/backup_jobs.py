@@ -30,6 +30,9 @@ from viridian.qemu.monitor import Monitor
 BITMAP_PREFIX = "viridian-backup-"
 JOB_PREFIX = "bk"
 POLL_S = 0.2
+PERF = {"max-chunk": 64 << 20, "max-workers": 8}
+"""QEMU 7.2's ``x-perf`` of backup jobs: larger requests, fewer in flight (the defaults,
+64 workers of one cluster each, were several times slower with 1 MiB clusters here)."""
 
 
 def bitmap_name(point_id: str) -> str:
@@ -81,7 +84,7 @@ def point_actions(point_id: str, disks: Sequence[PointDisk]) -> list[dict[str, A
     for disk in disks:
         job, target = _names(point_id, disk)
         backup: dict[str, Any] = {"job-id": job, "device": disk.node, "target": target,
-                                  "sync": "full", "auto-dismiss": False}
+                                  "sync": "full", "auto-dismiss": False, "x-perf": PERF}
         if disk.since is not None:
             backup.update(sync="bitmap", bitmap=bitmap_name(disk.since),
                           **{"bitmap-mode": "never"})

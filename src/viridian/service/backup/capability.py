@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from viridian.backup import layout
 from viridian.backup.chains import chain, check_removable
 from viridian.backup.retention import Retention, plan
+from viridian.backup.schedule import Schedule
 from viridian.errors import InvalidSetting, NotFound
 from viridian.qemu import backup_jobs
 from viridian.service.backup.restore import (
@@ -24,6 +25,7 @@ from viridian.service.backup.restore import (
     restore_in_place,
 )
 from viridian.service.backup.routes import install_backup_routes
+from viridian.service.backup.schedules import Scheduler, ScheduleStore
 from viridian.service.backup.store import BackupStore
 from viridian.service.backup.take import Taker, TakeRequest
 from viridian.service.backup.verify import verify_chain
@@ -48,6 +50,8 @@ class BackupCapability(Capability):
         self.store = BackupStore(core.catalog)
         self.checkpoints = CheckpointStore(core.catalog)
         self.taker = Taker(self.store, core.data_dir / STAGING_FOLDER, integration)
+        self.schedules = ScheduleStore(core.catalog)
+        self.scheduler = Scheduler(self.schedules, self.new)
 
     def install_routes(self, app: FastAPI) -> None:
         install_backup_routes(app, self)
@@ -80,6 +84,10 @@ class BackupCapability(Capability):
             self.store.forget(record.id)
         for folder in (STAGING_FOLDER, RESTORE_FOLDER):
             shutil.rmtree(self.core.data_dir / folder, ignore_errors=True)
+        self.scheduler.start()
+
+    async def close(self) -> None:
+        await self.scheduler.close()
 
     # --- requests ---------------------------------------------------------------------
 
@@ -151,6 +159,25 @@ class BackupCapability(Capability):
         for point_id in removed:
             self.remove(point_id)
         return removed
+
+    def set_schedule(self, ref: str, target: str, every_minutes: int, incremental: bool,
+                     retention: Retention) -> dict[str, Any]:
+        """Back VM ``ref`` up into ``target`` every ``every_minutes`` (replaces its
+        schedule; the first run is due at once)."""
+        live = self.core.find_vm(ref)
+        schedule = Schedule(live.record.id, str(_target(target)), every_minutes, incremental,
+                            retention.keep_daily, retention.keep_weekly)
+        self.schedules.put(schedule)
+        return {**schedule.to_dict(), "vm": live.record.name}
+
+    def schedule_list(self) -> list[dict[str, Any]]:
+        found = [(s, self.core.catalog.get_vm(s.vm_id)) for s in self.schedules.all()]
+        return [{**s.to_dict(), "vm": vm.name if vm else None} for s, vm in found]
+
+    def remove_schedule(self, ref: str) -> dict[str, Any]:
+        live = self.core.find_vm(ref)
+        self.schedules.remove(live.record.id)
+        return {"removed": live.record.name}
 
     def remove(self, backup_id: str) -> dict[str, Any]:
         """Remove a point that no later point builds on: its row, then its folder."""

@@ -32,6 +32,14 @@ class NewBackup(RequestBody):
     """… and of each of this many ISO weeks; chains are kept whole."""
 
 
+class ScheduleRequest(RequestBody):
+    target: str
+    every_minutes: int = Field(ge=1, le=60 * 24 * 366)
+    incremental: bool = True
+    keep_daily: int = Field(default=0, ge=0, le=10_000)
+    keep_weekly: int = Field(default=0, ge=0, le=10_000)
+
+
 class RestoreRequest(RequestBody):
     name: str | None = None
     """Restore as a new VM of this name (new id); without it in place, or the removed VM
@@ -57,6 +65,21 @@ def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
     async def backup_list(vm: str | None = None) -> dict[str, Any]:
         """Good backup points, oldest first (a partial point is never listed)."""
         return {"backups": backups.points(vm)}
+
+    @app.get(f"{PREFIX}/schedules", tags=["backup"])
+    async def backup_schedules() -> dict[str, Any]:
+        """Backup schedules with their last and next runs."""
+        return {"schedules": backups.schedule_list()}
+
+    @app.put(f"{PREFIX}/schedules/{{ref}}", tags=["backup"])
+    async def backup_schedule_set(ref: str, spec: ScheduleRequest) -> dict[str, Any]:
+        """Back VM ``ref`` up every ``every_minutes`` (replaces its schedule)."""
+        return backups.set_schedule(ref, spec.target, spec.every_minutes, spec.incremental,
+                                    Retention(spec.keep_daily, spec.keep_weekly))
+
+    @app.delete(f"{PREFIX}/schedules/{{ref}}", tags=["backup"])
+    async def backup_schedule_remove(ref: str) -> dict[str, Any]:
+        return backups.remove_schedule(ref)
 
     @app.get(f"{PREFIX}/{{backup_id}}", tags=["backup"])
     async def backup_show(backup_id: str) -> dict[str, Any]:
