@@ -55,7 +55,7 @@ class GroupService(Service):
         super().__init__(data_dir)
         self.gid = gid
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 120) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -279,6 +279,9 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
         Console(new.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY")
         show = _wait("h1 Down", lambda: (s := _show(new)) and _states(s)["h1"] == "Down" and s)
         assert [(v["name"], v["owner"]) for v in show["vms"]] == [("ha1", new.name)]
+        with new.api() as api:
+            assert api.get("/vms/ha1").json()["cluster"] == {"owner": new.name,
+                                                             "desired_running": True}
 
         h1.service.start()  # h1 is back: it rejoins from its data folder
         _wait("h1 Up again", lambda: _states(_show(new))["h1"] == "Up")
@@ -326,6 +329,14 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(
     vm_id = next(v["id"] for v in _show(hosts[0])["vms"] if v["name"] == "ha1")
     owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     with OneCopyChecker(hosts, vm_id) as checker:
+        # HA off and on again while it runs: released, then owned again — never killed
+        assert _cli(owner, "vm", "set", "ha1", "--ha", "off").exit_code == 0
+        _wait("ha1 no longer clustered", lambda: not _show(owner)["vms"])
+        assert _cli(owner, "vm", "set", "ha1", "--ha", "on").exit_code == 0
+        _wait("ha1 owned again", lambda: [(v["owner"], v["desired_running"])
+                                          for v in _show(owner)["vms"]] == [(owner.name, True)])
+        time.sleep(3.0)
+        assert _vm_on(hosts, vm_id) is owner
         leader = etcd.leader()
         etcd.kill(leader)
         try:

@@ -332,20 +332,26 @@ class HostAgent:
                 f"cannot start HA VM '{vm.record.name}': this host's cluster lease is not "
                 "renewed (etcd unreachable or the host is fenced); nothing was changed",
                 vm=vm.record.name)
+        where = self._own(vm)
+        if where is not None:
+            raise ClusterConflict(
+                f"cannot start HA VM '{vm.record.name}': host '{where}' owns it in cluster "
+                f"'{self.config.name}' (it runs there); nothing was changed",
+                vm=vm.record.name, owner=where)
+
+    def _own(self, vm: LiveVM) -> str | None:
+        """Own ``vm`` (a transaction) and mark it wanted running; None on success, else
+        the name of the host that owns it."""
         okey, record = owner_key(self.config.name, vm.record.id), cluster_record(vm, True)
         put = Op("put", vm_key(self.config.name, vm.record.id), record.to_json())
         lease = self.core.lease
         if self.etcd.txn([Compare(okey, "CREATE", 0)],
                          [Op("put", okey, self.config.host, lease), put]).succeeded:
-            return
+            return None
         if self.etcd.txn([Compare(okey, "LEASE", lease)], [put]).succeeded:
-            return
+            return None
         held = owner(self.etcd, self.config.name, vm.record.id)
-        where = held.value if held else "another host"
-        raise ClusterConflict(
-            f"cannot start HA VM '{vm.record.name}': host '{where}' owns it in cluster "
-            f"'{self.config.name}' (it runs there); nothing was changed",
-            vm=vm.record.name, owner=where)
+        return held.value if held else "another host"
 
     def exited(self, vm: LiveVM, why: str | None) -> None:
         """``vm``'s QEMU ended here: fenced → nothing (the cluster restarts it elsewhere);
@@ -365,6 +371,12 @@ class HostAgent:
         key = vm_key(self.config.name, vm.record.id)
         okey = owner_key(self.config.name, vm.record.id)
         mine_or_free = [Compare(okey, "CREATE", 0)]
+        if vm.record.settings.high_availability.ha and vm.worker is not None:
+            where = self._own(vm)  # HA turned on while it runs here: own it, or else
+            if where is not None:  # the plan turns this copy off (another host owns it)
+                log.warning("cluster: VM '%s' runs here but host '%s' owns it",
+                            vm.record.name, where)
+            return
         if vm.record.settings.high_availability.ha:
             current = self.etcd.get(key)
             desired = ClusterVM.from_json(current.value).desired_running if current else False
