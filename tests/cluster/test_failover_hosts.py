@@ -260,7 +260,6 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
     vm = _ha_vm(h1, shared, guest_iso)
     with h1.api() as api:
         act(api, "ha1", "start")
-    Console(h1.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY")
     _wait("h1 owning ha1", lambda: any(v["owner"] == "h1" and v["desired_running"]
                                        for v in _show(hosts[1])["vms"]))
     with OneCopyChecker(hosts, vm["id"]) as checker:
