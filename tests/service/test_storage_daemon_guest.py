@@ -183,7 +183,7 @@ def test_a_restarted_service_re_adopts_and_supervises_the_daemon(
     service, api, _ = guest
     [daemon] = daemon_pids(service.data_dir)
     service.kill()  # SIGKILL: QEMU and its daemon keep running
-    service.start()
+    service.start(timeout=120)
     assert api.get(f"/vms/{VM}").json()["state"] == "Running"
     assert daemon_pids(service.data_dir) == [daemon]  # found again, not replaced
     os.kill(daemon, signal.SIGKILL)  # the new service watches it like the old one did
@@ -306,7 +306,7 @@ def daemon_qmp(service: Service, api: httpx.Client, commands: list[tuple[str, di
     try:
         return asyncio.run(run())
     finally:
-        service.start()
+        service.start(timeout=120)
 
 
 def dirty_count(nodes: list[dict[str, Any]], node: str, bitmap: str) -> int:
