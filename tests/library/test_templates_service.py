@@ -93,7 +93,7 @@ def test_provisioning_status_survives_a_restart(service: Service, tmp_path: Path
         assert wait_job(api, answer.json())["state"] == "completed"
         assert api.get("/vms/pending").json()["provisioning"] == "provisioning"
     service.stop()
-    service.start()
+    service.start(timeout=120)  # a loaded machine probes and starts slowly
     with service.client() as api:
         assert api.get("/vms/pending").json()["provisioning"] == "provisioning"
         assert api.delete("/vms/pending", params={"delete_files": True}).status_code == 200

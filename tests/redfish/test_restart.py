@@ -39,7 +39,7 @@ def test_subscriptions_survive_a_restart_and_still_receive_events() -> None:
             assert httpx.patch(f"{system}/Bios/Settings", auth=auth, json={
                 "Attributes": {"NumLock": True}}).status_code == 200
             svc.stop()
-            svc.start()
+            svc.start(timeout=120)  # a loaded machine probes and starts slowly
             shown = httpx.get(system, auth=auth).json()["Boot"]
             assert {k: shown[k] for k in boot} == boot
             pending = httpx.get(f"{system}/Bios/Settings", auth=auth).json()
