@@ -18,7 +18,9 @@ beforehand. With the guest running (timed steps marked T):
     T backup restore ID --as NAME (the job), then T start until the guest prints READY
 
 Throughput is the data of the disks (allocated bytes of the source images) over the
-wall time; ratios are viridian/peer time. ``--quick``: a 256 MiB disk (the smoke test).
+wall time; ratios are viridian/peer time. The peers' copies are synced (``sync FILE``)
+like a point, whose files are fsynced before it is published; a point also computes its
+SHA-256 manifest. ``--quick``: a 256 MiB disk (the smoke test).
 Everything made is removed at the end, also on failure.
 """
 
@@ -117,13 +119,16 @@ def _peers(files: list[Path], out: Path) -> tuple[float, float]:
     def convert() -> None:
         for index, path in enumerate(files):
             fmt = "vpc" if path.suffix == ".vhd" else "vhdx"
+            target = out / f"convert-{index}.qcow2"
             subprocess.run(["qemu-img", "convert", "-U", "-f", fmt, "-O", "qcow2", str(path),
-                            str(out / f"convert-{index}.qcow2")], check=True)
+                            str(target)], check=True)
+            subprocess.run(["sync", str(target)], check=True)  # durable, as a point is
 
     def copy() -> None:
         for index, path in enumerate(files):
             subprocess.run(["cp", "--sparse=always", str(path), str(out / f"cp-{index}")],
                            check=True)
+            subprocess.run(["sync", str(out / f"cp-{index}")], check=True)
     return _timed("qemu-img convert", convert), _timed("cp --sparse=always", copy)
 
 
