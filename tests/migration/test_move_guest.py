@@ -147,6 +147,8 @@ def test_shared_nothing_live_moves_copy_the_disk(hosts: Hosts) -> None:
     for source, target in ((hosts.a, hosts.b), (hosts.b, hosts.a)):
         api, there = hosts.api(source), hosts.api(target)
         last = Console(source.data_dir, hosts.vm_id).wait_ticks(1)[-1][0]
+        before = next(d["path"] for d in api.get(f"/vms/{VM}").json()["settings"]["ide"]
+                      if d["kind"] == "hard_disk")
         job = wait_job(api, move(api, target, mode="live", with_storage=True))
         assert job["state"] == "completed", job["error"]
         assert_only_on(hosts, target)
@@ -154,6 +156,7 @@ def test_shared_nothing_live_moves_copy_the_disk(hosts: Hosts) -> None:
         paths = [d["path"] for d in there.get(f"/vms/{VM}").json()["settings"]["ide"]
                  if d["kind"] == "hard_disk"]
         assert paths == [str(target.data_dir / "vms" / hosts.vm_id / "data.raw")], paths
+        assert not Path(before).exists(), "the source's stale copy was kept"
         assert read_markers(there, VM, [3, 9]) == {3: "ON-HOST-A", 9: "AFTER-STORAGE"}
         write_markers(there, VM, {11: f"COPY-{target.port}"})
     assert read_markers(hosts.api_a, VM, [11]) == {11: f"COPY-{hosts.a.port}"}
@@ -211,7 +214,7 @@ def test_target_service_killed_mid_move_then_restarted_ends_the_leftover_qemu(
     assert len(qemu_under(hosts.b.data_dir)) == 1  # detached: it outlives the service
     assert hosts.api_a.post(f"/jobs/{job['id']}/cancel").status_code == 200
     assert wait_job(hosts.api_a, job)["state"] == "cancelled"
-    hosts.b.start()
+    hosts.b.start(timeout=120)  # a loaded machine starts services slowly
     wait_gone(hosts.b)
     assert_only_on(hosts, hosts.a)
 

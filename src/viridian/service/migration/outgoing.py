@@ -21,6 +21,7 @@ import contextlib
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from viridian.errors import BadRequest, Conflict, HostError, ViridianError
@@ -187,6 +188,9 @@ class Outgoing:
         result = await read_result(worker.monitor, postcopy)
         await live.end_here()
         self.host.forget(live)
+        if mirrors:  # the target has the disks now: these copies are stale
+            for disk in hard_disks(live.record.settings):
+                Path(str(disk.path)).unlink(missing_ok=True)
         return {**result.to_dict(), "commit_ms": commit_ms}
 
     async def _copy_disks(self, monitor: Monitor, ready: dict[str, Any], job: Job) -> list[str]:
