@@ -41,7 +41,7 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "serve.log"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 120) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
