@@ -83,6 +83,21 @@ def _sample(api: httpx.Client, *paths: str, interval: float = 3.0) -> dict[str, 
     return dict(response.json()["values"])
 
 
+def _sample_every(api: httpx.Client, paths: list[str]) -> dict[str, float]:
+    """A 1 s sample of ``paths``, taken again until every path has a value: on a loaded
+    host the guest agent may miss its 0.5 s answer time, and is asked again only after
+    its back-off (``viridian.counters.collect``), so an adapter's counters can be
+    missing from one sample."""
+    deadline = time.monotonic() + 90
+    while True:
+        response = api.post("/counters/sample", json={"paths": paths, "interval_s": 1})
+        if response.status_code == 200:
+            return dict(response.json()["values"])
+        assert time.monotonic() < deadline and "Network Adapter" in response.text, \
+            response.text
+        time.sleep(2)
+
+
 def test_busy_guest_drives_its_vp_run_time_and_idle_one_stays_low(guests) -> None:  # type: ignore[no-untyped-def]
     _, api = guests
     time.sleep(3)  # let the idle guest settle after boot
@@ -148,7 +163,7 @@ def test_every_listed_counter_is_sampleable_and_history_keeps_them(guests) -> No
         time.sleep(1)
     assert VP.format("busy:Hv VP 0") in listed
     assert r"\PhysicalDisk(_Total)\% Idle Time" in listed
-    assert set(_sample(api, *listed, interval=1)) == set(listed)
+    assert set(_sample_every(api, listed)) == set(listed)
     history = api.get("/counters/history", params={"path": VP.format("busy:*")}).json()
     assert history["interval_s"] == 1 and history["capacity"] >= 3600
     assert history["samples"] and all(VP.format("busy:Hv VP 0") in s["values"]
