@@ -1,6 +1,6 @@
 """``viridian backup …`` against a real service (an Off VM read from its files): new,
 list, show, verify (exit 1 and the damaged block named once a byte flips), restore --as,
-remove, schedule/schedules, and a clear error for a relative target."""
+remove, schedule/schedules, and clear errors for a missing target and an unknown point."""
 
 from __future__ import annotations
 
@@ -71,8 +71,10 @@ def test_backup_commands(cli: tuple[list[str], dict[str, str | None], Path]) -> 
     assert invoke([*url, "backup", "schedule", "clivm", "--off"], env=env).exit_code == 0
 
 
-def test_relative_target_is_refused(cli: tuple[list[str], dict[str, str | None], Path]) \
-        -> None:
+Cli = tuple[list[str], dict[str, str | None], Path]
+
+
+def test_missing_target_and_unknown_point_are_refused(cli: Cli) -> None:
     url, env, work = cli
     missing = invoke([*url, "backup", "new", "clivm", "--to", str(work / "nowhere")], env=env)
     assert missing.exit_code != 0 and "not an existing folder" in missing.stderr
