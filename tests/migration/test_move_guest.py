@@ -246,22 +246,26 @@ def test_bad_token_and_bad_options_change_nothing(hosts: Hosts) -> None:
     assert_only_on(hosts, hosts.a)
 
 
-def test_quick_move_of_an_off_vhd_vm_hands_its_registration_over(hosts: Hosts) -> None:
-    """A VM whose VHD a storage daemon would serve moves quick (here Off: nothing runs):
-    registered on B, gone from A, its files where they were."""
-    vhd = hosts.shared / "off.vhd"
+def test_a_running_vhd_vm_moves_quick_and_is_refused_live(hosts: Hosts) -> None:
+    """A VM whose VHD its storage daemon serves (a blank disk: only the firmware runs)
+    moves quick — saved, restored on B through B's own daemon — and a live move is
+    refused naming the reason; its files stay where they are."""
+    vhd = hosts.shared / "blank.vhd"
     subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(vhd), "16M"], check=True)
-    created = hosts.api_a.post("/vms", json={"name": "offvhd", "memory_mb": 64,
+    created = hosts.api_a.post("/vms", json={"name": "vhdvm", "memory_mb": 64,
                                              "vhd": str(vhd)})
     assert created.status_code == 201, created.text
-    live = hosts.api_a.post("/vms/offvhd/move", json={"to": hosts.b.url,
-                                                      "token": hosts.b.token})
-    assert live.status_code == 409 and "it is Off" in live.text, live.text
-    reply = hosts.api_a.post("/vms/offvhd/move", json={"to": hosts.b.url,
-                                                       "token": hosts.b.token, "mode": "quick"})
-    assert wait_job(hosts.api_a, reply.json())["state"] == "completed"
-    assert "offvhd" not in names(hosts.api_a)
-    moved = hosts.api_b.get("/vms/offvhd").json()
-    assert moved["state"] == "Off" and moved["id"] == created.json()["id"]
-    assert moved["settings"]["ide"][0]["path"] == str(vhd) and vhd.exists()
-    assert hosts.api_b.delete("/vms/offvhd").status_code == 200
+    act(hosts.api_a, "vhdvm", "start")
+    live = hosts.api_a.post("/vms/vhdvm/move", json={"to": hosts.b.url,
+                                                     "token": hosts.b.token})
+    assert live.status_code == 409 and "storage daemon" in live.text, live.text
+    reply = hosts.api_a.post("/vms/vhdvm/move", json={"to": hosts.b.url,
+                                                      "token": hosts.b.token, "mode": "quick"})
+    job = wait_job(hosts.api_a, reply.json())
+    assert job["state"] == "completed", job["error"]
+    assert "vhdvm" not in names(hosts.api_a)
+    moved = hosts.api_b.get("/vms/vhdvm").json()
+    assert moved["state"] == "Running" and moved["id"] == created.json()["id"]
+    assert moved["settings"]["ide"][0]["path"] == str(vhd)
+    act(hosts.api_b, "vhdvm", "stop")
+    assert hosts.api_b.delete("/vms/vhdvm").status_code == 200

@@ -126,6 +126,7 @@ class Outgoing:
                 await peer.abort(incoming_id)
                 raise
         saved_s = time.monotonic() - started
+        await live.end_storage_daemon()  # the target's daemon opens the images next
         job.report(60, f"restoring on {peer.url}")
         try:
             await peer.commit(incoming_id)

@@ -84,13 +84,15 @@ class StorageMoves:
 
     async def _move_one(self, live: LiveVM, old: str, new: str, fmt: str,
                         progress: Callable[[float], None]) -> None:
+        if live.state is VMState.OFF:
+            await live.end_storage_daemon()  # an Off VM's daemon holds the images open
         await _create_like(old, new, fmt, live.state is VMState.OFF)
         try:
             if live.state is VMState.RUNNING:
                 await mirror_image(live.require_worker().monitor, old, new, fmt,
                                    lambda: self._commit(live, old, new), progress)
             else:
-                self._commit(live, old, new)
+                self._commit(live, old, new)  # the daemon was ended before the copy
         except BaseException:
             if not _path_in(live, old):  # committed, then the pivot failed: QEMU kept old
                 self._commit(live, new, old)
