@@ -70,7 +70,7 @@ class Crashy:
     def arm(self, point: str) -> None:
         self.service.stop()
         self.service.env["VIRIDIAN_FAULT_POINTS"] = point
-        self.service.start()
+        self.service.start(timeout=120)  # a loaded host may take longer than 30 s
 
     def crashed_then_restart(self) -> None:
         assert self.service.process is not None
