@@ -321,8 +321,8 @@ def virsh_reason() -> str:
         return f"virsh not usable: {err}"
     if done.returncode != 0:
         return f"libvirt does not answer: {done.stderr.strip()[:200]}"
-    return ("libvirt answers, but 'virsh migrate --live' to this same host is refused by "
-            "libvirt (the target must have another host UUID): it needs a second machine")
+    return ("not tried: libvirt answers, but it refuses a migration to the host it runs on "
+            "(the target must have another host UUID), so it needs a second machine")
 
 
 # --- report -----------------------------------------------------------------------
