@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.harness import Service, act, running_service
+from tests.service.harness import Service, running_service, wait_job
 from viridian.disks import new_dynamic
 from viridian.qemu.confinement import GID, UID_BASE, FileGrant, Identity, grant_files
 
@@ -43,7 +43,8 @@ def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
             assert created.status_code == 201, created.text
             if name == "b":  # for the crafted hot-add below
                 assert api.post("/vms/b/scsi", json={"controller": None}).status_code < 300
-            act(api, name, "start")
+            started = wait_job(api, api.post(f"/vms/{name}/start").json(), timeout=600)
+            assert started["state"] == "completed", started  # generous: a loaded host
         yield service, api, disks
 
 
