@@ -8,11 +8,11 @@ fence guard and QEMUs: the whole host dies) → the VM runs on another host; the
 comes back and rejoins without starting its old VM (a start there is refused, naming the
 owner). Then SIGSTOP of the new owner's service → its fence guard kills the VM before
 another host starts it; SIGCONT → the host rejoins with a new lease, the VM stays where
-it went. A partition (the owner's packets to etcd dropped by an iptables owner match:
+it went. A partition (the owner's packets to etcd dropped by an nftables socket-group match:
 each service runs with its own group id) → the owner fences itself, another host takes
 over, the healed host rejoins without it. The etcd leader killed, then a member frozen:
 hosts stay Up, one copy. Drain and resume through the CLI; leave; bad input. Every
-service, guard and QEMU is ended on every path (and the iptables rule removed).
+service, guard and QEMU is ended on every path (and the nftables table removed).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ GID_BASE = 46200  # host hN's service runs with real/effective group GID_BASE + 
 
 class GroupService(Service):
     """A ``viridian serve`` whose process (and every process it starts) has its own group
-    id: the partition fault drops that group's packets to etcd (iptables owner match)."""
+    id: the partition fault drops that group's packets to etcd (nftables ``meta skgid``)."""
 
     def __init__(self, data_dir: Path, gid: int) -> None:
         super().__init__(data_dir)
@@ -77,15 +77,20 @@ class GroupService(Service):
 
 @contextlib.contextmanager
 def partitioned(host: Host, etcd: EtcdCluster) -> Iterator[None]:
-    """``host`` cannot reach any etcd member (its packets to them are dropped) until exit."""
-    rule = ["OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "-m", "multiport", "--dports",
-            ",".join(str(m.client_port) for m in etcd.members), "-m", "owner",
-            "--gid-owner", str(host.gid), "-j", "DROP"]
-    subprocess.run(["iptables", "-I", *rule], check=True)
+    """``host`` cannot reach any etcd member until exit: an nftables table of its own drops
+    the packets its group id sends to their client ports (removed on every path)."""
+    table = f"viridian_partition_{os.getpid()}_{host.name}"
+    ports = ", ".join(str(m.client_port) for m in etcd.members)
+    subprocess.run(["nft", "add", "table", "inet", table], check=True)
     try:
+        subprocess.run(["nft", "add", "chain", "inet", table, "out",
+                        "{ type filter hook output priority 0; }"], check=True)
+        subprocess.run(["nft", "add", "rule", "inet", table, "out", "meta", "skgid",
+                        str(host.gid), "ip", "daddr", "127.0.0.1", "tcp", "dport",
+                        f"{{ {ports} }}", "drop"], check=True)
         yield
     finally:
-        subprocess.run(["iptables", "-D", *rule], check=True)
+        subprocess.run(["nft", "delete", "table", "inet", table], check=True)
 
 
 @dataclass
