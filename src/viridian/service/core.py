@@ -55,6 +55,7 @@ from viridian.service.disk_wizard.routes import DiskWizard
 from viridian.service.integration_services.services import IntegrationServices
 from viridian.service.jobs import Job, JobRunner, Operation, now_iso
 from viridian.service.library.capability import LibraryCapability
+from viridian.service.migration.capability import Migration
 from viridian.service.redfish.capability import RedfishCapability
 from viridian.service.storage.checks import CONVERTED_FOLDER, convert_differencing
 from viridian.service.switches.service import SwitchService
@@ -103,7 +104,7 @@ class ServiceCore:
             self.checkpoints, DevicesCapability(self),
             self.counters, DiskWizard(self), self.disk_copies, DefinitionFiles(),
             RenameCapability(self), Interchange(self), RedfishCapability(self),
-            LibraryCapability(self), ClusterCapability(self))
+            LibraryCapability(self), Migration(self), ClusterCapability(self))
         self.capabilities += (BackupCapability(self, integration),)  # issue 16
         self.config = VMConfigurator(self._catalog)
         self.listing = VMListing()
