@@ -126,5 +126,5 @@ def test_every_documented_command_exists() -> None:
         "reset",
         "remove",
     }
-    assert set(host.commands) == {"show", "shutdown"}
+    assert set(host.commands) == {"show", "shutdown", "drain", "resume"}  # drain/resume: issue 15
     assert {"serve", "vm", "host"} <= set(cli.list_commands(click.Context(cli)))

@@ -71,7 +71,7 @@ COMMANDS = {
     "cluster": LazyCommand(
         "viridian.cli.cluster",
         "cluster_group",
-        "The failover cluster (etcd): create, join, leave, show; HA VMs restart elsewhere.",
+        "The failover cluster (etcd): membership, hosts, highly available VMs.",
     ),
     "checkpoint": LazyCommand(
         "viridian.cli.checkpoint",
@@ -81,7 +81,8 @@ COMMANDS = {
     "backup": LazyCommand(
         "viridian.cli.backup",
         "backup_group",
-        "Backup points of VMs (live while they run): new, list, show, verify, restore, remove.",
+        "Backup points of VMs (live while they run) in folder targets: take, list, show, "
+        "verify, restore and remove them.",
     ),
     "library": LazyCommand(
         "viridian.cli.library",
@@ -94,21 +95,61 @@ COMMANDS = {
         "Templates (a VM's generalised configuration and disks) and VMs made from them.",
     ),
     # access (issue 17): users, realms, roles, grants, tokens, quotas, audit, login
-    "user": LazyCommand("viridian.cli.user", "user_group", "Users (local, pam, LDAP) and groups."),
-    "realm": LazyCommand("viridian.cli.realm", "realm_group", "Realms: local, pam and LDAP."),
-    "role": LazyCommand("viridian.cli.role", "role_group", "Roles: named sets of operations."),
-    "grant": LazyCommand("viridian.cli.grant", "grant_command",
-                         "Give a role to a user or @group on host, vm:NAME or tag:TAG."),
-    "revoke": LazyCommand("viridian.cli.grant", "revoke_command", "Take a granted role back."),
-    "grants": LazyCommand("viridian.cli.grant", "grants_command", "List every grant."),
-    "token": LazyCommand("viridian.cli.token", "token_group", "API tokens: new, list, revoke."),
-    "quota": LazyCommand("viridian.cli.quota", "quota_group", "Self-service quotas of users."),
-    "audit": LazyCommand("viridian.cli.audit", "audit_command",
-                         "The audit log (hash-chained): show or --verify it."),
-    "login": LazyCommand("viridian.cli.login", "login_command",
-                         "Log in to a service; its session is used for that URL only."),
-    "logout": LazyCommand("viridian.cli.login", "logout_command",
-                          "End the session 'viridian login URL' stored."),
+    "user": LazyCommand(
+        "viridian.cli.user",
+        "user_group",
+        "Users who may log in (local, pam or an LDAP realm) and their groups.",
+    ),
+    "realm": LazyCommand(
+        "viridian.cli.realm",
+        "realm_group",
+        "Realms: local and pam (built in) and LDAP/AD directories.",
+    ),
+    "role": LazyCommand(
+        "viridian.cli.role",
+        "role_group",
+        "Roles: Administrator, Operator, Viewer, VM User and your own.",
+    ),
+    "grant": LazyCommand(
+        "viridian.cli.grant",
+        "grant_command",
+        "Give ROLE to USER or @GROUP on a scope.",
+    ),
+    "revoke": LazyCommand(
+        "viridian.cli.grant",
+        "revoke_command",
+        "Take ROLE from USER or @GROUP on a scope.",
+    ),
+    "grants": LazyCommand(
+        "viridian.cli.grant",
+        "grants_command",
+        "List every grant.",
+    ),
+    "token": LazyCommand(
+        "viridian.cli.token",
+        "token_group",
+        "API tokens: named, revocable, shown once.",
+    ),
+    "quota": LazyCommand(
+        "viridian.cli.quota",
+        "quota_group",
+        "Self-service quotas: what a user may create and own.",
+    ),
+    "audit": LazyCommand(
+        "viridian.cli.audit",
+        "audit_command",
+        "Show the audit log: logins, denials and every change, oldest first.",
+    ),
+    "login": LazyCommand(
+        "viridian.cli.login",
+        "login_command",
+        "Log in to the service at URL; later commands with --url URL use the session.",
+    ),
+    "logout": LazyCommand(
+        "viridian.cli.login",
+        "logout_command",
+        "End the session 'viridian login URL' stored, on the service and here.",
+    ),
 }
 """The root's subcommands, imported only when used (module, attribute, ``--help`` line)."""
 

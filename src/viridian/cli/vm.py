@@ -191,13 +191,13 @@ SUBCOMMANDS = {
     "move": LazyCommand(
         "viridian.cli.vm_move",
         "move_vm",
-        "Move VM NAME to the viridian host at --to, --live (default) or --quick (like "
-        "Move-VM).",
+        "Move VM NAME to the viridian host at --to (like Move-VM).",
     ),
     "move-storage": LazyCommand(
         "viridian.cli.vm_move",
         "move_storage",
-        "Move the hard disks of VM NAME into FOLDER on this host (like Move-VMStorage).",
+        "Move the hard disks of VM NAME (Running or Off) into FOLDER on this host (like "
+        "Move-VMStorage; live while it runs).",
     ),
     "export": LazyCommand(
         "viridian.cli.vm_interchange",
