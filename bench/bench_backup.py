@@ -193,6 +193,8 @@ def run(size_mb: int) -> dict[str, Any]:
                 "incremental_s": round(inc_s, 2), "convert_s": round(convert_s, 2),
                 "cp_s": round(cp_s, 2), "restore_job_s": round(restore_job_s, 2),
                 "restore_boot_s": round(restore_s, 2),
+                "full_phases_s": points[0]["timings_s"],
+                "incremental_phases_s": points[1]["timings_s"],
                 "full_written_mib": round(points[0]["bytes_written"] / MB, 1),
                 "incremental_written_mib": round(points[1]["bytes_written"] / MB, 1)}
     finally:
@@ -231,6 +233,10 @@ def _table(r: dict[str, Any]) -> str:
     lines.append(f"data {data} MiB (boot VHD + {r['size_mb']} MiB VHDX half full); the "
                  f"incremental point wrote {r['incremental_written_mib']} MiB, the full one "
                  f"{r['full_written_mib']} MiB")
+    for kind in ("full", "incremental"):
+        phases = ", ".join(f"{k.removesuffix('_s')} {v:.2f}"
+                           for k, v in r[f"{kind}_phases_s"].items())
+        lines.append(f"{kind} point phases (s): {phases}")
     return "\n".join(lines)
 
 

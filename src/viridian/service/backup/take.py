@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,7 @@ class Taker:
                   for d in disks))
         self.store.put(record)
         fault("backup.begun")
+        timings: dict[str, float] = {}
         try:
             partial.mkdir(parents=True, mode=0o700)
             (partial / layout.DISKS).mkdir()
@@ -118,18 +121,21 @@ class Taker:
             write_json(partial / layout.CHECKPOINTS, tree_to_dict(tree))
             if monitor is not None:
                 record, written = await self._live(live, monitor, record, disks, partial,
-                                                   request, job)
+                                                   request, job, timings)
             else:
-                written = await self._offline(disks, partial, job)
+                with _timed(timings, "read_files_s"):
+                    written = await self._offline(disks, partial, job)
             fault("backup.copied")
             job.report(90, "checksumming")
             names = [layout.DEFINITION, layout.CHECKPOINTS,
                      *(d.file for d in record.disks)]
-            write_json(partial / layout.MANIFEST,
-                       build_manifest(partial, names).to_dict())
+            with _timed(timings, "checksums_s"):
+                write_json(partial / layout.MANIFEST,
+                           build_manifest(partial, names).to_dict())
             record = record.completed(now_iso(), written)
             write_json(partial / layout.RECORD, record.to_dict())
-            finish_folder(partial, final)
+            with _timed(timings, "sync_publish_s"):
+                finish_folder(partial, final)
             fault("backup.published")
             self.store.put(record)
         except BaseException:
@@ -138,7 +144,7 @@ class Taker:
         if monitor is not None:
             with contextlib.suppress(Exception):  # the parent's bitmap is no longer needed
                 await backup_jobs.drop_bitmaps(monitor, keep=backup_jobs.bitmap_name(point_id))
-        return record.to_dict()
+        return {**record.to_dict(), "timings_s": timings}
 
     async def _plan(self, monitor: Monitor | None, disks: list[SourceDisk],
                     parent: BackupRecord | None,
@@ -166,7 +172,7 @@ class Taker:
 
     async def _live(self, live: LiveVM, monitor: Monitor, record: BackupRecord,
                     disks: list[SourceDisk], partial: Path, request: TakeRequest,
-                    job: Job) -> tuple[BackupRecord, int]:
+                    job: Job, timings: dict[str, float]) -> tuple[BackupRecord, int]:
         staging = self.staging_root / record.id
         staging.mkdir(parents=True, mode=0o700)
         try:
@@ -177,14 +183,16 @@ class Taker:
                 points.append(PointDisk(
                     await _node(monitor, disk.path), str(image), index,
                     record.parent if record.kind == "incremental" else None))
-            consistency = await self._point_in_time(live, monitor, record.id, points)
+            with _timed(timings, "point_in_time_s"):
+                consistency = await self._point_in_time(live, monitor, record.id, points)
             record = _with_consistency(record, consistency)
             self.store.put(record)
             fault("backup.started")
             job.report(10, "copying to local staging")
-            await backup_jobs.wait_point(monitor, record.id, points,
-                                         lambda f: job.report(10 + 40 * f))
-            written = 0
+            with _timed(timings, "local_staging_s"):
+                await backup_jobs.wait_point(monitor, record.id, points,
+                                             lambda f: job.report(10 + 40 * f))
+            began, written = time.monotonic(), 0
             for index, saved in enumerate(record.disks):
                 job.report(50 + 40 * index / len(record.disks), f"writing {saved.file}")
                 target = partial / saved.file
@@ -193,6 +201,7 @@ class Taker:
                 if record.parent:
                     await backup_images.set_backing(
                         target, layout.parent_backing(record.parent, saved.file))
+            timings["target_copy_s"] = round(time.monotonic() - began, 2)
             return record, written
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -257,6 +266,16 @@ async def _block_monitor(live: LiveVM) -> Monitor | None:
 
 async def _node(monitor: Monitor, path: str) -> str:
     return (await backup_jobs.image_node(monitor, path)).node
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record how long the block took under ``name`` (shown in the job's result)."""
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.monotonic() - began, 2)
 
 
 def _with_consistency(record: BackupRecord, consistency: Consistency) -> BackupRecord:
