@@ -286,11 +286,13 @@ def test_vhd_disks_get_standard_checkpoints_with_memory(
         act(api, "std", "stop")
     finally:
         VM = saved_vm
+    # The storage daemon holds the VHD while the VM is registered (issue 14: bitmaps outlive
+    # stops); removing the VM (files kept) ends it, and then anyone may open the file.
+    assert api.delete("/vms/std").status_code == 200
     with open_disk(vhd) as image:
         assert image.read(3 * 512, 16).rstrip(b"\0 ") == b"STD-1"
         assert image.read(4 * 512, 16).rstrip(b"\0 ") == b""
         assert image.read(5 * 512, 16).rstrip(b"\0 ") == b"STD-3"
-    assert api.delete("/vms/std").status_code == 200
 
 
 def test_paused_and_saved_checkpoints_come_back_paused_and_saved(
