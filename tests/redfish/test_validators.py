@@ -321,3 +321,35 @@ def test_dmtf_redfish_library_logs_in_and_reads_a_system(service: Service) -> No
         assert "rf-tree" in names
     finally:
         client.logout()
+
+
+def test_a_confined_caller_inserts_media_only_from_its_storage_paths(
+        service: Service, tmp_path: Path) -> None:
+    """Redfish applies the JSON API's storage-path confinement (issue 17): an Operator (no
+    host.manage) may not insert /etc/shadow or a file outside its storage paths, and may
+    insert one inside them."""
+    operator = _account(service, "rf-media-op", "Operator")
+    system = httpx.get(f"{service.url}/redfish/v1/Systems", auth=_auth(service)).json()
+    uri = service.url + system["Members"][0]["@odata.id"]
+    cd = f"{uri}/VirtualMedia/Cd"
+    inside = tmp_path / "granted"
+    inside.mkdir()
+    iso = inside / "tools.iso"
+    iso.write_bytes(b"\0" * 2048)
+    with service.client() as api:
+        assert api.post("/access/storage-paths",
+                        json={"to": "rf-media-op", "path": str(inside)}).is_success
+    before = httpx.get(cd, auth=_auth(service)).json()["Image"]
+    for image in ("/etc/shadow", f"file://{tmp_path}/elsewhere.iso",
+                  f"{inside}/../elsewhere.iso"):
+        refused = httpx.post(f"{cd}/Actions/VirtualMedia.InsertMedia", auth=operator,
+                             json={"Image": image})
+        assert refused.status_code == 403, refused.text
+        assert "storage paths" in refused.text or "'..'" in refused.text, refused.text
+        assert httpx.get(cd, auth=_auth(service)).json()["Image"] == before
+    allowed = httpx.post(f"{cd}/Actions/VirtualMedia.InsertMedia", auth=operator,
+                         json={"Image": str(iso)})
+    assert allowed.status_code in (200, 204), allowed.text
+    assert str(iso) in str(httpx.get(cd, auth=_auth(service)).json()["Image"])
+    ejected = httpx.post(f"{cd}/Actions/VirtualMedia.EjectMedia", auth=operator, json={})
+    assert ejected.status_code in (200, 204), ejected.text

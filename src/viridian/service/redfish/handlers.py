@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from viridian import __version__
+from viridian.access.confinement import check_paths
 from viridian.model.limits import MEMORY_MAX_MB, MEMORY_MIN_MB, PROCESSOR_COUNT_MAX
 from viridian.redfish import REDFISH_ROOT, odata
 from viridian.redfish import devices as dev
@@ -261,8 +262,19 @@ async def insert_media(call: Call) -> Response:
         raise RedfishError(400, "ActionParameterNotSupported", "TransferProtocolType", action,
                            detail="TransferProtocolType is not supported: Image names a "
                                   "file on the host; nothing was changed")
+    _confine(call, path)
     await call.redfish.set_media(call.params["sid"], media_id, path)
     return _no_content()
+
+
+def _confine(call: Call, path: str) -> None:
+    """A caller without ``host.manage`` names only files inside its storage paths, as on
+    the JSON API (docs/architecture.md, "Access": storage-path confinement)."""
+    principal, access = call.principal, call.redfish.auth.access
+    if principal is None or principal.bootstrap or not access.confined(principal):
+        return
+    roots = [grant["path"] for grant in access.storage_paths(principal.subjects())]
+    check_paths(principal.user, [path], roots)
 
 
 async def eject_media(call: Call) -> Response:

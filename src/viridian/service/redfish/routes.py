@@ -23,6 +23,7 @@ from viridian.access import Principal
 from viridian.redfish import REDFISH_ROOT
 from viridian.redfish.messages import RedfishError
 from viridian.redfish.privileges import SELF, operation_for, system_of
+from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.redfish.auth import redfish_user
 from viridian.service.redfish.http import as_redfish, error_response
 
@@ -115,7 +116,12 @@ class RedfishApp:
             if principal is not None:
                 operation = operation_for(lookup, path, body, call.user)
                 self.redfish.authorize(principal, operation, system_of(path))
-            response = await fn(call)
+            # quotas and the like read the principal as for the JSON API (auth.py)
+            reset = CURRENT_PRINCIPAL.set(principal)
+            try:
+                response = await fn(call)
+            finally:
+                CURRENT_PRINCIPAL.reset(reset)
             if "Allow" in response.headers:
                 response.headers["Allow"] = allow
             status = response.status_code
