@@ -72,7 +72,7 @@ __all__ = [
 #: SHUTDOWN event) to be read. They are already in the socket buffer: this is a bound.
 _EVENT_DRAIN_TIMEOUT = 0.5
 _EXIT_AFTER_QUIT_TIMEOUT = 10.0
-_IO_ERROR_WATCH_S = 5.0
+_IO_ERROR_WATCH_S = 30.0  # a loaded host reports in-flight errors late
 
 
 class ExitReason(enum.StrEnum):

@@ -251,12 +251,15 @@ class LiveVM:
             await self._quit_saved(worker)  # killed between committing Saved and quitting
             return
         await worker.monitor.cancel_migration()
+        # A save writes its state file while migrating; a move to another host writes none.
+        was_saving = self.partial_state.exists() or self.saved_state.exists()
         self.partial_state.unlink(missing_ok=True)
         self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
         self.saved_state.unlink(missing_ok=True)
         status = await worker.status()
-        if status == "postmigrate" and not self.keep_paused:  # moved away (a take saving
-            # memory leaves postmigrate too: its recovery resumes the guest)
+        if status == "postmigrate" and not self.keep_paused and not was_saving:  # moved away
+            # (a take saving memory and an interrupted save leave postmigrate too: the
+            # take's recovery resumes the guest, the save's is undone below)
             self._settle(VMState.PAUSED, "its memory was migrated to another host while the "
                          "service was down: check there before resuming it here")
             return
