@@ -150,9 +150,6 @@ def daemon_pids(data_dir: Path) -> list[int]:
     return [p.pid for p in qemu_under(data_dir) if "qemu-storage-daemon" in p.cmdline]
 
 
-@pytest.mark.xfail(reason="regressed late on 2026-12-06 (passed at 5cfb1ce): after the "
-                   "daemon is SIGKILLed a new one starts but the guest is not resumed "
-                   "within 60 s; open in issue 14", strict=False)
 def test_storage_daemon_killed_during_writes_is_restarted_and_the_guest_resumed(
         guest: tuple[Service, httpx.Client, Path]) -> None:
     service, api, _ = guest

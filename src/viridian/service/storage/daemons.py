@@ -121,7 +121,9 @@ class DaemonKeeper:
                         "it again", self.name, daemon.pid, status.describe())
             self.daemon = await self._restart()
             worker.storage = self.daemon
-            await worker.reconnect_storage()
+            # No reconnect_storage() here: its HMP qemu-io reads on a node whose connection
+            # died hung the guest's resume (test_storage_daemon_guest); the guest's own
+            # retried requests reconnect, and the I/O errors they pause on are resumed.
             await worker.resume_after_io_error()
 
     async def _restart(self) -> StorageDaemon:
