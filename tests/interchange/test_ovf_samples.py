@@ -58,6 +58,8 @@ def test_invalid_ovf_lists_what_cannot_be_mapped(samples: Path) -> None:
     assert not [d for d in system.drives if d.kind == "hard_disk"]
     assert any("nonexistent.vmdk" in u for u in system.unmapped)
     assert any("controller (27)" in u for u in system.unmapped)
+    assert len(system.broken) == 2  # refused on import
+    assert not parse_ovf(_read(samples, "vmware.ovf")).broken
 
 
 def test_not_ovf_is_refused() -> None:

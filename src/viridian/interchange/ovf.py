@@ -9,14 +9,16 @@ drive, 17 disk drive. Element and attribute names are matched by local name, so 
 envelope namespaces of every OVF version read alike. Items of a deployment option other
 than the default one are skipped. What cannot be mapped (video, USB, sound, a disk on a
 controller that is not there…) is listed in :attr:`OvfSystem.unmapped`, never dropped
-silently.
+silently. References that name nothing (a disk drive whose Disk is not in the
+DiskSection, a drive whose Parent is no controller) are in :attr:`OvfSystem.broken`:
+such a package is refused on import.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from viridian.errors import BadRequest
 
@@ -57,6 +59,8 @@ class OvfSystem:
     nics: tuple[OvfNic, ...]
     unmapped: tuple[str, ...] = field(default=())
     files: dict[str, str] = field(default_factory=dict)  # File id → href
+    sizes: dict[str, int] = field(default_factory=dict)  # href → ovf:size (when given)
+    broken: tuple[str, ...] = field(default=())
 
 
 def parse_ovf(text: bytes, where: str = "the OVF descriptor") -> OvfSystem:
@@ -72,6 +76,8 @@ def parse_ovf(text: bytes, where: str = "the OVF descriptor") -> OvfSystem:
         raise BadRequest(f"{where} is not an OVF envelope (root element {_local(root.tag)}); "
                          "nothing was changed")
     files = {_attr(f, "id") or "": _attr(f, "href") or "" for f in _all(root, "File")}
+    sizes = {_attr(f, "href") or "": size for f in _all(root, "File")
+             if (size := _int(_attr(f, "size"))) is not None}
     disks = {_attr(d, "diskId") or "": d for d in _all(root, "Disk")}
     system = next((e for e in root.iter() if _is(e, "VirtualSystem")), None)
     if system is None:
@@ -81,7 +87,7 @@ def parse_ovf(text: bytes, where: str = "the OVF descriptor") -> OvfSystem:
         i for i in hardware if _local(i.tag) in ("Item", "StorageItem", "EthernetPortItem")
         and _in_default_profile(i, _default_profile(root))]
     name = _text(system, "Name") or _attr(system, "id") or "imported"
-    return _System(name, items, files, disks).read()
+    return replace(_System(name, items, files, disks).read(), sizes=sizes)
 
 
 class _System:
@@ -89,6 +95,7 @@ class _System:
                  disks: dict[str, ET.Element]) -> None:
         self.name, self.items, self.files, self.disks = name, items, files, disks
         self.unmapped: list[str] = []
+        self.broken: list[str] = []
         self.controllers: dict[str, tuple[str, int]] = {}
 
     def read(self) -> OvfSystem:
@@ -123,7 +130,11 @@ class _System:
             else:
                 self.unmapped.append(f"{_label(item)} (ResourceType {rtype or '?'})")
         return OvfSystem(self.name, memory, processors, tuple(drives), tuple(nics),
-                         tuple(self.unmapped), dict(self.files))
+                         tuple(self.unmapped), dict(self.files), {}, tuple(self.broken))
+
+    def _broken(self, problem: str) -> None:
+        self.unmapped.append(problem)
+        self.broken.append(problem)
 
     def _memory_mb(self, item: ET.Element) -> int | None:
         quantity = _int(_text(item, "VirtualQuantity"))
@@ -136,8 +147,8 @@ class _System:
     def _drive(self, item: ET.Element, rtype: str) -> OvfDrive | None:
         parent = self.controllers.get(_text(item, "Parent") or "")
         if parent is None:
-            self.unmapped.append(f"{_label(item)}: its controller "
-                                 f"({_text(item, 'Parent') or 'none'}) is not in the package")
+            self._broken(f"{_label(item)}: its controller "
+                         f"({_text(item, 'Parent') or 'none'}) is not in the package")
             return None
         location = _int(_text(item, "AddressOnParent")) or 0
         resource = _text(item, "HostResource") or ""
@@ -146,8 +157,8 @@ class _System:
             return OvfDrive("dvd", *parent, location, self.files.get(file_id or ""), None, None)
         disk = self.disks.get(resource.rsplit("/", 1)[-1]) if "/disk/" in resource else None
         if disk is None:
-            self.unmapped.append(f"{_label(item)}: disk reference {resource!r} names no Disk "
-                                 "of the DiskSection")
+            self._broken(f"{_label(item)}: disk reference {resource!r} names no Disk "
+                         "of the DiskSection")
             return None
         file_ref = _attr(disk, "fileRef")
         capacity = _int(_attr(disk, "capacity"))

@@ -15,6 +15,7 @@ from viridian.service.capability import Capability
 from viridian.service.checkpoints.store import CheckpointStore
 from viridian.service.jobs import Job
 from viridian.service.vms.export import check_exportable, export_vm
+from viridian.service.vms.foreign_import import import_foreign, import_libvirt
 from viridian.service.vms.importing import ImportRequest, Mode, Registrar, check_request, import_vm
 from viridian.service.vms.interchange_routes import install_interchange_routes
 from viridian.service.vms.ovf_import import import_ovf
@@ -69,8 +70,18 @@ class Interchange(Capability):
 
         async def run(job: Job) -> dict[str, Any]:
             async with self._importing:
-                if request.folder.suffix.lower() == ".ovf":
+                if request.folder.suffix.lower() in (".ovf", ".ova"):
                     return await import_ovf(self.core, self.journal, request.folder,
                                             name, job)
+                if request.folder.is_file():  # a foreign VM's configuration
+                    return await import_foreign(self.core, self.journal, request.folder,
+                                                name, job)
                 return await import_vm(self.core, self.store, self.journal, request, job)
         return self.core.jobs.submit("import", None, name, run).to_dict()
+
+    def import_libvirt(self, domain: str, name: str | None) -> dict[str, Any]:
+        """Queue the import of the local libvirt's shut off domain ``domain``."""
+        async def run(job: Job) -> dict[str, Any]:
+            async with self._importing:
+                return await import_libvirt(self.core, self.journal, domain, name, job)
+        return self.core.jobs.submit("import", None, name or domain, run).to_dict()

@@ -1,15 +1,22 @@
-"""``vm import x.ovf``: an OVF package (DMTF DSP0243) becomes a new VM (a new id), Off.
+"""``vm import x.ovf|x.ova``: an OVF package (DMTF DSP0243) becomes a new VM (a new id),
+Off. An OVA (one tar file, §5.3) is first unpacked safely by
+:mod:`viridian.interchange.ova` into the staging folder (nothing outside it is
+written; a failure or a killed service removes it all).
 
 The manifest ``x.mf`` beside the descriptor, when present, is checked first (SHA-1 and
 SHA-256); the virtual hardware is mapped by :mod:`viridian.interchange.ovf_settings`
 (what could not be mapped is in the result's ``unmapped``); every disk (VMDK of any
 subformat, streamOptimized included, or any image QEMU reads) is converted to a dynamic
 VHD by ``qemu-img`` and ISOs are copied, all into a staging folder that is committed like
-a copied import (:mod:`viridian.service.vms.importing`).
+a copied import (:mod:`viridian.service.vms.importing`): fault points
+``import.copied`` (before the VM's commit: nothing registered, staging swept at the next
+start) and ``import.committed`` (after it: the folder sweep finishes the rename). A
+descriptor whose references name nothing (``OvfSystem.broken``) is refused.
 """
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +25,7 @@ from typing import Any
 from viridian.errors import BadRequest, NotFound
 from viridian.interchange.manifest import verify_manifest
 from viridian.interchange.native import DISKS_FOLDER, relocated_prefix
+from viridian.interchange.ova import unpack_ova
 from viridian.interchange.ovf import parse_ovf
 from viridian.interchange.ovf_settings import map_system
 from viridian.interchange.relocate import relocate_settings
@@ -26,6 +34,7 @@ from viridian.model.choices import DriveKind
 from viridian.model.slots import drive_slots, map_drives
 from viridian.model.states import VMState
 from viridian.service.catalog import VMRecord
+from viridian.service.checkpoints.operations import fault
 from viridian.service.jobs import Job, now_iso
 from viridian.service.vms.definition_file import Definition, write_definition
 from viridian.service.vms.importing import Registrar, check_free
@@ -37,41 +46,62 @@ from viridian.service.vms.package_files import (
     sync_folder,
 )
 
+OVA_FOLDER = "ova"  # where an OVA is unpacked inside the staging folder
 
-async def import_ovf(core: Registrar, journal: StagingJournal, descriptor: Path,
+
+async def import_ovf(core: Registrar, journal: StagingJournal, package: Path,
                      name: str | None, job: Job) -> dict[str, Any]:
-    """Import the OVF package whose descriptor is ``descriptor`` (see the module
-    docstring); the result is the vm object plus ``unmapped`` and ``checked_files``."""
-    if not descriptor.is_file():
-        raise NotFound(f"{descriptor} does not exist; nothing was changed",
-                       path=str(descriptor))
-    manifest = descriptor.with_suffix(".mf")
-    checked = verify_manifest(manifest) if manifest.is_file() else []
-    system = parse_ovf(descriptor.read_bytes(), str(descriptor))
-    vm_name = name or system.name
+    """Import the OVF package whose descriptor is ``package`` or the OVA ``package``
+    (see the module docstring); the result is the vm object plus ``unmapped`` and
+    ``checked_files``."""
+    if not package.is_file():
+        raise NotFound(f"{package} does not exist; nothing was changed", path=str(package))
     vm_id = str(uuid.uuid4())
-    check_free(core.catalog, vm_id, vm_name)
-    mapped = map_system(system, vm_name)
     final = core.data_dir / "vms" / vm_id
     staging = final.with_name(f".new-{vm_id}")
     journal.begin(staging, "import", vm_id)
+    committed = False
     try:
         staging.mkdir(mode=0o700)
+        descriptor = package
+        if package.suffix.lower() == ".ova":
+            job.report(2, f"unpacking {package.name}")
+            unpacked = staging / OVA_FOLDER
+            unpacked.mkdir()
+            descriptor = unpack_ova(package, unpacked,
+                                    lambda member: job.report(5, f"unpacking {member}"))
+        manifest = descriptor.with_suffix(".mf")
+        checked = verify_manifest(manifest) if manifest.is_file() else []
+        system = parse_ovf(descriptor.read_bytes(), str(package))
+        if system.broken:
+            raise BadRequest(f"{package} is not a valid OVF package: "
+                             f"{'; '.join(system.broken)}; nothing was changed",
+                             problems=list(system.broken))
+        vm_name = name or system.name
+        check_free(core.catalog, vm_id, vm_name)
+        mapped = map_system(system, vm_name)
         settings = await _converted(mapped.settings, descriptor.parent, staging, job)
+        if descriptor.parent != package.parent:
+            shutil.rmtree(descriptor.parent)  # the unpacked OVA: its disks are converted
         checked_settings = core.checked_registration(vm_id, vm_name, to_dict(settings))
         settings = relocate_settings(checked_settings, relocated_prefix(str(staging),
                                                                         str(final)))
+        write_definition(staging, Definition(vm_id, vm_name, now_iso(), to_dict(settings)))
         sync_folder(staging)
+        fault("import.copied")
         live = core.register_record(VMRecord(vm_id, vm_name, settings, VMState.OFF, None,
                                              str(final), now_iso()))
+        committed = True
+        fault("import.committed")
+        publish(staging, final)
     except BaseException:
-        journal.discard(staging)
+        if not committed:
+            journal.discard(staging)
         raise
-    publish(staging, final)
     journal.end(staging)
     write_definition(final, Definition.of(live.record))
-    return {**live.to_dict(), "mode": "ovf", "unmapped": list(mapped.unmapped),
-            "checked_files": checked, "notices": []}
+    return {**live.to_dict(), "mode": "ova" if package != descriptor else "ovf",
+            "unmapped": list(mapped.unmapped), "checked_files": checked, "notices": []}
 
 
 async def _converted(settings: VMSettings, package: Path, staging: Path,
