@@ -80,3 +80,70 @@ def test_an_agent_owns_only_through_its_current_lease() -> None:
     assert plan.kill == ("v",) and plan.start == ()
     assert agent.plan(20.0, [_vm("v", owner="a")], [], {"v"}).kill == ("v",)
     assert agent.fenced
+
+
+def _sited(name: str, site: str, free: int = 4000,
+           state: HostState = HostState.UP) -> HostRecord:
+    return HostRecord(name, state, free, free, site=site)
+
+
+def test_placement_keeps_a_vm_in_its_preferred_site_and_says_why() -> None:
+    hosts = [_sited("a1", "east", 2000), _sited("b1", "west", 8000),
+             _sited("a2", "east", 1500)]
+    vm = _vm("v", 1000, preferred_site="east", preferred_hosts="b1")
+    result = place([vm], hosts)
+    # west has more memory and is a preferred host, but the site comes first
+    assert result.assigned == {"v": "a1"}
+    assert result.reasons["v"] == "a1, in preferred site east, 2000 MB free"
+    crowded = place([_vm("db0", owner="a1", anti_affinity="db", preferred_site="east"),
+                     _vm("db1", anti_affinity="db", preferred_site="east")], hosts)
+    assert crowded.assigned == {"db1": "a2"}
+    assert "0 anti-affinity clashes" in crowded.reasons["db1"]
+
+
+def test_placement_fails_over_across_sites_only_when_the_site_cannot_take_the_vm() -> None:
+    vm = _vm("v", 1000, preferred_site="east")
+    down = [_sited("a1", "east", 4000, HostState.DOWN), _sited("a2", "east", 4000,
+                                                               HostState.DOWN),
+            _sited("b1", "west", 3000)]
+    result = place([vm], down)
+    assert result.assigned == {"v": "b1"}
+    assert result.reasons["v"] == ("b1, failed over from site east to site west (no host "
+                                   "of it is Up), 3000 MB free")
+    full = place([vm], [_sited("a1", "east", 500), _sited("b1", "west", 3000)])
+    assert full.assigned == {"v": "b1"}
+    assert "(no Up host of it has the memory)" in full.reasons["v"]
+    assert place([vm], [_sited("a1", "east", 500)]).pending == {"v": PENDING_NO_MEMORY}
+
+
+def test_preferred_site_is_a_checked_ha_setting() -> None:
+    policy = HAPolicy.from_dict({"ha": True, "preferred_site": "east"})
+    assert policy.preferred_site == "east"
+    assert HAPolicy.from_dict(policy.to_dict()) == policy
+    with pytest.raises(InvalidSetting, match="preferred_site"):
+        HAPolicy.from_dict({"preferred_site": 3})
+
+
+def test_failback_only_where_placement_would_put_the_vm() -> None:
+    # home is in another site than the VM's preferred site: placement would not choose it,
+    # so no failback (it would bounce straight back)
+    vm = _vm("v", 1000, owner="b1", preferred_hosts="a1", failback=True,
+             preferred_site="west")
+    hosts = [_sited("a1", "east", 4000), _sited("b1", "west", 0)]
+    assert failback_moves([vm], hosts) == {}
+    same_site = _vm("v", 1000, owner="b1", preferred_hosts="a1", failback=True)
+    assert failback_moves([same_site], hosts) == {"v": "a1"}
+    # a VM of the home host's anti-affinity class already runs there: no failback
+    rival = _vm("r", 500, owner="a1", anti_affinity="db")
+    classed = _vm("v", 1000, owner="b1", preferred_hosts="a1", failback=True,
+                  anti_affinity="db")
+    assert failback_moves([rival, classed], hosts) == {}
+
+
+def test_the_owner_plans_a_failback_of_what_it_runs() -> None:
+    agent = AgentCore("b1", FenceRule.for_ttl(10))
+    agent.new_lease(7, 0.0)
+    vm = _vm("v", 1000, owner="b1", preferred_hosts="a1", failback=True)
+    hosts = [_sited("a1", "", 4000), _sited("b1", "", 0)]
+    assert agent.plan(1.0, [vm], hosts, {"v"}).failback == ("v",)
+    assert agent.plan(1.0, [vm], hosts, set()).failback == ()

@@ -1,7 +1,8 @@
 """The HA logic in the deterministic simulator (fake clock, modelled etcd and hosts):
 hundreds of generated scenarios keep one copy of every VM and make progress; mutations of
 the fencing rule are caught; hand-written scenarios show failover time, priority order,
-anti-affinity and Pending-until-capacity-returns."""
+anti-affinity, Pending-until-capacity-returns, a lost site failing over to the other site
+and back by failback, and a cut-off site fencing itself before the other site takes over."""
 
 from __future__ import annotations
 
@@ -107,3 +108,42 @@ def test_a_frozen_service_is_fenced_by_its_guard_before_takeover() -> None:
     sim.run(60)
     assert _where(sim) == {"v": "b"}
     assert any("guard fences" in line for line in sim.log)
+
+
+def _site_sim(vms: list[ClusterVM], faults: list[Fault]) -> Simulation:
+    hosts = {n: SimHost(n, 4096, site=s) for n, s in
+             (("e1", "east"), ("e2", "east"), ("w1", "west"), ("w2", "west"))}
+    return Simulation(hosts, {v.id: v for v in vms}, FenceRule.for_ttl(10), faults)
+
+
+def _sited_vm(name: str, site: str, **policy: object) -> ClusterVM:
+    return ClusterVM(name, name, 512, HAPolicy.from_dict(
+        {"ha": True, "preferred_site": site, **policy}), desired_running=True)
+
+
+def test_a_lost_site_fails_over_to_the_other_site_and_back_by_failback() -> None:
+    vms = [_sited_vm(f"v{i}", "east", preferred_hosts=["e1"] if i == 0 else [],
+                     failback=i == 0) for i in range(4)]
+    sim = _site_sim(vms, [])
+    sim.run(10)
+    assert {sim.hosts[h].site for h in _where(sim).values()} == {"east"}
+    sim.faults = [Fault(10.0, "crash", "site:east")]
+    sim.run(40)
+    assert set(_where(sim)) == {"v0", "v1", "v2", "v3"}
+    assert {sim.hosts[h].site for h in _where(sim).values()} == {"west"}
+    assert max(sim.failovers) <= sim.rule.ttl + 5
+    sim.faults = [Fault(sim.now, "boot", "site:east")]
+    sim.run(sim.now + 30)
+    sim.settle(10)
+    # v0 fails back to its preferred host; the others stay where they run
+    assert _where(sim)["v0"] == "e1" and [vm for _, vm, _ in sim.failbacks] == ["v0"]
+    assert {sim.hosts[_where(sim)[v]].site for v in ("v1", "v2", "v3")} == {"west"}
+
+
+def test_a_cut_off_site_fences_itself_before_the_other_site_takes_its_vms() -> None:
+    vms = [_sited_vm(f"v{i}", "west") for i in range(3)]
+    sim = _site_sim(vms, [Fault(10.0, "cut", "site:west", 25.0)])
+    sim.run(60)  # one copy is checked after every step
+    assert {sim.hosts[h].site for h in _where(sim).values()} == {"east"}
+    assert set(_where(sim)) == {"v0", "v1", "v2"}
+    sim.settle(30)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from viridian.cluster.fencing import FenceRule
 from viridian.cluster.model import ClusterVM, HostRecord
-from viridian.cluster.placement import place
+from viridian.cluster.placement import failback_moves, place
 
 __all__ = ["AgentCore", "Plan"]
 
@@ -20,12 +20,15 @@ __all__ = ["AgentCore", "Plan"]
 class Plan:
     """``claim``: VM ids to take ownership of (an etcd transaction each, then start);
     ``start``: owned VMs to (re)start; ``kill``: local HA VMs to turn off hard;
-    ``release``: owned VMs the host no longer runs and should let go."""
+    ``release``: owned VMs the host no longer runs and should let go; ``failback``: owned
+    VMs running here that go back to their first preferred host (stopped here, then
+    released still wanted running: that host claims them by placement)."""
 
     claim: tuple[str, ...] = ()
     start: tuple[str, ...] = ()
     kill: tuple[str, ...] = ()
     release: tuple[str, ...] = ()
+    failback: tuple[str, ...] = ()
 
 
 @dataclass
@@ -88,5 +91,8 @@ class AgentCore:
                  and may_start]
         placement = place(vms, hosts)
         claim = [i for i, host in placement.assigned.items() if host == self.host and may_start]
+        back = [i for i in failback_moves(vms, hosts) if i in local_running
+                and i in ha and self.owns(ha[i])]
         return Plan(claim=tuple(sorted(claim)), start=tuple(sorted(start)),
-                    kill=tuple(sorted(kill)), release=tuple(sorted(release)))
+                    kill=tuple(sorted(kill)), release=tuple(sorted(release)),
+                    failback=tuple(sorted(back)))

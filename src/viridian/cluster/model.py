@@ -1,6 +1,7 @@
-"""The cluster's typed records (docs/architecture.md, "Failover cluster"): hosts, the HA
-policy of a VM (Hyper-V's priority, preferred owners, AntiAffinityClassNames, failback)
-and a VM as the cluster sees it. Pure: no I/O.
+"""The cluster's typed records (docs/architecture.md, "Failover cluster"): hosts (with
+their site), the HA policy of a VM (Hyper-V's priority, preferred owners,
+AntiAffinityClassNames, failback, preferred site) and a VM as the cluster sees it. Pure:
+no I/O.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class HAPolicy:
     preferred_hosts: tuple[str, ...] = ()
     anti_affinity: tuple[str, ...] = ()
     failback: bool = False
+    preferred_site: str = ""
 
     @property
     def restarts(self) -> bool:
@@ -67,14 +69,16 @@ class HAPolicy:
     def to_dict(self) -> dict[str, Any]:
         return {"ha": self.ha, "priority": self.priority.value,
                 "preferred_hosts": list(self.preferred_hosts),
-                "anti_affinity": list(self.anti_affinity), "failback": self.failback}
+                "anti_affinity": list(self.anti_affinity), "failback": self.failback,
+                "preferred_site": self.preferred_site}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: HAPolicy | None = None) -> HAPolicy:
         """``data`` (a full or partial policy, API shape) over ``base``; raises
         :class:`InvalidSetting` naming the field and the allowed values."""
         policy = base or cls()
-        allowed = {"ha", "priority", "preferred_hosts", "anti_affinity", "failback"}
+        allowed = {"ha", "priority", "preferred_hosts", "anti_affinity", "failback",
+                   "preferred_site"}
         for key in data:
             if key not in allowed:
                 raise InvalidSetting(key, data[key], ", ".join(sorted(allowed)),
@@ -95,6 +99,11 @@ class HAPolicy:
         if "anti_affinity" in data:
             policy = replace(policy, anti_affinity=_names(data["anti_affinity"],
                                                           "anti_affinity"))
+        if "preferred_site" in data:
+            site = data["preferred_site"]
+            if not isinstance(site, str) or site != site.strip():
+                raise InvalidSetting("preferred_site", site, "a site name, or \"\" for none")
+            policy = replace(policy, preferred_site=site)
         return policy
 
 

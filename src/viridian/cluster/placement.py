@@ -2,21 +2,26 @@
 which host restarts which orphaned HA VM. Pure and deterministic: every host computes the
 same answer from the same view, and claims only what is placed on itself.
 
-Rules, in order (Hyper-V's failover placement):
+Rules, in order (Hyper-V's failover placement, with its site awareness):
 1. VMs are placed by priority (high, medium, low; ``none`` never), then by name.
 2. Only Up hosts receive VMs (a Paused/drained or Down host receives none).
 3. Memory-aware admission: a VM goes only where ``memory_free_mb`` (what the host's own
    admission rules admit) still holds its memory after the VMs placed before it.
-4. Among hosts that fit: fewest VMs sharing an anti-affinity class with it, then its
-   preferred hosts in their order, then the most free memory, then the host name.
+4. Among hosts that fit: a host of the VM's preferred site first (when the VM names one;
+   a VM fails over to another site only when no host of its site is Up with the memory),
+   then the fewest VMs sharing an anti-affinity class with it, then its preferred hosts
+   in their order, then the most free memory, then the host name.
 5. A VM that fits nowhere is Pending ("insufficient memory on every host"), and is
    placed by a later decision when capacity returns.
+
+Every placed VM gets a reason (``Placement.reasons``) naming the host and the facts that
+chose it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from viridian.cluster.model import ClusterVM, HostRecord, HostState
 
@@ -29,10 +34,12 @@ PENDING_NO_HOST = "Pending: no host is Up"
 
 @dataclass(frozen=True)
 class Placement:
-    """``assigned``: VM id → host; ``pending``: VM id → why it waits."""
+    """``assigned``: VM id → host; ``pending``: VM id → why it waits; ``reasons``: VM id
+    → why its host was chosen."""
 
     assigned: dict[str, str] = field(default_factory=dict)
     pending: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def orphans(vms: Iterable[ClusterVM]) -> list[ClusterVM]:
@@ -64,31 +71,69 @@ def place(vms: Iterable[ClusterVM], hosts: Iterable[HostRecord]) -> Placement:
         if not fits:
             result.pending[vm.id] = PENDING_NO_MEMORY
             continue
-        best = min(fits, key=lambda name: _rank(vm, name, free, classes))
+        best = min(fits, key=lambda name: _rank(vm, up[name], free, classes))
         result.assigned[vm.id] = best
+        result.reasons[vm.id] = _reason(vm, up[best], up, fits, free, classes)
         free[best] -= vm.memory_mb
         classes.setdefault(best, []).extend(vm.policy.anti_affinity)
     return result
 
 
-def _rank(vm: ClusterVM, host: str, free: Mapping[str, int],
-          classes: Mapping[str, list[str]]) -> tuple[int, int, int, str]:
+def _clashes(vm: ClusterVM, host: str, classes: Mapping[str, list[str]]) -> int:
     here = classes.get(host, [])
-    clashes = sum(here.count(name) for name in vm.policy.anti_affinity)
+    return sum(here.count(name) for name in vm.policy.anti_affinity)
+
+
+def _rank(vm: ClusterVM, host: HostRecord, free: Mapping[str, int],
+          classes: Mapping[str, list[str]]) -> tuple[int, int, int, int, str]:
+    site = vm.policy.preferred_site
+    away = 1 if site and host.site != site else 0
     preferred = vm.policy.preferred_hosts
-    order = preferred.index(host) if host in preferred else len(preferred)
-    return clashes, order, -free[host], host
+    order = preferred.index(host.name) if host.name in preferred else len(preferred)
+    return away, _clashes(vm, host.name, classes), order, -free[host.name], host.name
+
+
+def _reason(vm: ClusterVM, host: HostRecord, up: Mapping[str, HostRecord], fits: list[str],
+            free: Mapping[str, int], classes: Mapping[str, list[str]]) -> str:
+    """Why ``host`` was chosen for ``vm``, in words (shown by ``cluster show``)."""
+    parts = [f"{host.name}"]
+    site = vm.policy.preferred_site
+    if site and host.site == site:
+        parts.append(f"in preferred site {site}")
+    elif site:
+        home = [n for n, h in up.items() if h.site == site]
+        why = ("no host of it is Up" if not home
+               else "no Up host of it has the memory" if not set(home) & set(fits) else "")
+        parts.append(f"failed over from site {site} to site {host.site or '-'} ({why})"
+                     if why else f"site {host.site or '-'}")
+    clashes = _clashes(vm, host.name, classes)
+    if vm.policy.anti_affinity:
+        parts.append(f"{clashes} anti-affinity clash{'es' if clashes != 1 else ''}")
+    if host.name in vm.policy.preferred_hosts:
+        parts.append(f"preferred host #{vm.policy.preferred_hosts.index(host.name) + 1}")
+    parts.append(f"{free[host.name]} MB free")
+    return ", ".join(parts)
 
 
 def failback_moves(vms: Iterable[ClusterVM], hosts: Iterable[HostRecord]) -> dict[str, str]:
     """VM id → its first preferred host, for running VMs with failback on whose first
-    preferred host is Up, is not their owner and has the memory."""
+    preferred host is Up, is not their owner, and is where :func:`place` would put the VM
+    if it were orphaned now (its memory back on its owner): the move then lands on that
+    host and never bounces between hosts."""
+    vms, hosts = list(vms), list(hosts)
     up = {h.name: h for h in hosts if h.state is HostState.UP}
     moves: dict[str, str] = {}
     for vm in vms:
-        if not (vm.policy.failback and vm.policy.preferred_hosts and vm.owner):
+        if not (vm.policy.failback and vm.policy.preferred_hosts and vm.owner
+                and vm.desired_running):
             continue
         home = vm.policy.preferred_hosts[0]
-        if home != vm.owner and home in up and up[home].memory_free_mb >= vm.memory_mb:
+        if home == vm.owner or home not in up or up[home].memory_free_mb < vm.memory_mb:
+            continue
+        freed = [replace(h, memory_free_mb=h.memory_free_mb + vm.memory_mb)
+                 if h.name == vm.owner else h for h in hosts]
+        others = [v for v in vms if v.id != vm.id and v.owner is not None]
+        if place([*others, replace(vm, owner=None, owner_lease=0)], freed).assigned.get(
+                vm.id) == home:
             moves[vm.id] = home
     return moves

@@ -6,7 +6,8 @@ the fencing rule) against a model of etcd (leases that expire at or after their 
 never before; atomic transactions) and of hosts: each has a service that runs the agent
 (it can crash, be frozen or be cut off from etcd), a fence guard beside it that keeps
 enforcing the deadline the agent last gave it (it dies only with the host), its QEMU
-processes, and a clock that drifts. Time advances in fixed steps; the same seed gives the
+processes, a clock that drifts and a site (a whole site can crash or be cut off at
+once). Time advances in fixed steps; the same seed gives the
 same run. After every step it checks the one-copy property; :meth:`Simulation.settle`
 then checks progress.
 """
@@ -14,7 +15,7 @@ then checks progress.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from viridian.cluster.agent import AgentCore, Plan
 from viridian.cluster.fencing import FenceRule
@@ -82,6 +83,7 @@ class SimEtcd:
 class SimHost:
     name: str
     memory_mb: int
+    site: str = ""
     rate: float = 1.0
     offset: float = 0.0
     service_up: bool = True
@@ -103,7 +105,8 @@ class SimHost:
 class Fault:
     """At ``at`` seconds: ``kind`` (crash, boot, freeze, cut, leader) on ``host`` for
     ``duration`` seconds (freeze and cut) or by ``duration`` seconds (leader: leases
-    outlive their TTL by that much)."""
+    outlive their TTL by that much). ``host`` may be ``site:NAME``: every host of that
+    site at once (a site lost or partitioned)."""
 
     at: float
     kind: str
@@ -122,6 +125,7 @@ class Simulation:
     etcd: SimEtcd = field(default_factory=SimEtcd)
     log: list[str] = field(default_factory=list)
     failovers: list[float] = field(default_factory=list)
+    failbacks: list[tuple[float, str, str]] = field(default_factory=list)
     _down_since: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,26 +148,30 @@ class Simulation:
         while self.faults and self.faults[0].at <= self.now:
             fault = self.faults.pop(0)
             self.log.append(f"{self.now:.1f} {fault.kind} {fault.host} {fault.duration:g}")
-            host = self.hosts.get(fault.host)
             if fault.kind == "leader":
                 self.etcd.extend(fault.duration)
-            elif host is None:
                 continue
-            elif fault.kind == "crash":
-                host.powered = host.service_up = False
-                self._lost(host.running)
-                host.running.clear()
-                host.pending_start.clear()
-                host.guard_deadline = None
-            elif fault.kind == "boot" and not host.powered:
-                host.powered = host.service_up = True
-                host.lease = None
-                host.agent = AgentCore(host.name, self.rule)
-                host.next_tick = self.now
-            elif fault.kind == "freeze":
-                host.frozen_until = max(host.frozen_until, self.now + fault.duration)
-            elif fault.kind == "cut":
-                host.cut_until = max(host.cut_until, self.now + fault.duration)
+            site = fault.host.removeprefix("site:") if fault.host.startswith("site:") else None
+            for host in self.hosts.values():
+                if host.name == fault.host or (site is not None and host.site == site):
+                    self._fault(host, fault)
+
+    def _fault(self, host: SimHost, fault: Fault) -> None:
+        if fault.kind == "crash":
+            host.powered = host.service_up = False
+            self._lost(host.running)
+            host.running.clear()
+            host.pending_start.clear()
+            host.guard_deadline = None
+        elif fault.kind == "boot" and not host.powered:
+            host.powered = host.service_up = True
+            host.lease = None
+            host.agent = AgentCore(host.name, self.rule)
+            host.next_tick = self.now
+        elif fault.kind == "freeze":
+            host.frozen_until = max(host.frozen_until, self.now + fault.duration)
+        elif fault.kind == "cut":
+            host.cut_until = max(host.cut_until, self.now + fault.duration)
 
     def _lost(self, vms: set[str]) -> None:
         for vm in vms:
@@ -248,6 +256,10 @@ class Simulation:
         host.running -= set(plan.kill)
         for vm in plan.release:
             self.etcd.release(vm, host.name, host.lease)
+        for vm in plan.failback:  # stopped here first, then released: never two copies
+            host.running.discard(vm)
+            self.etcd.release(vm, host.name, host.lease)
+            self.failbacks.append((self.now, vm, host.name))
         for vm in plan.start:
             if vm not in host.pending_start:
                 host.pending_start.append(vm)
@@ -272,7 +284,7 @@ class Simulation:
             return
         self.etcd.ops += 1
         record = HostRecord(host.name, HostState.UP, host.memory_mb, self._free(host),
-                            tuple(sorted(host.running)))
+                            tuple(sorted(host.running)), host.site)
         self.etcd.hosts[host.name] = (record, host.lease)
 
     # -- properties -----------------------------------------------------------------
@@ -307,7 +319,9 @@ class Simulation:
 def generate(seed: int, ttl: int = 10) -> Simulation:
     """A random but reproducible scenario: 2-5 hosts, 1-24 VMs of mixed priorities,
     anti-affinity classes, preferred hosts, memory near capacity, and a schedule of
-    crashes, reboots, freezes, cuts, flapping and leader changes."""
+    crashes, reboots, freezes, cuts, flapping and leader changes. Every other seed also
+    spreads the hosts over sites (VMs naming a preferred site, some with failback) and
+    loses or cuts off a whole site."""
     rnd = random.Random(seed)
     names = [f"h{i}" for i in range(rnd.randint(2, 5))]
     hosts = {n: SimHost(n, rnd.choice([2048, 4096, 8192]), rate=1 + rnd.uniform(-5e-4, 5e-4),
@@ -319,7 +333,30 @@ def generate(seed: int, ttl: int = 10) -> Simulation:
                           anti_affinity=tuple(rnd.sample(["db", "web"], rnd.randint(0, 1))))
         vms[f"vm{i}"] = ClusterVM(f"vm{i}", f"vm{i}", rnd.choice([256, 512, 1024, 2048]),
                                   policy, desired_running=True)
-    return Simulation(hosts, vms, FenceRule.for_ttl(ttl), _faults(rnd, names), seed=seed)
+    faults = _faults(rnd, names)
+    if seed % 2:
+        faults += _sites(random.Random(-seed), hosts, vms)
+    return Simulation(hosts, vms, FenceRule.for_ttl(ttl), faults, seed=seed)
+
+
+def _sites(rnd: random.Random, hosts: dict[str, SimHost],
+           vms: dict[str, ClusterVM]) -> list[Fault]:
+    """Spread ``hosts`` over 2-3 sites, give VMs preferred sites and failback, and return
+    a site-wide fault: the site crashes (maybe boots again) or is cut off for a while."""
+    sites = [f"s{i}" for i in range(rnd.randint(2, 3))]
+    for i, host in enumerate(hosts.values()):
+        host.site = sites[i % len(sites)]
+    for vm_id, vm in vms.items():
+        policy = replace(vm.policy, preferred_site=rnd.choice(["", *sites]),
+                         failback=rnd.random() < 0.4)
+        vms[vm_id] = replace(vm, policy=policy)
+    at, site = rnd.uniform(15, 90), rnd.choice(sites)
+    if rnd.random() < 0.5:
+        faults = [Fault(at, "crash", f"site:{site}")]
+        if rnd.random() < 0.6:
+            faults.append(Fault(at + rnd.uniform(5, 40), "boot", f"site:{site}"))
+        return faults
+    return [Fault(at, "cut", f"site:{site}", rnd.uniform(0.5, 30))]
 
 
 def _faults(rnd: random.Random, names: list[str]) -> list[Fault]:
