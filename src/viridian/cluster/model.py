@@ -118,7 +118,9 @@ def _flag(value: Any, setting: str) -> bool:
 @dataclass(frozen=True)
 class HostRecord:
     """A member host as it publishes itself under its lease. ``memory_free_mb`` is what
-    the host's admission rules would still admit."""
+    the host's admission rules would still admit. The placement facts (docs/architecture.md,
+    "Library and provisioning"): ``cpu_busy_pct`` over the last hour of counters (None:
+    none kept yet), the data folder's storage, the virtual switches' names."""
 
     name: str
     state: HostState = HostState.UP
@@ -127,12 +129,20 @@ class HostRecord:
     running: tuple[str, ...] = ()
     site: str = ""
     api: str = ""
+    cpu_busy_pct: float | None = None
+    storage_total_bytes: int = 0
+    storage_free_bytes: int = 0
+    switches: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "state": self.state.value,
                            "memory_total_mb": self.memory_total_mb,
                            "memory_free_mb": self.memory_free_mb,
-                           "running": list(self.running), "site": self.site, "api": self.api})
+                           "running": list(self.running), "site": self.site, "api": self.api,
+                           "cpu_busy_pct": self.cpu_busy_pct,
+                           "storage_total_bytes": self.storage_total_bytes,
+                           "storage_free_bytes": self.storage_free_bytes,
+                           "switches": list(self.switches)})
 
     @classmethod
     def from_json(cls, text: str) -> HostRecord:
@@ -141,7 +151,12 @@ class HostRecord:
                    memory_total_mb=int(d.get("memory_total_mb", 0)),
                    memory_free_mb=int(d.get("memory_free_mb", 0)),
                    running=tuple(d.get("running", ())), site=d.get("site", ""),
-                   api=d.get("api", ""))
+                   api=d.get("api", ""),
+                   cpu_busy_pct=None if d.get("cpu_busy_pct") is None
+                   else float(d["cpu_busy_pct"]),
+                   storage_total_bytes=int(d.get("storage_total_bytes", 0)),
+                   storage_free_bytes=int(d.get("storage_free_bytes", 0)),
+                   switches=tuple(d.get("switches", ())))
 
 
 @dataclass(frozen=True)
