@@ -15,11 +15,9 @@ import base64
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal
 from urllib.parse import urlsplit
-
-import etcd3gw
-from etcd3gw import exceptions as etcd_errors
 
 from viridian.cluster.errors import ClusterUnavailable
 from viridian.errors import InvalidSetting
@@ -118,8 +116,18 @@ def _kv(raw: dict[str, Any]) -> KeyValue:
                     mod_revision=int(raw.get("mod_revision", 0)))
 
 
-_RETRYABLE = (etcd_errors.ConnectionFailedError, etcd_errors.ConnectionTimeoutError,
-              etcd_errors.InternalServerError)
+def _gateway_errors() -> ModuleType:
+    """``etcd3gw.exceptions``, imported on first use: etcd3gw and requests cost a service
+    without a cluster ~5 MB it never needs (docs/architecture.md, "Scale")."""
+    from etcd3gw import exceptions
+
+    return exceptions
+
+
+def _retryable() -> tuple[type[Exception], ...]:
+    errors = _gateway_errors()
+    return (errors.ConnectionFailedError, errors.ConnectionTimeoutError,
+            errors.InternalServerError)
 
 
 class Etcd:
@@ -141,6 +149,8 @@ class Etcd:
 
     @staticmethod
     def _client(url: str, timeout: float) -> Any:
+        import etcd3gw  # on first use, see _gateway_errors
+
         parts = urlsplit(url)
         return etcd3gw.Etcd3Client(host=parts.hostname or "", port=parts.port or 2379,
                                    timeout=timeout, api_path="/v3/")
@@ -157,7 +167,7 @@ class Etcd:
             client = self._clients[index]
             try:
                 answer: dict[str, Any] = client.post(client.get_url(path), json=body)
-            except _RETRYABLE as err:
+            except _retryable() as err:
                 errors.append(f"{self.endpoints[index]}: {type(err).__name__}")
                 continue
             with self._lock:
@@ -183,7 +193,7 @@ class Etcd:
         """End ``lease`` now (its keys are deleted); a lease already gone is fine."""
         try:
             self._call("/lease/revoke", {"ID": str(lease)})
-        except etcd_errors.Etcd3Exception as err:
+        except _gateway_errors().Etcd3Exception as err:
             if "not found" not in str(err):
                 raise
 
@@ -229,7 +239,7 @@ class Etcd:
     def _health(url: str, client: Any) -> dict[str, Any]:
         try:
             status = client.status()
-        except etcd_errors.Etcd3Exception as err:
+        except _gateway_errors().Etcd3Exception as err:
             return {"endpoint": url, "healthy": False, "error": type(err).__name__}
         header = status.get("header", {})
         return {"endpoint": url, "healthy": True, "version": status.get("version", ""),

@@ -6,12 +6,14 @@ is sent to that target's address only and never stored or logged.
 from __future__ import annotations
 
 import enum
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, Conflict, HostError, NotFound, ViridianError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AbortOutcome", "Peer", "check_target_url"]
 
@@ -34,23 +36,27 @@ def check_target_url(url: str) -> str:
 
     :raises BadRequest: not an http(s) URL with a host.
     """
-    parsed = httpx.URL(url) if "://" in url else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    parsed = urlsplit(url) if "://" in url else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise BadRequest(f"'to' must be the target service's URL, e.g. http://HOST:PORT "
                          f"(got {url!r}); nothing was changed", to=url)
     return url.rstrip("/")
 
 
 class Peer:
-    """One target service, reached with the peer token the admin gave."""
+    """One target service, reached with the peer token the admin gave (routes under
+    ``prefix``), or a member host of this host's cluster reached with the cluster's peer
+    token (``prefix`` :data:`~viridian.service.migration.cluster_peer.PEER_PREFIX`)."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, prefix: str = API_PREFIX) -> None:
         if not token.strip():
             raise BadRequest("'token' (the target service's token) is empty; nothing was "
                              "changed")
+        import httpx  # on first move: the service need not carry it (architecture, "Scale")
+
         self.url = check_target_url(url)
         self._client = httpx.AsyncClient(
-            base_url=self.url + API_PREFIX, timeout=_TIMEOUT_S,
+            base_url=self.url + prefix, timeout=_TIMEOUT_S,
             headers={"Authorization": f"Bearer {token}"})
 
     async def close(self) -> None:
@@ -79,6 +85,8 @@ class Peer:
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None,
                     timeout: float = _TIMEOUT_S) -> dict[str, Any]:
+        import httpx
+
         try:
             reply = await self._client.request(method, path, json=body, timeout=timeout)
         except httpx.HTTPError as err:

@@ -18,8 +18,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import httpx
-
 from viridian.model.states import VMState
 from viridian.redfish.odata import Resource
 from viridian.redfish.power import power_state
@@ -82,6 +80,8 @@ class EventHub:
             await self._deliver(sub, {**body, "Context": sub.context})
 
     async def _deliver(self, sub: Subscription, body: Resource) -> None:
+        import httpx  # on first delivery: the service need not carry it (architecture, "Scale")
+
         for _ in range(3):
             try:
                 async with httpx.AsyncClient(timeout=5) as client:
