@@ -21,7 +21,7 @@ run: deps
 test: deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 lint: deps
 	$(BIN)/ruff check src tests bench
