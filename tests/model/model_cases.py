@@ -621,6 +621,13 @@ CASES: list[Case] = [
         "invalid value '' for high_availability.preferred_hosts[0]; allowed: a non-empty name",
     ),
     Case(
+        "ha-preferred-site-not-a-name",
+        {"high_availability": {"preferred_site": "two words"}},
+        "high_availability.preferred_site",
+        "invalid value 'two words' for high_availability.preferred_site; allowed: 1-63 "
+        "letters, digits, '.', '_', '-' (starting with a letter or digit), or \"\" for none",
+    ),
+    Case(
         "integration-service-not-bool",
         {"integration_services": {"heartbeat": "yes"}},
         "integration_services.heartbeat",

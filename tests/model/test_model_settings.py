@@ -92,7 +92,8 @@ FULL: dict[str, Any] = {
     },
     "checkpoint_folder": "/srv/checkpoints/web",
     "high_availability": {"ha": True, "priority": "high", "preferred_hosts": ["h1", "h2"],
-                          "anti_affinity": ["sql"], "failback": True},
+                          "anti_affinity": ["sql"], "failback": True,
+                          "preferred_site": "east"},
 }
 
 

@@ -61,6 +61,7 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "preferred_hosts": ("high_availability", "preferred_hosts"),
     "anti_affinity": ("high_availability", "anti_affinity"),
     "failback": ("high_availability", "failback"),
+    "preferred_site": ("high_availability", "preferred_site"),
 }
 """``vm set`` option → where its (already converted) value goes in the settings dict."""
 OPTION_FLAGS = {"new_name": "--name"}
@@ -343,6 +344,9 @@ def rename(ctx: click.Context, name: str, new_name: str) -> None:
               help="Anti-affinity classes: kept apart from VMs sharing one ('' clears).")
 @click.option("--failback", type=click.Choice(["on", "off"]), callback=_on_off,
               help="Move back to the first preferred host when it is Up again.")
+@click.option("--preferred-site", metavar="SITE",
+              help="Cluster site to restart it in first; another site only when that "
+                   "site cannot take it ('' clears).")
 @click.pass_context
 def set_settings(ctx: click.Context, /, name: str, **values: Any) -> None:
     """Change some of a VM's settings; the others stay as they are."""

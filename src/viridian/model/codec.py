@@ -11,6 +11,7 @@ with :class:`InvalidSetting`, normalises MAC addresses and then validates.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -383,4 +384,15 @@ def _high_availability(data: Any) -> HighAvailability:
                                f"{path}.preferred_hosts"),
         anti_affinity=_names(_field(d, "anti_affinity", path, ()), f"{path}.anti_affinity"),
         failback=_bool(_field(d, "failback", path, base.failback), f"{path}.failback"),
+        preferred_site=_site(_field(d, "preferred_site", path, base.preferred_site),
+                             f"{path}.preferred_site"),
     )
+
+
+def _site(value: Any, setting: str) -> str:
+    """A cluster site name ("" for none), as ``cluster create/join --site`` accepts."""
+    text = _str(value, setting, "a site name or \"\"")
+    if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", text):
+        raise InvalidSetting(setting, value, "1-63 letters, digits, '.', '_', '-' "
+                             "(starting with a letter or digit), or \"\" for none")
+    return text

@@ -136,13 +136,16 @@ class HighAvailability:
     """The VM's failover-cluster role (docs/architecture.md, "Failover cluster"): ``ha`` on
     makes it a clustered VM restarted on another host when its host fails, by
     ``priority``, on ``preferred_hosts`` first, apart from VMs sharing an
-    ``anti_affinity`` class; ``failback`` moves it back to its first preferred host."""
+    ``anti_affinity`` class; ``failback`` moves it back to its first preferred host;
+    ``preferred_site``: hosts of that site first, another site only when none of it can
+    take the VM ("" : any site)."""
 
     ha: bool = False
     priority: FailoverPriority = FailoverPriority.MEDIUM
     preferred_hosts: tuple[str, ...] = ()
     anti_affinity: tuple[str, ...] = ()
     failback: bool = False
+    preferred_site: str = ""
 
 
 @dataclass(frozen=True)

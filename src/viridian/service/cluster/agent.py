@@ -69,7 +69,7 @@ class ClusterHost(ServiceContext, Protocol):
 def policy_of(vm: LiveVM) -> HAPolicy:
     ha = vm.record.settings.high_availability
     return HAPolicy(ha.ha, Priority(ha.priority.value), ha.preferred_hosts, ha.anti_affinity,
-                    ha.failback)
+                    ha.failback, ha.preferred_site)
 
 
 def cluster_record(vm: LiveVM, desired: bool) -> ClusterVM:
