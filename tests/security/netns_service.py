@@ -43,7 +43,7 @@ class NetnsService:
                               capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 300) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 ["ip", "netns", "exec", self.namespace, sys.executable, "-m",

@@ -8,10 +8,14 @@ own access log.
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import ssl
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +100,87 @@ def test_trust_on_first_use_pins_the_fingerprint(
     again = cli(service, client_home, "host", "show", "--json")  # pinned: no flag needed
     assert again.returncode == 0, again
     assert f'"fingerprint_sha256": "{expected}"' in again.stdout
+
+
+def on_terminal(service: NetnsService, home: Path, answer: str | None,
+                *args: str) -> tuple[int, str]:
+    """The CLI run as a person would, on a pseudo-terminal (stdin, stdout and stderr):
+    ``answer`` is typed once the trust question is shown. (exit code, what the
+    terminal showed)."""
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", service.namespace, sys.executable, "-m", "viridian.cli.main",
+         "--url", service.url, "--data-dir", str(home / "data"), "--token", service.token,
+         *args], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(home / "config")})
+    os.close(slave)
+    shown, typed = b"", answer is None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 1.0)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the CLI ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+                if not typed and b"Trust it" in shown and b"?" in shown.split(b"Trust it")[-1]:
+                    os.write(master, f"{answer}\n".encode())
+                    typed = True
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=60), shown.decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+def test_the_trust_question_on_a_terminal(service: NetnsService, client_home: Path) -> None:
+    """Never seen before, on a terminal: the fingerprint is shown and asked about; "n"
+    sends nothing and pins nothing (exit 5), "y" pins it and the request goes through."""
+    expected = fingerprint(service.data_dir / "tls" / "cert.pem")
+    known = client_home / "config" / "viridian" / "known_services.json"
+    before = service.requests_seen("/api/v1/host")
+    code, shown = on_terminal(service, client_home, "n", "host", "show")
+    assert code == 5, shown
+    assert f"SHA-256 fingerprint: {expected}" in shown and "Trust it" in shown
+    assert "not trusted; nothing was sent" in shown
+    assert not known.exists() and service.requests_seen("/api/v1/host") == before
+    code, shown = on_terminal(service, client_home, "y", "host", "show")
+    assert code == 0, shown
+    assert f"https, self-signed certificate SHA-256 {expected}" in shown
+    assert service.requests_seen("/api/v1/host") == before + 1
+    pinned = json.loads(known.read_text())[f"https://{ADDRESS}:{service.port}"]
+    assert pinned["fingerprint_sha256"] == expected
+    code, shown = on_terminal(service, client_home, None, "host", "show")  # asked no more
+    assert code == 0 and "Trust it" not in shown, shown
+
+
+def test_a_changed_certificate_is_refused_on_a_terminal_too(
+        service: NetnsService, client_home: Path) -> None:
+    """Pinned to another certificate than the one presented now: refused (exit 5) with
+    both fingerprints, no question asked, nothing sent."""
+    other = client_home / "other"
+    other.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={ADDRESS}",
+                    "-keyout", str(other / "key.pem"), "-out", str(other / "cert.pem"),
+                    "-days", "2"], check=True, capture_output=True)
+    old, now = fingerprint(other / "cert.pem"), fingerprint(service.data_dir / "tls" / "cert.pem")
+    known = client_home / "config" / "viridian" / "known_services.json"
+    known.parent.mkdir(parents=True)
+    known.write_text(json.dumps({f"https://{ADDRESS}:{service.port}": {
+        "fingerprint_sha256": old, "certificate": (other / "cert.pem").read_text()}}))
+    before = service.requests_seen("/api/v1/host")
+    code, shown = on_terminal(service, client_home, "y", "host", "show")
+    assert code == 5, shown
+    assert f"HAS CHANGED: pinned SHA-256 {old}, now {now}" in shown.replace("\r\n", " ")
+    assert "Trust it" not in shown and "nothing was sent" in shown
+    assert service.requests_seen("/api/v1/host") == before
 
 
 def test_ca_file_verifies_the_certificate_and_its_address(
