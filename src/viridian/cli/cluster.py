@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -23,6 +24,12 @@ def _membership_options(command: Any) -> Any:
         click.option("--host", metavar="NAME", help="This host's name in the cluster "
                      "(default: the machine's host name)."),
         click.option("--site", default="", metavar="SITE", help="This host's site."),
+        click.option("--shared", metavar="DIR[,DIR...]", default="",
+                     help="The cluster's shared folders: HA VMs' folders and disks must be "
+                          "in one (join: default the cluster's)."),
+        click.option("--etcd-site", "etcd_sites", multiple=True, metavar="URL=SITE",
+                     help="The site of the etcd member at URL (repeat per member; join: "
+                          "default the cluster's)."),
         click.option("--lease-ttl", type=int, default=10, show_default=True, metavar="S",
                      help="Seconds without renewal after which the host counts as failed."),
         click.option("--watchdog", is_flag=True,
@@ -33,10 +40,24 @@ def _membership_options(command: Any) -> Any:
     return command
 
 
+def _etcd_sites(pairs: tuple[str, ...]) -> dict[str, str]:
+    sites: dict[str, str] = {}
+    for pair in pairs:
+        url, sep, site = pair.rpartition("=")
+        if not sep or not url or not site:
+            raise click.BadParameter(f"{pair!r} is not URL=SITE (e.g. "
+                                     "http://10.0.0.1:2379=east)", param_hint="--etcd-site")
+        sites[url] = site
+    return sites
+
+
 def _body(etcd: str, cluster: str, host: str | None, site: str, lease_ttl: int,
-          watchdog: bool) -> dict[str, Any]:
+          watchdog: bool, shared: str, etcd_sites: tuple[str, ...]) -> dict[str, Any]:
     body: dict[str, Any] = {"etcd": etcd, "name": cluster, "site": site,
-                            "lease_ttl": lease_ttl, "watchdog": watchdog}
+                            "lease_ttl": lease_ttl, "watchdog": watchdog,
+                            "etcd_sites": _etcd_sites(etcd_sites),
+                            "shared": [os.path.abspath(os.path.expanduser(part.strip()))
+                                       for part in shared.split(",") if part.strip()]}
     if host:
         body["host"] = host
     return body
@@ -99,13 +120,19 @@ def format_cluster(c: dict[str, Any]) -> str:
     etcd = c["etcd"]
     lines = [f"cluster {c['name']} (this host: {c['host']}, lease TTL {c['lease_ttl']} s, "
              f"fence margin {c['fence_margin_s']:g} s)",
+             f"shared folders: {', '.join(c.get('shared') or []) or '- (none named)'}",
              f"etcd: {etcd['healthy']}/{len(etcd['members'])} members healthy"]
+    for m in etcd["members"]:
+        state = "healthy" if m.get("healthy") else f"unreachable ({m.get('error', '?')})"
+        leader = ", leader" if m.get("is_leader") else ""
+        lines.append(f"  {m.get('endpoint', '?'):<28} site {m.get('site') or '-':<10} "
+                     f"{state}{leader}")
     if c["agent"].get("error"):
         lines.append(f"agent: {c['agent']['error']}")
-    lines.append(f"{'HOST':<16} {'STATE':<8} {'FREE':>10}  VMS")
+    lines.append(f"{'HOST':<16} {'STATE':<8} {'SITE':<10} {'FREE':>10}  VMS")
     for h in c["hosts"]:
-        lines.append(f"{h['name']:<16} {h['state']:<8} {_mb(h['memory_free_mb']):>10}  "
-                     f"{', '.join(h['running_vms']) or '-'}")
+        lines.append(f"{h['name']:<16} {h['state']:<8} {h.get('site') or '-':<10} "
+                     f"{_mb(h['memory_free_mb']):>10}  {', '.join(h['running_vms']) or '-'}")
     if c["vms"]:
         lines.append(f"{'HA VM':<16} {'OWNER':<16} WANTED")
         for vm in c["vms"]:

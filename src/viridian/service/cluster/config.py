@@ -1,9 +1,11 @@
 """This host's cluster membership, kept in the data folder (``<data>/cluster/``;
 docs/architecture.md, "Failover cluster").
 
-``config.json`` names the cluster, the etcd endpoints, this host's name and site and the
-lease TTL; ``lease`` holds the id of the host's current etcd lease so a restarted service
-keeps owning its running VMs while that lease lives. Written atomically.
+``config.json`` names the cluster, the etcd endpoints, this host's name and site, the
+lease TTL, the cluster's shared folders (where HA VMs' folders and disks must be) and
+which site each etcd member is in; ``lease`` holds the id of the host's current etcd
+lease so a restarted service keeps owning its running VMs while that lease lives.
+Written atomically.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ class ClusterConfig:
     site: str = ""
     lease_ttl: int = 10
     watchdog: bool = False  # feed /dev/watchdog when one exists (never by default)
+    shared: tuple[str, ...] = ()  # the cluster's shared folders (absolute paths)
+    etcd_sites: tuple[tuple[str, str], ...] = ()  # (endpoint, site) of etcd members
 
     def __post_init__(self) -> None:
         check_name("name", self.name)
@@ -54,11 +59,33 @@ class ClusterConfig:
         if not self.endpoints:
             raise InvalidSetting("etcd", "", "http://HOST:PORT[,http://HOST:PORT...]")
         FenceRule.for_ttl(self.lease_ttl)  # a TTL the timing rule accepts
+        for folder in self.shared:
+            if not folder.startswith("/") or "/../" in f"{folder}/":
+                raise InvalidSetting("shared", folder, "absolute folder paths")
+        for endpoint, site in self.etcd_sites:
+            if endpoint not in self.endpoints:
+                raise InvalidSetting("etcd_sites", endpoint,
+                                     "one of the etcd endpoints: " + ", ".join(self.endpoints))
+            check_name("etcd_sites", site)
 
     @classmethod
     def parse(cls, name: str, etcd: str, host: str, site: str = "",
-              lease_ttl: int = 10, watchdog: bool = False) -> ClusterConfig:
-        return cls(name, parse_endpoints(etcd), host, site, lease_ttl, watchdog)
+              lease_ttl: int = 10, watchdog: bool = False, shared: tuple[str, ...] = (),
+              etcd_sites: Mapping[str, str] | None = None) -> ClusterConfig:
+        endpoints = parse_endpoints(etcd)
+        sites = {url.strip().rstrip("/"): s for url, s in (etcd_sites or {}).items()}
+        return cls(name, endpoints, host, site, lease_ttl, watchdog,
+                   tuple(str(Path(f)) if f.startswith("/") else f for f in shared),
+                   tuple(sorted(sites.items())))
+
+    def etcd_site(self, endpoint: str) -> str:
+        """The site of the etcd member at ``endpoint`` ("" when not named)."""
+        return dict(self.etcd_sites).get(endpoint, "")
+
+    def under_shared(self, path: str) -> bool:
+        """Whether ``path`` is inside one of the cluster's shared folders."""
+        resolved = Path(os.path.normpath(path))
+        return any(resolved.is_relative_to(folder) for folder in self.shared)
 
     @property
     def rule(self) -> FenceRule:
@@ -67,6 +94,8 @@ class ClusterConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["endpoints"] = list(self.endpoints)
+        d["shared"] = list(self.shared)
+        d["etcd_sites"] = dict(self.etcd_sites)
         return d
 
 
@@ -107,7 +136,9 @@ class ClusterFolder:
         except (OSError, ValueError) as err:
             raise BadRequest(f"cannot read {self.config_file}: {err}") from err
         return ClusterConfig(d["name"], tuple(d["endpoints"]), d["host"], d.get("site", ""),
-                             int(d.get("lease_ttl", 10)), bool(d.get("watchdog", False)))
+                             int(d.get("lease_ttl", 10)), bool(d.get("watchdog", False)),
+                             tuple(d.get("shared", ())),
+                             tuple(sorted(dict(d.get("etcd_sites", {})).items())))
 
     def save(self, config: ClusterConfig) -> None:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from viridian.cluster.ownership import (
 )
 from viridian.errors import NotFound
 from viridian.service.cluster.capability import ClusterCapability
+from viridian.service.cluster.cluster_wide import inherit, stamp
 from viridian.service.cluster.config import ClusterConfig
 from viridian.service.cluster.fence_guard import watchdog_present
 
@@ -60,9 +61,9 @@ class Membership:
         self._not_member()
         etcd = Etcd(config.endpoints)
         key = root(config.name) + "created"
-        stamp = json.dumps({"by": config.host, "at": time.time()})
+        config = inherit(config, None)  # its shared folders exist here
         made = await asyncio.to_thread(etcd.txn, [Compare(key, "CREATE", 0)],
-                                       [Op("put", key, stamp)])
+                                       [Op("put", key, stamp(config))])
         if not made.succeeded:
             raise ClusterConflict(f"cluster '{config.name}' already exists in this etcd; "
                                   "join it (viridian cluster join); nothing was changed",
@@ -81,6 +82,8 @@ class Membership:
             raise ClusterConflict(f"host name '{config.host}' is used by a live host of "
                                   f"cluster '{config.name}'; choose another (--host); "
                                   "nothing was changed", host=config.host)
+        created = await asyncio.to_thread(etcd.get, root(config.name) + "created")
+        config = inherit(config, created.value if created else None)
         member = json.dumps({"site": config.site, "joined": time.time()})
         await asyncio.to_thread(etcd.put, member_key(config.name, config.host), member)
         self.capability.folder.save(config)
@@ -110,8 +113,10 @@ class Membership:
         agent = self.capability.agent
         assert agent is not None
         view = await asyncio.to_thread(read_cluster, agent.etcd, config.name)
-        health = await asyncio.to_thread(agent.etcd.member_health)
+        health = [{**m, "site": config.etcd_site(m["endpoint"])}
+                  for m in await asyncio.to_thread(agent.etcd.member_health)]
         return {"name": config.name, "host": config.host, "site": config.site,
+                "shared": list(config.shared),
                 "lease_ttl": config.lease_ttl, "fence_margin_s": config.rule.margin,
                 "watchdog": {"requested": config.watchdog, "present": watchdog_present()},
                 "agent": {"lease": f"{agent.core.lease:x}", "fenced": agent.core.fenced,

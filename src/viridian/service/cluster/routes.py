@@ -25,10 +25,13 @@ class ClusterBody(RequestBody):
     site: str = ""
     lease_ttl: int = 10
     watchdog: bool = False
+    shared: list[str] = []
+    etcd_sites: dict[str, str] = {}
 
     def config(self) -> ClusterConfig:
         return ClusterConfig.parse(self.name, self.etcd, self.host or socket.gethostname(),
-                                   self.site, self.lease_ttl, self.watchdog)
+                                   self.site, self.lease_ttl, self.watchdog,
+                                   tuple(self.shared), self.etcd_sites)
 
 
 def install_cluster_routes(app: FastAPI, capability: ClusterCapability) -> None:
