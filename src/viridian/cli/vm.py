@@ -210,7 +210,7 @@ SUBCOMMANDS = {
         "viridian.cli.vm_interchange",
         "import_vm",
         "Import the VM exported to FOLDER, or register a removed VM's folder again (like "
-        "Import-VM).",
+        "Import-VM), or import a foreign VM.",
     ),
 }
 """``vm`` subcommands kept in other modules, imported only when used."""

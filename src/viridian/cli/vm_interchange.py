@@ -60,7 +60,9 @@ def export_vm(ctx: click.Context, name: str, folder: str, no_wait: bool, as_json
 
 
 @click.command("import")
-@click.argument("folder", type=click.Path())
+@click.argument("folder", type=click.Path(), required=False)
+@click.option("--from-libvirt", "domain", metavar="DOMAIN",
+              help="Import the shut off domain DOMAIN of the local libvirt (V2V).")
 @click.option("--register-in-place", is_flag=True,
               help="Register the VM where FOLDER is (same id); FOLDER becomes its folder.")
 @click.option("--copy", is_flag=True,
@@ -70,10 +72,22 @@ def export_vm(ctx: click.Context, name: str, folder: str, no_wait: bool, as_json
 @no_wait_option
 @json_option
 @click.pass_context
-def import_vm(ctx: click.Context, folder: str, register_in_place: bool, copy: bool,
-              new_id: bool, new_name: str | None, no_wait: bool, as_json: bool) -> None:
+def import_vm(ctx: click.Context, folder: str | None, domain: str | None,
+              register_in_place: bool, copy: bool, new_id: bool, new_name: str | None,
+              no_wait: bool, as_json: bool) -> None:
     """Import the VM exported to FOLDER, or register a removed VM's folder again (like
-    Import-VM)."""
+    Import-VM), or import a foreign VM.
+
+    A foreign VM becomes a new VM with copies of its disks: FOLDER is then a VMware .vmx,
+    a Virtual PC/Server .vmc, a Hyper-V 2008 configuration XML, a libvirt domain XML or
+    an OVF descriptor, or --from-libvirt DOMAIN names a shut off libvirt domain."""
+    if domain is not None or (folder is not None and os.path.isfile(folder)):
+        _import_foreign(ctx, folder, domain, register_in_place or copy or new_id,
+                        new_name, no_wait, as_json)
+        return
+    if folder is None:
+        raise click.UsageError("give FOLDER (an export, or a foreign VM's configuration "
+                               "file) or --from-libvirt DOMAIN", ctx)
     if new_id and not copy:
         raise click.UsageError("--new-id needs --copy (a VM registered in place keeps its "
                                "id)", ctx)
@@ -92,5 +106,34 @@ def import_vm(ctx: click.Context, folder: str, register_in_place: bool, copy: bo
                                                 else "as a copy")
     click.echo(f"registered {vm['name']} {how}: {vm['state']}, id {vm['id']}, "
                f"folder {vm['folder']}")
+    for notice in vm.get("notices") or []:
+        click.echo(f"note: {notice}", err=True)
+
+
+def _import_foreign(ctx: click.Context, config: str | None, domain: str | None,
+                    mode_given: bool, new_name: str | None, no_wait: bool,
+                    as_json: bool) -> None:
+    """A foreign VM always becomes a new VM with copies of its disks: no mode to give."""
+    if config is not None and domain is not None:
+        raise click.UsageError("give either a configuration file or --from-libvirt DOMAIN, "
+                               "not both", ctx)
+    if mode_given:
+        raise click.UsageError("--register-in-place, --copy and --new-id are for exported "
+                               "folders; a foreign VM is always imported as a new VM with "
+                               "copies of its disks", ctx)
+    client = open_client(ctx)
+    job = client.post("/imports/libvirt", {"domain": domain, "name": new_name}) \
+        if domain is not None else \
+        client.post("/imports", {"path": _absolute(str(config)), "name": new_name})
+    vm = _follow(client, job, no_wait)
+    if vm is None:
+        return
+    if as_json:
+        emit_json(vm)
+        return
+    click.echo(f"imported {vm['name']} ({vm['mode']}): {vm['state']}, id {vm['id']}, "
+               f"folder {vm['folder']}")
+    for line in vm.get("unmapped") or []:
+        click.echo(f"not mapped as it was: {line}", err=True)
     for notice in vm.get("notices") or []:
         click.echo(f"note: {notice}", err=True)

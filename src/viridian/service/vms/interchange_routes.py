@@ -28,8 +28,15 @@ class ImportRequestBody(RequestBody):
     """Register the VM under this name instead of the exported one."""
 
 
+class LibvirtImportRequest(RequestBody):
+    domain: str
+    """The name of a shut off domain of the local libvirt (``qemu:///system``)."""
+    name: str | None = None
+    """Register the VM under this name instead of the domain's."""
+
+
 def install_interchange_routes(app: FastAPI, interchange: Interchange) -> None:
-    """``POST /vms/{ref}/export`` and ``POST /imports``."""
+    """``POST /vms/{ref}/export``, ``POST /imports`` and ``POST /imports/libvirt``."""
     jobs = interchange.core.jobs
 
     async def answer(job: dict[str, Any], wait: float) -> dict[str, Any]:
@@ -47,3 +54,10 @@ def install_interchange_routes(app: FastAPI, interchange: Interchange) -> None:
         """Import an exported VM (a job whose result is the vm object)."""
         return await answer(interchange.import_vm(spec.path, spec.mode, spec.new_id,
                                                   spec.name), wait)
+
+    @app.post(f"{API_PREFIX}/imports/libvirt", status_code=202, tags=["vms"])
+    async def vm_import_libvirt(spec: LibvirtImportRequest,
+                                wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+        """Import a shut off domain of the local libvirt as a new VM (a job whose result is
+        the vm object with ``unmapped`` and ``notices``)."""
+        return await answer(interchange.import_libvirt(spec.domain, spec.name), wait)
