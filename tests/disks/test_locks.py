@@ -99,3 +99,26 @@ def test_qemu_refuses_a_disk_we_hold(tmp_path: Path) -> None:
             capture_output=True, text=True,
         )  # fmt: skip
     assert "lock" in (res.stdout + res.stderr).lower()
+
+
+def test_the_refusal_names_the_program_holding_the_disk(tmp_path: Path) -> None:
+    disk = tmp_path / "vm.vhd"
+    new_dynamic(disk, 8 * MiB)
+    with held_by(qemu_vm(disk), disk) as qemu, pytest.raises(DiskInUse) as refused:
+        open_disk(disk, writable=True)
+    assert f"qemu-system-x86_64 pid {qemu.pid}" in str(refused.value)
+    assert "stop the VM or detach the disk" in str(refused.value)
+
+
+def test_a_storage_daemon_holding_the_disk_is_named_with_what_to_do(tmp_path: Path) -> None:
+    disk = tmp_path / "vm.vhd"
+    new_dynamic(disk, 8 * MiB)
+    daemon = ["qemu-storage-daemon", "--blockdev",
+              f"driver=file,filename={disk},node-name=f0", "--blockdev",
+              "driver=vpc,file=f0,node-name=d0"]
+    with held_by(daemon, disk) as proc, pytest.raises(DiskInUse) as refused:
+        compact(disk)
+    message = str(refused.value)
+    assert f"qemu-storage-daemon pid {proc.pid}" in message
+    assert "storage daemon holds the disks of a registered VM" in message
+    assert "nothing was changed" in message
