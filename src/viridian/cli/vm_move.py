@@ -3,8 +3,10 @@ quick (save, hand over, restore) or live (memory migrated while the guest runs).
 
 The target's token is a peer credential the admin gives — ``--to-token-file FILE`` or
 ``VIRIDIAN_TARGET_TOKEN`` — and goes to the local service, which sends it only to the
-``--to`` address. The local token file is never used for the target
-(docs/api.md, "Authentication")."""
+``--to`` address. Within a failover cluster ``--to`` may name a member host and no token
+is needed: the service reaches it at the URL the host publishes, with the cluster's peer
+token (docs/architecture.md, "moves of HA VMs"). The local token file is never used for
+the target (docs/api.md, "Authentication")."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ __all__ = ["move_storage", "move_vm", "target_token"]
 TOKEN_ENV = "VIRIDIAN_TARGET_TOKEN"
 
 
-def target_token(token_file: str | None) -> str:
-    """The target's token: from ``token_file``, else ``$VIRIDIAN_TARGET_TOKEN``.
+def target_token(token_file: str | None, to: str) -> str:
+    """The target's token: from ``token_file``, else ``$VIRIDIAN_TARGET_TOKEN``; "" when
+    ``to`` is a cluster host name (no ``://``) and neither is given.
 
-    :raises BadRequest: neither given, the file unreadable, or the token empty.
+    :raises BadRequest: a URL target without a token, the file unreadable or empty.
     """
     if token_file is not None:
         try:
@@ -37,17 +40,19 @@ def target_token(token_file: str | None) -> str:
                              f"{err.strerror}; nothing was changed") from err
     else:
         token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token and "://" not in to:
+            return ""  # a cluster member: the service uses the cluster's peer token
     if not token:
         raise BadRequest("give the target service's token with --to-token-file FILE or "
-                         f"{TOKEN_ENV} (the local token is never sent to another host); "
-                         "nothing was changed")
+                         f"{TOKEN_ENV} (the local token is never sent to another host), or "
+                         "name a host of this host's cluster with --to; nothing was changed")
     return token
 
 
 @click.command("move")
 @click.argument("name")
-@click.option("--to", "to", required=True, metavar="URL",
-              help="The target service, e.g. http://HOST:PORT.")
+@click.option("--to", "to", required=True, metavar="URL|HOST",
+              help="The target service, e.g. http://HOST:PORT, or a cluster host's name.")
 @click.option("--quick", "mode", flag_value="quick",
               help="Save, hand over, restore on the target (shared storage).")
 @click.option("--live", "mode", flag_value="live", default=True,
@@ -72,7 +77,10 @@ def move_vm(ctx: click.Context, name: str, to: str, mode: str, to_token_file: st
             bandwidth: int | None, downtime_limit: int | None, postcopy: bool,
             with_storage: bool, no_auto_converge: bool, no_wait: bool, as_json: bool) -> None:
     """Move VM NAME to the viridian host at --to (like Move-VM)."""
-    body: dict[str, Any] = {"to": to, "token": target_token(to_token_file), "mode": mode}
+    body: dict[str, Any] = {"to": to, "mode": mode}
+    token = target_token(to_token_file, to)
+    if token:
+        body["token"] = token
     if mode == "live":
         body.update(auto_converge=not no_auto_converge, postcopy=postcopy,
                     with_storage=with_storage)

@@ -22,6 +22,7 @@ from viridian.service.errors_http import install_error_handlers
 from viridian.service.http_boundary import BodyLimit
 from viridian.service.integration_services.services import MAX_COPY_BYTES
 from viridian.service.jobs import job_dict
+from viridian.service.migration.cluster_peer import PEER_PREFIX  # its own token check
 from viridian.service.vms.routes import install_vm_routes
 
 # Routes whose bodies carry file contents (base64) get a cap to fit them; all others
@@ -54,9 +55,10 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
     install_vm_routes(app, manager)
     _job_routes(app, manager)
     app.add_middleware(BodyLimit, larger=FILE_BODY_ROUTES)
-    # Every request: who, which operation, allowed? (Redfish authenticates itself.)
+    # Every request: who, which operation, allowed? (Redfish and the cluster's peer
+    # routes authenticate themselves.)
     app.add_middleware(AccessGate, access=access, routes=lambda: app.routes,
-                       resolve_vm=resolve_vm, exempt=(REDFISH_PREFIX,))
+                       resolve_vm=resolve_vm, exempt=(REDFISH_PREFIX, PEER_PREFIX))
     _describe_operations(app)
     install_console_routes(app, _ConsoleFeed(manager, console_viewer(access)), token,
                            access, access.realm_names)  # the console's login gate

@@ -13,12 +13,15 @@ event loop. Hooks of the capability hand their etcd work to this thread's queue.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from viridian.cluster.agent import AgentCore
@@ -79,6 +82,20 @@ def cluster_record(vm: LiveVM, desired: bool) -> ClusterVM:
                      {"folder": vm.record.folder})
 
 
+def service_url(data_dir: Path) -> str:
+    """This service's URL as other hosts reach it (``<data>/service.json``, written at
+    start; a wildcard listen address is named by the host's name); "" before it exists.
+    Published in the host record: moves and drains find a member host's service by it."""
+    try:
+        found = json.loads((data_dir / "service.json").read_text())
+        host, port = str(found["host"]), int(found["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    return f"{found.get('scheme', 'http')}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 class HostAgent:
     """The agent of one member host (see the module docstring)."""
 
@@ -99,6 +116,12 @@ class HostAgent:
         self._stop = threading.Event()
         self._starting: dict[str, float] = {}
         self._draining: set[str] = set()
+        self.moving: set[str] = set()
+        """VMs in a move here (source or target): not started, killed or drained by the
+        plan meanwhile (a fenced host still kills them)."""
+        self.drainer: Callable[[], object] | None = None
+        """Set by the migration capability: a Paused host moves its HA VMs away (a job);
+        without it they are turned off for the failover path."""
         self._inherited = (0.0, 0.0)
         self._thread = threading.Thread(target=self._run, name="cluster-agent", daemon=True)
 
@@ -202,7 +225,8 @@ class HostAgent:
         running = sorted(vm.record.name for vm in list(self.context.vms().values())
                          if vm.worker is not None)
         return HostRecord(self.config.host, HostState.PAUSED if paused else HostState.UP,
-                          load.memory_mb, max(free, 0), tuple(running), self.config.site)
+                          load.memory_mb, max(free, 0), tuple(running), self.config.site,
+                          service_url(self.context.data_dir))
 
     def _publish(self) -> None:
         self.etcd.put(host_key(self.config.name, self.config.host),
@@ -246,18 +270,20 @@ class HostAgent:
         plan = self.core.plan(now, view.vms, view.hosts, running)
         self.pending = place(view.vms, view.hosts).pending
         for vm_id in plan.kill:
-            if vm_id in ha:
+            if vm_id in ha and (vm_id not in self.moving or self.core.fenced):
                 self.folder.mark(vm_id, "fenced")
                 kill_vm_processes(ha[vm_id].paths.folder)
         for vm_id in plan.release:
             release(self.etcd, self.config.name, vm_id, self.core.lease)
         records = {vm.id: vm for vm in view.vms}
         for vm_id in plan.claim:
+            if vm_id in self.moving:
+                continue
             if claim(self.etcd, self.config.name, vm_id, self.config.host, self.core.lease):
                 self._start(records[vm_id])
         paused = self.config.host in view.paused
         for vm_id in plan.start:
-            if not paused and vm_id not in self._draining:
+            if not paused and vm_id not in self._draining and vm_id not in self.moving:
                 self._start(records[vm_id])
         for vm_id in running:
             self._starting.pop(vm_id, None)
@@ -305,9 +331,15 @@ class HostAgent:
         release(self.etcd, self.config.name, vm_id, lease)
 
     def _drain(self, view: ClusterView, ha: Mapping[str, LiveVM], running: set[str]) -> None:
-        """Paused host: its HA VMs go elsewhere. Until live migration exists, each is
+        """Paused host: its HA VMs go elsewhere: moved by the drain job of the migration
+        capability (:attr:`drainer`; what it cannot move it turns off), else each is
         turned off here and released with "wanted running" kept: the other hosts restart
         it by the normal failover path."""
+        if self.drainer is not None:
+            if any(vm.id in running and self.core.owns(vm) and vm.id not in self.moving
+                   for vm in view.vms):
+                self.loop.call_soon_threadsafe(self.drainer)
+            return
         for vm in view.vms:
             if vm.id in running and self.core.owns(vm) and vm.id not in self._draining:
                 self._draining.add(vm.id)
@@ -357,7 +389,7 @@ class HostAgent:
         """``vm``'s QEMU ended here: fenced → nothing (the cluster restarts it elsewhere);
         drained → released, still wanted running; otherwise (a stop) → not wanted running
         and released, only while this host's lease owns it."""
-        if why == "fenced":
+        if why in ("fenced", "move"):  # a move hands the owner key over itself
             return
         if why == "drain":
             release(self.etcd, self.config.name, vm.record.id, self.core.lease)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -35,6 +36,9 @@ class ClusterCapability(Capability):
         self.context = context
         self.folder = ClusterFolder(context.data_dir)
         self.agent: HostAgent | None = None
+        self.drainer: Callable[[], dict[str, Any] | None] | None = None
+        """Set by the migration capability: starts this host's drain job (moves its HA
+        VMs away) and returns it."""
 
     def start(self) -> None:
         config = self.folder.load()
@@ -44,6 +48,7 @@ class ClusterCapability(Capability):
     def run(self, config: ClusterConfig) -> HostAgent:
         """Start the agent for ``config`` (a join, or the service's start)."""
         self.agent = HostAgent(self.context, self.folder, config, asyncio.get_running_loop())
+        self.agent.drainer = self.drainer
         self.agent.start()
         return self.agent
 
@@ -71,7 +76,8 @@ class ClusterCapability(Capability):
 
     def removed(self, vm: LiveVM, delete_files: bool) -> None:
         agent, vm_id = self.agent, vm.record.id
-        if agent is not None and vm.record.settings.high_availability.ha:
+        if agent is not None and vm.record.settings.high_availability.ha and \
+                vm_id not in agent.moving:  # a moved VM's record is the cluster's still
             agent.submit(lambda: agent.forget(vm_id))
 
     def describe(self, vm: LiveVM) -> dict[str, Any]:

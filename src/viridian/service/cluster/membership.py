@@ -34,6 +34,11 @@ from viridian.service.cluster.capability import ClusterCapability
 from viridian.service.cluster.cluster_wide import inherit, stamp
 from viridian.service.cluster.config import ClusterConfig
 from viridian.service.cluster.fence_guard import watchdog_present
+from viridian.service.migration.cluster_peer import (
+    new_peer_token,
+    peer_token_key,
+    save_peer_token,
+)
 
 NOT_MEMBER = ("this host is not in a cluster; create one (viridian cluster create --etcd "
               "URL[,URL...]) or join one (viridian cluster join --etcd URL[,URL...])")
@@ -86,9 +91,19 @@ class Membership:
         config = inherit(config, created.value if created else None)
         member = json.dumps({"site": config.site, "joined": time.time()})
         await asyncio.to_thread(etcd.put, member_key(config.name, config.host), member)
+        await asyncio.to_thread(self._copy_peer_token, etcd, config.name)
         self.capability.folder.save(config)
         self.capability.run(config)
         return await self.show()
+
+    def _copy_peer_token(self, etcd: Etcd, cluster: str) -> None:
+        """The cluster's peer token (made by the first host to need it) into
+        ``<data>/cluster/peer.token`` (docs/architecture.md, "moves of HA VMs")."""
+        key = peer_token_key(root(cluster))
+        etcd.txn([Compare(key, "CREATE", 0)], [Op("put", key, new_peer_token())])
+        found = etcd.get(key)
+        if found is not None:
+            save_peer_token(self.capability.context.data_dir, found.value)
 
     async def leave(self) -> dict[str, Any]:
         config = self._member_config()
@@ -139,9 +154,17 @@ class Membership:
         else:
             await asyncio.to_thread(agent.etcd.delete, key)
         state = HostState.PAUSED if paused else HostState.UP
-        note = ("its HA VMs are turned off there and restarted on other hosts by the "
-                "failover path (live migration is not used yet)") if paused else ""
-        return {"host": host, "state": state.value, **({"note": note} if note else {})}
+        answer: dict[str, Any] = {"host": host, "state": state.value}
+        if paused:
+            answer["note"] = ("its HA VMs move to the other hosts (live; quick when a "
+                              "storage daemon serves their disks) as a drain job there; "
+                              "what cannot move is turned off and restarted elsewhere by "
+                              "the failover path")
+            drainer = self.capability.drainer
+            job = drainer() if drainer is not None and host == config.host else None
+            if job is not None:
+                answer["job"] = job
+        return answer
 
 
 def hosts_of(view: ClusterView) -> list[dict[str, Any]]:
@@ -155,7 +178,8 @@ def hosts_of(view: ClusterView) -> list[dict[str, Any]]:
                      "site": record.site if record else "",
                      "memory_total_mb": record.memory_total_mb if record else None,
                      "memory_free_mb": record.memory_free_mb if record else None,
-                     "running_vms": list(record.running) if record else []})
+                     "running_vms": list(record.running) if record else [],
+                     "api": record.api if record else ""})
     return rows
 
 

@@ -15,9 +15,12 @@ class MoveRequest(RequestBody):
     """``POST /vms/{ref}/move``: where to, with which credential, and how."""
 
     to: str
-    """The target service's URL (``http://HOST:PORT``)."""
-    token: str
-    """A token of the target service (a peer credential, sent only to ``to``)."""
+    """The target service's URL (``http://HOST:PORT``), or the name of a host of this
+    host's cluster (its service URL is read from its host record)."""
+    token: str = ""
+    """A token of the target service (a peer credential, sent only to ``to``); may be
+    left out when the target is a member of this host's cluster (the cluster's peer
+    token is used, docs/architecture.md "moves of HA VMs")."""
     mode: Mode = "live"
     bandwidth_mib_s: int | None = Field(None, ge=1, le=1_000_000)
     downtime_limit_ms: int | None = Field(None, ge=1, le=2_000_000)
@@ -43,6 +46,9 @@ class IncomingRequest(RequestBody):
     mode: Mode
     vm: IncomingVM
     source: str = ""
+    source_lease: int = 0
+    """In a cluster: the lease the source's owner keys are bound to (the hand-over's
+    guard)."""
     postcopy: bool = False
     with_storage: bool = False
     disks: dict[str, int] | None = None

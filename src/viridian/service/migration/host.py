@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from viridian.model import VMSettings
 from viridian.model.states import Request
+from viridian.service.capability import Capability
 from viridian.service.catalog import VMRecord
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import Operation
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 
 class MigrationHost(ServiceContext, Protocol):
     """The core as a migration's source or target."""
+
+    capabilities: tuple[Capability, ...]
+    """Every capability (the migration finds the cluster's among them)."""
 
     def checked_registration(self, vm_id: str, name: str,
                              settings: dict[str, Any]) -> VMSettings:

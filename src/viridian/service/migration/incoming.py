@@ -45,7 +45,7 @@ from viridian.qemu.worker import Worker, remove_runtime_folder
 from viridian.service.catalog import VMRecord
 from viridian.service.migration.bodies import IncomingRequest, Mode
 from viridian.service.migration.host import MigrationHost
-from viridian.service.migration.ownership import Ownership
+from viridian.service.migration.ownership import Holder, Ownership
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 PREPARED_TTL_S = 900.0
 """A prepared move the source neither commits nor aborts in this time is given up."""
 ARRIVAL_TIMEOUT_S = 60.0
+SOURCE_CHECK_S = 2.0
+"""How often a prepared move of a cluster's HA VM checks that its source still owns it."""
 COMMITTED_KEPT_S = 600.0
 """A committed move is remembered this long, so a source whose commit answer was lost
 learns (commit again, or abort: 409) that the VM is here."""
@@ -67,7 +69,7 @@ class IncomingMove:
     id: str
     mode: Mode
     live: LiveVM
-    source: str
+    source: Holder
     uri: str | None = None
     committed: bool = False
     watch: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -75,20 +77,20 @@ class IncomingMove:
     """Shared-nothing: source path → the new image here (made for this move)."""
     nbd: dict[str, Any] | None = None
     made_folder: bool = False
+    handed_over: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "mode": self.mode, "vm": self.live.record.name,
-                "vm_id": self.live.record.id, "uri": self.uri, "source": self.source,
+                "vm_id": self.live.record.id, "uri": self.uri, "source": self.source.host,
                 "committed": self.committed, "nbd": self.nbd}
 
 
 class Incoming:
     """The moves into this host, by id."""
 
-    def __init__(self, host: MigrationHost, ownership: Ownership, this_host: str) -> None:
+    def __init__(self, host: MigrationHost, ownership: Ownership) -> None:
         self.host = host
         self.ownership = ownership
-        self.this_host = this_host
         self._moves: dict[str, IncomingMove] = {}
 
     def list(self) -> list[dict[str, Any]]:
@@ -121,8 +123,10 @@ class Incoming:
         except BaseException:
             _remove_made(copies, folder if made_folder else None)
             raise
-        move = IncomingMove(str(uuid.uuid4()), body.mode, live, body.source, copies=copies,
+        move = IncomingMove(str(uuid.uuid4()), body.mode, live,
+                            Holder(body.source, body.source_lease), copies=copies,
                             made_folder=made_folder)
+        self.ownership.moving(record.id, _ha(live), True)
         try:
             self.host.admit(live)
             if body.mode == "live":
@@ -199,8 +203,11 @@ class Incoming:
             else:
                 await self._commit_quick(move)
         except BaseException:
+            await self._give_back(move)
             await self._drop(move)
             raise
+        finally:
+            self.ownership.moving(move.live.record.id, _ha(move.live), False)
         asyncio.get_running_loop().call_later(COMMITTED_KEPT_S, self._moves.pop, move.id, None)
         return move.live.to_dict()
 
@@ -210,7 +217,8 @@ class Incoming:
         await wait_arrived(worker.monitor, ARRIVAL_TIMEOUT_S)
         if move.copies:
             await stop_exports(worker.monitor)
-        await self.ownership.hand_over(live.record.id, move.source, self.this_host)
+        await self.ownership.hand_over(live.record.id, _ha(live), move.source)
+        move.handed_over = True
         await worker.resume()
         live.record = replace(live.record, state=VMState.RUNNING)
         self.host.commit_incoming(live)
@@ -220,7 +228,8 @@ class Incoming:
     async def _commit_quick(self, move: IncomingMove) -> None:
         live = move.live
         saved = live.saved_state.exists()
-        await self.ownership.hand_over(live.record.id, move.source, self.this_host)
+        await self.ownership.hand_over(live.record.id, _ha(live), move.source)
+        move.handed_over = True
         state = VMState.SAVED if saved else VMState.OFF
         live.record = replace(live.record, state=state)
         live.state = state
@@ -252,6 +261,23 @@ class Incoming:
         await self._drop(move)
         return {"aborted": move.id, "vm": move.live.record.name}
 
+    async def _give_back(self, move: IncomingMove) -> None:
+        """A commit failed after the hand-over: the source gets the VM back (it resumes
+        only if it owns it again); if its lease is gone, this host keeps the ownership
+        and its cluster agent starts the VM here once the move is dropped."""
+        if not move.handed_over or move.committed:
+            return
+        live = move.live
+        try:
+            back = await self.ownership.hand_back(live.record.id, _ha(live), move.source)
+        except ViridianError as err:
+            log.warning("giving VM %s back to %s failed: %s", live.record.name,
+                        move.source.host, err)
+            back = False
+        if not back:
+            log.warning("VM %s stays owned by this host (its source %s cannot take it "
+                        "back)", live.record.name, move.source.host)
+
     def _find(self, incoming_id: str) -> IncomingMove:
         move = self._moves.get(incoming_id)
         if move is None:
@@ -267,21 +293,45 @@ class Incoming:
             await live.end_here()
         self.host.forget(live)
         _remove_made(move.copies, Path(live.record.folder) if move.made_folder else None)
+        self.ownership.moving(live.record.id, _ha(live), False)
 
     async def _expire(self, move: IncomingMove) -> None:
         """Give the move up when its QEMU ends before the commit (the incoming migration
-        failed) or when the source neither commits nor aborts in time."""
+        failed), when the source neither commits nor aborts in time, or (a cluster's HA
+        VM) when the source no longer owns the VM: it died, and failover takes it."""
         worker = move.live.worker
+        ended = asyncio.ensure_future(worker.wait_exit()) if worker is not None else None
+        loop = asyncio.get_running_loop()
+        until = loop.time() + PREPARED_TTL_S
         try:
-            if worker is None:
-                await asyncio.sleep(PREPARED_TTL_S)
-            else:
-                await asyncio.wait_for(worker.wait_exit(), PREPARED_TTL_S)
-                log.info("incoming QEMU of %s ended before the commit", move.live.record.name)
-        except TimeoutError:
-            log.warning("prepared move of %s expired", move.live.record.name)
+            while True:
+                if loop.time() >= until:
+                    log.warning("prepared move of %s expired", move.live.record.name)
+                    break
+                if ended is not None:
+                    done, _ = await asyncio.wait({ended}, timeout=SOURCE_CHECK_S)
+                    if done:
+                        log.info("incoming QEMU of %s ended before the commit",
+                                 move.live.record.name)
+                        break
+                else:
+                    await asyncio.sleep(SOURCE_CHECK_S)
+                if not await self._source_holds(move):
+                    log.warning("the source %s of the move of %s no longer owns it",
+                                move.source.host, move.live.record.name)
+                    break
+        finally:
+            if ended is not None and not ended.done():
+                ended.cancel()
         if not move.committed and move.id in self._moves:
             await self._drop(move)
+
+    async def _source_holds(self, move: IncomingMove) -> bool:
+        try:
+            return await self.ownership.holds(move.live.record.id, _ha(move.live),
+                                              move.source)
+        except ViridianError:
+            return True  # etcd unreachable: the TTL and the source's abort still apply
 
     async def sweep(self) -> None:
         """At service start: a runtime folder no registered VM owns is what a killed service
@@ -386,3 +436,7 @@ async def _end_leftover(paths: RuntimePaths) -> None:
         await worker.cleanup()
     with contextlib.suppress(ViridianError, OSError):
         remove_runtime_folder(paths)
+
+
+def _ha(live: LiveVM) -> bool:
+    return live.record.settings.high_availability.ha

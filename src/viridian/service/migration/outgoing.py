@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,10 @@ from viridian.qemu.migration_storage import cancel_mirrors, finish_mirrors, mirr
 from viridian.qemu.monitor import Monitor
 from viridian.service.jobs import Job
 from viridian.service.migration.bodies import MoveRequest
+from viridian.service.migration.cluster_move import ClusterOwnership
+from viridian.service.migration.cluster_peer import PEER_PREFIX, load_peer_token
 from viridian.service.migration.host import MigrationHost
+from viridian.service.migration.ownership import Holder
 from viridian.service.migration.peer import AbortOutcome, Peer
 from viridian.service.migration.storage_move import virtual_size
 
@@ -80,28 +82,51 @@ def check_movable(live: LiveVM, spec: MoveRequest, has_checkpoints: bool) -> Non
 class Outgoing:
     """Moves of this host's VMs to other hosts."""
 
-    def __init__(self, host: MigrationHost) -> None:
+    def __init__(self, host: MigrationHost, ownership: ClusterOwnership) -> None:
         self.host = host
+        self.ownership = ownership
 
     def move(self, ref: str, spec: MoveRequest) -> dict[str, Any]:
         """Check now, then queue the move as a job on the VM's queue (checked again)."""
         live = self.host.find_vm(ref)
         check_movable(live, spec, self.host.has_checkpoints(live.record.id))
-        peer = Peer(spec.to, spec.token)
+        peer = self._peer(spec)
+        ha = live.record.settings.high_availability.ha
 
         async def run(job: Job) -> dict[str, Any]:
+            self.ownership.moving(live.record.id, ha, True)
             try:
                 check_movable(live, spec, self.host.has_checkpoints(live.record.id))
                 return await self._move(live, spec, peer, job)
             finally:
+                self.ownership.moving(live.record.id, ha, False)
                 await peer.close()
 
         return self.host.jobs.submit("move", live.record.id, live.record.name, run).to_dict()
 
+    def _peer(self, spec: MoveRequest) -> Peer:
+        """The target: a member host of this cluster (by name or its published URL) is
+        reached with the cluster's peer token when no token is given; any other target
+        needs the token the admin gave."""
+        member = self.ownership.member_url(spec.to)
+        if member is not None and not spec.token:
+            token = load_peer_token(self.host.data_dir)
+            if token:
+                return Peer(member, token, PEER_PREFIX)
+        if "://" not in spec.to and member is None:
+            raise BadRequest(f"'to' must be the target service's URL (http://HOST:PORT) or "
+                             f"the name of an Up host of this host's cluster (got "
+                             f"{spec.to!r}); nothing was changed", to=spec.to)
+        if not spec.token.strip():
+            raise BadRequest("'token' (the target service's token) is empty, and the target "
+                             "is no member of this host's cluster; nothing was changed",
+                             to=spec.to)
+        return Peer(spec.to if "://" in spec.to else str(member), spec.token)
+
     async def _move(self, live: LiveVM, spec: MoveRequest, peer: Peer,
                     job: Job) -> dict[str, Any]:
         job.report(2, f"asking {peer.url} to get ready")
-        body = _incoming_body(live, spec)
+        body = _incoming_body(live, spec, self.ownership.me())
         if spec.with_storage:
             body["disks"] = {d.path: await virtual_size(str(d.path), str(d.format or "raw"))
                              for d in hard_disks(live.record.settings) if d.path}
@@ -238,6 +263,10 @@ class Outgoing:
         outcome = await peer.abort(incoming_id)
         if outcome is AbortOutcome.COMMITTED:
             return
+        ha = live.record.settings.high_availability.ha
+        if outcome is AbortOutcome.ABORTED and not await self.ownership.holds(
+                live.record.id, ha, self.ownership.me()):
+            outcome = AbortOutcome.UNKNOWN  # the target took the cluster's ownership
         if outcome is AbortOutcome.UNKNOWN:
             why = (f"paused after its move to {peer.url} failed at the switch-over; check the "
                    "target before resuming it here")
@@ -252,9 +281,10 @@ class Outgoing:
                         vm=name) from err
 
 
-def _incoming_body(live: LiveVM, spec: MoveRequest) -> dict[str, Any]:
+def _incoming_body(live: LiveVM, spec: MoveRequest, me: Holder) -> dict[str, Any]:
     rec = live.record
-    return {"mode": spec.mode, "source": socket.gethostname(), "postcopy": spec.postcopy,
+    return {"mode": spec.mode, "source": me.host, "source_lease": me.lease,
+            "postcopy": spec.postcopy,
             "with_storage": spec.with_storage,
             "vm": {"id": rec.id, "name": rec.name, "folder": rec.folder,
                    "created_at": rec.created_at, "settings": to_dict(rec.settings)}}

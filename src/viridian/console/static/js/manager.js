@@ -3,6 +3,7 @@
 
 import { actionBlocker as serviceBlocker, api, followJob, logout, subscribe, vmPath } from './api.js';
 import { Checkpoints } from './checkpoints.js';
+import { ClusterView } from './cluster.js';
 import { diskWizard } from './disks.js';
 import { performanceDialog } from './perf.js';
 import { settingsDialog } from './settings.js';
@@ -247,6 +248,7 @@ api('GET', '/access/whoami').then((me) => {
   document.getElementById('who').textContent = me.via === 'admin-token' ? 'admin token'
     : `${me.user} (${me.realm})`;
   document.getElementById('admin-link').hidden = !model.ops.has('access.manage');
+  new ClusterView(model.ops); // eslint-disable-line no-new
   if (model.ops.has('host.read')) api('GET', '/host').then((host) => onHost({ ...host }));
   renderHostActions();
   renderActions();

@@ -1,0 +1,109 @@
+"""Moves of HA VMs between hosts of one failover cluster (docs/architecture.md,
+"Failover cluster: moves of HA VMs").
+
+:class:`ClusterOwnership` is the :class:`~viridian.service.migration.ownership.Ownership`
+of a cluster member: the switch-over of a move is ``cluster.ownership.hand_over`` — the
+owner key goes from the source's lease to this host's lease in ONE etcd transaction,
+guarded by the source's lease still holding it and this host's record living under its
+lease. VMs that are not HA, and hosts not in a cluster, fall back to the catalogs
+(:class:`HostRegistration`). Etcd I/O runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from viridian.cluster.errors import ClusterConflict
+from viridian.cluster.ownership import claim, hand_over, owner
+from viridian.service.migration.ownership import Holder, HostRegistration
+
+if TYPE_CHECKING:
+    from viridian.service.cluster.agent import HostAgent
+
+__all__ = ["ClusterOwnership"]
+
+
+class ClusterOwnership:
+    """Ownership through the cluster agent ``agent()`` (None: not in a cluster)."""
+
+    def __init__(self, agent: Callable[[], HostAgent | None]) -> None:
+        self._agent = agent
+        self._plain = HostRegistration()
+
+    def _member(self, ha: bool) -> HostAgent | None:
+        agent = self._agent()
+        return agent if ha and agent is not None else None
+
+    def me(self) -> Holder:
+        agent = self._agent()
+        if agent is None:
+            return self._plain.me()
+        return Holder(agent.config.host, agent.core.lease)
+
+    async def hand_over(self, vm_id: str, ha: bool, source: Holder) -> None:
+        agent = self._member(ha)
+        if agent is None:
+            return
+        name, host, lease = agent.config.name, agent.config.host, agent.core.lease
+        if not lease:
+            raise ClusterConflict("this host has no cluster lease (etcd unreachable or "
+                                  "fenced): it cannot take the VM; nothing was changed")
+        if source.lease:
+            moved = await asyncio.to_thread(hand_over, agent.etcd, name, vm_id, source.lease,
+                                            host, lease)
+        else:  # the source is no member: the VM joins the cluster here, if nobody owns it
+            moved = await asyncio.to_thread(claim, agent.etcd, name, vm_id, host, lease)
+        if not moved:
+            held = await asyncio.to_thread(owner, agent.etcd, name, vm_id)
+            where = held.value if held else "nobody (the source's lease is gone)"
+            raise ClusterConflict(
+                f"the cluster hand-over of VM {vm_id} from host '{source.host}' was refused: "
+                f"its owner is {where}; the VM does not run here; nothing was changed",
+                vm=vm_id, owner=held.value if held else None)
+
+    async def hand_back(self, vm_id: str, ha: bool, source: Holder) -> bool:
+        agent = self._member(ha)
+        if agent is None or not source.lease:
+            return True
+        return await asyncio.to_thread(hand_over, agent.etcd, agent.config.name, vm_id,
+                                       agent.core.lease, source.host, source.lease)
+
+    async def holds(self, vm_id: str, ha: bool, holder: Holder) -> bool:
+        agent = self._member(ha)
+        if agent is None or not holder.lease:
+            return True
+        held = await asyncio.to_thread(owner, agent.etcd, agent.config.name, vm_id)
+        return held is not None and held.value == holder.host and held.lease == holder.lease
+
+    def member_url(self, to: str) -> str | None:
+        """The service URL of the member host ``to`` names (see :func:`_member_url`)."""
+        return _member_url(self._agent(), to)
+
+    def moving(self, vm_id: str, ha: bool, on: bool) -> None:
+        agent = self._member(ha)
+        if agent is None:
+            return
+        if on:
+            agent.moving.add(vm_id)
+            agent.folder.mark(vm_id, "move")  # its QEMU ending (a save) is no stop
+        else:
+            agent.moving.discard(vm_id)
+            mark = agent.folder.take_mark(vm_id)
+            if mark not in (None, "move"):  # set by the agent meanwhile (fenced): kept
+                agent.folder.mark(vm_id, mark)
+            agent.feed_now()  # a VM that arrived is guarded at once
+
+
+def _member_url(agent: HostAgent | None, to: str) -> str | None:
+    """The service URL of the member host ``to`` names — its cluster host name, or the URL
+    its host record publishes — or None when ``to`` is no Up/Paused member (or this host
+    is in no cluster). Read from the agent's last view of the cluster."""
+    view = agent.view if agent is not None else None
+    if view is None:
+        return None
+    for host in view.hosts:
+        if host.api and (host.name == to or host.api == to.rstrip("/")):
+            return host.api
+    return None

@@ -1,0 +1,243 @@
+"""Moves of an HA VM inside a failover cluster, for real (issue 15 parts 1 and 4;
+docs/architecture.md, "Failover cluster: moves of HA VMs" and "drain"): two viridian
+services (own data folders, loopback ports), a shared folder, a real 3-member etcd and one
+guest-kit guest, shared by the module.
+
+- ``vm move ha1 --to h2 --live`` names the target by its cluster host name and gives no
+  token: the source reaches the URL h2 publishes, with the cluster's peer token; the
+  guest's tick counter goes on there (no reboot) and the owner key moved to h2's lease;
+- ``host drain h2`` moves it back live as a drain job (Hyper-V's "pause node"): it runs on
+  h1, owned by h1, and h2 is Paused; ``host resume`` brings h2 back Up;
+- a quick move keeps the VM owned and wanted running through the save (the cluster does
+  not release it when its QEMU ends) and it goes on at the target;
+- never two copies: a checker samples both hosts' QEMUs of the VM every 50 ms throughout;
+- refusals: an unknown host name is a 400 naming what ``to`` may be; the peer routes
+  refuse the admin token and no token (401); the peer token is 0600 in
+  ``<data>/cluster/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli.cli_harness import invoke
+from tests.cluster.etcd_members import etcd_cluster
+from tests.qemu_processes import qemu_under
+from tests.service.harness import Console, Service, act, running_service, wait_job
+
+pytestmark = pytest.mark.guest
+
+VM = "ha1"
+TTL = 6
+
+
+@dataclass
+class Pair:
+    h1: Service
+    h2: Service
+    vm_id: str
+
+    def service(self, name: str) -> Service:
+        return self.h1 if name == "h1" else self.h2
+
+
+@dataclass
+class OneCopy:
+    """Samples both hosts' QEMU processes of the VM and the guest's tick counter on each
+    host every 50 ms until stopped. A live move has two QEMUs for a while (the target's
+    waits paused for the memory), so "one copy" is checked where the guest shows it: the
+    ticks the guest printed on the two hosts never interleave (each tick number is
+    printed once, every tick on the target after every tick on the source) — two running
+    copies would both count on. And never more than those two processes."""
+
+    pair: Pair
+    most: int = 0
+    seen: list[tuple[str, ...]] = field(default_factory=list)
+    ticks: dict[str, set[int]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _run(self) -> None:
+        folder = f"/run/{self.pair.vm_id}/"
+        services = (self.pair.h1, self.pair.h2)
+        while not self._stop.is_set():
+            where = tuple(s.data_dir.name for s in services
+                          for p in qemu_under(s.data_dir) if folder in p.cmdline)
+            self.most = max(self.most, len(where))
+            if not self.seen or self.seen[-1] != where:
+                self.seen.append(where)
+            for service in services:
+                printed = {t for t, _ in Console(service.data_dir, self.pair.vm_id).ticks()}
+                self.ticks.setdefault(service.data_dir.name, set()).update(printed)
+            time.sleep(0.05)
+
+    def __enter__(self) -> OneCopy:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        assert self.most <= 2, f"more QEMUs of the VM than a move has: {self.seen}"
+        spans = sorted((min(t), max(t)) for t in self.ticks.values() if t)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end < start, f"the guest counted on two hosts at once: {spans}"
+
+
+def _wait(what: str, condition: Any, timeout: float = 120.0) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _show(service: Service) -> dict[str, Any]:
+    with service.client() as api:
+        answer = api.get("/cluster")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+def _owner(service: Service) -> tuple[str | None, bool]:
+    vm = next(v for v in _show(service)["vms"] if v["name"] == VM)
+    return vm["owner"], vm["desired_running"]
+
+
+def _cli(service: Service, *args: str) -> Any:
+    return invoke(["--url", service.url, "--token", service.token, *args])
+
+
+def _end_guard(service: Service) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((service.data_dir / "cluster" / "guard.lock.pid").read_text()),
+                signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory, guest_iso: Path) -> Iterator[Pair]:
+    """h1 and h2 in cluster ``mv`` (real etcd); HA VM ``ha1`` (folder on the shared
+    storage) Running on h1."""
+    shared = tmp_path_factory.mktemp("cl-shared")
+    services: list[Service] = []
+    with contextlib.ExitStack() as stack:
+        etcd = stack.enter_context(etcd_cluster(tmp_path_factory.mktemp("cl-etcd")))
+        # LIFO: each fence guard is ended after the services stopped, before etcd
+        stack.callback(lambda: [_end_guard(s) for s in services])
+        h1 = stack.enter_context(running_service())
+        services.append(h1)
+        h2 = stack.enter_context(running_service())
+        services.append(h2)
+        body = {"etcd": ",".join(etcd.endpoints), "name": "mv", "lease_ttl": TTL}
+        with h1.client() as api:
+            made = api.post("/cluster", json={**body, "host": "h1"})
+            assert made.status_code == 201, made.text
+            vm = api.post("/vms", json={"name": VM, "memory_mb": 192,
+                                        "dvd": str(guest_iso)}).json()
+            assert api.delete(f"/vms/{VM}").status_code == 200
+            shutil.move(vm["folder"], shared / VM)
+            imported = api.post("/vms/import", json={"folder": str(shared / VM)})
+            assert imported.status_code == 201, imported.text
+        ha = _cli(h1, "vm", "set", VM, "--ha", "on", "--priority", "high")
+        assert ha.exit_code == 0, ha.output
+        with h2.client() as api:
+            joined = api.post("/cluster/join", json={**body, "host": "h2"})
+            assert joined.status_code == 200, joined.text
+        _wait("both hosts Up with their URLs", lambda: {
+            (h["name"], h["state"], h["api"]) for h in _show(h1)["hosts"]}
+            == {("h1", "Up", h1.url), ("h2", "Up", h2.url)})
+        with h1.client() as api:
+            act(api, VM, "start")
+        Console(h1.data_dir, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=300)
+        yield Pair(h1, h2, vm["id"])
+
+
+def _continued(pair: Pair, target: Service, last_tick: int) -> None:
+    """The guest on ``target`` goes on counting from where it was (no reboot)."""
+    console = Console(target.data_dir, pair.vm_id)
+    first = console.wait_ticks(1)[0][0]
+    assert first > last_tick, "the tick counter restarted: the guest rebooted"
+    assert b"VIRIDIAN-GUEST BOOT" not in console.read()
+
+
+def _last_tick(pair: Pair, source: Service) -> int:
+    return Console(source.data_dir, pair.vm_id).wait_ticks(1)[-1][0]
+
+
+def test_live_move_by_host_name_hands_the_owner_key_over(pair: Pair) -> None:
+    assert _owner(pair.h1) == ("h1", True)
+    token = pair.h1.data_dir / "cluster" / "peer.token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert token.read_text() == (pair.h2.data_dir / "cluster" / "peer.token").read_text()
+    last = _last_tick(pair, pair.h1)
+    with OneCopy(pair):
+        moved = _cli(pair.h1, "vm", "move", VM, "--to", "h2", "--live")
+        assert moved.exit_code == 0, moved.output
+        assert f"moved {VM} to {pair.h2.url} (live)" in moved.output
+    _continued(pair, pair.h2, last)
+    assert _owner(pair.h2) == ("h2", True)
+    with pair.h1.client() as api:
+        assert [v["name"] for v in api.get("/vms").json()["vms"]] == []
+    with pair.h2.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+
+
+def test_drain_moves_the_vm_live_and_resume_brings_the_host_back(pair: Pair) -> None:
+    last = _last_tick(pair, pair.h2)
+    with OneCopy(pair):
+        drained = _cli(pair.h2, "host", "drain", "h2")
+        assert drained.exit_code == 0, drained.output
+        assert "h2: Paused" in drained.output
+        assert f"moved {VM} to h1 (live)" in drained.output
+    _continued(pair, pair.h1, last)
+    assert _owner(pair.h1) == ("h1", True)
+    assert qemu_under(pair.h2.data_dir) == []
+    states = {h["name"]: h["state"] for h in _show(pair.h1)["hosts"]}
+    assert states == {"h1": "Up", "h2": "Paused"}
+    resumed = _cli(pair.h1, "host", "resume", "h2")
+    assert resumed.exit_code == 0 and "h2: Up" in resumed.output
+    _wait("h2 Up again", lambda: {h["name"]: h["state"] for h in _show(pair.h1)["hosts"]}
+          == {"h1": "Up", "h2": "Up"})
+
+
+def test_quick_move_keeps_the_vm_owned_and_wanted_through_the_save(pair: Pair) -> None:
+    last = _last_tick(pair, pair.h1)
+    with OneCopy(pair), pair.h1.client() as api:
+        job = api.post(f"/vms/{VM}/move", json={"to": "h2", "mode": "quick"})
+        assert job.status_code == 202, job.text
+        done = wait_job(api, job.json())
+        assert done["state"] == "completed", done
+    _continued(pair, pair.h2, last)
+    assert _owner(pair.h2) == ("h2", True)
+    time.sleep(2 * 1.0 + 1)  # two agent ticks: nobody released or restarted it meanwhile
+    assert _owner(pair.h1) == ("h2", True)
+    assert qemu_under(pair.h1.data_dir) == []
+
+
+def test_bad_targets_and_credentials_are_refused(pair: Pair) -> None:
+    with pair.h2.client() as api:
+        bad = api.post(f"/vms/{VM}/move", json={"to": "nosuch", "mode": "live"})
+        assert bad.status_code == 400, bad.text
+        assert "name of an Up host of this host's cluster" in bad.json()["error"]["message"]
+    peer = f"{pair.h1.url}/api/v1/cluster/peer/migrations/incoming"
+    for headers in ({}, {"Authorization": f"Bearer {pair.h1.token}"}):
+        refused = httpx.post(peer, json={}, headers=headers)
+        assert refused.status_code == 401, refused.text
+    with pair.h2.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
