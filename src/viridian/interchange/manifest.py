@@ -61,3 +61,8 @@ def _digest(path: Path, algorithm: str) -> str:
         while chunk := file.read(1 << 20):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+def manifest_text(folder: Path, names: list[str]) -> str:
+    """The manifest (SHA-256, DSP0243 §5.1) of the files ``names`` in ``folder``."""
+    return "".join(f"SHA256({name})= {_digest(folder / name, 'sha256')}\n" for name in names)

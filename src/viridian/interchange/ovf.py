@@ -100,15 +100,15 @@ class _System:
 
     def read(self) -> OvfSystem:
         memory = processors = None
-        counts: dict[str, int] = {}
+        taken: set[tuple[str, int]] = set()
         for item in self.items:  # controllers first: drives name them by InstanceID
             kind = CONTROLLERS.get(_text(item, "ResourceType") or "")
-            if kind:
-                number = counts.get(kind, 0)
-                counts[kind] = number + 1
-                address = _text(item, "Address")
-                if kind == "ide" and address in ("0", "1"):
-                    number = int(address)
+            if kind:  # numbered by their Address when it is a free number, else counted
+                address = _int(_text(item, "Address"))
+                number = address if address is not None and 0 <= address < 64 and \
+                    (kind, address) not in taken else \
+                    next(n for n in range(len(taken) + 1) if (kind, n) not in taken)
+                taken.add((kind, number))
                 self.controllers[_text(item, "InstanceID") or ""] = (kind, number)
         drives: list[OvfDrive] = []
         nics: list[OvfNic] = []

@@ -2,7 +2,8 @@
 
 Generation-1 rules (docs/architecture.md, "Export and import"): a VM starts only from
 IDE, so when the package has no IDE hard disk its first disk (on SCSI or SATA) goes to
-IDE 0:0; further disks on SCSI/SATA go to SCSI controller 0. Every adapter becomes a
+IDE 0:0; a SCSI disk keeps its controller and location (when allowed and free), other
+disks go to the next free location of SCSI controller 0. Every adapter becomes a
 synthetic (virtio-net) adapter, not connected. Each such decision, and every value
 brought into viridian's limits, is listed in the result's ``unmapped``.
 """
@@ -62,7 +63,7 @@ def map_system(system: OvfSystem, name: str) -> Mapped:
 def _drives(drives: tuple[OvfDrive, ...], notes: list[str]) -> tuple[
         tuple[IdeDrive, ...], tuple[ScsiController, ...], dict[str, str]]:
     ide: dict[tuple[int, int], IdeDrive] = {}
-    scsi: list[ScsiDisk] = []
+    scsi: dict[tuple[int, int], ScsiDisk] = {}
     disks: dict[str, str] = {}
     has_ide_disk = any(d.bus == "ide" and d.kind == "hard_disk" for d in drives)
     for drive in drives:
@@ -82,17 +83,32 @@ def _drives(drives: tuple[OvfDrive, ...], notes: list[str]) -> tuple[
                                 if kind is DriveKind.HARD_DISK else ""))
             if drive.file and kind is DriveKind.HARD_DISK:
                 disks[f"IDE {slot[0]}:{slot[1]}"] = drive.file
-        elif drive.kind == "hard_disk" and drive.file and len(scsi) < 64:
-            scsi.append(ScsiDisk(len(scsi), drive.file))
-            disks[f"SCSI 0:{len(scsi) - 1}"] = drive.file
-            if drive.bus != "scsi":
+        elif drive.kind == "hard_disk" and drive.file and \
+                (where := _scsi_slot(drive, scsi)) is not None:
+            scsi[where] = ScsiDisk(where[1], drive.file)
+            disks[f"SCSI {where[0]}:{where[1]}"] = drive.file
+            if (drive.bus, drive.controller, drive.location) != ("scsi", *where):
                 notes.append(f"disk on {drive.bus} {drive.controller}:{drive.location} "
-                             f"attached at SCSI 0:{len(scsi) - 1}")
+                             f"attached at SCSI {where[0]}:{where[1]}")
         else:
             notes.append(f"{drive.kind} on {drive.bus} {drive.controller}:{drive.location}: "
                          "no free slot")
-    controllers = (ScsiController(0, tuple(scsi)),) if scsi else ()
+    controllers = tuple(ScsiController(number, tuple(
+        disk for (c, _), disk in sorted(scsi.items()) if c == number))
+        for number in sorted({c for c, _ in scsi}))
     return tuple(ide[key] for key in sorted(ide)), controllers, disks
+
+
+def _scsi_slot(drive: OvfDrive, taken: dict[tuple[int, int], ScsiDisk]) \
+        -> tuple[int, int] | None:
+    """A SCSI disk keeps its controller and location when they are free and allowed;
+    any other disk takes the next free location of SCSI controller 0."""
+    if drive.bus == "scsi" and drive.controller < limits.SCSI_CONTROLLERS and \
+            drive.location < limits.SCSI_DISKS_PER_CONTROLLER and \
+            (drive.controller, drive.location) not in taken:
+        return drive.controller, drive.location
+    return next(((0, n) for n in range(limits.SCSI_DISKS_PER_CONTROLLER)
+                 if (0, n) not in taken), None)
 
 
 def _ide_slot(drive: OvfDrive, taken: dict[tuple[int, int], IdeDrive],

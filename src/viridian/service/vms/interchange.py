@@ -18,6 +18,7 @@ from viridian.service.vms.export import check_exportable, export_vm
 from viridian.service.vms.foreign_import import import_foreign, import_libvirt
 from viridian.service.vms.importing import ImportRequest, Mode, Registrar, check_request, import_vm
 from viridian.service.vms.interchange_routes import install_interchange_routes
+from viridian.service.vms.ovf_export import OvfFormat, check_ovf_export, export_ovf
 from viridian.service.vms.ovf_import import import_ovf
 from viridian.service.vms.package_files import StagingJournal
 
@@ -50,15 +51,22 @@ class Interchange(Capability):
                 shutil.rmtree(path, ignore_errors=True)
             self.journal.end(path)
 
-    def export(self, ref: str, folder: str) -> dict[str, Any]:
+    def export(self, ref: str, folder: str, kind: str = "native") -> dict[str, Any]:
         """Queue the export of VM ``ref`` into ``folder`` (checked now and again when
-        the job runs on the VM's queue)."""
+        the job runs on the VM's queue); ``kind`` native, ovf or ova."""
         live = self.core.find_vm(ref)
-        check_exportable(live, folder)
+        if kind in ("ovf", "ova"):
+            check_ovf_export(live, folder, "ova" if kind == "ova" else "ovf")
+        else:
+            check_exportable(live, folder)
 
         async def run(job: Job) -> dict[str, Any]:
-            final = check_exportable(live, folder)
             tree = self.store.tree(live.record.id)
+            if kind in ("ovf", "ova"):
+                ovf_kind: OvfFormat = "ova" if kind == "ova" else "ovf"
+                return await export_ovf(live, tree, check_ovf_export(live, folder, ovf_kind),
+                                        ovf_kind, self.journal, job)
+            final = check_exportable(live, folder)
             return await export_vm(live, tree, final, self.journal, job)
         return self.core.jobs.submit("export", live.record.id, live.record.name,
                                      run).to_dict()

@@ -16,12 +16,16 @@ if TYPE_CHECKING:
 
 class ExportRequest(RequestBody):
     folder: str
-    """An existing folder; the package is written to ``folder/<VM name>``."""
+    """An existing folder; the package is written to ``folder/<VM name>`` (an OVA to
+    ``folder/<VM name>.ova``)."""
+    format: Literal["native", "ovf", "ova"] = "native"
+    """native (viridian's package), ovf (OVF 1.x folder) or ova (one tar file)."""
 
 
 class ImportRequestBody(RequestBody):
     path: str
-    """The exported VM's folder (it holds vm.json and export.json)."""
+    """The exported VM's folder (it holds vm.json and export.json), or an OVF
+    descriptor (``.ovf``) or OVA (``.ova``) file."""
     mode: Literal["register_in_place", "copy"] = "copy"
     new_id: bool = False
     name: str | None = None
@@ -46,7 +50,7 @@ def install_interchange_routes(app: FastAPI, interchange: Interchange) -> None:
     async def vm_export(ref: str, spec: ExportRequest,
                         wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         """Export a VM that is Off or Saved into ``folder/<name>`` (a job)."""
-        return await answer(interchange.export(ref, spec.folder), wait)
+        return await answer(interchange.export(ref, spec.folder, spec.format), wait)
 
     @app.post(f"{API_PREFIX}/imports", status_code=202, tags=["vms"])
     async def vm_import_package(spec: ImportRequestBody,
