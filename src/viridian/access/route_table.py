@@ -137,6 +137,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", f"{A}/cluster"): "cluster.manage",
     ("POST", f"{A}/cluster/join"): "cluster.manage",
     ("POST", f"{A}/cluster/leave"): "cluster.manage",
+    ("POST", f"{A}/cluster/validate"): "cluster.read",
     ("POST", f"{A}/cluster/hosts/{{host}}/drain"): "cluster.manage",
     ("POST", f"{A}/cluster/hosts/{{host}}/resume"): "cluster.manage",
     # access

@@ -10,7 +10,7 @@ import click
 from viridian.cli.client import open_client
 from viridian.cli.output import emit_json
 
-__all__ = ["cluster_group", "format_cluster"]
+__all__ = ["cluster_group", "format_cluster", "format_validation"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API object.")
 
@@ -102,6 +102,34 @@ def leave(ctx: click.Context, as_json: bool) -> None:
 def show(ctx: click.Context, as_json: bool) -> None:
     """Hosts (Up, Down, Paused), their free memory and VMs, HA VMs and etcd health."""
     _show(open_client(ctx).get("/cluster"), as_json)
+
+
+@cluster_group.command("validate")
+@json_option
+@click.pass_context
+def validate(ctx: click.Context, as_json: bool) -> None:
+    """Validate the cluster (Hyper-V's "Validate a Configuration"): etcd quorum, latency
+    and failure domains, clock skew, shared storage from every host, CPU compatibility,
+    memory for N+1. Exit status 1 when a check fails."""
+    report = open_client(ctx).post("/cluster/validate")
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(format_validation(report))
+    if report["status"] == "fail":
+        ctx.exit(1)
+
+
+def format_validation(report: dict[str, Any]) -> str:
+    """The text ``cluster validate`` prints: one line per check, then the verdict."""
+    lines = [f"cluster {report['cluster']} validated from {report['host']} "
+             f"({report['duration_s']:g} s)"]
+    for check in report["checks"]:
+        lines.append(f"{check['status'].upper():<5} {check['name']}: {check['summary']}")
+    verdict = {"pass": "every check passed", "warn": "passed with warnings",
+               "fail": "FAILED"}[report["status"]]
+    lines.append(f"result: {verdict}")
+    return "\n".join(lines)
 
 
 def _show(cluster: dict[str, Any], as_json: bool) -> None:

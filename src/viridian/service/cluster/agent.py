@@ -50,6 +50,7 @@ from viridian.service.cluster.fence_guard import (
     running_pids,
     spawn_guard,
 )
+from viridian.service.cluster.validate_probe import ValidateResponder, host_facts
 from viridian.service.context import ServiceContext
 
 if TYPE_CHECKING:
@@ -123,6 +124,9 @@ class HostAgent:
         """Set by the migration capability: a Paused host moves its HA VMs away (a job);
         without it they are turned off for the failover path."""
         self._inherited = (0.0, 0.0)
+        self.responder = ValidateResponder(  # answers `cluster validate` requests
+            self.etcd, config.name, config.host,
+            lambda: host_facts(context.host.qemu_version, context.host.accelerator))
         self._thread = threading.Thread(target=self._run, name="cluster-agent", daemon=True)
 
     # --- life ---------------------------------------------------------------------------
@@ -196,6 +200,7 @@ class HostAgent:
         self._feed_guard()
         self.view = read_cluster(self.etcd, self.config.name)
         self._act(self.view)
+        self.responder.poll()
 
     def _lease(self) -> None:
         if self.core.lease:

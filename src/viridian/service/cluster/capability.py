@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from viridian.service.capability import Capability
+from viridian.service.capability import Capability, SettingsChange
 from viridian.service.cluster.agent import ClusterHost, HostAgent
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
+from viridian.service.cluster.shared_check import check_on_shared_storage
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -79,6 +80,13 @@ class ClusterCapability(Capability):
         if agent is not None and vm.record.settings.high_availability.ha and \
                 vm_id not in agent.moving:  # a moved VM's record is the cluster's still
             agent.submit(lambda: agent.forget(vm_id))
+
+    def check_settings(self, change: SettingsChange) -> None:
+        """HA on: the VM's folder and hard disks must be on the cluster's shared storage."""
+        if self.agent is not None:
+            check_on_shared_storage(self.agent.config, change.vm_name,
+                                    change.vm.record.folder if change.vm else None,
+                                    change.new)
 
     def describe(self, vm: LiveVM) -> dict[str, Any]:
         agent = self.agent

@@ -34,6 +34,7 @@ from viridian.service.cluster.capability import ClusterCapability
 from viridian.service.cluster.cluster_wide import inherit, stamp
 from viridian.service.cluster.config import ClusterConfig
 from viridian.service.cluster.fence_guard import watchdog_present
+from viridian.service.cluster.validate import run_validation
 from viridian.service.migration.cluster_peer import (
     new_peer_token,
     peer_token_key,
@@ -139,6 +140,13 @@ class Membership:
                 "hosts": hosts_of(view), "vms": vms_of(view, agent.pending),
                 "etcd": {"endpoints": list(agent.etcd.endpoints), "members": health,
                          "healthy": sum(1 for m in health if m["healthy"])}}
+
+    async def validate(self) -> dict[str, Any]:
+        """``cluster validate``'s report (``viridian.service.cluster.validate``)."""
+        self._member_config()
+        agent = self.capability.agent
+        assert agent is not None
+        return await asyncio.to_thread(run_validation, agent)
 
     async def pause(self, host: str, paused: bool) -> dict[str, Any]:
         config = self._member_config()

@@ -53,6 +53,10 @@ def install_cluster_routes(app: FastAPI, capability: ClusterCapability) -> None:
     async def cluster_show() -> dict[str, Any]:
         return await members.show()
 
+    @app.post(f"{PREFIX}/validate", tags=["cluster"])
+    async def cluster_validate() -> dict[str, Any]:
+        return await members.validate()
+
     @app.post(f"{PREFIX}/hosts/{{host}}/drain", tags=["cluster"])
     async def host_drain(host: str) -> dict[str, Any]:
         return await members.pause(host, True)
