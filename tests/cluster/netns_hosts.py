@@ -1,0 +1,164 @@
+"""Three viridian hosts on this machine, each in a network namespace of its own
+(``tests/cluster/netns.py``) with its own data folder, service and etcd member, plus a
+shared folder as cluster storage (docs/architecture.md, "Failover cluster").
+
+Host ``hN`` is the namespace ``vcl-<pid>-<n>-hN`` with address 10.78.0.N; its etcd member
+listens on 10.78.0.N:2379/2380 and its service on 127.0.0.1:8080 *inside* the namespace
+(loopback: plain HTTP, as a default service). The test process reaches each service
+through a ``Forwarder`` (``Host.service.url`` is that loopback URL). The hosts are not
+clustered on entry: the test creates and joins the cluster through the API.
+
+``viridian_hosts`` ends every service, fence guard, QEMU, storage daemon and etcd member,
+then removes the namespaces, on every path (and the folders, unless ``VIRIDIAN_TEST_KEEP``
+is set: then the hosts' logs stay in ``/tmp/vir-ns-*``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.cluster.etcd_members import EtcdCluster, Member, etcd_cluster_in
+from tests.cluster.netns import Forwarder, NetnsHost, in_namespace, kill_inside, netns_hosts
+from tests.qemu_processes import _qemu_processes, end_qemu_under
+from tests.service.harness import Service
+
+SERVICE_PORT = 8080  # inside each namespace
+
+
+class HostService(Service):
+    """``viridian serve`` inside ``namespace`` on its loopback; ``url`` forwards to it."""
+
+    def __init__(self, data_dir: Path, namespace: str) -> None:
+        super().__init__(data_dir)
+        self.namespace = namespace
+        self.forwarder = Forwarder(namespace, "127.0.0.1", SERVICE_PORT)
+        self.url = self.forwarder.url
+
+    def start(self, timeout: float = 300) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process; ``wait_ready`` waits until it answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "viridian.cli.main", "serve", "--data-dir",
+                str(self.data_dir), "--listen", f"127.0.0.1:{SERVICE_PORT}"]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(in_namespace(self.namespace, argv), stdout=log,
+                                            stderr=log, env=self.env, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        assert self.process is not None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log.read_text()[-3000:]}")
+            try:
+                httpx.get(self.url + "/api/v1/host", timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"service did not answer: {self.log.read_text()[-3000:]}")
+
+
+@dataclass
+class Host:
+    name: str
+    net: NetnsHost
+    service: HostService
+    member: Member  # the etcd member in this host's namespace
+
+    @property
+    def data(self) -> Path:
+        return self.service.data_dir
+
+    def api(self) -> httpx.Client:
+        return self.service.client()
+
+    def copies(self, vm_id: str) -> list[int]:
+        """This host's QEMU processes of ``vm_id`` (a VM's runtime folder is on the host)."""
+        folder = str(self.data / "run" / vm_id)
+        return [p.pid for p, _ in _qemu_processes()
+                if p.cmdline.split(" ")[0].rsplit("/", 1)[-1].startswith("qemu-system")
+                and folder in p.cmdline]
+
+    def guard_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.data / "cluster" / "guard.lock.pid").read_text())
+        return None
+
+    def takeover(self) -> float:
+        """The fence feed's takeover time (``CLOCK_MONOTONIC``: send time of the last
+        keepalive etcd answered + TTL); 0 before any."""
+        with contextlib.suppress(OSError, ValueError):
+            return float(json.loads((self.data / "cluster" / "fence.json").read_text())
+                         .get("takeover", 0))
+        return 0.0
+
+    def die(self) -> None:
+        """The whole host dies at once: SIGKILL of every process in its namespace
+        (service, fence guard, QEMUs, storage daemons, etcd member)."""
+        kill_inside(self.net.namespace)
+        for process in (self.service.process, self.member.process):
+            if process is not None:
+                process.wait(timeout=30)
+
+    def end(self) -> None:
+        proc = self.service.process
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGCONT)
+        self.service.stop()
+        guard = self.guard_pid()
+        if guard:
+            with contextlib.suppress(OSError):
+                os.kill(guard, signal.SIGKILL)
+        end_qemu_under(self.data)
+        self.service.forwarder.close()
+
+
+@dataclass
+class Lab:
+    hosts: list[Host]
+    etcd: EtcdCluster
+    shared: Path  # the cluster storage every host sees
+
+
+@contextlib.contextmanager
+def viridian_hosts(count: int = 3) -> Iterator[Lab]:
+    """``count`` hosts with services started and an etcd member each (healthy)."""
+    root = Path(tempfile.mkdtemp(prefix="vir-ns-", dir="/tmp"))  # short: socket paths
+    shared = root / "shared"
+    shared.mkdir()
+    hosts: list[Host] = []
+    try:
+        with netns_hosts(count) as topology, \
+                etcd_cluster_in(topology.hosts, root / "etcd") as etcd:
+            hosts.extend(Host(net.name, net, HostService(root / net.name, net.namespace),
+                              member) for net, member in zip(topology.hosts, etcd.members,
+                                                              strict=True))
+            try:
+                for host in hosts:  # side by side: a start is mostly imports
+                    host.service.launch()
+                for host in hosts:
+                    host.service.wait_ready()
+                yield Lab(hosts, etcd, shared)
+            finally:
+                for host in hosts:
+                    host.end()
+    finally:
+        if not os.environ.get("VIRIDIAN_TEST_KEEP"):  # kept to read the hosts' logs
+            shutil.rmtree(root, ignore_errors=True)
