@@ -1,0 +1,91 @@
+"""The network-namespace hosts the cluster tests run on (``tests/cluster/netns.py``):
+hosts reach each other over the bridge, a partition cuts a host's eth0 (not its
+loopback) until healed, the forwarder reaches a namespace from the root one, the root
+namespace is never touched, and everything — processes inside included — is gone after
+exit; namespaces of a dead earlier run are removed, a live run's are left alone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.netns import (
+    PREFIX,
+    Forwarder,
+    NetnsHost,
+    entered,
+    in_namespace,
+    ip,
+    netns_hosts,
+    remove_leftovers,
+    remove_namespace,
+)
+
+
+def _listener(host: NetnsHost, address: str | None = None) -> socket.socket:
+    with entered(host.namespace):
+        server = socket.create_server((address or host.address, 0))
+    server.settimeout(10)
+    return server
+
+
+def _exchange(server: socket.socket, client_namespace: str, address: str) -> bytes:
+    """Connect from ``client_namespace`` to ``server`` and read what it sends."""
+    with entered(client_namespace):
+        client = socket.create_connection((address, server.getsockname()[1]), timeout=2)
+    with client:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"hello")
+        return client.recv(16)
+
+
+def test_hosts_talk_over_the_bridge_a_partition_cuts_eth0_only_and_all_is_removed() -> None:
+    with netns_hosts(2) as topology:
+        h1, h2 = topology.hosts
+        assert (h1.address, h2.address) == ("10.78.0.1", "10.78.0.2")
+        assert "10.78.0." not in ip("-o", "addr")  # the root namespace is untouched
+        inside = subprocess.Popen(in_namespace(h1.namespace, ["sleep", "600"]))
+        with _listener(h2) as server:
+            assert _exchange(server, h1.namespace, h2.address) == b"hello"
+            with h1.partitioned():
+                with pytest.raises(OSError), entered(h1.namespace):
+                    socket.create_connection((h2.address, server.getsockname()[1]),
+                                             timeout=1).close()
+                with _listener(h1, "127.0.0.1") as local:  # its loopback still works
+                    assert _exchange(local, h1.namespace, "127.0.0.1") == b"hello"
+            assert _exchange(server, h1.namespace, h2.address) == b"hello"  # healed
+            forwarder = Forwarder(h2.namespace, h2.address, server.getsockname()[1])
+            try:
+                with socket.create_connection(("127.0.0.1", forwarder.port), timeout=5) as c:
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.sendall(b"through")
+                        assert c.recv(16) == b"through"
+            finally:
+                forwarder.close()
+        names = [topology.bridge, h1.namespace, h2.namespace]
+    assert inside.wait(timeout=10) != 0  # killed with its namespace
+    assert not any(Path(f"/run/netns/{name}").exists() for name in names)
+
+
+def test_leftovers_of_a_dead_run_are_removed_and_a_live_runs_kept() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = f"{PREFIX}{gone.pid}-0-h1"
+    live = f"{PREFIX}{os.getpid()}-999-h1"
+    for name in (dead, live):
+        ip("netns", "add", name)
+    try:
+        orphan = subprocess.Popen(in_namespace(dead, ["sleep", "600"]))
+        assert dead in remove_leftovers()
+        assert orphan.wait(timeout=10) != 0
+        assert not Path(f"/run/netns/{dead}").exists()
+        assert Path(f"/run/netns/{live}").exists()
+    finally:
+        remove_namespace(dead)
+        remove_namespace(live)
