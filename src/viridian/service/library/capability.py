@@ -41,6 +41,7 @@ class LibraryCapability(Capability):
 
     def start(self) -> None:
         self.index.ensure_default()
+        self.provisioner.placement.start()  # this host's facts for the cluster agent
 
     def install_routes(self, app: FastAPI) -> None:
         install_library_routes(app, self)
@@ -67,6 +68,7 @@ class LibraryCapability(Capability):
     async def close(self) -> None:
         for task in list(self._watches):
             task.cancel()
+        await self.provisioner.placement.close()
 
     def _template_uses(self, path: Path) -> list[str]:
         """A template disk's VMs (those reading it through overlays too)."""

@@ -9,40 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from viridian.counters import paths as P
-from viridian.counters.formulas import RUN_TIME
-from viridian.errors import AdmissionRefused, Conflict, NotFound
-from viridian.host.resources import read_resources
+from viridian.errors import AdmissionRefused, Conflict, HostError, NotFound
 from viridian.library.cloudinit import READY_FILE, Customisation, numbered, seed_files
-from viridian.library.placement import HostFacts, VMNeeds, host_cpu_busy, rate_all
+from viridian.library.placement import VMNeeds, rate_all
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import Job
 from viridian.service.library import images
+from viridian.service.library.placement import Placement, PlacementHost
 from viridian.service.library.status import ID_FILE, ProvisionStatus
 from viridian.service.library.templates import StoredTemplate, Templates
-from viridian.service.switches.service import SwitchStore
-
-if TYPE_CHECKING:
-    from viridian.service.counters.sampler import CountersCapability
 
 log = logging.getLogger(__name__)
 
 FOLDER = "provisioned"
-CPU_WINDOW_S = 3600.0
+START_WAVE = 4  # VMs started at once: 20 QEMUs starting together time out on 2 loaded cores
+START_TIMEOUT_S = 600.0
 READY = "provisioned: ready"
 
 
-class VMMaker(ServiceContext, Protocol):
-    """The core's create and request paths (besides the capability context)."""
+class VMMaker(PlacementHost, Protocol):
+    """The core's create and request paths (besides the capability context and what
+    placement reads)."""
 
     async def create_vm(self, name: str, patch: dict[str, Any], *, memory_mb: int | None,
                         processors: int | None, dvd: str | None,
@@ -51,9 +45,6 @@ class VMMaker(ServiceContext, Protocol):
     def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]: ...
 
     async def remove_vm(self, ref: str, delete_files: bool) -> dict[str, Any]: ...
-
-    @property
-    def counters(self) -> CountersCapability: ...
 
 
 @dataclass(frozen=True)
@@ -73,12 +64,15 @@ class Provisioner:
     def __init__(self, context: VMMaker, templates: Templates) -> None:
         self.context, self.templates = context, templates
         self.status = ProvisionStatus(context.data_dir / FOLDER)  # what guests reported
+        self.placement = Placement(context)
 
     def names(self, order: Order) -> list[str]:
         return [order.name] if order.count == 1 else [
             f"{order.name}-{i}" for i in range(1, order.count + 1)]
 
-    def ratings(self, order: Order, template: StoredTemplate) -> list[dict[str, Any]]:
+    def ratings(self, order: Order, template: StoredTemplate
+                ) -> tuple[str, list[dict[str, Any]]]:
+        """This host's name and every candidate host's rating, best first."""
         settings = template.manifest.settings
         switches = {a["switch"] for a in settings.get("network_adapters", []) if a["switch"]}
         if order.switch:
@@ -86,32 +80,8 @@ class Provisioner:
         needs = VMNeeds(order.memory_mb or int(settings["memory"]["startup_mb"]),
                         0 if not order.full_copy else sum(d.size for d in template.manifest.disks),
                         frozenset(switches), frozenset(self.names(order)), order.count)
-        return [r.to_dict() for r in rate_all([self._this_host()], needs)]
-
-    def _this_host(self) -> HostFacts:
-        load, res = self.context.host_load(), read_resources()
-        usage = shutil.disk_usage(self.context.data_dir)
-        switches = {switch.name for switch in SwitchStore(self.context.catalog).load()}
-        busy, window = self._cpu_busy()
-        return HostFacts("localhost", res.memory_mb,
-                         min(res.memory_available_mb, res.memory_mb - load.assigned_memory_mb),
-                         busy, usage.total, usage.free, frozenset(switches),
-                         frozenset(vm.record.name for vm in self.context.vms().values()),
-                         window)
-
-    def _cpu_busy(self) -> tuple[float | None, float]:
-        """The host's CPU busy % over the last hour of the counter history, and how many
-        seconds of it the history holds (less after a service start)."""
-        history, now = self.context.counters.sampler.history, time.time()
-        kept = history.since(now - CPU_WINDOW_S)
-        if not kept:
-            return None, CPU_WINDOW_S
-        root = history.average(P.path(P.ROOT_VP, RUN_TIME, P.TOTAL), CPU_WINDOW_S,
-                               now)
-        vps = history.averages(P.path(P.VP, RUN_TIME, "*"), CPU_WINDOW_S, now)
-        vps.pop(P.path(P.VP, RUN_TIME, P.TOTAL), None)
-        span = min(CPU_WINDOW_S, now - kept[0].time + kept[0].interval_s)
-        return host_cpu_busy(root, list(vps.values()), os.cpu_count() or 1), span
+        here, hosts = self.placement.candidates()
+        return here, [r.to_dict() for r in rate_all(hosts, needs)]
 
     def plan(self, order: Order) -> dict[str, Any]:
         template = self.templates.get(order.template, order.version)
@@ -120,16 +90,19 @@ class Provisioner:
         if taken:
             raise Conflict(f"VM names taken: {', '.join(taken)}; nothing was changed",
                            vms=taken)
-        ratings = self.ratings(order, template)
+        here, ratings = self.ratings(order, template)
         return {"template": template.manifest.name, "version": template.manifest.version,
                 "vms": self.names(order), "ratings": ratings,
-                "host": next((r["host"] for r in ratings if r["stars"]), None)}
+                "host": next((r["host"] for r in ratings if r["stars"]), None),
+                "this_host": here}
 
     def submit(self, order: Order) -> dict[str, Any]:
         planned = self.plan(order)
         if planned["host"] is None:
             raise AdmissionRefused("no host can take these VMs: " + "; ".join(
                 planned["ratings"][0]["reasons"]), ratings=planned["ratings"])
+        if planned["host"] != planned["this_host"]:
+            raise self._remote_refused(planned)
         template = self.templates.get(order.template, order.version)
 
         async def run(job: Job) -> dict[str, Any]:
@@ -143,17 +116,47 @@ class Provisioner:
             for index, name in enumerate(self.names(order), start=1):
                 job.report(80 * (index - 1) / order.count, f"defining {name}")
                 made.append(await self._one(order, template, index, name))
-            starts = [self.context.request(n, "start", timeout_s=None) for n, _ in made
-                      if order.start]
-            for start in starts:
-                await self.context.jobs.wait(start["id"], 60)
+            if order.start:
+                await self._start_all(job, [n for n, _ in made])
         except BaseException:
             for name, folder in made:
                 if _exists(self.context, name):
+                    if self.context.find_vm(name).worker is not None:  # started: off first
+                        stop = self.context.request(name, "stop", timeout_s=None)
+                        await self.context.jobs.wait(stop["id"], START_TIMEOUT_S)
                     await self.context.remove_vm(name, delete_files=True)
                 shutil.rmtree(folder, ignore_errors=True)
             raise
         return {**planned, "vms": [n for n, _ in made]}
+
+    async def _start_all(self, job: Job, names: list[str]) -> None:
+        """Start ``names`` :data:`START_WAVE` at a time; a start that failed other than by
+        admission is tried once more (QEMU's first QMP answer can miss its timeout on a
+        loaded host). Raises naming every VM that did not start."""
+        failed: dict[str, dict[str, Any]] = {}
+        for first in range(0, len(names), START_WAVE):
+            wave = names[first:first + START_WAVE]
+            job.report(80 + 20 * first / len(names), "starting " + ", ".join(wave))
+            for name, error in (await self._start_wave(wave)).items():
+                if error.get("code") != "admission_refused":
+                    error = (await self._start_wave([name])).get(name) or {}
+                if error:
+                    failed[name] = error
+        if failed:
+            why = "; ".join(f"{n}: {e.get('message', e)}" for n, e in failed.items())
+            if all(e.get("code") == "admission_refused" for e in failed.values()):
+                raise AdmissionRefused(f"not every VM could start: {why}", vms=list(failed))
+            raise HostError(f"not every VM could start: {why}", vms=list(failed))
+
+    async def _start_wave(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Start ``names`` together; the error object of each that did not start."""
+        starts = {n: self.context.request(n, "start", timeout_s=None) for n in names}
+        errors = {}
+        for name, start in starts.items():
+            done = await self.context.jobs.wait(start["id"], START_TIMEOUT_S)
+            if done["state"] != "completed":
+                errors[name] = done.get("error") or {"message": f"start {done['state']}"}
+        return errors
 
     async def _one(self, order: Order, template: StoredTemplate, index: int, name: str
                    ) -> tuple[str, Path]:
@@ -196,6 +199,19 @@ class Provisioner:
             except Exception:  # the agent is not up yet: keep polling
                 log.debug("VM %s: no ready file yet", vm_id)
             await asyncio.sleep(1.0)
+
+    def _remote_refused(self, planned: dict[str, Any]) -> Conflict:
+        """Placement picked another cluster host: not forwarded (no credential for it
+        yet: the cluster's peer token authorizes moves between members only)."""
+        host = planned["host"]
+        best = planned["ratings"][0]
+        url = self.placement.remote_api(host)
+        return Conflict(
+            f"placement picked cluster host '{host}' ({best['stars']} stars: "
+            f"{'; '.join(best['reasons'])}); provisioning on another host is not "
+            f"forwarded yet: send the request to {host}'s service"
+            f"{f' ({url})' if url else ''}; nothing was changed",
+            host=host, api=url, ratings=planned["ratings"])
 
     def folder_of(self, vm_id: str) -> Path | None:
         return self.status.folder(vm_id)
