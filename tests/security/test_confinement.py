@@ -21,6 +21,7 @@ import pytest
 
 from tests.service.harness import Service, running_service, wait_job
 from viridian.disks import new_dynamic
+from viridian.qemu import acl
 from viridian.qemu.confinement import GID, UID_BASE, FileGrant, Identity, grant_files
 
 MB = 1024 * 1024
@@ -165,3 +166,73 @@ def test_a_running_vms_disk_is_refused_to_another_vm(
     grant_files([FileGrant(str(alias), 6)], Identity(uid_b), None)
     refused = as_user(uid_b, "qemu-img", "info", "-U", str(alias))
     assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr
+
+
+def test_a_detached_disk_is_refused_to_its_former_vm(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    """Hot-add a disk to running VM b: b's user may open it; detach it: the grant is
+    taken back and b's user gets "Permission denied" (issue 17, grants taken back)."""
+    service, api, disks = confined
+    extra = disks["a"].with_name("extra.raw")
+    extra.write_bytes(bytes(MB))
+    os.chmod(extra, 0o600)
+    uid_b = uids(service)[vm(api, "b")["id"]]
+    added = api.post("/vms/b/disks", json={"controller": "scsi", "location": "0:3",
+                                           "path": str(extra)})
+    assert added.status_code < 300, added.text
+    opened = as_user(uid_b, "qemu-img", "info", "-U", str(extra))
+    assert opened.returncode == 0, opened.stderr
+    detached = api.delete("/vms/b/disks/scsi/0:3")
+    assert detached.status_code < 300, detached.text
+    assert str(extra) not in json.dumps(vm(api, "b")["settings"])
+    refused = as_user(uid_b, "qemu-img", "info", "-U", str(extra))
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr
+    assert entry(extra, uid_b) is None
+
+
+def test_a_template_base_is_read_only_for_each_vm_and_removal_takes_all_back(
+        confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    """Two VMs on qcow2 overlays of one base (as provisioned from a template) both run;
+    each VM's user may read the base but not write it, and writes its own overlay.
+    Removing one VM takes back every grant of its user and releases its uid."""
+    service, api, disks = confined
+    folder = disks["a"].parent
+    base = folder / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "8M"], check=True)
+    for name in ("t1", "t2"):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F",
+                        "qcow2", str(folder / f"{name}.qcow2")], check=True)
+    for image in folder.glob("*.qcow2"):
+        os.chmod(image, 0o600)
+    for name in ("t1", "t2"):
+        created = api.post("/vms", json={"name": name, "memory_mb": 64,
+                                         "vhd": str(folder / f"{name}.qcow2")})
+        assert created.status_code == 201, created.text
+        started = wait_job(api, api.post(f"/vms/{name}/start").json(), timeout=600)
+        assert started["state"] == "completed", started
+    allotted = uids(service)
+    for name in ("t1", "t2"):
+        uid = allotted[vm(api, name)["id"]]
+        assert vm(api, name)["state"] == "Running"
+        overlay = folder / f"{name}.qcow2"
+        assert (entry(base, uid), entry(overlay, uid)) == (4, 6)
+        assert as_user(uid, "qemu-img", "info", "-U", str(overlay)).returncode == 0
+        written = as_user(uid, "dd", "if=/dev/zero", f"of={base}", "bs=1", "count=1",
+                          "conv=notrunc")
+        assert written.returncode != 0 and "Permission denied" in written.stderr
+
+    uid_t2 = allotted[vm(api, "t2")["id"]]
+    stopped = wait_job(api, api.post("/vms/t2/stop").json(), timeout=300)
+    assert stopped["state"] == "completed", stopped
+    removed = api.delete("/vms/t2")
+    assert removed.status_code == 200, removed.text
+    assert uid_t2 not in uids(service).values()
+    assert entry(folder / "t2.qcow2", uid_t2) is None and entry(base, uid_t2) is None
+    refused = as_user(uid_t2, "qemu-img", "info", "-U", str(folder / "t2.qcow2"))
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr
+    assert entry(base, allotted[vm(api, "t1")["id"]]) == 4  # t1 keeps reading it
+
+
+def entry(path: Path, uid: int) -> int | None:
+    """``uid``'s ACL permission on ``path`` (None: no entry)."""
+    return next((e.perm for e in acl.read(path) if e.tag == acl.USER and e.id == uid), None)

@@ -25,6 +25,7 @@ from viridian.qemu.confinement import (
     argv_grants,
     command_grants,
     confined_argv,
+    grant_files,
     preferred_uid,
     tap_names,
     without_own_pidfile,
@@ -123,3 +124,74 @@ def test_a_vm_gets_the_same_uid_on_every_host_unless_taken(tmp_path: Path) -> No
     (two / "confinement.json").write_text(json.dumps({"uids": {"other": taken}}))
     assert Confinement(two).allocate("vm-2") == UID_BASE + (taken - UID_BASE + 1) % UID_COUNT
     assert (one / "confinement.json").stat().st_mode & 0o777 == 0o600
+
+
+def qcow2_chain(folder: Path) -> tuple[Path, Path, Path]:
+    """base.qcow2 ← mine.qcow2 (the VM's disk) ← top.qcow2 (a checkpoint's overlay)."""
+    base, mine, top = folder / "base.qcow2", folder / "vm" / "mine.qcow2", folder / "vm" / "t.qcow2"
+    mine.parent.mkdir()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "1M"], check=True)
+    for image, below in ((mine, base), (top, mine)):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(below),
+                        "-F", "qcow2", str(image)], check=True)
+    for image in (base, mine, top):
+        os.chmod(image, 0o600)
+    return base, mine, top
+
+
+def user_entry(path: Path, uid: int) -> int | None:
+    return next((e.perm for e in acl.read(path) if e.tag == acl.USER and e.id == uid), None)
+
+
+def test_backing_files_are_read_only_unless_the_vm_writes_them(open_folder: Path) -> None:
+    """A shared base (a template's) is ``r`` for each VM; the VM's own disk below its
+    checkpoint overlay stays ``rw`` (deleting the checkpoint merges into it)."""
+    base, mine, top = qcow2_chain(open_folder)
+    data = open_folder / "data"
+    data.mkdir()
+    confinement = Confinement(data)
+    one, two = confinement.allocate("vm-one"), confinement.allocate("vm-two")
+    confinement.own("vm-one", [mine.parent])
+    given = grant_files([FileGrant(str(top), 6)], Identity(one), None,
+                        confinement.writes("vm-one"))
+    assert set(given) == {str(top), str(mine), str(base)}
+    assert (user_entry(top, one), user_entry(mine, one), user_entry(base, one)) == (6, 6, 4)
+    grant_files([FileGrant(str(mine), 4)], Identity(two), None, confinement.writes("vm-two"))
+    assert (user_entry(mine, two), user_entry(base, two)) == (4, 4)
+    assert user_entry(base, one) == 4  # the other VM's grant changed nothing of one's
+
+
+def test_revoke_release_and_sweep_take_entries_and_uids_back(open_folder: Path) -> None:
+    """Detached disk: its entry and its backing files' go, unless a remaining disk still
+    reads them; removed VM: every entry and its uid (the kernel refuses it after)."""
+    base, mine, top = qcow2_chain(open_folder)
+    iso = open_folder / "media.iso"
+    iso.write_bytes(b"iso")
+    os.chmod(iso, 0o600)
+    data = open_folder / "data"
+    data.mkdir()
+    confinement = Confinement(data)
+    uid = confinement.allocate("vm-1")
+    confinement.own("vm-1", [mine.parent])
+    confinement.record_grants("vm-1", grant_files(
+        [FileGrant(str(top), 6), FileGrant(str(iso), 4)], Identity(uid), None,
+        confinement.writes("vm-1")))
+    reader = ["setpriv", f"--reuid={uid}", f"--regid={GID}", "--clear-groups", "cat"]
+    assert subprocess.run([*reader, str(iso)], capture_output=True).returncode == 0
+    assert confinement.revoke("vm-1", [str(iso)]) == [str(iso)]
+    refused = subprocess.run([*reader, str(iso)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    assert confinement.revoke("vm-1", [str(top)], keep=[str(mine)]) == [str(top)]
+    assert user_entry(top, uid) is None and user_entry(mine, uid) == 6
+    assert user_entry(base, uid) == 4  # still read through mine
+
+    other = Confinement(data).allocate("vm-2")
+    confinement.record_grants("vm-2", grant_files([FileGrant(str(mine), 6)],
+                                                  Identity(other), None))
+    assert sorted(confinement.release("vm-1")) == [str(base), str(mine)]
+    assert user_entry(mine, uid) is None and user_entry(base, uid) is None
+    record = json.loads((data / "confinement.json").read_text())
+    assert "vm-1" not in record["uids"] and "vm-1" not in record.get("granted", {})
+    assert confinement.sweep(["vm-3"]) == ["vm-2"]  # vm-2 is gone from the catalog
+    assert user_entry(mine, other) is None and user_entry(base, other) is None
+    assert json.loads((data / "confinement.json").read_text())["uids"] == {}

@@ -8,7 +8,8 @@ daemon) runs as that VM's own user:
 
 * **Identity**: one uid per VM from a reserved range (:data:`UID_BASE` …), derived from
   the VM's id (:func:`preferred_uid`; the next free one on a clash) and recorded in
-  ``<data>/confinement.json`` (allocated on first start, kept while the VM exists), and
+  ``<data>/confinement.json`` (:mod:`.confinement_record`; allocated on first start,
+  released with the VM), and
   one shared gid (:data:`GID`) that is only ever granted *traversal* (``x``) of folders.
   Per-VM uids rather than one dedicated user: a dedicated user would let one VM's QEMU
   open every other VM's disks; per-VM files then need no per-VM group.
@@ -20,8 +21,14 @@ daemon) runs as that VM's own user:
 * **Files**: the runtime folder is chowned to the VM's uid (mode 0700); every file the
   argv names (disks, ISOs read-only, firmware, ROMs, sockets) and the backing chain of
   each qcow2 image gets a POSIX ACL entry for the VM's uid only (:mod:`.acl`; read-only
-  media ``r``, disks ``rw``), folders above them ``x`` for :data:`GID` where "other"
+  media ``r``, disks ``rw``; a backing file ``rw`` only when it is the VM's own — in its
+  folders or one of its disks, :meth:`Confinement.own` — else ``r``, as template bases
+  shared by several VMs), folders above them ``x`` for :data:`GID` where "other"
   has no ``x``. Writable files lose their "other" bits: disks are never world-readable.
+  Every file given to a uid is recorded; :meth:`Confinement.revoke` takes entries back
+  (a disk or ISO detached or replaced, a move), :meth:`Confinement.release` all of a
+  removed VM's and its uid, :meth:`Confinement.sweep` those of VMs removed while the
+  service was not running.
   Files named later by QMP (hot-plugged disks, media changes, checkpoint overlays) get
   the same grants just before the command is sent (:func:`grant_for_command`, called
   by the monitor for a confined peer). A writable file granted to another VM whose
@@ -36,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -44,21 +50,20 @@ import shutil
 import stat
 import struct
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import acl
+from .confinement_record import UID_BASE, UID_COUNT, locked, preferred_uid
 from .errors import QemuStartError
 
-__all__ = ["GID", "UID_BASE", "Confinement", "FileGrant", "Identity", "active",
-           "argv_grants", "command_grants", "confined_argv", "grant_for_command", "install"]
+__all__ = ["GID", "UID_BASE", "UID_COUNT", "Confinement", "FileGrant", "Identity", "active",
+           "argv_grants", "command_grants", "confined_argv", "grant_for_command", "install",
+           "preferred_uid"]
 
 GID = 2_100_000_000
 """The confined processes' one group: only ever granted ``x`` on folders."""
-UID_BASE = 2_100_000_001
-UID_COUNT = 1_000_000
-RECORD_NAME = "confinement.json"
 STORAGE_SUFFIX = "-storage"
 READ, READ_WRITE, TRAVERSE = 4, 6, 1
 PATH_KEYS = ("filename", "file", "path", "logfile", "romfile", "snapshot-file", "target")
@@ -165,27 +170,81 @@ class Confinement:
     """Confine processes started from runtime folders under ``<data_dir>/run``."""
 
     data_dir: Path
+    owned: dict[str, tuple[Path, ...]] = field(default_factory=dict, compare=False,
+                                               hash=False)
+    """Per VM id: the folders and disk files the VM itself writes (:meth:`own`)."""
 
     def identity_for(self, folder: Path) -> Identity | None:
         """The VM identity for a runtime folder, allocated on first use; None when the
         folder is not a VM's runtime folder under this data folder."""
         if folder.parent != self.data_dir / "run":
             return None
-        return Identity(self.allocate(folder.name.removesuffix(STORAGE_SUFFIX)))
+        return Identity(self.allocate(vm_of_folder(folder)))
 
     def allocate(self, vm_id: str) -> int:
         """The VM's uid, recorded in ``<data>/confinement.json`` (0600) under a lock."""
-        path = self.data_dir / RECORD_NAME
-        with open(self.data_dir / f".{RECORD_NAME}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            uids = _read_uids(path)
-            if vm_id not in uids:
-                used = set(uids.values())
-                first = preferred_uid(vm_id) - UID_BASE
-                uids[vm_id] = next(UID_BASE + (first + n) % UID_COUNT for n in range(UID_COUNT)
-                                   if UID_BASE + (first + n) % UID_COUNT not in used)
-                _write_private(path, {"uids": uids})
-            return uids[vm_id]
+        with locked(self.data_dir) as record:
+            return record.allocate(vm_id)
+
+    def own(self, vm_id: str, roots: Iterable[Path]) -> None:
+        """The folders and disk files VM ``vm_id`` writes: a backing file among them (a
+        checkpoint's parent, which deleting a checkpoint merges into) is granted ``rw``;
+        any other backing file (a template's base, another VM's disk) only ``r``."""
+        self.owned[vm_id] = tuple(Path(os.path.realpath(root)) for root in roots)
+
+    def writes(self, vm_id: str) -> Callable[[Path], bool]:
+        """Whether VM ``vm_id`` writes a file (see :meth:`own`)."""
+        roots = self.owned.get(vm_id, ())
+
+        def check(path: Path) -> bool:
+            real = Path(os.path.realpath(path))
+            return any(real == root or root in real.parents for root in roots)
+        return check
+
+    def record_grants(self, vm_id: str, paths: Iterable[str]) -> None:
+        """Note that ``paths`` (real paths) were given to the VM's uid."""
+        new = set(paths)
+        if new:
+            with locked(self.data_dir) as record:
+                record.granted.setdefault(vm_id, set()).update(new)
+
+    def revoke(self, vm_id: str, paths: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
+        """Take the VM's uid entries off ``paths`` (a detached or replaced disk or ISO, a
+        moved disk's old place) and off their backing files the VM was given, except
+        ``keep`` (files the VM still uses) and their backing files; returns the real
+        paths whose entry went. Files missing now are only forgotten."""
+        wanted = {os.path.realpath(p) for p in paths}
+        chains = {os.path.realpath(m) for p in wanted for m in backing_chain(Path(p))}
+        kept = {os.path.realpath(m) for p in keep for m in [Path(p), *backing_chain(Path(p))]}
+        with locked(self.data_dir) as record:
+            uid = record.uids.get(vm_id)
+            granted = record.granted.get(vm_id, set())
+            gone = sorted(((wanted | chains) & granted) - kept)
+            if uid is not None:
+                _take_back(gone, uid)
+            granted.difference_update(gone)
+        return gone
+
+    def release(self, vm_id: str) -> list[str]:
+        """The VM left this host (removed, or moved away): every entry its uid was given
+        is taken back and the uid is free again. Entries stay while a process runs as
+        that uid (the same VM, moved to another service on this machine, uses them)."""
+        with locked(self.data_dir) as record:
+            uid = record.uids.pop(vm_id, None)
+            granted = sorted(record.granted.pop(vm_id, set()))
+            if uid is not None and uid not in running_uids():
+                _take_back(granted, uid)
+        self.owned.pop(vm_id, None)
+        return granted
+
+    def sweep(self, known: Iterable[str]) -> list[str]:
+        """Release every recorded VM that is not in ``known`` (removed while the service
+        was down, or its removal interrupted); returns their ids."""
+        with locked(self.data_dir) as record:
+            stale = sorted(set(record.uids) - set(known))
+        for vm_id in stale:
+            self.release(vm_id)
+        return stale
 
     def prepare(self, argv: Sequence[str], folder: Path) -> list[str]:
         """Hand the VM's files to its identity; the argv to spawn instead of ``argv``.
@@ -198,9 +257,11 @@ class Confinement:
         if shutil.which("setpriv") is None:
             raise QemuStartError("host setting confine_qemu is on but setpriv (Debian "
                                  "package util-linux) is not installed")
+        vm_id = vm_of_folder(folder)
         try:
             _own_folder(folder, identity)
-            grant_files(argv_grants(argv), identity, folder)
+            self.record_grants(vm_id, grant_files(argv_grants(argv), identity, folder,
+                                                  self.writes(vm_id)))
             for device in devices_needed(argv):
                 open_device(device, identity)
             for tap in tap_names(argv):
@@ -228,14 +289,12 @@ def without_own_pidfile(argv: Sequence[str], folder: Path) -> list[str]:
     return kept
 
 
+def vm_of_folder(folder: Path) -> str:
+    """The VM id of a runtime folder (QEMU's ``<id>``, its daemon's ``<id>-storage``)."""
+    return folder.name.removesuffix(STORAGE_SUFFIX)
+
+
 _ACTIVE: list[Confinement] = []
-
-
-def preferred_uid(vm_id: str) -> int:
-    """The uid a VM gets unless this host already gave it to another VM: derived from
-    the VM's id, so two services sharing its storage (a move between hosts) agree."""
-    digest = hashlib.sha256(vm_id.encode()).digest()
-    return UID_BASE + int.from_bytes(digest[:8], "big") % UID_COUNT
 
 
 def install(confinement: Confinement | None) -> None:
@@ -253,32 +312,54 @@ def grant_for_command(uid: int, command: str, arguments: Mapping[str, object] | 
 
     :raises OSError: a named file cannot be granted (QEMU would be refused anyway).
     """
-    if uid == 0 or active() is None:
+    confinement = active()
+    if uid == 0 or confinement is None:
         return
     grants = command_grants(command, arguments)
-    if grants:
-        grant_files(grants, Identity(uid), None)
+    if not grants:
+        return
+    with locked(confinement.data_dir) as record:
+        vm_id = record.vm_of(uid)
+    writes = confinement.writes(vm_id) if vm_id else (lambda _path: False)
+    granted = grant_files(grants, Identity(uid), None, writes)
+    if vm_id:
+        confinement.record_grants(vm_id, granted)
 
 
 # -- I/O: ownership and ACLs -------------------------------------------------------------
 
-def grant_files(grants: Iterable[FileGrant], identity: Identity, own: Path | None) -> None:
-    """ACL entries for ``identity`` on each file (and its qcow2 backing chain), ``x`` for
-    the shared group on folders above them. Paths inside ``own`` (the process's own
-    folder) need nothing; a missing file the process creates gets its folder writable,
-    any other missing file nothing (the process reports it)."""
+def grant_files(grants: Iterable[FileGrant], identity: Identity, own: Path | None,
+                writes: Callable[[Path], bool] = lambda _path: False) -> list[str]:
+    """ACL entries for ``identity`` on each file (and its qcow2 backing chain: ``rw``
+    for the members ``writes`` says the VM writes, else ``r``), ``x`` for the shared
+    group on folders above them. Paths inside ``own`` (the process's own folder) need
+    nothing; a missing file the process creates gets its folder writable, any other
+    missing file nothing (the process reports it). Returns the real paths given."""
+    given: list[str] = []
     for grant in grants:
         path = Path(grant.path)
         if own is not None and own in path.parents:
             continue
         if not path.exists():
-            if grant.creates:
+            if grant.creates and path.parent.exists():
                 _grant_folder_write(path.parent, identity)
+                given.append(os.path.realpath(path.parent))
             continue
         if grant.perm == READ_WRITE and in_use_by_another(path, identity):
             continue  # the process is refused it: "Permission denied", in its own words
         for member in [path, *backing_chain(path)]:
-            _grant_file(member, identity, grant.perm if member == path else READ_WRITE)
+            perm = grant.perm if member == path else \
+                READ_WRITE if grant.perm == READ_WRITE and writes(member) else READ
+            _grant_file(member, identity, perm)
+            given.append(os.path.realpath(member))
+    return given
+
+
+def _take_back(paths: Iterable[str], uid: int) -> None:
+    """Remove ``uid``'s entry from each existing path (missing ones need nothing)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            acl.revoke(Path(path), acl.USER, uid)
 
 
 def in_use_by_another(path: Path, identity: Identity) -> bool:
@@ -313,9 +394,8 @@ def _grant_file(path: Path, identity: Identity, perm: int) -> None:
 
 
 def _grant_folder_write(folder: Path, identity: Identity) -> None:
-    if folder.exists():
-        acl.grant(folder, acl.USER, identity.uid, 7)
-        traverse(folder.parent, identity)
+    acl.grant(folder, acl.USER, identity.uid, 7)
+    traverse(folder.parent, identity)
 
 
 def traverse(folder: Path, identity: Identity) -> None:
@@ -370,19 +450,3 @@ def hand_tap(name: str, identity: Identity) -> None:
         fcntl.ioctl(fd, TUNSETGROUP, identity.gid)
     finally:
         os.close(fd)
-
-
-def _read_uids(path: Path) -> dict[str, int]:
-    try:
-        found = json.loads(path.read_text()).get("uids", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
-
-def _write_private(path: Path, content: object) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump(content, file)
-    os.replace(tmp, path)

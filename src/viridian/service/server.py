@@ -37,6 +37,7 @@ from viridian.qemu.confinement import install as install_confinement
 from viridian.qemu.probe import probe_accelerator
 from viridian.service.app import create_app
 from viridian.service.auth import load_or_create_token
+from viridian.service.confinement_grants import ConfinementGrants
 from viridian.service.core import ServiceCore
 from viridian.service.tls import Transport, choose_transport
 
@@ -127,10 +128,13 @@ async def build_manager(data_dir: Path) -> ServiceCore:
     capabilities = await probe_once_per_boot(data_dir, host["accelerator"])
     capabilities = replace(capabilities,
                            storage_daemon=storage_daemon_binary(host["storage_daemon"]))
-    install_confinement(Confinement(data_dir) if host["confine_qemu"] else None)
+    confinement = Confinement(data_dir) if host["confine_qemu"] else None
+    install_confinement(confinement)
     policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
     manager = ServiceCore(data_dir, capabilities, policy)
+    if confinement is not None:  # grants follow the settings; removed VMs' go (Security)
+        manager.capabilities = (*manager.capabilities, ConfinementGrants(confinement, manager))
     await manager.start()
     keep_private(data_dir)
     return manager
