@@ -20,6 +20,10 @@ actions. What would break a VM or a checkpoint is refused (409 naming the VM and
 checkpoint; the rules are in :mod:`.guard`); an operation on a VM's file runs on that
 VM's queue. The library's own refusals keep the status their error class carries (the
 error table of docs/api.md) and are translated here, once.
+
+For a user (not the admin token): the capacity a request makes counts against the user's
+disk quota (:mod:`.quota`), and when the user's paths are confined to storage paths the
+job opens exactly the files that were checked (:mod:`.pinning`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 
 from viridian import disks
 from viridian.config import API_PREFIX
@@ -43,9 +47,12 @@ from viridian.errors import (
     NotFound,
     ViridianError,
 )
+from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.capability import Capability
 from viridian.service.context import ServiceContext
 from viridian.service.disk_wizard.guard import Access, DiskGuard, merge_accesses
+from viridian.service.disk_wizard.pinning import NoPins, Pins
+from viridian.service.disk_wizard.quota import WizardQuota, capacity_of
 from viridian.service.http_boundary import RequestBody
 from viridian.service.jobs import Job
 
@@ -188,15 +195,27 @@ def _differencing(path: Path, parent: Path) -> None:
     disks.new_differencing(path, parent)
 
 
-Work = Callable[[Callable[[int, int], None]], Any]
+Progress = Callable[[int, int], None]
+Work = Callable[[Progress], Any]
 
 
-def then_info(work: Work, path: Path | None) -> Work:
-    """``work``, then the facts of the disk at ``path`` (just the path for raw images)."""
+def pins_for(request: Request) -> Callable[[], Pins]:
+    """How the job reaches its files: pinned for a user confined to storage paths
+    (:mod:`.pinning`), as given for anyone else."""
+    access, principal = getattr(request.app.state, "access", None), CURRENT_PRINCIPAL.get()
+    if access is None or principal is None or principal.bootstrap or \
+            not access.confined(principal):
+        return NoPins
+    roots = [p["path"] for p in access.storage_paths(principal.subjects())]
+    return lambda: Pins(principal.user, roots)
 
-    def run(progress: Callable[[int, int], None]) -> dict[str, Any]:
-        work(progress)
-        return info(path) if path is not None else {}
+
+def pinned(make: Callable[[], Pins], work: Callable[[Pins, Progress], Any]) -> Work:
+    """``work`` with the files it names reached through ``make()``'s pins."""
+
+    def run(progress: Progress) -> Any:
+        with make() as pins:
+            return pins.shown(work(pins, progress))
 
     return run
 
@@ -220,66 +239,104 @@ class DiskWizard(Capability):
 
 def install_disk_routes(app: FastAPI, context: ServiceContext, guard: DiskGuard) -> None:
     """Add the disk wizard routes to ``app``."""
+    quota = WizardQuota(context)
 
     def files(*accesses: Access) -> GuardedFiles:
         return GuardedFiles(guard, accesses)
+
+    def charge(request: Request, target: Path, adding: int) -> None:
+        quota.charge(getattr(request.app.state, "access", None), target, adding)
 
     async def answer(job: Job, wait: float) -> dict[str, Any]:
         return await context.jobs.wait(job.id, wait) if wait else job.to_dict()
 
     @app.post(f"{DISKS}/inspect", tags=["disks"])
-    async def disk_inspect(spec: InspectSpec) -> dict[str, Any]:
+    async def disk_inspect(spec: InspectSpec, request: Request) -> dict[str, Any]:
         path = absolute(spec.path, "path")
+        look = pinned(pins_for(request), lambda pins, _: info(pins.file(path)))
         try:
-            return await asyncio.to_thread(info, path)
+            return dict(await asyncio.to_thread(look, lambda _d, _t: None))
         except (disks.DiskError, OSError) as err:
             raise translate(err) from err
 
     @app.post(f"{DISKS}/new", status_code=202, tags=["disks"])
-    async def disk_new(spec: NewSpec, wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+    async def disk_new(spec: NewSpec, request: Request,
+                       wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path = absolute(spec.path, "path")
         create = creator(spec)
-        job = submit(context, "disk_new", then_info(lambda _: create(path), path))
+        charge(request, path, capacity_of(spec.parent) if spec.type == "differencing" and
+               spec.parent else size_of(spec.size, "size"))
+
+        def make(pins: Pins, _: Progress) -> dict[str, Any]:
+            target = pins.new_file(path)
+            create(target)
+            return info(target)
+
+        job = submit(context, "disk_new", pinned(pins_for(request), make))
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/convert", status_code=202, tags=["disks"])
-    async def disk_convert(spec: ConvertSpec,
+    async def disk_convert(spec: ConvertSpec, request: Request,
                            wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         src, dst = absolute(spec.src, "src"), absolute(spec.dst, "dst")
-        job = submit(context, "disk_convert", then_info(
-            lambda progress: disks.convert(src, dst, spec.type, progress=progress),
-            dst if spec.type != "raw" else None), files(
-            Access(src, False, "convert"),
-            Access(dst, True, f"convert {src} into", creates=True)))
+        guarded = files(Access(src, False, "convert"),
+                        Access(dst, True, f"convert {src} into", creates=True))
+        guarded.check()  # refusals first, then the quota
+        charge(request, dst, capacity_of(src))
+
+        def convert(pins: Pins, progress: Progress) -> dict[str, Any]:
+            target = pins.new_file(dst)
+            disks.convert(pins.file(src), target, spec.type, progress=progress)
+            return info(target) if spec.type != "raw" else {}
+
+        job = submit(context, "disk_convert", pinned(pins_for(request), convert), guarded)
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/compact", status_code=202, tags=["disks"])
-    async def disk_compact(spec: InspectSpec,
+    async def disk_compact(spec: InspectSpec, request: Request,
                            wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path = absolute(spec.path, "path")
-        job = submit(context, "disk_compact",
-                     lambda progress: vars(disks.compact(path, progress)),
-                     files(Access(path, True, "compact")))
+        job = submit(context, "disk_compact", pinned(
+            pins_for(request), lambda pins, progress: vars(disks.compact(pins.file(path),
+                                                                         progress))),
+            files(Access(path, True, "compact")))
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/expand", status_code=202, tags=["disks"])
-    async def disk_expand(spec: ExpandSpec,
+    async def disk_expand(spec: ExpandSpec, request: Request,
                           wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path, size = absolute(spec.path, "path"), size_of(spec.size, "size")
-        job = submit(context, "disk_expand",
-                     then_info(lambda progress: disks.expand(path, size, progress), path),
-                     files(Access(path, True, "expand")))
+        guarded = files(Access(path, True, "expand"))
+        guarded.check()
+        charge(request, path, max(size, capacity_of(path)))
+
+        def expand(pins: Pins, progress: Progress) -> dict[str, Any]:
+            target = pins.file(path)
+            disks.expand(target, size, progress)
+            return info(target)
+
+        job = submit(context, "disk_expand", pinned(pins_for(request), expand), guarded)
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/merge", status_code=202, tags=["disks"])
-    async def disk_merge(spec: MergeSpec, wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+    async def disk_merge(spec: MergeSpec, request: Request,
+                         wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         child = absolute(spec.child, "child")
         if spec.into_parent == (spec.output is not None):
             raise BadRequest("give exactly one of into_parent: true or output: PATH")
         output = absolute(spec.output, "output") if spec.output else None
-        job = submit(context, "disk_merge", lambda progress: {"path": str(disks.merge(
-            child, into_parent=spec.into_parent, output=output, progress=progress))},
-            files(*merge_accesses(child, output)))
+        guarded = files(*merge_accesses(child, output))
+        guarded.check()
+        if output is not None:
+            charge(request, output, capacity_of(child))
+
+        def merge(pins: Pins, progress: Progress) -> dict[str, Any]:
+            made = disks.merge(pins.file(child), into_parent=spec.into_parent,
+                               output=pins.new_file(output) if output else None,
+                               progress=progress)
+            return {"path": str(made)}
+
+        job = submit(context, "disk_merge", pinned(pins_for(request), merge), guarded)
         return await answer(job, wait)
 
     @app.post(f"{DISKS}/uses", tags=["disks"])
@@ -289,10 +346,11 @@ def install_disk_routes(app: FastAPI, context: ServiceContext, guard: DiskGuard)
         return {"uses": [use.to_dict() for use in guard.uses(paths)]}
 
     @app.post(f"{DISKS}/check", status_code=202, tags=["disks"])
-    async def disk_check(spec: CheckSpec, wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
+    async def disk_check(spec: CheckSpec, request: Request,
+                         wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         path = absolute(spec.path, "path")
         guarded = files(Access(path, True, "repair")) if spec.repair else files(
             Access(path, False, "check"))
-        job = submit(context, "disk_check", lambda _: disks.check(
-            path, repair=spec.repair).to_dict(), guarded)
+        job = submit(context, "disk_check", pinned(pins_for(request), lambda pins, _: disks.check(
+            pins.file(path), repair=spec.repair).to_dict()), guarded)
         return await answer(job, wait)
