@@ -203,16 +203,18 @@ def _print_info(info: DiskInfo, indent: str) -> None:
 @click.option(
     "--type",
     "target",
-    type=click.Choice(["fixed", "dynamic", "raw"]),
+    type=click.Choice(["fixed", "dynamic", "raw", "qcow2"]),
     default="dynamic",
     show_default=True,
 )
 @click.pass_context
 def convert_cmd(ctx: click.Context, src: Path, dst: Path, target: str) -> None:
-    """Copy SRC (raw, VHD or VHDX; a differencing chain is flattened) into the new file DST.
+    """Copy SRC (raw, VHD, VHDX, VMDK or qcow2; a differencing chain is flattened) into
+    the new file DST.
 
-    DST must end in .vhd for a fixed or dynamic VHD, .vhdx for a VHDX; a fixed disk is
-    allocated in full."""
+    DST must end in .vhd for a fixed or dynamic VHD, .vhdx for a VHDX, .qcow2 for qcow2; a
+    fixed disk is allocated in full. A VMDK may be monolithic, split (twoGbMaxExtent) or
+    streamOptimized; its extents must be in its own folder."""
     require_dst_suffix(dst, target)
     service = service_for(ctx, [src, dst])
     if service is not None:

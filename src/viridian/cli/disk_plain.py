@@ -57,9 +57,13 @@ def require_suffix(path: Path, suffix: str, what: str) -> None:
 
 
 def require_dst_suffix(dst: Path, target: str) -> None:
-    """A VHD target needs *.vhd (or *.vhdx for VHDX); a raw target must not wear a
-    VHD/VHDX/qcow2… name."""
-    if target != "raw":
+    """A VHD target needs *.vhd (or *.vhdx for VHDX), a qcow2 target *.qcow2; a raw
+    target must not wear a VHD/VHDX/qcow2… name."""
+    if target == "qcow2":
+        if dst.suffix.lower() != ".qcow2":
+            raise InvalidDiskArgument(f"{dst}: a qcow2 image must be named *.qcow2; nothing "
+                                      "was created")
+    elif target != "raw":
         require_suffix(dst, VHD_SUFFIX, f"a {target} VHD")
     elif dst.suffix.lower() in NOT_RAW:
         raise InvalidDiskArgument(

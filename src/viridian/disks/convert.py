@@ -79,17 +79,23 @@ def convert(
     block_size: int | None = None,
     progress: Progress = no_progress,
 ) -> None:
-    """Write the content of ``src`` (raw or VHD; a differencing chain is flattened) to
-    the new file ``dst`` as a "fixed", "dynamic" or "raw" image.
+    """Write the content of ``src`` (raw, VHD or VHDX, a differencing chain flattened;
+    VMDK or qcow2 through :mod:`.foreign_convert`) to the new file ``dst`` as a "fixed",
+    "dynamic" or "raw" image, or "qcow2" (also through :mod:`.foreign_convert`).
 
     ``block_size`` (dynamic only) defaults to the source's block size, else 2 MiB.
     Raises InvalidDiskArgument (bad type), DiskExists, DiskNotFound (``src`` or
     ``dst``'s folder missing), NoSpace (fixed: too little free space), DiskInUse, CorruptDisk.
     """
+    from .foreign_convert import convert_foreign, foreign_format
     from .vhdx_open import open_disk
 
-    check_target_type(target_type)
     dst = Path(dst)
+    source_format = foreign_format(Path(src))
+    if source_format or target_type == "qcow2":  # VMDK, qcow2: by qemu-img (foreign_convert)
+        convert_foreign(Path(src), dst, target_type, source_format, progress)
+        return
+    check_target_type(target_type)
     if dst.exists():
         raise DiskExists(f"{dst}: already exists; choose a new destination")
     with open_disk(src) as disk:

@@ -34,13 +34,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from viridian.disks.vmdk import is_vmdk, read_vmdk
 from viridian.errors import BadRequest, Conflict, HostError, NotFound
 from viridian.interchange.foreign import read_foreign
 from viridian.interchange.foreign_plan import ForeignVM, map_foreign
 from viridian.interchange.libvirt_xml import parse_domain
 from viridian.interchange.native import DISKS_FOLDER, relocated_prefix
 from viridian.interchange.relocate import relocate_settings
-from viridian.interchange.vmdk import is_vmdk, read_vmdk
 from viridian.model import VMSettings, to_dict
 from viridian.model.choices import DiskFormat, DriveKind
 from viridian.model.slots import DriveSlot, drive_slots, map_drives

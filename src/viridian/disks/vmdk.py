@@ -1,5 +1,5 @@
 """Reading a VMDK's descriptor (VMware Virtual Disk Format 1.1) and finding its extent
-files (pure but for reading the descriptor file itself).
+files (only the descriptor is read; QEMU reads the data, docs/architecture.md "Disks").
 
 A VMDK is either a text *descriptor file* (``# Disk DescriptorFile``: monolithicFlat,
 twoGbMaxExtentSparse/Flat, vmfs) whose extent lines name the data files, or a *sparse
@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from viridian.errors import BadRequest
+from .errors import DiskNotFound, InvalidDiskArgument, UnsupportedDisk
 
 SPARSE_MAGIC = b"KDMV"
 DESCRIPTOR_MARK = b"# Disk DescriptorFile"
@@ -70,8 +70,9 @@ def read_vmdk(path: Path) -> VmdkDescriptor:
     """The descriptor of the VMDK at ``path``, its extents checked to exist inside the
     folder of ``path``.
 
-    :raises BadRequest: not a VMDK, an unknown create type, an extent or parent outside
-        the folder, or a missing extent file.
+    :raises UnsupportedDisk: not a VMDK, or an unknown create type.
+    :raises InvalidDiskArgument: an extent or parent outside the folder.
+    :raises DiskNotFound: an extent file is missing.
     """
     with open(path, "rb") as f:
         head = f.read(512)
@@ -85,8 +86,8 @@ def read_vmdk(path: Path) -> VmdkDescriptor:
             f.seek(0)
             text = f.read(MAX_DESCRIPTOR)
         else:
-            raise BadRequest(f"{path} is not a VMDK (neither a sparse extent nor a "
-                             "descriptor file); nothing was changed", path=str(path))
+            raise UnsupportedDisk(f"{path}: not a VMDK (neither a sparse extent nor a "
+                                  "descriptor file)")
     return parse_descriptor(text.split(b"\0", 1)[0].decode("utf-8", "replace"), path,
                             embedded=head.startswith(SPARSE_MAGIC))
 
@@ -107,19 +108,16 @@ def parse_descriptor(text: str, path: Path, embedded: bool = False) -> VmdkDescr
             file = None if kind.upper() == "ZERO" or name is None else \
                 path.resolve() if embedded else contained(path, name, "extent")
             if file is not None and not file.is_file():
-                raise BadRequest(f"{path}: extent file {name!r} is missing; nothing was "
-                                 "changed", path=str(path))
+                raise DiskNotFound(f"{path}: extent file {name!r} is missing")
             extents.append(VmdkExtent(access, int(sectors), kind.upper(), file))
         elif (match := KEY.match(line)):
             keys[match.group(1)] = match.group(2)
     create_type = keys.get("createType", "")
     if create_type not in CREATE_TYPES:
-        raise BadRequest(f"{path}: VMDK create type {create_type!r} is not supported; "
-                         f"allowed: {', '.join(CREATE_TYPES)}; nothing was changed",
-                         path=str(path))
+        raise UnsupportedDisk(f"{path}: VMDK create type {create_type!r} is not supported; "
+                              f"allowed: {', '.join(CREATE_TYPES)}")
     if not extents:
-        raise BadRequest(f"{path}: the VMDK descriptor names no extent; nothing was "
-                         "changed", path=str(path))
+        raise UnsupportedDisk(f"{path}: the VMDK descriptor names no extent")
     hint = keys.get("parentFileNameHint")
     parent = contained(path, hint, "parent") if hint else None
     return VmdkDescriptor(path, create_type, tuple(extents), parent)
@@ -129,15 +127,15 @@ def contained(descriptor: Path, name: str, what: str) -> Path:
     """``name`` (as the descriptor at ``descriptor`` wrote it) resolved in the
     descriptor's folder; it must stay in that folder.
 
-    :raises BadRequest: ``name`` escapes the folder (absolute elsewhere, ``..``, or a
-        symbolic link pointing out).
+    :raises InvalidDiskArgument: ``name`` escapes the folder (absolute elsewhere, ``..``,
+        or a symbolic link pointing out).
     """
     folder = descriptor.resolve().parent
     target = (folder / name).resolve()
     if target.parent != folder and folder not in target.parents:
-        raise BadRequest(f"{descriptor}: {what} file {name!r} is outside the disk's folder "
-                         f"{folder}; a VMDK may only name files in its own folder; nothing "
-                         "was changed", path=str(descriptor))
+        raise InvalidDiskArgument(f"{descriptor}: {what} file {name!r} is outside the disk's "
+                                  f"folder {folder}; a VMDK may only name files in its own "
+                                  "folder; nothing was changed")
     return target
 
 

@@ -1,0 +1,98 @@
+"""``disk convert`` of images this library does not read itself — VMDK (monolithicSparse,
+monolithicFlat, twoGbMaxExtentSparse/Flat, streamOptimized, vmfs) and qcow2 — and into a
+qcow2 target: the data is copied by ``qemu-img convert`` (docs/architecture.md, "Disks").
+
+A VMDK's descriptor is read first (:mod:`.vmdk`): every extent must lie in the
+descriptor's folder, so a conversion reads nothing but the disk's own files. The output
+is written to a hidden temporary file beside the destination and renamed into place
+only when complete and synced, like every conversion of :mod:`.convert`; nothing is
+left behind on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+from .errors import DiskError, DiskExists, DiskNotFound, InvalidDiskArgument
+from .progress import Progress, no_progress
+from .vmdk import is_vmdk, read_vmdk
+
+QCOW2_MAGIC = b"QFI\xfb"
+VHDX_SUFFIXES = (".vhdx", ".avhdx")
+
+
+def foreign_format(path: Path) -> str | None:
+    """"vmdk" or "qcow2" when ``path`` holds such an image; None otherwise (also when it
+    cannot be read: the caller's own open reports that)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    if head.startswith(QCOW2_MAGIC):
+        return "qcow2"
+    return "vmdk" if is_vmdk(head) else None
+
+
+def convert_foreign(src: Path, dst: Path, target_type: str, source_format: str | None,
+                    progress: Progress = no_progress) -> None:
+    """Write the content of ``src`` (``source_format`` "vmdk", "qcow2", or None for a
+    VHD/VHDX/raw source, told apart by :func:`.detect.sniff`) into the new file ``dst``:
+    a "dynamic" or "fixed" VHD (VHDX when ``dst`` ends in .vhdx), "raw", or "qcow2".
+
+    :raises DiskExists: ``dst`` exists. :raises DiskNotFound: ``src`` or ``dst``'s folder
+        is missing. :raises InvalidDiskArgument: a VMDK extent outside its folder.
+    :raises DiskError: ``qemu-img`` failed (its message).
+    """
+    if dst.exists():
+        raise DiskExists(f"{dst}: already exists; choose a new destination")
+    if not src.is_file():
+        raise DiskNotFound(f"{src}: no such file")
+    if not dst.parent.is_dir():
+        raise DiskNotFound(f"{dst}: folder {dst.parent} does not exist")
+    if source_format == "vmdk":
+        read_vmdk(src)
+    elif source_format is None:  # QEMU's own probe misses a fixed VHD (detect.sniff)
+        from .detect import sniff
+
+        source_format = sniff(src)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+    argv = ["qemu-img", "convert", "-q", *(("-f", source_format) if source_format else ()),
+            *output_options(dst, target_type), str(src), str(tmp)]
+    progress(0, 1)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DiskError(f"{src}: cannot convert: {done.stderr.strip()}")
+        _sync(tmp)
+        tmp.rename(dst)
+        _sync(dst.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    progress(1, 1)
+
+
+def output_options(dst: Path, target_type: str) -> list[str]:
+    """``qemu-img convert`` output format options for a ``target_type`` ``dst``."""
+    if target_type == "qcow2":
+        return ["-O", "qcow2"]
+    if target_type == "raw":
+        return ["-O", "raw"]
+    if target_type not in ("dynamic", "fixed"):
+        raise InvalidDiskArgument(f"disk type {target_type!r} is not allowed; use one of: "
+                                  "fixed, dynamic, raw, qcow2")
+    if dst.suffix.lower() in VHDX_SUFFIXES:
+        return ["-O", "vhdx", "-o", f"subformat={target_type}"]
+    return ["-O", "vpc", "-o", f"subformat={target_type},force_size=on"]
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
