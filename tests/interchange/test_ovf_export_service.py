@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.service.harness import Service, running_service, wait_job
+from viridian.cli.main import cli
 from viridian.interchange.manifest import verify_manifest
 from viridian.interchange.ovf_check import check_ovf
 
@@ -151,6 +153,26 @@ def test_ova_round_trip(made: tuple[Service, Path, dict[str, Any]]) -> None:
         vm = _done(api, api.post("/imports", json={"path": str(ova), "name": "from-ova"}))
     assert vm["mode"] == "ova"
     _same_vm(original, vm)
+
+
+def _cli(service: Service, *args: str, code: int = 0) -> str:
+    env = {"VIRIDIAN_URL": service.url, "VIRIDIAN_TOKEN": service.token}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == code, (args, result.exit_code, result.output)
+    return result.output  # stdout and stderr
+
+
+def test_cli_export_ova_and_import(made: tuple[Service, Path, dict[str, Any]]) -> None:
+    service, exports, _ = made
+    target = exports.parent / "cli"
+    target.mkdir()
+    assert "give --ovf or --ova, not both" in _cli(service, "vm", "export", VM, str(target),
+                                                  "--ovf", "--ova", code=2)
+    output = _cli(service, "vm", "export", VM, str(target), "--ova")
+    assert f"exported {VM} (Off) as OVA to {target / VM}.ova" in output
+    assert "not in the OVF package: SCSI controller 0 (synthetic)" in output
+    output = _cli(service, "vm", "import", f"{target / VM}.ova", "--name", "from-cli")
+    assert "imported from-cli (ova): Off" in output
 
 
 def test_kills_leave_nothing(made: tuple[Service, Path, dict[str, Any]]) -> None:

@@ -41,22 +41,40 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the jo
 @click.command("export")
 @click.argument("name")
 @click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--ovf", "as_ovf", is_flag=True,
+              help="Write an OVF 1.x package (FOLDER/NAME/NAME.ovf, .mf, VMDK disks).")
+@click.option("--ova", "as_ova", is_flag=True,
+              help="Write the OVF package as one file, FOLDER/NAME.ova.")
 @no_wait_option
 @json_option
 @click.pass_context
-def export_vm(ctx: click.Context, name: str, folder: str, no_wait: bool, as_json: bool) -> None:
+def export_vm(ctx: click.Context, name: str, folder: str, as_ovf: bool, as_ova: bool,
+              no_wait: bool, as_json: bool) -> None:
     """Export VM NAME (Off or Saved) into FOLDER/NAME: its configuration, disks,
-    checkpoints and saved state (like Export-VM)."""
+    checkpoints and saved state (like Export-VM).
+
+    With --ovf or --ova: a DMTF OVF 1.x package other hypervisors import (FOLDER/NAME/ or
+    FOLDER/NAME.ova); what OVF cannot carry is listed."""
+    if as_ovf and as_ova:
+        raise click.UsageError("give --ovf or --ova, not both", ctx)
+    kind = "ovf" if as_ovf else "ova" if as_ova else "native"
     client = open_client(ctx)
     result = _follow(client, client.post(vm_path(name, "export"),
-                                         {"folder": _absolute(folder)}), no_wait)
+                                         {"folder": _absolute(folder), "format": kind}),
+                     no_wait)
     if result is None:
         return
     if as_json:
         emit_json(result)
         return
-    click.echo(f"exported {result['vm']} ({result['state']}, {result['checkpoints']} "
-               f"checkpoints) to {result['folder']}")
+    where = result.get("file") or result["folder"]
+    if kind == "native":
+        click.echo(f"exported {result['vm']} ({result['state']}, {result['checkpoints']} "
+                   f"checkpoints) to {where}")
+        return
+    click.echo(f"exported {result['vm']} ({result['state']}) as {kind.upper()} to {where}")
+    for line in result.get("unexpressed") or []:
+        click.echo(f"not in the OVF package: {line}", err=True)
 
 
 @click.command("import")
@@ -79,8 +97,9 @@ def import_vm(ctx: click.Context, folder: str | None, domain: str | None,
     Import-VM), or import a foreign VM.
 
     A foreign VM becomes a new VM with copies of its disks: FOLDER is then a VMware .vmx,
-    a Virtual PC/Server .vmc, a Hyper-V 2008 configuration XML, a libvirt domain XML or
-    an OVF descriptor, or --from-libvirt DOMAIN names a shut off libvirt domain."""
+    a Virtual PC/Server .vmc, a Hyper-V 2008 configuration XML, a libvirt domain XML,
+    an OVF descriptor or an OVA, or --from-libvirt DOMAIN names a shut off libvirt
+    domain."""
     if domain is not None or (folder is not None and os.path.isfile(folder)):
         _import_foreign(ctx, folder, domain, register_in_place or copy or new_id,
                         new_name, no_wait, as_json)
