@@ -102,3 +102,11 @@ def test_the_peer_token_file_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert load_peer_token(tmp_path) == "secret-1"
+
+
+def test_a_member_publishing_this_hosts_own_url_is_refused_as_unreachable() -> None:
+    hosts = [HostRecord("a", api="http://127.0.0.1:8080"),
+             HostRecord("b", api="http://127.0.0.1:8080")]
+    ownership = ClusterOwnership(lambda: _agent(ClusterView(1, hosts=hosts)))
+    with pytest.raises(BadRequest, match="same as this host's: it is not reachable"):
+        ownership.member_url("b")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from viridian.cluster.errors import ClusterConflict
 from viridian.cluster.ownership import claim, hand_over, owner
+from viridian.errors import BadRequest
 from viridian.service.migration.ownership import Holder, HostRegistration
 
 if TYPE_CHECKING:
@@ -78,8 +79,19 @@ class ClusterOwnership:
         return held is not None and held.value == holder.host and held.lease == holder.lease
 
     def member_url(self, to: str) -> str | None:
-        """The service URL of the member host ``to`` names (see :func:`_member_url`)."""
-        return _member_url(self._agent(), to)
+        """The service URL of the member host ``to`` names (see :func:`_member_url`).
+
+        :raises BadRequest: that host publishes this host's own URL (a loopback listen
+            address seen from another machine or network namespace): unreachable.
+        """
+        agent = self._agent()
+        url = _member_url(agent, to)
+        if url is not None and agent is not None and agent.view is not None and any(
+                h.name == agent.config.host and h.api == url for h in agent.view.hosts):
+            raise BadRequest(f"host '{to}' publishes the service URL {url}, the same as this "
+                             "host's: it is not reachable from here (listen on an address "
+                             "the other hosts reach); nothing was changed", to=to)
+        return url
 
     def moving(self, vm_id: str, ha: bool, on: bool) -> None:
         agent = self._member(ha)
