@@ -21,10 +21,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from viridian.cluster.agent import AgentCore
+from viridian.cluster.agent import AgentCore, Plan
 from viridian.cluster.errors import ClusterConflict, ClusterUnavailable
 from viridian.cluster.etcd import Compare, Etcd, Op
 from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord, HostState, Priority
@@ -117,6 +118,7 @@ class HostAgent:
         self._stop = threading.Event()
         self._starting: dict[str, float] = {}
         self._draining: set[str] = set()
+        self._failing_back: set[str] = set()
         self.moving: set[str] = set()
         """VMs in a move here (source or target): not started, killed or drained by the
         plan meanwhile (a fenced host still kills them)."""
@@ -272,7 +274,7 @@ class HostAgent:
         ha = self.ha_vms()
         running = self._local_running(ha)
         now = time.monotonic()
-        plan = self.core.plan(now, view.vms, view.hosts, running)
+        plan = self._failbacks(view, self.core.plan(now, view.vms, view.hosts, running), ha)
         self.pending = place(view.vms, view.hosts).pending
         for vm_id in plan.kill:
             if vm_id in ha and (vm_id not in self.moving or self.core.fenced):
@@ -296,6 +298,26 @@ class HostAgent:
             self._drain(view, ha, running)
         else:
             self._draining.clear()
+
+    def _failbacks(self, view: ClusterView, plan: Plan, ha: Mapping[str, LiveVM]) -> Plan:
+        """Failback (docs/architecture.md, "Failover cluster: failback"): each VM of
+        ``plan.failback`` is stopped here and, once its QEMU ended, released still wanted
+        running (marked ``drain``); its first preferred host then claims it by placement.
+        Never two copies: the claim needs the release, the release follows the stop.
+        Until the VM is no longer owned here it is not started again here."""
+        owned = {vm.id for vm in view.vms if self.core.owns(vm)}
+        self._failing_back &= owned
+        if self.config.host in view.paused:
+            return plan
+        moving: set[str] = getattr(self, "moving", set())  # a VM in a move stays put
+        for vm_id in plan.failback:
+            if vm_id in ha and vm_id not in self._failing_back and vm_id not in moving:
+                self._failing_back.add(vm_id)
+                log.info("cluster: failback of VM '%s' to its preferred host",
+                         ha[vm_id].record.name)
+                self.folder.mark(vm_id, "drain")
+                asyncio.run_coroutine_threadsafe(self._turn_off(vm_id), self.loop)
+        return replace(plan, start=tuple(i for i in plan.start if i not in self._failing_back))
 
     def _start(self, vm: ClusterVM) -> None:
         if time.monotonic() - self._starting.get(vm.id, -START_RETRY_S) < START_RETRY_S:
@@ -356,6 +378,7 @@ class HostAgent:
             self.context.request(vm_id, Request.STOP.value, timeout_s=None)
         except ViridianError as err:
             self._draining.discard(vm_id)  # tried again next tick
+            self._failing_back.discard(vm_id)
             log.warning("cluster drain: %s", err)
 
     # --- what hooks ask (called on the agent thread through submit, or via to_thread) ---
