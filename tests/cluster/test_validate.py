@@ -8,6 +8,8 @@ b's view of the shared folder is replaced by an empty read-only file system (a m
 its namespace only) → the shared-storage check fails naming b, the CLI exits 1. `cluster
 show` lists sites of hosts and etcd members. An HA VM whose folder or disk is outside
 the shared folder is refused naming the path; inside, HA and a preferred site are set.
+Failback: an HA VM (no disks: QEMU runs without a guest) started on b goes back to its
+first preferred host a by itself, never running on both (sampled every 50 ms).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +34,8 @@ from click.testing import Result
 
 from tests.cli.cli_harness import invoke
 from tests.cluster.etcd_members import EtcdCluster
-from tests.qemu_processes import end_qemu_under
-from tests.service.harness import Service
+from tests.qemu_processes import end_qemu_under, qemu_under
+from tests.service.harness import Service, act, state
 
 SITES = ("east", "west", "witness")
 
@@ -218,4 +221,50 @@ def test_ha_needs_the_folder_and_disks_on_shared_storage(
              if v["name"] == "shared1"), None))
         assert policy["preferred_site"] == "west" and policy["ha"] is True
         assert api.patch("/vms/shared1", json={"high_availability": {"ha": False}}
+                         ).status_code == 200
+
+
+def _copies(service: Service, vm_id: str) -> int:
+    return sum(1 for p in qemu_under(service.data_dir / "run" / vm_id)
+               if "qemu-system" in p.cmdline.split(" ")[0])
+
+
+def test_failback_returns_an_ha_vm_to_its_preferred_host_never_two_copies(
+        pair: tuple[Service, Service, Path]) -> None:
+    a, b, shared = pair
+    with a.client() as api:
+        vm = api.post("/vms", json={"name": "fb", "memory_mb": 64}).json()
+        assert api.delete("/vms/fb").status_code == 200
+        folder = shared / "fb"
+        shutil.move(vm["folder"], folder)
+        assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+    made = _cli(a, "vm", "set", "fb", "--ha", "on", "--preferred-hosts", "a",
+                "--failback", "on")
+    assert made.exit_code == 0, made.output
+    most, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            most[0] = max(most[0], _copies(a, vm["id"]) + _copies(b, vm["id"]))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        with b.client() as api:
+            assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+            act(api, "fb", "start")  # b owns it now; a is its preferred host, and Up
+        _wait("fb back on a", lambda: _copies(a, vm["id"]) and not _copies(b, vm["id"]))
+        with a.client() as api:
+            _wait("fb Running on a", lambda: state(api, "fb") == "Running")
+            _wait("a owning fb", lambda: api.get("/vms/fb").json()["cluster"]["owner"] == "a")
+        with b.client() as api:
+            assert state(api, "fb") == "Off"
+    finally:
+        stop.set()
+        sampler.join()
+    assert most[0] == 1, "fb ran on a and b at once"
+    with a.client() as api:
+        act(api, "fb", "stop")
+        assert api.patch("/vms/fb", json={"high_availability": {"ha": False}}
                          ).status_code == 200
