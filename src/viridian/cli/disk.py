@@ -73,7 +73,8 @@ def created_text(kind: str, path: Path, requested: int, size: int) -> str:
 
 @click.group("disk", cls=DiskGroup)
 def disk_group() -> None:
-    """Create, inspect, convert, compact, expand, merge and check VHD and VHDX disks."""
+    """Create, inspect, convert, capture, compact, expand, merge and check VHD and VHDX
+    disks."""
 
 
 @disk_group.command("new")
@@ -226,6 +227,25 @@ def convert_cmd(ctx: click.Context, src: Path, dst: Path, target: str) -> None:
         with progress_bar("converting") as progress:
             convert(src, dst, target, progress=progress)
     click.echo(f"converted {src} to {target} {dst}")
+
+
+@disk_group.command("capture")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+def capture_cmd(src: Path, dst: Path) -> None:
+    """Copy the block device SRC (P2V; or a raw image file) into the new dynamic disk DST
+    (*.vhdx or *.vhd), skipping space its ext2/3/4 file system does not use.
+
+    SRC must not be mounted read-write. Runs here, not in the service (reading a device
+    needs this host's root)."""
+    from viridian.disks.capture import capture
+
+    with progress_bar("capturing") as progress:
+        result = capture(src, dst, progress=progress)
+    how = {"ext": "ext file system: used blocks", "seek-data": "data ranges",
+           "whole": "whole device, zero blocks skipped"}[result.method]
+    click.echo(f"captured {src} ({format_size(result.size)}; read {format_size(result.read_bytes)}"
+               f", {how}) to {dst}")
 
 
 @disk_group.command("compact")

@@ -44,7 +44,8 @@ COMMANDS = {
     "disk": LazyCommand(
         "viridian.cli.disk",
         "disk_group",
-        "Create, inspect, convert, compact, expand, merge and check VHD and VHDX disks.",
+        "Create, inspect, convert, capture, compact, expand, merge and check VHD and VHDX "
+        "disks.",
     ),
     "plan": LazyCommand(
         "viridian.cli.plan",
