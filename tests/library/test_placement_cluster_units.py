@@ -63,3 +63,28 @@ def test_skewed_hosts_are_rated_with_their_reasons() -> None:
     assert ratings["busy"].stars < ratings["idle"].stars
     assert "anti-affinity: web-1 already here" in ratings["peer"].reasons
     assert ratings["peer"].stars == ratings["idle"].stars - 1
+
+
+def test_storage_io_headroom_from_the_data_disks_idle_time() -> None:
+    from viridian.counters import paths as CP
+    from viridian.counters.history import CounterSample, History
+
+    history = History(10)
+    idle = CP.path(CP.DISK, "% Idle Time", "vdz")
+    total = CP.path(CP.DISK, "% Idle Time", CP.TOTAL)
+    history.append(CounterSample(1000.0, 10.0, {idle: 30.0, total: 90.0}))
+    history.append(CounterSample(1010.0, 10.0, {idle: 10.0, total: 90.0}))
+    assert P.disk_busy(history, "vdz", 1010.0) == 80.0  # 100 - the average idle (20 %)
+    assert P.disk_busy(history, "nosuch", 1010.0) == 10.0  # falls back to _Total
+    assert P.disk_busy(History(1), "vdz", 1010.0) is None
+    assert P.data_disk(Path("/proc")) == CP.TOTAL  # no block device under /proc
+
+    needs = VMNeeds(512, 0, frozenset())
+    quiet = P.record_facts(record("quiet", disk_busy_pct=0.0))
+    loaded = P.record_facts(record("loaded", disk_busy_pct=80.0))
+    assert HostRecord.from_json(record("x", disk_busy_pct=80.0).to_json()).disk_busy_pct == 80
+    rated = {r.host: r for r in rate_all([quiet, loaded], needs)}
+    assert "storage I/O: 80% busy over the last hour (20% headroom)" in rated["loaded"].reasons
+    assert rated["quiet"].score > rated["loaded"].score
+    unknown = P.record_facts(record("unknown"))
+    assert not any(r.startswith("storage I/O") for r in rate_all([unknown], needs)[0].reasons)

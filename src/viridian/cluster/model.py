@@ -120,7 +120,8 @@ class HostRecord:
     """A member host as it publishes itself under its lease. ``memory_free_mb`` is what
     the host's admission rules would still admit. The placement facts (docs/architecture.md,
     "Library and provisioning"): ``cpu_busy_pct`` over the last hour of counters (None:
-    none kept yet), the data folder's storage, the virtual switches' names."""
+    none kept yet), the data folder's storage, the virtual switches' names, the data
+    disk's ``disk_busy_pct`` over the same hour (None: unknown)."""
 
     name: str
     state: HostState = HostState.UP
@@ -133,6 +134,7 @@ class HostRecord:
     storage_total_bytes: int = 0
     storage_free_bytes: int = 0
     switches: tuple[str, ...] = ()
+    disk_busy_pct: float | None = None
 
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "state": self.state.value,
@@ -142,7 +144,8 @@ class HostRecord:
                            "cpu_busy_pct": self.cpu_busy_pct,
                            "storage_total_bytes": self.storage_total_bytes,
                            "storage_free_bytes": self.storage_free_bytes,
-                           "switches": list(self.switches)})
+                           "switches": list(self.switches),
+                           "disk_busy_pct": self.disk_busy_pct})
 
     @classmethod
     def from_json(cls, text: str) -> HostRecord:
@@ -156,7 +159,9 @@ class HostRecord:
                    else float(d["cpu_busy_pct"]),
                    storage_total_bytes=int(d.get("storage_total_bytes", 0)),
                    storage_free_bytes=int(d.get("storage_free_bytes", 0)),
-                   switches=tuple(d.get("switches", ())))
+                   switches=tuple(d.get("switches", ())),
+                   disk_busy_pct=None if d.get("disk_busy_pct") is None
+                   else float(d["disk_busy_pct"]))
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ Rules (docs/architecture.md, "Library and provisioning"):
 * hard limits give 0 stars and say why: not enough free memory or storage for the VM,
   a virtual switch the VM needs is missing;
 * otherwise the score is the headroom left after placing the VM — memory 40 %, CPU
-  (100 - the host's average busy % over the last hour of counters) 40 %, storage 20 % —
-  mapped to 1..5 stars;
+  (100 - the host's average busy % over the last hour of counters) 40 %, storage 20 %
+  (free space; half free space, half I/O headroom — 100 - the data disk's busy %, from
+  its ``% Idle Time`` over the same hour — when that is known) — mapped to 1..5 stars;
 * anti-affinity: each VM of the group already on the host costs one star (the rating
   stays at least 1 while the host fits: it is a preference, not a limit).
 """
@@ -27,7 +28,9 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class HostFacts:
     """What a candidate host offers now. ``cpu_busy_pct`` is None when no counters are
-    kept yet (then the CPU part counts as idle and a reason says so)."""
+    kept yet (then the CPU part counts as idle and a reason says so); ``disk_busy_pct``
+    (the data disk's busy % over the same window) None when unknown (storage is then
+    rated by free space alone)."""
 
     name: str
     memory_total_mb: int
@@ -38,6 +41,7 @@ class HostFacts:
     networks: frozenset[str]
     vms: frozenset[str]
     cpu_window_s: float = 3600.0
+    disk_busy_pct: float | None = None
 
 
 def host_cpu_busy(root_pct: float | None, vp_pcts: Sequence[float],
@@ -84,6 +88,8 @@ def rate(host: HostFacts, needs: VMNeeds) -> Rating:
     mem_left = (host.memory_free_mb - memory) / max(host.memory_total_mb, 1)
     cpu_left = 1.0 - (host.cpu_busy_pct or 0.0) / 100
     disk_left = (host.storage_free_bytes - disk) / max(host.storage_total_bytes, 1)
+    if host.disk_busy_pct is not None:
+        disk_left = (disk_left + 1.0 - min(100.0, host.disk_busy_pct) / 100) / 2
     score = MEMORY_WEIGHT * mem_left + CPU_WEIGHT * cpu_left + STORAGE_WEIGHT * disk_left
     reasons = [
         f"memory: {memory} MB needed, {host.memory_free_mb} MB free "
@@ -91,6 +97,10 @@ def rate(host: HostFacts, needs: VMNeeds) -> Rating:
         _cpu_reason(host.cpu_busy_pct, host.cpu_window_s),
         f"storage: {disk // MB} MB needed, {host.storage_free_bytes // MB} MB free",
     ]
+    if host.disk_busy_pct is not None:
+        busy = min(100.0, host.disk_busy_pct)
+        reasons.append(f"storage I/O: {busy:.0f}% busy over the last "
+                       f"{_window(host.cpu_window_s)} ({100 - busy:.0f}% headroom)")
     if needs.networks:
         reasons.append("networks: " + ", ".join(sorted(needs.networks)) + " present")
     stars = max(1, min(5, round(score * 5 + 0.5)))
@@ -127,5 +137,9 @@ def _hard_limits(host: HostFacts, needs: VMNeeds, memory: int, disk: int) -> tup
 def _cpu_reason(busy: float | None, window_s: float) -> str:
     if busy is None:
         return "cpu: no counters kept yet (counted as idle)"
-    window = "hour" if window_s >= 3600 else f"{max(1, round(window_s / 60))} min"
-    return f"cpu: {busy:.0f}% busy over the last {window} ({100 - busy:.0f}% headroom)"
+    return (f"cpu: {busy:.0f}% busy over the last {_window(window_s)} "
+            f"({100 - busy:.0f}% headroom)")
+
+
+def _window(window_s: float) -> str:
+    return "hour" if window_s >= 3600 else f"{max(1, round(window_s / 60))} min"

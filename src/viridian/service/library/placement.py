@@ -4,7 +4,9 @@ provisioning"; the rules are :mod:`viridian.library.placement`).
 - **This host**: the memory its admission rules would still give (host memory - assigned
   - reserve - the minimum kept free, at most what the kernel reports available), its CPU
   busy % over the last hour of the counter history (root virtual processor + the VMs'
-  virtual processors), the data folder's file system, its virtual switches, its VMs.
+  virtual processors), the data folder's file system and the busy % of its disk over the
+  same hour (100 - ``PhysicalDisk % Idle Time`` of the whole disk holding the folder, or
+  of ``_Total`` when the folder is on no block device), its virtual switches, its VMs.
 - **In a cluster**: every other member whose host record (read by the cluster agent every
   second from etcd) says Up, with the facts that host published: the cluster agent adds
   this host's latest facts (:func:`with_facts`) to the record it publishes. The facts are
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from viridian.cluster.model import HostRecord, HostState
 from viridian.counters import paths as P
 from viridian.counters.formulas import RUN_TIME
+from viridian.counters.history import History
 from viridian.host.admission import MIN_FREE_MB
 from viridian.host.resources import read_resources
 from viridian.library.placement import HostFacts, host_cpu_busy
@@ -94,7 +97,9 @@ class Placement:
         return HostFacts(LOCALHOST, res.memory_mb,
                          max(0, min(res.memory_available_mb, admits)), busy, usage.total,
                          usage.free, switches,
-                         frozenset(vm.record.name for vm in context.vms().values()), window)
+                         frozenset(vm.record.name for vm in context.vms().values()), window,
+                         disk_busy(context.counters.sampler.history,
+                                   data_disk(context.data_dir), time.time()))
 
     def cpu_busy(self) -> tuple[float | None, float]:
         """The host's CPU busy % over the last hour of the counter history, and how many
@@ -147,7 +152,8 @@ def with_facts(record: HostRecord, data_dir: Path) -> HostRecord:
     return replace(record, cpu_busy_pct=facts.cpu_busy_pct,
                    storage_total_bytes=facts.storage_total_bytes,
                    storage_free_bytes=facts.storage_free_bytes,
-                   switches=tuple(sorted(facts.networks)))
+                   switches=tuple(sorted(facts.networks)),
+                   disk_busy_pct=facts.disk_busy_pct)
 
 
 def record_facts(record: HostRecord) -> HostFacts:
@@ -156,4 +162,26 @@ def record_facts(record: HostRecord) -> HostFacts:
     return HostFacts(record.name, record.memory_total_mb, record.memory_free_mb,
                      record.cpu_busy_pct, record.storage_total_bytes,
                      record.storage_free_bytes, frozenset(record.switches),
-                     frozenset(record.running))
+                     frozenset(record.running), disk_busy_pct=record.disk_busy_pct)
+
+
+def data_disk(folder: Path) -> str:
+    """The whole disk holding ``folder`` (its counter instance: ``sda``, ``vda``...), found
+    through ``/sys/dev/block/MAJOR:MINOR`` (a partition's parent); ``_Total`` when the
+    folder is on no block device (tmpfs, overlay)."""
+    try:
+        dev = os.stat(folder).st_dev
+        node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve(strict=True)
+    except OSError:
+        return P.TOTAL
+    return node.parent.name if (node / "partition").exists() else node.name
+
+
+def disk_busy(history: History, disk: str, now: float) -> float | None:
+    """100 - ``PhysicalDisk(disk)\\% Idle Time`` averaged over the last hour (``_Total``
+    when that disk has no counters); None when none are kept."""
+    for instance in dict.fromkeys((disk, P.TOTAL)):
+        idle = history.average(P.path(P.DISK, "% Idle Time", instance), CPU_WINDOW_S, now)
+        if idle is not None:
+            return max(0.0, min(100.0, 100.0 - idle))
+    return None
