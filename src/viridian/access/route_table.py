@@ -60,6 +60,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", f"{A}/vms"): "vm.create",
     ("POST", f"{A}/vms/import"): "vm.create",
     ("POST", f"{A}/imports"): "vm.create",
+    ("POST", f"{A}/imports/libvirt"): "host.manage",  # V2V: the host's libvirt
     ("POST", f"{V}/export"): "vm.read",
     ("GET", V): "vm.read",
     ("PATCH", V): "vm.configure",
