@@ -40,7 +40,8 @@ def _member(client: Etcd, name: str, folder: Path) -> Any:
     marks: dict[str, str] = {}
     folder_ns = SimpleNamespace(mark=marks.__setitem__,
                                 take_mark=lambda vm_id: marks.pop(vm_id, None))
-    return SimpleNamespace(etcd=client, config=SimpleNamespace(name=CLUSTER, host=name),
+    return SimpleNamespace(etcd=client, config=SimpleNamespace(name=CLUSTER, host=name,
+                                                               lease_ttl=2),
                            core=SimpleNamespace(lease=lease), moving=set(), folder=folder_ns,
                            feed_now=lambda: None, view=None, marks=marks)
 
@@ -84,3 +85,22 @@ def test_a_source_whose_lease_is_gone_cannot_hand_over(etcd: EtcdCluster,
     target.core.lease = 0
     with pytest.raises(ClusterConflict, match="no cluster lease"):
         asyncio.run(at_target.hand_over("vm2", True, me))
+
+
+def test_a_source_resumes_after_a_lost_commit_only_once_the_target_cannot_take_it(
+        etcd: EtcdCluster, tmp_path: Path) -> None:
+    """Case 3: the commit's answer was lost. While the target's lease lives it might
+    still hand over: not settled (False after TTL + 5 s). Once its lease is gone while
+    the source owns the VM: settled (True). A source that lost the VM: False."""
+    client = Etcd(etcd.endpoints)
+    source, target = _member(client, "e", tmp_path), _member(client, "f", tmp_path)
+    assert claim(client, CLUSTER, "vm3", "e", source.core.lease)
+    at_source = ClusterOwnership(lambda: source)
+    me = at_source.me()
+    assert not asyncio.run(at_source.target_gone("vm3", True, me, "f", poll_s=0.2))
+    assert not asyncio.run(at_source.target_gone("vm3", True, me, None))
+    assert not asyncio.run(at_source.target_gone("vm3", False, me, "f"))
+    client.revoke(target.core.lease)  # the target died without handing over
+    assert asyncio.run(at_source.target_gone("vm3", True, me, "f"))
+    client.revoke(source.core.lease)
+    assert not asyncio.run(at_source.target_gone("vm3", True, me, "f"))

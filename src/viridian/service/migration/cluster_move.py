@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from viridian.cluster.errors import ClusterConflict
-from viridian.cluster.ownership import claim, hand_over, owner
+from viridian.cluster.ownership import claim, hand_over, host_key, owner
 from viridian.errors import BadRequest
 from viridian.service.migration.ownership import Holder, HostRegistration
 
@@ -92,6 +92,35 @@ class ClusterOwnership:
                              "host's: it is not reachable from here (listen on an address "
                              "the other hosts reach); nothing was changed", to=to)
         return url
+
+    def member_name(self, url: str) -> str | None:
+        """The cluster host name of the member that publishes ``url`` (None: none)."""
+        agent = self._agent()
+        view = agent.view if agent is not None else None
+        found = [h.name for h in (view.hosts if view is not None else ())
+                 if h.api and h.api == url.rstrip("/")]
+        return found[0] if found else None
+
+    async def target_gone(self, vm_id: str, ha: bool, me: Holder, target: str | None,
+                          poll_s: float = 1.0) -> bool:
+        """After a commit whose answer was lost: True once it is certain the target
+        ``target`` (a member's name) can never take the VM — its host record (bound to
+        its lease) is gone while ``me`` still owns the VM (the hand-over is guarded by
+        both); then the source may resume it. False when ``me`` no longer owns it, when
+        ``target`` is unknown, or when the target's lease outlives TTL + 5 s (it lives:
+        the admin decides)."""
+        agent = self._member(ha)
+        if agent is None or target is None or not me.lease:
+            return False
+        key = host_key(agent.config.name, target)
+        until = asyncio.get_running_loop().time() + agent.config.lease_ttl + 5.0
+        while asyncio.get_running_loop().time() < until:
+            if not await self.holds(vm_id, ha, me):
+                return False
+            if await asyncio.to_thread(agent.etcd.get, key) is None:
+                return await self.holds(vm_id, ha, me)
+            await asyncio.sleep(poll_s)
+        return False
 
     def moving(self, vm_id: str, ha: bool, on: bool) -> None:
         agent = self._member(ha)

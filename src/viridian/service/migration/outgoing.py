@@ -91,6 +91,7 @@ class Outgoing:
         live = self.host.find_vm(ref)
         check_movable(live, spec, self.host.has_checkpoints(live.record.id))
         peer = self._peer(spec)
+        peer.member = self.ownership.member_name(peer.url)  # its cluster name, if a member
         ha = live.record.settings.high_availability.ha
 
         async def run(job: Job) -> dict[str, Any]:
@@ -167,6 +168,8 @@ class Outgoing:
         outcome = await peer.abort(incoming_id)
         if outcome is AbortOutcome.COMMITTED:
             return
+        if outcome is AbortOutcome.UNKNOWN and await self._target_gone(live, peer):
+            outcome = AbortOutcome.ABORTED  # the restore below claims it again
         if outcome is AbortOutcome.UNKNOWN:
             raise HostError(f"the move of VM '{live.record.name}' failed ({err}) and the "
                             f"target {peer.url} did not confirm it dropped the VM: it stays "
@@ -177,6 +180,14 @@ class Outgoing:
             await self.host.operation(live, Request.START)(job)
         raise HostError(f"the move of VM '{live.record.name}' failed: {err}; it is "
                         f"{live.state.value} here again", vm=live.record.name) from err
+
+    async def _target_gone(self, live: LiveVM, peer: Peer) -> bool:
+        """In a cluster: the silent target's lease is gone while this host still owns the
+        HA VM, so it can never take it (docs/architecture.md, "Half-done hand-overs",
+        case 3)."""
+        ha = live.record.settings.high_availability.ha
+        return await self.ownership.target_gone(live.record.id, ha, self.ownership.me(),
+                                                peer.member)
 
     # --- live -------------------------------------------------------------------------
 
@@ -267,6 +278,8 @@ class Outgoing:
         if outcome is AbortOutcome.ABORTED and not await self.ownership.holds(
                 live.record.id, ha, self.ownership.me()):
             outcome = AbortOutcome.UNKNOWN  # the target took the cluster's ownership
+        if outcome is AbortOutcome.UNKNOWN and await self._target_gone(live, peer):
+            outcome = AbortOutcome.ABORTED
         if outcome is AbortOutcome.UNKNOWN:
             why = (f"paused after its move to {peer.url} failed at the switch-over; check the "
                    "target before resuming it here")

@@ -55,6 +55,8 @@ class Peer:
         import httpx  # on first move: the service need not carry it (architecture, "Scale")
 
         self.url = check_target_url(url)
+        self.member: str | None = None
+        """The target's cluster host name when it is a member of this host's cluster."""
         self._client = httpx.AsyncClient(
             base_url=self.url + prefix, timeout=_TIMEOUT_S,
             headers={"Authorization": f"Bearer {token}"})
