@@ -95,6 +95,11 @@ COMMANDS = {
         "template_group",
         "Templates (a VM's generalised configuration and disks) and VMs made from them.",
     ),
+    "hostgroup": LazyCommand(
+        "viridian.cli.hostgroup",
+        "hostgroup_group",
+        'Host groups: a tree of hosts ("All Hosts/Prod/Rack1") for placement and delegation.',
+    ),
     # access (issue 17): users, realms, roles, grants, tokens, quotas, audit, login
     "user": LazyCommand(
         "viridian.cli.user",
