@@ -53,6 +53,7 @@ from viridian.service.cluster.fence_guard import (
 )
 from viridian.service.cluster.validate_probe import ValidateResponder, host_facts
 from viridian.service.context import ServiceContext
+from viridian.service.library.placement import with_facts
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -236,8 +237,9 @@ class HostAgent:
                           service_url(self.context.data_dir))
 
     def _publish(self) -> None:
-        self.etcd.put(host_key(self.config.name, self.config.host),
-                      self.host_record().to_json(), self.core.lease)
+        record = with_facts(self.host_record(), self.context.data_dir)  # for placement
+        self.etcd.put(host_key(self.config.name, self.config.host), record.to_json(),
+                      self.core.lease)
 
     def ha_vms(self) -> dict[str, LiveVM]:
         return {i: vm for i, vm in list(self.context.vms().items())
