@@ -45,11 +45,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the jo
               help="Write an OVF 1.x package (FOLDER/NAME/NAME.ovf, .mf, VMDK disks).")
 @click.option("--ova", "as_ova", is_flag=True,
               help="Write the OVF package as one file, FOLDER/NAME.ova.")
+@click.option("--from-backup", "backup_id", metavar="ID",
+              help="Export NAME as it was at backup point ID (it may be running).")
 @no_wait_option
 @json_option
 @click.pass_context
 def export_vm(ctx: click.Context, name: str, folder: str, as_ovf: bool, as_ova: bool,
-              no_wait: bool, as_json: bool) -> None:
+              backup_id: str | None, no_wait: bool, as_json: bool) -> None:
     """Export VM NAME (Off or Saved) into FOLDER/NAME: its configuration, disks,
     checkpoints and saved state (like Export-VM).
 
@@ -60,7 +62,8 @@ def export_vm(ctx: click.Context, name: str, folder: str, as_ovf: bool, as_ova: 
     kind = "ovf" if as_ovf else "ova" if as_ova else "native"
     client = open_client(ctx)
     result = _follow(client, client.post(vm_path(name, "export"),
-                                         {"folder": _absolute(folder), "format": kind}),
+                                         {"folder": _absolute(folder), "format": kind,
+                                          "from_backup": backup_id}),
                      no_wait)
     if result is None:
         return
@@ -68,6 +71,11 @@ def export_vm(ctx: click.Context, name: str, folder: str, as_ovf: bool, as_ova: 
         emit_json(result)
         return
     where = result.get("file") or result["folder"]
+    if result.get("from_backup"):
+        click.echo(f"exported {result['vm']} as of backup {result['from_backup']} "
+                   f"({result['point_created_at']}, {result['consistency']}-consistent) to "
+                   f"{where}")
+        return
     if kind == "native":
         click.echo(f"exported {result['vm']} ({result['state']}, {result['checkpoints']} "
                    f"checkpoints) to {where}")

@@ -123,3 +123,9 @@ def read_point_record(folder: Path) -> BackupRecord | None:
         return BackupRecord.from_dict(read_json(folder / layout.RECORD))
     except (OSError, ValueError, BadRequest):
         return None
+
+
+async def write_point_package(record: BackupRecord, root: Path, job: Job) -> Path:
+    """The point ``record`` written as a native export package (Off, no checkpoints) in
+    ``root/vm``; used by ``vm export --from-backup`` (:mod:`viridian.service.vms.backup_export`)."""
+    return await _write_package(record, root, job)

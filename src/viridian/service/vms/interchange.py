@@ -11,13 +11,17 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from viridian.errors import BadRequest
+from viridian.service.backup.store import BackupStore
 from viridian.service.capability import Capability
 from viridian.service.checkpoints.store import CheckpointStore
 from viridian.service.jobs import Job
+from viridian.service.vms.backup_export import check_backup_export, export_from_backup
 from viridian.service.vms.export import check_exportable, export_vm
 from viridian.service.vms.foreign_import import import_foreign, import_libvirt
 from viridian.service.vms.importing import ImportRequest, Mode, Registrar, check_request, import_vm
 from viridian.service.vms.interchange_routes import install_interchange_routes
+from viridian.service.vms.live import LiveVM
 from viridian.service.vms.ovf_export import OvfFormat, check_ovf_export, export_ovf
 from viridian.service.vms.ovf_import import import_ovf
 from viridian.service.vms.package_files import StagingJournal
@@ -51,10 +55,14 @@ class Interchange(Capability):
                 shutil.rmtree(path, ignore_errors=True)
             self.journal.end(path)
 
-    def export(self, ref: str, folder: str, kind: str = "native") -> dict[str, Any]:
+    def export(self, ref: str, folder: str, kind: str = "native",
+               from_backup: str | None = None) -> dict[str, Any]:
         """Queue the export of VM ``ref`` into ``folder`` (checked now and again when
-        the job runs on the VM's queue); ``kind`` native, ovf or ova."""
+        the job runs on the VM's queue); ``kind`` native, ovf or ova; ``from_backup``:
+        the VM as it was at that backup point (native only; the VM may run)."""
         live = self.core.find_vm(ref)
+        if from_backup is not None:
+            return self._export_from_backup(live, folder, kind, from_backup)
         if kind in ("ovf", "ova"):
             check_ovf_export(live, folder, "ova" if kind == "ova" else "ovf")
         else:
@@ -68,6 +76,21 @@ class Interchange(Capability):
                                         ovf_kind, self.journal, job)
             final = check_exportable(live, folder)
             return await export_vm(live, tree, final, self.journal, job)
+        return self.core.jobs.submit("export", live.record.id, live.record.name,
+                                     run).to_dict()
+
+    def _export_from_backup(self, live: LiveVM, folder: str, kind: str,
+                            backup_id: str) -> dict[str, Any]:
+        if kind != "native":
+            raise BadRequest(f"an export from a backup point is a native package; format "
+                             f"{kind} is not allowed with from_backup (allowed: native); "
+                             "nothing was changed")
+        backups = BackupStore(self.core.catalog)
+        check_backup_export(live, backups, backup_id, folder)
+
+        async def run(job: Job) -> dict[str, Any]:
+            record, final = check_backup_export(live, backups, backup_id, folder)
+            return await export_from_backup(live, record, final, self.journal, job)
         return self.core.jobs.submit("export", live.record.id, live.record.name,
                                      run).to_dict()
 

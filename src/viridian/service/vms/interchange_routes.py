@@ -20,6 +20,8 @@ class ExportRequest(RequestBody):
     ``folder/<VM name>.ova``)."""
     format: Literal["native", "ovf", "ova"] = "native"
     """native (viridian's package), ovf (OVF 1.x folder) or ova (one tar file)."""
+    from_backup: str | None = None
+    """Export the VM as it was at this backup point (native only; the VM may run)."""
 
 
 class ImportRequestBody(RequestBody):
@@ -50,7 +52,8 @@ def install_interchange_routes(app: FastAPI, interchange: Interchange) -> None:
     async def vm_export(ref: str, spec: ExportRequest,
                         wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         """Export a VM that is Off or Saved into ``folder/<name>`` (a job)."""
-        return await answer(interchange.export(ref, spec.folder, spec.format), wait)
+        return await answer(interchange.export(ref, spec.folder, spec.format,
+                                                      spec.from_backup), wait)
 
     @app.post(f"{API_PREFIX}/imports", status_code=202, tags=["vms"])
     async def vm_import_package(spec: ImportRequestBody,
