@@ -83,14 +83,16 @@ def guest_iso() -> Path:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    """The three hosts in one cluster ("test"): h1 creates it, h2 and h3 join."""
+    """The three hosts in one cluster ("test", its shared folder the lab's): h1 creates
+    it, h2 and h3 join."""
     if shutil.which("etcd") is None:
         pytest.fail("etcd is not installed: run `make deps` (scripts/install-deps.sh)")
     with viridian_hosts() as made:
         hosts, etcd = made.hosts, made.etcd
         body = {"etcd": ",".join(etcd.endpoints), "name": "test", "lease_ttl": TTL}
         with hosts[0].api() as api:
-            created = api.post("/cluster", json={**body, "host": "h1"})
+            created = api.post("/cluster", json={**body, "host": "h1",
+                                                 "shared": [str(made.shared)]})
             assert created.status_code == 201, created.text
             again = api.post("/cluster", json={**body, "host": "h1"})
             assert again.status_code == 409 and "already" in again.json()["error"]["message"]
@@ -179,7 +181,7 @@ def test_membership_shows_three_hosts_up_and_etcd_healthy(lab: Lab) -> None:
     hosts = lab.hosts
     show = _wait("three hosts Up", lambda: (s := _show(hosts[1]))
                  and _states(s) == {"h1": "Up", "h2": "Up", "h3": "Up"} and s)
-    assert show["etcd"]["healthy"] == 3
+    assert show["etcd"]["healthy"] == 3 and show["shared"] == [str(lab.shared)]
     assert sorted(e["endpoint"] for e in show["etcd"]["members"]) == \
         [f"http://10.78.0.{i}:2379" for i in (1, 2, 3)]
     assert all(h["memory_free_mb"] > 0 for h in show["hosts"])
@@ -206,7 +208,6 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
         assert new is not h1
         print(f"\nfailover (TTL {TTL} s, h1's etcd member died too): QEMU running on "
               f"{new.name} after {failover:.1f} s")
-        Console(new.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=300)
         show = _wait("h1 Down", lambda: (s := _show(new)) and _states(s)["h1"] == "Down" and s)
         assert [(v["name"], v["owner"]) for v in show["vms"]] == [("ha1", new.name)]
         assert show["etcd"]["healthy"] == 2
@@ -215,7 +216,9 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
                                                              "desired_running": True}
 
         lab.etcd.start(h1.member, state="existing")  # h1 is back: its etcd member and
-        h1.service.start()  # its service, which rejoins from its data folder
+        h1.service.launch()  # its service, which rejoins from its data folder
+        Console(new.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=300)
+        h1.service.wait_ready()
         _wait("h1 Up again", lambda: _states(_show(new))["h1"] == "Up")
         _wait_ticks([h1])  # h1's agent planned with the cluster: it must not start its copy
         with h1.api() as api:
