@@ -215,6 +215,15 @@ class AccessControl:
                             "no grant gives it; nothing was changed",
                             operation=operation, target=target.label(), user=principal.user)
 
+    def authorize_somewhere(self, principal: Principal, operation: str) -> None:
+        """Return when ``principal`` has ``operation`` on some scope (the route then checks
+        its own target, :data:`viridian.access.route_table.ROUTE_AUTHORIZED`); else raise
+        :class:`Forbidden` naming the operation."""
+        if not self.policy.allows_somewhere(principal, operation):
+            raise Forbidden(f"{principal.user} may not {operation} anywhere: no grant gives "
+                            "it; nothing was changed", operation=operation,
+                            user=principal.user)
+
     # --- users and groups -------------------------------------------------------------
 
     def _user_row(self, name: str) -> tuple[Any, ...]:

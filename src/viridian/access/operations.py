@@ -27,6 +27,8 @@ OPERATIONS: dict[str, str] = {
     "disk.manage": "the disk wizard: create, convert, compact, expand, merge disks",
     "library.read": "see the library (media, templates) and read its items",
     "library.manage": "upload, change, remove library items and templates",
+    "template.deploy": "provision VMs from a template (self-service; granted on "
+                       "template:NAME, or the host for every template)",
     "host.read": "host facts, counters, best-practice analysis, jobs of everyone",
     "host.manage": "host-wide actions (host shutdown, counter sampling)",
     "job.read": "see a job",

@@ -71,6 +71,18 @@ class Policy:
                     return True
         return False
 
+    def allows_somewhere(self, principal: Principal, operation: str) -> bool:
+        """Whether ``principal`` has ``operation`` on some scope (routes whose target is
+        in the request body authorize it themselves; the gate asks only this)."""
+        if principal.bootstrap or operation == SELF:
+            return True
+        if principal.token_role is not None:
+            role = self.roles.get(principal.token_role)
+            if role is None or operation not in role.operations:
+                return False
+        return any(operation in ops for subject in principal.subjects()
+                   for ops, _ in self._by_subject.get(subject, ()))
+
     def sees_every_vm(self, principal: Principal) -> bool:
         """Whether ``vm.read`` reaches every VM (a host-wide grant): lists need no filter."""
         if principal.bootstrap:

@@ -2,7 +2,11 @@
 
 The built-in roles cannot be changed or removed; admins add their own with
 ``viridian role new``. :data:`OWNER_ROLE` is what the owner of a VM (who created it)
-may do to it without any grant (self-service).
+may do to it without any grant (self-service). ``Self-service user`` granted on
+``template:NAME`` lets a user see that template and provision VMs from it (it then owns
+them: the Owner role); its ``vm.read`` and ``job.read`` reach no VM or job on a template
+scope (they matter only when it is granted on the host, where it reaches every template
+and lets the user see every VM).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ BUILTIN_ROLES: dict[str, Role] = {r.name: r for r in (
              "vm.guest", "backup.manage", "job.cancel"),
     _builtin("Viewer", "see, change nothing", *_VIEWER),
     _builtin("VM User", "start, stop and connect to VMs", *_VM_USER),
+    _builtin("Self-service user", "provision VMs from the granted templates (grant on "
+             "template:NAME); owns and manages the VMs it makes, within its quota",
+             "template.deploy", "library.read", "job.read", "vm.read"),
 )}
 
 OWNER_ROLE = _builtin("Owner", "what a VM's owner may do to it",

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 from viridian.access.operations import SELF
 
-__all__ = ["ACTION_OPERATIONS", "FILTERED_LISTS", "PUBLIC", "ROUTE_OPERATIONS",
-           "operation_for"]
+__all__ = ["ACTION_OPERATIONS", "FILTERED_LISTS", "PUBLIC", "ROUTE_AUTHORIZED",
+           "ROUTE_OPERATIONS", "operation_for"]
 
 A = "/api/v1"
 V = f"{A}/vms/{{ref}}"
@@ -31,6 +31,13 @@ PUBLIC = frozenset({("POST", f"{A}/access/login")})
 FILTERED_LISTS = frozenset({("GET", f"{A}/vms")})
 """Lists answered to anyone with the operation somewhere, holding only the VMs whose
 ``vm.read`` the caller has (a user without host-wide read sees its own and granted VMs)."""
+
+ROUTE_AUTHORIZED = frozenset({("GET", f"{A}/templates"), ("GET", f"{A}/templates/{{name}}"),
+                              ("POST", f"{A}/provision")})
+"""Routes whose target is a template named in the path or body (self-service): the gate
+refuses a caller without the operation on any scope; the route checks it on
+``template:NAME`` (``service.library.selfservice``) and lists only the templates the
+caller may read."""
 
 ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     # host, jobs, counters, analyzer, events
@@ -129,7 +136,13 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", f"{A}/templates"): "library.manage",
     ("GET", f"{A}/templates/{{name}}"): "library.read",
     ("DELETE", f"{A}/templates/{{name}}"): "library.manage",
-    ("POST", f"{A}/provision"): "vm.create",
+    ("POST", f"{A}/provision"): "template.deploy",  # on the body's template:NAME
+    # host groups (issue 18): the tree of hosts placement, grants and provisioning use
+    ("GET", f"{A}/hostgroups"): "host.read",
+    ("POST", f"{A}/hostgroups"): "host.manage",
+    ("PUT", f"{A}/hostgroups/hosts/{{host}}"): "host.manage",
+    ("GET", f"{A}/hostgroups/{{path}}"): "host.read",
+    ("DELETE", f"{A}/hostgroups/{{path}}"): "host.manage",
     # disk wizard
     **{("POST", f"{A}/disks/{verb}"): "disk.manage" for verb in (
         "inspect", "new", "convert", "compact", "expand", "merge", "uses", "check")},
@@ -180,6 +193,7 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/index.html"): SELF,
     ("GET", "/connect.html"): SELF,
     ("GET", "/admin.html"): SELF,  # the page; its data needs access.manage
+    ("GET", "/selfservice.html"): SELF,  # the page; its data: templates granted, own VMs
     ("GET", "/static"): SELF,
     ("GET", "/openapi.json"): SELF,
 }

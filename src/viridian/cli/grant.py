@@ -1,5 +1,6 @@
 """``viridian grant``, ``viridian revoke`` and ``viridian grants``: roles given to users
-or @groups on a scope — host, vm:NAME or tag:TAG (docs/api.md, "Access")."""
+or @groups on a scope — host, vm:NAME, tag:TAG, template:NAME or hostgroup:PATH
+(docs/api.md, "Access")."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ __all__ = ["grant_command", "grants_command", "revoke_command"]
 TO = click.option("--to", "subject", required=True, metavar="USER|@GROUP",
                   help="A user, or @GROUP for every member of a group.")
 ON = click.option("--on", "scope", default="host", show_default=True,
-                  metavar="host|vm:NAME|tag:TAG", help="Where the role applies.")
+                  metavar="host|vm:NAME|tag:TAG|template:NAME|hostgroup:PATH",
+                  help="Where the role applies (template:NAME, hostgroup:PATH: self-service "
+                  "provisioning).")
 
 
 @click.command("grant")

@@ -30,13 +30,14 @@ class TemplateOrder:
     user: str | None
     ssh_keys: tuple[str, ...]
     runcmd: tuple[str, ...]
+    host_group: str | None = None
 
     def only_with_template(self) -> list[str]:
         """The options given that mean something only with a template."""
         given = {"--count": self.count != 1, "--full-copy": self.full_copy,
                  "--dry-run": self.dry_run, "--switch": self.switch, "--ip": self.ip,
                  "--gateway": self.gateway, "--user": self.user, "--ssh-key": self.ssh_keys,
-                 "--run": self.runcmd}
+                 "--run": self.runcmd, "--host-group": self.host_group}
         return [name for name, value in given.items() if value]
 
 
@@ -52,9 +53,11 @@ _OPTIONS = (
     click.option("--ssh-key", "ssh_keys", multiple=True, help="Authorized key of --user."),
     click.option("--run", "runcmd", multiple=True,
                  help="Command the guest runs (repeatable)."),
+    click.option("--host-group", default=None, metavar="PATH",
+                 help="Place only on hosts of this host group (see 'viridian hostgroup')."),
 )
 _FIELDS = ("count", "full_copy", "dry_run", "switch", "ip", "gateway", "user", "ssh_keys",
-           "runcmd")
+           "runcmd", "host_group")
 
 
 def template_options(template: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -11,6 +11,8 @@ adds, to the service's FastAPI app,
 * the disk wizard routes ``/api/v1/disks/…`` (:mod:`viridian.service.disk_wizard.routes`);
 * ``/login`` and ``/logout`` with cookie sessions and CSRF tokens (:mod:`.gate`): the
   admin token, or a user with its realm, password and one-time code (issue 17);
+* ``/selfservice.html``: a user's granted templates, its quota, a provisioning form and
+  its VMs (issue 18, self-service);
 * ``/admin.html``: users, groups, roles, grants, tokens, storage paths and quotas (the
   ``/api/v1/access`` routes; shown to users with ``access.manage``).
 
@@ -86,6 +88,10 @@ def install_console_routes(app: FastAPI, feed: ConsoleFeed, token: str,
     @app.get("/admin.html", include_in_schema=False)
     async def admin_page(request: Request) -> HTMLResponse:
         return _page("admin.html", request)
+
+    @app.get("/selfservice.html", include_in_schema=False)
+    async def selfservice_page(request: Request) -> HTMLResponse:
+        return _page("selfservice.html", request)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
     token_file = str(token_path(Path(feed.host_facts()["data_dir"])))

@@ -39,7 +39,7 @@ from viridian.errors import Forbidden, MethodNotAllowed, Unauthorized, ViridianE
 COOKIE = "viridian_session"
 CSRF_HEADER = b"x-csrf-token"
 LOGIN_PATH, LOGOUT_PATH = "/login", "/logout"
-PAGES = frozenset({"/", "/index.html", "/connect.html", "/admin.html"})
+PAGES = frozenset({"/", "/index.html", "/connect.html", "/admin.html", "/selfservice.html"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_SCOPE_KEY = "viridian.session"
 MAX_LOGIN_BODY = 4096

@@ -25,6 +25,7 @@ from viridian.access.route_table import (
     ACTION_OPERATIONS,
     FILTERED_LISTS,
     PUBLIC,
+    ROUTE_AUTHORIZED,
     ROUTE_OPERATIONS,
     operation_for,
 )
@@ -133,7 +134,9 @@ class AccessGate:
             await _refuse(scope, receive, send, err)
             return
         try:
-            if operation is not None and (method, template) not in FILTERED_LISTS:
+            if operation is not None and (method, template) in ROUTE_AUTHORIZED:
+                self.access.authorize_somewhere(principal, operation)  # route: the target
+            elif operation is not None and (method, template) not in FILTERED_LISTS:
                 self.access.authorize(principal, operation, target)
             if method != "WS" and operation not in UNCONFINED_OPERATIONS and \
                     not principal.bootstrap and self.access.confined(principal):

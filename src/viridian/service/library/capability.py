@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from viridian.access import AccessControl
+from viridian.access.hostgroups import HostGroups
 from viridian.service.capability import Capability
+from viridian.service.library.hostgroup_routes import install_hostgroup_routes
 from viridian.service.library.provisioning import READY, Provisioner, VMMaker
 from viridian.service.library.routes import (
     install_library_routes,
@@ -38,6 +41,7 @@ class LibraryCapability(Capability):
         self.index.extra_uses = self._template_uses
         self.provisioner = Provisioner(context, self.templates)
         self._watches: set[asyncio.Task[None]] = set()
+        self.hostgroups: HostGroups | None = None
 
     def start(self) -> None:
         self.index.ensure_default()
@@ -46,6 +50,10 @@ class LibraryCapability(Capability):
     def install_routes(self, app: FastAPI) -> None:
         install_library_routes(app, self)
         install_template_routes(app, self)
+        access = getattr(app.state, "access", None)  # set before capabilities' routes
+        if isinstance(access, AccessControl):  # host groups live in the access store
+            self.hostgroups = HostGroups(access.store)
+            install_hostgroup_routes(app, self.hostgroups, access)
         install_provision_routes(app, self)
 
     def adopted(self, vm: LiveVM) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,6 +58,9 @@ class Order:
     memory_mb: int | None
     switch: str | None
     start: bool
+    hosts: Callable[[str], bool] | None = None
+    """Which candidate hosts (by name) the request may use: its host group and the
+    caller's grants (``service.library.selfservice``); None: every host."""
 
 
 class Provisioner:
@@ -81,7 +84,12 @@ class Provisioner:
                         0 if not order.full_copy else sum(d.size for d in template.manifest.disks),
                         frozenset(switches), frozenset(self.names(order)), order.count)
         here, hosts = self.placement.candidates()
-        return here, [r.to_dict() for r in rate_all(hosts, needs)]
+        hosts = [h for h in hosts if order.hosts is None or order.hosts(h.name)]
+        return here, [r.to_dict() for r in rate_all(hosts, needs)] if hosts else []
+
+    def host_names(self) -> list[str]:
+        """The names of the candidate hosts (this host's first)."""
+        return [h.name for h in self.placement.candidates()[1]]
 
     def plan(self, order: Order) -> dict[str, Any]:
         template = self.templates.get(order.template, order.version)
@@ -98,6 +106,9 @@ class Provisioner:
 
     def submit(self, order: Order) -> dict[str, Any]:
         planned = self.plan(order)
+        if not planned["ratings"]:
+            raise AdmissionRefused("no host of the requested host group may take these VMs "
+                                   "(see 'viridian hostgroup list'); nothing was changed")
         if planned["host"] is None:
             raise AdmissionRefused("no host can take these VMs: " + "; ".join(
                 planned["ratings"][0]["reasons"]), ratings=planned["ratings"])

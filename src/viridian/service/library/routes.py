@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from viridian.access.quotas import Resources
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, InvalidSetting
 from viridian.library.cloudinit import Customisation, StaticAddress, User
+from viridian.service.access_hooks import settings_resources
 from viridian.service.http_boundary import RequestBody
 from viridian.service.library.provisioning import Order
+from viridian.service.library.selfservice import placeable, requester
 
 if TYPE_CHECKING:
     from viridian.service.library.capability import LibraryCapability
@@ -40,6 +43,7 @@ class ProvisionRequest(RequestBody):
     start: bool = True
     memory_mb: int | None = None
     switch: str | None = None
+    host_group: str | None = None
     hostname: str | None = None
     ip: str | None = None
     gateway: str | None = None
@@ -111,15 +115,19 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
     templates = lib.templates
 
     @app.get(f"{API_PREFIX}/templates", tags=["library"])
-    async def template_list() -> dict[str, Any]:
-        return {"templates": templates.listing()}
+    async def template_list(request: Request) -> dict[str, Any]:
+        """The templates the caller may read or deploy (a self-service user: its granted
+        ones)."""
+        who = requester(request)
+        return {"templates": [t for t in templates.listing() if who.may_see(t["name"])]}
 
     @app.post(f"{API_PREFIX}/templates", status_code=202, tags=["library"])
     async def template_new(body: NewTemplate) -> dict[str, Any]:
         return templates.create(body.name, body.vm, body.library)
 
     @app.get(f"{API_PREFIX}/templates/{{name}}", tags=["library"])
-    async def template_show(name: str) -> dict[str, Any]:
+    async def template_show(name: str, request: Request) -> dict[str, Any]:
+        requester(request).check_see(name)
         return {"name": name, "versions": [t.to_dict() for t in templates.versions(name)],
                 "used_by": templates.users(name)}
 
@@ -130,16 +138,30 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
 
 
 def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
+    context = lib.provisioner.context
+
+    def resources(vm_id: str) -> Resources | None:
+        live = context.vms().get(vm_id)
+        return None if live is None else settings_resources(live.record.settings)
+
     @app.post(f"{API_PREFIX}/provision", tags=["library"])
-    async def provision(body: ProvisionRequest, response: Response) -> dict[str, Any]:
+    async def provision(body: ProvisionRequest, request: Request, response: Response
+                        ) -> dict[str, Any]:
+        """Provision from a template the caller may deploy, within its quota (module
+        ``selfservice``); the caller owns the VMs."""
         if not 1 <= body.count <= 100:
             raise InvalidSetting("count", body.count, "1..100")
+        who = requester(request)
+        hosts = placeable(who, lib.hostgroups, body.template, body.host_group,
+                          lib.provisioner.host_names())
+        template = lib.templates.get(body.template, body.version)
+        who.check_quota(template, body.count, body.memory_mb, resources)
         static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
         users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
         custom = Customisation("", body.hostname or body.name, users, static,
                                tuple(body.packages), tuple(body.runcmd))
         order = Order(body.template, body.version, body.name, body.count, body.full_copy,
-                      custom, body.memory_mb, body.switch, body.start)
+                      custom, body.memory_mb, body.switch, body.start, hosts.__contains__)
         if body.dry_run:
             return lib.provisioner.plan(order)
         response.status_code = 202

@@ -1,0 +1,141 @@
+"""Self-service provisioning (SCVMM's self-service users; docs/architecture.md, "Access"):
+who may see and deploy which template, and the quota of a whole provisioning request.
+
+A caller other than the admin token deploys template ``T`` only with ``template.deploy``
+on ``template:T`` (or the host) and sees only the templates it may read or deploy. Before
+anything is made, the request's VMs (count times the template's startup memory, processors
+and disk capacity) are added to what the caller's VMs use and refused past its quota with
+used/requested/limit (:func:`viridian.access.quotas.check_quota`); each VM is then made
+through the core's create path, whose quota hook counts it again and makes the caller its
+owner (``service.access_hooks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+
+from viridian.access import AccessControl, Principal, Target
+from viridian.access.hostgroups import HostGroups, within
+from viridian.access.quotas import Resources, check_quota, usage_of
+from viridian.errors import Conflict
+from viridian.service.auth import CURRENT_PRINCIPAL
+from viridian.service.library.templates import StoredTemplate
+
+__all__ = ["Requester", "placeable", "requester"]
+
+MB = 1024 * 1024
+DEPLOY, READ = "template.deploy", "library.read"
+
+
+class Requester:
+    """The principal of the request being served and the access rules that bind it
+    (``access`` None: a service without the access gate, as in unit tests: all allowed)."""
+
+    def __init__(self, access: AccessControl | None, principal: Principal | None) -> None:
+        self.access, self.principal = access, principal
+
+    @property
+    def unlimited(self) -> bool:
+        return self.access is None or self.principal is None or self.principal.bootstrap
+
+    def may(self, operation: str, template: str, host_group: str | None = None) -> bool:
+        if self.unlimited:
+            return True
+        assert self.access is not None and self.principal is not None
+        return self.access.policy.allows(self.principal, operation,
+                                         Target(template=template, host_group=host_group))
+
+    def may_see(self, template: str) -> bool:
+        """``library.read`` or ``template.deploy`` on the template (in any host group the
+        caller has a grant on)."""
+        groups: list[str | None] = [None]
+        if not self.unlimited:
+            assert self.access is not None
+            groups += [g.scope.removeprefix("hostgroup:") for g in self.access.policy.grants
+                       if g.scope.startswith("hostgroup:")]
+        return any(self.may(op, template, g) for op in (READ, DEPLOY) for g in groups)
+
+    def check_see(self, template: str) -> None:
+        if not self.may_see(template):
+            self.refuse(READ, template)
+
+    def check_deploy(self, template: str) -> None:
+        """Return when the caller may provision from ``template``; else 403 naming it."""
+        if not self.may(DEPLOY, template):
+            self.refuse(DEPLOY, template)
+
+    def refuse(self, operation: str, template: str, host_group: str | None = None) -> None:
+        """Raise the gate's 403 for ``operation`` on the template (in ``host_group``)."""
+        assert self.access is not None and self.principal is not None
+        self.access.authorize(self.principal, operation,
+                              Target(template=template, host_group=host_group))
+
+    def check_quota(self, template: StoredTemplate, count: int, memory_mb: int | None,
+                    resources: Callable[[str], Resources | None]) -> None:
+        """Refuse (403 with used/requested/limit) ``count`` VMs of ``template`` that would
+        pass the caller's quota; nothing is made before this returns."""
+        if self.unlimited:
+            return
+        assert self.access is not None and self.principal is not None
+        user = self.principal.user
+        limits = self.access.quota(user)
+        if all(v is None for v in limits.values()):
+            return
+        one = template_resources(template, memory_mb)
+        adding = Resources(one.memory_mb * count, one.processors * count, one.disk_mb * count)
+        check_quota(user, limits, usage_of(self.access.owned(user), resources), adding, count)
+
+
+def requester(request: Request) -> Requester:
+    """The :class:`Requester` of ``request`` (its gate's principal and access rules)."""
+    access = getattr(request.app.state, "access", None)
+    return Requester(access if isinstance(access, AccessControl) else None,
+                     CURRENT_PRINCIPAL.get())
+
+
+def template_resources(template: StoredTemplate, memory_mb: int | None) -> Resources:
+    """What one VM provisioned from ``template`` takes: startup memory (``memory_mb``
+    when the request sets it), processors, and each disk's virtual size (an overlay is
+    as large as its backing disk; a full copy too)."""
+    from viridian.disks.inspect import inspect
+
+    settings: dict[str, Any] = dict(template.manifest.settings)
+    total = 0
+    for disk in template.manifest.disks:
+        try:
+            total += inspect(str(template.disk_path(disk))).virtual_size
+        except Exception:  # an unreadable disk counts by its recorded size
+            total += disk.size
+    return Resources(memory_mb or int(settings["memory"]["startup_mb"]),
+                     int(settings.get("processor", {}).get("count", 1)), -(-total // MB))
+
+
+def placeable(who: Requester, groups: HostGroups | None, template: str,
+              group: str | None, hosts: list[str]) -> frozenset[str]:
+    """The candidate ``hosts`` this request may place VMs on: in host group ``group`` (or
+    under it; None: any group) and where the caller may deploy ``template``
+    (``template.deploy`` on ``template:NAME``, on the host's ``hostgroup:PATH`` or on the
+    host).
+
+    :raises NotFound: no such host group.
+    :raises Conflict: the group holds none of the candidate hosts (the message names them).
+    :raises Forbidden: the caller may deploy ``template`` on none of them.
+    """
+    if groups is None:
+        who.check_deploy(template)
+        return frozenset(hosts)
+    if group is not None:
+        group = groups.show(group)["path"]
+    placed = {h: groups.group_of(h) for h in hosts}
+    inside = [h for h, g in placed.items() if group is None or within(g, group)]
+    if not inside:
+        where = ", ".join(f"{h} in {g}" for h, g in placed.items())
+        raise Conflict(f"host group {group!r} holds none of the hosts ({where}); add one "
+                       "with 'viridian hostgroup add-host'; nothing was changed", group=group)
+    allowed = frozenset(h for h in inside if who.may(DEPLOY, template, placed[h]))
+    if not allowed:
+        who.refuse(DEPLOY, template, placed[inside[0]])
+    return allowed
