@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from viridian.cluster.agent import AgentCore, Plan
 from viridian.cluster.fencing import FenceRule
 from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord, HostState, Priority
-from viridian.cluster.placement import PENDING_NO_MEMORY, place
+from viridian.cluster.placement import PENDING_NO_MEMORY, failback_moves, place
 
 __all__ = ["Fault", "SimHost", "Simulation", "Violation", "generate"]
 
@@ -300,13 +300,17 @@ class Simulation:
     def settle(self, seconds: float) -> dict[str, str]:
         """Run ``seconds`` with no more faults, then check progress: every HA VM wanted
         running runs, unless the placement over the live hosts leaves it Pending for
-        memory. Returns VM id → pending reason."""
+        memory, and no failback is left to do. Returns VM id → pending reason."""
         self.faults.clear()
         self.run(self.now + seconds)
         running = {v for h in self.hosts.values() for v in h.running}
         vms = [self._with_owner(vm) for vm in self.vms.values()]
         records = [r for r, _ in self.etcd.hosts.values()]
         pending = place(vms, records).pending
+        home = failback_moves(vms, records)
+        if home:
+            raise Violation(f"seed {self.seed}: failback not done after settling: {home}; "
+                            f"log: {self.log[-8:]}")
         for vm in self.vms.values():
             wanted = vm.policy.restarts and vm.desired_running
             if wanted and vm.id not in running and pending.get(vm.id) != PENDING_NO_MEMORY:
