@@ -3,8 +3,9 @@ part 5): a user granted the built-in "Self-service user" role on ``template:base
 and reads only that template (API and ``viridian template list``), is refused (403
 naming the template) from another one and past its quota (with used/requested/limit)
 before anything is made, and provisions one real guest from ``base`` that reaches
-"provisioned: ready"; the user owns that VM, sees only it and stops it. A user with no
-template.deploy anywhere is refused at the gate."""
+"provisioned: ready"; the user owns that VM, sees only it (also in the template's
+"used by") and stops it. A user with no template.deploy anywhere is refused at the
+gate."""
 
 from __future__ import annotations
 
@@ -149,3 +150,11 @@ def test_provisions_owns_and_manages_its_vm(lab: tuple[Service, httpx.Client],
         time.sleep(1)
     assert sally.get("/vms/sally-web").json()["state"] == "Off"
     assert len(provisioned(service)) == 1
+    admins = api.post("/provision", json={"template": "base", "name": "admin-web",
+                                          "start": False})
+    assert wait_job(api, admins.json(), timeout=300)["state"] == "completed"
+    used = {t["name"]: t["used_by"] for t in api.get("/templates").json()["templates"]}
+    assert sorted(used["base"]) == ["admin-web", "sally-web"]
+    (mine,) = sally.get("/templates").json()["templates"]
+    assert mine["used_by"] == ["sally-web"]  # no other user's VM names
+    assert sally.get("/templates/base").json()["used_by"] == ["sally-web"]

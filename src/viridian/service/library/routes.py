@@ -113,13 +113,18 @@ def install_library_routes(app: FastAPI, lib: LibraryCapability) -> None:
 
 def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
     templates = lib.templates
+    context = lib.provisioner.context
+
+    def vm_id(name: str) -> str | None:
+        return next((i for i, vm in context.vms().items() if vm.record.name == name), None)
 
     @app.get(f"{API_PREFIX}/templates", tags=["library"])
     async def template_list(request: Request) -> dict[str, Any]:
         """The templates the caller may read or deploy (a self-service user: its granted
         ones)."""
         who = requester(request)
-        return {"templates": [t for t in templates.listing() if who.may_see(t["name"])]}
+        return {"templates": [{**t, "used_by": who.visible_vms(t["used_by"], vm_id)}
+                              for t in templates.listing() if who.may_see(t["name"])]}
 
     @app.post(f"{API_PREFIX}/templates", status_code=202, tags=["library"])
     async def template_new(body: NewTemplate) -> dict[str, Any]:
@@ -127,9 +132,10 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
 
     @app.get(f"{API_PREFIX}/templates/{{name}}", tags=["library"])
     async def template_show(name: str, request: Request) -> dict[str, Any]:
-        requester(request).check_see(name)
+        who = requester(request)
+        who.check_see(name)
         return {"name": name, "versions": [t.to_dict() for t in templates.versions(name)],
-                "used_by": templates.users(name)}
+                "used_by": who.visible_vms(templates.users(name), vm_id)}
 
     @app.delete(f"{API_PREFIX}/templates/{{name}}", tags=["library"])
     async def template_remove(name: str, version: int | None = Query(None, ge=1)

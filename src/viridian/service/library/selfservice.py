@@ -73,6 +73,16 @@ class Requester:
         self.access.authorize(self.principal, operation,
                               Target(template=template, host_group=host_group))
 
+    def visible_vms(self, names: list[str], ids: Callable[[str], str | None]) -> list[str]:
+        """The VM names of ``names`` the caller may see (``vm.read``: its own, granted
+        ones); a template's ``used_by`` names no other user's VMs."""
+        if self.unlimited:
+            return names
+        assert self.access is not None and self.principal is not None
+        access, principal = self.access, self.principal
+        return [n for n in names
+                if access.policy.allows(principal, "vm.read", access.target(n, ids(n)))]
+
     def check_quota(self, template: StoredTemplate, count: int, memory_mb: int | None,
                     resources: Callable[[str], Resources | None]) -> None:
         """Refuse (403 with used/requested/limit) ``count`` VMs of ``template`` that would
