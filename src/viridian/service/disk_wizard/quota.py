@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from viridian import disks
 from viridian.access.quotas import Resources, Usage, check_quota
-from viridian.model.choices import DriveKind
+from viridian.model.slots import hard_disks
 from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.context import ServiceContext
 
@@ -91,9 +91,7 @@ class WizardQuota:
             live = vms.get(vm_id)
             if live is None:
                 continue
-            settings = live.record.settings
-            found |= {d.path for d in settings.ide if d.kind == DriveKind.HARD_DISK and d.path}
-            found |= {d.path for c in settings.scsi for d in c.disks}
+            found |= {slot.path for slot in hard_disks(live.record.settings) if slot.path}
         return {os.path.realpath(p) for p in found}
 
     def _read(self) -> dict[str, tuple[str, float]]:
