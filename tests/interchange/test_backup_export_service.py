@@ -38,8 +38,9 @@ def _write(disk: Path, pattern: int) -> None:
 def point(tmp_path_factory: pytest.TempPathFactory) \
         -> Iterator[tuple[Service, Path, dict[str, Any], Path]]:
     """VM ``backed`` Running (no OS: the BIOS waits) with a point (taken while it was
-    Off: a live point is tests/backup's subject); the disk was changed after the point. Yields the service, a work folder, the point
-    and a copy of the disk as it was at the point."""
+    Off: a live point is tests/backup's subject); the disk was changed after the point.
+    Yields the service, a work folder, the point and a copy of the disk as it was at the
+    point."""
     work = tmp_path_factory.mktemp("backup-export")
     disk = work / "data.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)

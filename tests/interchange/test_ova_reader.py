@@ -1,8 +1,8 @@
 """Reading OVAs safely (issue 16 part 3, DSP0243 §5.3): the cot ``input`` package packed
 as an OVA unpacks byte for byte; members that are links, devices, folders, absolute
 names, ``..`` names, duplicates, a descriptor not first, a size other than the
-descriptor's ``ovf:size`` or a truncated member are refused naming the member, and
-nothing is written outside the target folder."""
+descriptor's ``ovf:size``, a descriptor over 16 MiB or a truncated member are refused
+naming the member, and nothing is written outside the target folder."""
 
 from __future__ import annotations
 
@@ -92,6 +92,9 @@ def test_order_duplicates_sizes_truncation(samples: Path, tmp_path: Path) -> Non
     (tmp_path / "cut.ova").write_bytes(whole[:20000])
     with pytest.raises(BadRequest, match=r"damaged tar|ends early"):
         _unpack(tmp_path, tmp_path / "cut.ova")
+    huge = [("big.ovf", b" " * (16 << 20) + b" "), *files[1:]]
+    with pytest.raises(BadRequest, match=r"descriptor big\.ovf holds 16777217 bytes"):
+        _unpack(tmp_path, _pack(tmp_path / "huge.ova", huge))
     (tmp_path / "not.ova").write_bytes(b"hello")
     with pytest.raises(BadRequest, match="not an OVA"):
         _unpack(tmp_path, tmp_path / "not.ova")

@@ -5,7 +5,7 @@ and then the files the descriptor references.
 Members are checked from their headers before any data is written: each must be a
 regular file with a plain name (no folder, no absolute name, no ``..``; symbolic and
 hard links, devices and folders are refused), names must be unique, the descriptor
-must come first, a member's size must match the ``ovf:size`` its ``File`` declares,
+must come first (at most 16 MiB), a member's size must match the ``ovf:size`` its ``File`` declares,
 and the whole package must fit in the free space. Data is copied member by member
 (never ``tarfile.extract``) into files created exclusively in the given folder, which
 the caller removes on any failure.
@@ -22,6 +22,7 @@ from viridian.errors import BadRequest
 from viridian.interchange.ovf import parse_ovf
 
 MAX_MEMBERS = 1000
+MAX_DESCRIPTOR = 16 << 20  # bytes: a descriptor is read whole into memory
 CHUNK = 1 << 20
 
 
@@ -62,6 +63,10 @@ def check_members(members: list[tarfile.TarInfo], where: str) -> None:
             raise BadRequest(f"{where}: member {member.name!r} appears twice; nothing was "
                              "changed", member=member.name)
         seen.add(member.name)
+    if members[0].size > MAX_DESCRIPTOR:
+        raise BadRequest(f"{where}: the descriptor {members[0].name} holds "
+                         f"{members[0].size} bytes (at most {MAX_DESCRIPTOR}); nothing was "
+                         "changed", member=members[0].name)
     if not members[0].name.lower().endswith(".ovf"):
         raise BadRequest(f"{where}: the first member is {members[0].name!r}; an OVA starts "
                          "with its OVF descriptor (DSP0243 5.3); nothing was changed",

@@ -25,7 +25,7 @@ from typing import Any
 from viridian.errors import BadRequest, NotFound
 from viridian.interchange.manifest import verify_manifest
 from viridian.interchange.native import DISKS_FOLDER, relocated_prefix
-from viridian.interchange.ova import unpack_ova
+from viridian.interchange.ova import MAX_DESCRIPTOR, unpack_ova
 from viridian.interchange.ovf import parse_ovf
 from viridian.interchange.ovf_settings import map_system
 from viridian.interchange.relocate import relocate_settings
@@ -70,6 +70,10 @@ async def import_ovf(core: Registrar, journal: StagingJournal, package: Path,
             unpacked.mkdir()
             descriptor = unpack_ova(package, unpacked,
                                     lambda member: job.report(5, f"unpacking {member}"))
+        if descriptor.stat().st_size > MAX_DESCRIPTOR:
+            raise BadRequest(f"{descriptor} holds {descriptor.stat().st_size} bytes, more "
+                             f"than an OVF descriptor may ({MAX_DESCRIPTOR}); nothing was "
+                             "changed", path=str(descriptor))
         manifest = descriptor.with_suffix(".mf")
         checked = verify_manifest(manifest) if manifest.is_file() else []
         system = parse_ovf(descriptor.read_bytes(), str(package))
