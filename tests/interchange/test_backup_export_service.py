@@ -1,8 +1,9 @@
 """``vm export NAME DIR --from-backup ID`` through the real service (issue 16 part 2, "live
 from a backup point"): a VM's point is exported while the VM runs, after its disk
 changed, and the imported copy holds the data of the point, not the disk's current
-data; the CLI prints the point; a point of another VM, an OVA from a point and an
-unknown point are refused and leave nothing."""
+data; the CLI prints the point; a point of another VM, an OVA from a point, an
+unknown point, and an OVA export of the running VM itself are refused and leave
+nothing."""
 
 from __future__ import annotations
 
@@ -107,7 +108,9 @@ def test_cli_and_refusals(point: tuple[Service, Path, dict[str, Any], Path]) -> 
              "no backup with id nope"),
             (api.post(f"/vms/{VM}/export", json={"folder": str(target),
                                                  "from_backup": record["id"]}), 409,
-             "exists already")]
+             "exists already"),
+            (api.post(f"/vms/{VM}/export", json={"folder": str(work), "format": "ova"}), 409,
+             f"cannot export VM '{VM}' while it is Running")]
         for answer, status, message in refusals:
             assert answer.status_code == status and message in answer.json()["error"][
                 "message"], answer.text
