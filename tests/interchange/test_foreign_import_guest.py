@@ -2,8 +2,8 @@
 monolithicSparse VMDK made from the guest kit's boot disk imports (CLI) and boots; a
 libvirt domain defined in the test imports with ``--from-libvirt`` and boots; a Virtual
 PC .vmc and a Hyper-V 2008 configuration with VHDs import with their disks; conflicts
-(name, MAC, a disk another VM holds) and a VMDK naming a file outside its folder are
-refused and leave nothing behind."""
+(name, MAC, a disk another VM holds), a configuration naming a file outside its folder
+and a VMDK naming one outside its own are refused and leave nothing behind."""
 
 from __future__ import annotations
 
@@ -113,17 +113,26 @@ def test_vmware_vmx_vmdk_imports_and_boots(service: Service, api: httpx.Client,
     assert vmdk.is_file() and vmx.is_file()  # the source is left as it was
     _boots(service, api, "vmw")
 
+    held_disk = folder / "held.vhd"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(held_disk), "16M"], check=True)
+    holder = api.post("/vms", json={"name": "holder", "memory_mb": 128, "vhd": str(held_disk)})
+    assert holder.status_code == 201, holder.text
     before = _vm_folders(service)
     again = _import(api, vmx)
     assert again["state"] == "failed"
     assert "the name is used by the registered VM 'vmw'" in again["error"]["message"]
     same_mac = _import(api, vmx, name="vmw-2")
     assert same_mac["state"] == "failed" and MAC in same_mac["error"]["message"], same_mac
-    held = tmp_path / "held.vmx"
-    held.write_text(VMX.format(disk=disk["path"]).replace(MAC, "00:50:56:3F:00:02"))
+    held = folder / "held.vmx"
+    held.write_text(VMX.format(disk="held.vhd").replace(MAC, "00:50:56:3F:00:02"))
     in_use = _import(api, held, name="vmw-3")
     assert in_use["state"] == "failed"
-    assert "attached to the registered VM 'vmw'" in in_use["error"]["message"]
+    assert "attached to the registered VM 'holder'" in in_use["error"]["message"]
+    outside = folder / "outside.vmx"
+    outside.write_text(VMX.format(disk=disk["path"]).replace(MAC, "00:50:56:3F:00:03"))
+    escaped = _import(api, outside, name="vmw-4")
+    assert escaped["state"] == "failed"
+    assert "outside the configuration's folder" in escaped["error"]["message"]
     assert _vm_folders(service) == before
 
 

@@ -14,7 +14,8 @@ never attached: every disk is copied into the new VM's folder,
 
 DVD images stay where they are (media are shared); one that is not on this host is
 ejected with a notice. Written paths are resolved beside the configuration file (a
-Windows path by its file name, also in a ``Virtual Hard Disks`` folder there).
+Windows path by its file name, also in a ``Virtual Hard Disks`` folder there) and must
+stay in its folder (after symbolic links).
 
 Refusals, before anything is registered, naming the conflict: the VM name in use, a MAC
 address in use, a source disk attached to a registered VM or locked by a running QEMU,
@@ -136,7 +137,13 @@ def _located(slot: DriveSlot, base: Path, notices: list[str]) -> DriveSlot:
 
 def locate(written: str, base: Path) -> Path | None:
     """The file a configuration names ``written``: relative to ``base``; a Windows path
-    by its file name in ``base`` or ``base/Virtual Hard Disks``; None when not found."""
+    by its file name in ``base`` or ``base/Virtual Hard Disks``; None when not found.
+
+    :raises BadRequest: the file lies outside ``base`` (symbolic links resolved): a
+        configuration file may only bring in files of its own folder, so an import
+        reads nothing its caller could not name (a libvirt domain's base is ``/``: that
+        route needs ``host.manage``).
+    """
     if WINDOWS_PATH.search(written):
         leaf = re.split(r"[\\/]", written)[-1]
         relative = written.replace("\\", "/")
@@ -144,7 +151,13 @@ def locate(written: str, base: Path) -> Path | None:
         candidates += [base / leaf, base / "Virtual Hard Disks" / leaf]
     else:
         candidates = [base / written]
-    return next((c.resolve() for c in candidates if c.is_file()), None)
+    found = next((c.resolve() for c in candidates if c.is_file()), None)
+    root = base.resolve()
+    if found is not None and root not in found.parents:
+        raise BadRequest(f"{written!r} resolves to {found}, outside the configuration's "
+                         f"folder {root}; a foreign VM may only bring in files of its own "
+                         "folder (move them there); nothing was changed", path=written)
+    return found
 
 
 async def _check_unused(core: Registrar, slot: DriveSlot) -> None:
