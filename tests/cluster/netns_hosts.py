@@ -4,8 +4,9 @@ shared folder as cluster storage (docs/architecture.md, "Failover cluster").
 
 Host ``hN`` is the namespace ``vcl-<pid>-<n>-hN`` with address 10.78.0.N; its etcd member
 listens on 10.78.0.N:2379/2380 and its service on 127.0.0.1:8080 *inside* the namespace
-(loopback: plain HTTP, as a default service). The test process reaches each service
-through a ``Forwarder`` (``Host.service.url`` is that loopback URL). The hosts are not
+(loopback: plain HTTP, as a default service; the other hosts cannot reach it) or, with
+``https``, on 10.78.0.N:8443 (HTTPS, reachable from the other namespaces). The test
+process reaches each service through a ``Forwarder`` (``Host.service.url``). The hosts are not
 clustered on entry: the test creates and joins the cluster through the API.
 
 ``viridian_hosts`` ends every service, fence guard, QEMU, storage daemon and etcd member,
@@ -20,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -34,18 +36,59 @@ from tests.cluster.etcd_members import EtcdCluster, Member, etcd_cluster_in
 from tests.cluster.netns import Forwarder, NetnsHost, in_namespace, kill_inside, netns_hosts
 from tests.qemu_processes import _qemu_processes, end_qemu_under
 from tests.service.harness import Service
+from viridian.cli.trust import fingerprint_of_der
 
-SERVICE_PORT = 8080  # inside each namespace
+SERVICE_PORT = 8080  # on each namespace's loopback
+HTTPS_PORT = 8443  # on each namespace's address (``https``)
 
 
 class HostService(Service):
-    """``viridian serve`` inside ``namespace`` on its loopback; ``url`` forwards to it."""
+    """``viridian serve`` inside the namespace of ``net``; ``url`` forwards to it.
 
-    def __init__(self, data_dir: Path, namespace: str) -> None:
+    By default it listens on the namespace's loopback (plain HTTP; other hosts cannot
+    reach it). ``https``: on ``net.address``:8443, so the other namespaces reach it at
+    ``peer_url``; off loopback it serves HTTPS with its own self-signed certificate
+    (docs/architecture.md, "Security"), which ``client`` and ``cli_args`` pin."""
+
+    def __init__(self, data_dir: Path, net: NetnsHost, https: bool = False) -> None:
         super().__init__(data_dir)
-        self.namespace = namespace
-        self.forwarder = Forwarder(namespace, "127.0.0.1", SERVICE_PORT)
-        self.url = self.forwarder.url
+        self.namespace = net.namespace
+        self.listen = (net.address, HTTPS_PORT) if https else ("127.0.0.1", SERVICE_PORT)
+        self.forwarder = Forwarder(net.namespace, *self.listen)
+        self.https = https
+        scheme = "https" if https else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.forwarder.port}"
+        self.peer_url = f"{scheme}://{self.listen[0]}:{self.listen[1]}"
+
+    @property
+    def certificate(self) -> Path:
+        return self.data_dir / "tls" / "cert.pem"
+
+    def fingerprint(self) -> str:
+        return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(self.certificate.read_text()))
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """Trust exactly this service's certificate (HTTPS), as the CLI's pin does."""
+        if not self.https:
+            return True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.load_verify_locations(cadata=self.certificate.read_text())
+        return context
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url + "/api/v1", timeout=120, verify=self.verify(),
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+    def cli_args(self) -> list[str]:
+        """Global options of a CLI run against this service (its certificate pinned)."""
+        pin = ["--trust-fingerprint", self.fingerprint()] if self.https else []
+        return ["--url", self.url, "--token", self.token, *pin]
+
+    def cli_env(self) -> dict[str, str | None]:
+        """A config folder of the lab's own: pins never reach the user's."""
+        return {"XDG_CONFIG_HOME": str(self.data_dir.parent / "client-config")}
 
     def start(self, timeout: float = 300) -> None:
         self.launch()
@@ -55,7 +98,7 @@ class HostService(Service):
         """Start the process; ``wait_ready`` waits until it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "viridian.cli.main", "serve", "--data-dir",
-                str(self.data_dir), "--listen", f"127.0.0.1:{SERVICE_PORT}"]
+                str(self.data_dir), "--listen", f"{self.listen[0]}:{self.listen[1]}"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(in_namespace(self.namespace, argv), stdout=log,
                                             stderr=log, env=self.env, start_new_session=True)
@@ -67,7 +110,7 @@ class HostService(Service):
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited: {self.log.read_text()[-3000:]}")
             try:
-                httpx.get(self.url + "/api/v1/host", timeout=2)
+                httpx.get(self.url + "/api/v1/host", timeout=2, verify=False)  # any answer
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -138,8 +181,9 @@ class Lab:
 
 
 @contextlib.contextmanager
-def viridian_hosts(count: int = 3) -> Iterator[Lab]:
-    """``count`` hosts with services started and an etcd member each (healthy)."""
+def viridian_hosts(count: int = 3, https: bool = False) -> Iterator[Lab]:
+    """``count`` hosts with services started and an etcd member each (healthy);
+    ``https``: the services listen on their namespace's address (see ``HostService``)."""
     root = Path(tempfile.mkdtemp(prefix="vir-ns-", dir="/tmp"))  # short: socket paths
     shared = root / "shared"
     shared.mkdir()
@@ -147,7 +191,7 @@ def viridian_hosts(count: int = 3) -> Iterator[Lab]:
     try:
         with netns_hosts(count) as topology, \
                 etcd_cluster_in(topology.hosts, root / "etcd") as etcd:
-            hosts.extend(Host(net.name, net, HostService(root / net.name, net.namespace),
+            hosts.extend(Host(net.name, net, HostService(root / net.name, net, https),
                               member) for net, member in zip(topology.hosts, etcd.members,
                                                               strict=True))
             try:

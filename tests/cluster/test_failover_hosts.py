@@ -104,7 +104,7 @@ def lab() -> Iterator[Lab]:
 
 
 def _cli(host: Host, *args: str) -> Result:
-    return invoke(["--url", host.service.url, "--token", host.service.token, *args])
+    return invoke([*host.service.cli_args(), *args], env=host.service.cli_env())
 
 
 def _show(host: Host) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The network-namespace hosts the cluster tests run on (``tests/cluster/netns.py``):
-hosts reach each other over the bridge, a partition cuts a host's eth0 (not its
-loopback) until healed, the forwarder reaches a namespace from the root one, the root
-namespace is never touched, and everything — processes inside included — is gone after
-exit; namespaces of a dead earlier run are removed, a live run's are left alone."""
+"""The network-namespace hosts the cluster tests run on (``tests/cluster/netns.py``,
+``netns_hosts.py``): hosts reach each other over the bridge, a partition cuts a host's
+eth0 (not its loopback) until healed, the forwarder reaches a namespace from the root
+one, the root namespace is never touched, and everything — processes inside included —
+is gone after exit; namespaces of a dead earlier run are removed, a live run's are left
+alone. A service in HTTPS mode is reached by another host at its own address and by the
+test and the CLI through the forwarder, its certificate pinned."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.cli.cli_harness import invoke
 from tests.cluster.netns import (
     PREFIX,
     Forwarder,
@@ -24,6 +28,7 @@ from tests.cluster.netns import (
     remove_leftovers,
     remove_namespace,
 )
+from tests.cluster.netns_hosts import viridian_hosts
 
 
 def _listener(host: NetnsHost, address: str | None = None) -> socket.socket:
@@ -89,3 +94,19 @@ def test_leftovers_of_a_dead_run_are_removed_and_a_live_runs_kept() -> None:
     finally:
         remove_namespace(dead)
         remove_namespace(live)
+
+
+def test_an_https_host_serves_the_other_hosts_at_its_address_and_the_cli_pins_it() -> None:
+    with viridian_hosts(2, https=True) as lab:
+        h1, h2 = lab.hosts
+        with h1.api() as api:  # the test, through the forwarder, the certificate pinned
+            shown = api.get("/host")
+            assert shown.status_code == 200, shown.text
+        with entered(h2.net.namespace):  # another host, at h1's own address
+            peer = httpx.get(h1.service.peer_url + "/api/v1/host", verify=h1.service.verify(),
+                             headers={"Authorization": f"Bearer {h1.service.token}"})
+        assert h1.service.peer_url == "https://10.78.0.1:8443" and peer.status_code == 200
+        cli = invoke([*h1.service.cli_args(), "host", "show"], env=h1.service.cli_env())
+        assert cli.exit_code == 0, cli.output
+        config = Path(str(h1.service.cli_env()["XDG_CONFIG_HOME"]))
+        assert (config / "viridian" / "known_services.json").exists()  # not the user's
