@@ -1,7 +1,8 @@
 """Foreign VMs imported through the real service (issue 16 part 4): a VMware VMX with a
 monolithicSparse VMDK made from the guest kit's boot disk imports (CLI) and boots; a
 libvirt domain defined in the test imports with ``--from-libvirt`` and boots; a Virtual
-PC .vmc and a Hyper-V 2008 configuration with VHDs import with their disks; conflicts
+PC .vmc and a Hyper-V 2008 configuration with VHDs import with their disks, an OVF
+descriptor named .xml imports as OVF; conflicts
 (name, MAC, a disk another VM holds), a configuration naming a file outside its folder
 and a VMDK naming one outside its own are refused and leave nothing behind."""
 
@@ -155,7 +156,7 @@ def test_vmdk_escaping_its_folder_is_refused(service: Service, api: httpx.Client
 
 
 def test_vmc_and_hyperv_2008_import_their_vhds(service: Service, api: httpx.Client,
-                                               tmp_path: Path) -> None:
+                                               tmp_path: Path, samples: Path) -> None:
     vpc = tmp_path / "vpc"
     vpc.mkdir()
     shutil.copy(SAMPLES / "XP.vmc", vpc / "XP.vmc")
@@ -185,6 +186,11 @@ def test_vmc_and_hyperv_2008_import_their_vhds(service: Service, api: httpx.Clie
     assert [n for n in vm["notices"] if "w2k8.iso" in n and "ejected" in n]
     assert any("PHYSICAL" in line for line in vm["unmapped"])
     assert len(vm["settings"]["scsi"][0]["disks"]) == 1
+
+    renamed = tmp_path / "minimal.xml"  # an OVF descriptor is known by content too
+    shutil.copy(samples / "minimal.ovf", renamed)
+    job = _import(api, renamed, name="minimal-ovf")
+    assert job["state"] == "completed" and job["result"]["mode"] == "ovf", job
 
 
 def _libvirt_ready() -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from viridian.errors import BadRequest
-from viridian.interchange.foreign import foreign_kind, read_foreign
+from viridian.interchange.foreign import foreign_kind, is_ovf_envelope, read_foreign
 from viridian.interchange.foreign_plan import map_foreign, normal_mac
 from viridian.model import to_dict
 
@@ -104,6 +104,8 @@ def test_kind_by_content_not_suffix(tmp_path: Path) -> None:
         assert read_foreign(renamed).kind == kind
     ovf = tmp_path / "x.vmx"
     ovf.write_text("<Envelope xmlns='http://schemas.dmtf.org/ovf/envelope/1'/>")
+    assert is_ovf_envelope(ovf.read_bytes()) and foreign_kind(ovf.read_bytes()) is None
+    assert not is_ovf_envelope((SAMPLES / "XP.vmc").read_bytes())
     with pytest.raises(BadRequest, match=r"allowed: a VMware \.vmx"):
         read_foreign(ovf)
     broken = tmp_path / "broken.vmx"

@@ -37,6 +37,16 @@ def foreign_kind(data: bytes) -> str | None:
     return None
 
 
+def is_ovf_envelope(data: bytes) -> bool:
+    """``data`` is an OVF descriptor (an XML ``Envelope``), whatever its file's name."""
+    if not _looks_xml(data):
+        return False
+    try:
+        return local(parse_xml(data, "the file").tag) == "Envelope"
+    except BadRequest:
+        return False
+
+
 def read_foreign(path: Path) -> ForeignVM:
     """The foreign VM configured in the file ``path``.
 

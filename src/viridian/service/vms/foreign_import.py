@@ -1,7 +1,8 @@
 """``vm import x.vmx|x.vmc|x.xml`` and ``vm import --from-libvirt NAME``: a foreign VM
 becomes a new viridian VM (a new id), Off (docs/architecture.md, "Export and import").
 
-The configuration is read by :mod:`viridian.interchange.foreign` (kind found by content)
+The configuration is read by :mod:`viridian.interchange.foreign` (kind found by content;
+an OVF descriptor under any name goes to :mod:`viridian.service.vms.ovf_import`)
 and mapped like OVF (:mod:`viridian.interchange.foreign_plan`; what could not be mapped
 is in the result's ``unmapped``). Disk rule — the source files are never changed and
 never attached: every disk is copied into the new VM's folder,
@@ -37,7 +38,7 @@ from typing import Any
 
 from viridian.disks.vmdk import is_vmdk, read_vmdk
 from viridian.errors import BadRequest, Conflict, HostError, NotFound
-from viridian.interchange.foreign import read_foreign
+from viridian.interchange.foreign import MAX_CONFIG, is_ovf_envelope, read_foreign
 from viridian.interchange.foreign_plan import ForeignVM, map_foreign
 from viridian.interchange.libvirt_xml import parse_domain
 from viridian.interchange.native import DISKS_FOLDER, relocated_prefix
@@ -50,6 +51,7 @@ from viridian.service.catalog import VMRecord
 from viridian.service.jobs import Job, now_iso
 from viridian.service.vms.definition_file import Definition, write_definition
 from viridian.service.vms.importing import Registrar, check_free
+from viridian.service.vms.ovf_import import import_ovf
 from viridian.service.vms.package_files import (
     StagingJournal,
     copy_sparse,
@@ -67,6 +69,9 @@ async def import_foreign(core: Registrar, journal: StagingJournal, config: Path,
     """Import the VM configured in the file ``config`` (see the module docstring)."""
     if not config.is_file():
         raise NotFound(f"{config} does not exist; nothing was changed", path=str(config))
+    with open(config, "rb") as f:
+        if is_ovf_envelope(f.read(MAX_CONFIG)):  # an OVF descriptor under another name
+            return await import_ovf(core, journal, config, name, job)
     vm = read_foreign(config)
     return await _import(core, journal, vm, config.parent, name, job)
 
