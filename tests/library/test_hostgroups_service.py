@@ -128,3 +128,34 @@ def test_bad_paths_change_nothing(lab: tuple[Service, httpx.Client]) -> None:
     assert api.put("/hostgroups/hosts/bad$host", json={"group": "Test"}).status_code == 400
     assert api.put("/hostgroups/hosts/h9", json={"group": "Nope"}).status_code == 404
     assert api.get("/hostgroups").json() == before
+
+
+def test_quota_scoped_to_a_group(lab: tuple[Service, httpx.Client]) -> None:
+    service, api = lab
+    assert api.post("/access/grants", json={"role": "Self-service user", "to": "gail",
+                                            "on": "template:base"}).status_code == 201
+    assert api.put("/hostgroups/hosts/localhost", json={"group": TEST}).status_code == 200
+    ok(run(service, "hostgroup", "quota", "Test", "gail", "--vms", "0"))
+    ok(run(service, "hostgroup", "quota", "Prod", "gail", "--vms", "0"))
+    with gail(service) as user:
+        def dry(name: str) -> httpx.Response:
+            return user.post("/provision", json={"template": "base", "name": name,
+                                                 "dry_run": True})
+        refused = dry("q1")
+        assert refused.status_code == 403, refused.text
+        assert f"gail (host group {TEST})'s quota would be exceeded — VMs: 0 used + 1 " \
+            "requested > limit 0" in refused.json()["error"]["message"]
+        shown = ok(run(service, "hostgroup", "quota", "Test", "gail", "--vms", "3",
+                       "--memory", "1G"))
+        assert f"gail in {TEST}: vms 3, memory_mb 1024" in shown, shown
+        assert dry("q2").status_code == 200  # Prod's quota does not reach this host
+        assert api.put("/hostgroups/hosts/localhost", json={"group": PROD}
+                       ).status_code == 200
+        assert dry("q3").status_code == 403  # now it does
+        api.put("/hostgroups/hosts/localhost", json={"group": TEST})
+    busy = api.delete("/hostgroups/Test")
+    assert busy.status_code == 409 and "gail's quota" in busy.json()["error"]["message"]
+    assert api.put("/hostgroups/quotas/gail", json={"group": "Test"}).json()["quotas"] == [
+        {"group": PROD, "limits": {"vms": 0, "memory_mb": None, "processors": None,
+                                   "disk_mb": None}}]
+    assert api.get("/hostgroups/quotas/nobody").status_code == 404

@@ -4,8 +4,10 @@ Hosts`` until it is added to another). Grants may be scoped to a group
 (``hostgroup:PATH``: the group and every group under it) and provisioning places VMs
 only on hosts of the requested group.
 
-Kept in the access store (``<data>/access.sqlite``, tables ``host_groups`` and
-``group_hosts``) because grants name them. :func:`normalise` and :func:`within` are pure;
+A user's quota may be scoped to a group too (``group_quotas``): it limits what the user's
+VMs on the hosts under that group add up to. Kept in the access store
+(``<data>/access.sqlite``, tables ``host_groups``, ``group_hosts``, ``group_quotas``)
+because grants and quotas name them. :func:`normalise` and :func:`within` are pure;
 :class:`HostGroups` is the SQL shell.
 """
 
@@ -26,7 +28,10 @@ _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS host_groups (path TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS group_hosts (host TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS group_quotas (user TEXT NOT NULL, path TEXT NOT NULL, vms INTEGER,
+    memory_mb INTEGER, processors INTEGER, disk_mb INTEGER, PRIMARY KEY (user, path));
 """
+QUOTA_KEYS = ("vms", "memory_mb", "processors", "disk_mb")
 
 
 def normalise(path: str) -> str:
@@ -126,8 +131,10 @@ class HostGroups:
         path = shown["path"]
         if path == ROOT:
             raise Conflict(f"{ROOT!r} is the root of the tree and cannot be removed")
+        quotas = self.store.rows("SELECT user FROM group_quotas WHERE path=?", (path,))
         busy = [*shown["children"], *(f"host {h}" for h in shown["hosts"]),
-                *(f"a grant on {s}" for s in grants if s == f"hostgroup:{path}")]
+                *(f"a grant on {s}" for s in grants if s == f"hostgroup:{path}"),
+                *(f"{u}'s quota" for (u,) in quotas)]
         if busy:
             raise Conflict(f"host group {path!r} is in use: {', '.join(busy)}; move or "
                            "remove them first; nothing was changed", group=path, uses=busy)
@@ -143,3 +150,24 @@ class HostGroups:
         else:
             self.store.write("INSERT OR REPLACE INTO group_hosts VALUES (?,?)", (host, path))
         return {"host": host, "group": path}
+
+    def quotas(self, user: str) -> list[dict[str, Any]]:
+        """``[{"group", "limits"}]``: ``user``'s quotas scoped to host groups."""
+        rows = self.store.rows("SELECT path, vms, memory_mb, processors, disk_mb FROM "
+                               "group_quotas WHERE user=? ORDER BY path", (user,))
+        return [{"group": r[0], "limits": dict(zip(QUOTA_KEYS, r[1:], strict=True))}
+                for r in rows]
+
+    def set_quota(self, user: str, text: str, limits: dict[str, int | None]) -> dict[str, Any]:
+        """Set ``user``'s limits in group ``text`` (all None: the quota is removed)."""
+        path = self.show(text)["path"]
+        bad = [k for k, v in limits.items() if k not in QUOTA_KEYS or (v is not None and v < 0)]
+        if bad:
+            raise BadRequest(f"quota {', '.join(bad)}: allowed {', '.join(QUOTA_KEYS)}, 0 or "
+                             "more; nothing was changed")
+        if all(limits.get(k) is None for k in QUOTA_KEYS):
+            self.store.write("DELETE FROM group_quotas WHERE user=? AND path=?", (user, path))
+        else:
+            self.store.write("INSERT OR REPLACE INTO group_quotas VALUES (?,?,?,?,?,?)",
+                             (user, path, *(limits.get(k) for k in QUOTA_KEYS)))
+        return {"user": user, "quotas": self.quotas(user)}

@@ -141,6 +141,8 @@ ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", f"{A}/hostgroups"): "host.read",
     ("POST", f"{A}/hostgroups"): "host.manage",
     ("PUT", f"{A}/hostgroups/hosts/{{host}}"): "host.manage",
+    ("GET", f"{A}/hostgroups/quotas/{{user}}"): "access.manage",
+    ("PUT", f"{A}/hostgroups/quotas/{{user}}"): "access.manage",
     ("GET", f"{A}/hostgroups/{{path}}"): "host.read",
     ("DELETE", f"{A}/hostgroups/{{path}}"): "host.manage",
     # disk wizard

@@ -1,6 +1,7 @@
-"""``viridian hostgroup new|list|show|remove|add-host``: VMM's tree of hosts (docs/api.md,
+"""``viridian hostgroup new|list|show|remove|add-host|quota``: VMM's tree of hosts (docs/api.md,
 "Host groups"): ``All Hosts`` and groups under it; a host is in one group; grants
-(``--on hostgroup:PATH``) and provisioning (``vm new --host-group PATH``) use them."""
+(``--on hostgroup:PATH``), quotas (``hostgroup quota``) and provisioning (``vm new
+--host-group PATH``) use them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import click
 
 from viridian.cli.client import open_client
 from viridian.cli.output import emit_json, format_table
+from viridian.cli.sizes import SIZE_MB
 from viridian.cli.user import JSON_OPTION
 
 __all__ = ["hostgroup_group"]
@@ -73,3 +75,29 @@ def add_host(ctx: click.Context, path: str, host: str) -> None:
     placed = open_client(ctx).request("PUT", f"/hostgroups/hosts/{quote(host, safe='')}",
                                       body={"group": path})
     click.echo(f"{placed['host']} is in {placed['group']}")
+
+
+@hostgroup_group.command("quota")
+@click.argument("path")
+@click.argument("user")
+@click.option("--vms", type=click.IntRange(0), default=None, help="VMs on the group's hosts.")
+@click.option("--memory", type=SIZE_MB, default=None, help="Memory of those VMs, e.g. 4GB.")
+@click.option("--processors", type=click.IntRange(0), default=None,
+              help="Virtual processors of those VMs.")
+@click.option("--disk", type=SIZE_MB, default=None, help="Disk space of those VMs.")
+@JSON_OPTION
+@click.pass_context
+def quota(ctx: click.Context, path: str, user: str, vms: int | None, memory: int | None,
+          processors: int | None, disk: int | None, as_json: bool) -> None:
+    """Limit what USER's VMs on the hosts under group PATH add up to (no option: the
+    group quota is removed)."""
+    body = {"group": path, "vms": vms, "memory_mb": memory, "processors": processors,
+            "disk_mb": disk}
+    answer = open_client(ctx).request("PUT", f"/hostgroups/quotas/{quote(user, safe='')}",
+                                      body=body)
+    if as_json:
+        emit_json(answer)
+        return
+    for entry in answer["quotas"]:
+        limits = ", ".join(f"{k} {v}" for k, v in entry["limits"].items() if v is not None)
+        click.echo(f"{user} in {entry['group']}: {limits}")

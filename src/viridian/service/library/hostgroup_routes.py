@@ -23,6 +23,14 @@ class Placement(RequestBody):
     group: str
 
 
+class GroupQuota(RequestBody):
+    group: str
+    vms: int | None = None
+    memory_mb: int | None = None
+    processors: int | None = None
+    disk_mb: int | None = None
+
+
 def install_hostgroup_routes(app: FastAPI, groups: HostGroups, access: AccessControl) -> None:
     @app.get(P, tags=["library"])
     async def hostgroup_list() -> dict[str, Any]:
@@ -38,6 +46,19 @@ def install_hostgroup_routes(app: FastAPI, groups: HostGroups, access: AccessCon
     async def hostgroup_add_host(host: str, body: Placement) -> dict[str, Any]:
         """Put ``host`` into a group (a host is in one group)."""
         return groups.add_host(host, body.group)
+
+    @app.get(f"{P}/quotas/{{user}}", tags=["library"])
+    async def hostgroup_quotas(user: str) -> dict[str, Any]:
+        """``user``'s quotas scoped to host groups."""
+        access.show_user(user)
+        return {"user": user, "quotas": groups.quotas(user)}
+
+    @app.put(f"{P}/quotas/{{user}}", tags=["library"])
+    async def hostgroup_quota_set(user: str, body: GroupQuota) -> dict[str, Any]:
+        """Limit what ``user``'s VMs on the hosts under ``group`` add up to (every limit
+        null: the group quota is removed)."""
+        access.show_user(user)
+        return groups.set_quota(user, body.group, body.model_dump(exclude={"group"}))
 
     @app.get(f"{P}/{{path:path}}", tags=["library"])
     async def hostgroup_show(path: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from viridian.library.cloudinit import Customisation, StaticAddress, User
 from viridian.service.access_hooks import settings_resources
 from viridian.service.http_boundary import RequestBody
 from viridian.service.library.provisioning import Order
-from viridian.service.library.selfservice import placeable, requester
+from viridian.service.library.selfservice import placeable, requester, within_group_quotas
 
 if TYPE_CHECKING:
     from viridian.service.library.capability import LibraryCapability
@@ -158,10 +158,12 @@ def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
         if not 1 <= body.count <= 100:
             raise InvalidSetting("count", body.count, "1..100")
         who = requester(request)
-        hosts = placeable(who, lib.hostgroups, body.template, body.host_group,
-                          lib.provisioner.host_names())
+        names = lib.provisioner.host_names()
+        hosts = placeable(who, lib.hostgroups, body.template, body.host_group, names)
         template = lib.templates.get(body.template, body.version)
         who.check_quota(template, body.count, body.memory_mb, resources)
+        hosts = within_group_quotas(who, lib.hostgroups, hosts, names[0], template,
+                                    body.count, body.memory_mb, resources)
         static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
         users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
         custom = Customisation("", body.hostname or body.name, users, static,

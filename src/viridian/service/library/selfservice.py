@@ -19,12 +19,12 @@ from starlette.requests import Request
 
 from viridian.access import AccessControl, Principal, Target
 from viridian.access.hostgroups import HostGroups, within
-from viridian.access.quotas import Resources, check_quota, usage_of
-from viridian.errors import Conflict
+from viridian.access.quotas import Resources, Usage, check_quota, usage_of
+from viridian.errors import Conflict, Forbidden
 from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.library.templates import StoredTemplate
 
-__all__ = ["Requester", "placeable", "requester"]
+__all__ = ["Requester", "placeable", "requester", "within_group_quotas"]
 
 MB = 1024 * 1024
 DEPLOY, READ = "template.deploy", "library.read"
@@ -149,3 +149,43 @@ def placeable(who: Requester, groups: HostGroups | None, template: str,
     if not allowed:
         who.refuse(DEPLOY, template, placed[inside[0]])
     return allowed
+
+
+def within_group_quotas(who: Requester, groups: HostGroups | None, hosts: frozenset[str],
+                        here: str, template: StoredTemplate, count: int,
+                        memory_mb: int | None,
+                        resources: Callable[[str], Resources | None]) -> frozenset[str]:
+    """The ``hosts`` where ``count`` VMs of ``template`` fit the caller's quotas scoped to
+    host groups (a quota on group Q counts the caller's VMs on this host, ``here``, when
+    this host is under Q; VMs on other cluster hosts are not counted).
+
+    :raises Forbidden: they fit on none (the first refusal, with used/requested/limit).
+    """
+    if who.unlimited or groups is None:
+        return hosts
+    assert who.access is not None and who.principal is not None
+    user = who.principal.user
+    quotas = groups.quotas(user)
+    if not quotas:
+        return hosts
+    one = template_resources(template, memory_mb)
+    adding = Resources(one.memory_mb * count, one.processors * count, one.disk_mb * count)
+    local, home = usage_of(who.access.owned(user), resources), groups.group_of(here)
+    kept: set[str] = set()
+    refusal: Forbidden | None = None
+    for host in sorted(hosts):
+        group = groups.group_of(host)
+        try:
+            for quota in quotas:
+                if within(group, quota["group"]):
+                    used = local if within(home, quota["group"]) else Usage()
+                    check_quota(f"{user} (host group {quota['group']})", quota["limits"],
+                                used, adding, count)
+        except Forbidden as err:
+            refusal = refusal or err
+            continue
+        kept.add(host)
+    if not kept:
+        assert refusal is not None
+        raise refusal
+    return frozenset(kept)
