@@ -72,17 +72,17 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
             sel.register(sock, selectors.EVENT_READ)
         while open_:
             for key, _ in sel.select(timeout=5):
-                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                ready = a if key.fileobj is a else b
                 try:
-                    data = sock.recv(65536)
+                    data = ready.recv(65536)
                     if data:
-                        peers[sock].sendall(data)
+                        peers[ready].sendall(data)
                         continue
-                    peers[sock].shutdown(socket.SHUT_WR)
+                    peers[ready].shutdown(socket.SHUT_WR)
                 except OSError:
                     return
-                sel.unregister(sock)
-                open_.discard(sock)
+                sel.unregister(ready)
+                open_.discard(ready)
 
 
 class Forwarder:

@@ -240,7 +240,7 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
 def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(lab: Lab) -> None:
     hosts = lab.hosts
     vm_id = _ha_vm_id(lab)
-    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     assert owner.service.process is not None
     with OneCopyChecker(hosts, vm_id) as checker:
         os.kill(owner.service.process.pid, signal.SIGSTOP)
@@ -261,7 +261,7 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(lab: Lab) -> N
 def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> None:
     hosts, etcd = lab.hosts, lab.etcd
     vm_id = _ha_vm_id(lab)
-    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     with OneCopyChecker(hosts, vm_id) as checker:
         # HA off and on again while it runs: released, then owned again — never killed
         assert _cli(owner, "vm", "set", "ha1", "--ha", "off").exit_code == 0
@@ -296,7 +296,7 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> N
                   lambda: set(_states(_show(owner)).values()) == {"Up"})
         finally:
             etcd.thaw(follower)
-        after = _wait("ha1 running after the etcd faults", lambda: _vm_on(hosts, vm_id))
+        after: Host = _wait("ha1 running after the etcd faults", lambda: _vm_on(hosts, vm_id))
         _etcd_whole(after)
     checker.check()
     print(f"\netcd faults: ha1 ran on {owner.name} before, on {after.name} after "
@@ -306,7 +306,7 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> N
 def test_partitioned_owner_fences_itself_and_rejoins_after_healing(lab: Lab) -> None:
     hosts = lab.hosts
     vm_id = _ha_vm_id(lab)
-    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     other = next(h for h in hosts if h is not owner)
     with OneCopyChecker(hosts, vm_id) as checker:
         # the owner and its etcd member are cut off; the other two members keep quorum
@@ -332,7 +332,7 @@ def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again
         lab: Lab) -> None:
     hosts = lab.hosts
     vm_id = _ha_vm_id(lab)
-    owner = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
+    owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     other = next(h for h in hosts if h is not owner)
     with OneCopyChecker(hosts, vm_id) as checker:
         drained = _cli(other, "host", "drain", owner.name, "--json")
