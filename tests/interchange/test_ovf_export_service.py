@@ -3,10 +3,10 @@ a VM with a VHD at IDE 0:0, a qcow2 at SCSI 0:1, an ISO in the DVD drive and two
 adapters is exported ``--ovf`` (descriptor checked against DSP0243's structure, the
 SHA-256 manifest verified, disks streamOptimized VMDKs) and ``--ova`` (a tar whose first
 member is the descriptor, then the manifest), removed and imported from each: same
-memory, processors, drive slots, adapters, DVD image, and ``qemu-img compare`` equal
-disks. A SIGKILL of the service at ``export.written`` leaves no OVA and no staging
-folder; at ``import.copied`` of an OVA import it registers nothing and the staging folder
-is gone after the restart."""
+memory, processors, drive slots, adapters (the MAC kept when no VM uses it, else a new
+one, noted), DVD image, and ``qemu-img compare`` equal disks. A SIGKILL of the service
+at ``export.written`` leaves no OVA and no staging folder; at ``import.copied`` of an
+OVA import it registers nothing and the staging folder is gone after the restart."""
 
 from __future__ import annotations
 
@@ -134,6 +134,8 @@ def test_ovf_round_trip(made: tuple[Service, Path, dict[str, Any]]) -> None:
         vm = _done(api, api.post("/imports", json={"path": str(package / f"{VM}.ovf")}))
         _same_vm(original, vm)
         assert vm["name"] == VM and vm["id"] != original["id"]
+        first = vm["settings"]["network_adapters"][0]
+        assert (first["mac_mode"], first["mac"]) == ("static", MAC)  # free again: kept
 
 
 def test_ova_round_trip(made: tuple[Service, Path, dict[str, Any]]) -> None:
@@ -153,6 +155,9 @@ def test_ova_round_trip(made: tuple[Service, Path, dict[str, Any]]) -> None:
         vm = _done(api, api.post("/imports", json={"path": str(ova), "name": "from-ova"}))
     assert vm["mode"] == "ova"
     _same_vm(original, vm)
+    assert f"adapter 1: MAC {MAC} of the package is used by VM '{VM}' (network adapter " \
+        "1): a new address is assigned" in vm["unmapped"]
+    assert vm["settings"]["network_adapters"][0]["mac"] != MAC
 
 
 def _cli(service: Service, *args: str, code: int = 0) -> str:

@@ -48,6 +48,7 @@ class OvfDrive:
 class OvfNic:
     adapter_type: str
     network: str | None
+    address: str | None = None  # rasd:Address: the adapter's MAC, as the package wrote it
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class _System:
                     drives.append(drive)
             elif rtype == ETHERNET:
                 nics.append(OvfNic(_text(item, "ResourceSubType") or "unspecified",
-                                   _text(item, "Connection")))
+                                   _text(item, "Connection"), _text(item, "Address")))
             else:
                 self.unmapped.append(f"{_label(item)} (ResourceType {rtype or '?'})")
         return OvfSystem(self.name, memory, processors, tuple(drives), tuple(nics),

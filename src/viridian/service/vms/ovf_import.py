@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from viridian.errors import BadRequest, NotFound
+from viridian.interchange.foreign_plan import normal_mac
 from viridian.interchange.manifest import verify_manifest
 from viridian.interchange.native import DISKS_FOLDER, relocated_prefix
 from viridian.interchange.ova import MAX_DESCRIPTOR, unpack_ova
-from viridian.interchange.ovf import parse_ovf
+from viridian.interchange.ovf import OvfNic, parse_ovf
 from viridian.interchange.ovf_settings import map_system
 from viridian.interchange.relocate import relocate_settings
 from viridian.model import VMSettings, to_dict
-from viridian.model.choices import DriveKind
+from viridian.model.choices import DriveKind, MacMode
 from viridian.model.slots import drive_slots, map_drives
 from viridian.model.states import VMState
 from viridian.service.catalog import VMRecord
@@ -38,6 +40,7 @@ from viridian.service.checkpoints.operations import fault
 from viridian.service.jobs import Job, now_iso
 from viridian.service.vms.definition_file import Definition, write_definition
 from viridian.service.vms.importing import Registrar, check_free
+from viridian.service.vms.macs import macs_in_use
 from viridian.service.vms.package_files import (
     StagingJournal,
     copy_sparse,
@@ -84,7 +87,9 @@ async def import_ovf(core: Registrar, journal: StagingJournal, package: Path,
         vm_name = name or system.name
         check_free(core.catalog, vm_id, vm_name)
         mapped = map_system(system, vm_name)
-        settings = await _converted(mapped.settings, descriptor.parent, staging, job)
+        kept, notes = kept_macs(mapped.settings, system.nics,
+                                macs_in_use(core.catalog.list_vms(), None))
+        settings = await _converted(kept, descriptor.parent, staging, job)
         if descriptor.parent != package.parent:
             shutil.rmtree(descriptor.parent)  # the unpacked OVA: its disks are converted
         checked_settings = core.checked_registration(vm_id, vm_name, to_dict(settings))
@@ -105,7 +110,27 @@ async def import_ovf(core: Registrar, journal: StagingJournal, package: Path,
     journal.end(staging)
     write_definition(final, Definition.of(live.record))
     return {**live.to_dict(), "mode": "ova" if package != descriptor else "ovf",
-            "unmapped": list(mapped.unmapped), "checked_files": checked, "notices": []}
+            "unmapped": [*mapped.unmapped, *notes], "checked_files": checked,
+            "notices": []}
+
+
+def kept_macs(settings: VMSettings, nics: tuple[OvfNic, ...],
+              used: Mapping[str, str]) -> tuple[VMSettings, list[str]]:
+    """``settings`` whose adapters keep the MAC address the package gives them (as a
+    static MAC) when no registered VM uses it; otherwise the adapter gets a new address,
+    noted."""
+    adapters = list(settings.network_adapters)
+    notes: list[str] = []
+    for index, nic in enumerate(nics[:len(adapters)]):
+        mac = normal_mac(nic.address)
+        if mac is None:
+            continue
+        if mac in used:
+            notes.append(f"adapter {index + 1}: MAC {mac} of the package is used by "
+                         f"{used[mac]}: a new address is assigned")
+            continue
+        adapters[index] = replace(adapters[index], mac_mode=MacMode.STATIC, mac=mac)
+    return replace(settings, network_adapters=tuple(adapters)), notes
 
 
 async def _converted(settings: VMSettings, package: Path, staging: Path,
