@@ -134,3 +134,23 @@ def test_sparse_embedded_descriptors(tmp_path: Path) -> None:
         subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o",
                         f"subformat={subformat}", str(disk), "64M"], check=True)
         assert (read_vmdk(disk).create_type, read_vmdk(disk).size) == (subformat, 64 * MB)
+
+
+def test_qcow2_backing_chain_must_stay_in_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    base = _raw(folder / "base.raw", 8 * MB, {2 * MB: b"\x33" * 4096})
+    child = folder / "child.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+                    str(child)], check=True)
+    convert(child, folder / "flat.vhd", "dynamic")  # the chain is flattened
+    _same(base, folder / "flat.vhd")
+    secret = _raw(tmp_path / "secret.raw", 8 * MB, {0: b"S" * 4096})
+    for backing in (str(secret), "../secret.raw"):
+        evil = folder / "evil.qcow2"
+        evil.unlink(missing_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F",
+                        "raw", str(evil), "8M"], check=True)
+        with pytest.raises(InvalidDiskArgument, match="outside the disk's folder"):
+            convert(evil, folder / "out.vhd", "dynamic")
+        assert not (folder / "out.vhd").exists() and not _leftovers(folder)

@@ -152,6 +152,12 @@ def test_vmdk_escaping_its_folder_is_refused(service: Service, api: httpx.Client
     job = _import(api, folder / "evil.vmx")
     assert job["state"] == "failed"
     assert "outside the disk's folder" in job["error"]["message"]
+    (folder / "evil.vmdk").unlink()  # a qcow2 under a VMDK's name, backed by the secret
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", str(secret), "-F",
+                    "raw", str(folder / "evil.vmdk"), "4096"], check=True)
+    job = _import(api, folder / "evil.vmx")
+    assert job["state"] == "failed"
+    assert "outside the disk's folder" in job["error"]["message"]
     assert api.get("/vms/evil").status_code == 404 and _vm_folders(service) == before
 
 

@@ -3,7 +3,8 @@ monolithicFlat, twoGbMaxExtentSparse/Flat, streamOptimized, vmfs) and qcow2 — 
 qcow2 target: the data is copied by ``qemu-img convert`` (docs/architecture.md, "Disks").
 
 A VMDK's descriptor is read first (:mod:`.vmdk`): every extent must lie in the
-descriptor's folder, so a conversion reads nothing but the disk's own files. The output
+descriptor's folder; so must a VMDK's parent and a qcow2's backing file, link by link
+(:func:`check_chain`) — a conversion reads nothing but the disk's own files. The output
 is written to a hidden temporary file beside the destination and renamed into place
 only when complete and synced, like every conversion of :mod:`.convert`; nothing is
 left behind on failure.
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import subprocess
 from pathlib import Path
 
 from .errors import DiskError, DiskExists, DiskNotFound, InvalidDiskArgument
 from .progress import Progress, no_progress
-from .vmdk import is_vmdk, read_vmdk
+from .vmdk import contained, is_vmdk, read_vmdk
 
 QCOW2_MAGIC = b"QFI\xfb"
+MAX_CHAIN = 16
 VHDX_SUFFIXES = (".vhdx", ".avhdx")
 
 
@@ -53,15 +56,16 @@ def convert_foreign(src: Path, dst: Path, target_type: str, source_format: str |
         raise DiskNotFound(f"{src}: no such file")
     if not dst.parent.is_dir():
         raise DiskNotFound(f"{dst}: folder {dst.parent} does not exist")
-    if source_format == "vmdk":
-        read_vmdk(src)
-    elif source_format is None:  # QEMU's own probe misses a fixed VHD (detect.sniff)
+    if source_format is None:  # QEMU's own probe misses a fixed VHD (detect.sniff)
         from .detect import sniff
 
         source_format = sniff(src)
+    check_chain(src)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    argv = ["qemu-img", "convert", "-q", *(("-f", source_format) if source_format else ()),
-            *output_options(dst, target_type), str(src), str(tmp)]
+    # QEMU finds extents and backing files beside the name it is given: give it the real
+    # one (a pinned /proc/self/fd/N would make it look in /proc/self/fd)
+    argv = ["qemu-img", "convert", "-q", "-f", source_format,
+            *output_options(dst, target_type), str(src.resolve()), str(tmp)]
     progress(0, 1)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -74,6 +78,45 @@ def convert_foreign(src: Path, dst: Path, target_type: str, source_format: str |
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     progress(1, 1)
+
+
+def check_chain(path: Path) -> None:
+    """Every file QEMU reads for the image ``path`` lies in its own folder: a VMDK's
+    extents and parent (:func:`.vmdk.read_vmdk`), a qcow2's backing file — each link of
+    the chain in turn (at most :data:`MAX_CHAIN`).
+
+    :raises InvalidDiskArgument: a file outside the folder of the image naming it, or a
+        chain longer than :data:`MAX_CHAIN`.
+    """
+    current: Path | None = path
+    for _ in range(MAX_CHAIN):
+        if current is None:
+            return
+        with open(current, "rb") as f:
+            head = f.read(512)
+        if is_vmdk(head):
+            current = read_vmdk(current).parent
+        elif head.startswith(QCOW2_MAGIC):
+            current = _qcow2_backing(current, head)
+        else:
+            return
+    raise InvalidDiskArgument(f"{path}: its backing chain is longer than {MAX_CHAIN} images")
+
+
+def _qcow2_backing(path: Path, head: bytes) -> Path | None:
+    """The backing file a qcow2 header names (qcow2 spec: offset and size at bytes 8 and
+    16, big-endian), resolved and checked to lie in ``path``'s folder."""
+    offset, size = struct.unpack_from(">QI", head, 8)
+    if not offset or not size:
+        return None
+    with open(path, "rb") as f:
+        f.seek(offset)
+        name = f.read(min(size, 1023)).decode("utf-8", "replace")
+    if name.startswith(("json:", "nbd:", "http:", "https:", "ssh:", "file:")) or \
+            ":" in name.split("/", 1)[0]:
+        raise InvalidDiskArgument(f"{path}: backing file {name!r} is not a plain file name; "
+                                  "only files in the image's own folder are read")
+    return contained(path, name, "backing")
 
 
 def output_options(dst: Path, target_type: str) -> list[str]:

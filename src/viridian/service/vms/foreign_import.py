@@ -36,7 +36,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from viridian.disks.vmdk import is_vmdk, read_vmdk
+from viridian.disks.foreign_convert import check_chain
+from viridian.disks.vmdk import is_vmdk
 from viridian.errors import BadRequest, Conflict, HostError, NotFound
 from viridian.interchange.foreign import MAX_CONFIG, is_ovf_envelope, read_foreign
 from viridian.interchange.foreign_plan import ForeignVM, map_foreign
@@ -108,7 +109,7 @@ async def _import(core: Registrar, journal: StagingJournal, vm: ForeignVM, base:
     journal.begin(staging, "import", vm_id)
     try:
         staging.mkdir(mode=0o700)
-        settings = await _copied(settings, staging, job)
+        settings = await _copied(settings, staging, job, contained=base != Path("/"))
         checked = core.checked_registration(vm_id, vm_name, to_dict(settings))
         settings = relocate_settings(checked, relocated_prefix(str(staging), str(final)))
         sync_folder(staging)
@@ -185,9 +186,12 @@ async def _check_unused(core: Registrar, slot: DriveSlot) -> None:
                        "was changed", path=slot.path)
 
 
-async def _copied(settings: VMSettings, staging: Path, job: Job) -> VMSettings:
+async def _copied(settings: VMSettings, staging: Path, job: Job,
+                  contained: bool) -> VMSettings:
     """``settings`` with each hard disk replaced by its copy in ``staging`` (the rule of
-    the module docstring)."""
+    the module docstring); ``contained``: each disk's extents, parent and backing files
+    must lie in its own folder (:func:`viridian.disks.foreign_convert.check_chain`; a
+    VMDK's extents always must)."""
     made: dict[str, tuple[str, DiskFormat]] = {}
     disks = [s for s in drive_slots(settings) if s.kind is DriveKind.HARD_DISK and s.path]
     for slot in disks:
@@ -195,6 +199,8 @@ async def _copied(settings: VMSettings, staging: Path, job: Job) -> VMSettings:
         if slot.path in made:
             continue
         job.report(10 + 80 * len(made) / max(1, len(disks)), f"copying {slot.path}")
+        if contained or is_vmdk(_head(Path(slot.path))):
+            await asyncio.to_thread(check_chain, Path(slot.path))
         made[slot.path] = await _copy_disk(Path(slot.path), staging / DISKS_FOLDER,
                                            len(made))
     return map_drives(settings, lambda s: replace(s, path=made[s.path][0],
@@ -206,7 +212,6 @@ async def _copy_disk(source: Path, folder: Path, index: int) -> tuple[str, DiskF
     folder.mkdir(exist_ok=True)
     stem = f"{index}-{source.stem}" if index else source.stem
     if is_vmdk(_head(source)):
-        read_vmdk(source)  # refuses extents outside the disk's folder
         target = folder / f"{stem}.vhd"
         await run("qemu-img", "convert", "-q", "-f", "vmdk", "-O", "vpc", "-o",
                   "subformat=dynamic,force_size=on", str(source), str(target))
