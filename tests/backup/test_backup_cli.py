@@ -80,3 +80,43 @@ def test_missing_target_and_unknown_point_are_refused(cli: Cli) -> None:
     assert missing.exit_code != 0 and "not an existing folder" in missing.stderr
     nothing = invoke([*url, "backup", "restore", "no-such-id"], env=env)
     assert nothing.exit_code != 0 and "no backup with id no-such-id" in nothing.stderr
+
+
+def test_all_vms_and_restore_to_time(cli: Cli) -> None:
+    """``backup new --all``: every VM gets a point, one whose disk file is gone fails
+    (exit 1 naming it) without stopping the others; ``restore VM --to-time`` picks the
+    newest point at or before the time and refuses a time before every point."""
+    url, env, work = cli
+    lost = work / "lost.vhd"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(lost), "4M"], check=True)
+    made = invoke([*url, "vm", "new", "lostdisk", "--memory", "64MB", "--vhd", str(lost)],
+                  env=env)
+    assert made.exit_code == 0, made.output
+    lost.unlink()
+    target = work / "all"
+    target.mkdir()
+    everyone = invoke([*url, "backup", "new", "--all", "--to", str(target)], env=env)
+    assert everyone.exit_code == 1, everyone.output
+    assert "lostdisk: FAILED" in everyone.stderr
+    assert "the backup of 1 VM(s) failed: lostdisk" in everyone.stderr
+    assert "of clivm: full" in everyone.stdout
+    points = {p["vm_name"]: p for p in json.loads(invoke([*url, "backup", "list", "--json"],
+                                                         env=env).stdout)}
+    assert points["clivm"]["folder"].startswith(str(target / "clivm"))
+    assert "lostdisk" not in points and len(points) > 0
+    both = invoke([*url, "backup", "new", "clivm", "--all", "--to", str(target)], env=env)
+    assert both.exit_code != 0 and "give a VM or --all" in both.output
+
+    newest = points["clivm"]
+    when = newest["created_at"]
+    back = invoke([*url, "backup", "restore", "clivm", "--to-time", when, "--as", "clivm-t"],
+                  env=env)
+    assert back.exit_code == 0, back.output
+    assert f"restored {newest['id']} as a VM: clivm-t (Off)" in back.stdout
+    assert "point in time: " in back.stdout
+    early = invoke([*url, "backup", "restore", "clivm", "--to-time", "2001-01-01 10:00"],
+                   env=env)
+    assert early.exit_code != 0 and "no backup point of VM 'clivm' is as old as" in \
+        early.stderr and "the oldest is " in early.stderr, early.output
+    bad = invoke([*url, "backup", "restore", "clivm", "--to-time", "yesterday"], env=env)
+    assert bad.exit_code == 2 and "ISO 8601" in bad.output

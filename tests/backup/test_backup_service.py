@@ -131,6 +131,10 @@ def test_bad_requests_change_nothing(offline: tuple[Service, Path]) -> None:
         assert missing.status_code == 404 and "not an existing folder" in missing.text
         unknown = api.post("/backups", json={"vm": "ghost", "target": str(work)})
         assert unknown.status_code == 404
+        both = api.post("/backups", json={"vm": VM, "all": True, "target": str(work)})
+        assert both.status_code == 400 and "not both" in both.text
+        late = api.post(f"/backups/{VM}/restore", json={"to_time": "someday"})
+        assert late.status_code == 400 and "ISO 8601" in late.text
         assert api.get("/backups/nope").status_code == 404
         assert api.post("/backups/nope/restore", json={}).status_code == 404
         assert api.get("/backups").json() == before

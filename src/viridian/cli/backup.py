@@ -4,13 +4,16 @@ folder targets (docs/api.md, "Backup")."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import click
 
+from viridian.backup.pick import parse_time
 from viridian.cli.client import job_outcome, open_client, wait_for_job
 from viridian.cli.output import JobProgress, emit_json, format_table
+from viridian.errors import InvalidSetting
 
 __all__ = ["backup_group"]
 
@@ -35,7 +38,10 @@ def backup_group() -> None:
 
 
 @backup_group.command("new")
-@click.argument("vm")
+@click.argument("vm", required=False)
+@click.option("--all", "every", is_flag=True,
+              help="Every VM on the host (Running and Off), one after another; a VM that "
+                   "fails does not stop the others (exit 1 naming them).")
 @click.option("--to", "target", required=True, type=click.Path(file_okay=False),
               help="An existing folder (a mounted NAS); points go to TARGET/<VM name>/.")
 @click.option("--incremental", is_flag=True,
@@ -49,20 +55,41 @@ def backup_group() -> None:
               help="... and of each of this many ISO weeks (chains are kept whole).")
 @json_option
 @click.pass_context
-def new(ctx: click.Context, vm: str, target: str, incremental: bool,
+def new(ctx: click.Context, vm: str | None, every: bool, target: str, incremental: bool,
         rate_limit: float | None, keep_daily: int, keep_weekly: int, as_json: bool) -> None:
-    """Take a backup point of VM (application-consistent when its guest agent freezes
-    its file systems, crash-consistent otherwise)."""
+    """Take a backup point of VM, or of every VM with --all (application-consistent when
+    its guest agent freezes its file systems, crash-consistent otherwise)."""
+    if every == (vm is not None):
+        raise click.UsageError("give a VM or --all (not both)", ctx)
     client = open_client(ctx)
-    body: dict[str, Any] = {"vm": vm, "target": os.path.abspath(os.path.expanduser(target)),
+    body: dict[str, Any] = {"target": os.path.abspath(os.path.expanduser(target)),
                             "incremental": incremental, "keep_daily": keep_daily,
-                            "keep_weekly": keep_weekly}
+                            "keep_weekly": keep_weekly, **({"all": True} if every else
+                                                           {"vm": vm})}
     if rate_limit is not None:
         body["rate_limit_mib_s"] = rate_limit
-    record = _result(client, client.post("/backups", body))
+    result = _result(client, client.post("/backups", body))
     if as_json:
-        emit_json(record)
-        return
+        emit_json(result)
+    elif every:
+        for outcome in result["points"]:
+            _echo_outcome(outcome)
+    else:
+        _echo_point(result)
+    if every and result["failed"]:
+        click.echo(f"the backup of {len(result['failed'])} VM(s) failed: "
+                   f"{', '.join(result['failed'])}", err=True)
+        ctx.exit(1)
+
+
+def _echo_outcome(outcome: dict[str, Any]) -> None:
+    if outcome["error"] is not None:
+        click.echo(f"{outcome['vm']}: FAILED: {outcome['error']['message']}", err=True)
+    else:
+        _echo_point(outcome["backup"])
+
+
+def _echo_point(record: dict[str, Any]) -> None:
     click.echo(f"backup {record['id']} of {record['vm_name']}: {record['kind']}, "
                f"{record['consistency']}-consistent, in {record['folder']}")
     if record["reason"]:
@@ -115,21 +142,36 @@ def verify(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup_group.command("restore")
-@click.argument("backup_id")
+@click.argument("backup_id", metavar="ID|VM")
 @click.option("--as", "name", default=None,
               help="Restore as a new VM of this name (new id). Without it: in place "
                    "(the VM must be Off), or the removed VM again.")
+@click.option("--to-time", "to_time", default=None, metavar="TIME",
+              help="The VM's newest good point at or before TIME: ISO 8601 or "
+                   "'YYYY-MM-DD HH:MM' (without an offset: this machine's time zone).")
 @json_option
 @click.pass_context
-def restore(ctx: click.Context, backup_id: str, name: str | None, as_json: bool) -> None:
-    """Restore backup point BACKUP_ID."""
+def restore(ctx: click.Context, backup_id: str, name: str | None, to_time: str | None,
+            as_json: bool) -> None:
+    """Restore backup point ID (or, with --to-time, VM's point at that time)."""
     client = open_client(ctx)
-    vm = _result(client, client.post(_path(backup_id, "restore"), {"name": name}))
+    body: dict[str, Any] = {"name": name}
+    if to_time is not None:
+        zone = datetime.now().astimezone().tzinfo or UTC
+        try:
+            when = parse_time(to_time, zone)
+        except InvalidSetting as err:
+            raise click.BadParameter(err.message, ctx, param_hint="--to-time") from err
+        body["to_time"] = when.isoformat()
+        if not as_json:
+            click.echo(f"point in time: {when.isoformat()} (time zone {when.tzname()})")
+    vm = _result(client, client.post(_path(backup_id, "restore"), body))
     if as_json:
         emit_json(vm)
         return
     how = "in place" if vm.get("in_place") else "as a VM"
-    click.echo(f"restored {backup_id} {how}: {vm['name']} ({vm['state']}), id {vm['id']}")
+    click.echo(f"restored {vm.get('restored_from', backup_id)} {how}: {vm['name']} "
+               f"({vm['state']}), id {vm['id']}")
 
 
 @backup_group.command("remove")

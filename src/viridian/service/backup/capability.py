@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ from fastapi import FastAPI
 
 from viridian.backup import layout
 from viridian.backup.chains import chain, check_removable
+from viridian.backup.pick import parse_time, point_at
+from viridian.backup.records import BackupRecord
 from viridian.backup.retention import Retention, plan
 from viridian.backup.schedule import Schedule
 from viridian.errors import InvalidSetting, NotFound
 from viridian.qemu import backup_jobs
+from viridian.service.backup.every import back_up_all
 from viridian.service.backup.restore import (
     RESTORE_FOLDER,
     read_point_record,
@@ -110,6 +114,22 @@ class BackupCapability(Capability):
         return self.core.jobs.submit("backup", live.record.id, live.record.name,
                                      run).to_dict()
 
+    def new_all(self, target: str, incremental: bool, rate_bps: int | None,
+                retention: Retention | None = None) -> dict[str, Any]:
+        """Queue a point of every registered VM (module :mod:`.every`): the parent job.
+
+        :raises InvalidSetting, NotFound: as :meth:`new`, for the target."""
+        _target(target)
+        vms = [(r.id, r.name) for r in sorted(self.core.catalog.list_vms(),
+                                               key=lambda r: r.name)]
+
+        def new_point(vm_id: str) -> dict[str, Any]:
+            return self.new(vm_id, target, incremental, rate_bps, retention)
+
+        async def run(job: Job) -> dict[str, Any]:
+            return await back_up_all(vms, new_point, self.core.jobs, job)
+        return self.core.jobs.submit("backup-all", None, None, run).to_dict()
+
     def points(self, vm: str | None) -> list[dict[str, Any]]:
         records = self.store.good()
         if vm is not None:
@@ -128,9 +148,13 @@ class BackupCapability(Capability):
             return await verify_chain(points, job)
         return self.core.jobs.submit("backup-verify", None, None, run).to_dict()
 
-    def restore(self, backup_id: str, name: str | None) -> dict[str, Any]:
-        """Queue a restore (see :mod:`.restore` for the three ways)."""
-        record = self.store.get(backup_id)
+    def restore(self, backup_id: str, name: str | None,
+                to_time: str | None = None) -> dict[str, Any]:
+        """Queue a restore (see :mod:`.restore` for the three ways); with ``to_time``,
+        ``backup_id`` may name the VM and the point is the newest at or before that time
+        (:mod:`viridian.backup.pick`; a time without offset is in the host's zone)."""
+        record = self.store.get(backup_id) if to_time is None else \
+            self._point_at(backup_id, to_time)
         for point in chain(self.store.good(), record.id):
             if not Path(point.folder).is_dir():
                 raise NotFound(f"backup {point.id} (in the chain of {record.id}) is "
@@ -149,6 +173,24 @@ class BackupCapability(Capability):
             return await restore_as_new(self.core, record, name, name is not None, job)
         return self.core.jobs.submit("restore", None, name or record.vm_name,
                                      as_new).to_dict()
+
+    def _point_at(self, ref: str, to_time: str) -> BackupRecord:
+        when = parse_time(to_time, datetime.now().astimezone().tzinfo or UTC)
+        good = self.store.good()
+        of_point = [r for r in good if r.id == ref]
+        vm_id = of_point[0].vm_id if of_point else self._vm_id(ref, good)
+        names = [r.vm_name for r in good if r.vm_id == vm_id]
+        return point_at(good, vm_id, names[-1] if names else ref, when)
+
+    def _vm_id(self, ref: str, good: list[BackupRecord]) -> str:
+        """The id of VM ``ref`` (registered, or removed but with points)."""
+        with contextlib.suppress(NotFound):
+            return self.core.find_vm(ref).record.id
+        for record in reversed(good):
+            if ref in (record.vm_id, record.vm_name):
+                return record.vm_id
+        raise NotFound(f"no backup point and no VM named {ref!r} (list points with "
+                       "'viridian backup list'); nothing was changed", backup=ref)
 
     def prune(self, vm_id: str, target: Path, retention: Retention) -> list[str]:
         """Remove the VM's good points in ``target`` that ``retention`` does not keep

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from viridian.backup.retention import Retention
 from viridian.config import API_PREFIX
+from viridian.errors import InvalidSetting
 from viridian.service.http_boundary import RequestBody
 
 if TYPE_CHECKING:
@@ -19,8 +20,10 @@ PREFIX = f"{API_PREFIX}/backups"
 
 
 class NewBackup(RequestBody):
-    vm: str
-    """The VM's name or id."""
+    vm: str | None = None
+    """The VM's name or id (or ``all``)."""
+    all: bool = False
+    """Every VM on the host instead: the job's result lists each VM's point or error."""
     target: str
     """An existing folder (a mounted NAS); the point goes to ``target/<VM name>/<id>``."""
     incremental: bool = False
@@ -44,6 +47,9 @@ class RestoreRequest(RequestBody):
     name: str | None = None
     """Restore as a new VM of this name (new id); without it in place, or the removed VM
     again."""
+    to_time: str | None = None
+    """The newest good point at or before this time (ISO 8601, or ``YYYY-MM-DD HH:MM`` in
+    the host's time zone); the path then names the point or the VM."""
 
 
 def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
@@ -58,6 +64,12 @@ def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
         """Take a backup point of a VM (a job whose result is the backup record)."""
         rate = int(spec.rate_limit_mib_s * (1 << 20)) if spec.rate_limit_mib_s else None
         retention = Retention(spec.keep_daily, spec.keep_weekly)
+        if spec.all == (spec.vm is not None):
+            raise InvalidSetting("vm", spec.vm, "give either 'vm' (a VM's name or id) or "
+                                 "'all': true, not both")
+        if spec.vm is None:
+            return await answer(backups.new_all(spec.target, spec.incremental, rate,
+                                                retention), wait)
         return await answer(backups.new(spec.vm, spec.target, spec.incremental, rate,
                                         retention), wait)
 
@@ -100,4 +112,4 @@ def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
     async def backup_restore(backup_id: str, spec: RestoreRequest,
                              wait: float = Query(0, ge=0, le=60)) -> dict[str, Any]:
         """Restore a point as a new VM, the removed VM again, or in place (a job)."""
-        return await answer(backups.restore(backup_id, spec.name), wait)
+        return await answer(backups.restore(backup_id, spec.name, spec.to_time), wait)
