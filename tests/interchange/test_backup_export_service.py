@@ -3,7 +3,9 @@ from a backup point"): a VM's point is exported while the VM runs, after its dis
 changed, and the imported copy holds the data of the point, not the disk's current
 data; the CLI prints the point; a point of another VM, an OVA from a point, an
 unknown point, and an OVA export of the running VM itself are refused and leave
-nothing."""
+nothing. The same VM (no OS needed) also serves the OVF export of a VM with a checkpoint
+(its disk read through Now's overlay) and of a Saved VM (the saved state listed as not
+carried)."""
 
 from __future__ import annotations
 
@@ -115,3 +117,35 @@ def test_cli_and_refusals(point: tuple[Service, Path, dict[str, Any], Path]) -> 
             assert answer.status_code == status and message in answer.json()["error"][
                 "message"], answer.text
     assert sorted(p.name for p in target.iterdir()) == [VM]
+
+
+def test_ovf_export_with_a_checkpoint_and_saved(
+        point: tuple[Service, Path, dict[str, Any], Path]) -> None:
+    """The OVF disk is the VM's data now (Now's checkpoint overlay, not the base); the
+    checkpoint and, for a Saved VM, the saved state are listed as not carried."""
+    service, work, _, _ = point
+    with service.client() as api:
+        act(api, VM, "stop")
+        _done(api, api.post(f"/vms/{VM}/checkpoints", json={"name": "cp1"}))
+        folder = Path(api.get(f"/vms/{VM}").json()["folder"])
+        files = [str(p) for p in folder.rglob("*.qcow2")]
+        uses = api.post("/disks/uses", json={"paths": files}).json()["uses"]
+        [overlay] = [u["path"] for u in uses if u["role"] == "overlay"]
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x43 1M 1M", overlay],
+                       check=True, capture_output=True)
+        ovf = work / "ovf"
+        ovf.mkdir()
+        result = _done(api, api.post(f"/vms/{VM}/export", json={"folder": str(ovf),
+                                                                "format": "ovf"}))
+        assert any("1 checkpoint(s): OVF has none" in u for u in result["unexpressed"])
+        same = subprocess.run(["qemu-img", "compare", "-U", overlay,
+                               str(ovf / VM / f"{VM}-disk1.vmdk")], capture_output=True,
+                              text=True)
+        assert same.returncode == 0, same.stdout
+        act(api, VM, "start")
+        act(api, VM, "save")
+        result = _done(api, api.post(f"/vms/{VM}/export", json={"folder": str(work),
+                                                                "format": "ova"}))
+        assert result["state"] == "Saved" and (work / f"{VM}.ova").is_file()
+        assert any(u.startswith("the saved state (memory): OVF has none")
+                   for u in result["unexpressed"])
