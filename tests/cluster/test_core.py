@@ -147,3 +147,18 @@ def test_the_owner_plans_a_failback_of_what_it_runs() -> None:
     hosts = [_sited("a1", "", 4000), _sited("b1", "", 0)]
     assert agent.plan(1.0, [vm], hosts, {"v"}).failback == ("v",)
     assert agent.plan(1.0, [vm], hosts, set()).failback == ()
+
+
+def test_failback_waits_for_its_window() -> None:
+    hosts = [_sited("a1", "", 4000), _sited("b1", "", 0)]
+    night = _vm("v", 1000, owner="b1", preferred_hosts="a1", failback=True,
+                failback_window=[22, 6])
+    assert failback_moves([night], hosts, hour=23) == {"v": "a1"}
+    assert failback_moves([night], hosts, hour=5) == {"v": "a1"}
+    assert failback_moves([night], hosts, hour=6) == {}
+    assert failback_moves([night], hosts) == {}  # no clock: no windowed failback
+    day = HAPolicy.from_dict({"failback_window": [9, 17]})
+    assert day.may_fail_back(9) and not day.may_fail_back(17)
+    assert HAPolicy.from_dict(day.to_dict()) == day
+    with pytest.raises(InvalidSetting, match="failback_window"):
+        HAPolicy.from_dict({"failback_window": [3, 3]})

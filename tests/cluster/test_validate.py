@@ -215,6 +215,12 @@ def test_ha_needs_the_folder_and_disks_on_shared_storage(
     made = _cli(a, "vm", "set", "shared1", "--ha", "on", "--preferred-site", "west")
     assert made.exit_code == 0, made.output
     assert "high_availability.preferred_site=west" in made.output
+    windowed = _cli(a, "vm", "set", "shared1", "--failback-window", "22-6")
+    assert "high_availability.failback_window=22,6" in windowed.output, windowed.output
+    cleared = _cli(a, "vm", "set", "shared1", "--failback-window", "now")
+    assert "high_availability.failback_window=None" in cleared.output, cleared.output
+    wrong = _cli(a, "vm", "set", "shared1", "--failback-window", "22-24")
+    assert wrong.exit_code == 2 and "hours 0-23 that differ" in wrong.output, wrong.output
     with a.client() as api:
         policy = _wait("shared1 in the cluster", lambda: next(
             (v["policy"] for v in api.get("/cluster").json()["vms"]

@@ -621,6 +621,13 @@ CASES: list[Case] = [
         "invalid value '' for high_availability.preferred_hosts[0]; allowed: a non-empty name",
     ),
     Case(
+        "ha-failback-window-not-hours",
+        {"high_availability": {"failback_window": [22, 24]}},
+        "high_availability.failback_window",
+        "invalid value [22, 24] for high_availability.failback_window; allowed: [START, "
+        "END] hours 0-23 that differ (e.g. [22, 6]), or null",
+    ),
+    Case(
         "ha-preferred-site-not-a-name",
         {"high_availability": {"preferred_site": "two words"}},
         "high_availability.preferred_site",

@@ -93,7 +93,7 @@ FULL: dict[str, Any] = {
     "checkpoint_folder": "/srv/checkpoints/web",
     "high_availability": {"ha": True, "priority": "high", "preferred_hosts": ["h1", "h2"],
                           "anti_affinity": ["sql"], "failback": True,
-                          "preferred_site": "east"},
+                          "preferred_site": "east", "failback_window": [22, 6]},
 }
 
 

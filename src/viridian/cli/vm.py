@@ -62,6 +62,7 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "anti_affinity": ("high_availability", "anti_affinity"),
     "failback": ("high_availability", "failback"),
     "preferred_site": ("high_availability", "preferred_site"),
+    "failback_window": ("high_availability", "failback_window"),
 }
 """``vm set`` option → where its (already converted) value goes in the settings dict."""
 OPTION_FLAGS = {"new_name": "--name"}
@@ -104,6 +105,23 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> l
     return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _hours(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``22-6`` → [22, 6]; ``now`` → None (failback immediately); unset → leave alone."""
+    if value is None:
+        return None
+    if value == "now":
+        return _CLEAR
+    start, sep, end = value.partition("-")
+    if not (sep and start.isdigit() and end.isdigit()):
+        raise click.BadParameter(f"{value!r} is not START-END hours (e.g. 22-6) or 'now'",
+                                 ctx, param)
+    return [int(start), int(end)]
+
+
+_CLEAR = object()
+"""A ``vm set`` value that sets its setting to null."""
+
+
 def settings_patch(values: dict[str, Any]) -> dict[str, Any]:
     """The partial settings dict (docs/api.md) for the ``vm set`` options that were given."""
     patch: dict[str, Any] = {}
@@ -112,7 +130,7 @@ def settings_patch(values: dict[str, Any]) -> dict[str, Any]:
             parent = patch
             for key in path[:-1]:
                 parent = parent.setdefault(key, {})
-            parent[path[-1]] = values[option]
+            parent[path[-1]] = None if values[option] is _CLEAR else values[option]
     return patch
 
 
@@ -344,6 +362,9 @@ def rename(ctx: click.Context, name: str, new_name: str) -> None:
               help="Anti-affinity classes: kept apart from VMs sharing one ('' clears).")
 @click.option("--failback", type=click.Choice(["on", "off"]), callback=_on_off,
               help="Move back to the first preferred host when it is Up again.")
+@click.option("--failback-window", metavar="START-END", callback=_hours,
+              help="Local hours in which failback may happen, e.g. 22-6 ('now': "
+                   "immediately).")
 @click.option("--preferred-site", metavar="SITE",
               help="Cluster site to restart it in first; another site only when that "
                    "site cannot take it ('' clears).")

@@ -75,9 +75,10 @@ class AgentCore:
         return Plan(kill=tuple(sorted(local_ha)))
 
     def plan(self, now: float, vms: Iterable[ClusterVM], hosts: Iterable[HostRecord],
-             local_running: Set[str]) -> Plan:
+             local_running: Set[str], hour: int | None = None) -> Plan:
         """What to do after reading ``vms`` (with owners) and ``hosts`` from etcd;
-        ``local_running``: ids of VMs whose QEMU runs on this host."""
+        ``local_running``: ids of VMs whose QEMU runs on this host; ``hour``: the local
+        hour (0-23) for failback windows."""
         vms = list(vms)
         ha = {vm.id: vm for vm in vms if vm.policy.ha}
         if self.must_fence(now) or self.fenced:
@@ -91,7 +92,7 @@ class AgentCore:
                  and may_start]
         placement = place(vms, hosts)
         claim = [i for i, host in placement.assigned.items() if host == self.host and may_start]
-        back = [i for i in failback_moves(vms, hosts) if i in local_running
+        back = [i for i in failback_moves(vms, hosts, hour) if i in local_running
                 and i in ha and self.owns(ha[i])]
         return Plan(claim=tuple(sorted(claim)), start=tuple(sorted(start)),
                     kill=tuple(sorted(kill)), release=tuple(sorted(release)),

@@ -60,6 +60,7 @@ class HAPolicy:
     anti_affinity: tuple[str, ...] = ()
     failback: bool = False
     preferred_site: str = ""
+    failback_window: tuple[int, int] | None = None  # (start, end) local hours; None: any
 
     @property
     def restarts(self) -> bool:
@@ -70,7 +71,9 @@ class HAPolicy:
         return {"ha": self.ha, "priority": self.priority.value,
                 "preferred_hosts": list(self.preferred_hosts),
                 "anti_affinity": list(self.anti_affinity), "failback": self.failback,
-                "preferred_site": self.preferred_site}
+                "preferred_site": self.preferred_site,
+                "failback_window": list(self.failback_window) if self.failback_window
+                else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: HAPolicy | None = None) -> HAPolicy:
@@ -78,7 +81,7 @@ class HAPolicy:
         :class:`InvalidSetting` naming the field and the allowed values."""
         policy = base or cls()
         allowed = {"ha", "priority", "preferred_hosts", "anti_affinity", "failback",
-                   "preferred_site"}
+                   "preferred_site", "failback_window"}
         for key in data:
             if key not in allowed:
                 raise InvalidSetting(key, data[key], ", ".join(sorted(allowed)),
@@ -104,7 +107,27 @@ class HAPolicy:
             if not isinstance(site, str) or site != site.strip():
                 raise InvalidSetting("preferred_site", site, "a site name, or \"\" for none")
             policy = replace(policy, preferred_site=site)
+        if "failback_window" in data:
+            policy = replace(policy, failback_window=_window(data["failback_window"]))
         return policy
+
+    def may_fail_back(self, hour: int) -> bool:
+        """Whether failback may happen at local ``hour`` (0-23)."""
+        if self.failback_window is None:
+            return True
+        start, end = self.failback_window
+        return start <= hour < end if start < end else hour >= start or hour < end
+
+
+def _window(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, list | tuple) or len(value) != 2
+            or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23
+                       for h in value) or value[0] == value[1]):
+        raise InvalidSetting("failback_window", value,
+                             "[START, END] hours 0-23 that differ, or null")
+    return int(value[0]), int(value[1])
 
 
 def _flag(value: Any, setting: str) -> bool:

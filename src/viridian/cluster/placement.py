@@ -115,17 +115,23 @@ def _reason(vm: ClusterVM, host: HostRecord, up: Mapping[str, HostRecord], fits:
     return ", ".join(parts)
 
 
-def failback_moves(vms: Iterable[ClusterVM], hosts: Iterable[HostRecord]) -> dict[str, str]:
+def failback_moves(vms: Iterable[ClusterVM], hosts: Iterable[HostRecord],
+                   hour: int | None = None) -> dict[str, str]:
     """VM id → its first preferred host, for running VMs with failback on whose first
     preferred host is Up, is not their owner, and is where :func:`place` would put the VM
     if it were orphaned now (its memory back on its owner): the move then lands on that
-    host and never bounces between hosts."""
+    host and never bounces between hosts. A VM with a failback window moves only when
+    ``hour`` (the host's local hour) is in it; with ``hour`` None only VMs without one."""
     vms, hosts = list(vms), list(hosts)
     up = {h.name: h for h in hosts if h.state is HostState.UP}
     moves: dict[str, str] = {}
     for vm in vms:
         if not (vm.policy.failback and vm.policy.preferred_hosts and vm.owner
                 and vm.desired_running):
+            continue
+        window_open = vm.policy.failback_window is None or (
+            hour is not None and vm.policy.may_fail_back(hour))
+        if not window_open:
             continue
         home = vm.policy.preferred_hosts[0]
         if home == vm.owner or home not in up or up[home].memory_free_mb < vm.memory_mb:

@@ -173,6 +173,11 @@ class Simulation:
         elif fault.kind == "cut":
             host.cut_until = max(host.cut_until, self.now + fault.duration)
 
+    @property
+    def hour(self) -> int:
+        """The hour of day (0-23) of the fake clock, for failback windows."""
+        return int(self.now // 3600) % 24
+
     def _lost(self, vms: set[str]) -> None:
         for vm in vms:
             if self.vms[vm].policy.restarts:
@@ -207,7 +212,7 @@ class Simulation:
         self._fence_if_due(host, local)
         vms = [self._with_owner(vm) for vm in self.vms.values()]
         records = [record for record, _ in self.etcd.hosts.values()]
-        plan = agent.plan(local, vms, records, frozenset(host.running))
+        plan = agent.plan(local, vms, records, frozenset(host.running), self.hour)
         self._execute(host, plan, local)
         self._publish(host)
 
@@ -307,7 +312,7 @@ class Simulation:
         vms = [self._with_owner(vm) for vm in self.vms.values()]
         records = [r for r, _ in self.etcd.hosts.values()]
         pending = place(vms, records).pending
-        home = failback_moves(vms, records)
+        home = failback_moves(vms, records, self.hour)
         if home:
             raise Violation(f"seed {self.seed}: failback not done after settling: {home}; "
                             f"log: {self.log[-8:]}")
@@ -339,27 +344,31 @@ def generate(seed: int, ttl: int = 10) -> Simulation:
                                   policy, desired_running=True)
     faults = _faults(rnd, names)
     if seed % 2:
-        faults += _sites(random.Random(-seed), hosts, vms)
+        faults += _sites(random.Random(-seed), hosts, vms, faults)
     return Simulation(hosts, vms, FenceRule.for_ttl(ttl), faults, seed=seed)
 
 
-def _sites(rnd: random.Random, hosts: dict[str, SimHost],
-           vms: dict[str, ClusterVM]) -> list[Fault]:
-    """Spread ``hosts`` over 2-3 sites, give VMs preferred sites and failback, and return
-    a site-wide fault: the site crashes (maybe boots again) or is cut off for a while."""
+def _sites(rnd: random.Random, hosts: dict[str, SimHost], vms: dict[str, ClusterVM],
+           faults: list[Fault]) -> list[Fault]:
+    """Spread ``hosts`` over 2-3 sites, give VMs preferred sites, failback and failback
+    windows, and return a site-wide fault: the site crashes (for good only while a host
+    of another site is never crashed, so that some host lives) or is cut off a while."""
     sites = [f"s{i}" for i in range(rnd.randint(2, 3))]
     for i, host in enumerate(hosts.values()):
         host.site = sites[i % len(sites)]
     for vm_id, vm in vms.items():
         policy = replace(vm.policy, preferred_site=rnd.choice(["", *sites]),
-                         failback=rnd.random() < 0.4)
+                         failback=rnd.random() < 0.4,
+                         failback_window=rnd.choice([None, None, (0, 1), (5, 6), (22, 2)]))
         vms[vm_id] = replace(vm, policy=policy)
     at, site = rnd.uniform(15, 90), rnd.choice(sites)
     if rnd.random() < 0.5:
-        faults = [Fault(at, "crash", f"site:{site}")]
-        if rnd.random() < 0.6:
-            faults.append(Fault(at + rnd.uniform(5, 40), "boot", f"site:{site}"))
-        return faults
+        crashed = {f.host for f in faults if f.kind == "crash"}
+        survivor = any(h.site != site and h.name not in crashed for h in hosts.values())
+        lost = [Fault(at, "crash", f"site:{site}")]
+        if rnd.random() < 0.6 or not survivor:
+            lost.append(Fault(at + rnd.uniform(5, 40), "boot", f"site:{site}"))
+        return lost
     return [Fault(at, "cut", f"site:{site}", rnd.uniform(0.5, 30))]
 
 

@@ -386,7 +386,21 @@ def _high_availability(data: Any) -> HighAvailability:
         failback=_bool(_field(d, "failback", path, base.failback), f"{path}.failback"),
         preferred_site=_site(_field(d, "preferred_site", path, base.preferred_site),
                              f"{path}.preferred_site"),
+        failback_window=_hours(_field(d, "failback_window", path, None),
+                               f"{path}.failback_window"),
     )
+
+
+def _hours(value: Any, setting: str) -> tuple[int, int] | None:
+    """``[start, end]`` hours 0-23 (start != end), or None."""
+    if value is None:
+        return None
+    allowed = "[START, END] hours 0-23 that differ (e.g. [22, 6]), or null"
+    items = _list(value, setting, allowed)
+    if len(items) != 2 or not all(isinstance(h, int) and not isinstance(h, bool)
+                                  and 0 <= h <= 23 for h in items) or items[0] == items[1]:
+        raise InvalidSetting(setting, value, allowed)
+    return int(items[0]), int(items[1])
 
 
 def _site(value: Any, setting: str) -> str:

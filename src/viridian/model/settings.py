@@ -138,7 +138,9 @@ class HighAvailability:
     ``priority``, on ``preferred_hosts`` first, apart from VMs sharing an
     ``anti_affinity`` class; ``failback`` moves it back to its first preferred host;
     ``preferred_site``: hosts of that site first, another site only when none of it can
-    take the VM ("" : any site)."""
+    take the VM ("" : any site); ``failback_window``: (start hour, end hour) of the host's
+    local time in which failback may happen (Hyper-V's "failback between"; the end hour
+    excluded, wrapping past midnight when start > end), None: immediately."""
 
     ha: bool = False
     priority: FailoverPriority = FailoverPriority.MEDIUM
@@ -146,6 +148,7 @@ class HighAvailability:
     anti_affinity: tuple[str, ...] = ()
     failback: bool = False
     preferred_site: str = ""
+    failback_window: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class ClusterHost(ServiceContext, Protocol):
 def policy_of(vm: LiveVM) -> HAPolicy:
     ha = vm.record.settings.high_availability
     return HAPolicy(ha.ha, Priority(ha.priority.value), ha.preferred_hosts, ha.anti_affinity,
-                    ha.failback, ha.preferred_site)
+                    ha.failback, ha.preferred_site, ha.failback_window)
 
 
 def cluster_record(vm: LiveVM, desired: bool) -> ClusterVM:
@@ -276,7 +276,8 @@ class HostAgent:
         ha = self.ha_vms()
         running = self._local_running(ha)
         now = time.monotonic()
-        plan = self._failbacks(view, self.core.plan(now, view.vms, view.hosts, running), ha)
+        plan = self._failbacks(view, self.core.plan(now, view.vms, view.hosts, running,
+                                                    time.localtime().tm_hour), ha)
         self.pending = place(view.vms, view.hosts).pending
         for vm_id in plan.kill:
             if vm_id in ha and (vm_id not in self.moving or self.core.fenced):
