@@ -1,6 +1,7 @@
 """Foreign VMs imported through the real service (issue 16 part 4): a VMware VMX with a
 monolithicSparse VMDK made from the guest kit's boot disk imports (CLI) and boots; a
-libvirt domain defined in the test imports with ``--from-libvirt`` and boots; a Virtual
+libvirt domain defined in the test imports with ``--from-libvirt`` and boots (refused
+while it is not shut off); a Virtual
 PC .vmc and a Hyper-V 2008 configuration with VHDs import with their disks, an OVF
 descriptor named .xml imports as OVF; conflicts
 (name, MAC, a disk another VM holds), a configuration naming a file outside its folder
@@ -237,6 +238,12 @@ def test_libvirt_domain_imports_and_boots(service: Service, api: httpx.Client,
     try:
         missing = _cli(service, "vm", "import", "--from-libvirt", f"{domain}-none", code=3)
         assert "does not exist" in missing
+        subprocess.run([*virsh, "start", "--paused", domain], check=True, capture_output=True)
+        try:  # a domain that is not shut off is refused (paused: its CPUs never run)
+            running = _cli(service, "vm", "import", "--from-libvirt", domain, code=4)
+            assert f"libvirt domain '{domain}' is paused: shut it down first" in running
+        finally:
+            subprocess.run([*virsh, "destroy", domain], check=False, capture_output=True)
         output = _cli(service, "vm", "import", "--from-libvirt", domain, "--name", "v2v")
         assert "imported v2v (libvirt): Off" in output
     finally:
