@@ -84,3 +84,50 @@ def test_killed_restore_registers_nothing(service: tuple[Service, Path]) -> None
     assert not (running.data_dir / "backups/restore").exists()
     assert [p.name for p in (running.data_dir / "vms").iterdir() if p.name.startswith(".")] \
         == []
+
+
+MIB = 1 << 20
+
+
+def _fill(path: Path, byte: int) -> None:
+    with path.open("r+b") as stream:
+        stream.write(bytes([byte]) * MIB)
+
+
+def _first_mib(path: Path) -> bytes:
+    with path.open("rb") as stream:
+        return stream.read(MIB)
+
+
+def test_killed_in_place_restore_is_undone_or_completed(service: tuple[Service, Path]) \
+        -> None:
+    """An Off VM with two disks restored in place: killed with every disk written beside
+    but none renamed → undone (both disks as they were); killed after the first rename →
+    completed at the next start (both disks the point's). No file is left beside."""
+    running, work = service
+    disks = [work / "one.raw", work / "two.raw"]
+    for disk, byte in zip(disks, (0x21, 0x33), strict=True):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "8M"], check=True)
+        _fill(disk, byte)
+    with running.client() as api:
+        assert api.post("/vms", json={"name": "inplace", "memory_mb": 64,
+                                      "vhd": str(disks[0])}).status_code == 201
+        assert api.post("/vms/inplace/disks", json={"controller": "ide", "location": "0:1",
+                                                    "path": str(disks[1])}).status_code \
+            in (200, 201)
+        made = wait_job(api, api.post("/backups", json={"vm": "inplace", "target": str(
+            work / "target")}).json(), 120)
+        assert made["state"] == "completed", made
+        point = made["result"]["id"]
+    for disk in disks:
+        _fill(disk, 0x99)
+
+    def restore(api: httpx.Client) -> httpx.Response:
+        return api.post(f"/backups/{point}/restore", json={})
+    _crash(running, "restore.written", restore)
+    assert [_first_mib(d) for d in disks] == [b"\x99" * MIB] * 2  # undone
+    _crash(running, "restore.renamed", restore)
+    assert [_first_mib(d) for d in disks] == [b"\x21" * MIB, b"\x33" * MIB]  # completed
+    assert sorted(p.name for p in work.iterdir() if p.name.endswith(".restore")) == []
+    with running.client() as api:
+        assert api.get("/vms/inplace").json()["state"] == "Off"

@@ -22,11 +22,11 @@ from viridian.backup.schedule import Schedule
 from viridian.errors import InvalidSetting, NotFound
 from viridian.qemu import backup_jobs
 from viridian.service.backup.every import back_up_all
+from viridian.service.backup.inplace import InPlaceJournal, recover_in_place, restore_in_place
 from viridian.service.backup.restore import (
     RESTORE_FOLDER,
     read_point_record,
     restore_as_new,
-    restore_in_place,
 )
 from viridian.service.backup.routes import install_backup_routes
 from viridian.service.backup.schedules import Scheduler, ScheduleStore
@@ -56,6 +56,7 @@ class BackupCapability(Capability):
         self.taker = Taker(self.store, core.data_dir / STAGING_FOLDER, integration)
         self.schedules = ScheduleStore(core.catalog)
         self.scheduler = Scheduler(self.schedules, self.new)
+        self.in_place = InPlaceJournal(core.catalog)
 
     def install_routes(self, app: FastAPI) -> None:
         install_backup_routes(app, self)
@@ -73,7 +74,9 @@ class BackupCapability(Capability):
                     await backup_jobs.abandon(await vm.worker.block_monitor(), record.id)
 
     def start(self) -> None:
-        """Finish or remove every partial point (module :mod:`.take`), clear staging."""
+        """Finish or undo a killed in-place restore (:mod:`.inplace`); finish or remove
+        every partial point (module :mod:`.take`), clear staging."""
+        recover_in_place(self.in_place)
         for record in self.store.partial():
             final = Path(record.folder)
             found = read_point_record(final)
@@ -165,7 +168,7 @@ class BackupCapability(Capability):
 
             async def in_place(job: Job) -> dict[str, Any]:
                 return await restore_in_place(
-                    live, self.checkpoints.tree(live.record.id), record, job)
+                    live, self.checkpoints.tree(live.record.id), record, self.in_place, job)
             return self.core.jobs.submit("restore", live.record.id, live.record.name,
                                          in_place).to_dict()
 

@@ -4,7 +4,7 @@
 - without it, when the backed-up VM is no longer registered: the VM again, same id
   and name;
 - without it, when the VM is registered and Off without checkpoints: its disks are
-  rewritten in place from the point.
+  rewritten in place from the point (journaled: :mod:`.inplace`).
 
 For a new VM the point's chain is written as a native export package
 (:mod:`viridian.interchange.native`: ``vm.json`` + ``export.json`` + disks in the VM's
@@ -16,7 +16,6 @@ the next start if the service died). Fault point ``restore.package``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -25,12 +24,11 @@ from typing import Any
 from viridian.backup import layout
 from viridian.backup.records import BackupRecord
 from viridian.checkpoints import Tree
-from viridian.errors import BadRequest, Conflict
+from viridian.errors import BadRequest
 from viridian.interchange.native import MANIFEST, Manifest
 from viridian.interchange.relocate import export_files, relocate_settings
 from viridian.model import settings_from_dict, to_dict
 from viridian.model.slots import hard_disks
-from viridian.model.states import VMState
 from viridian.qemu import backup_images
 from viridian.service.backup.files import read_json, write_json
 from viridian.service.checkpoints.operations import fault
@@ -38,7 +36,6 @@ from viridian.service.checkpoints.store import CheckpointStore
 from viridian.service.jobs import Job, now_iso
 from viridian.service.vms.definition_file import Definition, read_definition
 from viridian.service.vms.importing import ImportRequest, Registrar, import_vm
-from viridian.service.vms.live import LiveVM
 from viridian.service.vms.package_files import StagingJournal
 
 RESTORE_FOLDER = "backups/restore"
@@ -81,40 +78,6 @@ async def _write_package(record: BackupRecord, root: Path, job: Job) -> Path:
     write_json(package / MANIFEST, Manifest(now_iso(), str(package), "Off", None,
                                             Tree()).to_dict())
     return package
-
-
-async def restore_in_place(live: LiveVM, tree: Tree, record: BackupRecord,
-                           job: Job) -> dict[str, Any]:
-    """Rewrite the disks of ``live`` (Off, no checkpoints) from the point: each disk is
-    written beside its file first, then renamed over it."""
-    if live.state is not VMState.OFF or tree.checkpoints:
-        raise Conflict(f"cannot restore backup {record.id} into VM '{live.record.name}' in "
-                       f"place: it is {live.state.value}"
-                       f"{' with checkpoints' if tree.checkpoints else ''}; in place needs "
-                       "it Off without checkpoints — turn it off (and delete its "
-                       "checkpoints) or restore as a new VM with --as NAME; nothing was "
-                       "changed", vm=live.record.name, state=live.state.value)
-    point = Path(record.folder)
-    disks = {d.slot: d for d in record.disks}
-    slots = [s for s in hard_disks(live.record.settings) if s.path and s.id in disks]
-    written: list[tuple[Path, Path]] = []
-    try:
-        for index, slot in enumerate(slots):
-            assert slot.path is not None
-            job.report(5 + 80 * index / max(1, len(slots)), f"writing {slot.label}")
-            final = Path(slot.path)
-            beside = final.with_name(f".{final.name}.restore")
-            await backup_images.write_disk(point / disks[slot.id].file, beside,
-                                           str(slot.format or "raw"), disks[slot.id].size)
-            written.append((beside, final))
-    except BaseException:
-        for beside, _ in written:
-            beside.unlink(missing_ok=True)
-        raise
-    for beside, final in written:
-        os.replace(beside, final)
-    live.view_changed()
-    return {**live.to_dict(), "restored_from": record.id, "in_place": True}
 
 
 def read_point_record(folder: Path) -> BackupRecord | None:
