@@ -154,3 +154,14 @@ def test_qcow2_backing_chain_must_stay_in_its_folder(tmp_path: Path) -> None:
         with pytest.raises(InvalidDiskArgument, match="outside the disk's folder"):
             convert(evil, folder / "out.vhd", "dynamic")
         assert not (folder / "out.vhd").exists() and not _leftovers(folder)
+
+
+def test_quota_counts_a_foreign_image_at_its_virtual_size(tmp_path: Path) -> None:
+    from viridian.service.disk_wizard.quota import capacity_of
+
+    for fmt, options in (("vmdk", "subformat=twoGbMaxExtentSparse"), ("qcow2", "")):
+        image = tmp_path / f"x.{fmt}"
+        subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *(["-o", options] if options
+                                                                 else []),
+                        str(image), "3G"], check=True)
+        assert capacity_of(image) == 3 << 30  # not the few bytes of its header file

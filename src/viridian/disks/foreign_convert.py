@@ -13,6 +13,7 @@ left behind on failure.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import struct
 import subprocess
@@ -78,6 +79,19 @@ def convert_foreign(src: Path, dst: Path, target_type: str, source_format: str |
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     progress(1, 1)
+
+
+def foreign_virtual_size(path: Path) -> int | None:
+    """The virtual size of a VMDK or qcow2 image (``qemu-img info``), None for any other
+    file or when it cannot be read."""
+    if foreign_format(path) is None:
+        return None
+    done = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path.resolve())],
+                          capture_output=True, text=True, check=False)
+    try:
+        return int(json.loads(done.stdout)["virtual-size"]) if done.returncode == 0 else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def check_chain(path: Path) -> None:

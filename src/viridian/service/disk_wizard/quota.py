@@ -40,7 +40,13 @@ KEEP_MISSING_S = 86_400
 
 
 def capacity_of(path: Path | str) -> int:
-    """Virtual size of a disk (its header), else the file's size, else 0 (bytes)."""
+    """Virtual size of a disk (its header; a VMDK's or qcow2's by qemu-img), else the
+    file's size, else 0 (bytes)."""
+    from viridian.disks.foreign_convert import foreign_virtual_size
+
+    foreign = foreign_virtual_size(Path(path))
+    if foreign is not None:
+        return foreign
     try:
         return disks.inspect(path).virtual_size
     except (disks.DiskError, OSError, ValueError):
