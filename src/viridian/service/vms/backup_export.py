@@ -1,7 +1,8 @@
 """``vm export NAME DIR --from-backup ID``: the native export of a VM as it was at a
 backup point (issue 16 part 2: "live from a backup point") — the VM may be running, it
 is not touched: the point's chain (docs/architecture.md, "Backup") is written as a native
-package (:mod:`viridian.interchange.native`, Off, no checkpoints) by the restore path
+package (:mod:`viridian.interchange.native`: no checkpoints; Off, or Saved when the
+point holds the memory and the restore path writes it) by the restore path
 (:func:`viridian.service.backup.restore.write_point_package`).
 
 Crash safety as the native export's: written in a journaled staging folder beside
@@ -10,6 +11,7 @@ Crash safety as the native export's: written in a journaled staging folder besid
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from viridian.backup.chains import chain
 from viridian.backup.records import BackupRecord
 from viridian.errors import BadRequest, Conflict, InvalidSetting, NotFound
+from viridian.interchange.native import MANIFEST
 from viridian.service.backup.restore import write_point_package
 from viridian.service.backup.store import BackupStore
 from viridian.service.checkpoints.operations import fault
@@ -64,6 +67,7 @@ async def export_from_backup(live: LiveVM, record: BackupRecord, final: Path,
     journal.begin(staging, "export", live.record.id)
     try:
         package = await write_point_package(record, staging, job)
+        state = str(json.loads((package / MANIFEST).read_text(encoding="utf-8"))["state"])
         files = sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file())
         sync_folder(staging)
         fault("export.written")
@@ -73,6 +77,6 @@ async def export_from_backup(live: LiveVM, record: BackupRecord, final: Path,
         journal.discard(staging)
         raise
     journal.end(staging)
-    return {"vm": live.record.name, "folder": str(final), "state": "Off", "checkpoints": 0,
+    return {"vm": live.record.name, "folder": str(final), "state": state, "checkpoints": 0,
             "files": files, "from_backup": record.id, "point_created_at": record.created_at,
             "consistency": record.consistency}
