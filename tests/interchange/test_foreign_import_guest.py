@@ -194,6 +194,16 @@ def test_vmc_and_hyperv_2008_import_their_vhds(service: Service, api: httpx.Clie
     assert any("PHYSICAL" in line for line in vm["unmapped"])
     assert len(vm["settings"]["scsi"][0]["disks"]) == 1
 
+    removed = api.delete("/vms/sql01-copy", params={"delete_files": "true"})
+    assert removed.status_code == 200, removed.text  # frees its static MAC for the next one
+    export = tmp_path / "export"  # Hyper-V 2008's export layout
+    (export / "Virtual Machines").mkdir(parents=True)
+    (hyperv / "Virtual Hard Disks").rename(export / "Virtual Hard Disks")
+    shutil.copy(SAMPLES / "sql01.xml", export / "Virtual Machines" / "sql01.xml")
+    job = _import(api, export / "Virtual Machines" / "sql01.xml", name="sql01-export")
+    assert job["state"] == "completed", job
+    assert _ide0(job["result"])["path"].startswith(job["result"]["folder"])
+
     renamed = tmp_path / "minimal.xml"  # an OVF descriptor is known by content too
     shutil.copy(samples / "minimal.ovf", renamed)
     job = _import(api, renamed, name="minimal-ovf")

@@ -15,8 +15,9 @@ never attached: every disk is copied into the new VM's folder,
 
 DVD images stay where they are (media are shared); one that is not on this host is
 ejected with a notice. Written paths are resolved beside the configuration file (a
-Windows path by its file name, also in a ``Virtual Hard Disks`` folder there) and must
-stay in its folder (after symbolic links).
+Windows path by its file name, also in a ``Virtual Hard Disks`` folder there; for a
+Hyper-V configuration in an export's ``Virtual Machines`` folder, beside that folder)
+and must stay in that folder (after symbolic links).
 
 Refusals, before anything is registered, naming the conflict: the VM name in use, a MAC
 address in use, a source disk attached to a registered VM or locked by a running QEMU,
@@ -62,6 +63,7 @@ from viridian.service.vms.package_files import (
 )
 
 LIBVIRT_URI = "qemu:///system"
+HYPERV_CONFIG_FOLDER = "Virtual Machines"
 WINDOWS_PATH = re.compile(r"^([A-Za-z]:|\\\\|\.\\)|\\")
 
 
@@ -74,7 +76,10 @@ async def import_foreign(core: Registrar, journal: StagingJournal, config: Path,
         if is_ovf_envelope(f.read(MAX_CONFIG)):  # an OVF descriptor under another name
             return await import_ovf(core, journal, config, name, job)
     vm = read_foreign(config)
-    return await _import(core, journal, vm, config.parent, name, job)
+    base = config.parent
+    if vm.kind == "hyper-v-2008" and base.name == HYPERV_CONFIG_FOLDER:
+        base = base.parent  # an export: Virtual Machines/<GUID>.xml, Virtual Hard Disks/
+    return await _import(core, journal, vm, base, name, job)
 
 
 async def import_libvirt(core: Registrar, journal: StagingJournal, domain: str,
