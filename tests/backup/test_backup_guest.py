@@ -237,3 +237,33 @@ def test_service_killed_during_live_backup(writing: tuple[Service, Path]) -> Non
                                                    "incremental": True}))
         assert (nxt["kind"], nxt["parent"]) == ("incremental", last["id"]), nxt
         _check(_read_on_host(nxt, work), low, counter(api, VM))
+
+
+def test_point_with_memory_restores_a_saved_vm_that_continues(
+        writing: tuple[Service, Path]) -> None:
+    """``--with-memory``: the point holds the guest's memory of the same instant as its
+    disks; restored as a new VM it is Saved, and started it continues where it was —
+    the marker loop (started by hand, so a rebooted guest has none) writes on from the
+    point's counter on the restored data disk."""
+    service, work = writing
+    with service.client() as api:
+        low = counter(api, VM)
+        point = done(api, api.post("/backups", json={"vm": VM, "target": str(work / "target"),
+                                                      "with_memory": True}))
+        high = counter(api, VM)
+        assert point["memory"] == "memory.state" and point["vm_state"] == "Running", point
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+        at_point = _check(_read_on_host(point, work), low, high)
+        vm = done(api, api.post(f"/backups/{point['id']}/restore", json={"name": "bk-mem"}))
+        assert vm["state"] == "Saved", vm
+        try:
+            act(api, "bk-mem", "start")
+            first = counter(api, "bk-mem")
+            assert first >= at_point, (first, at_point)
+            deadline = time.monotonic() + 120
+            while counter(api, "bk-mem") <= first + 2:  # the loop runs on: not rebooted
+                assert time.monotonic() < deadline, "the restored guest's loop stopped"
+                time.sleep(0.5)
+        finally:
+            api.post("/vms/bk-mem/stop", params={"wait": 60})
+            api.delete("/vms/bk-mem", params={"delete_files": "true"})

@@ -133,6 +133,9 @@ def test_bad_requests_change_nothing(offline: tuple[Service, Path]) -> None:
         assert unknown.status_code == 404
         both = api.post("/backups", json={"vm": VM, "all": True, "target": str(work)})
         assert both.status_code == 400 and "not both" in both.text
+        memory = api.post("/backups", json={"vm": VM, "target": str(work),
+                                            "with_memory": True})
+        assert memory.status_code == 409 and "cannot include the memory" in memory.text
         late = api.post(f"/backups/{VM}/restore", json={"to_time": "someday"})
         assert late.status_code == 400 and "ISO 8601" in late.text
         assert api.get("/backups/nope").status_code == 404

@@ -6,6 +6,7 @@
       checkpoints.json                    its checkpoint tree at the point in time
       manifest.json                       per-block checksums of the files above and disks
       disks/<bus>-<c>-<l>.qcow2           one image per hard disk
+      memory.state                        with --with-memory: the VM's saved state
     <target>/<vm name>/.partial-<id>/     a point being written (never listed as good)
 
 An incremental point's images name their parent's images as backing files by relative
@@ -22,6 +23,7 @@ DEFINITION = "vm.json"
 CHECKPOINTS = "checkpoints.json"
 MANIFEST = "manifest.json"
 DISKS = "disks"
+MEMORY = "memory.state"
 PARTIAL_PREFIX = ".partial-"
 
 

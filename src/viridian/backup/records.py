@@ -59,6 +59,9 @@ class BackupRecord:
     status: Status = "partial"
     completed_at: str | None = None
     bytes_written: int = 0
+    memory: str | None = None
+    """The point-relative file of the VM's memory and device state at the point in time
+    (``backup new --with-memory``; a QEMU saved state), or None."""
 
     @property
     def good(self) -> bool:
@@ -73,7 +76,8 @@ class BackupRecord:
                 "parent": self.parent, "consistency": self.consistency,
                 "vm_state": self.vm_state, "reason": self.reason, "folder": self.folder,
                 "disks": [d.to_dict() for d in self.disks], "status": self.status,
-                "completed_at": self.completed_at, "bytes_written": self.bytes_written}
+                "completed_at": self.completed_at, "bytes_written": self.bytes_written,
+                "memory": self.memory}
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "backup record") -> BackupRecord:
@@ -91,7 +95,8 @@ class BackupRecord:
                        str(data["folder"]),
                        tuple(BackupDisk.from_dict(d) for d in data["disks"]),
                        data["status"], data.get("completed_at"),
-                       int(data.get("bytes_written", 0)))
+                       int(data.get("bytes_written", 0)),
+                       str(data["memory"]) if data.get("memory") else None)
         except (KeyError, TypeError, ValueError) as err:
             raise BadRequest(f"{where}: malformed backup record ({err}); nothing was "
                              "changed", path=where) from err

@@ -49,6 +49,9 @@ def backup_group() -> None:
                    "tracking was lost; the record says why).")
 @click.option("--rate-limit", type=click.FloatRange(min=0.01), default=None,
               metavar="MIB_S", help="Write to the target at most this fast (MiB/s).")
+@click.option("--with-memory", is_flag=True,
+              help="Include the VM's memory state (Running or Paused VM): a restore "
+                   "gives a Saved VM that continues where it was.")
 @click.option("--keep-daily", type=click.IntRange(0, 10_000), default=0,
               help="Then keep the newest point of each of this many days (with points).")
 @click.option("--keep-weekly", type=click.IntRange(0, 10_000), default=0,
@@ -56,7 +59,8 @@ def backup_group() -> None:
 @json_option
 @click.pass_context
 def new(ctx: click.Context, vm: str | None, every: bool, target: str, incremental: bool,
-        rate_limit: float | None, keep_daily: int, keep_weekly: int, as_json: bool) -> None:
+        rate_limit: float | None, with_memory: bool, keep_daily: int, keep_weekly: int,
+        as_json: bool) -> None:
     """Take a backup point of VM, or of every VM with --all (application-consistent when
     its guest agent freezes its file systems, crash-consistent otherwise)."""
     if every == (vm is not None):
@@ -68,6 +72,8 @@ def new(ctx: click.Context, vm: str | None, every: bool, target: str, incrementa
                                                            {"vm": vm})}
     if rate_limit is not None:
         body["rate_limit_mib_s"] = rate_limit
+    if with_memory:
+        body["with_memory"] = True
     result = _result(client, client.post("/backups", body))
     if as_json:
         emit_json(result)
@@ -91,7 +97,8 @@ def _echo_outcome(outcome: dict[str, Any]) -> None:
 
 def _echo_point(record: dict[str, Any]) -> None:
     click.echo(f"backup {record['id']} of {record['vm_name']}: {record['kind']}, "
-               f"{record['consistency']}-consistent, in {record['folder']}")
+               f"{record['consistency']}-consistent"
+               f"{', with memory' if record.get('memory') else ''}, in {record['folder']}")
     if record["reason"]:
         click.echo(f"note: {record['reason']}", err=True)
     for pruned in record.get("pruned", []):

@@ -25,7 +25,7 @@ from viridian.backup import layout
 from viridian.backup.records import BackupRecord
 from viridian.checkpoints import Tree
 from viridian.errors import BadRequest
-from viridian.interchange.native import MANIFEST, Manifest
+from viridian.interchange.native import MANIFEST, SAVED_STATE, Manifest
 from viridian.interchange.relocate import export_files, relocate_settings
 from viridian.model import settings_from_dict, to_dict
 from viridian.model.slots import hard_disks
@@ -36,7 +36,7 @@ from viridian.service.checkpoints.store import CheckpointStore
 from viridian.service.jobs import Job, now_iso
 from viridian.service.vms.definition_file import Definition, read_definition
 from viridian.service.vms.importing import ImportRequest, Registrar, import_vm
-from viridian.service.vms.package_files import StagingJournal
+from viridian.service.vms.package_files import StagingJournal, copy_sparse
 
 RESTORE_FOLDER = "backups/restore"
 
@@ -75,8 +75,11 @@ async def _write_package(record: BackupRecord, root: Path, job: Job) -> Path:
     write_json(package / layout.DEFINITION,
                Definition(definition.id, definition.name, definition.created_at,
                           to_dict(moved)).to_dict())
-    write_json(package / MANIFEST, Manifest(now_iso(), str(package), "Off", None,
-                                            Tree()).to_dict())
+    if record.memory:  # the VM comes back Saved: it continues where it was
+        await copy_sparse(point / record.memory, package / SAVED_STATE)
+    write_json(package / MANIFEST, Manifest(
+        now_iso(), str(package), "Saved" if record.memory else "Off",
+        SAVED_STATE if record.memory else None, Tree()).to_dict())
     return package
 
 

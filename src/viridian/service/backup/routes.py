@@ -33,6 +33,8 @@ class NewBackup(RequestBody):
     """Then keep only the newest point of each of this many days (with points)."""
     keep_weekly: int = Field(default=0, ge=0, le=10_000)
     """… and of each of this many ISO weeks; chains are kept whole."""
+    with_memory: bool = False
+    """Include the VM's memory state (a Running or Paused VM; not with ``all``)."""
 
 
 class ScheduleRequest(RequestBody):
@@ -67,11 +69,14 @@ def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
         if spec.all == (spec.vm is not None):
             raise InvalidSetting("vm", spec.vm, "give either 'vm' (a VM's name or id) or "
                                  "'all': true, not both")
+        if spec.vm is None and spec.with_memory:
+            raise InvalidSetting("with_memory", True, "false with 'all' (memory is "
+                                 "included per VM: give 'vm')")
         if spec.vm is None:
             return await answer(backups.new_all(spec.target, spec.incremental, rate,
                                                 retention), wait)
         return await answer(backups.new(spec.vm, spec.target, spec.incremental, rate,
-                                        retention), wait)
+                                        retention, spec.with_memory), wait)
 
     @app.get(PREFIX, tags=["backup"])
     async def backup_list(vm: str | None = None) -> dict[str, Any]:

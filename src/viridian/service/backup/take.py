@@ -15,6 +15,16 @@ written under ``.partial-<id>`` and renamed to its final folder only when comple
 synced; then the row turns *good*. At start (:mod:`.recovery`) a partial row is rolled
 forward when its final folder holds a good record, removed with its files otherwise.
 Fault points ``backup.begun``, ``backup.started``, ``backup.copied``, ``backup.published``.
+
+Memory (``--with-memory``, a Running or Paused VM whose disks its storage daemon serves):
+the guest is paused, its memory and device state saved to local staging (QEMU
+``migrate`` to a file), then the disks' transaction runs in the daemon, then the guest
+runs again — disks and memory are of the same instant, and a restore of the point gives
+a Saved VM that continues where it was. The guest is paused for the save (seconds for
+its memory size) and its file systems are not frozen (a frozen guest would be saved
+frozen): the point is ``crash``-consistent as disks alone, whole with its memory. QEMU
+deactivates its own images when a save completes, so a VM whose disks QEMU opens itself
+(raw/qcow2, no daemon) is refused.
 """
 
 from __future__ import annotations
@@ -71,6 +81,8 @@ class TakeRequest:
     target: Path
     incremental: bool
     rate_bps: int | None
+    with_memory: bool = False
+    """Include the VM's memory state (module docstring, "Memory")."""
 
 
 def source_disks(live: LiveVM, tree: Tree) -> list[SourceDisk]:
@@ -128,7 +140,8 @@ class Taker:
             fault("backup.copied")
             job.report(90, "checksumming")
             names = [layout.DEFINITION, layout.CHECKPOINTS,
-                     *(d.file for d in record.disks)]
+                     *(d.file for d in record.disks), *([record.memory] if record.memory
+                                                        else [])]
             with _timed(timings, "checksums_s"):
                 write_json(partial / layout.MANIFEST,
                            build_manifest(partial, names).to_dict())
@@ -183,9 +196,16 @@ class Taker:
                 points.append(PointDisk(
                     await _node(monitor, disk.path), str(image), index,
                     record.parent if record.kind == "incremental" else None))
+            memory = staging / layout.MEMORY if request.with_memory else None
             with _timed(timings, "point_in_time_s"):
-                consistency = await self._point_in_time(live, monitor, record.id, points)
-            record = _with_consistency(record, consistency)
+                if memory is not None:
+                    await _with_memory(live, monitor, record.id, points, memory)
+                    consistency: Consistency = "crash"
+                else:
+                    consistency = await self._point_in_time(live, monitor, record.id,
+                                                            points)
+            record = replace(record, consistency=consistency,
+                             memory=layout.MEMORY if memory is not None else None)
             self.store.put(record)
             fault("backup.started")
             job.report(10, "copying to local staging")
@@ -201,6 +221,9 @@ class Taker:
                 if record.parent:
                     await backup_images.set_backing(
                         target, layout.parent_backing(record.parent, saved.file))
+            if memory is not None:
+                written += await copy_to_target(memory, partial / layout.MEMORY,
+                                                request.rate_bps)
             timings["target_copy_s"] = round(time.monotonic() - began, 2)
             return record, written
         finally:
@@ -264,6 +287,26 @@ async def _block_monitor(live: LiveVM) -> Monitor | None:
     return await daemon.monitor() if daemon is not None else None
 
 
+async def _with_memory(live: LiveVM, monitor: Monitor, point_id: str,
+                       points: list[PointDisk], memory: Path) -> None:
+    """Pause, save memory to ``memory``, start the disks' point, run again (module
+    docstring); a VM that was Paused runs for the instant QEMU needs to take its images
+    back (``cont`` after a save), then is paused again."""
+    worker = live.require_worker()
+    was_running = await worker.status() == "running"
+    await worker.pause()
+    try:
+        await worker.monitor.cancel_migration()
+        await worker.monitor.save_to_file(memory)
+        await backup_jobs.start_point(monitor, point_id, points)
+    finally:
+        status = await worker.status()
+        if was_running or status == "postmigrate":
+            await worker.resume()
+        if not was_running:
+            await worker.pause()
+
+
 async def _node(monitor: Monitor, path: str) -> str:
     return (await backup_jobs.image_node(monitor, path)).node
 
@@ -277,6 +320,3 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     finally:
         timings[name] = round(time.monotonic() - began, 2)
 
-
-def _with_consistency(record: BackupRecord, consistency: Consistency) -> BackupRecord:
-    return replace(record, consistency=consistency)
