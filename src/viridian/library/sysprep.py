@@ -5,8 +5,11 @@ file system found on a raw disk (whole disk, MBR or GPT partitions), so each VM 
 the template gets new ones at its first boot (systemd makes a new machine id for an
 empty ``/etc/machine-id``; sshd's keygen makes host keys; the seed sets the host name).
 
-A qcow2, VHD (``vpc``) or VHDX copy is converted to a temporary sparse raw image, edited
-the same way, and converted back into its own format (:func:`convert_back_options`).
+A qcow2 copy is converted to a temporary sparse raw image, edited the same way, and
+converted back into qcow2; a VHD (``vpc``) or VHDX disk is converted to the temporary raw
+image, edited, and kept as qcow2 (:func:`template_format`): QEMU opens a provisioned VM's
+overlay's backing file itself, and its vpc/vhdx drivers forbid saving memory and live
+migration — a qcow2 template disk does not.
 
 Pure: reading partition tables and superblocks from bytes, parsing ``debugfs ls -p``
 output, planning the ``debugfs`` commands and the ``qemu-img convert`` options; the shell
@@ -18,8 +21,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["CONVERTED", "GuestPlan", "convert_back_options", "ext_superblock",
-           "gpt_partitions", "ls_names", "mbr_partitions", "plan", "vhd_disk_type"]
+__all__ = ["STORED_AS", "GuestPlan", "ext_superblock", "gpt_partitions", "ls_names",
+           "mbr_partitions", "plan", "template_format"]
 
 SECTOR = 512
 EXT_MAGIC = 0xEF53
@@ -32,10 +35,9 @@ SSH_DIR = "/etc/ssh"
 RULES_DIR = "/etc/udev/rules.d"
 NET_RULES = "70-persistent-net.rules"
 
-CONVERTED = frozenset({"qcow2", "vpc", "vhdx"})
-"""Formats generalised through a temporary raw image (``raw`` is edited in place)."""
-VHD_FIXED, VHD_DYNAMIC, VHD_DIFFERENCING = 2, 3, 4
-_VHD_COOKIE = b"conectix"
+STORED_AS = {"vpc": "qcow2", "vhdx": "qcow2"}
+"""Source formats a template stores in another format (docs/architecture.md, "Library
+and provisioning": why not VHD/VHDX)."""
 
 
 def mbr_partitions(sector0: bytes) -> tuple[list[int], bool]:
@@ -122,24 +124,7 @@ def plan(etc: set[str], ssh: set[str], rules: set[str], dbus: set[str], empty_fi
     return GuestPlan(tuple(commands), tuple(resets))
 
 
-def vhd_disk_type(footer: bytes) -> int | None:
-    """The Disk Type of a VHD footer (Microsoft's "Virtual Hard Disk Image Format
-    Specification": cookie ``conectix`` at 0, big-endian u32 Disk Type at 60 — 2 fixed,
-    3 dynamic, 4 differencing); None when ``footer`` is not one."""
-    if len(footer) < 64 or footer[:8] != _VHD_COOKIE:
-        return None
-    return int(struct.unpack_from(">I", footer, 60)[0])
-
-
-def convert_back_options(fmt: str, fixed: bool) -> tuple[str, ...]:
-    """``qemu-img convert -O fmt`` arguments that turn the edited raw image back into a
-    disk of format ``fmt`` (one of :data:`CONVERTED`) like the copy it replaces: the same
-    subformat for VHD/VHDX (``fixed`` or ``dynamic``) and, for VHD, the raw image's exact
-    size (``force_size``: without it QEMU rounds a VHD's size to a CHS geometry)."""
-    if fmt not in CONVERTED:
-        raise ValueError(f"no conversion back into {fmt!r}; formats: {sorted(CONVERTED)}")
-    if fmt == "qcow2":
-        return ("-O", "qcow2")
-    subformat = "fixed" if fixed else "dynamic"
-    extra = ",force_size=on" if fmt == "vpc" else ""
-    return ("-O", fmt, "-o", f"subformat={subformat}{extra}")
+def template_format(fmt: str) -> str:
+    """The format a template keeps a disk of format ``fmt`` in: VHD and VHDX become qcow2
+    (:data:`STORED_AS`), the others stay as they are."""
+    return STORED_AS.get(fmt, fmt)

@@ -1,21 +1,23 @@
 """Runs the offline guest generalisation of :mod:`viridian.library.sysprep` on a template's
-disk copy with e2fsprogs' ``debugfs`` (no mount, no loop device): each ext file system of a
+disk with e2fsprogs' ``debugfs`` (no mount, no loop device): each ext file system of a
 raw disk (``image?offset=N``) gets its machine id emptied, SSH host keys removed, host
 name set to ``localhost`` and persistent NIC rules removed.
 
-A qcow2, VHD or VHDX copy is converted (``qemu-img convert``, sparse) to a temporary raw
-image beside it in the template's staging folder, edited, and converted back into its own
-format, which then replaces the copy (docs/architecture.md, "Library and provisioning").
-Both temporary files are removed on every path. Left as they are (the settings are
-generalised all the same): a qcow2 copy with a backing file and a differencing VHD (their
-bytes are not the whole disk), and a copy without ext file systems (not rewritten)."""
+:func:`make_template_disk` makes a template's disk from a VM's: a raw or qcow2 disk is
+copied byte for byte and the copy generalised (a qcow2 copy through a temporary raw image,
+converted back); a VHD or VHDX disk is converted (``qemu-img convert``, sparse, reading
+the source only) to a temporary raw image, generalised, and stored as qcow2
+(docs/architecture.md, "Library and provisioning"). Temporary images live beside the
+result in the template's staging folder and are removed on every path. Left as copied
+(the settings are generalised all the same): a qcow2 copy with a backing file (its bytes
+are not the whole disk) and a copy without ext file systems (not rewritten)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from viridian.errors import ViridianError
@@ -55,51 +57,7 @@ def _names(image: str, folder: str) -> set[str]:
     return sysprep.ls_names(_debugfs(image, "-R", f"ls -p {folder}"))
 
 
-def generalise_disk(path: Path, fmt: str) -> tuple[str, ...]:
-    """Reset the guest identity on every ext file system of ``path`` (a raw copy only);
-    returns what was reset (``guest_machine_id``, ``guest_ssh_host_keys``, …).
-
-    :raises ViridianError: debugfs or qemu-img failed (the temporary files are gone)."""
-    if fmt == "raw":
-        return _generalise_raw(path)
-    if fmt not in sysprep.CONVERTED:
-        return ()
-    fixed = _fixed(path, fmt)
-    if fixed is None:
-        return ()
-    raw = path.with_name(f".{path.name}.sysprep.raw")
-    back = path.with_name(f".{path.name}.sysprep.new")
-    try:
-        _qemu_img("convert", "-f", fmt, "-O", "raw", str(path), str(raw))
-        resets = _generalise_raw(raw)
-        if resets:
-            _qemu_img("convert", "-f", "raw", *sysprep.convert_back_options(fmt, fixed),
-                      str(raw), str(back))
-            os.replace(back, path)
-        return resets
-    finally:
-        raw.unlink(missing_ok=True)
-        back.unlink(missing_ok=True)
-
-
-def _fixed(path: Path, fmt: str) -> bool | None:
-    """Whether copy ``path`` is a fixed-size image (a VHDX whose file holds at least its
-    virtual size); None for a copy that is not edited (see the module's contract)."""
-    if fmt == "qcow2":
-        return None if images.backing_of(path) else False
-    if fmt == "vpc":
-        size = path.stat().st_size
-        kind = sysprep.vhd_disk_type(_read(path, max(0, size - sysprep.SECTOR),
-                                           sysprep.SECTOR))
-        if kind is None:  # a dynamic VHD keeps a copy of its footer at offset 0
-            kind = sysprep.vhd_disk_type(_read(path, 0, sysprep.SECTOR))
-        if kind not in (sysprep.VHD_FIXED, sysprep.VHD_DYNAMIC):
-            return None
-        return kind == sysprep.VHD_FIXED
-    return path.stat().st_size >= _virtual_size(path, fmt)
-
-
-def _qemu_img(*args: str) -> str:
+def _qemu_img(*args: str) -> None:
     try:
         run = subprocess.run(["qemu-img", *args], capture_output=True, text=True,
                              timeout=600)
@@ -107,12 +65,56 @@ def _qemu_img(*args: str) -> str:
         raise ViridianError("qemu-img is not installed") from err
     if run.returncode != 0:
         raise ViridianError(f"qemu-img {args[0]} failed: {run.stderr.strip()[-300:]}")
-    return run.stdout
 
 
-def _virtual_size(path: Path, fmt: str) -> int:
-    info = json.loads(_qemu_img("info", "-f", fmt, "--output=json", str(path)))
-    return int(info["virtual-size"])
+def _convert(source: Path, fmt: str, target: Path, target_fmt: str) -> None:
+    _qemu_img("convert", "-f", fmt, "-O", target_fmt, str(source), str(target))
+
+
+def make_template_disk(source: Path, fmt: str,
+                       target_for: Callable[[str], Path]) -> tuple[Path, str, tuple[str, ...]]:
+    """Make the template's disk from VM disk ``source`` (format ``fmt``; never written) at
+    ``target_for(stored format)``; returns (that path, its format, what was reset).
+
+    :raises ViridianError: cp, qemu-img or debugfs failed (temporary images are gone)."""
+    stored = sysprep.template_format(fmt)
+    target = target_for(stored)
+    if stored == fmt:
+        images.copy_sparse(source, target)
+        return target, fmt, generalise_disk(target, fmt)
+    raw = target.with_name(f".{target.name}.sysprep.raw")
+    try:
+        _convert(source, fmt, raw, "raw")
+        resets = _generalise_raw(raw)
+        _convert(raw, "raw", target, stored)
+        return target, stored, resets
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def generalise_disk(path: Path, fmt: str) -> tuple[str, ...]:
+    """Reset the guest identity on every ext file system of ``path`` (a raw copy, or a
+    qcow2 one without backing file; others, or a file without the format's signature,
+    are left alone); returns what was reset (``guest_machine_id``,
+    ``guest_ssh_host_keys``, …).
+
+    :raises ViridianError: debugfs or qemu-img failed (temporary images are gone)."""
+    if fmt == "raw":
+        return _generalise_raw(path)
+    if fmt != "qcow2" or images.format_of(path) != fmt or images.backing_of(path):
+        return ()
+    raw = path.with_name(f".{path.name}.sysprep.raw")
+    back = path.with_name(f".{path.name}.sysprep.new")
+    try:
+        _convert(path, fmt, raw, "raw")
+        resets = _generalise_raw(raw)
+        if resets:
+            _convert(raw, "raw", back, fmt)
+            os.replace(back, path)
+        return resets
+    finally:
+        raw.unlink(missing_ok=True)
+        back.unlink(missing_ok=True)
 
 
 def _generalise_raw(path: Path) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from viridian.service.jobs import Job, now_iso
 from viridian.service.library import images
 from viridian.service.library.shares import DEFAULT_LIBRARY
 from viridian.service.library.store import LibraryStore, Share
-from viridian.service.library.sysprep import generalise_disk
+from viridian.service.library.sysprep import make_template_disk
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,12 @@ class Templates:
         resets: set[str] = set()
         for done, (slot, (path, fmt)) in enumerate(sorted(sources.items())):
             job.report(5 + 85 * done / max(len(sources), 1), f"copying {path}")
-            target = staging / disk_file_name(slot, fmt)
-            await asyncio.to_thread(images.copy_sparse, Path(path), target)
-            resets.update(await asyncio.to_thread(generalise_disk, target, fmt))  # the copy
+            target, stored, reset = await asyncio.to_thread(  # the source is only read
+                make_template_disk, Path(path), fmt, partial(_disk_at, staging, slot))
+            resets.update(reset)
             target.chmod(0o444)
             sha = await asyncio.to_thread(images.sha256_of, target)
-            disks.append(TemplateDisk(slot, target.name, fmt, target.stat().st_size, sha))
+            disks.append(TemplateDisk(slot, target.name, stored, target.stat().st_size, sha))
         by_slot = {d.slot: d for d in disks}
         settings = map_drives(generalise(record.settings, name), lambda s: replace(
             s, path=str(folder / by_slot[s.id].file), format=DiskFormat(by_slot[s.id].format))
@@ -172,6 +173,10 @@ class Templates:
                                     tuple(disks), (*GENERALISED, *sorted(resets)))
         (staging / MANIFEST).write_text(manifest.to_json())
         return manifest
+
+
+def _disk_at(staging: Path, slot: str, fmt: str) -> Path:
+    return staging / disk_file_name(slot, fmt)
 
 
 def _reads(path: Path, disks: set[Path]) -> bool:
