@@ -35,7 +35,7 @@ import httpx
 from tests.cluster.etcd_members import EtcdCluster, Member, etcd_cluster_in
 from tests.cluster.netns import Forwarder, NetnsHost, in_namespace, kill_inside, netns_hosts
 from tests.qemu_processes import _qemu_processes, end_qemu_under
-from tests.service.harness import Service
+from tests.service.harness import Console, Service
 from viridian.cli.trust import fingerprint_of_der
 
 SERVICE_PORT = 8080  # on each namespace's loopback
@@ -137,6 +137,10 @@ class Host:
         return [p.pid for p, _ in _qemu_processes()
                 if p.cmdline.split(" ")[0].rsplit("/", 1)[-1].startswith("qemu-system")
                 and folder in p.cmdline]
+
+    def ticks(self, vm_id: str) -> list[int]:
+        """The tick numbers ``vm_id``'s guest printed on this host (its COM1 log here)."""
+        return [n for n, _ in Console(self.data, vm_id).ticks()]
 
     def guard_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):

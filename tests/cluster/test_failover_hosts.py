@@ -3,20 +3,25 @@ a network namespace of its own with its own data folder and etcd member (a real 
 etcd spread over the namespaces: ``tests/cluster/netns_hosts.py``), a shared folder as
 cluster storage and a real guest (guest kit).
 
-A one-copy checker samples every QEMU process on the machine every 50 ms throughout and
-fails the test if the HA VM ever has two. Faults: the owner host dies (SIGKILL of every
-process in its namespace: service, fence guard, QEMUs, its etcd member) → the VM runs on
-another host; the dead host comes back (etcd member, then service) and rejoins without
-starting its old VM (a start there is refused, naming the owner). Then SIGSTOP of the new
-owner's service → its fence guard kills the VM before another host starts it; SIGCONT →
-the host rejoins with a new lease, the VM stays where it went. A partition (every packet
-on the owner's eth0 dropped in its namespace: its service *and* its etcd member are cut
-off; the other two members keep quorum) → the owner fences itself, another host takes
-over, the healed host rejoins without it. The etcd leader killed, then a member frozen:
-every host renews its lease through the others, one copy. Drain and resume through the
-CLI; leave; bad input. Waits are on conditions (an agent tick is seen as a new keepalive
-in the host's fence feed), never fixed sleeps. Every process is ended and the namespaces
-removed on every path.
+A one-copy checker (``tests/cluster/one_copy.py``) samples every host's QEMU processes of
+the HA VM and the guest's own tick counter (each host's COM1 log) every 50 ms throughout
+and fails the test if the VM ever has two QEMUs or its guest counts on two hosts at once
+(a counter that starts again on the new host is the failover's reboot); each fault ends
+only when the guest counts on where it went. The VM has a raw data disk on the shared
+folder: the guest writes markers to it before the faults and reads them back after the
+first failover; at the end, the VM Off, they are read from the file. Faults: the owner
+host dies (SIGKILL of every process in its namespace: service, fence guard, QEMUs, its
+etcd member) → the VM runs on another host; the dead host comes back (etcd member, then
+service) and rejoins without starting its old VM (a start there is refused, naming the
+owner). Then SIGSTOP of the new owner's service → its fence guard kills the VM before
+another host starts it; SIGCONT → the host rejoins with a new lease, the VM stays where
+it went. A partition (every packet on the owner's eth0 dropped in its namespace: its
+service *and* its etcd member are cut off; the other two members keep quorum) → the owner
+fences itself, another host takes over, the healed host rejoins without it. The etcd
+leader killed, then a member frozen: every host renews its lease through the others, one
+copy. Drain and resume through the CLI; leave; bad input. Waits are on conditions (an
+agent tick is seen as a new keepalive in the host's fence feed), never fixed sleeps.
+Every process is ended and the namespaces removed on every path.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ import os
 import re
 import shutil
 import signal
-import threading
+import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,41 +42,18 @@ from click.testing import Result
 
 from tests.cli.cli_harness import invoke
 from tests.cluster.netns_hosts import Host, Lab, viridian_hosts
+from tests.cluster.one_copy import OneCopyChecker, Place
 from tests.service.harness import Console, act, wait_job
+from tests.service.test_storage_daemon_guest import DATA_SIZE, read_markers, write_markers
 
 TTL = 6  # seconds: fence margin 2 s, so a frozen owner's VM is off 2 s before takeover
+MARKERS = {0: "before-faults", 2048: "still-there"}  # sector → text the guest wrote
 
 
-@dataclass
-class OneCopyChecker:
-    """Samples all hosts' QEMU processes of one VM until stopped; remembers the worst."""
-
-    hosts: list[Host]
-    vm_id: str
-    most: int = 0
-    seen: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            where = tuple(h.name for h in self.hosts for _ in h.copies(self.vm_id))
-            if len(where) > self.most:
-                self.most = len(where)
-            if not self.seen or self.seen[-1][1] != where:
-                self.seen.append((time.monotonic(), where))
-            time.sleep(0.05)
-
-    def __enter__(self) -> OneCopyChecker:
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def check(self) -> None:
-        assert self.most <= 1, f"two copies of the VM ran at once: {self.seen}"
+def _checker(hosts: list[Host], vm_id: str) -> OneCopyChecker:
+    """Every host's QEMUs of the VM and the ticks its guest printed there (one copy)."""
+    return OneCopyChecker([Place(h.name, partial(h.copies, vm_id), partial(h.ticks, vm_id))
+                           for h in hosts])
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +116,13 @@ def _vm_on(hosts: list[Host], vm_id: str) -> Host | None:
 
 
 def _ha_vm(host: Host, shared: Path, iso: Path) -> dict[str, Any]:
-    """An HA VM whose folder is on the shared storage, registered on ``host``."""
+    """An HA VM whose folder and raw data disk are on the shared storage, registered on
+    ``host``."""
+    data = shared / "ha1-data.raw"
+    subprocess.run(["truncate", "-s", str(DATA_SIZE), str(data)], check=True)
     with host.api() as api:
-        vm = api.post("/vms", json={"name": "ha1", "memory_mb": 160, "dvd": str(iso)}).json()
+        vm = api.post("/vms", json={"name": "ha1", "memory_mb": 160, "dvd": str(iso),
+                                    "vhd": str(data)}).json()
         assert api.delete("/vms/ha1").status_code == 200
         folder = shared / "ha1"
         shutil.move(vm["folder"], folder)
@@ -169,6 +155,12 @@ def _wait_ticks(hosts: list[Host], count: int = 3) -> None:
     _wait(f"{count} agent ticks on {[h.name for h in hosts]}", advanced, timeout=60)
 
 
+def _counting(host: Host, vm_id: str) -> None:
+    """Until the guest on ``host`` printed two more ticks (booted and counting: the
+    checker sees this copy count on)."""
+    Console(host.data, vm_id).wait_ticks(2, timeout=300)
+
+
 def _etcd_whole(host: Host) -> None:
     _wait("3 of 3 etcd members healthy", lambda: _show(host)["etcd"]["healthy"] == 3)
 
@@ -199,7 +191,11 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
         act(api, "ha1", "start")
     _wait("h1 owning ha1", lambda: any(v["owner"] == "h1" and v["desired_running"]
                                        for v in _show(hosts[1])["vms"]))
-    with OneCopyChecker(hosts, vm["id"]) as checker:
+    Console(h1.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=300)
+    with h1.api() as api:  # the guest writes to its disk (synced) before the faults
+        write_markers(api, "ha1", MARKERS)
+        assert read_markers(api, "ha1", list(MARKERS)) == MARKERS
+    with _checker(hosts, vm["id"]) as checker:
         h1.die()  # every process in h1's namespace: service, guard, QEMUs, etcd member
         died = time.monotonic()
         new = _wait("ha1 running on another host",
@@ -211,13 +207,16 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
         show = _wait("h1 Down", lambda: (s := _show(new)) and _states(s)["h1"] == "Down" and s)
         assert [(v["name"], v["owner"]) for v in show["vms"]] == [("ha1", new.name)]
         assert show["etcd"]["healthy"] == 2
-        with new.api() as api:
-            assert api.get("/vms/ha1").json()["cluster"] == {"owner": new.name,
-                                                             "desired_running": True}
+        with new.api() as api:  # the vm object shows the agent's last view: a tick later
+            _wait("ha1's vm object naming its owner", lambda: api.get("/vms/ha1").json()
+                  ["cluster"] == {"owner": new.name, "desired_running": True}, timeout=60)
 
         lab.etcd.start(h1.member, state="existing")  # h1 is back: its etcd member and
         h1.service.launch()  # its service, which rejoins from its data folder
         Console(new.data, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=300)
+        with new.api() as api:  # the restarted guest reads what it wrote on h1
+            assert read_markers(api, "ha1", list(MARKERS)) == MARKERS
+        _counting(new, vm["id"])
         h1.service.wait_ready()
         _wait("h1 Up again", lambda: _states(_show(new))["h1"] == "Up")
         _wait_ticks([h1])  # h1's agent planned with the cluster: it must not start its copy
@@ -242,7 +241,7 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(lab: Lab) -> N
     vm_id = _ha_vm_id(lab)
     owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     assert owner.service.process is not None
-    with OneCopyChecker(hosts, vm_id) as checker:
+    with _checker(hosts, vm_id) as checker:
         os.kill(owner.service.process.pid, signal.SIGSTOP)
         try:
             _wait("the frozen host's guard to kill ha1", lambda: not owner.copies(vm_id),
@@ -255,6 +254,7 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(lab: Lab) -> N
         _wait_ticks([owner])
         assert not owner.copies(vm_id)
         assert [v["owner"] for v in _show(owner)["vms"]] == [new.name]
+        _counting(new, vm_id)
     checker.check()
 
 
@@ -262,7 +262,7 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> N
     hosts, etcd = lab.hosts, lab.etcd
     vm_id = _ha_vm_id(lab)
     owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
-    with OneCopyChecker(hosts, vm_id) as checker:
+    with _checker(hosts, vm_id) as checker:
         # HA off and on again while it runs: released, then owned again — never killed
         assert _cli(owner, "vm", "set", "ha1", "--ha", "off").exit_code == 0
         _wait("ha1 no longer clustered", lambda: not _show(owner)["vms"])
@@ -298,6 +298,7 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> N
             etcd.thaw(follower)
         after: Host = _wait("ha1 running after the etcd faults", lambda: _vm_on(hosts, vm_id))
         _etcd_whole(after)
+        _counting(after, vm_id)
     checker.check()
     print(f"\netcd faults: ha1 ran on {owner.name} before, on {after.name} after "
           f"(copies over time: {[w for _, w in checker.seen]})")
@@ -308,7 +309,7 @@ def test_partitioned_owner_fences_itself_and_rejoins_after_healing(lab: Lab) -> 
     vm_id = _ha_vm_id(lab)
     owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     other = next(h for h in hosts if h is not owner)
-    with OneCopyChecker(hosts, vm_id) as checker:
+    with _checker(hosts, vm_id) as checker:
         # the owner and its etcd member are cut off; the other two members keep quorum
         with owner.net.partitioned():
             cut = time.monotonic()
@@ -325,6 +326,7 @@ def test_partitioned_owner_fences_itself_and_rejoins_after_healing(lab: Lab) -> 
         _etcd_whole(new)
         _wait_ticks([owner])
         assert not owner.copies(vm_id) and _vm_on(hosts, vm_id) is new
+        _counting(new, vm_id)
     checker.check()
 
 
@@ -334,7 +336,7 @@ def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again
     vm_id = _ha_vm_id(lab)
     owner: Host = _wait("ha1 running once", lambda: _vm_on(hosts, vm_id))
     other = next(h for h in hosts if h is not owner)
-    with OneCopyChecker(hosts, vm_id) as checker:
+    with _checker(hosts, vm_id) as checker:
         drained = _cli(other, "host", "drain", owner.name, "--json")
         assert drained.exit_code == 0, drained.output
         assert '"state": "Paused"' in drained.output
@@ -348,6 +350,7 @@ def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again
         assert resumed.exit_code == 0 and f"{owner.name}: Up" in resumed.output
         _wait("the resumed host Up", lambda: _states(_show(new))[owner.name] == "Up")
         assert not owner.copies(vm_id)
+        _counting(new, vm_id)
     checker.check()
     with new.api() as api:  # stopped by the admin: released, wanted off, nowhere restarted
         act(api, "ha1", "stop")
@@ -356,6 +359,10 @@ def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again
           == [(None, False)])
     _wait_ticks(hosts)
     assert not any(h.copies(vm_id) for h in hosts)
+    with (lab.shared / "ha1-data.raw").open("rb") as disk:  # after every fault, VM Off
+        for sector, text in MARKERS.items():
+            disk.seek(sector * 512)
+            assert disk.read(16).decode().strip("\0 ") == text
     missing = _cli(new, "host", "drain", "nosuch")
     assert missing.exit_code == 3 and "no host 'nosuch'" in missing.output
 
