@@ -58,3 +58,27 @@ def test_fifty_checkpoints_then_refusal_then_subtree_delete(
     vm = api.get("/vms/off").json()
     assert vm["settings"]["ide"][0]["path"] == str(disk)
     assert api.delete("/vms/off").status_code == 200
+
+
+def test_checkpoints_and_high_availability_exclude_each_other(
+        service: Service, api: httpx.Client, tmp_path: Path) -> None:
+    """Checkpoints live in one host's catalog, so a failover would restart an HA VM on
+    another host without them (docs/architecture.md, "Failover cluster"): HA on is
+    refused while the VM has checkpoints, a checkpoint of an HA VM is refused; each
+    refusal changes nothing."""
+    disk = tmp_path / "ha.raw"
+    disk.write_bytes(b"\0" * 2**20)
+    assert api.post("/vms", json={"name": "ha", "vhd": str(disk)}).status_code == 201
+    job = wait_job(api, api.post("/vms/ha/checkpoints", json={"name": "one"}).json())
+    assert job["state"] == "completed", job
+    refused = cli(service, "vm", "set", "ha", "--ha", "on")
+    assert refused.returncode == 4, refused.stderr
+    assert "cannot be made highly available while it has checkpoints" in refused.stderr
+    assert api.get("/vms/ha").json()["settings"]["high_availability"]["ha"] is False
+    assert cli(service, "checkpoint", "remove", "ha", "one").returncode == 0
+    assert cli(service, "vm", "set", "ha", "--ha", "on").returncode == 0
+    taken = api.post("/vms/ha/checkpoints", json={"name": "two"})
+    assert taken.status_code == 409, taken.text
+    assert "cannot have checkpoints" in taken.json()["error"]["message"]
+    assert api.get("/vms/ha/checkpoints").json()["count"] == 0
+    assert api.delete("/vms/ha").status_code == 200

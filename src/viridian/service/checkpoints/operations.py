@@ -103,6 +103,12 @@ def fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_HA_REFUSAL = (
+    "VM '{vm}' cannot {what}: a highly available VM may be restarted on another host of "
+    "the cluster, and checkpoints are kept in one host's catalog, so that host would run "
+    "it without them (docs/architecture.md, \"Failover cluster\"); ")
+
+
 class CheckpointsCapability(Capability):
     """The checkpoint part of the VMMS; one per service. Freezes guest file systems for
     production checkpoints through the integration services it is given."""
@@ -174,6 +180,11 @@ class CheckpointsCapability(Capability):
         tree = self.store.tree(live.record.id)
         if not tree.checkpoints and not tree.now_disks:
             return
+        if new.high_availability.ha and not old.high_availability.ha:
+            raise Conflict(_HA_REFUSAL.format(vm=live.record.name, what="be made highly "
+                                              "available while it has checkpoints") +
+                           "delete them first (viridian checkpoint remove VM NAME --subtree); "
+                           "nothing was changed", vm=live.record.name)
         if old.checkpoint_folder != new.checkpoint_folder:
             raise Conflict(
                 f"cannot move the checkpoint folder of VM '{live.record.name}' while it has "
@@ -215,6 +226,10 @@ class CheckpointsCapability(Capability):
         memory, or disks only when QEMU cannot save the memory) or ``production`` (disks
         only, file systems frozen; docs/api.md, "Checkpoints")."""
         live = self._idle(ref, "take a checkpoint of")
+        if live.record.settings.high_availability.ha:
+            raise Conflict(_HA_REFUSAL.format(vm=live.record.name, what="have checkpoints") +
+                           "turn high availability off first (viridian vm set VM --ha off); "
+                           "nothing was changed", vm=live.record.name)
         wanted = check_name(name) if name is not None else None
         self._check_room(live, wanted)
 
