@@ -69,6 +69,9 @@ REQUEST_TIMEOUT_S = 30.0
 WAIT_SLICE_S = 1
 """Each long-poll of a job lasts at most this long, so progress refreshes about once a second."""
 UNFINISHED_JOB_STATES = frozenset({"queued", "running"})
+WAIT_TIMEOUTS_TOLERATED = 4
+"""A job wait gives up after this many consecutive unanswered polls (a busy host's service
+may answer late; the job runs on regardless), ~2 minutes."""
 
 ERRORS_BY_CODE: dict[str, type[ViridianError]] = {
     "invalid_setting": InvalidSetting,
@@ -353,6 +356,7 @@ class ApiClient:
             f"the viridian service at {url} {why}; start it with `viridian serve`, "
             "or point --url / VIRIDIAN_URL at a running one",
             url=url,
+            timed_out=isinstance(err, TimeoutError),
         )
 
 
@@ -388,12 +392,20 @@ def wait_for_job(
     final job whatever its state; see :func:`job_outcome` for turning failure into an error.
     """
     on_update(job)
+    silent = 0
     while job["state"] in UNFINISHED_JOB_STATES:
-        job = client.get(
-            f"/jobs/{quote(str(job['id']), safe='')}",
-            params={"wait": WAIT_SLICE_S},
-            timeout=REQUEST_TIMEOUT_S + WAIT_SLICE_S,
-        )
+        try:
+            job = client.get(
+                f"/jobs/{quote(str(job['id']), safe='')}",
+                params={"wait": WAIT_SLICE_S},
+                timeout=REQUEST_TIMEOUT_S + WAIT_SLICE_S,
+            )
+        except ServiceUnreachable as err:
+            silent += 1
+            if not err.details.get("timed_out") or silent >= WAIT_TIMEOUTS_TOLERATED:
+                raise
+            continue  # the job goes on in the service: a slow answer is asked again
+        silent = 0
         on_update(job)
     return job
 
