@@ -43,7 +43,7 @@ from click.testing import Result
 from tests.cli.cli_harness import invoke
 from tests.cluster.netns_hosts import Host, Lab, viridian_hosts
 from tests.cluster.one_copy import OneCopyChecker, Place
-from tests.service.harness import Console, act, wait_job
+from tests.service.harness import Console, act, wait_for, wait_job
 from tests.service.test_storage_daemon_guest import DATA_SIZE, read_markers, write_markers
 
 TTL = 6  # seconds: fence margin 2 s, so a frozen owner's VM is off 2 s before takeover
@@ -96,14 +96,7 @@ def _show(host: Host) -> dict[str, Any]:
         return dict(answer.json())
 
 
-def _wait(what: str, condition: Any, timeout: float = 120.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for  # tests/service/harness.py
 
 
 def _states(show: dict[str, Any]) -> dict[str, str]:

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +34,7 @@ from click.testing import Result
 from tests.cli.cli_harness import invoke
 from tests.cluster.etcd_members import EtcdCluster
 from tests.qemu_processes import end_qemu_under, qemu_under
-from tests.service.harness import Service, act, state
+from tests.service.harness import Service, act, state, wait_for
 
 SITES = ("east", "west", "witness")
 
@@ -107,14 +106,7 @@ def _cli(service: Service, *args: str) -> Result:
     return invoke(["--url", service.url, "--token", service.token, *args])
 
 
-def _wait(what: str, condition: Any, timeout: float = 120.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for  # tests/service/harness.py
 
 
 def _both_up(service: Service) -> bool:

@@ -37,7 +37,7 @@ from tests.cli.cli_harness import invoke
 from tests.cluster.etcd_members import etcd_cluster
 from tests.cluster.one_copy import OneCopyChecker, Place
 from tests.qemu_processes import qemu_under
-from tests.service.harness import Console, Service, act, running_service, wait_job
+from tests.service.harness import Console, Service, act, running_service, wait_for, wait_job
 
 pytestmark = pytest.mark.guest
 
@@ -73,14 +73,7 @@ def _one_copy(pair: Pair) -> OneCopyChecker:
                           most_copies=2)
 
 
-def _wait(what: str, condition: Any, timeout: float = 120.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for  # tests/service/harness.py
 
 
 def _show(service: Service) -> dict[str, Any]:

@@ -119,6 +119,20 @@ def _kill_leftover_qemu(data_dir: Path) -> None:
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
 
 
+def wait_for(what: str, condition: Any, timeout: float = 120.0) -> Any:
+    """Poll ``condition()`` every 0.1 s until it returns something truthy; return that.
+
+    :raises AssertionError: "timed out waiting for <what>" after ``timeout`` seconds.
+    """
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def wait_job(api: httpx.Client, job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while job["state"] in ("queued", "running"):
