@@ -103,7 +103,11 @@ class ViridianService:
             return "(no log)"
 
     def stop(self) -> None:
-        """Terminate the service, then kill any QEMU it left behind (by its pid file)."""
+        """Terminate the service, then kill any QEMU or storage daemon it left behind.
+
+        Both are found by their pid files: a registered VM's storage daemon outlives the
+        service by design (docs/architecture.md, "The storage daemon").
+        """
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -111,7 +115,8 @@ class ViridianService:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for pid_file in self.data_dir.glob("run/*/qemu.pid"):
+        pid_files = [*self.data_dir.glob("run/*/qemu.pid"), *self.data_dir.glob("run/*/storage.pid")]
+        for pid_file in pid_files:
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
 
