@@ -115,7 +115,8 @@ class ViridianService:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        pid_files = [*self.data_dir.glob("run/*/qemu.pid"), *self.data_dir.glob("run/*/storage.pid")]
+        run = self.data_dir / "run"
+        pid_files = [*run.glob("*/qemu.pid"), *run.glob("*/storage.pid")]
         for pid_file in pid_files:
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
