@@ -109,6 +109,22 @@ class AccessControl:
         return Principal(row[0], row[1], "session", self._groups_of(row[0], row[2]),
                          session_id=ident)
 
+    def principal_for(self, user: str, via: str, token_role: str | None = None) -> Principal:
+        """The principal of user ``user`` as THIS host's access data knows it (realm,
+        realm groups of its last login here, local groups), for a request another host
+        made on the user's behalf (``via`` says how, e.g. ``peer:h1``); ``token_role``
+        narrows it as an API token's role would.
+
+        :raises Forbidden: no user of that name here (nothing is granted to a stranger).
+        """
+        row = self.store.row("SELECT realm, groups FROM users WHERE name=?", (user,))
+        if row is None:
+            raise Forbidden(f"user {user!r} has no account on this host (access data is "
+                            "kept per host: add the user and its grants here); nothing was "
+                            "changed", user=user)
+        return Principal(user, row[0], via, self._groups_of(user, row[1]),
+                         token_role=token_role)
+
     def _groups_of(self, user: str, realm_groups: str) -> frozenset[str]:
         local = {r[0] for r in self.store.rows("SELECT grp FROM members WHERE user=?", (user,))}
         return frozenset(json.loads(realm_groups)) | local

@@ -82,7 +82,8 @@ def template_options(template: bool) -> Callable[[Callable[..., Any]], Callable[
 def provision(ctx: click.Context, name: str, order: TemplateOrder,
               memory_mb: int | None = None) -> None:
     """POST /provision and print every host's placement rating (0-5 stars and why);
-    without ``--dry-run`` wait for the job and print the VMs made."""
+    without ``--dry-run`` wait for the job and print the VMs made and the host they run
+    on."""
     body: dict[str, Any] = {k: v for k, v in asdict(order).items() if v is not None}
     body.update(name=name, ssh_keys=list(order.ssh_keys), runcmd=list(order.runcmd))
     if memory_mb is not None:
@@ -94,8 +95,8 @@ def provision(ctx: click.Context, name: str, order: TemplateOrder,
     for rating in plan["ratings"]:
         click.echo(f"{rating['host']}: {'*' * rating['stars'] or '0 stars'} — "
                    + "; ".join(rating["reasons"]))
-    if not order.dry_run:
-        click.echo("provisioned: " + ", ".join(plan["vms"]))
+    if not order.dry_run:  # host: where they run (another cluster member: forwarded)
+        click.echo("provisioned: " + ", ".join(plan["vms"]) + f" on host {plan['host']}")
 
 
 def new_from_template(ctx: click.Context, name: str, order: TemplateOrder,

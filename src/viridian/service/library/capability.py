@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from viridian.access import AccessControl
 from viridian.access.hostgroups import HostGroups
 from viridian.service.capability import Capability
+from viridian.service.library.forwarding import Forwarder
 from viridian.service.library.hostgroup_routes import install_hostgroup_routes
+from viridian.service.library.peer_routes import install_peer_provision_routes
 from viridian.service.library.provisioning import READY, Provisioner, VMMaker
 from viridian.service.library.routes import (
     install_library_routes,
@@ -40,6 +42,7 @@ class LibraryCapability(Capability):
         self.templates = Templates(context, self.store)
         self.index.extra_uses = self._template_uses
         self.provisioner = Provisioner(context, self.templates)
+        self.forwarder = Forwarder(context, self.provisioner.placement)
         self._watches: set[asyncio.Task[None]] = set()
         self.hostgroups: HostGroups | None = None
 
@@ -55,6 +58,7 @@ class LibraryCapability(Capability):
             self.hostgroups = HostGroups(access.store)
             install_hostgroup_routes(app, self.hostgroups, access)
         install_provision_routes(app, self)
+        install_peer_provision_routes(app, self)  # peer token only: outside the gate
 
     def adopted(self, vm: LiveVM) -> None:
         if self.provisioner.status.get(vm.record.id) not in (None, READY):

@@ -104,7 +104,13 @@ class Provisioner:
                 "host": next((r["host"] for r in ratings if r["stars"]), None),
                 "this_host": here}
 
-    def submit(self, order: Order) -> dict[str, Any]:
+    def placed(self, order: Order) -> dict[str, Any]:
+        """:meth:`plan`, refused when no host may take the VMs; ``host`` in the answer is
+        the host placement picked (this host's name is ``this_host``).
+
+        :raises AdmissionRefused: no candidate host (host group, grants) or none rated
+            above 0 stars (the best one's reasons); nothing was changed.
+        """
         planned = self.plan(order)
         if not planned["ratings"]:
             raise AdmissionRefused("no host of the requested host group may take these VMs "
@@ -112,13 +118,25 @@ class Provisioner:
         if planned["host"] is None:
             raise AdmissionRefused("no host can take these VMs: " + "; ".join(
                 planned["ratings"][0]["reasons"]), ratings=planned["ratings"])
+        return planned
+
+    def submit(self, order: Order, planned: dict[str, Any]) -> dict[str, Any]:
+        """Provision ``order`` on this host as :meth:`placed` planned it (a job; its
+        result is the plan with the VMs made). The answer is the job with ``host``.
+
+        :raises Conflict: placement picked another host (forwarding is the route's, see
+            :mod:`viridian.service.library.forwarding`).
+        """
         if planned["host"] != planned["this_host"]:
-            raise self._remote_refused(planned)
-        template = self.templates.get(order.template, order.version)
+            raise Conflict(f"placement picked host '{planned['host']}', not this host "
+                           f"'{planned['this_host']}'; nothing was changed",
+                           host=planned["host"])
+        template = self.templates.get(order.template, planned["version"])
 
         async def run(job: Job) -> dict[str, Any]:
             return await self._provision(job, order, template, planned)
-        return self.context.jobs.submit("provision", None, order.name, run).to_dict()
+        job = self.context.jobs.submit("provision", None, order.name, run).to_dict()
+        return {**job, "host": planned["host"]}
 
     async def _provision(self, job: Job, order: Order, template: StoredTemplate,
                          planned: dict[str, Any]) -> dict[str, Any]:
@@ -210,19 +228,6 @@ class Provisioner:
             except Exception:  # the agent is not up yet: keep polling
                 log.debug("VM %s: no ready file yet", vm_id)
             await asyncio.sleep(1.0)
-
-    def _remote_refused(self, planned: dict[str, Any]) -> Conflict:
-        """Placement picked another cluster host: not forwarded (no credential for it
-        yet: the cluster's peer token authorizes moves between members only)."""
-        host = planned["host"]
-        best = planned["ratings"][0]
-        url = self.placement.remote_api(host)
-        return Conflict(
-            f"placement picked cluster host '{host}' ({best['stars']} stars: "
-            f"{'; '.join(best['reasons'])}); provisioning on another host is not "
-            f"forwarded yet: send the request to {host}'s service"
-            f"{f' ({url})' if url else ''}; nothing was changed",
-            host=host, api=url, ratings=planned["ratings"])
 
     def folder_of(self, vm_id: str) -> Path | None:
         return self.status.folder(vm_id)

@@ -13,8 +13,14 @@ from viridian.errors import BadRequest, InvalidSetting
 from viridian.library.cloudinit import Customisation, StaticAddress, User
 from viridian.service.access_hooks import settings_resources
 from viridian.service.http_boundary import RequestBody
+from viridian.service.library.forwarding import Caller, destination
 from viridian.service.library.provisioning import Order
-from viridian.service.library.selfservice import placeable, requester, within_group_quotas
+from viridian.service.library.selfservice import (
+    Requester,
+    placeable,
+    requester,
+    within_group_quotas,
+)
 
 if TYPE_CHECKING:
     from viridian.service.library.capability import LibraryCapability
@@ -143,34 +149,53 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
         return templates.remove(name, version)
 
 
-def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
+def order_for(lib: LibraryCapability, body: ProvisionRequest, who: Requester,
+              only: str | None = None) -> Order:
+    """The :class:`Order` of ``body`` for ``who``: the candidate hosts it may place on
+    (host group, grants, group quotas; ``only``: this one host), after its quota check.
+
+    :raises InvalidSetting: a count outside 1..100.
+    :raises Forbidden: no grant or quota lets ``who`` deploy the template (403).
+    :raises NotFound: no such template, version or host group.
+    """
+    if not 1 <= body.count <= 100:
+        raise InvalidSetting("count", body.count, "1..100")
     context = lib.provisioner.context
 
     def resources(vm_id: str) -> Resources | None:
         live = context.vms().get(vm_id)
         return None if live is None else settings_resources(live.record.settings)
 
+    names = [only] if only is not None else lib.provisioner.host_names()
+    hosts = placeable(who, lib.hostgroups, body.template, body.host_group, names)
+    template = lib.templates.get(body.template, body.version)
+    who.check_quota(template, body.count, body.memory_mb, resources)
+    hosts = within_group_quotas(who, lib.hostgroups, hosts, names[0], template,
+                                body.count, body.memory_mb, resources)
+    static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
+    users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
+    custom = Customisation("", body.hostname or body.name, users, static,
+                           tuple(body.packages), tuple(body.runcmd))
+    return Order(body.template, body.version, body.name, body.count, body.full_copy,
+                 custom, body.memory_mb, body.switch, body.start, hosts.__contains__)
+
+
+def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
     @app.post(f"{API_PREFIX}/provision", tags=["library"])
     async def provision(body: ProvisionRequest, request: Request, response: Response
                         ) -> dict[str, Any]:
         """Provision from a template the caller may deploy, within its quota (module
-        ``selfservice``); the caller owns the VMs."""
-        if not 1 <= body.count <= 100:
-            raise InvalidSetting("count", body.count, "1..100")
+        ``selfservice``), on the host placement picks (another cluster member: forwarded,
+        module ``forwarding``); the caller owns the VMs."""
         who = requester(request)
-        names = lib.provisioner.host_names()
-        hosts = placeable(who, lib.hostgroups, body.template, body.host_group, names)
-        template = lib.templates.get(body.template, body.version)
-        who.check_quota(template, body.count, body.memory_mb, resources)
-        hosts = within_group_quotas(who, lib.hostgroups, hosts, names[0], template,
-                                    body.count, body.memory_mb, resources)
-        static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
-        users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
-        custom = Customisation("", body.hostname or body.name, users, static,
-                               tuple(body.packages), tuple(body.runcmd))
-        order = Order(body.template, body.version, body.name, body.count, body.full_copy,
-                      custom, body.memory_mb, body.switch, body.start, hosts.__contains__)
+        order = order_for(lib, body, who)
         if body.dry_run:
             return lib.provisioner.plan(order)
+        planned = lib.provisioner.placed(order)
         response.status_code = 202
-        return lib.provisioner.submit(order)
+        host = destination(planned)
+        if host is None:
+            return lib.provisioner.submit(order, planned)
+        sent = body.model_dump(exclude={"dry_run"})
+        sent["version"] = planned["version"]  # the version rated here, not the member's latest
+        return await lib.forwarder.forward(host, sent, Caller.of(who.principal), planned)

@@ -5,8 +5,10 @@ A **cluster peer token** is made once, at ``cluster create`` (32 random bytes), 
 etcd under ``/viridian/<cluster>/peer_token`` and copied by every host at create/join into
 ``<data>/cluster/peer.token`` (0600). A source sends it only to the service URL a member
 host publishes in its host record, and only to the peer routes
-``/api/v1/cluster/peer/migrations/incoming...``, which accept nothing else (and nothing
-else accepts it): it authorizes exactly "prepare, commit or abort a move into this host".
+``/api/v1/cluster/peer/...``, which accept nothing else (and nothing else accepts it): it
+authorizes exactly "prepare, commit or abort a move into this host" and "provision VMs
+here for a named user, whom this host authorizes itself"
+(:mod:`viridian.service.library.peer_routes`).
 The admin token never leaves its host. etcd is the cluster's root of trust already (who
 can write it can move owner keys), so the token is as safe as the cluster itself.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from viridian.service.migration.capability import Migration
 
 __all__ = ["PEER_PREFIX", "install_peer_routes", "load_peer_token", "new_peer_token",
-           "peer_token_key", "save_peer_token"]
+           "peer_guard", "peer_token_key", "save_peer_token"]
 
 PEER_PREFIX = f"{API_PREFIX}/cluster/peer"
 """Exempt from the access gate (the routes authenticate the peer token themselves) and
@@ -70,19 +73,23 @@ def load_peer_token(data_dir: Path) -> str:
         return ""
 
 
-def install_peer_routes(app: FastAPI, migration: Migration) -> None:
-    """The target's migration routes for member hosts, authorized by the peer token."""
-    data_dir = migration.host.data_dir
-
+def peer_guard(data_dir: Path) -> Callable[[Request], None]:
+    """A route dependency that lets a request through only with this host's cluster peer
+    token (constant-time compare); anything else — no token, the admin token, a user's
+    token or session, or this host in no cluster — is refused 401."""
     def peer(request: Request) -> None:
         token = load_peer_token(data_dir)
         given = request.headers.get("authorization", "")
         if not token or not given.startswith("Bearer ") or not hmac.compare_digest(
                 given[len("Bearer "):].strip().encode(), token.encode()):
             raise Unauthorized("the cluster peer routes need this cluster's peer token")
+    return peer
 
+
+def install_peer_routes(app: FastAPI, migration: Migration) -> None:
+    """The target's migration routes for member hosts, authorized by the peer token."""
     incoming = f"{PEER_PREFIX}/migrations/incoming"
-    guard = [Depends(peer)]
+    guard = [Depends(peer_guard(migration.host.data_dir))]
 
     @app.post(incoming, status_code=201, tags=["cluster"], dependencies=guard,
               include_in_schema=False)

@@ -1,0 +1,91 @@
+"""Forwarded provisioning without services (issue 18): which host a placed request goes
+to, who it is sent for, how a member's refusal reaches the caller (same status, code and
+message, naming the member), and the refusal when the member cannot be asked."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from viridian.access.principal import BOOTSTRAP, Principal
+from viridian.errors import Conflict, HostError
+from viridian.service.library.forwarding import Caller, Forwarder, destination, remote_error
+from viridian.service.migration.cluster_peer import save_peer_token
+
+
+def test_a_request_placed_here_stays_and_one_placed_on_a_member_goes_there() -> None:
+    assert destination({"host": "h1", "this_host": "h1"}) is None
+    assert destination({"host": "localhost", "this_host": "localhost"}) is None
+    assert destination({"host": "h3", "this_host": "h1"}) == "h3"
+    assert destination({"host": None, "this_host": "h1"}) is None  # nowhere: refused before
+
+
+def test_the_caller_is_named_never_its_credentials() -> None:
+    assert Caller.of(BOOTSTRAP).to_dict() == {"user": "admin-token", "admin": True,
+                                              "token_role": None}
+    assert Caller.of(None).admin  # a service without the access gate: its admin
+    ann = Principal("ann", "local", "token", frozenset({"ops"}), token_id="t1",
+                    token_role="Self-service user")
+    assert Caller.of(ann).to_dict() == {"user": "ann", "admin": False,
+                                        "token_role": "Self-service user"}
+
+
+def test_a_members_refusal_keeps_its_status_code_and_message() -> None:
+    denied = remote_error("h3", {"code": "forbidden", "message": "ann may not template.deploy "
+                                 "on template:base", "details": {"user": "ann"}}, 403)
+    assert (denied.http_status, denied.code, denied.exit_code) == (403, "forbidden", 5)
+    assert denied.message == "cluster host 'h3': ann may not template.deploy on template:base"
+    assert denied.details == {"user": "ann", "host": "h3"}
+    missing = remote_error("h3", {"code": "not_found", "message": "no template named 'x'; "
+                                  "templates: none"}, 404)
+    assert (missing.http_status, missing.code) == (404, "not_found")
+    assert "no template named 'x'" in missing.message
+
+
+def test_a_failed_member_job_fails_with_the_status_of_its_code() -> None:
+    full = remote_error("h3", {"code": "admission_refused", "message": "not enough memory"})
+    assert (full.http_status, full.code) == (409, "admission_refused")
+    odd = remote_error("h3", {"code": "no_such_code", "message": "?"})
+    assert (odd.http_status, odd.code) == (500, "host_error")
+
+
+def test_a_member_refusing_the_peer_token_is_a_host_error_not_the_callers() -> None:
+    refused = remote_error("h3", {"code": "unauthorized", "message": "peer token"}, 401)
+    assert isinstance(refused, HostError) and refused.http_status == 500
+    assert "refused this host's cluster peer token" in refused.message
+
+
+def _forwarder(tmp_path: Path, url: str) -> Forwarder:
+    context: Any = SimpleNamespace(data_dir=tmp_path)
+    placement: Any = SimpleNamespace(remote_api=lambda host: url)
+    return Forwarder(context, placement)
+
+
+@pytest.mark.parametrize("url,token,why", [
+    ("", "secret", "publishes no service URL"),
+    ("http://127.0.0.1:9", "", "cannot be asked: this host has no cluster peer token"),
+])
+def test_a_member_that_cannot_be_asked_is_refused_before_anything_is_sent(
+        tmp_path: Path, url: str, token: str, why: str) -> None:
+    if token:
+        save_peer_token(tmp_path, token)
+    planned = {"host": "h3", "this_host": "h1", "version": 1}
+    with pytest.raises(Conflict) as refused:
+        asyncio.run(_forwarder(tmp_path, url).forward("h3", {"name": "web"},
+                                                      Caller("ann"), planned))
+    assert refused.value.message == (f"placement picked cluster host 'h3', which {why}; "
+                                     "nothing was changed")
+
+
+def test_a_member_that_does_not_answer_is_a_host_error(tmp_path: Path) -> None:
+    save_peer_token(tmp_path, "secret")
+    planned = {"host": "h3", "this_host": "h1", "version": 1}
+    with pytest.raises(HostError) as lost:  # port 9 (discard): nothing listens here
+        asyncio.run(_forwarder(tmp_path, "http://127.0.0.1:9").forward(
+            "h3", {"name": "web"}, Caller("ann"), planned))
+    assert lost.value.message.startswith("cluster host 'h3' (http://127.0.0.1:9) did not "
+                                         "answer POST /api/v1/cluster/peer/provision")

@@ -1,0 +1,122 @@
+"""The peer provisioning route against a real service (issue 18; no guest boots: the VMs
+are made but not started). The service is given a cluster peer token file as a member
+would hold it. The route takes the peer token only — no token, the admin token and a
+user's session are refused 401, and the peer token opens no other route; the user the
+request names is authorized by this host's own access data: a user unknown here or
+without a grant is refused 403 and nothing is made; a granted user gets the VM, owns it
+(it is in the user's own VM list) and the audit log here names the forwarding host."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service.harness import Service, running_service, wait_for, wait_job
+from viridian.service.migration.cluster_peer import save_peer_token
+
+PEER = "/api/v1/cluster/peer/provision"
+TOKEN = "peer-token-of-the-test-cluster"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, dict[str, str]]]:
+    disk = tmp_path_factory.mktemp("peer-provision") / "tiny.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    with running_service() as service, service.client() as api:
+        assert api.post("/vms", json={"name": "src", "memory_mb": 64, "vhd": str(disk)}
+                        ).status_code == 201
+        job = wait_job(api, api.post("/templates", json={"name": "base", "vm": "src"}).json(),
+                       timeout=300)
+        assert job["state"] == "completed", job
+        for user in ("ann", "gus"):
+            made = api.post("/access/users", json={"name": user, "password": f"{user}-pw-1"})
+            assert made.status_code == 201, made.text
+        granted = api.post("/access/grants", json={"role": "Self-service user",
+                                                   "to": "ann", "on": "template:base"})
+        assert granted.status_code == 201, granted.text
+        sessions = {u: _login(service, u) for u in ("ann", "gus")}
+        save_peer_token(service.data_dir, TOKEN)
+        yield service, sessions
+
+
+def _login(service: Service, user: str) -> str:
+    login = httpx.post(service.url + "/api/v1/access/login",
+                       json={"user": user, "password": f"{user}-pw-1"})
+    assert login.status_code == 200, login.text
+    return str(login.json()["token"])
+
+
+def _as(service: Service, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=service.url, timeout=120, headers=headers)
+
+
+def _body(user: str, name: str, admin: bool = False) -> dict[str, Any]:
+    return {"request": {"template": "base", "name": name, "start": False},
+            "caller": {"user": user, "admin": admin}, "source": "h1"}
+
+
+def _vm_names(service: Service) -> list[str]:
+    with service.client() as api:
+        return sorted(vm["name"] for vm in api.get("/vms").json()["vms"])
+
+
+def test_the_peer_route_takes_the_peer_token_and_nothing_else(
+        lab: tuple[Service, dict[str, str]]) -> None:
+    service, sessions = lab
+    before = _vm_names(service)
+    for token in (None, service.token, sessions["ann"], "not-the-token"):
+        with _as(service, token) as api:
+            refused = api.post(PEER, json=_body("ann", "nope", admin=True))
+            assert refused.status_code == 401, (token, refused.text)
+            assert "peer token" in refused.json()["error"]["message"]
+            assert api.get(f"{PEER}/whatever").status_code == 401
+    with _as(service, TOKEN) as api:  # the peer token is no credential elsewhere
+        assert api.post("/api/v1/provision", json={"template": "base", "name": "nope"}
+                        ).status_code == 401
+        assert api.get("/api/v1/vms").status_code == 401
+    assert _vm_names(service) == before
+
+
+@pytest.mark.parametrize("user,why", [
+    ("stranger", "user 'stranger' has no account on this host"),
+    ("gus", "gus may not template.deploy on template:base"),
+])
+def test_a_user_this_host_does_not_authorize_is_refused_and_nothing_is_made(
+        lab: tuple[Service, dict[str, str]], user: str, why: str) -> None:
+    service, _ = lab
+    before = _vm_names(service)
+    with _as(service, TOKEN) as api:
+        refused = api.post(PEER, json=_body(user, "nope"))
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["message"].startswith(why), refused.text
+    assert _vm_names(service) == before
+    assert not list((service.data_dir / "provisioned").glob("*/seed.iso"))
+
+
+def test_a_granted_user_gets_the_vm_owns_it_and_the_audit_names_the_source(
+        lab: tuple[Service, dict[str, str]]) -> None:
+    service, sessions = lab
+    with _as(service, TOKEN) as api:
+        accepted = api.post(PEER, json=_body("ann", "fwd"))
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["id"]
+        done = wait_for("the provision job", lambda: (
+            job := api.get(f"{PEER}/{job_id}").json())["state"] in (
+            "completed", "failed") and job)
+    assert done["state"] == "completed", done
+    assert done["result"]["vms"] == ["fwd"]
+    with _as(service, sessions["ann"]) as ann:  # ann's own list: only what she may read
+        assert [vm["name"] for vm in ann.get("/api/v1/vms").json()["vms"]] == ["fwd"]
+    records = [json.loads(line) for line in
+               (service.data_dir / "audit.log").read_text().splitlines()]
+    forwarded = [r for r in records if r.get("request") == f"POST {PEER}"]
+    assert [(r["who"], r["result"], r["status"]) for r in forwarded][-1] == ("ann", "ok", 202)
+    assert forwarded[-1]["source"] == "cluster host h1"
+    assert forwarded[-1]["job"] == job_id
+    with service.client() as api:
+        api.delete("/vms/fwd", params={"delete_files": "true"})
