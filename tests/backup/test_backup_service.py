@@ -193,5 +193,30 @@ def test_running_vm_without_daemon_is_backed_up_in_qemu(offline: tuple[Service, 
             for point in (full, inc):
                 image = Path(point["folder"]) / "disks/ide-0-0.qcow2"
                 assert _same(image, "qcow2", raw, "raw")
+            _memory_points_of_qemu_opened_disks(api, target, raw)
         finally:
             api.post("/vms/direct/stop", params={"wait": 60})
+            api.delete("/vms/direct-saved", params={"delete_files": "true"})
+
+
+def _memory_points_of_qemu_opened_disks(api: httpx.Client, target: Path, raw: Path) -> None:
+    """``with_memory`` on the QEMU-opened raw disk: the VM runs on, the point holds the
+    disk and the memory, and restores as a Saved VM; ``all`` with memory includes it for
+    the Running VM and names the Off one, backed up without it."""
+    point = _done(api, api.post("/backups", json={"vm": "direct", "target": str(target),
+                                                  "with_memory": True}))
+    assert point["memory"] == "memory.state" and point["timings_s"]["paused_s"] > 0, point
+    assert (Path(point["folder"]) / "memory.state").stat().st_size > 0
+    assert _same(Path(point["folder"]) / "disks/ide-0-0.qcow2", "qcow2", raw, "raw")
+    assert api.get("/vms/direct").json()["state"] == "Running"
+    every = _done(api, api.post("/backups", json={"all": True, "target": str(target),
+                                                  "with_memory": True}))
+    outcomes = {o["vm"]: o for o in every["points"]}
+    assert every["failed"] == [] and VM in every["without_memory"], every
+    assert "direct" not in every["without_memory"]
+    assert "it is Off" in outcomes[VM]["memory_skipped"]
+    assert outcomes[VM]["backup"]["memory"] is None
+    assert outcomes["direct"]["backup"]["memory"] == "memory.state"
+    assert api.get("/vms/direct").json()["state"] == "Running"
+    vm = _done(api, api.post(f"/backups/{point['id']}/restore", json={"name": "direct-saved"}))
+    assert vm["state"] == "Saved", vm

@@ -136,6 +136,43 @@ async def wait_point(monitor: Monitor, point_id: str, disks: Sequence[PointDisk]
         raise MonitorError(f"backup failed in QEMU: {'; '.join(errors)}")
 
 
+PAUSE_TIMEOUT_S = 60.0
+SETTLED = ("paused", "waiting", "pending", "concluded", "aborting", "null")
+"""Job statuses in which a job does no I/O of its own."""
+
+
+async def pause_jobs(monitor: Monitor, point_id: str, disks: Sequence[PointDisk]) -> list[str]:
+    """Pause the point's jobs (``job-pause``) and wait until none does I/O; the ids of
+    those paused here (a job that already ended is not). Used around a ``cont`` that
+    re-activates the images the jobs read (:mod:`viridian.backup.memory`).
+
+    :raises MonitorError: a job did not settle within 60 s, or vanished."""
+    ids = [_names(point_id, d)[0] for d in disks]
+    paused: list[str] = []
+    for job_id in ids:
+        try:
+            await monitor.execute("job-pause", {"id": job_id})
+            paused.append(job_id)
+        except MonitorError:  # it ended meanwhile (a small disk): nothing to hold
+            pass
+    for _ in range(int(PAUSE_TIMEOUT_S / POLL_S)):
+        status = {str(j["id"]): str(j["status"]) for j in await _query_jobs(monitor)}
+        missing = [i for i in ids if i not in status]
+        if missing:
+            raise MonitorError(f"backup job(s) {', '.join(missing)} vanished")
+        if all(status[i] in SETTLED for i in ids):
+            return paused
+        await asyncio.sleep(POLL_S / 4)
+    raise MonitorError(f"the backup jobs of point {point_id} did not pause within "
+                       f"{PAUSE_TIMEOUT_S:.0f} s")
+
+
+async def resume_jobs(monitor: Monitor, job_ids: Sequence[str]) -> None:
+    """Resume the jobs :func:`pause_jobs` paused."""
+    for job_id in job_ids:
+        await monitor.execute("job-resume", {"id": job_id})
+
+
 async def _query_jobs(monitor: Monitor) -> list[dict[str, Any]]:
     jobs = await monitor.execute("query-jobs")
     assert isinstance(jobs, list)

@@ -19,7 +19,7 @@ from viridian.backup.pick import parse_time, point_at
 from viridian.backup.records import BackupRecord
 from viridian.backup.retention import Retention, plan
 from viridian.backup.schedule import Schedule
-from viridian.errors import Conflict, InvalidSetting, NotFound
+from viridian.errors import InvalidSetting, NotFound
 from viridian.qemu import backup_jobs
 from viridian.service.backup.every import back_up_all
 from viridian.service.backup.inplace import InPlaceJournal, recover_in_place, restore_in_place
@@ -31,7 +31,7 @@ from viridian.service.backup.restore import (
 from viridian.service.backup.routes import install_backup_routes
 from viridian.service.backup.schedules import Scheduler, ScheduleStore
 from viridian.service.backup.store import BackupStore
-from viridian.service.backup.take import LIVE_STATES, Taker, TakeRequest
+from viridian.service.backup.take import Taker, TakeRequest, plan_memory, require_memory
 from viridian.service.backup.verify import verify_chain
 from viridian.service.capability import Capability
 from viridian.service.checkpoints.store import CheckpointStore
@@ -106,20 +106,12 @@ class BackupCapability(Capability):
 
         :raises InvalidSetting: ``target`` is not an absolute path.
         :raises NotFound: the VM or the target folder does not exist.
-        :raises Conflict: memory asked of a VM that is not Running or Paused, or whose
-            disks no storage daemon serves."""
+        :raises Conflict: memory asked of a VM that has none (Off) or is between states
+            (:func:`viridian.backup.memory.memory_plan`)."""
         live = self.core.find_vm(ref)
         request = TakeRequest(_target(target), incremental, rate_bps, with_memory)
-        if with_memory and (live.state not in LIVE_STATES or live.worker is None
-                            or not live.storage_daemon_serves):
-            no_daemon = "" if live.storage_daemon_serves else (
-                " and its disks are not served by a storage daemon (no VHD/VHDX disk, or "
-                "the host has storage_daemon off)")
-            raise Conflict(f"cannot include the memory of VM '{live.record.name}': it is "
-                           f"{live.state.value}{no_daemon}; memory is saved for a Running "
-                           "or Paused VM whose disks its storage daemon serves; nothing was "
-                           "changed",
-                           vm=live.record.name, state=live.state.value)
+        if with_memory:
+            require_memory(live)
 
         async def run(job: Job) -> dict[str, Any]:
             tree = self.checkpoints.tree(live.record.id)
@@ -131,8 +123,11 @@ class BackupCapability(Capability):
                                      run).to_dict()
 
     def new_all(self, target: str, incremental: bool, rate_bps: int | None,
-                retention: Retention | None = None) -> dict[str, Any]:
+                retention: Retention | None = None, with_memory: bool = False) -> dict[str, Any]:
         """Queue a point of every registered VM (module :mod:`.every`): the parent job.
+        With ``with_memory`` each VM's point holds its memory when it has one when its
+        turn comes; a VM that has none (Off, or between states) is backed up without it
+        and its outcome says why (``memory_skipped``).
 
         :raises InvalidSetting, NotFound: as :meth:`new`, for the target."""
         _target(target)
@@ -140,7 +135,12 @@ class BackupCapability(Capability):
                                                key=lambda r: r.name)]
 
         def new_point(vm_id: str) -> dict[str, Any]:
-            return self.new(vm_id, target, incremental, rate_bps, retention)
+            skipped = None
+            if with_memory:
+                skipped = plan_memory(self.core.find_vm(vm_id)).reason or None
+            queued = self.new(vm_id, target, incremental, rate_bps, retention,
+                              with_memory and skipped is None)
+            return {**queued, "memory_skipped": skipped} if with_memory else queued
 
         async def run(job: Job) -> dict[str, Any]:
             return await back_up_all(vms, new_point, self.core.jobs, job)

@@ -2,7 +2,10 @@
 (docs/api.md, "Backup"). A parent job (kind ``backup-all``) queues each VM's backup job
 in turn (on that VM's queue, one at a time so the host's disks and CPUs serve one copy)
 and waits for it; a VM whose backup fails does not stop the others. The parent's result
-lists each VM's point or its error and names the failed VMs."""
+lists each VM's point or its error and names the failed VMs. With memory asked
+(``new_all(with_memory=True)``), a VM whose memory could not be included (Off, or between
+states) is backed up without it: its outcome's ``memory_skipped`` says why, and the
+result's ``without_memory`` names those VMs."""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from viridian.service.jobs import Job, JobRunner
 
 FINISHED = ("completed", "failed", "cancelled")
 NewPoint = Callable[[str], dict[str, Any]]
-"""Queue the backup job of the VM with this id; its job object."""
+"""Queue the backup job of the VM with this id; its job object (with
+``memory_skipped``: the reason its memory is not included, or None, when memory was
+asked)."""
 
 
 async def back_up_all(vms: list[tuple[str, str]], new_point: NewPoint, jobs: JobRunner,
@@ -27,7 +32,10 @@ async def back_up_all(vms: list[tuple[str, str]], new_point: NewPoint, jobs: Job
     failed = [o["vm"] for o in outcomes if o["error"] is not None]
     job.report(100, f"{len(vms) - len(failed)} of {len(vms)} VM(s) backed up"
                + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return {"points": outcomes, "failed": failed}
+    result: dict[str, Any] = {"points": outcomes, "failed": failed}
+    if any("memory_skipped" in o for o in outcomes):
+        result["without_memory"] = [o["vm"] for o in outcomes if o.get("memory_skipped")]
+    return result
 
 
 async def _one(vm_id: str, name: str, new_point: NewPoint,
@@ -40,6 +48,8 @@ async def _one(vm_id: str, name: str, new_point: NewPoint,
         outcome["error"] = as_viridian(err).to_dict()
         return outcome
     outcome["job"] = child["id"]
+    if "memory_skipped" in child:
+        outcome["memory_skipped"] = child["memory_skipped"]
     done = jobs.get(child["id"])
     while done["state"] not in FINISHED:
         done = await jobs.wait(child["id"], 3600)

@@ -34,7 +34,8 @@ class NewBackup(RequestBody):
     keep_weekly: int = Field(default=0, ge=0, le=10_000)
     """… and of each of this many ISO weeks; chains are kept whole."""
     with_memory: bool = False
-    """Include the VM's memory state (a Running or Paused VM; not with ``all``)."""
+    """Include the VM's memory state (a Running, Paused or Saved VM; with ``all``, each
+    VM that has one)."""
 
 
 class ScheduleRequest(RequestBody):
@@ -69,12 +70,9 @@ def install_backup_routes(app: FastAPI, backups: BackupCapability) -> None:
         if spec.all == (spec.vm is not None):
             raise InvalidSetting("vm", spec.vm, "give either 'vm' (a VM's name or id) or "
                                  "'all': true, not both")
-        if spec.vm is None and spec.with_memory:
-            raise InvalidSetting("with_memory", True, "false with 'all' (memory is "
-                                 "included per VM: give 'vm')")
         if spec.vm is None:
             return await answer(backups.new_all(spec.target, spec.incremental, rate,
-                                                retention), wait)
+                                                retention, spec.with_memory), wait)
         return await answer(backups.new(spec.vm, spec.target, spec.incremental, rate,
                                         retention, spec.with_memory), wait)
 

@@ -16,15 +16,17 @@ synced; then the row turns *good*. At start (:mod:`.recovery`) a partial row is 
 forward when its final folder holds a good record, removed with its files otherwise.
 Fault points ``backup.begun``, ``backup.started``, ``backup.copied``, ``backup.published``.
 
-Memory (``--with-memory``, a Running or Paused VM whose disks its storage daemon serves):
-the guest is paused, its memory and device state saved to local staging (QEMU
-``migrate`` to a file), then the disks' transaction runs in the daemon, then the guest
-runs again — disks and memory are of the same instant, and a restore of the point gives
-a Saved VM that continues where it was. The guest is paused for the save (seconds for
-its memory size) and its file systems are not frozen (a frozen guest would be saved
-frozen): the point is ``crash``-consistent as disks alone, whole with its memory. QEMU
-deactivates its own images when a save completes, so a VM whose disks QEMU opens itself
-(raw/qcow2, no daemon) is refused.
+Memory (``--with-memory``; the decisions in :mod:`viridian.backup.memory`): a Running or
+Paused VM is paused, its memory and device state saved to local staging (QEMU
+``migrate`` to a file), then the disks' transaction runs (in QEMU or its storage
+daemon), then the guest runs again — disks and memory are of the same instant, and a
+restore of the point gives a Saved VM that continues where it was. The guest is paused
+for the save (seconds for its memory size; the result's ``timings_s`` has the pause as
+``paused_s``) and its file systems are not frozen (a frozen guest would be saved
+frozen): the point is ``crash``-consistent as disks alone, whole with its memory. When
+QEMU opens the disks itself (raw/qcow2), the save leaves its images inactive and
+``cont`` re-activates them, with the point's jobs paused across it. A Saved VM's point
+copies its saved-state file.
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ from typing import Any
 
 from viridian.backup import layout
 from viridian.backup.chains import latest_good
+from viridian.backup.memory import MemoryPlan, memory_plan, save_steps
 from viridian.backup.records import BackupDisk, BackupRecord, Consistency
 from viridian.checkpoints import Tree
+from viridian.errors import Conflict
 from viridian.interchange.native import tree_to_dict
 from viridian.model.slots import hard_disks
 from viridian.model.states import VMState
 from viridian.qemu import backup_images, backup_jobs
 from viridian.qemu.backup_jobs import PointDisk
 from viridian.qemu.monitor import Monitor
+from viridian.qemu.worker import Worker
 from viridian.service.backup.files import (
     build_manifest,
     copy_to_target,
@@ -82,7 +87,24 @@ class TakeRequest:
     incremental: bool
     rate_bps: int | None
     with_memory: bool = False
-    """Include the VM's memory state (module docstring, "Memory")."""
+    """Include the VM's memory state (module docstring, "Memory"); refused (409) when
+    the VM has none when the job runs."""
+
+
+def plan_memory(live: LiveVM) -> MemoryPlan:
+    """Whether and how a point of ``live`` can hold its memory now."""
+    return memory_plan(live.state, live.worker is not None, live.saved_state.exists())
+
+
+def require_memory(live: LiveVM) -> MemoryPlan:
+    """:func:`plan_memory`, or Conflict naming why the VM's memory cannot be included."""
+    plan = plan_memory(live)
+    if plan.source is None:
+        raise Conflict(f"cannot include the memory of VM '{live.record.name}': "
+                       f"{plan.reason}; memory is included for a Running, Paused or Saved "
+                       "VM (back it up without --with-memory); nothing was changed",
+                       vm=live.record.name, state=live.state.value)
+    return plan
 
 
 def source_disks(live: LiveVM, tree: Tree) -> list[SourceDisk]:
@@ -110,6 +132,7 @@ class Taker:
     async def take(self, live: LiveVM, tree: Tree, request: TakeRequest,
                    job: Job) -> dict[str, Any]:
         point_id = str(uuid.uuid4())
+        memory = require_memory(live).source if request.with_memory else None
         disks = source_disks(live, tree)
         final = layout.point_folder(request.target, live.record.name, point_id)
         partial = layout.partial_folder(final)
@@ -133,10 +156,15 @@ class Taker:
             write_json(partial / layout.CHECKPOINTS, tree_to_dict(tree))
             if monitor is not None:
                 record, written = await self._live(live, monitor, record, disks, partial,
-                                                   request, job, timings)
+                                                   request, memory == "save", job, timings)
             else:
                 with _timed(timings, "read_files_s"):
                     written = await self._offline(disks, partial, job)
+            if memory == "saved_state":  # a Saved VM: its saved state is its memory
+                written += await copy_to_target(live.saved_state, partial / layout.MEMORY,
+                                                request.rate_bps)
+                record = replace(record, memory=layout.MEMORY)
+                self.store.put(record)
             fault("backup.copied")
             job.report(90, "checksumming")
             names = [layout.DEFINITION, layout.CHECKPOINTS,
@@ -185,7 +213,8 @@ class Taker:
 
     async def _live(self, live: LiveVM, monitor: Monitor, record: BackupRecord,
                     disks: list[SourceDisk], partial: Path, request: TakeRequest,
-                    job: Job, timings: dict[str, float]) -> tuple[BackupRecord, int]:
+                    save_memory: bool, job: Job,
+                    timings: dict[str, float]) -> tuple[BackupRecord, int]:
         staging = self.staging_root / record.id
         staging.mkdir(parents=True, mode=0o700)
         try:
@@ -196,10 +225,11 @@ class Taker:
                 points.append(PointDisk(
                     await _node(monitor, disk.path), str(image), index,
                     record.parent if record.kind == "incremental" else None))
-            memory = staging / layout.MEMORY if request.with_memory else None
+            memory = staging / layout.MEMORY if save_memory else None
             with _timed(timings, "point_in_time_s"):
                 if memory is not None:
-                    await _with_memory(live, monitor, record.id, points, memory)
+                    timings["paused_s"] = await _with_memory(live, monitor, record.id,
+                                                             points, memory)
                     consistency: Consistency = "crash"
                 else:
                     consistency = await self._point_in_time(live, monitor, record.id,
@@ -288,23 +318,42 @@ async def _block_monitor(live: LiveVM) -> Monitor | None:
 
 
 async def _with_memory(live: LiveVM, monitor: Monitor, point_id: str,
-                       points: list[PointDisk], memory: Path) -> None:
-    """Pause, save memory to ``memory``, start the disks' point, run again (module
-    docstring); a VM that was Paused runs for the instant QEMU needs to take its images
-    back (``cont`` after a save), then is paused again."""
+                       points: list[PointDisk], memory: Path) -> float:
+    """Save the memory to ``memory`` and start the disks' point at the same instant, in
+    the order of :func:`viridian.backup.memory.save_steps`; the seconds the guest was
+    paused. On failure the point is abandoned before the guest runs again, and the VM is
+    left running (or paused, as it was)."""
     worker = live.require_worker()
     was_running = await worker.status() == "running"
-    await worker.pause()
+    images_in_qemu = monitor is worker.monitor
+    steps = save_steps(images_in_qemu, was_running)
+    held: list[str] = []
+    began = time.monotonic()
     try:
+        await worker.pause()
         await worker.monitor.cancel_migration()
         await worker.monitor.save_to_file(memory)
         await backup_jobs.start_point(monitor, point_id, points)
-    finally:
-        status = await worker.status()
-        if was_running or status == "postmigrate":
-            await worker.resume()
-        if not was_running:
-            await worker.pause()
+        if "pause_jobs" in steps:
+            held = await backup_jobs.pause_jobs(monitor, point_id, points)
+    except BaseException:
+        with contextlib.suppress(Exception):  # no job may read images being re-activated
+            await backup_jobs.abandon(monitor, point_id)
+        await _run_again(worker, was_running, "stop" in steps)
+        raise
+    await _run_again(worker, was_running, "stop" in steps)
+    paused = time.monotonic() - began
+    await backup_jobs.resume_jobs(monitor, held)
+    return round(paused, 3)
+
+
+async def _run_again(worker: Worker, was_running: bool, stop_after: bool) -> None:
+    """``cont`` when the guest ran, or when a save left the images inactive
+    (``postmigrate``); paused again for a VM that was Paused."""
+    if was_running or await worker.status() == "postmigrate":
+        await worker.resume()
+    if stop_after:
+        await worker.pause()
 
 
 async def _node(monitor: Monitor, path: str) -> str:
