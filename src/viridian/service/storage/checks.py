@@ -31,22 +31,98 @@ CONVERTED_FOLDER = "disks"
 NO_MEMORY_SAVE_FORMATS = frozenset({"vpc", "vhdx"})
 
 
+MAX_CHAIN = 16
+"""Backing files followed below one disk (a longer chain is not looked at further)."""
+QCOW2_MAGIC = b"QFI\xfb"
+
+
 def memory_save_blocker(settings: VMSettings, served: bool = False) -> str | None:
     """Why QEMU cannot save this VM's memory (Save, checkpoints with memory), or None.
 
     QEMU 7.2's vpc and vhdx drivers register a migration blocker ("does not support live
-    migration"), and saving memory is a migration to a file. ``served``: the VM's storage
-    daemon opens the images and QEMU holds only NBD nodes, which do not block
+    migration"), and saving memory is a migration to a file: a VHD/VHDX hard disk blocks
+    it (:func:`vhd_disks_blocker`), and so does one anywhere in a qcow2 disk's backing
+    chain (:func:`backing_chain_blocker`). ``served``: the VM's storage daemon opens the
+    images, chains included, and QEMU holds only NBD nodes, which do not block
     (docs/architecture.md, "The storage path").
     """
     if served:
         return None
+    return vhd_disks_blocker(settings) or backing_chain_blocker(settings)
+
+
+def vhd_disks_blocker(settings: VMSettings) -> str | None:
+    """The reason when one of the VM's own hard disks is VHD/VHDX (a storage daemon, when
+    the host runs one, would serve them and lift it)."""
     formats = {slot.format for slot in hard_disks(settings)}
     blocked = sorted(f.value for f in formats if f is not None and f in NO_MEMORY_SAVE_FORMATS)
     if not blocked:
         return None
     return ("QEMU cannot save the memory of a VM with VHD/VHDX disks "
             f"({', '.join(blocked)} driver); convert them to qcow2 or raw for that")
+
+
+def backing_chain_blocker(settings: VMSettings) -> str | None:
+    """The reason when a qcow2 hard disk sits on a VHD/VHDX backing file (e.g. a VM
+    provisioned from a template made before templates stored VHD/VHDX disks as qcow2):
+    QEMU opens the chain itself — a storage daemon serves only VMs with VHD/VHDX disks of
+    their own — so the vpc/vhdx driver in the chain blocks the save. Each named with its
+    base and what to do."""
+    found = [f"{slot.path} is a qcow2 overlay over {base} ({driver} driver)"
+             for slot in hard_disks(settings)
+             if slot.path and (slot.format is None or slot.format.value == "qcow2")
+             for base, driver in vhd_bases(Path(slot.path))]
+    if not found:
+        return None
+    return ("QEMU cannot save the memory of a VM whose disks sit on VHD/VHDX backing files "
+            f"(the driver in the backing chain blocks it): {'; '.join(found)}; convert the "
+            "base to qcow2 ('qemu-img convert -O qcow2 BASE NEW' then 'qemu-img rebase -u "
+            "-F qcow2 -b NEW OVERLAY' while the VM is Off), or provision the VM again from "
+            "a template made now (templates keep VHD/VHDX disks as qcow2)")
+
+
+def vhd_bases(path: Path) -> list[tuple[str, str]]:
+    """(backing file, QEMU driver) of each VHD/VHDX file in the backing chain below the
+    qcow2 image ``path`` (read from the qcow2 headers, QEMU docs/interop/qcow2.txt:
+    u64 backing_file_offset at byte 8, u32 backing_file_size at byte 16; a relative name
+    is relative to the overlay's folder, as QEMU resolves it). Empty for other images, an
+    unreadable file or a chain of protocol names (``json:``, ``nbd:``)."""
+    found: list[tuple[str, str]] = []
+    current: Path | None = path
+    for _ in range(MAX_CHAIN):
+        backing = _qcow2_backing(current) if current is not None else None
+        if backing is None:
+            break
+        driver = _driver(backing)
+        if driver in NO_MEMORY_SAVE_FORMATS:
+            found.append((str(backing), driver))
+        current = backing if driver == "qcow2" else None
+    return found
+
+
+def _qcow2_backing(path: Path) -> Path | None:
+    try:
+        with open(path, "rb") as image:
+            head = image.read(20)
+            if len(head) < 20 or not head.startswith(QCOW2_MAGIC):
+                return None
+            offset, size = int.from_bytes(head[8:16], "big"), int.from_bytes(head[16:20], "big")
+            if not offset or not 0 < size <= 1023:
+                return None
+            image.seek(offset)
+            name = image.read(size).decode(errors="replace")
+    except OSError:
+        return None
+    if ":" in name.split("/", 1)[0]:  # a protocol (json:, nbd:...), not a file
+        return None
+    return path.parent / name
+
+
+def _driver(path: Path) -> str | None:
+    try:
+        return detect_format(path) if path.is_file() else None
+    except Exception:  # unreadable or corrupt: QEMU would refuse to start anyway
+        return None
 
 
 def is_block_device(path: str) -> bool:

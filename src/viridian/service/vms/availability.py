@@ -2,7 +2,8 @@
 
 The state table (:data:`viridian.model.states.TRANSITIONS`) says what a state allows;
 some VMs cannot do all of it: QEMU cannot save the memory of a VM with VHD/VHDX disks
-unless its storage daemon serves them (host setting ``storage_daemon``, on by default).
+unless its storage daemon serves them (host setting ``storage_daemon``, on by default),
+nor of one whose qcow2 disk sits on a VHD/VHDX backing file.
 The vm object carries both halves, so a client offers only what can work and can say
 why the rest cannot (the console disables Save with :func:`unavailable`'s reason):
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from viridian.errors import Conflict, InvalidTransition
 from viridian.model.states import Request, VMState, allowed_requests
-from viridian.service.storage.checks import memory_save_blocker
+from viridian.service.storage.checks import backing_chain_blocker, vhd_disks_blocker
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -31,9 +32,15 @@ STORAGE_SERVICE_NOTE = ("it has no storage daemon (host.json \"storage_daemon\":
 
 
 def unavailable(live: LiveVM) -> dict[str, str]:
-    """Requests this VM cannot do in any state, each with the reason."""
-    why = memory_save_blocker(live.record.settings, live.storage_daemon_serves)
-    return {Request.SAVE.value: f"{why}; {STORAGE_SERVICE_NOTE}"} if why else {}
+    """Requests this VM cannot do in any state, each with the reason (a VHD/VHDX disk of
+    its own: the storage daemon note too; one in a backing chain: that reason alone)."""
+    if live.storage_daemon_serves:
+        return {}
+    own = vhd_disks_blocker(live.record.settings)
+    if own:
+        return {Request.SAVE.value: f"{own}; {STORAGE_SERVICE_NOTE}"}
+    chain = backing_chain_blocker(live.record.settings)
+    return {Request.SAVE.value: chain} if chain else {}
 
 
 def allowed(live: LiveVM) -> list[str]:
