@@ -3,15 +3,19 @@ on a real 3-member etcd, with skewed load — h1 keeps almost all of the machine
 for itself (``host_reserve_mb`` in its host.json), h2 has no virtual switch ``Lab``, h3
 has the switch and its memory free. ``vm new --dry-run`` on h1 (the CLI as a user runs
 it) rates all three from the facts each host publishes in its host record, picks h3 and
-says why; a real provisioning request on h1 is refused naming h3 (not forwarded: there
-is no credential for it yet) and makes nothing. No guest is booted: the template is made
-from a VM that never ran."""
+says why. A real provisioning request on h1 (``vm new --template`` as the self-service
+user ann, through h1's CLI) is forwarded to h3 over the cluster's peer route: the VM is
+made, started and owned by ann on h3 (a guest-kit guest, 128 MiB, that reads its seed:
+host name, "provisioned: ready"), nothing on h1; a user h3 does not know is refused 403
+with h3's message. The template lives in a library folder both hosts register (shared
+storage)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,13 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.cluster.etcd_members import etcd_cluster
-from tests.service.harness import Service, running_service, wait_job
-from tests.service.test_switches_guest import remove_leftovers
+from tests.service.harness import Service, running_service, wait_for, wait_job
+from tests.service.test_switches_guest import guest_sh, remove_leftovers
 
-pytestmark = pytest.mark.xdist_group("placement_cluster")
+pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("placement_cluster")]
 
 FREE_ON_H1_MB = 1500
 
@@ -48,7 +53,10 @@ def _end_guards(services: list[Service]) -> None:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Service]]:
+    from viridian.guestkit import build
+
     reserve = _memory_mb() - FREE_ON_H1_MB
+    shared = tmp_path_factory.mktemp("pl-shared")
     services: list[Service] = []
     with contextlib.ExitStack() as stack:
         etcd = stack.enter_context(etcd_cluster(tmp_path_factory.mktemp("pl-etcd")))
@@ -63,16 +71,19 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Service]]:
                 if index != 2:
                     made = api.post("/switches", json={"name": "Lab", "type": "private"})
                     assert made.status_code == 201, made.text
+                library = api.post("/library", json={"name": "shared", "path": str(shared)})
+                assert library.status_code == 201, library.text
                 route = "/cluster" if index == 1 else "/cluster/join"
                 joined = api.post(route, json={**body, "host": f"h{index}"})
                 assert joined.status_code in (200, 201), joined.text
         disk = tmp_path_factory.mktemp("pl-disk") / "boot.img"
-        disk.write_bytes(b"\0" * (1 << 20))
+        shutil.copyfile(build().raw, disk)
         with services[0].client() as api:
-            assert api.post("/vms", json={"name": "src", "memory_mb": 256, "vhd": str(disk)}
-                            ).status_code == 201
-            job = wait_job(api, api.post("/templates", json={"name": "base", "vm": "src"}
-                                         ).json())
+            assert api.post("/vms", json={
+                "name": "src", "memory_mb": 256, "vhd": str(disk),
+                "settings": {"network_adapters": [{"kind": "synthetic"}]}}).status_code == 201
+            job = wait_job(api, api.post("/templates", json={
+                "name": "base", "vm": "src", "library": "shared"}).json(), timeout=300)
             assert job["state"] == "completed", job
         yield services
 
@@ -135,18 +146,82 @@ def test_dry_run_rates_every_cluster_host_and_picks_the_free_one(
     assert lines[2] == "h2: 0 stars — missing virtual switch: Lab", shown.stdout
 
 
-def test_provisioning_picked_on_another_host_is_refused_and_makes_nothing(
+def _user(service: Service, name: str, grant: bool) -> None:
+    with service.client() as api:
+        made = api.post("/access/users", json={"name": name, "password": f"{name}-pw-1"})
+        assert made.status_code == 201, made.text
+        if grant:
+            granted = api.post("/access/grants", json={
+                "role": "Self-service user", "to": name, "on": "template:base"})
+            assert granted.status_code == 201, granted.text
+
+
+def _login(service: Service, name: str) -> str:
+    login = httpx.post(service.url + "/api/v1/access/login",
+                       json={"user": name, "password": f"{name}-pw-1"})
+    assert login.status_code == 200, login.text
+    return str(login.json()["token"])
+
+
+def _names(service: Service) -> list[str]:
+    with service.client() as api:
+        return sorted(vm["name"] for vm in api.get("/vms").json()["vms"])
+
+
+def _far_plan(h1: Service, token: str) -> dict[str, Any]:
+    with httpx.Client(base_url=h1.url + "/api/v1", timeout=60,
+                      headers={"Authorization": f"Bearer {token}"}) as api:
+        answer = api.post("/provision", json={"template": "base", "name": "far",
+                                              "memory_mb": 128, "switch": "Lab",
+                                              "dry_run": True})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_provisioning_picked_on_another_host_is_forwarded_and_runs_there_for_the_caller(
         hosts: list[Service]) -> None:
-    h1 = hosts[0]
-    with h1.client() as api:
-        before = sorted(vm["name"] for vm in api.get("/vms").json()["vms"])
-        refused = api.post("/provision", json={"template": "base", "name": "web",
-                                               "count": 2, "switch": "Lab"})
-        assert refused.status_code == 409, refused.text
-        error = refused.json()["error"]
-        assert error["message"].startswith("placement picked cluster host 'h3' ("), error
-        assert "not forwarded yet" in error["message"]
-        assert "nothing was changed" in error["message"]
-        assert error["details"]["host"] == "h3"
-        assert sorted(vm["name"] for vm in api.get("/vms").json()["vms"]) == before
-    assert not list((h1.data_dir / "provisioned").glob("*"))
+    h1, h3 = hosts[0], hosts[2]
+    for service in (h1, h3):
+        _user(service, "ann", grant=True)
+    _user(h1, "bob", grant=True)  # granted on h1, unknown to h3
+    with h1.client() as api:  # jobs have no owner: the CLI waits on it with job.read
+        for call in (api.post("/access/roles", json={"name": "Job reader",
+                                                     "operations": ["job.read"]}),
+                     api.post("/access/grants", json={"role": "Job reader", "to": "ann"})):
+            assert call.status_code == 201, call.text
+    ann, bob = _login(h1, "ann"), _login(h1, "bob")
+    deadline = time.monotonic() + 120
+    while _far_plan(h1, ann)["host"] != "h3" and time.monotonic() < deadline:
+        time.sleep(1)  # until every host published its facts
+    assert _far_plan(h1, ann)["host"] == "h3"
+    before = _names(h1)
+
+    with httpx.Client(base_url=h1.url + "/api/v1", timeout=60,
+                      headers={"Authorization": f"Bearer {bob}"}) as api:
+        refused = api.post("/provision", json={"template": "base", "name": "bobs",
+                                               "memory_mb": 128, "switch": "Lab"})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["message"].startswith(
+        "cluster host 'h3': user 'bob' has no account on this host"), refused.text
+    assert "bobs" not in _names(h3)
+
+    env = {**os.environ, "VIRIDIAN_URL": h1.url, "VIRIDIAN_TOKEN": ann}
+    made = subprocess.run(
+        [sys.executable, "-m", "viridian.cli.main", "vm", "new", "far", "--template", "base",
+         "--memory", "128", "--switch", "Lab"],
+        env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.splitlines()[0].startswith("h3: "), made.stdout
+    assert "provisioned: far on host h3" in made.stdout, made.stdout
+    assert _names(h1) == before  # nothing made on h1
+    assert not list((h1.data_dir / "provisioned").glob("*/seed.iso"))
+    with httpx.Client(base_url=h3.url + "/api/v1", timeout=60,
+                      headers={"Authorization": f"Bearer {_login(h3, 'ann')}"}) as api:
+        mine = api.get("/vms").json()["vms"]  # ann's own list on h3: the VM is hers
+        assert [(vm["name"], vm["state"]) for vm in mine] == [("far", "Running")], mine
+    with h3.client() as api:
+        ready = wait_for("the guest's seed to run", lambda: api.get("/vms/far").json().get(
+            "provisioning") == "provisioned: ready", timeout=600)
+        assert ready
+        code, out = guest_sh(api, "far", "hostname")
+        assert (code, out.strip()) == (0, "far")
