@@ -84,6 +84,7 @@ def test_viewer_is_not_offered_what_it_may_not_do(page: Any, console_service: Se
     page.locator('#vm-table tr[data-vm="admins-vm"]').wait_for()
     assert host_actions(page) == ["switches", "host-performance"]
     assert page.locator("#admin-link").is_hidden()
+    assert page.locator("#selfservice-link").is_hidden()  # no template.deploy anywhere
     assert vm_actions(page, "admins-vm") == ["vm-performance"]
 
 

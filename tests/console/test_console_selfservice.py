@@ -1,8 +1,9 @@
 """The self-service page in a real browser (Debian's Chromium via Playwright) against a
 real service (issue 18 part 5): a user granted the "Self-service user" role on one of two
-templates logs in, is offered only that template, sees its quota, provisions a VM from the
-page's form (it appears in "My VMs", running, with its provisioning status, and the quota
-shows it used), and an over-quota request shows the service's quota error text."""
+templates logs in, follows the Manager's Self-service link, is offered only that
+template, sees its quota, provisions a VM from the page's form (it appears in "My VMs",
+running, with its provisioning status, and the quota shows it used), and an over-quota
+request shows the service's quota error text."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def test_self_service_page(page: Any, console_service: Service, setup: None,
                            screenshot_dir: Path) -> None:
     user_login(page, console_service, "pat", "pat-password")
     page.wait_for_url(console_service.url + "/")
-    page.goto(console_service.url + "/selfservice.html")
+    page.locator("#selfservice-link").click()  # the Manager links pat to the page
+    page.wait_for_url(console_service.url + "/selfservice.html")
     page.locator("#who", has_text="pat (local)").wait_for()
     page.locator('#templates-table tr[data-template="granted"]').wait_for()
     assert page.locator("#templates-table tbody tr").count() == 1

@@ -304,12 +304,15 @@ def _quota_routes(app: FastAPI, access: AccessControl,
 
     @app.get(f"{P}/whoami", tags=["access"])
     async def whoami(request: Request) -> dict[str, Any]:
-        """Who you are, whether you see every VM, your quota (``limits``, ``used``)."""
+        """Who you are, whether you see every VM, your quota (``limits``, ``used``),
+        whether you may deploy some template (the console's self-service link)."""
         principal = principal_of(request)
         quota = None if principal.bootstrap else quota_of(principal.user)
         return {**principal.to_dict(), "host_wide_read":
                 access.policy.sees_every_vm(principal), "quota": quota,
-                "operations": access.allowed_operations(principal, Target())}
+                "operations": access.allowed_operations(principal, Target()),
+                "deploys_templates": access.policy.allows_somewhere(principal,
+                                                                    "template.deploy")}
 
 
 def _vm_routes(app: FastAPI, access: AccessControl,

@@ -248,6 +248,8 @@ api('GET', '/access/whoami').then((me) => {
   document.getElementById('who').textContent = me.via === 'admin-token' ? 'admin token'
     : `${me.user} (${me.realm})`;
   document.getElementById('admin-link').hidden = !model.ops.has('access.manage');
+  // template.deploy on some template, host group or the host: the self-service page
+  document.getElementById('selfservice-link').hidden = !me.deploys_templates;
   new ClusterView(model.ops); // eslint-disable-line no-new
   if (model.ops.has('host.read')) api('GET', '/host').then((host) => onHost({ ...host }));
   renderHostActions();
