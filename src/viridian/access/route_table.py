@@ -6,6 +6,12 @@ OpenAPI document shows each route's operation as ``x-viridian-operation``.
 
 ``WS`` stands for a WebSocket route. ``vm.<action>`` is resolved per ``{action}`` through
 :data:`ACTION_OPERATIONS`. :data:`PUBLIC` routes need no credentials at all.
+
+Not in the table: Redfish and the cluster peer routes ``/api/v1/cluster/peer/...``
+(migrations into this host, forwarded provisioning), which are outside the gate and take
+the cluster peer token only; forwarded provisioning authorizes the user it names in this
+host's access data with ``template.deploy``, as ``POST /provision`` does
+(``service.library.peer_routes``).
 """
 
 from __future__ import annotations
