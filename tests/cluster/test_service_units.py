@@ -1,5 +1,6 @@
 """The service side's pure parts: the cluster config's checks, how hosts are shown
-(Up / Paused / Down from members, host records and paused keys) and the CLI's text."""
+(Up / Paused / Down from members, host records and paused keys), the CLI's text and the
+agent's ledger of VM exits (a start planned before a stop was written is stale)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from viridian.cli.cluster import format_cluster
 from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord
 from viridian.cluster.ownership import ClusterView
 from viridian.errors import InvalidSetting
+from viridian.service.cluster.agent import ExitLedger
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.membership import hosts_of, vms_of
 
@@ -62,3 +64,23 @@ def test_hosts_are_up_paused_or_down_and_vms_show_owner_and_pending() -> None:
     assert "etcd: 2/3 members healthy" in text
     assert "c                Down" in text and "b                Paused" in text
     assert "web              a                running  Pending" in text
+
+
+def test_a_start_planned_from_a_view_read_before_a_stop_was_written_is_stale() -> None:
+    """The admin stops an HA VM while the agent's view (read before the stop reached etcd)
+    still says "wanted running": the start planned from that view must not run, or the
+    stop is undone; once the stop is written, a view read after it decides."""
+    ledger = ExitLedger()
+    before_stop = ledger.before_read()
+    assert not ledger.stale("vm", before_stop)  # never ended here: starts go ahead
+    count = ledger.ended("vm")  # QEMU ended (the admin's stop); etcd not written yet
+    assert ledger.stale("vm", before_stop)
+    assert ledger.stale("vm", ledger.before_read())  # read while the write is queued
+    ledger.written("vm", count)
+    after_write = ledger.before_read()
+    assert not ledger.stale("vm", after_write) and not ledger.stale("other", before_stop)
+    again = ledger.ended("vm")  # a second exit (a fence) after that view: stale again
+    ledger.written("vm", count)  # an older write finishing late changes nothing
+    assert ledger.stale("vm", ledger.before_read())
+    ledger.written("vm", again)
+    assert not ledger.stale("vm", ledger.before_read())

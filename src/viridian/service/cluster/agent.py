@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -99,6 +99,38 @@ def service_url(data_dir: Path) -> str:
     return f"{found.get('scheme', 'http')}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+@dataclass
+class ExitLedger:
+    """The exits of HA VMs' QEMUs on this host, counted twice: when the QEMU ends (on the
+    event loop, with the capability's ``exited`` hook) and when the agent thread has
+    written that exit to etcd (a stop: "not wanted running", released). A view read
+    before an exit was written may still say "wanted running" for a VM the admin just
+    stopped: a start planned from it is *stale* and is dropped (the next tick, reading
+    after the write, decides), so an admin's stop is never undone by the agent."""
+
+    _ended: dict[str, int] = field(default_factory=dict)
+    _written: dict[str, int] = field(default_factory=dict)
+
+    def ended(self, vm_id: str) -> int:
+        """``vm_id``'s QEMU ended here (event loop): its exit number, for :meth:`written`."""
+        count = self._ended.get(vm_id, 0) + 1
+        self._ended[vm_id] = count
+        return count
+
+    def written(self, vm_id: str, count: int) -> None:
+        """Exit ``count`` of ``vm_id`` was written to etcd (or its write failed for good)."""
+        self._written[vm_id] = max(count, self._written.get(vm_id, 0))
+
+    def before_read(self) -> dict[str, int]:
+        """Taken just before a view is read: what that view already reflects."""
+        return dict(self._written)
+
+    def stale(self, vm_id: str, before_read: Mapping[str, int]) -> bool:
+        """Whether ``vm_id`` ended here after the view (taken ``before_read``) saw its last
+        written exit: a start planned from that view must not run."""
+        return self._ended.get(vm_id, 0) > before_read.get(vm_id, 0)
+
+
 class HostAgent:
     """The agent of one member host (see the module docstring)."""
 
@@ -120,6 +152,8 @@ class HostAgent:
         self._starting: dict[str, float] = {}
         self._draining: set[str] = set()
         self._failing_back: set[str] = set()
+        self.exits = ExitLedger()
+        self._view_exits: dict[str, int] = {}  # ``exits.before_read()`` of ``view``
         self.moving: set[str] = set()
         """VMs in a move here (source or target): not started, killed or drained by the
         plan meanwhile (a fenced host still kills them)."""
@@ -201,6 +235,7 @@ class HostAgent:
         self._lease()
         self._publish()
         self._feed_guard()
+        self._view_exits = self.exits.before_read()
         self.view = read_cluster(self.etcd, self.config.name)
         self._act(self.view)
         self.responder.poll()
@@ -326,12 +361,17 @@ class HostAgent:
         if time.monotonic() - self._starting.get(vm.id, -START_RETRY_S) < START_RETRY_S:
             return
         self._starting[vm.id] = time.monotonic()
-        asyncio.run_coroutine_threadsafe(self._start_here(vm), self.loop)
+        asyncio.run_coroutine_threadsafe(self._start_here(vm, self._view_exits), self.loop)
 
-    async def _start_here(self, vm: ClusterVM) -> None:
+    async def _start_here(self, vm: ClusterVM, view_exits: Mapping[str, int]) -> None:
         """Register ``vm`` from the shared folder if this host does not know it, then start
         it through the normal start path; a failed start gives the VM back to the cluster.
-        A VM already running or busy here is left alone."""
+        A VM already running or busy here is left alone, and so is one whose QEMU ended
+        here after the view this start was planned from (``view_exits``): the next tick
+        plans with its exit written (an admin's stop stays a stop)."""
+        if self.exits.stale(vm.id, view_exits):
+            self._starting.pop(vm.id, None)
+            return
         try:
             if vm.id not in self.context.vms():
                 await self.context.register_in_place(str(vm.settings.get("folder", "")))
@@ -415,6 +455,20 @@ class HostAgent:
             return None
         held = owner(self.etcd, self.config.name, vm.record.id)
         return held.value if held else "another host"
+
+    def ended(self, vm: LiveVM, why: str | None) -> None:
+        """``vm``'s QEMU ended here (called on the event loop as it ends): counted at once
+        in :attr:`exits`, written to etcd by :meth:`exited` on the agent thread."""
+        vm_id = vm.record.id
+        count = self.exits.ended(vm_id)
+
+        def write() -> None:
+            try:
+                self.exited(vm, why)
+            finally:  # a failed write (etcd unreachable) must not block starts for good
+                self.exits.written(vm_id, count)
+
+        self.submit(write)
 
     def exited(self, vm: LiveVM, why: str | None) -> None:
         """``vm``'s QEMU ended here: fenced → nothing (the cluster restarts it elsewhere);

@@ -67,8 +67,7 @@ class ClusterCapability(Capability):
         agent = self.agent
         if agent is None or not vm.record.settings.high_availability.ha:
             return
-        why = self.folder.take_mark(vm.record.id)
-        agent.submit(lambda: agent.exited(vm, why))
+        agent.ended(vm, self.folder.take_mark(vm.record.id))
 
     def settings_changed(self, vm: LiveVM) -> None:
         agent = self.agent
