@@ -170,3 +170,38 @@ def _restored_continues(api: httpx.Client, service: Service, point: dict[str, An
     assert read_sector(api, name, AFTER + 1) == "RESTORED"
     return reached
 
+
+
+def test_service_killed_inside_the_memory_save(guest: tuple[Service, Path, str]) -> None:
+    """SIGKILL with the guest paused in ``postmigrate`` (images inactive) and the point's
+    jobs started: after the restart the guest runs on where it was with writable disks,
+    nothing partial is listed, and the next point with memory is taken."""
+    service, work, token = guest
+    target = work / "target"
+    with service.client() as api:
+        listed = [b["id"] for b in api.get("/backups").json()["backups"]]
+    service.stop()
+    service.env["VIRIDIAN_FAULT_POINTS"] = "backup.memory_saved"
+    service.start()
+    with service.client() as api:
+        before = count(api, VM)
+        assert api.post("/backups", json={"vm": VM, "target": str(target),
+                                          "with_memory": True}).status_code == 202
+    assert service.process is not None
+    service.process.wait(timeout=180)
+    service.env.pop("VIRIDIAN_FAULT_POINTS", None)
+    service.start(timeout=120)
+    with service.client() as api:
+        shown = api.get(f"/vms/{VM}").json()
+        assert shown["state"] == "Running", shown
+        assert "running again after an interrupted backup with memory" in \
+            service.log.read_text()  # the kill did leave it paused in postmigrate
+        assert [b["id"] for b in api.get("/backups").json()["backups"]] == listed
+        assert not [p for p in (target / VM).iterdir() if p.name.startswith(".partial")]
+        assert sh(api, VM, "cat /tmp/token").strip() == token
+        counts_on(api, VM, before)
+        write_sector(api, VM, AFTER + 2, "RECOVERED")
+        assert host_sector(work / "data.raw", AFTER + 2) == "RECOVERED"
+        again = done(api, api.post("/backups", json={"vm": VM, "target": str(target),
+                                                      "with_memory": True}))
+        assert again["memory"] == "memory.state" and again["kind"] == "full", again

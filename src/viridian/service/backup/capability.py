@@ -20,6 +20,7 @@ from viridian.backup.records import BackupRecord
 from viridian.backup.retention import Retention, plan
 from viridian.backup.schedule import Schedule
 from viridian.errors import InvalidSetting, NotFound
+from viridian.model.states import VMState
 from viridian.qemu import backup_jobs
 from viridian.service.backup.every import back_up_all
 from viridian.service.backup.inplace import InPlaceJournal, recover_in_place, restore_in_place
@@ -63,15 +64,33 @@ class BackupCapability(Capability):
 
     # --- recovery ---------------------------------------------------------------------
 
+    def attach(self, vm: LiveVM) -> None:
+        """A VM with an unfinished point may have been killed inside a memory save (QEMU
+        in ``postmigrate``, its images inactive): that is this capability's to undo in
+        :meth:`recover`, not a move to another host (``LiveVM.keep_paused``; attached
+        after checkpoints, so their own claim stands)."""
+        if any(r.vm_id == vm.record.id for r in self.store.partial()):
+            vm.keep_paused = True
+
     async def recover(self, vm: LiveVM) -> None:
         """A running VM's QEMU (or daemon) may still hold jobs, staging nodes and bitmaps
-        of a point the service did not finish: end them."""
-        if vm.worker is None:
+        of a point the service did not finish: end them; then a guest a memory save left
+        paused runs again as it was shown (Running, or Paused after ``cont``
+        re-activated its images)."""
+        mine = [r for r in self.store.partial() if r.vm_id == vm.record.id]
+        if vm.worker is None or not mine:
             return
-        for record in self.store.partial():
-            if record.vm_id == vm.record.id:
-                with contextlib.suppress(Exception):
-                    await backup_jobs.abandon(await vm.worker.block_monitor(), record.id)
+        for record in mine:
+            with contextlib.suppress(Exception):
+                await backup_jobs.abandon(await vm.worker.block_monitor(), record.id)
+        vm.keep_paused = False
+        status = await vm.worker.status()
+        if status == "postmigrate" or (status == "paused" and vm.state is VMState.RUNNING):
+            log.warning("VM %s: running again after an interrupted backup with memory",
+                        vm.record.name)
+            await vm.worker.resume()
+            if vm.state is VMState.PAUSED:
+                await vm.worker.pause()
 
     def start(self) -> None:
         """Finish or undo a killed in-place restore (:mod:`.inplace`); finish or remove

@@ -14,7 +14,8 @@ Crash safety: the catalog row is written *partial* before any file exists; the p
 written under ``.partial-<id>`` and renamed to its final folder only when complete and
 synced; then the row turns *good*. At start (:mod:`.recovery`) a partial row is rolled
 forward when its final folder holds a good record, removed with its files otherwise.
-Fault points ``backup.begun``, ``backup.started``, ``backup.copied``, ``backup.published``.
+Fault points ``backup.begun``, ``backup.memory_saved`` (QEMU paused in ``postmigrate``
+with the point's jobs started), ``backup.started``, ``backup.copied``, ``backup.published``.
 
 Memory (``--with-memory``; the decisions in :mod:`viridian.backup.memory`): a Running or
 Paused VM is paused, its memory and device state saved to local staging (QEMU
@@ -334,6 +335,7 @@ async def _with_memory(live: LiveVM, monitor: Monitor, point_id: str,
         await worker.monitor.cancel_migration()
         await worker.monitor.save_to_file(memory)
         await backup_jobs.start_point(monitor, point_id, points)
+        fault("backup.memory_saved")
         if "pause_jobs" in steps:
             held = await backup_jobs.pause_jobs(monitor, point_id, points)
     except BaseException:
