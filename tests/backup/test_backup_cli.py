@@ -106,6 +106,10 @@ def test_all_vms_and_restore_to_time(cli: Cli) -> None:
     assert "lostdisk" not in points and len(points) > 0
     both = invoke([*url, "backup", "new", "clivm", "--all", "--to", str(target)], env=env)
     assert both.exit_code != 0 and "give a VM or --all" in both.output
+    memory = invoke([*url, "backup", "new", "--all", "--to", str(target), "--with-memory"],
+                    env=env)
+    assert "clivm: without memory: it is Off" in memory.stderr, memory.output
+    assert "of clivm: full" in memory.stdout
 
     newest = points["clivm"]
     when = newest["created_at"]

@@ -50,8 +50,9 @@ def backup_group() -> None:
 @click.option("--rate-limit", type=click.FloatRange(min=0.01), default=None,
               metavar="MIB_S", help="Write to the target at most this fast (MiB/s).")
 @click.option("--with-memory", is_flag=True,
-              help="Include the VM's memory state (Running or Paused VM): a restore "
-                   "gives a Saved VM that continues where it was.")
+              help="Include the VM's memory state (Running, Paused or Saved VM; with "
+                   "--all, of each VM that has one): a restore gives a Saved VM that "
+                   "continues where it was.")
 @click.option("--keep-daily", type=click.IntRange(0, 10_000), default=0,
               help="Then keep the newest point of each of this many days (with points).")
 @click.option("--keep-weekly", type=click.IntRange(0, 10_000), default=0,
@@ -93,6 +94,8 @@ def _echo_outcome(outcome: dict[str, Any]) -> None:
         click.echo(f"{outcome['vm']}: FAILED: {outcome['error']['message']}", err=True)
     else:
         _echo_point(outcome["backup"])
+    if outcome.get("memory_skipped"):
+        click.echo(f"{outcome['vm']}: without memory: {outcome['memory_skipped']}", err=True)
 
 
 def _echo_point(record: dict[str, Any]) -> None:
