@@ -195,3 +195,44 @@ def test_revoke_release_and_sweep_take_entries_and_uids_back(open_folder: Path) 
     assert confinement.sweep(["vm-3"]) == ["vm-2"]  # vm-2 is gone from the catalog
     assert user_entry(mine, other) is None and user_entry(base, other) is None
     assert json.loads((data / "confinement.json").read_text())["uids"] == {}
+
+
+def test_a_chmod_above_a_vms_files_is_repaired_and_shared_media_outlive_one_vm(
+        open_folder: Path) -> None:
+    """A shared ISO and a disk in a root-only (0700) folder, as pytest's temp folders are:
+    a ``chmod 700`` of that folder (what each pytest session does to its base) cuts the
+    VMs' traversal; :meth:`Confinement.repair` gives it back, and releasing one VM leaves
+    the other its access to the shared ISO."""
+    private = open_folder / "private"
+    private.mkdir(mode=0o700)
+    iso, disk = private / "kit.iso", private / "disk.raw"
+    for path in (iso, disk):
+        path.write_bytes(b"x")
+        os.chmod(path, 0o600)
+    data = open_folder / "data"
+    data.mkdir()
+    confinement = Confinement(data)
+    one, two = confinement.allocate("vm-1"), confinement.allocate("vm-2")
+    confinement.record_grants("vm-1", grant_files(
+        [FileGrant(str(iso), 4), FileGrant(str(disk), 6)], Identity(one), None))
+    confinement.record_grants("vm-2", grant_files([FileGrant(str(iso), 4)], Identity(two),
+                                                  None))
+
+    def reads(uid: int, path: Path) -> bool:
+        cat = ["setpriv", f"--reuid={uid}", f"--regid={GID}", "--clear-groups", "cat"]
+        return subprocess.run([*cat, str(path)], capture_output=True).returncode == 0
+
+    assert reads(one, disk) and reads(one, iso) and reads(two, iso)
+    os.chmod(private, 0o700)  # the ACL mask becomes ---: named entries count for nothing
+    assert not reads(one, disk) and not reads(two, iso)
+    assert confinement.repair("vm-1") == [str(disk)]  # the first path's repair was the folder's
+    assert reads(one, disk) and reads(two, iso)  # traversal is the shared group's
+    assert confinement.repair("vm-1") == [] and confinement.repair("vm-2") == []
+    os.chmod(disk, 0o600)  # a chmod of the file itself: its mask, too
+    assert not reads(one, disk)
+    assert confinement.repair("vm-1") == [str(disk)] and reads(one, disk)
+
+    confinement.release("vm-1")
+    assert not reads(one, iso) and reads(two, iso)  # the ISO stays the other VM's
+    assert os.stat(private).st_mode & 0o777 == 0o710  # traversal only, never listing
+

@@ -20,8 +20,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Entry", "decode", "encode", "from_mode", "grant", "revoke", "with_entry",
-           "without_entry"]
+__all__ = ["Entry", "decode", "encode", "entry_of", "from_mode", "grant", "revoke",
+           "with_entry", "without_entry"]
 
 XATTR = "system.posix_acl_access"
 VERSION = 2
@@ -101,12 +101,20 @@ def read(path: Path) -> list[Entry]:
     return from_mode(os.stat(path).st_mode)
 
 
-def grant(path: Path, tag: int, ident: int, perm: int) -> None:
-    """Give ``ident`` (a USER or GROUP) exactly ``perm`` on ``path``. :raises OSError."""
+def grant(path: Path, tag: int, ident: int, perm: int) -> bool:
+    """Give ``ident`` (a USER or GROUP) exactly ``perm`` on ``path``, the mask widened to
+    let it through (a ``chmod`` narrows the mask: acl(5)); whether the ACL had to change.
+    :raises OSError."""
     current = read(path)
     if Entry(tag, ident, perm) in current and _mask_allows(current, perm):
-        return
+        return False
     os.setxattr(path, XATTR, encode(with_entry(current, tag, ident, perm)))
+    return True
+
+
+def entry_of(path: Path, tag: int, ident: int) -> Entry | None:
+    """``ident``'s entry in ``path``'s ACL, if any. :raises OSError."""
+    return next((e for e in read(path) if (e.tag, e.id) == (tag, ident)), None)
 
 
 def revoke(path: Path, tag: int, ident: int) -> None:

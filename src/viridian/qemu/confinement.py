@@ -34,6 +34,15 @@ daemon) runs as that VM's own user:
   by the monitor for a confined peer). A writable file granted to another VM whose
   processes run now is not granted (:func:`in_use_by_another`): QEMU is refused it with
   "Permission denied" — one running VM per disk.
+* **Kept usable** (:meth:`Confinement.repair`): folder traversal and file entries are
+  ACL entries of the group class, which the ACL mask bounds — and any ``chmod`` of a
+  file or folder rewrites that mask (acl(5); pytest does ``chmod 700`` on its base
+  folder at each session start). So right before the process could open a file by
+  path — its spawn, and every QMP command that opens or reopens images
+  (:data:`OPENING_COMMANDS`: hot plug, overlays, ``block-commit``/``block-stream``,
+  which reopen a backing file read-write, …) — every recorded grant of the VM is
+  checked and what a mask took away is given back (logged). Files already open are
+  not affected by a later ``chmod``.
 * **Taps**: each ``-netdev tap,ifname=`` is handed to the VM's uid (``TUNSETOWNER``), as
   the kernel lets only the owner or CAP_NET_ADMIN attach; ``/dev/net/tun`` (and
   ``/dev/kvm`` with KVM) get ``rw`` for the shared group when "other" lacks it.
@@ -44,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -58,9 +68,11 @@ from . import acl
 from .confinement_record import UID_BASE, UID_COUNT, locked, preferred_uid
 from .errors import QemuStartError
 
-__all__ = ["GID", "UID_BASE", "UID_COUNT", "Confinement", "FileGrant", "Identity", "active",
-           "argv_grants", "command_grants", "confined_argv", "grant_for_command", "install",
-           "preferred_uid"]
+__all__ = ["GID", "OPENING_COMMANDS", "UID_BASE", "UID_COUNT", "Confinement", "FileGrant",
+           "Identity", "Status", "active", "argv_grants", "command_grants", "confined_argv",
+           "grant_for_command", "install", "preferred_uid", "status"]
+
+log = logging.getLogger(__name__)
 
 GID = 2_100_000_000
 """The confined processes' one group: only ever granted ``x`` on folders."""
@@ -72,6 +84,15 @@ PATH_FLAGS = ("-pidfile", "--pidfile", "-kernel", "-initrd", "-bios")
 FILE_COMMANDS = frozenset({"blockdev-add", "transaction", "blockdev-snapshot-sync",
                            "drive-mirror", "drive-backup", "blockdev-change-medium",
                            "chardev-add", "screendump"})
+REOPEN_COMMANDS = frozenset({"block-commit", "block-stream", "blockdev-reopen",
+                             "x-blockdev-reopen", "job-complete", "block-job-complete",
+                             "job-finalize", "blockdev-mirror", "blockdev-backup",
+                             "blockdev-snapshot", "block-export-add", "migrate-incoming",
+                             "cont"})
+"""QMP commands naming only nodes that may still make the process open an image again by
+its path (a reopen read-write for a merge, a pivot, activation after migration)."""
+OPENING_COMMANDS = FILE_COMMANDS | REOPEN_COMMANDS
+"""Before these reach a confined process its grants are checked (:meth:`Confinement.repair`)."""
 TUNSETIFF, TUNSETOWNER, TUNSETGROUP = 0x400454CA, 0x400454CC, 0x400454CE
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
 TUN_DEVICE, KVM_DEVICE = Path("/dev/net/tun"), Path("/dev/kvm")
@@ -246,6 +267,24 @@ class Confinement:
             self.release(vm_id)
         return stale
 
+    def repair(self, vm_id: str) -> list[str]:
+        """Give VM ``vm_id`` back what a ``chmod`` took from its recorded grants: the mask
+        of a file's ACL narrowed below the uid's entry, or a folder above it that lost
+        traversal for :data:`GID`. Returns the real paths that needed it (logged);
+        missing paths are skipped.
+
+        :raises OSError: an ACL cannot be read or written."""
+        with locked(self.data_dir) as record:
+            uid = record.uids.get(vm_id)
+            paths = sorted(record.granted.get(vm_id, set()))
+        if uid is None:
+            return []
+        fixed = [path for path in paths if _reassert(Path(path), Identity(uid))]
+        if fixed:
+            log.warning("confine_qemu: VM %s had lost access to %s (an ACL mask narrowed, "
+                        "e.g. by chmod); given back", vm_id, ", ".join(fixed))
+        return fixed
+
     def prepare(self, argv: Sequence[str], folder: Path) -> list[str]:
         """Hand the VM's files to its identity; the argv to spawn instead of ``argv``.
 
@@ -260,6 +299,7 @@ class Confinement:
         vm_id = vm_of_folder(folder)
         try:
             _own_folder(folder, identity)
+            self.repair(vm_id)  # e.g. the kept storage daemon's images: reopened later
             self.record_grants(vm_id, grant_files(argv_grants(argv), identity, folder,
                                                   self.writes(vm_id)))
             for device in devices_needed(argv):
@@ -294,32 +334,54 @@ def vm_of_folder(folder: Path) -> str:
     return folder.name.removesuffix(STORAGE_SUFFIX)
 
 
+@dataclass(frozen=True)
+class Status:
+    """Whether this service confines its VMs' processes (``GET /host``, ``confinement``)
+    and, when it does not although the host default asks for it, why."""
+
+    confined: bool
+    reason: str | None = None
+
+    def view(self) -> dict[str, object]:
+        return {"confine_qemu": self.confined, "reason": self.reason}
+
+
 _ACTIVE: list[Confinement] = []
+_STATUS: list[Status] = [Status(False)]
 
 
-def install(confinement: Confinement | None) -> None:
-    """Confine every process spawned from now on (None: stop confining)."""
+def install(confinement: Confinement | None, reason: str | None = None) -> None:
+    """Confine every process spawned from now on (None: stop confining; ``reason``: why
+    not, shown by :func:`status`)."""
     _ACTIVE[:] = [] if confinement is None else [confinement]
+    _STATUS[:] = [Status(confinement is not None, reason)]
 
 
 def active() -> Confinement | None:
     return _ACTIVE[0] if _ACTIVE else None
 
 
+def status() -> Status:
+    return _STATUS[0]
+
+
 def grant_for_command(uid: int, command: str, arguments: Mapping[str, object] | None) -> None:
-    """Before QMP ``command`` reaches a process running as ``uid``: grant it the files the
-    command names. Nothing happens for root peers or unconfined services.
+    """Before QMP ``command`` reaches a process running as ``uid``: when it may open files
+    (:data:`OPENING_COMMANDS`), repair the VM's grants and grant it the files the command
+    names. Nothing happens for other commands, root peers or unconfined services.
 
     :raises OSError: a named file cannot be granted (QEMU would be refused anyway).
     """
     confinement = active()
-    if uid == 0 or confinement is None:
-        return
-    grants = command_grants(command, arguments)
-    if not grants:
+    if uid == 0 or confinement is None or command not in OPENING_COMMANDS:
         return
     with locked(confinement.data_dir) as record:
         vm_id = record.vm_of(uid)
+    if vm_id:
+        confinement.repair(vm_id)
+    grants = command_grants(command, arguments)
+    if not grants:
+        return
     writes = confinement.writes(vm_id) if vm_id else (lambda _path: False)
     granted = grant_files(grants, Identity(uid), None, writes)
     if vm_id:
@@ -398,11 +460,25 @@ def _grant_folder_write(folder: Path, identity: Identity) -> None:
     traverse(folder.parent, identity)
 
 
-def traverse(folder: Path, identity: Identity) -> None:
-    """``x`` for the shared group on ``folder`` and each folder above it lacking other-x."""
+def traverse(folder: Path, identity: Identity) -> bool:
+    """``x`` for the shared group on ``folder`` and each folder above it lacking other-x
+    (the mask widened where a chmod narrowed it); whether any ACL had to change."""
+    changed = False
     for member in [folder, *folder.parents]:
         if not _others_allow(member, TRAVERSE):
-            acl.grant(member, acl.GROUP, identity.gid, TRAVERSE)
+            changed = acl.grant(member, acl.GROUP, identity.gid, TRAVERSE) or changed
+    return changed
+
+
+def _reassert(path: Path, identity: Identity) -> bool:
+    """``identity``'s entry on ``path`` (if it has one) let through the mask again, and
+    the folders above traversable; whether anything had to change."""
+    try:
+        mine = acl.entry_of(path, acl.USER, identity.uid)
+    except FileNotFoundError:
+        return False
+    changed = mine is not None and acl.grant(path, acl.USER, identity.uid, mine.perm)
+    return traverse(path.parent, identity) or changed
 
 
 def _others_allow(path: Path, perm: int) -> bool:
