@@ -30,15 +30,18 @@ SANDBOX = "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcec
 
 @pytest.fixture(scope="module")
 def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
-    """Two running VMs: ``a`` on a raw disk QEMU opens itself, ``b`` on a VHD its storage
-    daemon serves; the disks in a root-only (0700) folder, as tests' temp folders are."""
+    """Two running VMs on a default host (no host.json: confinement is the default, and
+    an inherited ``VIRIDIAN_CONFINE_QEMU`` is neutralised): ``a`` on a raw disk QEMU opens
+    itself, ``b`` on a VHD its storage daemon serves; the disks in a root-only (0700)
+    folder, as tests' temp folders are."""
     folder = Path(tempfile.mkdtemp(prefix="vir-conf-"))
     disks = {"a": folder / "a.raw", "b": folder / "b.vhd"}
     disks["a"].write_bytes(b"SECRET-OF-A" + bytes(8 * MB - 11))
     os.chmod(disks["a"], 0o600)
     new_dynamic(disks["b"], 8 * MB)
-    with running_service(host_settings={"confine_qemu": True}) as service, \
+    with running_service(env={"VIRIDIAN_CONFINE_QEMU": ""}) as service, \
             service.client() as api:
+        assert not (service.data_dir / "host.json").exists()
         for name, disk in disks.items():
             created = api.post("/vms", json={"name": name, "memory_mb": 64, "vhd": str(disk)})
             assert created.status_code == 201, created.text
@@ -85,7 +88,9 @@ def as_user(uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
 
 def test_each_vm_runs_as_its_own_user_without_privileges(
         confined: tuple[Service, httpx.Client, dict[str, Path]]) -> None:
+    """By default (no host.json), with no capability, group or way to gain privileges."""
     service, api, _ = confined
+    assert api.get("/host").json()["confinement"] == {"confine_qemu": True, "reason": None}
     allotted = uids(service)
     for name in ("a", "b"):
         info = vm(api, name)

@@ -236,3 +236,34 @@ def test_a_chmod_above_a_vms_files_is_repaired_and_shared_media_outlive_one_vm(
     assert not reads(one, iso) and reads(two, iso)  # the ISO stays the other VM's
     assert os.stat(private).st_mode & 0o777 == 0o710  # traversal only, never listing
 
+
+def test_confinement_is_the_default_and_a_host_that_cannot_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """No host.json: confined. A host that cannot confine (no setpriv, not root) runs
+    QEMU unconfined with the reason logged and shown — unless the admin set
+    ``confine_qemu: true``, which refuses the start naming the reason and the way out."""
+    from viridian.cli.output import format_confinement
+    from viridian.errors import HostError, InvalidSetting
+    from viridian.service.server import choose_confinement, load_host_settings
+
+    monkeypatch.delenv("VIRIDIAN_CONFINE_QEMU", raising=False)
+    setting = load_host_settings(tmp_path)["confine_qemu"]
+    confinement, reason = choose_confinement(tmp_path, setting, None)
+    assert isinstance(confinement, Confinement) and reason is None
+    blocker = "setpriv (Debian package util-linux) is not installed"
+    assert choose_confinement(tmp_path, setting, blocker) == (None, blocker)
+    assert "run unconfined" in caplog.text and blocker in caplog.text
+    assert format_confinement({"confine_qemu": False, "reason": blocker}) == f"no: {blocker}"
+    with pytest.raises(HostError) as refused:
+        choose_confinement(tmp_path, True, blocker)
+    assert blocker in str(refused.value) and '"confine_qemu": false' in str(refused.value)
+    assert choose_confinement(tmp_path, False, None) == (None, None)
+
+    (tmp_path / "host.json").write_text(json.dumps({"confine_qemu": "yes"}))
+    with pytest.raises(InvalidSetting) as wrong:
+        load_host_settings(tmp_path)
+    assert "confine_qemu" in str(wrong.value) and "true, false" in str(wrong.value)
+    monkeypatch.setenv("VIRIDIAN_CONFINE_QEMU", "0")
+    (tmp_path / "host.json").write_text(json.dumps({"confine_qemu": True}))
+    assert load_host_settings(tmp_path)["confine_qemu"] is False

@@ -298,7 +298,18 @@ def format_host(host: dict[str, Any]) -> str:
     ]
     if isinstance(host.get("transport"), dict):
         pairs.append(("Transport", format_transport(host["transport"])))
+    if isinstance(host.get("confinement"), dict):
+        pairs.append(("QEMU confined", format_confinement(host["confinement"])))
     return "\n".join(_pairs_text(pairs))
+
+
+def format_confinement(confinement: dict[str, Any]) -> str:
+    """``yes (one user per VM)`` or ``no`` with the reason the host default could not be
+    honoured (docs/architecture.md, "Security")."""
+    if confinement.get("confine_qemu"):
+        return "yes (one user per VM)"
+    reason = confinement.get("reason")
+    return f"no: {reason}" if reason else "no (host setting confine_qemu is false)"
 
 
 def format_transport(transport: dict[str, Any]) -> str:

@@ -42,6 +42,7 @@ from viridian.host.resources import read_boot_id, read_resources
 from viridian.model import StartAction, StopAction, VMSettings
 from viridian.model.states import Request, VMState
 from viridian.qemu.capabilities import HostCapabilities
+from viridian.qemu.confinement import status as confinement_status
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.service.backup.capability import BackupCapability
 from viridian.service.capability import Capability, SettingsChange
@@ -268,6 +269,7 @@ class ServiceCore:
             "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self._started, 1),
             "transport": transport_view(self.data_dir),  # HTTPS and its fingerprint (tls.py)
+            "confinement": confinement_status().view(),  # per-VM users (qemu.confinement)
         }
 
     def host_shutdown(self) -> dict[str, Any]:

@@ -8,10 +8,11 @@ Host-wide settings come from ``<data>/host.json`` (all optional)::
      "transport": "auto" | "https" | "http",     # auto = HTTPS unless loopback (tls.py)
      "tls_certificate": "/path/cert.pem",        # the admin's own certificate and key
      "tls_key": "/path/key.pem",
-     "confine_qemu": false}                      # QEMU/storage daemons as per-VM users
+     "confine_qemu": true}                       # QEMU/storage daemons as per-VM users
 
 ``$VIRIDIAN_ACCELERATOR`` overrides ``accelerator``; ``$VIRIDIAN_CONFINE_QEMU`` (1/0)
-overrides ``confine_qemu``.
+overrides ``confine_qemu``. ``confine_qemu`` is on by default (:data:`CONFINE_DEFAULT`);
+:func:`choose_confinement` says what happens when the host cannot confine.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ from viridian.service.tls import Transport, choose_transport
 log = logging.getLogger("viridian")
 ACCELERATORS = ("auto", "kvm", "tcg")
 PLAIN_HTTP = Transport("http")
-CONFINE_DEFAULT = False
+CONFINE_DEFAULT = True
 """Host setting ``confine_qemu`` (docs/architecture.md, "Security"): QEMU and storage
 daemons as per-VM unprivileged users (viridian.qemu.confinement)."""
+CONFINE_CHOICES = "true, false"
 STORAGE_DAEMON_CHOICES = ("vhd", "off")
 """``vhd`` (the default): VMs with VHD/VHDX disks get a storage daemon; ``off`` opts out
 (docs/architecture.md, "The storage daemon")."""
@@ -61,12 +63,12 @@ def load_host_settings(data_dir: Path) -> dict[str, Any]:
         raise InvalidSetting("accelerator", settings["accelerator"], ", ".join(ACCELERATORS))
     settings.setdefault("host_reserve_mb", DEFAULT_HOST_RESERVE_MB)
     settings.setdefault("virtual_processor_ratio", DEFAULT_VP_RATIO)
-    settings.setdefault("confine_qemu", CONFINE_DEFAULT)
+    settings.setdefault("confine_qemu", None)  # None: not set, CONFINE_DEFAULT applies
     override = os.environ.get("VIRIDIAN_CONFINE_QEMU")  # "1"/"0": tests run either way
     if override in ("0", "1"):
         settings["confine_qemu"] = override == "1"
-    if not isinstance(settings["confine_qemu"], bool):
-        raise InvalidSetting("confine_qemu", settings["confine_qemu"], "true, false")
+    if not isinstance(settings["confine_qemu"], bool | None):
+        raise InvalidSetting("confine_qemu", settings["confine_qemu"], CONFINE_CHOICES)
     settings.setdefault("storage_daemon", "vhd")
     if settings["storage_daemon"] not in STORAGE_DAEMON_CHOICES:
         raise InvalidSetting("storage_daemon", settings["storage_daemon"],
@@ -88,6 +90,43 @@ def storage_daemon_binary(choice: str) -> str | None:
                         "installed (Debian package qemu-system-common); install it or set "
                         "\"storage_daemon\": \"off\" in host.json")
     return found
+
+
+def confinement_blocker() -> str | None:
+    """Why this host cannot run QEMU as per-VM users, or None when it can."""
+    if os.geteuid() != 0:
+        return (f"the service runs as uid {os.geteuid()}, not root, so it cannot start "
+                "processes as other users")
+    if shutil.which("setpriv") is None:
+        return "setpriv (Debian package util-linux) is not installed"
+    return None
+
+
+def choose_confinement(data_dir: Path, setting: bool | None,
+                       blocker: str | None) -> tuple[Confinement | None, str | None]:
+    """The confinement to install for host setting ``confine_qemu`` (None: not set, so
+    :data:`CONFINE_DEFAULT`) on a host that cannot confine for ``blocker`` (None: it can),
+    and why QEMU is not confined when the default asked for it.
+
+    An admin who set ``confine_qemu: true`` is refused a start rather than silently
+    unconfined; the default on a host that cannot confine (a service run as a normal
+    user, no setpriv) runs QEMU as the service's own user, with a warning in the log and
+    the reason in ``GET /host`` (``confinement``).
+
+    :raises HostError: ``confine_qemu`` was set to true and the host cannot confine."""
+    wanted = CONFINE_DEFAULT if setting is None else setting
+    if not wanted:
+        return None, None
+    if blocker is None:
+        return Confinement(data_dir), None
+    if setting is not None:
+        raise HostError(f"host setting confine_qemu is true but {blocker}; fix that, or "
+                        "set \"confine_qemu\": false in host.json (or "
+                        "VIRIDIAN_CONFINE_QEMU=0) to run QEMU unconfined")
+    log.warning("QEMU and storage daemons run unconfined, as the service's own user "
+                "(confine_qemu is on by default, but %s); set \"confine_qemu\": false in "
+                "host.json to silence this", blocker)
+    return None, blocker
 
 
 async def probe_once_per_boot(data_dir: Path, override: str) -> HostCapabilities:
@@ -128,8 +167,9 @@ async def build_manager(data_dir: Path) -> ServiceCore:
     capabilities = await probe_once_per_boot(data_dir, host["accelerator"])
     capabilities = replace(capabilities,
                            storage_daemon=storage_daemon_binary(host["storage_daemon"]))
-    confinement = Confinement(data_dir) if host["confine_qemu"] else None
-    install_confinement(confinement)
+    confinement, unconfined_because = choose_confinement(data_dir, host["confine_qemu"],
+                                                         confinement_blocker())
+    install_confinement(confinement, unconfined_because)
     policy = AdmissionPolicy(host_reserve_mb=int(host["host_reserve_mb"]),
                              virtual_processor_ratio=int(host["virtual_processor_ratio"]))
     manager = ServiceCore(data_dir, capabilities, policy)
