@@ -115,6 +115,17 @@ class EtcdCluster:
                 return member
         raise AssertionError("no etcd leader")
 
+    def wait_leader(self, timeout: float = 120.0) -> Member:
+        """The leader, once there is one (a loaded machine may be between elections)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.leader()
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         client = Etcd(self.reachable, request_timeout=2.0)
         deadline = time.monotonic() + timeout

@@ -17,7 +17,6 @@ is set: then the hosts' logs stay in ``/tmp/vir-ns-*``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.cluster.agent_ticks import takeover
 from tests.cluster.etcd_members import EtcdCluster, Member, etcd_cluster_in
 from tests.cluster.netns import Forwarder, NetnsHost, in_namespace, kill_inside, netns_hosts
 from tests.qemu_processes import _qemu_processes, end_qemu_under
@@ -148,12 +148,8 @@ class Host:
         return None
 
     def takeover(self) -> float:
-        """The fence feed's takeover time (``CLOCK_MONOTONIC``: send time of the last
-        keepalive etcd answered + TTL); 0 before any."""
-        with contextlib.suppress(OSError, ValueError):
-            return float(json.loads((self.data / "cluster" / "fence.json").read_text())
-                         .get("takeover", 0))
-        return 0.0
+        """The fence feed's takeover time (``tests/cluster/agent_ticks.py``)."""
+        return takeover(self.data)
 
     def die(self) -> None:
         """The whole host dies at once: SIGKILL of every process in its namespace

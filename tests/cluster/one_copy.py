@@ -11,6 +11,9 @@ reboot: a failover restarts the guest). A run lasts from the first to the last s
 saw it count on; two runs on different hosts whose spans overlap are two copies of the
 guest counting at the same time. A move keeps the counter (``continuous``): then every
 tick number is printed on one host only, the target's after the source's.
+
+:class:`CountingOn` is the tests' wait for the guest: it is met when one host runs the VM
+and the guest there counts on, whichever copy that is (a restart is a new run).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Run:
     last: float | None = None
 
 
-def _current_run(ticks: Sequence[int]) -> list[int]:
+def current_run(ticks: Sequence[int]) -> list[int]:
     """The ticks of the last run in one log (a log appended across QEMU starts holds the
     earlier runs before a lower number)."""
     start = 0
@@ -56,7 +59,7 @@ class TickRuns:
         """What ``place``'s log holds at sample time ``at`` (all its tick numbers)."""
         baseline = place not in self._sampled
         self._sampled.add(place)
-        tail = _current_run(ticks)
+        tail = current_run(ticks)
         if not tail:
             self._current.pop(place, None)  # no log (the QEMU ended, its folder removed)
             return
@@ -151,3 +154,31 @@ class OneCopyChecker:
         if continuous:
             mixed = self.ticks.interleaved()
             assert not mixed, f"tick numbers printed on two hosts: {mixed}"
+
+
+@dataclass
+class CountingOn:
+    """A condition for ``wait_for``: the VM's QEMU runs on exactly one of ``places`` and the
+    guest there printed ``ticks`` more ticks since that copy was first seen; then the
+    place's name, else None. A copy that ends, moves or restarts (its counter lower than
+    last seen: a new run) is counted from where it is then: on a loaded machine a host
+    that missed its fence deadline turns its VM off and, its lease still holding the owner
+    key, starts it again — one copy, rebooted (the checker judges the copies)."""
+
+    places: Sequence[Place]
+    ticks: int = 2
+    _place: str | None = None
+    _since: int = 0
+    _high: int = 0
+
+    def __call__(self) -> str | None:
+        running = [p for p in self.places if p.copies()]
+        place = running[0] if len(running) == 1 else None
+        run = current_run(place.ticks()) if place is not None else []
+        high = run[-1] if run else 0
+        name = place.name if place is not None else None
+        if name != self._place or high < self._high:
+            self._place, self._since, self._high = name, high, high
+            return None
+        self._high = high
+        return name if name is not None and high >= self._since + self.ticks else None

@@ -1,6 +1,7 @@
 """The one-copy checker's reading of the guest's tick counter (``tests/cluster/one_copy.py``),
 on made-up samples: a failover's reboot is fine, two hosts counting at once are caught,
-a move keeps its numbers apart; and the checker's QEMU count."""
+a move keeps its numbers apart; the checker's QEMU count; and the wait for the guest
+counting on (across a restart on the same host)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from tests.cluster.one_copy import OneCopyChecker, Place, TickRuns
+from tests.cluster.one_copy import CountingOn, OneCopyChecker, Place, TickRuns
 
 
 def _feed(samples: list[tuple[float, dict[str, list[int]]]]) -> TickRuns:
@@ -69,3 +70,18 @@ def test_the_checker_counts_qemus_and_requires_ticks() -> None:
     checker.sample()
     with pytest.raises(AssertionError, match="too many QEMUs"):
         checker.check()
+
+
+def test_counting_on_follows_a_restart_on_the_same_host_and_needs_one_copy() -> None:
+    pids: dict[str, list[int]] = {"h1": [10], "h2": []}
+    logs: dict[str, list[int]] = {"h1": list(range(1, 301)), "h2": []}
+    counting = CountingOn([Place(n, partial(pids.__getitem__, n),
+                                 partial(logs.__getitem__, n)) for n in ("h1", "h2")])
+    assert counting() is None  # first seen at tick 300: two more wanted
+    logs["h1"] = []  # fenced: QEMU and its log gone, started again on h1 (lease held)
+    assert counting() is None
+    logs["h1"] = [1, 2]  # the new run's own ticks count, not the old log's length
+    assert counting() == "h1"
+    pids["h2"] = [11]
+    logs["h1"].append(3)
+    assert counting() is None  # two QEMUs: not "running once"

@@ -11,6 +11,8 @@ guest-kit guest, shared by the module.
 - a quick move keeps the VM owned and wanted running through the save (the cluster does
   not release it when its QEMU ends) and it goes on at the target;
 - never two copies: a checker samples both hosts' QEMUs of the VM every 50 ms throughout;
+- waits are on conditions (jobs, ticks of the guest and of the host agents), with
+  deadlines for a loaded machine (2 cores shared with another test worker's guests);
 - refusals: an unknown host name is a 400 naming what ``to`` may be; the peer routes
   refuse the admin token and no token (401); the peer token is 0600 in
   ``<data>/cluster/``.
@@ -23,8 +25,7 @@ import os
 import shutil
 import signal
 import stat
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +35,7 @@ import httpx
 import pytest
 
 from tests.cli.cli_harness import invoke
+from tests.cluster.agent_ticks import wait_agent_ticks
 from tests.cluster.etcd_members import etcd_cluster
 from tests.cluster.one_copy import OneCopyChecker, Place
 from tests.qemu_processes import qemu_under
@@ -43,6 +45,8 @@ pytestmark = pytest.mark.guest
 
 VM = "ha1"
 TTL = 6
+WAIT_S = 300.0  # a cluster state or a job on a loaded machine
+GUEST_S = 600.0  # the guest's boot or a move's restore at load 20-30
 
 
 @dataclass
@@ -73,7 +77,9 @@ def _one_copy(pair: Pair) -> OneCopyChecker:
                           most_copies=2)
 
 
-_wait = wait_for  # tests/service/harness.py
+def _wait(what: str, condition: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+    """``wait_for`` (tests/service/harness.py) with this module's loaded-machine deadline."""
+    return wait_for(what, condition, timeout)
 
 
 def _show(service: Service) -> dict[str, Any]:
@@ -132,20 +138,20 @@ def pair(tmp_path_factory: pytest.TempPathFactory, guest_iso: Path) -> Iterator[
             == {("h1", "Up", h1.url), ("h2", "Up", h2.url)})
         with h1.client() as api:
             act(api, VM, "start")
-        Console(h1.data_dir, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=300)
+        Console(h1.data_dir, vm["id"]).wait_for(b"VIRIDIAN-GUEST READY", timeout=GUEST_S)
         yield Pair(h1, h2, vm["id"])
 
 
 def _continued(pair: Pair, target: Service, last_tick: int) -> None:
     """The guest on ``target`` goes on counting from where it was (no reboot)."""
     console = Console(target.data_dir, pair.vm_id)
-    first = console.wait_ticks(1, timeout=300)[0][0]  # a loaded machine
+    first = console.wait_ticks(1, timeout=GUEST_S)[0][0]
     assert first > last_tick, "the tick counter restarted: the guest rebooted"
     assert b"VIRIDIAN-GUEST BOOT" not in console.read()
 
 
 def _last_tick(pair: Pair, source: Service) -> int:
-    return Console(source.data_dir, pair.vm_id).wait_ticks(1)[-1][0]
+    return Console(source.data_dir, pair.vm_id).wait_ticks(1, timeout=GUEST_S)[-1][0]
 
 
 def test_live_move_by_host_name_hands_the_owner_key_over(pair: Pair) -> None:
@@ -193,12 +199,13 @@ def test_quick_move_keeps_the_vm_owned_and_wanted_through_the_save(pair: Pair) -
     with _one_copy(pair) as checker, pair.h1.client() as api:
         job = api.post(f"/vms/{VM}/move", json={"to": "h2", "mode": "quick"})
         assert job.status_code == 202, job.text
-        done = wait_job(api, job.json())
+        done = wait_job(api, job.json(), timeout=GUEST_S)
         assert done["state"] == "completed", done
         _continued(pair, pair.h2, last)
     checker.check(continuous=True)
     assert _owner(pair.h2) == ("h2", True)
-    time.sleep(2 * 1.0 + 1)  # two agent ticks: nobody released or restarted it meanwhile
+    # two whole ticks of both agents after the move: nobody released or restarted it
+    wait_agent_ticks({"h1": pair.h1.data_dir, "h2": pair.h2.data_dir}, timeout=WAIT_S)
     assert _owner(pair.h1) == ("h2", True)
     assert qemu_under(pair.h1.data_dir) == []
 
