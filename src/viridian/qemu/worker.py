@@ -290,17 +290,20 @@ class Worker:
                     await self.monitor.execute("human-monitor-command", {
                         "command-line": f"qemu-io -d {export['id']} \"read 0 512\""})
 
-    async def resume_after_io_error(self) -> None:
+    async def resume_after_io_error(self, watch_s: float = _IO_ERROR_WATCH_S) -> None:
         """Resume QEMU when a storage daemon's end paused it (run state ``io-error``): requests
         issued before the restart may report their error a moment after it, so the run
-        state is watched for a few seconds. A pause by the admin is never undone."""
-        deadline = time.monotonic() + _IO_ERROR_WATCH_S
-        while time.monotonic() < deadline and not self.process.exited():
+        state is watched for ``watch_s`` seconds (checked once when 0). A pause by the admin
+        is never undone."""
+        deadline = time.monotonic() + watch_s
+        while not self.process.exited():
             with contextlib.suppress(QemuError):
                 if await self.monitor.status() == "io-error":
                     log.warning("VM %s: resuming the guest its storage I/O errors paused",
                                 self.record.vm_name)
                     await self.monitor.resume()
+            if time.monotonic() >= deadline:
+                return
             await asyncio.sleep(0.2)
 
     # -- verbs -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -238,6 +238,7 @@ class LiveVM:
         """QEMU survived the service. A save that had not reached the catalog is undone:
         the migration is cancelled and the VM runs on (it was Running when asked). A
         daemon QEMU was started with that is gone meanwhile is started again."""
+        replaced = False
         if worker.record.storage_daemon is not None:
             keeper = self._keeper()
             replaced = keeper.daemon is None
@@ -245,8 +246,10 @@ class LiveVM:
             if replaced:
                 await worker.reconnect_storage()
         self._adopt(worker)
-        if worker.storage is not None:
-            await worker.resume_after_io_error()
+        if worker.storage is not None and replaced:  # late errors: watched off the start path
+            _in_background(worker.resume_after_io_error())
+        elif worker.storage is not None:  # the daemon lived on: only an earlier pause to undo
+            await worker.resume_after_io_error(watch_s=0)
         if self.state is VMState.SAVED:
             await self._quit_saved(worker)  # killed between committing Saved and quitting
             return
@@ -596,6 +599,13 @@ class LiveVM:
 
 
 _background: set[asyncio.Future[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` as a task kept referenced until it ends (asyncio keeps weak ones)."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _exit_status(info: ExitInfo) -> str:
