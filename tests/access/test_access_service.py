@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.harness import Service, running_service
+from tests.service.harness import Service, http_client, running_service
 from viridian.access.roles import BUILTIN_ROLES
 from viridian.access.route_table import ACTION_OPERATIONS, PUBLIC
 
@@ -38,7 +38,7 @@ def admin(svc: Service) -> httpx.Client:
 
 def as_token(svc: Service, token: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=svc.url, timeout=30, headers=headers)
+    return http_client(svc.url, timeout=30, headers=headers)
 
 
 def routes(svc: Service) -> list[tuple[str, str, str]]:
@@ -99,7 +99,7 @@ def expired_session(svc: Service) -> str:
 
 def console_session(svc: Service) -> httpx.Client:
     """A browser-like client holding a console session cookie (admin-token login)."""
-    client = httpx.Client(base_url=svc.url, timeout=30)
+    client = http_client(svc.url, timeout=30)
     answer = client.post("/login", data={"token": svc.token})
     assert answer.status_code == 303 and client.cookies, answer.text
     return client
