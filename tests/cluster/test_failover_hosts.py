@@ -257,8 +257,6 @@ def test_frozen_owner_is_fenced_before_another_host_starts_the_vm(lab: Lab) -> N
     checker.check()
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined: timed out waiting for the guest "
-                   "under the full suite's load (CI of 2026-12-07); issue 15 open")
 def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> None:
     hosts, etcd = lab.hosts, lab.etcd
     vm_id = _ha_vm_id(lab)
@@ -305,8 +303,6 @@ def test_etcd_leader_killed_then_a_member_frozen_never_two_copies(lab: Lab) -> N
           f"(copies over time: {[w for _, w in checker.seen]})")
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined: timed out waiting for the guest "
-                   "under the full suite's load (CI of 2026-12-07); issue 15 open")
 def test_partitioned_owner_fences_itself_and_rejoins_after_healing(lab: Lab) -> None:
     hosts = lab.hosts
     vm_id = _ha_vm_id(lab)
@@ -334,8 +330,6 @@ def test_partitioned_owner_fences_itself_and_rejoins_after_healing(lab: Lab) -> 
     checker.check()
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined: timed out waiting for the guest "
-                   "under the full suite's load (CI of 2026-12-07); issue 15 open")
 def test_drain_moves_the_vm_away_by_the_failover_path_and_resume_takes_vms_again(
         lab: Lab) -> None:
     hosts = lab.hosts

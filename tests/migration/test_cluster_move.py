@@ -192,8 +192,6 @@ def test_drain_moves_the_vm_live_and_resume_brings_the_host_back(pair: Pair) -> 
           == {"h1": "Up", "h2": "Up"})
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined: timed out waiting for the guest "
-                   "under the full suite's load (CI of 2026-12-07); issue 15 open")
 def test_quick_move_keeps_the_vm_owned_and_wanted_through_the_save(pair: Pair) -> None:
     last = _last_tick(pair, pair.h1)
     with _one_copy(pair) as checker, pair.h1.client() as api:
