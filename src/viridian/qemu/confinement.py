@@ -475,7 +475,7 @@ def _reassert(path: Path, identity: Identity) -> bool:
     the folders above traversable; whether anything had to change."""
     try:
         mine = acl.entry_of(path, acl.USER, identity.uid)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # gone since: nothing to keep usable
         return False
     changed = mine is not None and acl.grant(path, acl.USER, identity.uid, mine.perm)
     return traverse(path.parent, identity) or changed
