@@ -7,8 +7,15 @@ two guests at once (the guest kit's ISO, 256 MiB, 1 vCPU, TCG), so both pay the 
 host load:
 
 - **daemon**: a dynamic VHD at IDE 1:1, so the VM gets a storage daemon and *all* its
-  hard disks go through it: a raw image at IDE 0:0 and a qcow2 at IDE 0:1 too;
-- **direct**: the same kinds of raw and qcow2 images at IDE 0:0 / 0:1, opened by QEMU.
+  hard disks go through it: a raw image at IDE 0:0 and a qcow2 at IDE 0:1 too, and on
+  the SCSI controller (``virtio-scsi-pci``, where a Hyper-V VM's data disks sit) a raw
+  image at 0:0 and a dynamic VHD at 0:1;
+- **direct**: the same kinds of raw and qcow2 images at IDE 0:0 / 0:1 and a raw image
+  at SCSI 0:0, opened by QEMU.
+
+Both sides use the same cache semantics (QEMU's defaults: host page cache, write cache
+on, a guest flush reaches the disk — in the daemon through NBD's flush), so the ratio
+is the cost of the transport alone.
 
 Inside each guest, busybox ``dd`` with ``O_DIRECT`` (no guest page cache) measures, per
 disk: sequential write and read (1 MiB requests), and 4k random write and read (one
@@ -18,9 +25,9 @@ cost). Each disk is written once before the rounds (qcow2 and VHD allocate on fi
 write; raw does not), so the rounds measure steady state. Times come from the guest's
 ``/proc/uptime``. Rounds alternate between the guests; the table prints medians and the
 ratio daemon/direct (throughput: above 1 is faster; the goal is at least 0.8 for
-sequential I/O). The VHD row's peer is the direct raw disk (QEMU cannot save a VM that
-opens a VHD itself). ``--quick``: one round, small sizes (the smoke test). Progress goes
-to stderr; everything is removed at the end.
+sequential I/O). The VHD rows' peer is the direct raw disk on the same controller (QEMU
+cannot save a VM that opens a VHD itself). ``--quick``: one round, small sizes (the
+smoke test). Progress goes to stderr; everything is removed at the end.
 """
 
 from __future__ import annotations
@@ -46,10 +53,17 @@ from lifecycle_viridian import ViridianService
 
 MB = 1024 * 1024
 OPS = ("seq write MB/s", "seq read MB/s", "4k rand write IOPS", "4k rand read IOPS")
-# (row, VM with the disk, its slot, peer VM, peer slot)
-ROWS = (("raw", "daemon", "0:0", "direct", "0:0"),
-        ("qcow2", "daemon", "0:1", "direct", "0:1"),
-        ("vhd vs raw direct", "daemon", "1:1", "direct", "0:0"))
+# (row, VM with the disk, its slot, peer VM, peer slot); a slot is "<bus> <location>"
+ROWS = (("ide raw", "daemon", "ide 0:0", "direct", "ide 0:0"),
+        ("ide qcow2", "daemon", "ide 0:1", "direct", "ide 0:1"),
+        ("ide vhd vs raw direct", "daemon", "ide 1:1", "direct", "ide 0:0"),
+        ("scsi raw", "daemon", "scsi 0:0", "direct", "scsi 0:0"),
+        ("scsi vhd vs raw direct", "daemon", "scsi 0:1", "direct", "scsi 0:0"))
+# Per VM: (slot, format, MiB beyond Sizes.disk_mb); distinct sizes, so the guest finds each
+# disk by its size (a VHD's size is rounded up to CHS geometry by < 1 MiB here).
+LAYOUT = {"daemon": (("ide 0:0", "raw", 0), ("ide 0:1", "qcow2", 8), ("ide 1:1", "vpc", 16),
+                     ("scsi 0:0", "raw", 24), ("scsi 0:1", "vpc", 40)),
+          "direct": (("ide 0:0", "raw", 0), ("ide 0:1", "qcow2", 8), ("scsi 0:0", "raw", 24))}
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,10 @@ def say(text: str) -> None:
 def make_disks(folder: Path, sizes: Sizes) -> dict[str, dict[str, Path]]:
     """Per VM, slot → image (distinct sizes, so the guest finds each disk by its size)."""
     disks: dict[str, dict[str, Path]] = {"daemon": {}, "direct": {}}
-    for vm, layout in (("daemon", (("0:0", "raw", 0), ("0:1", "qcow2", 8), ("1:1", "vpc", 16))),
-                       ("direct", (("0:0", "raw", 0), ("0:1", "qcow2", 8)))):
+    for vm, layout in LAYOUT.items():
         for slot, fmt, extra in layout:
-            path = folder / f"{vm}-{slot.replace(':', '-')}.{ {'vpc': 'vhd'}.get(fmt, fmt)}"
+            name = slot.replace(":", "-").replace(" ", "-")
+            path = folder / f"{vm}-{name}.{ {'vpc': 'vhd'}.get(fmt, fmt)}"
             subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path),
                             f"{sizes.disk_mb + extra}M"], check=True)
             disks[vm][slot] = path
@@ -179,7 +193,8 @@ def start_vm(api: httpx.Client, name: str, iso: Path, slots: dict[str, Path]) ->
     if created.status_code != 201:
         raise BenchError(f"create {name}: {created.text}")
     for slot, path in slots.items():
-        added = api.post(f"/vms/{name}/disks", json={"controller": "ide", "location": slot,
+        bus, location = slot.split()
+        added = api.post(f"/vms/{name}/disks", json={"controller": bus, "location": location,
                                                      "path": str(path)})
         if added.status_code not in (200, 201):
             raise BenchError(f"add {path} to {name}: {added.text}")
@@ -194,10 +209,10 @@ def start_vm(api: httpx.Client, name: str, iso: Path, slots: dict[str, Path]) ->
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"{'disk':<18}  {'operation':<20}  {'daemon':>8}  {'direct':>8}  daemon/direct"]
+    lines = [f"{'disk':<22}  {'operation':<20}  {'daemon':>8}  {'direct':>8}  daemon/direct"]
     for row in result["rows"]:
         ratio = row["daemon"] / row["direct"] if row["direct"] else 0.0
-        lines.append(f"{row['disk']:<18}  {row['op']:<20}  {row['daemon']:>8.1f}  "
+        lines.append(f"{row['disk']:<22}  {row['op']:<20}  {row['daemon']:>8.1f}  "
                      f"{row['direct']:>8.1f}  {ratio:.2f}")
     return "\n".join(lines)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DISKS = ("raw", "qcow2", "vhd vs raw direct")
+DISKS = ("ide raw", "ide qcow2", "ide vhd vs raw direct", "scsi raw",
+         "scsi vhd vs raw direct")
 OPERATIONS = ("seq write MB/s", "seq read MB/s", "4k rand write IOPS", "4k rand read IOPS")
 
 
