@@ -179,7 +179,7 @@ class Console:
         except FileNotFoundError:
             return b""
 
-    def wait_for(self, marker: bytes, timeout: float = 90) -> bytes:
+    def wait_for(self, marker: bytes, timeout: float = 180) -> bytes:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             data = self.read()
