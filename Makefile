@@ -18,10 +18,12 @@ run: deps
 
 # --dist loadfile: each test module runs on one worker, so module-scoped guests are shared
 # (pytest 9 ignores xdist_group's node-id suffix, which makes --dist loadgroup split them).
+# --no-loadscope-reorder keeps tests/conftest.py's order (longest modules first, from
+# tests/module_seconds.json) instead of xdist's most-tests-first.
 test: deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadfile --durations=30 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)
 
 lint: deps
 	$(BIN)/ruff check src tests bench

@@ -9,12 +9,29 @@ and makes the run fail: fixtures must end their QEMU on every path.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.qemu_processes import RUN_TAG, kill, qemu_of_run
+
+MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
+"""Each module's seconds in a past full run (written by scripts/module-seconds.py)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest modules first (a module not in the table counts as a minute): ``--dist
+    loadfile`` hands modules to workers in collection order, and a long module handed out
+    last leaves the other worker idle until it ends. Order inside a module is kept."""
+    seconds: dict[str, int] = json.loads(MODULE_SECONDS.read_text())
+
+    def module_seconds(item: pytest.Item) -> int:
+        return seconds.get(item.nodeid.split("::")[0], 60)
+
+    items.sort(key=lambda item: -module_seconds(item))  # stable: module order kept inside
 
 
 def pytest_configure(config: pytest.Config) -> None:
