@@ -32,7 +32,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,8 +160,10 @@ class QemuProcess:
     # -- creation ------------------------------------------------------------------
 
     @classmethod
-    def spawn(cls, argv: Sequence[str], log_path: Path) -> QemuProcess:
-        """Start ``argv`` detached (see module docs). Raises :class:`QemuStartError`."""
+    def spawn(cls, argv: Sequence[str], log_path: Path,
+              env: Mapping[str, str] | None = None) -> QemuProcess:
+        """Start ``argv`` detached (see module docs) with ``env`` (default: this process's
+        environment). Raises :class:`QemuStartError`."""
         if not argv:
             raise QemuStartError("cannot start QEMU: the command line is empty")
         confinement = active()  # host setting confine_qemu (.confinement)
@@ -178,7 +180,7 @@ class QemuProcess:
             pid = os.posix_spawn(
                 binary,
                 list(argv),
-                os.environ,
+                os.environ if env is None else env,
                 file_actions=actions,
                 setsid=True,
                 setsigdef=_SIGNALS_PYTHON_IGNORES,
