@@ -209,3 +209,44 @@ def test_failed_logins_lock_out_but_never_the_admin_token(service: Service) -> N
     assert refused.status_code == 401 and "locked" in refused.text
     with admin(service) as api:
         assert api.get("/host").status_code == 200
+
+
+def test_a_self_service_user_follows_its_own_job_and_no_one_elses(service: Service) -> None:
+    """Issue 18: the job a self-service user's request started is theirs to read and cancel
+    without job.read on the host; another user without it gets 403 for that job."""
+    with admin(service) as api:
+        for user in ("sue", "sid"):
+            for call in (api.post("/access/users", json={"name": user,
+                                                         "password": f"{user}-password"}),
+                         api.post("/access/grants", json={
+                             "role": "Self-service user", "to": user,
+                             "on": "template:base"})):
+                assert call.status_code == 201, call.text
+        assert api.post("/vms", json={"name": "sues", "memory_mb": 64}).status_code == 201
+        assert api.put("/vms/sues/owner", json={"user": "sue"}).status_code == 200
+        sue, sid = (api.post("/access/tokens", json={"user": u, "name": "jobs"}
+                             ).json()["secret"] for u in ("sue", "sid"))
+    with as_token(service, sue) as me:  # a checkpoint of the VM sue owns: a job
+        started = me.post("/api/v1/vms/sues/checkpoints", json={"name": "cp1"})
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        assert started.json()["submitted_by"] == "sue"
+        mine = me.get(f"/api/v1/jobs/{job_id}", params={"wait": 60})
+        assert mine.status_code == 200, mine.text
+        assert (mine.json()["state"], mine.json()["submitted_by"]) == ("completed", "sue")
+        cancel = me.post(f"/api/v1/jobs/{job_id}/cancel")  # past the gate: it has ended
+        assert cancel.status_code == 409, cancel.text
+        assert me.get("/api/v1/jobs").status_code == 403  # the list: host.read
+    with as_token(service, sid) as other:
+        for answer in (other.get(f"/api/v1/jobs/{job_id}"),
+                       other.post(f"/api/v1/jobs/{job_id}/cancel")):
+            assert answer.status_code == 403, answer.text
+            assert "may not job." in answer.json()["error"]["message"]
+    with admin(service) as api:
+        listed = {j["id"]: j["submitted_by"] for j in api.get("/jobs").json()["jobs"]}
+        assert listed[job_id] == "sue"
+    spec = httpx.get(service.url + "/openapi.json", headers={
+        "Authorization": f"Bearer {service.token}"}).json()
+    for method, path in (("get", "/api/v1/jobs/{job_id}"),
+                         ("post", "/api/v1/jobs/{job_id}/cancel")):
+        assert spec["paths"][path][method]["x-viridian-or"] == "the job's submitter"

@@ -5,6 +5,8 @@ A principal may perform an operation on a target when
 * it is the bootstrap admin token, or the operation is ``access.self``; or
 * the target is a VM it owns and :data:`~viridian.access.roles.OWNER_ROLE` has the
   operation; or
+* the target is a job it submitted and the operation is in :data:`SUBMITTER_OPERATIONS`
+  (reading and cancelling it: you always see your own jobs); or
 * a grant to the user or to one of its ``@groups`` names a role with the operation on a
   scope that covers the target (:func:`~viridian.access.scopes.scope_covers`);
 
@@ -23,7 +25,10 @@ from viridian.access.principal import Principal
 from viridian.access.roles import OWNER_ROLE, Role
 from viridian.access.scopes import HOST, Target, scope_covers
 
-__all__ = ["Grant", "Policy"]
+__all__ = ["SUBMITTER_OPERATIONS", "Grant", "Policy"]
+
+SUBMITTER_OPERATIONS = frozenset({"job.read", "job.cancel"})
+"""What the submitter of a job may do to it without a grant."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Policy:
     def _granted(self, principal: Principal, operation: str, target: Target) -> bool:
         if target.owner is not None and target.owner == principal.user \
                 and operation in OWNER_ROLE.operations:
+            return True
+        if target.submitted_by is not None and target.submitted_by == principal.user \
+                and operation in SUBMITTER_OPERATIONS:
             return True
         for subject in principal.subjects():
             for operations, scope in self._by_subject.get(subject, ()):

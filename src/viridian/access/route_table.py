@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from viridian.access.operations import SELF
 
-__all__ = ["ACTION_OPERATIONS", "FILTERED_LISTS", "PUBLIC", "ROUTE_AUTHORIZED",
+__all__ = ["ACTION_OPERATIONS", "FILTERED_LISTS", "JOB_ROUTES", "PUBLIC", "ROUTE_AUTHORIZED",
            "ROUTE_OPERATIONS", "operation_for"]
 
 A = "/api/v1"
@@ -45,13 +45,18 @@ refuses a caller without the operation on any scope; the route checks it on
 ``template:NAME`` (``service.library.selfservice``) and lists only the templates the
 caller may read."""
 
+JOB_ROUTES = frozenset({("GET", f"{A}/jobs/{{job_id}}"), ("POST", f"{A}/jobs/{{job_id}}/cancel")})
+"""Routes whose target is the job ``{job_id}``: its operation is needed on the host, or the
+caller is the job's submitter (``viridian.access.policy.SUBMITTER_OPERATIONS``); the
+OpenAPI document says so as ``x-viridian-or``."""
+
 ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     # host, jobs, counters, analyzer, events
     ("GET", f"{A}/host"): "host.read",
     ("POST", f"{A}/host/shutdown"): "host.manage",
     ("GET", f"{A}/jobs"): "host.read",
-    ("GET", f"{A}/jobs/{{job_id}}"): "job.read",
-    ("POST", f"{A}/jobs/{{job_id}}/cancel"): "job.cancel",
+    ("GET", f"{A}/jobs/{{job_id}}"): "job.read",  # or the job's submitter
+    ("POST", f"{A}/jobs/{{job_id}}/cancel"): "job.cancel",  # or the job's submitter
     ("GET", f"{A}/counters"): "host.read",
     ("POST", f"{A}/counters/sample"): "host.manage",
     ("GET", f"{A}/counters/history"): "host.read",

@@ -20,7 +20,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
 class Target:
     """What a request acts on: the host (``vm`` and ``template`` None), one VM (name, id,
     tags, owner) or one template (``template``; ``host_group``: the group of the host it
-    would be deployed to)."""
+    would be deployed to). A job is the host with ``submitted_by``: who submitted it
+    (None: unknown)."""
 
     vm: str | None = None
     vm_id: str | None = None
@@ -28,6 +29,7 @@ class Target:
     owner: str | None = None
     template: str | None = None
     host_group: str | None = None
+    submitted_by: str | None = None
 
     def label(self) -> str:
         if self.template is not None:

@@ -58,7 +58,8 @@ def create_app(manager: ServiceCore, token: str) -> FastAPI:
     # Every request: who, which operation, allowed? (Redfish and the cluster's peer
     # routes authenticate themselves.)
     app.add_middleware(AccessGate, access=access, routes=lambda: app.routes,
-                       resolve_vm=resolve_vm, exempt=(REDFISH_PREFIX, PEER_PREFIX))
+                       resolve_vm=resolve_vm, exempt=(REDFISH_PREFIX, PEER_PREFIX),
+                       job_submitter=manager.jobs.submitter)
     _describe_operations(app)
     install_console_routes(app, _ConsoleFeed(manager, console_viewer(access)), token,
                            access, access.realm_names)  # the console's login gate

@@ -24,6 +24,7 @@ from viridian.access.route_table import (
     ACTION,
     ACTION_OPERATIONS,
     FILTERED_LISTS,
+    JOB_ROUTES,
     PUBLIC,
     ROUTE_AUTHORIZED,
     ROUTE_OPERATIONS,
@@ -72,6 +73,9 @@ CURRENT_PRINCIPAL: ContextVar[Principal | None] = ContextVar("viridian_principal
 to apply a user's quota (``viridian.service.access_hooks``)."""
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 VmResolver = Callable[[str], "tuple[str, str] | None"]
+JobSubmitter = Callable[[str], "str | None"]
+"""``job_id`` → the user who submitted that job (None: unknown job or submitter)."""
+SUBMITTER_NOTE = "the job's submitter"
 
 
 class AccessGate:
@@ -82,6 +86,8 @@ class AccessGate:
     * no or unknown credentials → 401 (WebSocket: closed, HTTP 403 to the client);
     * operation not granted, or a route missing from the table (for anyone but the
       bootstrap admin token) → 403 naming the operation and target; nothing runs;
+    * a job route (:data:`JOB_ROUTES`) targets the host with the job's submitter
+      (``job_submitter``): the submitter needs no grant to read or cancel its own job;
     * a path no route matches goes on to the router (404/405) once authenticated;
     * ``exempt`` path prefixes (protocols that authenticate themselves) pass untouched.
 
@@ -89,9 +95,10 @@ class AccessGate:
     """
 
     def __init__(self, app: ASGIApp, access: AccessControl, routes: Callable[[], list[Any]],
-                 resolve_vm: VmResolver, exempt: tuple[str, ...] = ()) -> None:
+                 resolve_vm: VmResolver, exempt: tuple[str, ...] = (),
+                 job_submitter: JobSubmitter = lambda job_id: None) -> None:
         self.app, self.access, self.routes = app, access, routes
-        self.resolve_vm, self.exempt = resolve_vm, exempt
+        self.resolve_vm, self.exempt, self.job_submitter = resolve_vm, exempt, job_submitter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._exempt(scope["path"]):
@@ -126,7 +133,8 @@ class AccessGate:
     async def _checked(self, scope: Scope, receive: Receive, send: Send, principal: Principal,
                        method: str, template: str, params: dict[str, Any]) -> None:
         operation = operation_for(method, template, params)
-        target = self._target(params)
+        target = self._job_target(params) if (method, template) in JOB_ROUTES \
+            else self._target(params)
         if operation is None and not principal.bootstrap:
             err: ViridianError = Forbidden(f"{method} {template} has no operation in the "
                                            "access table: only the admin token may call it")
@@ -223,6 +231,11 @@ class AccessGate:
                 template = _CONVERTOR.sub(r"{\1}", str(route.path))  # {item:path} → {item}
                 return template, dict(child.get("path_params", {}))
         return None
+
+    def _job_target(self, params: dict[str, Any]) -> Target:
+        """The host, carrying the submitter of the job ``{job_id}`` (policy: the submitter
+        may read and cancel it)."""
+        return Target(submitted_by=self.job_submitter(str(params.get("job_id"))))
 
     def _target(self, params: dict[str, Any]) -> Target:
         ref = params.get("ref")
@@ -325,13 +338,16 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, err: ViridianError
 
 def describe_operations(schema: dict[str, Any]) -> dict[str, Any]:
     """Mark every operation of an OpenAPI document with ``x-viridian-operation`` (the
-    table's entry; ``vm.<action>`` routes also get ``x-viridian-action-operations``)."""
+    table's entry; ``vm.<action>`` routes also get ``x-viridian-action-operations``, job
+    routes ``x-viridian-or``: who else may call them)."""
     for path, methods in schema.get("paths", {}).items():
         for method, operation in methods.items():
             needed = ROUTE_OPERATIONS.get((method.upper(), path))
             operation["x-viridian-operation"] = needed
             if needed == ACTION:
                 operation["x-viridian-action-operations"] = dict(ACTION_OPERATIONS)
+            if (method.upper(), path) in JOB_ROUTES:
+                operation["x-viridian-or"] = SUBMITTER_NOTE
             if (method.upper(), path) in PUBLIC:
                 operation["security"] = []
     return schema

@@ -52,11 +52,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     created_at TEXT NOT NULL,
     started_at TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    submitted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_JOB_COLUMNS = ("id, kind, vm_id, vm_name, state, progress, message, result, error, "
+                "created_at, started_at, finished_at, submitted_by")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,10 @@ class JobRecord:
     created_at: str
     started_at: str | None
     finished_at: str | None
+    submitted_by: str | None = None
+    """The user name of the principal whose request submitted the job (``admin-token``
+    for the bootstrap token); None: unknown (a job recorded before submitters were, or
+    one no request started)."""
 
 
 class Catalog:
@@ -101,6 +108,7 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self._db = _connect(path, "FULL")
         self._db.executescript(_SCHEMA)
+        _add_submitted_by(self._db)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._history = _connect(path, "NORMAL")
         self._usage: UsageIndex | None = None
@@ -227,26 +235,27 @@ class Catalog:
     def put_job(self, job: JobRecord) -> None:
         with self._transaction(self._history) as db:
             db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job.id, job.kind, job.vm_id, job.vm_name, job.state, job.progress,
                  job.message, json.dumps(job.result),
                  json.dumps(job.error) if job.error else None,
-                 job.created_at, job.started_at, job.finished_at),
+                 job.created_at, job.started_at, job.finished_at, job.submitted_by),
             )
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job_from_row(row) if row else None
 
     def list_jobs(self, limit: int = 100) -> list[JobRecord]:
         rows = self._db.execute(
-            "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [_job_from_row(row) for row in rows]
 
     def unfinished_jobs(self) -> list[JobRecord]:
         rows = self._db.execute(
-            "SELECT * FROM jobs WHERE state IN ('queued','running')"
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('queued','running')"
         ).fetchall()
         return [_job_from_row(row) for row in rows]
 
@@ -279,10 +288,18 @@ def _vm_from_row(row: tuple[Any, ...]) -> VMRecord:
                     status, folder, created_at, bool(auto_stopped))
 
 
+def _add_submitted_by(db: sqlite3.Connection) -> None:
+    """Give a jobs table made before submitters were recorded its ``submitted_by``
+    column (NULL in the old rows: unknown submitter)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "submitted_by" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN submitted_by TEXT")
+
+
 def _job_from_row(row: tuple[Any, ...]) -> JobRecord:
     (job_id, kind, vm_id, vm_name, state, progress, message, result, error,
-     created_at, started_at, finished_at) = row
+     created_at, started_at, finished_at, submitted_by) = row
     return JobRecord(job_id, kind, vm_id, vm_name, state, progress, message,
                      json.loads(result) if result else None,
                      json.loads(error) if error else None,
-                     created_at, started_at, finished_at)
+                     created_at, started_at, finished_at, submitted_by)

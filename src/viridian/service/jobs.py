@@ -4,7 +4,9 @@ A job is created ``queued``, becomes ``running`` once it holds its VM's queue (o
 ``asyncio.Lock`` per VM: requests for one VM run one after another in arrival order,
 never interleaved; different VMs proceed in parallel), and ends ``completed``, ``failed``
 or ``cancelled``. A job is persisted when created and when it ends; a job that was
-unfinished when the service died is marked failed at the next start.
+unfinished when the service died is marked failed at the next start. A job records who
+submitted it (``submitted_by``: the user of the request that started it); its submitter
+may read and cancel it without ``job.read``/``job.cancel`` (``viridian.access.policy``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from viridian.errors import Conflict, Interrupted, NotFound, ViridianError, as_viridian
+from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.catalog import Catalog, JobRecord
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ class Job:
     created_at: str = field(default_factory=now_iso)
     started_at: str | None = None
     finished_at: str | None = None
+    submitted_by: str | None = None
+    """The user of the request that submitted the job; None: no request did."""
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     cancel_running: bool = field(default=False, repr=False)
@@ -60,7 +65,8 @@ class Job:
     def record(self) -> JobRecord:
         return JobRecord(self.id, self.kind, self.vm_id, self.vm_name, self.state,
                          self.progress, self.message, self.result, self.error,
-                         self.created_at, self.started_at, self.finished_at)
+                         self.created_at, self.started_at, self.finished_at,
+                         self.submitted_by)
 
     def to_dict(self) -> dict[str, Any]:
         return job_dict(self.record())
@@ -72,6 +78,7 @@ def job_dict(job: JobRecord) -> dict[str, Any]:
         "state": job.state, "progress": job.progress, "message": job.message,
         "result": job.result, "error": job.error, "created_at": job.created_at,
         "started_at": job.started_at, "finished_at": job.finished_at,
+        "submitted_by": job.submitted_by,
     }
 
 
@@ -92,7 +99,7 @@ class JobRunner:
             self._catalog.put_job(JobRecord(
                 record.id, record.kind, record.vm_id, record.vm_name, "failed",
                 record.progress, "interrupted", None, error, record.created_at,
-                record.started_at, now_iso()))
+                record.started_at, now_iso(), record.submitted_by))
 
     def queue_for(self, vm_id: str) -> asyncio.Lock:
         return self._queues.setdefault(vm_id, asyncio.Lock())
@@ -102,7 +109,11 @@ class JobRunner:
 
     def submit(self, kind: str, vm_id: str | None, vm_name: str | None,
                operation: Operation) -> Job:
-        job = Job(str(uuid.uuid4()), kind, vm_id, vm_name)
+        """Queue ``operation`` as a new job, submitted by the principal of the request
+        being served (:data:`CURRENT_PRINCIPAL`; none outside a request)."""
+        principal = CURRENT_PRINCIPAL.get()
+        job = Job(str(uuid.uuid4()), kind, vm_id, vm_name,
+                  submitted_by=principal.user if principal is not None else None)
         self._jobs[job.id] = job
         self._catalog.put_job(job.record())
         job.task = asyncio.get_running_loop().create_task(self._run(job, operation))
@@ -145,6 +156,13 @@ class JobRunner:
         if record is None:
             raise NotFound(f"no job with id '{job_id}'", job=job_id)
         return job_dict(record)
+
+    def submitter(self, job_id: str) -> str | None:
+        """Who submitted the job ``job_id``; None for an unknown job or submitter."""
+        if job_id in self._jobs:
+            return self._jobs[job_id].submitted_by
+        record = self._catalog.get_job(job_id)
+        return record.submitted_by if record is not None else None
 
     def list(self) -> list[dict[str, Any]]:
         return [job_dict(r) for r in self._catalog.list_jobs()]
