@@ -72,14 +72,21 @@ def test_acl_written_is_what_the_kernel_enforces(open_folder: Path) -> None:
 
 
 def test_argv_grants_name_every_file_of_a_golden_argv() -> None:
-    argv = GOLDEN.read_text().split("\n")
-    grants = {g.path: g for g in argv_grants([a for a in argv if a])}
+    lines = GOLDEN.read_text().split("\n")  # one option and its value per line
+    grants = {g.path: g for g in argv_grants([a for line in lines for a in line.split(" ", 1)
+                                              if a])}
     assert grants["/srv/vms/full_gen1/system.vhd"] == FileGrant(
         "/srv/vms/full_gen1/system.vhd", 6)
     assert grants["/srv/vms/full_gen1/tools.iso"].perm == 4  # read-only=on
     assert grants["/srv/vms/full_gen1/com2.sock"].creates
-    assert "/usr/lib/ipxe/ipxe.lkrn" in grants
-    assert "/var/lib/viridian/run/netboot-tulip.rom" in grants
+    # Files QEMU only reads are granted read-only: a read-write grant takes a regular
+    # file's "other" permissions, which once made the host's /boot/ipxe.lkrn 0660.
+    assert grants["/usr/lib/ipxe/ipxe.lkrn"].perm == 4  # -fw_cfg file=
+    assert grants["/var/lib/viridian/run/netboot-tulip.rom"].perm == 4  # romfile=
+    kernel = argv_grants(["qemu", "-kernel", "/boot/k", "-initrd", "/boot/i", "-pidfile",
+                          "/run/vm/qemu.pid"])
+    assert kernel == [FileGrant("/boot/i", 4), FileGrant("/boot/k", 4),
+                      FileGrant("/run/vm/qemu.pid", 6, creates=True)]
     assert not any(p.endswith("-file") for p in grants)  # node names are not paths
 
 

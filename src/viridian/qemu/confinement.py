@@ -80,7 +80,10 @@ STORAGE_SUFFIX = "-storage"
 READ, READ_WRITE, TRAVERSE = 4, 6, 1
 PATH_KEYS = ("filename", "file", "path", "logfile", "romfile", "snapshot-file", "target")
 CREATED_KEYS = ("path", "logfile")
-PATH_FLAGS = ("-pidfile", "--pidfile", "-kernel", "-initrd", "-bios")
+PATH_FLAGS = ("-pidfile", "--pidfile")  # written (created) by the process
+READ_FLAGS = ("-kernel", "-initrd", "-bios")  # only read: firmware, kernels
+READ_KEYS = ("romfile",)  # option ROMs are only read
+READ_OPTION_FLAGS = ("-fw_cfg",)  # fw_cfg items are only read (iPXE's kernel: netboot)
 FILE_COMMANDS = frozenset({"blockdev-add", "transaction", "blockdev-snapshot-sync",
                            "drive-mirror", "drive-backup", "blockdev-change-medium",
                            "chardev-add", "screendump"})
@@ -124,24 +127,33 @@ def argv_grants(argv: Sequence[str]) -> list[FileGrant]:
     for flag, value in zip(["", *argv], argv, strict=False):
         if flag in PATH_FLAGS and value.startswith("/"):
             found.append(FileGrant(value, READ_WRITE, creates=True))
+        elif flag in READ_FLAGS and value.startswith("/"):
+            found.append(FileGrant(value, READ))
         elif value.startswith("unix:/"):
             found.append(FileGrant(value.removeprefix("unix:").split(",")[0], READ_WRITE, True))
         elif value.startswith("{"):
             with contextlib.suppress(ValueError):
                 found += command_grants("blockdev-add", json.loads(value))
         else:
-            found += _option_grants(value)
+            found += _option_grants(value, read_only=flag in READ_OPTION_FLAGS)
     return sorted(set(found))
 
 
-def _option_grants(value: str) -> list[FileGrant]:
+def _option_grants(value: str, read_only: bool = False) -> list[FileGrant]:
+    """Read-write unless the option says read-only, its flag only reads (``read_only``)
+    or the key names a file QEMU only reads (:data:`READ_KEYS`): a read-write grant of a
+    regular file also takes its "other" permissions (:func:`_grant_file`), which must never
+    happen to a host's own files such as /boot/ipxe.lkrn."""
     pairs = [part.split("=", 1) for part in re.split(r"(?<!,),(?!,)", value) if "=" in part]
     options = {key: val.replace(",,", ",") for key, val in pairs}
-    perm = READ if options.get("read-only") == "on" or options.get("readonly") == "on" \
-        else READ_WRITE
-    return [FileGrant(val, perm, key.rsplit(".", 1)[-1] in CREATED_KEYS)
-            for key, val in options.items()
-            if key.rsplit(".", 1)[-1] in PATH_KEYS and val.startswith("/")]
+    read_only = read_only or options.get("read-only") == "on" or options.get("readonly") == "on"
+    grants = []
+    for key, val in options.items():
+        name = key.rsplit(".", 1)[-1]
+        if name in PATH_KEYS and val.startswith("/"):
+            perm = READ if read_only or name in READ_KEYS else READ_WRITE
+            grants.append(FileGrant(val, perm, name in CREATED_KEYS))
+    return grants
 
 
 def command_grants(command: str, arguments: Mapping[str, object] | None) -> list[FileGrant]:
