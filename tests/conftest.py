@@ -9,9 +9,11 @@ and makes the run fail: fixtures must end their QEMU on every path.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +24,45 @@ MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
 """Each module's seconds in a past full run (written by scripts/module-seconds.py)."""
 
 
+EXCLUSIVE = "machine_to_itself"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest modules first (a module not in the table counts as a minute): ``--dist
     loadfile`` hands modules to workers in collection order, and a long module handed out
-    last leaves the other worker idle until it ends. Order inside a module is kept."""
+    last leaves the other worker idle until it ends. Modules that take the machine to
+    themselves (fixture :func:`machine_to_itself`) are kept apart: the longest first, the
+    others last. Order inside a module is kept (the sort is stable)."""
     seconds: dict[str, int] = json.loads(MODULE_SECONDS.read_text())
 
-    def module_seconds(item: pytest.Item) -> int:
-        return seconds.get(item.nodeid.split("::")[0], 60)
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
 
-    items.sort(key=lambda item: -module_seconds(item))  # stable: module order kept inside
+    exclusive = sorted({module(i) for i in items if EXCLUSIVE in getattr(i, "fixturenames", ())},
+                       key=lambda m: -seconds.get(m, 60))
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = module(item)
+        if name in exclusive:
+            return (0, 0) if name == exclusive[0] else (2, exclusive.index(name))
+        return (1, -seconds.get(name, 60))
+
+    items.sort(key=rank)
+
+
+@pytest.fixture(scope="module")
+def machine_to_itself() -> Iterator[None]:
+    """One module at a time across the run's xdist workers (a lock file named by the run's
+    tag): for a module that loads both cores by itself (20 guests) and for one whose
+    guarantees are timed against the host's clock (failover with leases), so the two never
+    run side by side. :func:`pytest_collection_modifyitems` puts them at the two ends."""
+    path = Path("/tmp") / f"viridian-tests-{os.environ[RUN_TAG]}.lock"
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "library": {"errors", "model"},
     "interchange": {"errors", "model", "checkpoints"},
     "redfish": {"errors", "model"},
-    "backup": {"errors"},
+    "backup": {"errors", "model"},
 }
 
 

@@ -52,6 +52,7 @@ from tests.cluster.one_copy import CountingOn, OneCopyChecker, Place
 from tests.service.harness import Console, act, wait_for, wait_job
 from tests.service.test_storage_daemon_guest import DATA_SIZE, read_markers, write_markers
 
+pytestmark = pytest.mark.usefixtures("machine_to_itself")  # leases: never beside 20 guests
 TTL = 6  # seconds: fence margin 2 s, so a frozen owner's VM is off 2 s before takeover
 WAIT_S = 300.0  # a cluster state (hosts, owners, QEMUs) on a loaded machine
 GUEST_S = 600.0  # a guest booted and counting (boots take 60-150 s at load 20-30)

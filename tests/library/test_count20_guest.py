@@ -28,7 +28,8 @@ import pytest
 from tests.service.harness import Service, running_service, wait_job
 from tests.service.test_switches_guest import guest_sh, host_ping, remove_leftovers
 
-pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("count20_guest")]
+pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("count20_guest"),
+              pytest.mark.usefixtures("machine_to_itself")]  # 20 guests load both cores
 
 COUNT = 20
 MEMORY_MB = 128
