@@ -14,22 +14,15 @@ from typing import Any
 import pytest
 
 from tests.console.test_console_access import user_login
-from tests.service.harness import Service, wait_job
+from tests.service.harness import Service, tiny_templates
 
 pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("console")]
 
 
 @pytest.fixture(scope="module")
 def setup(console_service: Service, tmp_path_factory: pytest.TempPathFactory) -> None:
-    disk = tmp_path_factory.mktemp("ss-console") / "tiny.img"
-    disk.write_bytes(b"\0" * (1 << 20))  # no OS: the VMs made from it run firmware only
     with console_service.client() as api:
-        assert api.post("/vms", json={"name": "tsrc", "memory_mb": 64, "vhd": str(disk)}
-                        ).status_code == 201
-        for template in ("granted", "secret"):
-            job = wait_job(api, api.post("/templates", json={"name": template, "vm": "tsrc"}
-                                         ).json(), timeout=300)
-            assert job["state"] == "completed", job
+        tiny_templates(api, tmp_path_factory.mktemp("ss-console"), "tsrc", "granted", "secret")
         for call in (("POST", "/access/users", {"name": "pat", "password": "pat-password"}),
                      ("POST", "/access/grants", {"role": "Self-service user", "to": "pat",
                                                  "on": "template:granted"}),

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.cli.cli_harness import CLEAN_ENV
-from tests.service.harness import Service, running_service, wait_job
+from tests.service.harness import Service, running_service, tiny_templates
 from viridian.cli.main import cli
 
 PROD, RACK, TEST = "All Hosts/Prod", "All Hosts/Prod/Rack1", "All Hosts/Test"
@@ -24,14 +24,8 @@ PROD, RACK, TEST = "All Hosts/Prod", "All Hosts/Prod/Rack1", "All Hosts/Test"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, httpx.Client]]:
-    disk = tmp_path_factory.mktemp("hostgroups") / "tiny.img"
-    disk.write_bytes(b"\0" * (1 << 20))
     with running_service() as service, service.client() as api:
-        assert api.post("/vms", json={"name": "src", "memory_mb": 64, "vhd": str(disk)}
-                        ).status_code == 201
-        job = wait_job(api, api.post("/templates", json={"name": "base", "vm": "src"}).json(),
-                       timeout=300)
-        assert job["state"] == "completed", job
+        tiny_templates(api, tmp_path_factory.mktemp("hostgroups"), "src", "base")
         for call in (api.post("/access/users", json={"name": "gail",
                                                      "password": "gail-password"}),):
             assert call.status_code == 201, call.text

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.harness import Service, running_service, wait_for, wait_job
+from tests.service.harness import Service, running_service, tiny_templates, wait_for
 from viridian.service.migration.cluster_peer import save_peer_token
 
 PEER = "/api/v1/cluster/peer/provision"
@@ -24,14 +24,8 @@ TOKEN = "peer-token-of-the-test-cluster"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, dict[str, str]]]:
-    disk = tmp_path_factory.mktemp("peer-provision") / "tiny.img"
-    disk.write_bytes(b"\0" * (1 << 20))
     with running_service() as service, service.client() as api:
-        assert api.post("/vms", json={"name": "src", "memory_mb": 64, "vhd": str(disk)}
-                        ).status_code == 201
-        job = wait_job(api, api.post("/templates", json={"name": "base", "vm": "src"}).json(),
-                       timeout=300)
-        assert job["state"] == "completed", job
+        tiny_templates(api, tmp_path_factory.mktemp("peer-provision"), "src", "base")
         for user in ("ann", "gus"):
             made = api.post("/access/users", json={"name": user, "password": f"{user}-pw-1"})
             assert made.status_code == 201, made.text

@@ -198,3 +198,16 @@ class Console:
             assert time.monotonic() < deadline, f"no new ticks in {self.path}"
             time.sleep(0.2)
         return self.ticks()
+
+
+def tiny_templates(api: httpx.Client, folder: Path, source: str, *names: str) -> None:
+    """VM ``source`` on a 1 MiB blank raw disk in ``folder`` (no OS: VMs made from it run
+    firmware only) and a template of it under each of ``names``."""
+    disk = folder / "tiny.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    created = api.post("/vms", json={"name": source, "memory_mb": 64, "vhd": str(disk)})
+    assert created.status_code == 201, created.text
+    for name in names:
+        job = wait_job(api, api.post("/templates", json={"name": name, "vm": source}).json(),
+                       timeout=300)
+        assert job["state"] == "completed", job

@@ -26,9 +26,9 @@ from viridian.errors import Conflict, HostError, ViridianError
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import FINISHED, Job
 from viridian.service.migration.cluster_peer import PEER_PREFIX, load_peer_token
+from viridian.service.migration.peer import json_object
 
 if TYPE_CHECKING:
-    import httpx
 
     from viridian.service.library.placement import Placement
 
@@ -183,16 +183,9 @@ async def _call(url: str, token: str, method: str, path: str, host: str,
     except httpx.HTTPError as err:
         raise HostError(f"cluster host '{host}' ({url}) did not answer {method} {path}: "
                         f"{err}", host=host) from err
-    data = _json(reply)
+    data = json_object(reply)
     if reply.is_success:
         return data
     error = data.get("error")
     raise remote_error(host, error if isinstance(error, dict) else {}, reply.status_code)
 
-
-def _json(reply: httpx.Response) -> dict[str, Any]:
-    try:
-        data = reply.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -94,13 +94,14 @@ class Peer:
         except httpx.HTTPError as err:
             raise HostError(f"the target {self.url} did not answer {method} {path}: {err}",
                             target=self.url) from err
-        data = _json(reply)
+        data = json_object(reply)
         if reply.is_success:
             return data
         raise _target_error(reply.status_code, data, self.url)
 
 
-def _json(reply: httpx.Response) -> dict[str, Any]:
+def json_object(reply: httpx.Response) -> dict[str, Any]:
+    """A peer's JSON object answer; ``{}`` for a body that is not one (a proxy's page)."""
     try:
         data = reply.json()
     except ValueError:
