@@ -77,6 +77,18 @@ def done(api: httpx.Client, response: httpx.Response, timeout: float = 400) -> d
     return dict(job["result"])
 
 
+def booted(service: Service, api: httpx.Client, vm: str, boot: Path, data: Path) -> None:
+    """VM ``vm`` (256 MiB) booting the guest kit from ``boot`` with ``data`` at SCSI 0:0,
+    started and its guest READY."""
+    created = api.post("/vms", json={"name": vm, "memory_mb": 256, "vhd": str(boot)})
+    assert created.status_code == 201, created.text
+    added = api.post(f"/vms/{vm}/disks", json={"controller": "scsi", "location": "0:0",
+                                                "path": str(data)})
+    assert added.status_code in (200, 201), added.text
+    act(api, vm, "start")
+    Console(service.data_dir, created.json()["id"]).wait_for(b"VIRIDIAN-GUEST READY")
+
+
 def daemon_pid(data_dir: Path) -> int:
     found = [p.pid for p in qemu_under(data_dir) if "qemu-storage-daemon" in p.cmdline]
     assert len(found) == 1, found
@@ -95,13 +107,7 @@ def writing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service,
                     str(data), str(DATA_SIZE)], check=True)
     (work / "target").mkdir()
     with running_service() as service, service.client() as api:
-        created = api.post("/vms", json={"name": VM, "memory_mb": 256, "vhd": str(boot)})
-        assert created.status_code == 201, created.text
-        added = api.post(f"/vms/{VM}/disks", json={"controller": "scsi", "location": "0:0",
-                                                    "path": str(data)})
-        assert added.status_code in (200, 201), added.text
-        act(api, VM, "start")
-        Console(service.data_dir, created.json()["id"]).wait_for(b"VIRIDIAN-GUEST READY")
+        booted(service, api, VM, boot, data)
         sh(api, VM, f"setsid sh -c '{WRITER}' >/dev/null 2>&1 < /dev/null &")
         deadline = time.monotonic() + 60
         while counter(api, VM) < 3:

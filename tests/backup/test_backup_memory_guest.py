@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backup.test_backup_guest import done, sh
+from tests.backup.test_backup_guest import booted, done, sh
 from tests.qemu_processes import qemu_under
-from tests.service.harness import Console, Service, act, running_service
+from tests.service.harness import Service, act, running_service
 
 pytestmark = pytest.mark.guest
 
@@ -93,13 +93,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, P
     (work / "target").mkdir()
     token = uuid.uuid4().hex[:12]
     with running_service() as service, service.client() as api:
-        created = api.post("/vms", json={"name": VM, "memory_mb": 256, "vhd": str(boot)})
-        assert created.status_code == 201, created.text
-        added = api.post(f"/vms/{VM}/disks", json={"controller": "scsi", "location": "0:0",
-                                                    "path": str(data)})
-        assert added.status_code in (200, 201), added.text
-        act(api, VM, "start")
-        Console(service.data_dir, created.json()["id"]).wait_for(b"VIRIDIAN-GUEST READY")
+        booted(service, api, VM, boot, data)
         assert not [p for p in qemu_under(service.data_dir)
                     if "qemu-storage-daemon" in p.cmdline], "QEMU must open the disks"
         sh(api, VM, f"echo {token} > /tmp/token; "
