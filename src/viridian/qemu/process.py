@@ -40,6 +40,7 @@ from .confinement import active
 from .errors import QemuStartError, QemuTimeout, WorkerGone
 
 __all__ = [
+    "START_TIMEOUT_S",
     "ExitStatus",
     "QemuProcess",
     "connect_when_listening",
@@ -297,6 +298,12 @@ def _gone_reason(pid: int, why: str, log_path: Path | None) -> str:
     tail = log_tail(log_path) if log_path else ""
     seen = f" (last lines of qemu.log: {tail})" if tail else ""
     return f"QEMU process {pid} is gone: {why}{seen}"
+
+
+START_TIMEOUT_S = 30.0
+"""How long a starting QEMU or storage daemon may take to listen on its QMP socket and to
+greet there (each). libvirt waits 30 s for a new QEMU's monitor; 10 s proved too short for
+a storage daemon started while both cores were busy with guests."""
 
 
 async def connect_when_listening(

@@ -35,7 +35,14 @@ from collections.abc import Mapping, Sequence
 
 from .errors import MonitorClosed, QemuStartError, QemuTimeout, WorkerGone
 from .monitor import Monitor
-from .process import ExitStatus, QemuProcess, connect_when_listening, log_tail, read_boot_id
+from .process import (
+    START_TIMEOUT_S,
+    ExitStatus,
+    QemuProcess,
+    connect_when_listening,
+    log_tail,
+    read_boot_id,
+)
 from .runtime_paths import RuntimePaths
 from .runtime_record import DaemonRecord
 
@@ -90,7 +97,7 @@ class StorageDaemon:
 
     @classmethod
     async def start(cls, argv: Sequence[str], paths: RuntimePaths,
-                    timeout: float = 10.0) -> StorageDaemon:
+                    timeout: float = START_TIMEOUT_S) -> StorageDaemon:
         """Spawn the daemon and return once its QMP socket listens (its NBD exports exist
         by then: they come first in ``argv``).
 

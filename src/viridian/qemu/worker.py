@@ -46,6 +46,7 @@ from .errors import (
 from .guest_agent import GuestAgent
 from .monitor import MigrationStats, Monitor, QmpEvent
 from .process import (
+    START_TIMEOUT_S,
     ExitStatus,
     QemuProcess,
     connect_when_listening,
@@ -179,7 +180,7 @@ class Worker:
         settings: Mapping[str, Any] | None = None,
         start_paused: bool = False,
         incoming_state: Path | None = None,
-        ready_timeout: float = 10.0,
+        ready_timeout: float = START_TIMEOUT_S,
         restore_timeout: float | None = 300.0,
         storage: StorageDaemon | None = None,
         incoming_live: bool = False,
