@@ -36,6 +36,7 @@ EXPECTED = {
     (S.PAUSED, R.STOP): (S.STOPPING, S.OFF),
     (S.PAUSED, R.SAVE): (S.SAVING, S.SAVED),
     (S.PAUSED, R.RESET): (S.RESETTING, S.RUNNING),
+    (S.SHUTTING_DOWN, R.STOP): (S.STOPPING, S.OFF),  # Turn Off while the guest shuts down
 }
 
 ALLOWED_TEXT = {
@@ -43,6 +44,7 @@ ALLOWED_TEXT = {
     S.SAVED: "start",
     S.RUNNING: "stop, shutdown, save, pause, reset",
     S.PAUSED: "resume, stop, save, reset",
+    S.SHUTTING_DOWN: "stop",
 }
 
 
@@ -76,13 +78,15 @@ def test_every_state_and_request(state: VMState, request_: Request) -> None:
     assert caught.value.details["state"] == state.value
 
 
-def test_transitional_states_allow_nothing() -> None:
+def test_transitional_states_allow_nothing_but_turn_off_while_shutting_down() -> None:
     transitional = {s for s in VMState if s.is_transitional}
     assert transitional == {
         S.STOPPING, S.SHUTTING_DOWN, S.STARTING, S.SAVING, S.PAUSING, S.RESUMING, S.RESETTING,
     }  # fmt: skip
-    for state in transitional:
+    for state in transitional - {S.SHUTTING_DOWN}:
         assert allowed_requests(state) == []
+    assert allowed_requests(S.SHUTTING_DOWN) == [Request.STOP]  # Hyper-V's Turn Off
+    assert check_request("web1", S.SHUTTING_DOWN, Request.STOP).final is S.OFF
 
 
 def test_allowed_requests_in_steady_states() -> None:

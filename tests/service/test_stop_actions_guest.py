@@ -185,27 +185,40 @@ def test_metering_keeps_the_io_of_a_hot_removed_disk(
     assert vm(api, "meter")["state"] == "Off"
 
 
-def test_heartbeat_shows_while_shutting_down_and_turn_off_after_timeout(
+def test_heartbeat_shows_while_shutting_down_turn_off_ends_it_and_after_timeout(
     service: Service, api: httpx.Client, guest_iso: Path, tmp_path: Path
 ) -> None:
     """#12: a shut down asked right after start, to a guest that ignores the power button
     and whose agent may not shut it down: the heartbeat turns OK as soon as the agent
-    answers (not after the shut down), and --turn-off-after-timeout ends the VM."""
+    answers (not after the shut down); Turn Off ends the waiting shut down at once (as in
+    Hyper-V); and --turn-off-after-timeout ends a guest that does not shut down."""
     from viridian.guestkit import make_config_disk
 
     config = make_config_disk(tmp_path / "deaf.img", "killall acpid; echo acpi-off")
-    new_vm(api, "deaf", dvd=str(guest_iso), vhd=str(config),
-           settings={"integration_services": {"operating_system_shutdown": False}})
+    console = new_vm(api, "deaf", dvd=str(guest_iso), vhd=str(config),
+                     settings={"integration_services": {"operating_system_shutdown": False}})
     act(api, "deaf", "start")
-    asked = cli(service, "vm", "shutdown", "deaf", "--timeout", "150",
+    asked = cli(service, "vm", "shutdown", "deaf", "--timeout", "900", "--no-wait")
+    assert asked.returncode == 0, asked.stderr
+    shutdown_job = asked.stdout.split()[0]
+    seen = eventually(api, "deaf", lambda v: v["heartbeat"] == "OK" or v["state"] == "Off",
+                      "heartbeat OK while shutting down", timeout=600)
+    assert (seen["state"], seen["heartbeat"], seen["allowed"]) == ("ShuttingDown", "OK",
+                                                                   ["stop"]), seen
+    turned_off = cli(service, "vm", "stop", "deaf")
+    assert turned_off.returncode == 0, turned_off.stderr
+    job = wait_job(api, api.get(f"/jobs/{shutdown_job}").json(), timeout=120)
+    assert (job["state"], job["result"]["method"]) == (
+        "completed", "turned off while shutting down (asked: ACPI power button)"), job
+    assert (vm(api, "deaf")["state"], vm(api, "deaf")["pid"]) == ("Off", None)
+
+    act(api, "deaf", "start")  # a new com1.log: this run's config script ends, acpid gone
+    console.wait_for(b"VIRIDIAN-GUEST CFG-EXIT", timeout=600)
+    asked = cli(service, "vm", "shutdown", "deaf", "--timeout", "5",
                 "--turn-off-after-timeout", "--no-wait")
     assert asked.returncode == 0, asked.stderr
-    job_id = asked.stdout.split()[0]
-    seen = eventually(api, "deaf", lambda v: v["heartbeat"] == "OK" or v["state"] == "Off",
-                      "heartbeat OK while shutting down", timeout=145)
-    assert (seen["state"], seen["heartbeat"]) == ("ShuttingDown", "OK"), seen
-    job = wait_job(api, api.get(f"/jobs/{job_id}").json(), timeout=300)
+    job = wait_job(api, api.get(f"/jobs/{asked.stdout.split()[0]}").json(), timeout=300)
     assert job["state"] == "completed", job
-    assert job["result"]["method"] == ("turned off after 150 s (the guest did not shut down; "
+    assert job["result"]["method"] == ("turned off after 5 s (the guest did not shut down; "
                                        "asked: ACPI power button)")
     assert (vm(api, "deaf")["state"], vm(api, "deaf")["pid"]) == ("Off", None)

@@ -14,7 +14,9 @@ ShuttingDown (graceful shut down) shares code 4 with Stopping (turn off), as in 
 
 :data:`TRANSITIONS` is the one place that says which request is allowed in which state,
 which transitional state is shown while its job runs and which state it ends in.
-Transitional states allow no request: requests for a busy VM queue in the service.
+Transitional states allow no request (requests for a busy VM queue in the service), but
+for one: Turn Off while a guest shuts down, as in Hyper-V — a guest that hangs in its shut
+down must not hold the admin until the shut down's timeout.
 """
 
 from __future__ import annotations
@@ -49,14 +51,17 @@ class VMState(Enum):
 
     @property
     def is_transitional(self) -> bool:
-        """True while a job runs (no request is accepted; the service queues them)."""
-        return self not in TRANSITIONS or not TRANSITIONS[self]
+        """True while a job runs (requests are queued behind it; only a shut down takes
+        one at once: Turn Off, as Hyper-V allows while a guest shuts down)."""
+        return self not in _STEADY
 
     @classmethod
     def from_name(cls, name: str) -> VMState:
         """The state called ``name`` (e.g. "Saved"); raises ValueError if unknown."""
         return cls(name)
 
+
+_STEADY = frozenset({VMState.RUNNING, VMState.OFF, VMState.SAVED, VMState.PAUSED})
 
 _ENABLED_STATE: Mapping[VMState, int] = MappingProxyType(
     {
@@ -112,6 +117,7 @@ TRANSITIONS: Mapping[VMState, Mapping[Request, Transition]] = MappingProxyType(
             (Request.PAUSE, _S.PAUSING, _S.PAUSED),
             (Request.RESET, _S.RESETTING, _S.RUNNING),
         ),
+        _S.SHUTTING_DOWN: _table((Request.STOP, _S.STOPPING, _S.OFF)),
         _S.PAUSED: _table(
             (Request.RESUME, _S.RESUMING, _S.RUNNING),
             (Request.STOP, _S.STOPPING, _S.OFF),

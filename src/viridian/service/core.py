@@ -534,13 +534,31 @@ class ServiceCore:
         (:meth:`LiveVM.perform`)."""
         live = self.find_live(ref)
         request = Request(action)
-        if not self.jobs.busy(live.record.id):
-            availability.check(live, request)
-        elif request is Request.SAVE:
-            availability.check_save(live)
-        job = self.jobs.submit(action, live.record.id, live.record.name, self._operation(
-            live, request, timeout_s, turn_off_after_timeout=turn_off_after_timeout))
-        return job.to_dict()
+        if request is Request.STOP and live.state is VMState.SHUTTING_DOWN:
+            live.turn_off_during_shut_down()
+            operation = self._after_turn_off_during_shut_down(live)
+        else:
+            if not self.jobs.busy(live.record.id):
+                availability.check(live, request)
+            elif request is Request.SAVE:
+                availability.check_save(live)
+            operation = self._operation(live, request, timeout_s,
+                                        turn_off_after_timeout=turn_off_after_timeout)
+        return self.jobs.submit(action, live.record.id, live.record.name, operation).to_dict()
+
+    def _after_turn_off_during_shut_down(self, live: LiveVM) -> Operation:
+        """The Turn Off job of a VM turned off while shutting down: queued behind the shut
+        down (which ends once QEMU has), it reports the VM Off — or, when a request queued
+        before it started the VM again meanwhile, turns it off as any Turn Off does."""
+        turn_off = self._operation(live, Request.STOP, None)
+
+        async def run(job: Job) -> dict[str, Any]:
+            if live.state is not VMState.OFF:
+                result: dict[str, Any] = await turn_off(job)
+                return result
+            return {"state": live.state.value, "enabled_state": live.state.enabled_state,
+                    "method": "turned off while shutting down"}
+        return run
 
     async def delete_saved_state(self, ref: str) -> dict[str, Any]:
         """Hyper-V's "Delete Saved State": the Saved VM becomes Off and its saved-state

@@ -23,9 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from viridian.errors import HostError, ViridianError
+from viridian.errors import HostError, InvalidTransition, ViridianError
 from viridian.model import VMSettings, to_dict
-from viridian.model.states import Request, VMState
+from viridian.model.states import Request, VMState, check_request
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.errors import WorkerGone
 from viridian.qemu.firmware import write_numlock_rom
@@ -104,6 +104,7 @@ class LiveVM:
         self._reserved = False
         self.events = events
         self._disk_views: tuple[DiskView, ...] = ()  # see disk_view
+        self._turned_off_while_shutting_down = False  # see turn_off_during_shut_down
         self.keep_paused = False  # recovery: a checkpoint operation paused QEMU on purpose
         self.restore_paused = False  # the next restore ends Paused (a Paused checkpoint)
         self.view_revision = 0  # bumped by view_changed (service/vms/listing.py)
@@ -427,6 +428,20 @@ class LiveVM:
         await self._exited.wait()
         self._settle(VMState.OFF, None)
 
+    def turn_off_during_shut_down(self) -> None:
+        """Turn Off asked while a shut down waits for the guest (Hyper-V allows it): QEMU
+        is ended now, and the waiting shut down ends with the method ``turned off while
+        shutting down (asked: …)``. Raises :class:`InvalidTransition` unless ShuttingDown."""
+        if self.state is not VMState.SHUTTING_DOWN or self.worker is None:
+            check_request(self.record.name, self.state, Request.STOP)  # names what it allows
+            raise InvalidTransition(self.record.name, Request.STOP.value, self.state.value, [])
+        self._turned_off_while_shutting_down = True
+        _in_background(self._end_worker(self.worker))
+
+    @staticmethod
+    async def _end_worker(worker: Worker) -> None:
+        await worker.turn_off()
+
     async def _shut_down(self, job: Job, timeout_s: float, *,
                          turn_off_after_timeout: bool = False) -> dict[str, Any]:
         """Ask the guest to shut down and wait up to ``timeout_s``. The result's ``method``
@@ -437,11 +452,20 @@ class LiveVM:
         worker = self.require_worker()
         self.state = VMState.SHUTTING_DOWN
         self._expect_exit = True
+        self._turned_off_while_shutting_down = False
         try:
             how, exited = await self._wait_for_guest_shutdown(worker, job, timeout_s)
+        except Exception:
+            if not self._turned_off_while_shutting_down:
+                self._expect_exit = worker.has_exited()
+                raise
+            await self._exited.wait()  # Turn Off ended QEMU while the guest was being asked
+            how, exited = "", True
         except BaseException:
             self._expect_exit = worker.has_exited()
             raise
+        if exited and self._turned_off_while_shutting_down:
+            how = "turned off while shutting down" + (f" (asked: {how})" if how else "")
         if not exited and not turn_off_after_timeout:
             self._expect_exit = False
             self.state = VMState.RUNNING
