@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "console": {"errors", "config", "model", "counters"},
     "guestkit": {"errors", "disks", "config"},
     "access": {"errors", "config"},
-    "cluster": {"errors"},
+    "cluster": {"errors", "library"},  # library.placement: the failover rates hosts
     "library": {"errors", "model"},
     "interchange": {"errors", "model", "checkpoints"},
     "redfish": {"errors", "model"},

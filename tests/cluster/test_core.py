@@ -9,10 +9,12 @@ from viridian.cluster.agent import AgentCore
 from viridian.cluster.fencing import FenceRule
 from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord, HostState, Priority
 from viridian.cluster.placement import (
+    NO_FACTS,
     PENDING_NO_HOST,
     PENDING_NO_MEMORY,
     failback_moves,
     place,
+    rating,
 )
 from viridian.errors import InvalidSetting
 
@@ -62,6 +64,68 @@ def test_failback_goes_to_the_first_preferred_host_when_up_with_memory() -> None
     assert failback_moves([vm], [_host("a", 500)]) == {}
 
 
+GB = 1 << 30
+
+
+def _rated(name: str, free: int, cpu: float | None = 2.0, storage_free_gb: int = 90,
+           disk_busy: float | None = None) -> HostRecord:
+    """An Up host that published its placement facts (16 GB of memory, 100 GB of storage)."""
+    return HostRecord(name, HostState.UP, 16384, free, cpu_busy_pct=cpu,
+                      storage_total_bytes=100 * GB, storage_free_bytes=storage_free_gb * GB,
+                      disk_busy_pct=disk_busy)
+
+
+def test_placement_rates_hosts_by_their_published_facts_and_says_why() -> None:
+    # the busy and the nearly full hosts have more free memory: the stars decide first
+    hosts = [_rated("busy", 14000, cpu=95.0), _rated("full", 14000, storage_free_gb=2,
+                                                     disk_busy=80.0),
+             _rated("idle", 12000)]
+    result = place([_vm("v", 1024)], hosts)
+    assert result.assigned == {"v": "idle"}
+    assert result.reasons["v"] == (
+        "idle, 5\u2605 (memory: 1024 MB needed, 12000 MB free (67% of 16384 MB left after); "
+        "cpu: 2% busy over the last hour (98% headroom); storage: 0 MB needed, 92160 MB free"
+        "), 12000 MB free")
+    ranked = place([_vm("v", 1024)], hosts[:2])
+    assert ranked.assigned == {"v": "full"}  # 4 stars: storage weighs less than the CPU
+    assert "storage I/O: 80% busy over the last hour" in ranked.reasons["v"]
+    # the earlier rules still come first: a preferred host, however busy
+    assert place([_vm("v", 1024, preferred_hosts="busy")], hosts).assigned == {"v": "busy"}
+
+
+def test_equal_ratings_fall_back_to_free_memory_then_the_name() -> None:
+    more = _rated("m", 12000, cpu=10.0, storage_free_gb=60)
+    less = _rated("l", 11000, cpu=10.0, storage_free_gb=60)
+    assert rating(_vm("v"), more, 12000).stars == rating(_vm("v"), less, 11000).stars == 4
+    assert place([_vm("v")], [less, more]).assigned == {"v": "m"}
+    twins = [_rated("b", 8000), _rated("a", 8000)]
+    assert place([_vm("v")], twins).assigned == place([_vm("v")], twins[::-1]).assigned \
+        == {"v": "a"}
+
+
+def test_the_vms_of_one_decision_take_memory_from_each_other() -> None:
+    # "small" rates best but has the memory for one VM only: the second goes to "busy"
+    hosts = [_rated("small", 1500, cpu=0.0), _rated("busy", 8000, cpu=90.0)]
+    result = place([_vm("v1", 1024, priority="high"), _vm("v2", 1024)], hosts)
+    assert result.assigned == {"v1": "small", "v2": "busy"}
+    # on one host, the second VM is rated with what the first left
+    both = place([_vm("v1", 1024, priority="high"), _vm("v2", 1024)], [_rated("h", 4000)])
+    assert both.assigned == {"v1": "h", "v2": "h"}
+    assert "memory: 1024 MB needed, 2976 MB free" in both.reasons["v2"]
+    assert both.reasons["v2"].endswith(", 2976 MB free")
+
+
+def test_a_host_that_published_no_facts_still_receives_vms() -> None:
+    old = HostRecord("old", HostState.UP, 8192, 4000)  # an older host's record
+    result = place([_vm("v1", 1024, priority="high"), _vm("v2", 1024)],
+                   [old, _rated("new", 900)])
+    assert result.assigned == {"v1": "old", "v2": "old"}
+    assert NO_FACTS in result.reasons["v1"]
+    # against a host with facts it is rated as its record reads (CPU idle, no storage)
+    assert place([_vm("v", 1024)], [old, _rated("new", 4000, cpu=90.0)]).assigned == {
+        "v": "old"}
+
+
 def test_fence_deadline_comes_margin_before_any_takeover() -> None:
     rule = FenceRule.for_ttl(10)
     assert rule.deadline(100.0) < rule.takeover_not_before(100.0) == 110.0
@@ -94,7 +158,9 @@ def test_placement_keeps_a_vm_in_its_preferred_site_and_says_why() -> None:
     result = place([vm], hosts)
     # west has more memory and is a preferred host, but the site comes first
     assert result.assigned == {"v": "a1"}
-    assert result.reasons["v"] == "a1, in preferred site east, 2000 MB free"
+    assert result.reasons["v"] == (
+        "a1, in preferred site east, 4\u2605 (memory: 1000 MB needed, 2000 MB free (50% of "
+        f"2000 MB left after); {NO_FACTS}), 2000 MB free")
     crowded = place([_vm("db0", owner="a1", anti_affinity="db", preferred_site="east"),
                      _vm("db1", anti_affinity="db", preferred_site="east")], hosts)
     assert crowded.assigned == {"db1": "a2"}
@@ -108,8 +174,9 @@ def test_placement_fails_over_across_sites_only_when_the_site_cannot_take_the_vm
             _sited("b1", "west", 3000)]
     result = place([vm], down)
     assert result.assigned == {"v": "b1"}
-    assert result.reasons["v"] == ("b1, failed over from site east to site west (no host "
-                                   "of it is Up), 3000 MB free")
+    assert result.reasons["v"].startswith("b1, failed over from site east to site west (no "
+                                          "host of it is Up), 4\u2605 (memory: ")
+    assert result.reasons["v"].endswith(", 3000 MB free")
     full = place([vm], [_sited("a1", "east", 500), _sited("b1", "west", 3000)])
     assert full.assigned == {"v": "b1"}
     assert "(no Up host of it has the memory)" in full.reasons["v"]

@@ -10,12 +10,15 @@ Rules, in order (Hyper-V's failover placement, with its site awareness):
 4. Among hosts that fit: a host of the VM's preferred site first (when the VM names one;
    a VM fails over to another site only when no host of its site is Up with the memory),
    then the fewest VMs sharing an anti-affinity class with it, then its preferred hosts
-   in their order, then the most free memory, then the host name.
+   in their order, then the most placement stars (:func:`rating`: the 0-5 star rating of
+   provisioning, :func:`viridian.library.placement.rate`, from the facts the host
+   published, its memory after the VMs placed before it), then the most free memory,
+   then the host name.
 5. A VM that fits nowhere is Pending ("insufficient memory on every host"), and is
    placed by a later decision when capacity returns.
 
 Every placed VM gets a reason (``Placement.reasons``) naming the host and the facts that
-chose it.
+chose it, the stars with the rating's reasons among them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from viridian.cluster.model import ClusterVM, HostRecord, HostState
+from viridian.library.placement import HostFacts, Rating, VMNeeds, rate
 
-__all__ = ["PENDING_NO_HOST", "PENDING_NO_MEMORY", "Placement", "failback_moves",
-           "orphans", "place"]
+__all__ = ["NO_FACTS", "PENDING_NO_HOST", "PENDING_NO_MEMORY", "Placement", "failback_moves",
+           "orphans", "place", "rating", "record_facts"]
 
 PENDING_NO_MEMORY = "Pending: insufficient memory on every host"
 PENDING_NO_HOST = "Pending: no host is Up"
+NO_FACTS = "no CPU or storage facts published (CPU counted idle, storage as none)"
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,10 @@ def place(vms: Iterable[ClusterVM], hosts: Iterable[HostRecord]) -> Placement:
         if not fits:
             result.pending[vm.id] = PENDING_NO_MEMORY
             continue
-        best = min(fits, key=lambda name: _rank(vm, up[name], free, classes))
+        rated = {name: rating(vm, up[name], free[name]) for name in fits}
+        best = min(fits, key=lambda name: _rank(vm, up[name], free, classes, rated[name]))
         result.assigned[vm.id] = best
-        result.reasons[vm.id] = _reason(vm, up[best], up, fits, free, classes)
+        result.reasons[vm.id] = _reason(vm, up[best], up, fits, free, classes, rated[best])
         free[best] -= vm.memory_mb
         classes.setdefault(best, []).extend(vm.policy.anti_affinity)
     return result
@@ -84,17 +90,44 @@ def _clashes(vm: ClusterVM, host: str, classes: Mapping[str, list[str]]) -> int:
     return sum(here.count(name) for name in vm.policy.anti_affinity)
 
 
+def record_facts(record: HostRecord, memory_free_mb: int | None = None) -> HostFacts:
+    """A member host's placement facts from the host record it published (memory: what
+    its admission would still give, or ``memory_free_mb`` when given; VMs: those running
+    there). A record without facts (published by an older host) reads as the record says:
+    CPU unknown (counted idle), no storage, no switches."""
+    free = record.memory_free_mb if memory_free_mb is None else memory_free_mb
+    return HostFacts(record.name, record.memory_total_mb, free, record.cpu_busy_pct,
+                     record.storage_total_bytes, record.storage_free_bytes,
+                     frozenset(record.switches), frozenset(record.running),
+                     disk_busy_pct=record.disk_busy_pct)
+
+
+def rating(vm: ClusterVM, host: HostRecord, memory_free_mb: int) -> Rating:
+    """How ``host`` (with ``memory_free_mb`` left) rates for restarting ``vm``: the
+    provisioning rating of its published facts for the VM's memory. No disk is needed
+    (the VM's disks stay on the shared storage; free space and I/O headroom still count)
+    nor any switch (the cluster record does not name them); anti-affinity is the earlier
+    rule's (classes, not VM names). A record without facts (no storage published: an
+    older host) is rated as :func:`record_facts` reads it, and its reasons say so."""
+    rated = rate(record_facts(host, memory_free_mb), VMNeeds(vm.memory_mb, 0, frozenset()))
+    if host.storage_total_bytes > 0:
+        return rated
+    return replace(rated, reasons=(*rated.reasons[:1], NO_FACTS))
+
+
 def _rank(vm: ClusterVM, host: HostRecord, free: Mapping[str, int],
-          classes: Mapping[str, list[str]]) -> tuple[int, int, int, int, str]:
+          classes: Mapping[str, list[str]], rated: Rating
+          ) -> tuple[int, int, int, int, int, str]:
     site = vm.policy.preferred_site
     away = 1 if site and host.site != site else 0
     preferred = vm.policy.preferred_hosts
     order = preferred.index(host.name) if host.name in preferred else len(preferred)
-    return away, _clashes(vm, host.name, classes), order, -free[host.name], host.name
+    return (away, _clashes(vm, host.name, classes), order, -rated.stars, -free[host.name],
+            host.name)
 
 
 def _reason(vm: ClusterVM, host: HostRecord, up: Mapping[str, HostRecord], fits: list[str],
-            free: Mapping[str, int], classes: Mapping[str, list[str]]) -> str:
+            free: Mapping[str, int], classes: Mapping[str, list[str]], rated: Rating) -> str:
     """Why ``host`` was chosen for ``vm``, in words (shown by ``cluster show``)."""
     parts = [f"{host.name}"]
     site = vm.policy.preferred_site
@@ -111,6 +144,7 @@ def _reason(vm: ClusterVM, host: HostRecord, up: Mapping[str, HostRecord], fits:
         parts.append(f"{clashes} anti-affinity clash{'es' if clashes != 1 else ''}")
     if host.name in vm.policy.preferred_hosts:
         parts.append(f"preferred host #{vm.policy.preferred_hosts.index(host.name) + 1}")
+    parts.append(f"{rated.stars}★ ({'; '.join(rated.reasons)})")
     parts.append(f"{free[host.name]} MB free")
     return ", ".join(parts)
 

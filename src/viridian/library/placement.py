@@ -1,6 +1,8 @@
 """Placement (VMM's intelligent placement): every candidate host rated 0-5 stars, with
-the reasons. Pure: the shell gathers :class:`HostFacts` (this host today; the cluster
-adds hosts later) and shows the ratings (``vm new --dry-run``).
+the reasons. Pure: the shell gathers :class:`HostFacts` (this host, and each Up cluster
+member from the record it publishes) and shows the ratings (``vm new --dry-run``); the
+cluster's failover ranks hosts by them too, after its own rules
+(:mod:`viridian.cluster.placement`).
 
 Rules (docs/architecture.md, "Library and provisioning"):
 

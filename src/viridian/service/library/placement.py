@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from viridian.cluster.model import HostRecord, HostState
+from viridian.cluster.placement import record_facts
 from viridian.counters import paths as P
 from viridian.counters.formulas import RUN_TIME
 from viridian.counters.history import History
@@ -154,15 +155,6 @@ def with_facts(record: HostRecord, data_dir: Path) -> HostRecord:
                    storage_free_bytes=facts.storage_free_bytes,
                    switches=tuple(sorted(facts.networks)),
                    disk_busy_pct=facts.disk_busy_pct)
-
-
-def record_facts(record: HostRecord) -> HostFacts:
-    """A member host's facts from the host record it published (memory: what its admission
-    would still give; VMs: those running there)."""
-    return HostFacts(record.name, record.memory_total_mb, record.memory_free_mb,
-                     record.cpu_busy_pct, record.storage_total_bytes,
-                     record.storage_free_bytes, frozenset(record.switches),
-                     frozenset(record.running), disk_busy_pct=record.disk_busy_pct)
 
 
 def data_disk(folder: Path) -> str:
