@@ -128,7 +128,7 @@ def test_dry_run_rates_every_cluster_host_and_picks_the_free_one(
     h3_memory = next(r for r in rated["h3"]["reasons"] if r.startswith("memory: "))
     free = {h: int(re.search(r"(\d+) MB free", m).group(1))  # type: ignore[union-attr]
             for h, m in (("h1", h1_memory), ("h3", h3_memory))}
-    assert h1_memory.startswith("memory: 512 MB needed") and free["h1"] <= FREE_ON_H1_MB
+    assert h1_memory.startswith("memory: 256 MB needed") and free["h1"] <= FREE_ON_H1_MB
     assert free["h3"] > free["h1"] + 4096, (h1_memory, h3_memory)
     for host in ("h1", "h3"):
         reasons = rated[host]["reasons"]
@@ -142,8 +142,13 @@ def test_dry_run_rates_every_cluster_host_and_picks_the_free_one(
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["h3", "h1", "h2"], shown.stdout
+    assert [line.split(":")[0] for line in lines[:3]] == ["h3", "h1", "h2"], shown.stdout
     assert lines[2] == "h2: 0 stars — missing virtual switch: Lab", shown.stdout
+    split = [line for line in lines[3:] if line.startswith("split: ")]
+    assert split and split == lines[3:], shown.stdout  # each VM's host, with its stars
+    assert sorted(", ".join(line.split(": ")[2] for line in split).split(", ")) == \
+        ["web-1", "web-2"], shown.stdout
+    assert lines[3].startswith("split: h3 — "), shown.stdout
 
 
 def _user(service: Service, name: str, grant: bool) -> None:

@@ -152,7 +152,9 @@ def test_cli_template_new_list_deploy_dry_run_remove(service: Service) -> None:
     assert "cli-base" in cli("list").stdout
     plan = cli("deploy", "cli-base", "web", "--count", "2", "--dry-run")
     assert plan.returncode == 0 and plan.stdout.startswith("localhost: *"), plan.stderr
-    assert "cpu: " in plan.stdout and "memory: 1024 MB needed" in plan.stdout, plan.stdout
+    assert "cpu: " in plan.stdout and "memory: 512 MB needed" in plan.stdout, plan.stdout
+    assert "split: localhost — 2 VMs (*" in plan.stdout and \
+        plan.stdout.endswith("): web-1, web-2\n"), plan.stdout
 
     def vm_new(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "viridian.cli.main", "vm", "new", *args],
@@ -160,7 +162,7 @@ def test_cli_template_new_list_deploy_dry_run_remove(service: Service) -> None:
 
     same = vm_new("web", "--template", "cli-base", "--count", "2", "--dry-run")
     assert same.returncode == 0, same.stderr  # the same request as template deploy
-    assert same.stdout.startswith("localhost: *") and "memory: 1024 MB needed" in same.stdout
+    assert same.stdout.startswith("localhost: *") and "memory: 512 MB needed" in same.stdout
     stray = vm_new("web", "--count", "2")
     assert stray.returncode == 2 and "--count need --template T" in stray.stderr
     clash = vm_new("web", "--template", "cli-base", "--dvd", "/x.iso")

@@ -81,9 +81,10 @@ def template_options(template: bool) -> Callable[[Callable[..., Any]], Callable[
 
 def provision(ctx: click.Context, name: str, order: TemplateOrder,
               memory_mb: int | None = None) -> None:
-    """POST /provision and print every host's placement rating (0-5 stars and why);
-    without ``--dry-run`` wait for the job and print the VMs made and the host they run
-    on."""
+    """POST /provision and print every host's placement rating for one VM (0-5 stars and
+    why), then where the VMs go (``split: HOST — N VMs (stars): names``, one line per host
+    of the split, or why the hosts cannot take them); without ``--dry-run`` wait for the
+    job and print the VMs made and the host each runs on."""
     body: dict[str, Any] = {k: v for k, v in asdict(order).items() if v is not None}
     body.update(name=name, ssh_keys=list(order.ssh_keys), runcmd=list(order.runcmd))
     if memory_mb is not None:
@@ -95,8 +96,19 @@ def provision(ctx: click.Context, name: str, order: TemplateOrder,
     for rating in plan["ratings"]:
         click.echo(f"{rating['host']}: {'*' * rating['stars'] or '0 stars'} — "
                    + "; ".join(rating["reasons"]))
-    if not order.dry_run:  # host: where they run (another cluster member: forwarded)
-        click.echo("provisioned: " + ", ".join(plan["vms"]) + f" on host {plan['host']}")
+    split = plan.get("split", [])
+    for share in split:
+        vms = "1 VM" if share["count"] == 1 else f"{share['count']} VMs"
+        click.echo(f"split: {share['host']} — {vms} ({'*' * share['stars']}): "
+                   + ", ".join(share["vms"]))
+    if plan.get("refused"):
+        click.echo("refused: " + plan["refused"])
+    if not order.dry_run:  # each share's host (another cluster member: forwarded)
+        made = set(plan["vms"])
+        where = [(s["host"], [n for n in s["vms"] if n in made]) for s in split] or [
+            (plan["host"], plan["vms"])]
+        click.echo("provisioned: " + "; ".join(
+            ", ".join(names) + f" on host {host}" for host, names in where if names))
 
 
 def new_from_template(ctx: click.Context, name: str, order: TemplateOrder,

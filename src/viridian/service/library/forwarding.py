@@ -11,18 +11,24 @@ that follows the member's job (``GET .../peer/provision/{id}``) and ends as it e
 result is this host's plan (every host's rating) with the VMs made and ``host`` the
 member. A refusal of the member comes back with the member's HTTP status, code and
 message (:func:`remote_error`).
+
+A batch (``--count N``) that placement spreads over several hosts
+(:mod:`viridian.library.spread`) is sent share by share (:meth:`Forwarder.spread`): each
+member is asked for the VMs at its share's positions of the batch (same names, host names
+and addresses as on one host), this host makes its own share, and one local job follows
+them all; its result names every VM's host (``split``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from viridian.access.principal import Principal
-from viridian.errors import Conflict, HostError, ViridianError
+from viridian.errors import AdmissionRefused, Conflict, HostError, ViridianError, as_viridian
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import FINISHED, Job
 from viridian.service.migration.cluster_peer import PEER_PREFIX, load_peer_token
@@ -116,16 +122,79 @@ class Forwarder:
         :raises ViridianError: the member's refusal (its status, code and message) or
             :class:`HostError` when it did not answer.
         """
-        url, token = self._reach(host)
-        sent = {"request": body, "caller": caller.to_dict(), "source": planned["this_host"]}
-        accepted = await _call(url, token, "POST", PEER_PROVISION, host, sent)
-        remote_job = str(accepted["id"])
+        remote_job = await self.ask(host, body, caller, planned["this_host"])
 
         async def follow(job: Job) -> dict[str, Any]:
-            result = await self._follow(job, host, url, token, remote_job)
+            result = await self.follow(job, host, remote_job)
             return {**planned, "vms": result.get("vms", []), "remote_job": remote_job}
         job = self.context.jobs.submit("provision", None, str(body["name"]), follow)
         return {**job.to_dict(), "host": host, "remote_job": remote_job}
+
+    async def ask(self, host: str, body: dict[str, Any], caller: Caller, source: str,
+                  positions: list[int] | None = None) -> str:
+        """Ask member ``host`` to provision ``body`` for ``caller`` (only the VMs at
+        ``positions`` of the batch, when given: its share of a spread batch); the
+        member's job id.
+
+        :raises Conflict: the member cannot be asked (as :meth:`forward`).
+        :raises ViridianError: the member's refusal, or :class:`HostError`.
+        """
+        url, token = self._reach(host)
+        sent: dict[str, Any] = {"request": body, "caller": caller.to_dict(), "source": source}
+        if positions is not None:
+            sent["positions"] = positions
+        accepted = await _call(url, token, "POST", PEER_PROVISION, host, sent)
+        return str(accepted["id"])
+
+    async def follow(self, job: Job, host: str, remote_job: str) -> dict[str, Any]:
+        """Wait for member ``host``'s job ``remote_job`` reporting into ``job``; its
+        result, or its error raised as ours."""
+        url, token = self._reach(host)
+        return await self._follow(job, host, url, token, remote_job)
+
+    async def spread(self, planned: dict[str, Any], body: dict[str, Any], caller: Caller,
+                     here: Callable[[Job, tuple[int, ...]], Awaitable[dict[str, Any]]]
+                     ) -> dict[str, Any]:
+        """Provision a batch placement split over hosts (``planned["split"]``): every
+        member share is asked for first (a refusal is the answer, naming the members
+        already asked), then one local job makes this host's share (``here(job,
+        positions)``) and follows the members' jobs. Its result is the plan with ``vms``
+        (the VMs made, in batch order) and ``remote_jobs`` (host → its job). When a share
+        fails the job fails naming each failed host and the VMs made and kept elsewhere
+        (a member's VMs are not removed from here)."""
+        this = str(planned["this_host"])
+        asked: dict[str, str] = {}
+        for share in planned["split"]:
+            if share["host"] == this:
+                continue
+            try:
+                asked[share["host"]] = await self.ask(share["host"], body, caller, this,
+                                                      list(share["positions"]))
+            except ViridianError as err:
+                if asked:
+                    err.message += "; already asked: " + ", ".join(
+                        f"{h} (its job {j})" for h, j in asked.items())
+                    err.details["asked"] = asked
+                raise
+        mine = next((tuple(s["positions"]) for s in planned["split"] if s["host"] == this),
+                    None)
+
+        async def run(job: Job) -> dict[str, Any]:
+            parts: dict[str, Awaitable[dict[str, Any]]] = {
+                h: self.follow(job, h, j) for h, j in asked.items()}
+            if mine is not None:
+                parts[this] = here(job, mine)
+            ended = await asyncio.gather(*parts.values(), return_exceptions=True)
+            results = dict(zip(parts, ended, strict=True))
+            made = {n for r in results.values() if isinstance(r, dict)
+                    for n in r.get("vms", [])}
+            failed = {h: r for h, r in results.items() if isinstance(r, BaseException)}
+            if failed:
+                raise _part_failed(planned, failed, made)
+            return {**planned, "vms": [n for n in planned["vms"] if n in made],
+                    "remote_jobs": asked}
+        job = self.context.jobs.submit("provision", None, str(body["name"]), run)
+        return {**job.to_dict(), "host": planned["host"], "remote_jobs": asked}
 
     def _reach(self, host: str) -> tuple[str, str]:
         url = self.placement.remote_api(host)
@@ -158,6 +227,22 @@ class Forwarder:
             if remote.get("state") in FINISHED:
                 return _outcome(host, remote)
             await asyncio.sleep(POLL_S)
+
+
+def _part_failed(planned: Mapping[str, Any], failed: Mapping[str, BaseException],
+                 made: set[str]) -> ViridianError:
+    """The error of a spread batch whose ``failed`` shares (host → error) failed; the
+    VMs ``made`` by the other shares are kept (and named)."""
+    errors = {h: as_viridian(e) for h, e in failed.items()}
+    why = "; ".join(e.message if e.message.startswith(f"cluster host '{h}'") else
+                    f"{h}: {e.message}" for h, e in errors.items())
+    kept = [f"{n} on {s['host']}" for s in planned["split"] for n in s["vms"] if n in made]
+    message = (f"the batch was not made on every host ({why}); "
+               + ("made and kept: " + ", ".join(kept) if kept else "no VM was made"))
+    details = {"failed": list(errors), "made": sorted(made)}
+    if all(e.code == AdmissionRefused.code for e in errors.values()):
+        return AdmissionRefused(message, **details)
+    return HostError(message, **details)
 
 
 def _outcome(host: str, remote: Mapping[str, Any]) -> dict[str, Any]:

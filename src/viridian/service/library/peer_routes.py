@@ -45,6 +45,9 @@ class PeerProvision(RequestBody):
     request: ProvisionRequest
     caller: PeerCaller
     source: str
+    positions: list[int] | None = None
+    """The VMs of the batch this host makes (1-based, ascending): its share of a batch
+    placement spread over hosts; None: the whole batch."""
 
 
 def peer_principal(access: AccessControl | None, caller: PeerCaller, source: str
@@ -73,7 +76,7 @@ def install_peer_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
         principal: Principal | None = None
         try:
             principal = peer_principal(access, body.caller, body.source)
-            answer = _provision_here(lib, body.request, Requester(access, principal))
+            answer = _provision_here(lib, body, Requester(access, principal))
         except ViridianError as err:
             _audit(access, body, principal, err.http_status, None)
             raise
@@ -90,14 +93,16 @@ def install_peer_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
         return job
 
 
-def _provision_here(lib: LibraryCapability, body: ProvisionRequest, who: Requester
+def _provision_here(lib: LibraryCapability, body: PeerProvision, who: Requester
                     ) -> dict[str, Any]:
-    """Provision ``body`` on this host only, as ``who`` (set as the request's principal
-    while the job is made: its task inherits it for quotas and ownership)."""
+    """Provision ``body`` (its share, when it names positions) on this host only, as
+    ``who`` (set as the request's principal while the job is made: its task inherits it
+    for quotas and ownership)."""
     reset = CURRENT_PRINCIPAL.set(who.principal)
     try:
         here = lib.provisioner.host_names()[0]
-        order = order_for(lib, body.model_copy(update={"dry_run": False}), who, only=here)
+        order = order_for(lib, body.request.model_copy(update={"dry_run": False}), who,
+                          only=here, positions=body.positions)
         return lib.provisioner.submit(order, lib.provisioner.placed(order))
     finally:
         CURRENT_PRINCIPAL.reset(reset)

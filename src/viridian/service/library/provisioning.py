@@ -12,13 +12,14 @@ import logging
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from viridian.errors import AdmissionRefused, Conflict, HostError, NotFound
 from viridian.library.cloudinit import READY_FILE, Customisation, numbered, seed_files
-from viridian.library.placement import VMNeeds, rate_all
+from viridian.library.placement import VMNeeds
+from viridian.library.spread import spread
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import Job
 from viridian.service.library import images
@@ -61,6 +62,14 @@ class Order:
     hosts: Callable[[str], bool] | None = None
     """Which candidate hosts (by name) the request may use: its host group and the
     caller's grants (``service.library.selfservice``); None: every host."""
+    positions: tuple[int, ...] | None = None
+    """Which VMs of the batch of ``count`` (1-based, ascending) this request makes: a
+    cluster host's share of a batch spread over hosts (:mod:`viridian.library.spread`);
+    None: all of them."""
+
+    def share(self, positions: tuple[int, ...]) -> Order:
+        """This order making only the VMs at ``positions`` of its batch."""
+        return replace(self, positions=positions)
 
 
 class Provisioner:
@@ -69,23 +78,39 @@ class Provisioner:
         self.status = ProvisionStatus(context.data_dir / FOLDER)  # what guests reported
         self.placement = Placement(context)
 
-    def names(self, order: Order) -> list[str]:
-        return [order.name] if order.count == 1 else [
-            f"{order.name}-{i}" for i in range(1, order.count + 1)]
+    def members(self, order: Order) -> list[tuple[int, str]]:
+        return members(order)
 
-    def ratings(self, order: Order, template: StoredTemplate
-                ) -> tuple[str, list[dict[str, Any]]]:
-        """This host's name and every candidate host's rating, best first."""
+    def names(self, order: Order) -> list[str]:
+        return [name for _, name in members(order)]
+
+    def ratings(self, order: Order, template: StoredTemplate) -> dict[str, Any]:
+        """Where the VMs go: ``this_host`` (this host's name), ``ratings`` (every candidate
+        host rated for one VM, best first), ``split`` (each host's share, in the order of
+        their first VM: host, count, positions, vms, stars, reasons; see
+        :mod:`viridian.library.spread`) and ``host`` (the first share's host), or
+        ``refused`` (why the hosts cannot take them; ``host`` None, ``split`` empty)."""
         settings = template.manifest.settings
         switches = {a["switch"] for a in settings.get("network_adapters", []) if a["switch"]}
         if order.switch:
             switches = {order.switch}
+        names = self.names(order)
         needs = VMNeeds(order.memory_mb or int(settings["memory"]["startup_mb"]),
                         0 if not order.full_copy else sum(d.size for d in template.manifest.disks),
-                        frozenset(switches), frozenset(self.names(order)), order.count)
+                        frozenset(switches), frozenset(names))
         here, hosts = self.placement.candidates()
         hosts = [h for h in hosts if order.hosts is None or order.hosts(h.name)]
-        return here, [r.to_dict() for r in rate_all(hosts, needs)] if hosts else []
+        answer: dict[str, Any] = {"this_host": here, "ratings": [], "split": [], "host": None}
+        if not hosts:
+            return answer
+        try:
+            placed = spread(hosts, needs, names)
+        except AdmissionRefused as refused:
+            return {**answer, "ratings": refused.details.get("ratings", []),
+                    "refused": refused.message}
+        shares = [s.to_dict() for s in placed.shares]
+        return {**answer, "ratings": [r.to_dict() for r in placed.ratings], "split": shares,
+                "host": shares[0]["host"]}
 
     def host_names(self) -> list[str]:
         """The names of the candidate hosts (this host's first)."""
@@ -98,53 +123,58 @@ class Provisioner:
         if taken:
             raise Conflict(f"VM names taken: {', '.join(taken)}; nothing was changed",
                            vms=taken)
-        here, ratings = self.ratings(order, template)
         return {"template": template.manifest.name, "version": template.manifest.version,
-                "vms": self.names(order), "ratings": ratings,
-                "host": next((r["host"] for r in ratings if r["stars"]), None),
-                "this_host": here}
+                "vms": self.names(order), **self.ratings(order, template)}
 
     def placed(self, order: Order) -> dict[str, Any]:
-        """:meth:`plan`, refused when no host may take the VMs; ``host`` in the answer is
-        the host placement picked (this host's name is ``this_host``).
+        """:meth:`plan`, refused when the hosts cannot take the VMs; ``split`` in the
+        answer is each host's share, ``host`` the first share's (this host's name is
+        ``this_host``).
 
-        :raises AdmissionRefused: no candidate host (host group, grants) or none rated
-            above 0 stars (the best one's reasons); nothing was changed.
+        :raises AdmissionRefused: no candidate host (host group, grants), or the hosts
+            together have no room for the VMs (:mod:`viridian.library.spread`: the
+            switches missing, or the memory/storage needed and each host's free);
+            nothing was changed.
         """
         planned = self.plan(order)
         if not planned["ratings"]:
             raise AdmissionRefused("no host of the requested host group may take these VMs "
                                    "(see 'viridian hostgroup list'); nothing was changed")
         if planned["host"] is None:
-            raise AdmissionRefused("no host can take these VMs: " + "; ".join(
-                planned["ratings"][0]["reasons"]), ratings=planned["ratings"])
+            raise AdmissionRefused(planned["refused"], ratings=planned["ratings"])
         return planned
 
     def submit(self, order: Order, planned: dict[str, Any]) -> dict[str, Any]:
         """Provision ``order`` on this host as :meth:`placed` planned it (a job; its
         result is the plan with the VMs made). The answer is the job with ``host``.
 
-        :raises Conflict: placement picked another host (forwarding is the route's, see
-            :mod:`viridian.service.library.forwarding`).
+        :raises Conflict: placement put VMs on another host (forwarding is the route's,
+            see :mod:`viridian.service.library.forwarding`).
         """
-        if planned["host"] != planned["this_host"]:
-            raise Conflict(f"placement picked host '{planned['host']}', not this host "
-                           f"'{planned['this_host']}'; nothing was changed",
-                           host=planned["host"])
-        template = self.templates.get(order.template, planned["version"])
+        away = sorted({s["host"] for s in planned["split"]} - {planned["this_host"]})
+        if away:
+            raise Conflict(f"placement picked host '{away[0]}', not this host "
+                           f"'{planned['this_host']}'; nothing was changed", host=away[0])
 
         async def run(job: Job) -> dict[str, Any]:
-            return await self._provision(job, order, template, planned)
+            return await self.make(job, order, planned)
         job = self.context.jobs.submit("provision", None, order.name, run).to_dict()
         return {**job, "host": planned["host"]}
+
+    async def make(self, job: Job, order: Order, planned: dict[str, Any]) -> dict[str, Any]:
+        """Make (and start) ``order``'s VMs on this host inside ``job``: the plan with
+        ``vms`` the VMs made. A failure removes every VM and folder it made."""
+        template = self.templates.get(order.template, planned["version"])
+        return await self._provision(job, order, template, planned)
 
     async def _provision(self, job: Job, order: Order, template: StoredTemplate,
                          planned: dict[str, Any]) -> dict[str, Any]:
         made: list[tuple[str, Path]] = []
+        members = self.members(order)
         try:
-            for index, name in enumerate(self.names(order), start=1):
-                job.report(80 * (index - 1) / order.count, f"defining {name}")
-                made.append(await self._one(order, template, index, name))
+            for done, (position, name) in enumerate(members):
+                job.report(80 * done / len(members), f"defining {name}")
+                made.append(await self._one(order, template, position, name))
             if order.start:
                 await self._start_all(job, [n for n, _ in made])
         except BaseException:
@@ -231,6 +261,17 @@ class Provisioner:
 
     def folder_of(self, vm_id: str) -> Path | None:
         return self.status.folder(vm_id)
+
+
+def members(order: Order) -> list[tuple[int, str]]:
+    """The VMs ``order`` makes: (position in the batch, name). The names are the
+    batch's: ``NAME`` alone, else ``NAME-1..NAME-count``; a share (``positions``) keeps
+    its positions' names."""
+    every = [(1, order.name)] if order.count == 1 else [
+        (i, f"{order.name}-{i}") for i in range(1, order.count + 1)]
+    if order.positions is None:
+        return every
+    return [every[p - 1] for p in order.positions]
 
 
 def _exists(context: ServiceContext, name: str) -> bool:

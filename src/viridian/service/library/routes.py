@@ -13,6 +13,7 @@ from viridian.errors import BadRequest, InvalidSetting
 from viridian.library.cloudinit import Customisation, StaticAddress, User
 from viridian.service.access_hooks import settings_resources
 from viridian.service.http_boundary import RequestBody
+from viridian.service.jobs import Job
 from viridian.service.library.forwarding import Caller, destination
 from viridian.service.library.provisioning import Order
 from viridian.service.library.selfservice import (
@@ -150,16 +151,19 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
 
 
 def order_for(lib: LibraryCapability, body: ProvisionRequest, who: Requester,
-              only: str | None = None) -> Order:
+              only: str | None = None, positions: list[int] | None = None) -> Order:
     """The :class:`Order` of ``body`` for ``who``: the candidate hosts it may place on
-    (host group, grants, group quotas; ``only``: this one host), after its quota check.
+    (host group, grants, group quotas; ``only``: this one host), after its quota check
+    (of the VMs at ``positions`` of the batch when given: a cluster host's share).
 
-    :raises InvalidSetting: a count outside 1..100.
+    :raises InvalidSetting: a count outside 1..100, positions not of the batch.
     :raises Forbidden: no grant or quota lets ``who`` deploy the template (403).
     :raises NotFound: no such template, version or host group.
     """
     if not 1 <= body.count <= 100:
         raise InvalidSetting("count", body.count, "1..100")
+    share = _positions(positions, body.count)
+    count = body.count if share is None else len(share)
     context = lib.provisioner.context
 
     def resources(vm_id: str) -> Resources | None:
@@ -169,15 +173,28 @@ def order_for(lib: LibraryCapability, body: ProvisionRequest, who: Requester,
     names = [only] if only is not None else lib.provisioner.host_names()
     hosts = placeable(who, lib.hostgroups, body.template, body.host_group, names)
     template = lib.templates.get(body.template, body.version)
-    who.check_quota(template, body.count, body.memory_mb, resources)
+    who.check_quota(template, count, body.memory_mb, resources)
     hosts = within_group_quotas(who, lib.hostgroups, hosts, names[0], template,
-                                body.count, body.memory_mb, resources)
+                                count, body.memory_mb, resources)
     static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
     users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
     custom = Customisation("", body.hostname or body.name, users, static,
                            tuple(body.packages), tuple(body.runcmd))
     return Order(body.template, body.version, body.name, body.count, body.full_copy,
-                 custom, body.memory_mb, body.switch, body.start, hosts.__contains__)
+                 custom, body.memory_mb, body.switch, body.start, hosts.__contains__, share)
+
+
+def _positions(positions: list[int] | None, count: int) -> tuple[int, ...] | None:
+    """``positions`` checked: ascending, distinct, each within 1..``count``.
+
+    :raises InvalidSetting: otherwise."""
+    if positions is None:
+        return None
+    if not positions or positions != sorted(set(positions)) or \
+            not all(1 <= p <= count for p in positions):
+        raise InvalidSetting("positions", positions, f"ascending distinct positions "
+                             f"1..{count} of the batch (at least one)")
+    return tuple(positions)
 
 
 def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
@@ -194,8 +211,14 @@ def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
         planned = lib.provisioner.placed(order)
         response.status_code = 202
         host = destination(planned)
-        if host is None:
+        if host is None and len(planned["split"]) == 1:
             return lib.provisioner.submit(order, planned)
         sent = body.model_dump(exclude={"dry_run"})
         sent["version"] = planned["version"]  # the version rated here, not the member's latest
-        return await lib.forwarder.forward(host, sent, Caller.of(who.principal), planned)
+        caller = Caller.of(who.principal)
+        if len(planned["split"]) == 1 and host is not None:
+            return await lib.forwarder.forward(host, sent, caller, planned)
+
+        async def here(job: Job, positions: tuple[int, ...]) -> dict[str, Any]:
+            return await lib.provisioner.make(job, order.share(positions), planned)
+        return await lib.forwarder.spread(planned, sent, caller, here)
