@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from viridian.access.principal import BOOTSTRAP, Principal
-from viridian.errors import Conflict, HostError
+from viridian.errors import Conflict, HostError, ViridianError
 from viridian.service.library.forwarding import Caller, Forwarder, destination, remote_error
 from viridian.service.migration.cluster_peer import save_peer_token
 
@@ -89,3 +89,94 @@ def test_a_member_that_does_not_answer_is_a_host_error(tmp_path: Path) -> None:
             "h3", {"name": "web"}, Caller("ann"), planned))
     assert lost.value.message.startswith("cluster host 'h3' (http://127.0.0.1:9) did not "
                                          "answer POST /api/v1/cluster/peer/provision")
+
+
+SPLIT = {"this_host": "h1", "host": "h3", "version": 1, "vms": ["web-1", "web-2", "web-3"],
+         "split": [{"host": "h3", "positions": [1, 3], "vms": ["web-1", "web-3"]},
+                   {"host": "h1", "positions": [2], "vms": ["web-2"]}]}
+
+
+class FakeMembers:
+    """The members' peer routes: POST answers a job id (or the refusal of ``refuse``),
+    GET the job ended as ``ends``; what was sent is kept."""
+
+    def __init__(self, ends: dict[str, Any], refuse: dict[str, int] | None = None) -> None:
+        self.ends, self.refuse = ends, refuse or {}
+        self.sent: dict[str, dict[str, Any]] = {}
+
+    async def __call__(self, url: str, token: str, method: str, path: str, host: str,
+                       body: dict[str, Any] | None) -> dict[str, Any]:
+        if method == "POST":
+            if host in self.refuse:
+                raise remote_error(host, {"code": "forbidden", "message": "ann may not "
+                                          "template.deploy"}, self.refuse[host])
+            self.sent[host] = dict(body or {})
+            return {"id": f"job-on-{host}"}
+        return dict(self.ends[host])
+
+
+def _spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: FakeMembers,
+            planned: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[int, ...]]]:
+    """Run a spread batch against ``members``; the ended job and what this host made."""
+    from viridian.service import library
+    from viridian.service.catalog import Catalog
+    from viridian.service.jobs import Job, JobRunner
+
+    monkeypatch.setattr(library.forwarding, "_call", members)
+    save_peer_token(tmp_path, "secret")
+    made_here: list[tuple[int, ...]] = []
+
+    async def here(job: Job, positions: tuple[int, ...]) -> dict[str, Any]:
+        made_here.append(positions)
+        return {"vms": ["web-2"]}
+
+    async def run() -> dict[str, Any]:
+        catalog = Catalog(tmp_path / "catalog.sqlite")
+        try:
+            context: Any = SimpleNamespace(data_dir=tmp_path, jobs=JobRunner(catalog))
+            placement: Any = SimpleNamespace(remote_api=lambda host: "http://member")
+            answer = await Forwarder(context, placement).spread(
+                planned, {"name": "web", "count": 3}, Caller("ann"), here)
+            return dict(await context.jobs.wait(answer["id"], 60))
+        finally:
+            catalog.close()
+    return asyncio.run(run()), made_here
+
+
+def test_a_spread_batch_sends_each_member_its_share_and_one_job_reports_every_vm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = FakeMembers({"h3": {"state": "completed", "progress": 100,
+                                  "result": {"vms": ["web-1", "web-3"]}}})
+    done, made_here = _spread(tmp_path, monkeypatch, members, SPLIT)
+    assert done["state"] == "completed", done
+    assert members.sent["h3"]["positions"] == [1, 3]
+    assert members.sent["h3"]["request"] == {"name": "web", "count": 3}  # the whole batch
+    assert made_here == [(2,)]
+    assert done["result"]["vms"] == ["web-1", "web-2", "web-3"]
+    assert done["result"]["remote_jobs"] == {"h3": "job-on-h3"}
+    assert [(s["host"], s["vms"]) for s in done["result"]["split"]] == [
+        ("h3", ["web-1", "web-3"]), ("h1", ["web-2"])]
+
+
+def test_a_failed_share_fails_the_job_naming_it_and_what_was_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = FakeMembers({"h3": {"state": "failed", "error": {
+        "code": "admission_refused", "message": "not enough memory"}}})
+    done, _ = _spread(tmp_path, monkeypatch, members, SPLIT)
+    assert done["state"] == "failed" and done["error"]["code"] == "admission_refused"
+    assert done["error"]["message"] == (
+        "the batch was not made on every host (cluster host 'h3': not enough memory); "
+        "made and kept: web-2 on h1")
+
+
+def test_a_member_refusing_its_share_is_the_answer_naming_the_members_already_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = {**SPLIT, "split": [{"host": "h2", "positions": [1], "vms": ["web-1"]},
+                                  {"host": "h3", "positions": [2, 3],
+                                   "vms": ["web-2", "web-3"]}]}
+    members = FakeMembers({}, refuse={"h3": 403})
+    with pytest.raises(ViridianError) as refused:
+        _spread(tmp_path, monkeypatch, members, planned)
+    assert refused.value.http_status == 403
+    assert refused.value.message == ("cluster host 'h3': ann may not template.deploy; "
+                                     "already asked: h2 (its job job-on-h2)")

@@ -4,7 +4,9 @@ would hold it. The route takes the peer token only — no token, the admin token
 user's session are refused 401, and the peer token opens no other route; the user the
 request names is authorized by this host's own access data: a user unknown here or
 without a grant is refused 403 and nothing is made; a granted user gets the VM, owns it
-(it is in the user's own VM list) and the audit log here names the forwarding host."""
+(it is in the user's own VM list) and the audit log here names the forwarding host. A
+share of a batch spread over hosts (``positions``) makes exactly those VMs of the batch,
+with the batch's names; positions not of the batch are refused 400."""
 
 from __future__ import annotations
 
@@ -114,3 +116,27 @@ def test_a_granted_user_gets_the_vm_owns_it_and_the_audit_names_the_source(
     assert forwarded[-1]["job"] == job_id
     with service.client() as api:
         api.delete("/vms/fwd", params={"delete_files": "true"})
+
+
+def test_a_share_of_a_spread_batch_makes_its_positions_with_the_batchs_names(
+        lab: tuple[Service, dict[str, str]]) -> None:
+    service, _ = lab
+    share = {**_body("ann", "shr"), "positions": [2, 3]}
+    share["request"]["count"] = 3
+    with _as(service, TOKEN) as api:
+        bad = api.post(PEER, json={**share, "positions": [3, 4]})
+        assert bad.status_code == 400, bad.text
+        assert "ascending distinct positions 1..3 of the batch" in bad.text
+        accepted = api.post(PEER, json=share)
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["id"]
+        done = wait_for("the share's provision job", lambda: (
+            job := api.get(f"{PEER}/{job_id}").json())["state"] in (
+            "completed", "failed") and job)
+    assert done["state"] == "completed", done
+    assert done["result"]["vms"] == ["shr-2", "shr-3"]
+    assert [s["vms"] for s in done["result"]["split"]] == [["shr-2", "shr-3"]]
+    assert [n for n in _vm_names(service) if n.startswith("shr")] == ["shr-2", "shr-3"]
+    with service.client() as api:
+        for name in ("shr-2", "shr-3"):
+            api.delete(f"/vms/{name}", params={"delete_files": "true"})
