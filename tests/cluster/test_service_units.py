@@ -4,6 +4,7 @@ agent's ledger of VM exits (a start planned before a stop was written is stale).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ import pytest
 from viridian.cli.cluster import format_cluster
 from viridian.cluster.model import ClusterVM, HAPolicy, HostRecord
 from viridian.cluster.ownership import ClusterView
+from viridian.cluster.placement import place
 from viridian.errors import InvalidSetting
-from viridian.service.cluster.agent import ExitLedger
+from viridian.service.cluster.agent import ExitLedger, remembered
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.membership import hosts_of, vms_of
 
@@ -64,6 +66,25 @@ def test_hosts_are_up_paused_or_down_and_vms_show_owner_and_pending() -> None:
     assert "etcd: 2/3 members healthy" in text
     assert "c                Down" in text and "b                Paused" in text
     assert "web              a                running  Pending" in text
+
+
+def test_cluster_show_says_why_the_failover_placed_a_vm_until_it_moves() -> None:
+    vm = ClusterVM("i1", "web", 512, HAPolicy(ha=True), True)
+    hosts = [HostRecord("a", memory_total_mb=4096, memory_free_mb=900),
+             HostRecord("b", memory_total_mb=4096, memory_free_mb=3000)]
+    kept = remembered({}, [vm], place([vm], hosts))
+    assert kept["i1"][0] == "b"
+    owned = replace(vm, owner="b", owner_lease=7)  # claimed: no longer in the decision
+    assert remembered(kept, [owned], place([owned], hosts)) == kept
+    view = ClusterView(8, vms=[owned], hosts=hosts, members={"a": "{}", "b": "{}"})
+    text = format_cluster({"name": "c", "host": "a", "lease_ttl": 10, "fence_margin_s": 3.3,
+                           "agent": {"error": None}, "hosts": hosts_of(view),
+                           "vms": vms_of(view, {}, {"i1": kept["i1"][1]}),
+                           "etcd": {"healthy": 2, "members": [{}, {}]}})
+    assert "  placed on b, 4\u2605 (memory: 512 MB needed, 3000 MB free" in text
+    moved = replace(vm, owner="a", owner_lease=9)  # drained or migrated since: stale
+    assert remembered(kept, [moved], place([moved], hosts)) == {}
+    assert remembered(kept, [], place([], hosts)) == {}  # the VM is gone
 
 
 def test_a_start_planned_from_a_view_read_before_a_stop_was_written_is_stale() -> None:

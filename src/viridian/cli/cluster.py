@@ -167,4 +167,6 @@ def format_cluster(c: dict[str, Any]) -> str:
             wanted = "running" if vm["desired_running"] else "off"
             pending = f"  {vm['pending']}" if vm.get("pending") else ""
             lines.append(f"{vm['name']:<16} {vm['owner'] or '-':<16} {wanted}{pending}")
+            if vm.get("placed"):
+                lines.append(f"  placed on {vm['placed']}")
     return "\n".join(lines)

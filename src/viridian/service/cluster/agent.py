@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,7 +40,7 @@ from viridian.cluster.ownership import (
     stop_and_release,
     vm_key,
 )
-from viridian.cluster.placement import place
+from viridian.cluster.placement import Placement, place
 from viridian.errors import ViridianError
 from viridian.host.admission import MIN_FREE_MB
 from viridian.model.states import Request, VMState
@@ -83,6 +83,18 @@ def cluster_record(vm: LiveVM, desired: bool) -> ClusterVM:
     (on the shared storage) and starts it."""
     return ClusterVM(vm.record.id, vm.record.name, vm.memory_mb, policy_of(vm), desired,
                      {"folder": vm.record.folder})
+
+
+def remembered(before: Mapping[str, tuple[str, str]], vms: Iterable[ClusterVM],
+               decision: Placement) -> dict[str, tuple[str, str]]:
+    """VM id → (host, reason) of the failover's latest placement of each VM: ``before``
+    updated by ``decision``, kept while the VM is unowned or owned by that host (a VM
+    gone, or moved since by a drain or a migration, loses its stale reason)."""
+    placed = {**before, **{i: (host, decision.reasons[i])
+                           for i, host in decision.assigned.items()}}
+    owners = {vm.id: vm.owner for vm in vms}
+    return {i: (host, why) for i, (host, why) in placed.items()
+            if i in owners and owners[i] in (None, host)}
 
 
 def service_url(data_dir: Path) -> str:
@@ -145,6 +157,10 @@ class HostAgent:
         self.feed = GuardFeed(folder.guard_file, folder.handoff)
         self.view: ClusterView | None = None
         self.pending: dict[str, str] = {}
+        self.placed: dict[str, str] = {}
+        """VM id → why the failover decision last placed it on its owner (every host
+        computes the same decision, so each keeps the same reasons)."""
+        self._placed_on: dict[str, tuple[str, str]] = {}
         self.last_error: str | None = None
         self.guard: subprocess.Popen[bytes] | None = None
         self._work: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -307,13 +323,19 @@ class HostAgent:
         return {i for i, vm in ha.items() if vm.worker is not None
                 or running_pids(vm.paths.folder)}
 
+    def _remember_placements(self, view: ClusterView, decision: Placement) -> None:
+        self._placed_on = remembered(self._placed_on, view.vms, decision)
+        self.placed = {i: why for i, (_, why) in self._placed_on.items()}
+
     def _act(self, view: ClusterView) -> None:
         ha = self.ha_vms()
         running = self._local_running(ha)
         now = time.monotonic()
         plan = self._failbacks(view, self.core.plan(now, view.vms, view.hosts, running,
                                                     time.localtime().tm_hour), ha)
-        self.pending = place(view.vms, view.hosts).pending
+        decision = place(view.vms, view.hosts)
+        self.pending = decision.pending
+        self._remember_placements(view, decision)
         for vm_id in plan.kill:
             if vm_id in ha and (vm_id not in self.moving or self.core.fenced):
                 self.folder.mark(vm_id, "fenced")

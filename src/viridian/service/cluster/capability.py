@@ -98,6 +98,8 @@ class ClusterCapability(Capability):
                                  "desired_running": record.desired_running}
         if record.id in agent.pending:
             extra["pending"] = agent.pending[record.id]
+        if record.id in agent.placed:
+            extra["placed"] = agent.placed[record.id]
         return {"cluster": extra}
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from viridian.cluster.errors import ClusterConflict
@@ -137,7 +138,7 @@ class Membership:
                 "watchdog": {"requested": config.watchdog, "present": watchdog_present()},
                 "agent": {"lease": f"{agent.core.lease:x}", "fenced": agent.core.fenced,
                           "error": agent.last_error},
-                "hosts": hosts_of(view), "vms": vms_of(view, agent.pending),
+                "hosts": hosts_of(view), "vms": vms_of(view, agent.pending, agent.placed),
                 "etcd": {"endpoints": list(agent.etcd.endpoints), "members": health,
                          "healthy": sum(1 for m in health if m["healthy"])}}
 
@@ -191,8 +192,13 @@ def hosts_of(view: ClusterView) -> list[dict[str, Any]]:
     return rows
 
 
-def vms_of(view: ClusterView, pending: dict[str, str]) -> list[dict[str, Any]]:
+def vms_of(view: ClusterView, pending: Mapping[str, str],
+           placed: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The HA VMs as ``cluster show`` lists them; ``placed``: why the failover last put
+    each where it did (the placement's reason; None before any failover of it)."""
+    placed = placed or {}
     return [{"id": vm.id, "name": vm.name, "owner": vm.owner,
              "desired_running": vm.desired_running, "memory_mb": vm.memory_mb,
-             "policy": vm.policy.to_dict(), "pending": pending.get(vm.id)}
+             "policy": vm.policy.to_dict(), "pending": pending.get(vm.id),
+             "placed": placed.get(vm.id)}
             for vm in sorted(view.vms, key=lambda v: v.name)]
