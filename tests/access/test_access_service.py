@@ -20,7 +20,7 @@ import pytest
 
 from tests.service.harness import Service, http_client, running_service
 from viridian.access.roles import BUILTIN_ROLES
-from viridian.access.route_table import ACTION_OPERATIONS, PUBLIC
+from viridian.access.route_table import ACTION_OPERATIONS, OWN_JOBS_LIST, PUBLIC
 
 ROLES = sorted(BUILTIN_ROLES)
 STREAMS = {"/api/v1/events"}  # never ends: its gate answer is checked by the denials
@@ -133,6 +133,9 @@ def test_matrix_from_openapi(service: Service, role_tokens: dict[str, str]) -> N
                 continue
             with as_token(service, token) as client:
                 answer = client.request(method, path, json={})
+            if (method, path) == OWN_JOBS_LIST:  # without host.read: only its own jobs, none
+                assert (answer.status_code, answer.json()) == (200, {"jobs": []}), role
+                continue
             assert answer.status_code == 403, (role, method, path, answer.text)
             assert op in answer.json()["error"]["message"]
     console.close()
@@ -236,17 +239,22 @@ def test_a_self_service_user_follows_its_own_job_and_no_one_elses(service: Servi
         assert (mine.json()["state"], mine.json()["submitted_by"]) == ("completed", "sue")
         cancel = me.post(f"/api/v1/jobs/{job_id}/cancel")  # past the gate: it has ended
         assert cancel.status_code == 409, cancel.text
-        assert me.get("/api/v1/jobs").status_code == 403  # the list: host.read
+        own = me.get("/api/v1/jobs")  # without host.read: only the jobs sue submitted
+        assert own.status_code == 200, own.text
+        assert [(j["id"], j["submitted_by"]) for j in own.json()["jobs"]] == [(job_id, "sue")]
     with as_token(service, sid) as other:
         for answer in (other.get(f"/api/v1/jobs/{job_id}"),
                        other.post(f"/api/v1/jobs/{job_id}/cancel")):
             assert answer.status_code == 403, answer.text
             assert "may not job." in answer.json()["error"]["message"]
+        assert other.get("/api/v1/jobs").json() == {"jobs": []}
     with admin(service) as api:
         listed = {j["id"]: j["submitted_by"] for j in api.get("/jobs").json()["jobs"]}
-        assert listed[job_id] == "sue"
+        assert listed[job_id] == "sue"  # host.read: every job
     spec = httpx.get(service.url + "/openapi.json", headers={
         "Authorization": f"Bearer {service.token}"}).json()
     for method, path in (("get", "/api/v1/jobs/{job_id}"),
                          ("post", "/api/v1/jobs/{job_id}/cancel")):
         assert spec["paths"][path][method]["x-viridian-or"] == "the job's submitter"
+    assert spec["paths"]["/api/v1/jobs"]["get"]["x-viridian-or"] == \
+        "anyone: only the jobs they submitted"

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 from viridian.access.operations import SELF
 
-__all__ = ["ACTION_OPERATIONS", "FILTERED_LISTS", "JOB_ROUTES", "PUBLIC", "ROUTE_AUTHORIZED",
-           "ROUTE_OPERATIONS", "operation_for"]
+__all__ = ["ACTION_OPERATIONS", "FILTERED_LISTS", "JOB_ROUTES", "OWN_JOBS_LIST", "PUBLIC",
+           "ROUTE_AUTHORIZED", "ROUTE_OPERATIONS", "operation_for"]
 
 A = "/api/v1"
 V = f"{A}/vms/{{ref}}"
@@ -50,11 +50,16 @@ JOB_ROUTES = frozenset({("GET", f"{A}/jobs/{{job_id}}"), ("POST", f"{A}/jobs/{{j
 caller is the job's submitter (``viridian.access.policy.SUBMITTER_OPERATIONS``); the
 OpenAPI document says so as ``x-viridian-or``."""
 
+OWN_JOBS_LIST = ("GET", f"{A}/jobs")
+"""The job list: its operation (``host.read``) shows every job; anyone else gets the jobs
+they submitted (you always see your own jobs); the OpenAPI document says so as
+``x-viridian-or``."""
+
 ROUTE_OPERATIONS: dict[tuple[str, str], str] = {
     # host, jobs, counters, analyzer, events
     ("GET", f"{A}/host"): "host.read",
     ("POST", f"{A}/host/shutdown"): "host.manage",
-    ("GET", f"{A}/jobs"): "host.read",
+    ("GET", f"{A}/jobs"): "host.read",  # or only the caller's own jobs
     ("GET", f"{A}/jobs/{{job_id}}"): "job.read",  # or the job's submitter
     ("POST", f"{A}/jobs/{{job_id}}/cancel"): "job.cancel",  # or the job's submitter
     ("GET", f"{A}/counters"): "host.read",

@@ -25,6 +25,7 @@ from viridian.access.route_table import (
     ACTION_OPERATIONS,
     FILTERED_LISTS,
     JOB_ROUTES,
+    OWN_JOBS_LIST,
     PUBLIC,
     ROUTE_AUTHORIZED,
     ROUTE_OPERATIONS,
@@ -76,6 +77,7 @@ VmResolver = Callable[[str], "tuple[str, str] | None"]
 JobSubmitter = Callable[[str], "str | None"]
 """``job_id`` → the user who submitted that job (None: unknown job or submitter)."""
 SUBMITTER_NOTE = "the job's submitter"
+OWN_JOBS_NOTE = "anyone: only the jobs they submitted"
 
 
 class AccessGate:
@@ -141,6 +143,12 @@ class AccessGate:
             self._audit(scope, principal, "unknown", target, "denied", 403)
             await _refuse(scope, receive, send, err)
             return
+        if (method, template) == OWN_JOBS_LIST and operation is not None and \
+                not self.access.policy.allows(principal, operation, target):
+            mine = principal.user
+            filtered = _ListFilter(send, "jobs", lambda job: job.get("submitted_by") == mine)
+            await self.app({**scope, PRINCIPAL_SCOPE_KEY: principal}, receive, filtered.send)
+            return
         try:
             if operation is not None and (method, template) in ROUTE_AUTHORIZED:
                 self.access.authorize_somewhere(principal, operation)  # route: the target
@@ -159,7 +167,8 @@ class AccessGate:
         inner = {**scope, PRINCIPAL_SCOPE_KEY: principal}
         if (method, template) in FILTERED_LISTS and \
                 not self.access.policy.sees_every_vm(principal):
-            await self.app(inner, receive, _VmFilter(send, self._visible(principal)).send)
+            await self.app(inner, receive,
+                           _ListFilter(send, "vms", self._visible(principal)).send)
         elif method in SAFE_METHODS or method == "WS":
             await self.app(inner, receive, send)
         else:
@@ -245,11 +254,12 @@ class AccessGate:
         return self.access.target(found[0], found[1]) if found else Target(vm=str(ref))
 
 
-class _VmFilter:
-    """Rewrites a ``{"vms": [...]}`` answer to the VMs ``visible`` lets through."""
+class _ListFilter:
+    """Rewrites a ``{key: [...]}`` answer (``vms``, ``jobs``) to the items ``visible`` lets
+    through."""
 
-    def __init__(self, send: Send, visible: Callable[[dict[str, Any]], bool]) -> None:
-        self._send, self._visible = send, visible
+    def __init__(self, send: Send, key: str, visible: Callable[[dict[str, Any]], bool]) -> None:
+        self._send, self._key, self._visible = send, key, visible
         self._start: Message | None = None
         self._body = b""
 
@@ -262,8 +272,9 @@ class _VmFilter:
             return
         assert self._start is not None
         document = _json_object(self._body)
-        if self._start["status"] == 200 and isinstance(document.get("vms"), list):
-            document["vms"] = [vm for vm in document["vms"] if self._visible(vm)]
+        if self._start["status"] == 200 and isinstance(document.get(self._key), list):
+            document[self._key] = [item for item in document[self._key]
+                                   if isinstance(item, dict) and self._visible(item)]
             self._body = json.dumps(document).encode()
         headers = [(k, v) for k, v in self._start["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(self._body)).encode()))
@@ -348,6 +359,8 @@ def describe_operations(schema: dict[str, Any]) -> dict[str, Any]:
                 operation["x-viridian-action-operations"] = dict(ACTION_OPERATIONS)
             if (method.upper(), path) in JOB_ROUTES:
                 operation["x-viridian-or"] = SUBMITTER_NOTE
+            if (method.upper(), path) == OWN_JOBS_LIST:
+                operation["x-viridian-or"] = OWN_JOBS_NOTE
             if (method.upper(), path) in PUBLIC:
                 operation["security"] = []
     return schema
