@@ -15,6 +15,7 @@ ROOT = Path(viridian.__file__).parent
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": set(),
+    "pinning": set(),
     "model": {"errors"},
     "disks": {"errors"},
     "network": {"errors", "model"},

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.cli.cli_harness import invoke
+from tests.cluster.agent_ticks import wait_agent_ticks
 from tests.cluster.netns import (
     PREFIX,
     Forwarder,
@@ -29,6 +30,7 @@ from tests.cluster.netns import (
     remove_namespace,
 )
 from tests.cluster.netns_hosts import viridian_hosts
+from tests.service.harness import wait_for, wait_job
 
 
 def _listener(host: NetnsHost, address: str | None = None) -> socket.socket:
@@ -110,3 +112,36 @@ def test_an_https_host_serves_the_other_hosts_at_its_address_and_the_cli_pins_it
         assert cli.exit_code == 0, cli.output
         config = Path(str(h1.service.cli_env()["XDG_CONFIG_HOME"]))
         assert (config / "viridian" / "known_services.json").exists()  # not the user's
+
+
+def test_cluster_peers_pin_each_others_self_signed_certificates() -> None:
+    """Two HTTPS hosts in one cluster: each publishes its self-signed certificate with its
+    URL, and a move by host name reaches the other host with that certificate pinned
+    (never the system CAs, which do not know it; nothing else is trusted)."""
+    with viridian_hosts(2, https=True) as lab:
+        h1, h2 = lab.hosts
+        body = {"etcd": ",".join(lab.etcd.endpoints), "name": "pins", "lease_ttl": 6}
+        with h1.api() as api:
+            created = api.post("/cluster", json={**body, "host": "h1",
+                                                 "shared": [str(lab.shared)]})
+            assert created.status_code == 201, created.text
+        with h2.api() as api:
+            joined = api.post("/cluster/join", json={**body, "host": "h2"})
+            assert joined.status_code == 200, joined.text
+        with h1.api() as api:
+            wait_for("both hosts Up with their certificates", lambda: {
+                h["name"] for h in api.get("/cluster").json()["hosts"] if h["state"] == "Up"
+            } == {"h1", "h2"}, timeout=300)
+            wait_agent_ticks({"h1": h1.data}, 2)  # h1's agent view has h2 too
+            records = {h["name"]: h for h in api.get("/cluster").json()["hosts"]}
+            assert records["h2"]["api"] == h2.service.peer_url
+            assert api.post("/vms", json={"name": "pinned", "memory_mb": 64}).status_code \
+                == 201
+            moved = api.post("/vms/pinned/move", json={"to": "h2", "mode": "quick"})
+            assert moved.status_code == 202, moved.text
+            job = wait_job(api, moved.json(), timeout=300)
+            assert job["state"] == "completed", job
+        with h2.api() as api:
+            assert api.get("/vms/pinned").status_code == 200
+        with h1.api() as api:
+            assert api.get("/vms/pinned").status_code == 404

@@ -61,7 +61,8 @@ def test_a_member_refusing_the_peer_token_is_a_host_error_not_the_callers() -> N
 
 def _forwarder(tmp_path: Path, url: str) -> Forwarder:
     context: Any = SimpleNamespace(data_dir=tmp_path)
-    placement: Any = SimpleNamespace(remote_api=lambda host: url)
+    placement: Any = SimpleNamespace(remote_api=lambda host: url,
+                                     remote_certificate=lambda host: "")
     return Forwarder(context, placement)
 
 
@@ -104,8 +105,8 @@ class FakeMembers:
         self.ends, self.refuse = ends, refuse or {}
         self.sent: dict[str, dict[str, Any]] = {}
 
-    async def __call__(self, url: str, token: str, method: str, path: str, host: str,
-                       body: dict[str, Any] | None) -> dict[str, Any]:
+    async def __call__(self, url: str, token: str, certificate: str, method: str, path: str,
+                       host: str, body: dict[str, Any] | None) -> dict[str, Any]:
         if method == "POST":
             if host in self.refuse:
                 raise remote_error(host, {"code": "forbidden", "message": "ann may not "
@@ -134,7 +135,8 @@ def _spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: FakeMember
         catalog = Catalog(tmp_path / "catalog.sqlite")
         try:
             context: Any = SimpleNamespace(data_dir=tmp_path, jobs=JobRunner(catalog))
-            placement: Any = SimpleNamespace(remote_api=lambda host: "http://member")
+            placement: Any = SimpleNamespace(remote_api=lambda host: "http://member",
+                                             remote_certificate=lambda host: "")
             answer = await Forwarder(context, placement).spread(
                 planned, {"name": "web", "count": 3}, Caller("ann"), here)
             return dict(await context.jobs.wait(answer["id"], 60))

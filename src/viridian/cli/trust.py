@@ -34,6 +34,7 @@ import click
 
 from viridian.cli.credentials import read_service_record, recorder_alive, same_address
 from viridian.errors import ViridianError
+from viridian.pinning import pinned_context
 
 __all__ = ["KNOWN_SERVICES_NAME", "Trust", "UntrustedCertificate", "fingerprint_of_der",
            "known_services_path", "normal_fingerprint"]
@@ -89,7 +90,7 @@ class Trust:
         """
         if self.ca_file is not None:
             return self._ca_context()
-        return _pinned_context(self._pinned_pem(service_key(url), url))
+        return pinned_context(self._pinned_pem(service_key(url), url))
 
     def _ca_context(self) -> ssl.SSLContext:
         try:
@@ -193,16 +194,6 @@ def probe_certificate(url: str) -> tuple[str, str]:
     if der is None:
         raise ssl.SSLError(f"the service at {url} presented no certificate")
     return ssl.DER_cert_to_PEM_cert(der), fingerprint_of_der(der)
-
-
-def _pinned_context(pem: str) -> ssl.SSLContext:
-    """A context that accepts exactly the pinned certificate (its key), whatever its name."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    context.load_verify_locations(cadata=pem)
-    return context
 
 
 def _load_known() -> dict[str, Any]:

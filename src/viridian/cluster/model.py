@@ -158,6 +158,9 @@ class HostRecord:
     storage_free_bytes: int = 0
     switches: tuple[str, ...] = ()
     disk_busy_pct: float | None = None
+    certificate: str = ""
+    """The PEM certificate the host's service presents on ``api`` (HTTPS), "" for plain
+    HTTP: peers pin exactly it (etcd, which only members write, is the trust root)."""
 
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "state": self.state.value,
@@ -168,7 +171,8 @@ class HostRecord:
                            "storage_total_bytes": self.storage_total_bytes,
                            "storage_free_bytes": self.storage_free_bytes,
                            "switches": list(self.switches),
-                           "disk_busy_pct": self.disk_busy_pct})
+                           "disk_busy_pct": self.disk_busy_pct,
+                           "certificate": self.certificate})
 
     @classmethod
     def from_json(cls, text: str) -> HostRecord:
@@ -184,7 +188,8 @@ class HostRecord:
                    storage_free_bytes=int(d.get("storage_free_bytes", 0)),
                    switches=tuple(d.get("switches", ())),
                    disk_busy_pct=None if d.get("disk_busy_pct") is None
-                   else float(d["disk_busy_pct"]))
+                   else float(d["disk_busy_pct"]),
+                   certificate=str(d.get("certificate") or ""))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from viridian.errors import HostError, InvalidSetting
+from viridian.pinning import pinned_context
 
 __all__ = [
     "TRANSPORT_CHOICES",
@@ -37,6 +38,8 @@ __all__ = [
     "certificate_fingerprint",
     "choose_transport",
     "is_loopback",
+    "peer_verify",
+    "service_certificate",
     "transport_view",
 ]
 
@@ -192,3 +195,21 @@ def transport_view(data_dir: Path) -> dict[str, Any] | None:
         return None
     found = record.get("transport") if isinstance(record, dict) else None
     return found if isinstance(found, dict) else None
+
+
+def peer_verify(url: str, certificate: str) -> ssl.SSLContext | bool:
+    """How a peer client verifies the service at ``url``: a cluster member's published
+    certificate pinned (:func:`pinned_context`); else ordinary verification (system CAs)."""
+    return pinned_context(certificate) if certificate and url.startswith("https://") else True
+
+
+def service_certificate(data_dir: Path) -> str:
+    """The PEM certificate this host's service presents (from ``<data>/service.json``,
+    written at start), or "" when it serves plain HTTP or has not started yet. Published
+    in the cluster's host record so that the other members pin it."""
+    try:
+        found = json.loads((data_dir / "service.json").read_text())
+        path = found["transport"]["certificate"]
+        return Path(path).read_text(encoding="ascii") if isinstance(path, str) else ""
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

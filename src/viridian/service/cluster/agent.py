@@ -54,6 +54,7 @@ from viridian.service.cluster.fence_guard import (
 from viridian.service.cluster.validate_probe import ValidateResponder, host_facts
 from viridian.service.context import ServiceContext
 from viridian.service.library.placement import with_facts
+from viridian.service.tls import service_certificate
 
 if TYPE_CHECKING:
     from viridian.service.vms.live import LiveVM
@@ -285,7 +286,8 @@ class HostAgent:
                          if vm.worker is not None)
         return HostRecord(self.config.host, HostState.PAUSED if paused else HostState.UP,
                           load.memory_mb, max(free, 0), tuple(running), self.config.site,
-                          service_url(self.context.data_dir))
+                          service_url(self.context.data_dir),
+                          certificate=service_certificate(self.context.data_dir))
 
     def _publish(self) -> None:
         record = with_facts(self.host_record(), self.context.data_dir)  # for placement

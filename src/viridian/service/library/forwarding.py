@@ -33,6 +33,7 @@ from viridian.service.context import ServiceContext
 from viridian.service.jobs import FINISHED, Job
 from viridian.service.migration.cluster_peer import PEER_PREFIX, load_peer_token
 from viridian.service.migration.peer import json_object
+from viridian.service.tls import peer_verify
 
 if TYPE_CHECKING:
 
@@ -139,18 +140,17 @@ class Forwarder:
         :raises Conflict: the member cannot be asked (as :meth:`forward`).
         :raises ViridianError: the member's refusal, or :class:`HostError`.
         """
-        url, token = self._reach(host)
+        member = self._reach(host)
         sent: dict[str, Any] = {"request": body, "caller": caller.to_dict(), "source": source}
         if positions is not None:
             sent["positions"] = positions
-        accepted = await _call(url, token, "POST", PEER_PROVISION, host, sent)
+        accepted = await _call(*member, "POST", PEER_PROVISION, host, sent)
         return str(accepted["id"])
 
     async def follow(self, job: Job, host: str, remote_job: str) -> dict[str, Any]:
         """Wait for member ``host``'s job ``remote_job`` reporting into ``job``; its
         result, or its error raised as ours."""
-        url, token = self._reach(host)
-        return await self._follow(job, host, url, token, remote_job)
+        return await self._follow(job, host, self._reach(host), remote_job)
 
     async def spread(self, planned: dict[str, Any], body: dict[str, Any], caller: Caller,
                      here: Callable[[Job, tuple[int, ...]], Awaitable[dict[str, Any]]]
@@ -196,7 +196,8 @@ class Forwarder:
         job = self.context.jobs.submit("provision", None, str(body["name"]), run)
         return {**job.to_dict(), "host": planned["host"], "remote_jobs": asked}
 
-    def _reach(self, host: str) -> tuple[str, str]:
+    def _reach(self, host: str) -> tuple[str, str, str]:
+        """(URL, peer token, certificate to pin) of member ``host``."""
         url = self.placement.remote_api(host)
         token = load_peer_token(self.context.data_dir)
         if not url or not token:
@@ -204,15 +205,15 @@ class Forwarder:
                 "cannot be asked: this host has no cluster peer token"
             raise Conflict(f"placement picked cluster host '{host}', which {missing}; "
                            "nothing was changed", host=host)
-        return url, token
+        return url, token, self.placement.remote_certificate(host)
 
-    async def _follow(self, job: Job, host: str, url: str, token: str,
+    async def _follow(self, job: Job, host: str, member: tuple[str, str, str],
                       remote_job: str) -> dict[str, Any]:
         """Wait for the member's job; its result, or its error raised as ours."""
         path, lost_since = f"{PEER_PROVISION}/{remote_job}", None
         while True:
             try:
-                remote = await _call(url, token, "GET", path, host, None)
+                remote = await _call(*member, "GET", path, host, None)
             except HostError:  # unreachable for a while: keep asking until LOST_AFTER_S
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > LOST_AFTER_S:
@@ -254,16 +255,18 @@ def _outcome(host: str, remote: Mapping[str, Any]) -> dict[str, Any]:
                        {"code": HostError.code, "message": f"the job was {remote['state']}"})
 
 
-async def _call(url: str, token: str, method: str, path: str, host: str,
+async def _call(url: str, token: str, certificate: str, method: str, path: str, host: str,
                 body: dict[str, Any] | None) -> dict[str, Any]:
-    """One peer request to ``url`` with the peer token; the JSON answer.
+    """One peer request to ``url`` with the peer token, the member's published
+    ``certificate`` pinned (``service.tls.peer_verify``); the JSON answer.
 
     :raises HostError: no answer. :raises ViridianError: the member's refusal."""
     import httpx  # on first use, as the migration peer client
 
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=_TIMEOUT_S, headers={
-                "Authorization": f"Bearer {token}"}) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=_TIMEOUT_S,
+                                     verify=peer_verify(url, certificate), headers={
+                                         "Authorization": f"Bearer {token}"}) as client:
             reply = await client.request(method, path, json=body)
     except httpx.HTTPError as err:
         raise HostError(f"cluster host '{host}' ({url}) did not answer {method} {path}: "

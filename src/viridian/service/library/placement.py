@@ -83,9 +83,19 @@ class Placement:
 
     def remote_api(self, host: str) -> str:
         """The service URL cluster host ``host`` publishes ("" when unknown)."""
+        record = self._record(host)
+        return record.api if record is not None else ""
+
+    def remote_certificate(self, host: str) -> str:
+        """The certificate cluster host ``host`` publishes with its URL ("" when unknown
+        or plain HTTP): pinned by the forwarding client."""
+        record = self._record(host)
+        return record.certificate if record is not None else ""
+
+    def _record(self, host: str) -> HostRecord | None:
         agent = self._agent()
         view = agent.view if agent is not None else None
-        return next((r.api for r in (view.hosts if view else ()) if r.name == host), "")
+        return next((r for r in (view.hosts if view else ()) if r.name == host), None)
 
     def this_host(self) -> HostFacts:
         context = self.context

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from viridian.cluster.errors import ClusterConflict
+from viridian.cluster.model import HostRecord
 from viridian.cluster.ownership import claim, hand_over, host_key, owner
 from viridian.errors import BadRequest
 from viridian.service.migration.ownership import Holder, HostRegistration
@@ -95,11 +96,20 @@ class ClusterOwnership:
 
     def member_name(self, url: str) -> str | None:
         """The cluster host name of the member that publishes ``url`` (None: none)."""
+        found = self._publishing(url)
+        return found[0].name if found else None
+
+    def member_certificate(self, url: str) -> str:
+        """The certificate the member that publishes ``url`` published with it (peers
+        pin it: ``service.tls.peer_verify``); "" for none or plain HTTP."""
+        found = self._publishing(url)
+        return found[0].certificate if found else ""
+
+    def _publishing(self, url: str) -> list[HostRecord]:
         agent = self._agent()
         view = agent.view if agent is not None else None
-        found = [h.name for h in (view.hosts if view is not None else ())
-                 if h.api and h.api == url.rstrip("/")]
-        return found[0] if found else None
+        return [h for h in (view.hosts if view is not None else ())
+                if h.api and h.api == url.rstrip("/")]
 
     async def target_gone(self, vm_id: str, ha: bool, me: Holder, target: str | None,
                           poll_s: float = 1.0) -> bool:

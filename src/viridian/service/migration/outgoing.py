@@ -113,7 +113,8 @@ class Outgoing:
         if member is not None and not spec.token:
             token = load_peer_token(self.host.data_dir)
             if token:
-                return Peer(member, token, PEER_PREFIX)
+                return Peer(member, token, PEER_PREFIX,
+                            self.ownership.member_certificate(member))
         if "://" not in spec.to and member is None:
             raise BadRequest(f"'to' must be the target service's URL (http://HOST:PORT) or "
                              f"the name of an Up host of this host's cluster (got "
@@ -122,7 +123,8 @@ class Outgoing:
             raise BadRequest("'token' (the target service's token) is empty, and the target "
                              "is no member of this host's cluster; nothing was changed",
                              to=spec.to)
-        return Peer(spec.to if "://" in spec.to else str(member), spec.token)
+        url = spec.to if "://" in spec.to else str(member)
+        return Peer(url, spec.token, certificate=self.ownership.member_certificate(url))
 
     async def _move(self, live: LiveVM, spec: MoveRequest, peer: Peer,
                     job: Job) -> dict[str, Any]:

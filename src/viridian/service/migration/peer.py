@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, Conflict, HostError, NotFound, ViridianError
+from viridian.service.tls import peer_verify
 
 if TYPE_CHECKING:
     import httpx
@@ -46,9 +47,12 @@ def check_target_url(url: str) -> str:
 class Peer:
     """One target service, reached with the peer token the admin gave (routes under
     ``prefix``), or a member host of this host's cluster reached with the cluster's peer
-    token (``prefix`` :data:`~viridian.service.migration.cluster_peer.PEER_PREFIX`)."""
+    token (``prefix`` :data:`~viridian.service.migration.cluster_peer.PEER_PREFIX`).
+    A member's published ``certificate`` is pinned (``service.tls.peer_verify``): the
+    self-signed certificate each host makes for itself is trusted by the others."""
 
-    def __init__(self, url: str, token: str, prefix: str = API_PREFIX) -> None:
+    def __init__(self, url: str, token: str, prefix: str = API_PREFIX,
+                 certificate: str = "") -> None:
         if not token.strip():
             raise BadRequest("'token' (the target service's token) is empty; nothing was "
                              "changed")
@@ -59,6 +63,7 @@ class Peer:
         """The target's cluster host name when it is a member of this host's cluster."""
         self._client = httpx.AsyncClient(
             base_url=self.url + prefix, timeout=_TIMEOUT_S,
+            verify=peer_verify(self.url, certificate),
             headers={"Authorization": f"Bearer {token}"})
 
     async def close(self) -> None:
