@@ -78,8 +78,7 @@ def test_a_member_that_cannot_be_asked_is_refused_before_anything_is_sent(
     with pytest.raises(Conflict) as refused:
         asyncio.run(_forwarder(tmp_path, url).forward("h3", {"name": "web"},
                                                       Caller("ann"), planned))
-    assert refused.value.message == (f"placement picked cluster host 'h3', which {why}; "
-                                     "nothing was changed")
+    assert refused.value.message == f"cluster host 'h3' {why}; nothing was changed"
 
 
 def test_a_member_that_does_not_answer_is_a_host_error(tmp_path: Path) -> None:
@@ -182,3 +181,81 @@ def test_a_member_refusing_its_share_is_the_answer_naming_the_members_already_as
     assert refused.value.http_status == 403
     assert refused.value.message == ("cluster host 'h3': ann may not template.deploy; "
                                      "already asked: h2 (its job job-on-h2)")
+
+
+class DiskUsersOf:
+    """The members' disk-users route: host → the VMs it answers, or an error it raises."""
+
+    def __init__(self, answers: dict[str, list[str] | ViridianError]) -> None:
+        self.answers = answers
+        self.asked: dict[str, Any] = {}
+
+    async def __call__(self, url: str, token: str, certificate: str, method: str, path: str,
+                       host: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        assert (method, path) == ("POST", "/api/v1/cluster/peer/disk-users")
+        self.asked[host] = body
+        answer = self.answers[host]
+        if isinstance(answer, ViridianError):
+            raise answer
+        return {"vms": answer}
+
+
+def _members_forwarder(tmp_path: Path, hosts: list[str]) -> Forwarder:
+    save_peer_token(tmp_path, "peer")
+    context: Any = SimpleNamespace(data_dir=tmp_path)
+    placement: Any = SimpleNamespace(other_members=lambda: hosts,
+                                     remote_api=lambda host: f"https://{host}:8443",
+                                     remote_certificate=lambda host: "")
+    return Forwarder(context, placement)
+
+
+def test_every_other_member_is_asked_which_of_its_vms_read_the_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viridian.service import library
+
+    members = DiskUsersOf({"h2": ["web-2"], "h3": []})
+    monkeypatch.setattr(library.forwarding, "_call", members)
+    disks = {Path("/lib/templates/base/v1/disk0.qcow2")}
+    found = asyncio.run(_members_forwarder(tmp_path, ["h2", "h3"]).disk_users(disks))
+    assert found == {"h2": ["web-2"], "h3": []}
+    assert members.asked == {h: {"paths": ["/lib/templates/base/v1/disk0.qcow2"]}
+                             for h in ("h2", "h3")}
+
+
+def test_a_member_that_cannot_tell_blocks_the_removal_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viridian.service import library
+
+    members = DiskUsersOf({"h2": [], "h3": HostError("cluster host 'h3' did not answer")})
+    monkeypatch.setattr(library.forwarding, "_call", members)
+    with pytest.raises(Conflict) as refused:
+        asyncio.run(_members_forwarder(tmp_path, ["h2", "h3"]).disk_users({Path("/x")}))
+    assert refused.value.message == (
+        "cannot tell whether VMs on cluster host 'h3' read these files (cluster host 'h3' "
+        "did not answer); nothing was changed")
+
+
+def test_a_template_read_on_another_host_is_kept_naming_the_vm_and_host(
+        tmp_path: Path) -> None:
+    from viridian.library.templates import TemplateDisk, TemplateManifest
+    from viridian.service.library.templates import StoredTemplate, Templates
+
+    folder = tmp_path / "templates" / "base" / "v1"
+    folder.mkdir(parents=True)
+    disk = TemplateDisk("ide:0:0", "disk0.qcow2", "qcow2", 1 << 20, "0" * 64)
+    stored = StoredTemplate(TemplateManifest("base", 1, "now", "src", {}, (disk,)),
+                            "default", folder)
+
+    async def elsewhere(disks: set[Path]) -> dict[str, list[str]]:
+        assert disks == {folder / "disk0.qcow2"}
+        return {"h2": ["web-2", "web-3"], "h3": []}
+
+    templates = Templates(SimpleNamespace(vms=dict), SimpleNamespace())  # type: ignore[arg-type]
+    templates.versions = lambda name: [stored]  # type: ignore[method-assign]
+    templates.remote_users = elsewhere
+    with pytest.raises(Conflict) as refused:
+        asyncio.run(templates.remove("base", None))
+    assert refused.value.message == (
+        "template 'base' is in use by web-2 (on h2), web-3 (on h2) (they read its disks); "
+        "remove those VMs first; nothing was changed")
+    assert folder.is_dir()

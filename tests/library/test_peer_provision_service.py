@@ -140,3 +140,30 @@ def test_a_share_of_a_spread_batch_makes_its_positions_with_the_batchs_names(
     with service.client() as api:
         for name in ("shr-2", "shr-3"):
             api.delete(f"/vms/{name}", params={"delete_files": "true"})
+
+
+def test_a_member_tells_which_of_its_vms_read_a_templates_disks(
+        lab: tuple[Service, dict[str, str]]) -> None:
+    """``POST .../disk-users`` (peer token only): what a member removing a template asks
+    every other host, so that a template on shared storage is never removed under a VM
+    of another host."""
+    service, _ = lab
+    route = "/api/v1/cluster/peer/disk-users"
+    with service.client() as api:
+        disks = [d["path"] for v in api.get("/templates/base").json()["versions"]
+                 for d in v["disks"]]
+    with _as(service, TOKEN) as api:
+        accepted = api.post(PEER, json=_body("ann", "reader"))
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["id"]
+        wait_for("the provision job", lambda: api.get(f"{PEER}/{job_id}").json()["state"]
+                 in ("completed", "failed"))
+        answer = api.post(route, json={"paths": disks})
+        assert (answer.status_code, answer.json()) == (200, {"vms": ["reader"]}), answer.text
+        assert api.post(route, json={"paths": ["/nothing/reads/this"]}).json() == {"vms": []}
+        bad = api.post(route, json={"paths": ["relative/disk.qcow2"]})
+        assert bad.status_code == 400 and "must be absolute" in bad.text, bad.text
+    with _as(service, service.token) as api:  # the admin token is no peer credential
+        assert api.post(route, json={"paths": disks}).status_code == 401
+    with service.client() as api:
+        api.delete("/vms/reader", params={"delete_files": "true"})

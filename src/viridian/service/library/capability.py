@@ -43,6 +43,7 @@ class LibraryCapability(Capability):
         self.index.extra_uses = self._template_uses
         self.provisioner = Provisioner(context, self.templates)
         self.forwarder = Forwarder(context, self.provisioner.placement)
+        self.templates.remote_users = self.forwarder.disk_users
         self._watches: set[asyncio.Task[None]] = set()
         self.hostgroups: HostGroups | None = None
 

@@ -25,6 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from viridian.access.principal import Principal
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["PEER_PROVISION", "Caller", "Forwarder", "destination", "remote_error"]
 
 PEER_PROVISION = f"{PEER_PREFIX}/provision"
+PEER_DISK_USERS = f"{PEER_PREFIX}/disk-users"
 POLL_S = 1.0
 LOST_AFTER_S = 120.0
 """How long the member may stay unreachable before the following job fails (the VMs may
@@ -196,6 +198,32 @@ class Forwarder:
         job = self.context.jobs.submit("provision", None, str(body["name"]), run)
         return {**job.to_dict(), "host": planned["host"], "remote_jobs": asked}
 
+    async def disk_users(self, disks: set[Path]) -> dict[str, list[str]]:
+        """The VMs of every other member reading one of ``disks`` (host → VM names; a
+        library on shared storage is every member's): asked side by side.
+
+        :raises Conflict: a member could not be asked or did not answer (named): whether
+            its VMs read the files is unknown; the caller changes nothing."""
+        hosts = self.placement.other_members()
+        paths = sorted(str(d) for d in disks)
+        answers = await asyncio.gather(*(self._disk_users_of(h, paths) for h in hosts),
+                                       return_exceptions=True)
+        found: dict[str, list[str]] = {}
+        for host, answer in zip(hosts, answers, strict=True):
+            if isinstance(answer, BaseException):
+                why = as_viridian(answer).message if isinstance(answer, Exception) \
+                    else repr(answer)
+                raise Conflict(f"cannot tell whether VMs on cluster host '{host}' read "
+                               f"these files ({why}); nothing was changed", host=host)
+            found[host] = answer
+        return found
+
+    async def _disk_users_of(self, host: str, paths: list[str]) -> list[str]:
+        answer = await _call(*self._reach(host), "POST", PEER_DISK_USERS, host,
+                             {"paths": paths})
+        vms = answer.get("vms")
+        return [str(v) for v in vms] if isinstance(vms, list) else []
+
     def _reach(self, host: str) -> tuple[str, str, str]:
         """(URL, peer token, certificate to pin) of member ``host``."""
         url = self.placement.remote_api(host)
@@ -203,8 +231,8 @@ class Forwarder:
         if not url or not token:
             missing = "publishes no service URL" if not url else \
                 "cannot be asked: this host has no cluster peer token"
-            raise Conflict(f"placement picked cluster host '{host}', which {missing}; "
-                           "nothing was changed", host=host)
+            raise Conflict(f"cluster host '{host}' {missing}; nothing was changed",
+                           host=host)
         return url, token, self.placement.remote_certificate(host)
 
     async def _follow(self, job: Job, host: str, member: tuple[str, str, str],

@@ -1,7 +1,9 @@
 """The member's side of forwarded provisioning (docs/api.md, "Cluster peer routes";
 the sender is :mod:`viridian.service.library.forwarding`).
 
-``POST /api/v1/cluster/peer/provision`` and ``GET .../provision/{job_id}`` accept the
+``POST /api/v1/cluster/peer/provision``, ``GET .../provision/{job_id}`` and ``POST
+.../disk-users`` (which VMs here read these files: a template removed on another host)
+accept the
 cluster peer token only (:func:`~viridian.service.migration.cluster_peer.peer_guard`:
 no token, the admin token or a user's credentials → 401) and are outside the access gate.
 The rule for the caller the body names: access data (users, groups, grants, quotas, host
@@ -15,16 +17,17 @@ named ``admin`` (the forwarding host's admin token) acts as this host's admin.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 
 from viridian.access import AccessControl, Principal
 from viridian.access.principal import BOOTSTRAP
-from viridian.errors import NotFound, ViridianError
+from viridian.errors import BadRequest, NotFound, ViridianError
 from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.http_boundary import RequestBody
-from viridian.service.library.forwarding import PEER_PROVISION
+from viridian.service.library.forwarding import PEER_DISK_USERS, PEER_PROVISION
 from viridian.service.library.routes import ProvisionRequest, order_for
 from viridian.service.library.selfservice import Requester
 from viridian.service.migration.cluster_peer import peer_guard
@@ -32,13 +35,19 @@ from viridian.service.migration.cluster_peer import peer_guard
 if TYPE_CHECKING:
     from viridian.service.library.capability import LibraryCapability
 
-__all__ = ["PeerCaller", "PeerProvision", "install_peer_provision_routes", "peer_principal"]
+__all__ = ["PeerCaller", "PeerDiskUsers", "PeerProvision", "install_peer_provision_routes",
+           "peer_principal"]
 
 
 class PeerCaller(RequestBody):
     user: str
     admin: bool = False
     token_role: str | None = None
+
+
+class PeerDiskUsers(RequestBody):
+    paths: list[str]
+    """Absolute paths of files (e.g. a template's disks)."""
 
 
 class PeerProvision(RequestBody):
@@ -82,6 +91,15 @@ def install_peer_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
             raise
         _audit(access, body, principal, 202, answer["id"])
         return answer
+
+    @app.post(PEER_DISK_USERS, tags=["cluster"], dependencies=guard, include_in_schema=False)
+    async def peer_disk_users(body: PeerDiskUsers) -> dict[str, Any]:
+        """The VMs of this host reading one of ``paths`` (a drive that is one of them, or
+        a qcow2 overlay backed by one): a member removing a template asks every host."""
+        bad = [p for p in body.paths if not p.startswith("/")]
+        if bad:
+            raise BadRequest(f"paths must be absolute (got {bad[0]!r}); nothing was read")
+        return {"vms": lib.templates.users_of({Path(p) for p in body.paths})}
 
     @app.get(f"{PEER_PROVISION}/{{job_id}}", tags=["cluster"], dependencies=guard,
              include_in_schema=False)

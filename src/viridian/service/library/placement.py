@@ -81,6 +81,14 @@ class Placement:
                       and r.name not in agent.view.paused]
         return here, hosts
 
+    def other_members(self) -> list[str]:
+        """The other hosts of this host's cluster whose records live now (Up or Paused),
+        by name; empty outside a cluster."""
+        agent = self._agent()
+        if agent is None or agent.view is None:
+            return []
+        return sorted(r.name for r in agent.view.hosts if r.name != agent.config.host)
+
     def remote_api(self, host: str) -> str:
         """The service URL cluster host ``host`` publishes ("" when unknown)."""
         record = self._record(host)

@@ -147,7 +147,7 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
     @app.delete(f"{API_PREFIX}/templates/{{name}}", tags=["library"])
     async def template_remove(name: str, version: int | None = Query(None, ge=1)
                               ) -> dict[str, Any]:
-        return templates.remove(name, version)
+        return await templates.remove(name, version)
 
 
 def order_for(lib: LibraryCapability, body: ProvisionRequest, who: Requester,

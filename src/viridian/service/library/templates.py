@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -53,9 +54,15 @@ class StoredTemplate:
                 "settings": m.settings}
 
 
+RemoteUsers = Callable[[set[Path]], Awaitable[dict[str, list[str]]]]
+"""The VMs of the other cluster hosts reading any of these files: host → VM names
+(:meth:`viridian.service.library.forwarding.Forwarder.disk_users`)."""
+
+
 class Templates:
     def __init__(self, context: ServiceContext, store: LibraryStore) -> None:
         self.context, self.store = context, store
+        self.remote_users: RemoteUsers | None = None
 
     def all(self) -> list[StoredTemplate]:
         found = []
@@ -91,24 +98,39 @@ class Templates:
                 for name, group in sorted(by_name.items())]
 
     def users(self, name: str, version: int | None = None) -> list[str]:
-        """Names of the VMs that read template ``name``'s disks (``version``'s only when
-        given): a drive that is one of them, or a qcow2 overlay backed by one."""
-        disks = {t.disk_path(d) for t in self.versions(name)
-                 if version in (None, t.manifest.version) for d in t.manifest.disks}
+        """Names of the VMs of this host that read template ``name``'s disks
+        (``version``'s only when given): a drive that is one of them, or a qcow2 overlay
+        backed by one."""
+        return self.users_of(self.disks(name, version))
+
+    def disks(self, name: str, version: int | None = None) -> set[Path]:
+        return {t.disk_path(d) for t in self.versions(name)
+                if version in (None, t.manifest.version) for d in t.manifest.disks}
+
+    def users_of(self, disks: set[Path]) -> list[str]:
+        """Names of this host's VMs that read one of ``disks`` (as :meth:`users`)."""
         return sorted({vm.record.name for vm in self.context.vms().values()
                        for slot in hard_disks(vm.record.settings)
                        if slot.path and _reads(Path(slot.path), disks)})
 
-    def remove(self, name: str, version: int | None) -> dict[str, Any]:
-        """Delete template ``name`` (every version, or ``version``).
+    async def remove(self, name: str, version: int | None) -> dict[str, Any]:
+        """Delete template ``name`` (every version, or ``version``), unless a VM of this
+        host or of another cluster host (:attr:`remote_users`: a library on shared
+        storage is every member's) reads its disks.
 
-        :raises Conflict: VMs made from it read its disks (named); nothing was changed."""
+        :raises Conflict: VMs read its disks (named, with their hosts), or a member could
+            not be asked; nothing was changed."""
         chosen = [self.get(name, version)] if version else self.versions(name)
-        users = self.users(name, version)
-        if users:
-            raise Conflict(f"template '{name}' is in use by {', '.join(users)} (they read its "
+        disks = self.disks(name, version)
+        users = self.users_of(disks)
+        remote = await self.remote_users(disks) if self.remote_users else {}
+        named = users + [f"{vm} (on {host})" for host, vms in sorted(remote.items())
+                         for vm in vms]
+        if named:
+            raise Conflict(f"template '{name}' is in use by {', '.join(named)} (they read its "
                            "disks); remove those VMs first; nothing "
-                           "was changed", template=name, vms=users)
+                           "was changed", template=name, vms=users,
+                           elsewhere={h: v for h, v in remote.items() if v})
         for template in chosen:
             trash = template.folder.with_name(f".trash-{template.folder.name}")
             template.folder.rename(trash)
