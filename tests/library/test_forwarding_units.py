@@ -259,3 +259,25 @@ def test_a_template_read_on_another_host_is_kept_naming_the_vm_and_host(
         "template 'base' is in use by web-2 (on h2), web-3 (on h2) (they read its disks); "
         "remove those VMs first; nothing was changed")
     assert folder.is_dir()
+
+
+def test_a_users_vms_on_the_other_members_are_counted_for_group_quotas(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viridian.access.quotas import Usage
+    from viridian.service import library
+
+    async def members(url: str, token: str, certificate: str, method: str, path: str,
+                      host: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        assert (method, path, body) == ("POST", "/api/v1/cluster/peer/usage", {"user": "ann"})
+        if host == "h3":
+            raise HostError("cluster host 'h3' did not answer")
+        return {"vms": 2, "memory_mb": 512, "processors": 2, "disk_mb": 100}
+
+    monkeypatch.setattr(library.forwarding, "_call", members)
+    found = asyncio.run(_members_forwarder(tmp_path, ["h2"]).usage_of("ann"))
+    assert found == {"h2": Usage(2, 512, 2, 100)}
+    with pytest.raises(Conflict) as refused:
+        asyncio.run(_members_forwarder(tmp_path, ["h2", "h3"]).usage_of("ann"))
+    assert refused.value.message == (
+        "cannot count ann's VMs on cluster host 'h3' for the host-group quota (cluster host "
+        "'h3' did not answer); nothing was changed")

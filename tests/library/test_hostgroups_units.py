@@ -6,12 +6,14 @@ hosts, grants) is not removed; bad names are refused with the allowed form."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from viridian.access.hostgroups import ROOT, HostGroups, normalise, within
 from viridian.access.policy import Grant, Policy
 from viridian.access.principal import Principal
+from viridian.access.quotas import Resources
 from viridian.access.roles import BUILTIN_ROLES
 from viridian.access.scopes import Target, parse_scope, scope_covers
 from viridian.access.store import AccessStore
@@ -76,3 +78,39 @@ def test_tree_on_a_real_store(tmp_path: Path) -> None:
         assert HostGroups(store).paths() == [ROOT]  # kept in the store
     finally:
         store.close()
+
+
+def test_a_group_quota_counts_the_users_vms_on_every_host_of_the_group(
+        tmp_path: Path) -> None:
+    """Issue 18: a quota on a host group limits the user's VMs on all its hosts — this
+    host's and what the other cluster members report — not only the host asked."""
+    from types import SimpleNamespace
+
+    from viridian.access.quotas import Usage
+    from viridian.errors import Forbidden
+    from viridian.library.templates import TemplateManifest
+    from viridian.service.library.selfservice import Requester, within_group_quotas
+    from viridian.service.library.templates import StoredTemplate
+
+    prod, test = "All Hosts/Prod", "All Hosts/Test"
+    groups: Any = SimpleNamespace(
+        quotas=lambda user: [{"group": prod, "limits": {"vms": 3}}],
+        group_of={"h1": prod, "h2": prod, "h3": test}.__getitem__)
+    access: Any = SimpleNamespace(owned=lambda user: ["mine-here"])
+    who = Requester(access, Principal("gail", "pam", "session"))
+    template = StoredTemplate(TemplateManifest("base", 1, "now", "src", {}, ()), "default",
+                              tmp_path)
+
+    def hosts(elsewhere: dict[str, Usage]) -> frozenset[str]:
+        return within_group_quotas(who, groups, frozenset({"h1", "h2", "h3"}), "h1",
+                                   template, 1, 64, lambda vm_id: Resources(64, 1, 0),
+                                   elsewhere)
+
+    assert hosts({}) == {"h1", "h2", "h3"}  # 1 VM here + 1 < 3
+    assert hosts({"h2": Usage(1, 64, 1, 0), "h3": Usage(5, 320, 5, 0)}) == {"h1", "h2", "h3"}
+    assert hosts({"h2": Usage(2, 128, 2, 0)}) == {"h3"}  # Prod: 1 + 2 used; Test: free
+    with pytest.raises(Forbidden) as refused:
+        within_group_quotas(who, groups, frozenset({"h1", "h2"}), "h1", template, 1, 64,
+                            lambda vm_id: Resources(64, 1, 0), {"h2": Usage(2, 128, 2, 0)})
+    assert f"gail (host group {prod})'s quota would be exceeded — VMs: 3 used + 1 " \
+        "requested > limit 3" in refused.value.message

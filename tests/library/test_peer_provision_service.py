@@ -142,11 +142,11 @@ def test_a_share_of_a_spread_batch_makes_its_positions_with_the_batchs_names(
             api.delete(f"/vms/{name}", params={"delete_files": "true"})
 
 
-def test_a_member_tells_which_of_its_vms_read_a_templates_disks(
+def test_a_member_tells_which_of_its_vms_read_a_template_and_what_a_user_owns(
         lab: tuple[Service, dict[str, str]]) -> None:
-    """``POST .../disk-users`` (peer token only): what a member removing a template asks
-    every other host, so that a template on shared storage is never removed under a VM
-    of another host."""
+    """``POST .../disk-users`` and ``.../usage`` (peer token only): what a member removing
+    a template asks every other host (a template on shared storage is never removed under
+    a VM of another host), and what a user's VMs here add up to (host-group quotas)."""
     service, _ = lab
     route = "/api/v1/cluster/peer/disk-users"
     with service.client() as api:
@@ -163,6 +163,10 @@ def test_a_member_tells_which_of_its_vms_read_a_templates_disks(
         assert api.post(route, json={"paths": ["/nothing/reads/this"]}).json() == {"vms": []}
         bad = api.post(route, json={"paths": ["relative/disk.qcow2"]})
         assert bad.status_code == 400 and "must be absolute" in bad.text, bad.text
+        usage = api.post("/api/v1/cluster/peer/usage", json={"user": "ann"}).json()
+        assert (usage["vms"], usage["memory_mb"] > 0) == (1, True), usage  # "reader"
+        assert api.post("/api/v1/cluster/peer/usage", json={"user": "gus"}).json() == {
+            "vms": 0, "memory_mb": 0, "processors": 0, "disk_mb": 0}
     with _as(service, service.token) as api:  # the admin token is no peer credential
         assert api.post(route, json={"paths": disks}).status_code == 401
     with service.client() as api:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from viridian.access.principal import Principal
+from viridian.access.quotas import Usage
 from viridian.errors import AdmissionRefused, Conflict, HostError, ViridianError, as_viridian
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import FINISHED, Job
@@ -44,6 +45,7 @@ __all__ = ["PEER_PROVISION", "Caller", "Forwarder", "destination", "remote_error
 
 PEER_PROVISION = f"{PEER_PREFIX}/provision"
 PEER_DISK_USERS = f"{PEER_PREFIX}/disk-users"
+PEER_USAGE = f"{PEER_PREFIX}/usage"
 POLL_S = 1.0
 LOST_AFTER_S = 120.0
 """How long the member may stay unreachable before the following job fails (the VMs may
@@ -211,11 +213,29 @@ class Forwarder:
         found: dict[str, list[str]] = {}
         for host, answer in zip(hosts, answers, strict=True):
             if isinstance(answer, BaseException):
-                why = as_viridian(answer).message if isinstance(answer, Exception) \
-                    else repr(answer)
                 raise Conflict(f"cannot tell whether VMs on cluster host '{host}' read "
-                               f"these files ({why}); nothing was changed", host=host)
+                               f"these files ({_why(answer)}); nothing was changed",
+                               host=host)
             found[host] = answer
+        return found
+
+    async def usage_of(self, user: str) -> dict[str, Usage]:
+        """What the VMs ``user`` owns on every other member add up to (host → usage):
+        quotas scoped to host groups count them. Asked side by side.
+
+        :raises Conflict: a member could not be asked or did not answer (named): the
+            quota cannot be checked; nothing was changed."""
+        hosts = self.placement.other_members()
+        answers = await asyncio.gather(
+            *(_call(*self._reach(h), "POST", PEER_USAGE, h, {"user": user}) for h in hosts),
+            return_exceptions=True)
+        found: dict[str, Usage] = {}
+        for host, answer in zip(hosts, answers, strict=True):
+            if isinstance(answer, BaseException):
+                raise Conflict(f"cannot count {user}'s VMs on cluster host '{host}' for the "
+                               f"host-group quota ({_why(answer)}); nothing was changed",
+                               host=host)
+            found[host] = _usage(answer)
         return found
 
     async def _disk_users_of(self, host: str, paths: list[str]) -> list[str]:
@@ -272,6 +292,18 @@ def _part_failed(planned: Mapping[str, Any], failed: Mapping[str, BaseException]
     if all(e.code == AdmissionRefused.code for e in errors.values()):
         return AdmissionRefused(message, **details)
     return HostError(message, **details)
+
+
+def _why(error: BaseException) -> str:
+    return as_viridian(error).message if isinstance(error, Exception) else repr(error)
+
+
+def _usage(answer: Mapping[str, Any]) -> Usage:
+    """A member's usage answer (missing or bad numbers count as 0)."""
+    def number(key: str) -> int:
+        value = answer.get(key)
+        return value if isinstance(value, int) and value >= 0 else 0
+    return Usage(number("vms"), number("memory_mb"), number("processors"), number("disk_mb"))
 
 
 def _outcome(host: str, remote: Mapping[str, Any]) -> dict[str, Any]:

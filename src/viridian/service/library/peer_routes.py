@@ -1,9 +1,9 @@
 """The member's side of forwarded provisioning (docs/api.md, "Cluster peer routes";
 the sender is :mod:`viridian.service.library.forwarding`).
 
-``POST /api/v1/cluster/peer/provision``, ``GET .../provision/{job_id}`` and ``POST
+``POST /api/v1/cluster/peer/provision``, ``GET .../provision/{job_id}``, ``POST
 .../disk-users`` (which VMs here read these files: a template removed on another host)
-accept the
+and ``POST .../usage`` (what a user's VMs here add up to: host-group quotas) accept the
 cluster peer token only (:func:`~viridian.service.migration.cluster_peer.peer_guard`:
 no token, the admin token or a user's credentials → 401) and are outside the access gate.
 The rule for the caller the body names: access data (users, groups, grants, quotas, host
@@ -24,10 +24,12 @@ from fastapi import Depends, FastAPI, Request
 
 from viridian.access import AccessControl, Principal
 from viridian.access.principal import BOOTSTRAP
+from viridian.access.quotas import Resources, Usage, usage_of
 from viridian.errors import BadRequest, NotFound, ViridianError
+from viridian.service.access_hooks import settings_resources
 from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.http_boundary import RequestBody
-from viridian.service.library.forwarding import PEER_DISK_USERS, PEER_PROVISION
+from viridian.service.library.forwarding import PEER_DISK_USERS, PEER_PROVISION, PEER_USAGE
 from viridian.service.library.routes import ProvisionRequest, order_for
 from viridian.service.library.selfservice import Requester
 from viridian.service.migration.cluster_peer import peer_guard
@@ -35,8 +37,8 @@ from viridian.service.migration.cluster_peer import peer_guard
 if TYPE_CHECKING:
     from viridian.service.library.capability import LibraryCapability
 
-__all__ = ["PeerCaller", "PeerDiskUsers", "PeerProvision", "install_peer_provision_routes",
-           "peer_principal"]
+__all__ = ["PeerCaller", "PeerDiskUsers", "PeerProvision", "PeerUsage",
+           "install_peer_provision_routes", "peer_principal"]
 
 
 class PeerCaller(RequestBody):
@@ -48,6 +50,10 @@ class PeerCaller(RequestBody):
 class PeerDiskUsers(RequestBody):
     paths: list[str]
     """Absolute paths of files (e.g. a template's disks)."""
+
+
+class PeerUsage(RequestBody):
+    user: str
 
 
 class PeerProvision(RequestBody):
@@ -100,6 +106,20 @@ def install_peer_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
         if bad:
             raise BadRequest(f"paths must be absolute (got {bad[0]!r}); nothing was read")
         return {"vms": lib.templates.users_of({Path(p) for p in body.paths})}
+
+    @app.post(PEER_USAGE, tags=["cluster"], dependencies=guard, include_in_schema=False)
+    async def peer_usage(body: PeerUsage, request: Request) -> dict[str, int]:
+        """What the VMs ``user`` owns on this host add up to (its host-group quotas count
+        every host of the group: a member provisioning for the user asks)."""
+        found = getattr(request.app.state, "access", None)
+        if not isinstance(found, AccessControl):
+            return Usage().to_dict()  # no access gate: no owners, no quotas
+        vms = lib.provisioner.context.vms()
+
+        def resources(vm_id: str) -> Resources | None:
+            live = vms.get(vm_id)
+            return None if live is None else settings_resources(live.record.settings)
+        return usage_of(found.owned(body.user), resources).to_dict()
 
     @app.get(f"{PEER_PROVISION}/{{job_id}}", tags=["cluster"], dependencies=guard,
              include_in_schema=False)

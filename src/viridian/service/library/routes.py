@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from viridian.access.quotas import Resources
+from viridian.access.quotas import Resources, Usage
 from viridian.config import API_PREFIX
 from viridian.errors import BadRequest, InvalidSetting
 from viridian.library.cloudinit import Customisation, StaticAddress, User
@@ -18,6 +19,7 @@ from viridian.service.library.forwarding import Caller, destination
 from viridian.service.library.provisioning import Order
 from viridian.service.library.selfservice import (
     Requester,
+    needs_cluster_usage,
     placeable,
     requester,
     within_group_quotas,
@@ -151,10 +153,12 @@ def install_template_routes(app: FastAPI, lib: LibraryCapability) -> None:
 
 
 def order_for(lib: LibraryCapability, body: ProvisionRequest, who: Requester,
-              only: str | None = None, positions: list[int] | None = None) -> Order:
+              only: str | None = None, positions: list[int] | None = None,
+              elsewhere: Mapping[str, Usage] | None = None) -> Order:
     """The :class:`Order` of ``body`` for ``who``: the candidate hosts it may place on
     (host group, grants, group quotas; ``only``: this one host), after its quota check
-    (of the VMs at ``positions`` of the batch when given: a cluster host's share).
+    (of the VMs at ``positions`` of the batch when given: a cluster host's share);
+    ``elsewhere``: the caller's usage on the other cluster hosts (group quotas count it).
 
     :raises InvalidSetting: a count outside 1..100, positions not of the batch.
     :raises Forbidden: no grant or quota lets ``who`` deploy the template (403).
@@ -175,7 +179,7 @@ def order_for(lib: LibraryCapability, body: ProvisionRequest, who: Requester,
     template = lib.templates.get(body.template, body.version)
     who.check_quota(template, count, body.memory_mb, resources)
     hosts = within_group_quotas(who, lib.hostgroups, hosts, names[0], template,
-                                count, body.memory_mb, resources)
+                                count, body.memory_mb, resources, elsewhere)
     static = StaticAddress(body.ip, body.gateway, tuple(body.dns)) if body.ip else None
     users = (User(body.user, tuple(body.ssh_keys)),) if body.user else ()
     custom = Customisation("", body.hostname or body.name, users, static,
@@ -205,7 +209,10 @@ def install_provision_routes(app: FastAPI, lib: LibraryCapability) -> None:
         ``selfservice``), on the host placement picks (another cluster member: forwarded,
         module ``forwarding``); the caller owns the VMs."""
         who = requester(request)
-        order = order_for(lib, body, who)
+        elsewhere = None
+        if needs_cluster_usage(who, lib.hostgroups) and who.principal is not None:
+            elsewhere = await lib.forwarder.usage_of(who.principal.user)
+        order = order_for(lib, body, who, elsewhere=elsewhere)
         if body.dry_run:
             return lib.provisioner.plan(order)
         planned = lib.provisioner.placed(order)

@@ -12,7 +12,7 @@ owner (``service.access_hooks``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +24,8 @@ from viridian.errors import Conflict, Forbidden
 from viridian.service.auth import CURRENT_PRINCIPAL
 from viridian.service.library.templates import StoredTemplate
 
-__all__ = ["Requester", "placeable", "requester", "within_group_quotas"]
+__all__ = ["Requester", "needs_cluster_usage", "placeable", "requester",
+           "within_group_quotas"]
 
 MB = 1024 * 1024
 DEPLOY, READ = "template.deploy", "library.read"
@@ -151,13 +152,31 @@ def placeable(who: Requester, groups: HostGroups | None, template: str,
     return allowed
 
 
+def needs_cluster_usage(who: Requester, groups: HostGroups | None) -> bool:
+    """Whether a request of ``who`` is bounded by quotas scoped to host groups (then the
+    caller's usage on the other cluster hosts counts: :func:`within_group_quotas`)."""
+    if who.unlimited or groups is None or who.principal is None:
+        return False
+    return bool(groups.quotas(who.principal.user))
+
+
+def _added(usages: Iterable[Usage]) -> Usage:
+    total = Usage()
+    for u in usages:
+        total = Usage(total.vms + u.vms, total.memory_mb + u.memory_mb,
+                      total.processors + u.processors, total.disk_mb + u.disk_mb)
+    return total
+
+
 def within_group_quotas(who: Requester, groups: HostGroups | None, hosts: frozenset[str],
                         here: str, template: StoredTemplate, count: int,
                         memory_mb: int | None,
-                        resources: Callable[[str], Resources | None]) -> frozenset[str]:
+                        resources: Callable[[str], Resources | None],
+                        elsewhere: Mapping[str, Usage] | None = None) -> frozenset[str]:
     """The ``hosts`` where ``count`` VMs of ``template`` fit the caller's quotas scoped to
-    host groups (a quota on group Q counts the caller's VMs on this host, ``here``, when
-    this host is under Q; VMs on other cluster hosts are not counted).
+    host groups: a quota on group Q counts the caller's VMs on every host under Q — this
+    host's (``here``) and, from ``elsewhere`` (host → the caller's usage there, asked of
+    the members when :func:`needs_cluster_usage`), the other cluster hosts'.
 
     :raises Forbidden: they fit on none (the first refusal, with used/requested/limit).
     """
@@ -170,7 +189,7 @@ def within_group_quotas(who: Requester, groups: HostGroups | None, hosts: frozen
         return hosts
     one = template_resources(template, memory_mb)
     adding = Resources(one.memory_mb * count, one.processors * count, one.disk_mb * count)
-    local, home = usage_of(who.access.owned(user), resources), groups.group_of(here)
+    usage = {**(elsewhere or {}), here: usage_of(who.access.owned(user), resources)}
     kept: set[str] = set()
     refusal: Forbidden | None = None
     for host in sorted(hosts):
@@ -178,7 +197,8 @@ def within_group_quotas(who: Requester, groups: HostGroups | None, hosts: frozen
         try:
             for quota in quotas:
                 if within(group, quota["group"]):
-                    used = local if within(home, quota["group"]) else Usage()
+                    used = _added(u for h, u in usage.items()
+                                  if within(groups.group_of(h), quota["group"]))
                     check_quota(f"{user} (host group {quota['group']})", quota["limits"],
                                 used, adding, count)
         except Forbidden as err:
