@@ -93,6 +93,23 @@ def test_placement_rates_hosts_by_their_published_facts_and_says_why() -> None:
     assert place([_vm("v", 1024, preferred_hosts="busy")], hosts).assigned == {"v": "busy"}
 
 
+def test_a_vm_restarts_where_its_switches_are_before_any_preference() -> None:
+    """A host lacking a switch the VM's adapters connect to comes after every host that
+    has them (even a preferred one); the VM still restarts there when it is the only host
+    with the memory, and the reason names what is missing."""
+    from dataclasses import replace
+
+    vm = replace(_vm("v", 1024, preferred_hosts="bare"), settings={"switches": ["Lab"]})
+    bare, wired = _rated("bare", 14000), replace(_rated("wired", 9000), switches=("Lab",))
+    assert place([vm], [bare, wired]).assigned == {"v": "wired"}
+    assert rating(vm, bare, 14000).stars == 0
+    alone = place([vm], [bare, replace(wired, memory_free_mb=512)])
+    assert alone.assigned == {"v": "bare"}
+    assert "missing virtual switch: Lab" in alone.reasons["v"], alone.reasons
+    assert place([_vm("w", 1024, preferred_hosts="bare")], [bare, wired]).assigned == \
+        {"w": "bare"}  # a VM without switches: the preference decides as before
+
+
 def test_equal_ratings_fall_back_to_free_memory_then_the_name() -> None:
     more = _rated("m", 12000, cpu=10.0, storage_free_gb=60)
     less = _rated("l", 11000, cpu=10.0, storage_free_gb=60)

@@ -244,3 +244,13 @@ def test_merge_can_rename_and_clear_optional_values() -> None:
     base = settings_from_dict(FULL)
     merged = merge_settings(base, {"name": "renamed", "floppy": {"path": None}})
     assert merged.name == "renamed" and merged.floppy.path is None
+
+
+def test_host_switches_are_the_connected_virtual_switches_only() -> None:
+    from viridian.model import USER_SWITCH, NetworkAdapter, host_switches
+
+    adapters = [NetworkAdapter(switch="Lab"), NetworkAdapter(switch=None),
+                NetworkAdapter(switch=USER_SWITCH), NetworkAdapter(switch="Lab"),
+                NetworkAdapter(switch="Ext")]
+    assert host_switches(adapters) == {"Lab", "Ext"}
+    assert host_switches([]) == frozenset()

@@ -9,8 +9,10 @@ Rules, in order (Hyper-V's failover placement, with its site awareness):
    admission rules admit) still holds its memory after the VMs placed before it.
 4. Among hosts that fit: a host of the VM's preferred site first (when the VM names one;
    a VM fails over to another site only when no host of its site is Up with the memory),
-   then the fewest VMs sharing an anti-affinity class with it, then its preferred hosts
-   in their order, then the most placement stars (:func:`rating`: the 0-5 star rating of
+   then the fewest of the host switches its adapters need missing (a VM restarts without
+   its network only where no host with the memory has it; the rating says which is
+   missing), then the fewest VMs sharing an anti-affinity class with it, then its
+   preferred hosts in their order, then the most placement stars (:func:`rating`: the 0-5 star rating of
    provisioning, :func:`viridian.library.placement.rate`, from the facts the host
    published, its memory after the VMs placed before it), then the most free memory,
    then the host name.
@@ -102,14 +104,22 @@ def record_facts(record: HostRecord, memory_free_mb: int | None = None) -> HostF
                      disk_busy_pct=record.disk_busy_pct)
 
 
+def needed_switches(vm: ClusterVM) -> frozenset[str]:
+    """The host switches ``vm``'s adapters need (its cluster record's ``switches``; none
+    for a record written before they were published)."""
+    found = vm.settings.get("switches", ())
+    return frozenset(str(s) for s in found) if isinstance(found, (list, tuple)) else frozenset()
+
+
 def rating(vm: ClusterVM, host: HostRecord, memory_free_mb: int) -> Rating:
     """How ``host`` (with ``memory_free_mb`` left) rates for restarting ``vm``: the
-    provisioning rating of its published facts for the VM's memory. No disk is needed
-    (the VM's disks stay on the shared storage; free space and I/O headroom still count)
-    nor any switch (the cluster record does not name them); anti-affinity is the earlier
+    provisioning rating of its published facts for the VM's memory and switches (a
+    missing switch: 0 stars). No disk is needed (the VM's disks stay on the shared
+    storage; free space and I/O headroom still count); anti-affinity is the earlier
     rule's (classes, not VM names). A record without facts (no storage published: an
     older host) is rated as :func:`record_facts` reads it, and its reasons say so."""
-    rated = rate(record_facts(host, memory_free_mb), VMNeeds(vm.memory_mb, 0, frozenset()))
+    rated = rate(record_facts(host, memory_free_mb),
+                 VMNeeds(vm.memory_mb, 0, needed_switches(vm)))
     if host.storage_total_bytes > 0:
         return rated
     return replace(rated, reasons=(*rated.reasons[:1], NO_FACTS))
@@ -117,13 +127,14 @@ def rating(vm: ClusterVM, host: HostRecord, memory_free_mb: int) -> Rating:
 
 def _rank(vm: ClusterVM, host: HostRecord, free: Mapping[str, int],
           classes: Mapping[str, list[str]], rated: Rating
-          ) -> tuple[int, int, int, int, int, str]:
+          ) -> tuple[int, int, int, int, int, int, str]:
     site = vm.policy.preferred_site
     away = 1 if site and host.site != site else 0
+    lacking = len(needed_switches(vm) - frozenset(host.switches))
     preferred = vm.policy.preferred_hosts
     order = preferred.index(host.name) if host.name in preferred else len(preferred)
-    return (away, _clashes(vm, host.name, classes), order, -rated.stars, -free[host.name],
-            host.name)
+    return (away, lacking, _clashes(vm, host.name, classes), order, -rated.stars,
+            -free[host.name], host.name)
 
 
 def _reason(vm: ClusterVM, host: HostRecord, up: Mapping[str, HostRecord], fits: list[str],

@@ -27,6 +27,7 @@ from viridian.model.codec import default_settings, settings_from_dict, to_dict
 from viridian.model.mac import normalise_mac
 from viridian.model.merge import merge_settings
 from viridian.model.settings import (
+    USER_SWITCH,
     AutomaticStart,
     AutomaticStop,
     BiosSettings,
@@ -40,6 +41,7 @@ from viridian.model.settings import (
     ScsiController,
     ScsiDisk,
     VMSettings,
+    host_switches,
 )
 from viridian.model.sizes import parse_size, parse_size_mb
 from viridian.model.states import (
@@ -54,6 +56,7 @@ from viridian.model.validation import check_vm_name, validate
 
 __all__ = [
     "TRANSITIONS",
+    "USER_SWITCH",
     "AdapterKind",
     "AutomaticStart",
     "AutomaticStop",
@@ -82,6 +85,7 @@ __all__ = [
     "check_request",
     "check_vm_name",
     "default_settings",
+    "host_switches",
     "merge_settings",
     "normalise_mac",
     "parse_size",

@@ -82,6 +82,10 @@ class ScsiController:
     disks: tuple[ScsiDisk, ...] = ()
 
 
+USER_SWITCH = "user"
+"""The ``switch`` of a user-mode NAT adapter: QEMU's own network, no switch of the host."""
+
+
 @dataclass(frozen=True)
 class NetworkAdapter:
     """``switch`` None = not connected. ``mac`` None with a dynamic MAC = not yet assigned.
@@ -194,3 +198,10 @@ class VMSettings:
     def com(self, port: int) -> ComPort:
         """COM``port`` (1 or 2)."""
         return self.com1 if port == 1 else self.com2
+
+
+def host_switches(adapters: tuple[NetworkAdapter, ...] | list[NetworkAdapter]
+                  ) -> frozenset[str]:
+    """The virtual switches of the host that ``adapters`` connect to (not "not
+    connected", not user-mode NAT): what a host must have to run the VM."""
+    return frozenset(a.switch for a in adapters if a.switch and a.switch != USER_SWITCH)

@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from viridian.errors import InvalidSetting
-from viridian.model import AdapterKind, NetworkAdapter, VMSettings
+from viridian.model import USER_SWITCH, AdapterKind, NetworkAdapter, VMSettings
 from viridian.network.names import tap_name
 from viridian.qemu.render.naming import netdev_id, nic_id
 from viridian.qemu.render.options import opts
 
-USER_SWITCH = "user"
 _MODELS = {AdapterKind.SYNTHETIC: "virtio-net-pci", AdapterKind.LEGACY: "tulip"}
 
 

@@ -43,6 +43,7 @@ from viridian.cluster.ownership import (
 from viridian.cluster.placement import Placement, place
 from viridian.errors import ViridianError
 from viridian.host.admission import MIN_FREE_MB
+from viridian.model import host_switches
 from viridian.model.states import Request, VMState
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.fence_guard import (
@@ -81,9 +82,11 @@ def policy_of(vm: LiveVM) -> HAPolicy:
 
 def cluster_record(vm: LiveVM, desired: bool) -> ClusterVM:
     """The cluster-wide record of an HA VM: another host registers it from ``folder``
-    (on the shared storage) and starts it."""
+    (on the shared storage) and starts it; ``switches``: the host switches its adapters
+    need (the failover prefers hosts that have them)."""
+    switches = sorted(host_switches(vm.record.settings.network_adapters))
     return ClusterVM(vm.record.id, vm.record.name, vm.memory_mb, policy_of(vm), desired,
-                     {"folder": vm.record.folder})
+                     {"folder": vm.record.folder, "switches": switches})
 
 
 def remembered(before: Mapping[str, tuple[str, str]], vms: Iterable[ClusterVM],

@@ -20,6 +20,7 @@ from viridian.errors import AdmissionRefused, Conflict, HostError, NotFound
 from viridian.library.cloudinit import READY_FILE, Customisation, numbered, seed_files
 from viridian.library.placement import VMNeeds
 from viridian.library.spread import spread
+from viridian.model import USER_SWITCH
 from viridian.service.context import ServiceContext
 from viridian.service.jobs import Job
 from viridian.service.library import images
@@ -91,7 +92,8 @@ class Provisioner:
         :mod:`viridian.library.spread`) and ``host`` (the first share's host), or
         ``refused`` (why the hosts cannot take them; ``host`` None, ``split`` empty)."""
         settings = template.manifest.settings
-        switches = {a["switch"] for a in settings.get("network_adapters", []) if a["switch"]}
+        switches = {a["switch"] for a in settings.get("network_adapters", [])
+                    if a["switch"] and a["switch"] != USER_SWITCH}  # NAT: QEMU's own
         if order.switch:
             switches = {order.switch}
         names = self.names(order)

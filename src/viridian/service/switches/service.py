@@ -33,7 +33,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from viridian.errors import Conflict, InvalidSetting, NotFound, ViridianError
-from viridian.model import NetworkAdapter, settings_from_dict
+from viridian.model import USER_SWITCH, NetworkAdapter, settings_from_dict
 from viridian.model.states import VMState
 from viridian.network import (
     KernelFeatures,
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 
 META_SWITCHES = "switches"
 META_TAG = "network_tag"
-USER_SWITCH = "user"
 SWITCH_TYPES = ", ".join(t.value for t in SwitchType)
 
 
