@@ -14,6 +14,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 TOKEN_FILE_NAME = "token"
+SERVICE_RECORD_NAME = "service.json"  # the local service's address and pid, in the data folder
 API_PREFIX = "/api/v1"
 
 

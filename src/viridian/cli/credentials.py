@@ -39,7 +39,7 @@ __all__ = [
     "stored_session",
 ]
 
-SERVICE_RECORD_NAME = "service.json"
+SERVICE_RECORD_NAME = config.SERVICE_RECORD_NAME
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -142,7 +142,11 @@ def _plain_convert_args(args: list[str]) -> tuple[Path, Path, str] | None:
 def _local_service_may_own_files() -> bool:
     """A local service runs (it may own SRC or DST: the click command asks it)."""
     from viridian import config
+
+    data_dir = config.default_data_dir()
+    if not (data_dir / config.SERVICE_RECORD_NAME).exists():
+        return False  # no service ever recorded itself: no JSON reader needed (start-up)
     from viridian.cli.credentials import read_service_record, recorder_alive
 
-    record = read_service_record(config.default_data_dir())
+    record = read_service_record(data_dir)
     return record is not None and recorder_alive(record)

@@ -1,16 +1,45 @@
-"""Format sniffing: which QEMU driver reads a file."""
+"""Format sniffing: which QEMU driver reads a file, and whether a file is an image this
+library leaves to ``qemu-img`` (VMDK, qcow2: :func:`foreign_format`).
+
+Light on purpose: ``disk convert`` calls :func:`foreign_format` on every source, and
+imports :mod:`.foreign_convert` (subprocess, the VMDK reader) only for such an image.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
 
 from .errors import BadFooter, DiskError, DiskNotFound, InvalidDiskArgument
 from .vhd_layout import FOOTER_COOKIE, FOOTER_SIZE
 
-_MAGICS = ((b"vhdxfile", "vhdx"), (b"QFI\xfb", "qcow2"), (FOOTER_COOKIE, "vpc"))
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+QCOW2_MAGIC = b"QFI\xfb"
+VMDK_SPARSE_MAGIC = b"KDMV"
+VMDK_DESCRIPTOR_MARK = b"# Disk DescriptorFile"
+_MAGICS = ((b"vhdxfile", "vhdx"), (QCOW2_MAGIC, "qcow2"), (FOOTER_COOKIE, "vpc"))
+
+
+def is_vmdk(head: bytes) -> bool:
+    """``head`` (the first bytes of a file) starts a VMDK sparse extent or descriptor."""
+    return head.startswith(VMDK_SPARSE_MAGIC) or head.lstrip().startswith(VMDK_DESCRIPTOR_MARK)
+
+
+def foreign_format(path: Path) -> str | None:
+    """"vmdk" or "qcow2" when ``path`` holds such an image; None otherwise (also when it
+    cannot be read: the caller's own open reports that)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    if head.startswith(QCOW2_MAGIC):
+        return "qcow2"
+    return "vmdk" if is_vmdk(head) else None
 
 
 def sniff(path: Path) -> str:

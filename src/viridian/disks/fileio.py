@@ -8,6 +8,7 @@ replay its prefixes to prove crash consistency.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -26,6 +27,10 @@ class WriteRecord:
     offset: int
     data: bytes | None  # None means truncate(offset)
 
+
+# copy_file_range refusals that mean "not between these files", never bad data
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
+_READ_STEP = 8 * 1024 * 1024
 
 _recorder: ContextVar[list[WriteRecord] | None] = ContextVar("_recorder", default=None)
 
@@ -136,9 +141,25 @@ class ImageFile:
             self.pwrite(src.pread(length, src_offset), offset)
             return
         while length > 0:
-            n = os.copy_file_range(src.fd, self.fd, length, src_offset, offset)
+            try:
+                n = os.copy_file_range(src.fd, self.fd, length, src_offset, offset)
+            except OSError as err:  # e.g. EXDEV: the files are on different file systems
+                if src is self or err.errno not in _NO_KERNEL_COPY:
+                    raise
+                self._copy_by_reading(src, src_offset, length, offset)
+                return
             if n <= 0:
                 raise DiskError(f"{src.path}: unexpected end of file at {src_offset}")
+            src_offset, offset, length = src_offset + n, offset + n, length - n
+
+    def _copy_by_reading(self, src: ImageFile, src_offset: int, length: int, offset: int) -> None:
+        """``copy_from`` through user space, for files the kernel cannot copy between."""
+        while length > 0:
+            data = src.pread(min(length, _READ_STEP), src_offset)
+            if not data:
+                raise DiskError(f"{src.path}: unexpected end of file at {src_offset}")
+            self.pwrite(data, offset)
+            n = len(data)
             src_offset, offset, length = src_offset + n, offset + n, length - n
 
     def truncate(self, size: int) -> None:
@@ -167,8 +188,10 @@ class ImageFile:
             return None
         try:
             start = os.lseek(self.fd, offset, os.SEEK_DATA)
-        except OSError:  # ENXIO: no data after offset
-            return None
+        except OSError as err:
+            if err.errno == errno.ENXIO:  # no data after offset
+                return None
+            return offset, end  # SEEK_DATA unsupported (a block device): all may hold data
         if start >= end:
             return None
         stop = os.lseek(self.fd, start, os.SEEK_HOLE)

@@ -19,26 +19,13 @@ import struct
 import subprocess
 from pathlib import Path
 
+from .detect import QCOW2_MAGIC, foreign_format, is_vmdk
 from .errors import DiskError, DiskExists, DiskNotFound, InvalidDiskArgument
 from .progress import Progress, no_progress
-from .vmdk import contained, is_vmdk, read_vmdk
+from .vmdk import contained, read_vmdk
 
-QCOW2_MAGIC = b"QFI\xfb"
 MAX_CHAIN = 16
 VHDX_SUFFIXES = (".vhdx", ".avhdx")
-
-
-def foreign_format(path: Path) -> str | None:
-    """"vmdk" or "qcow2" when ``path`` holds such an image; None otherwise (also when it
-    cannot be read: the caller's own open reports that)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError:
-        return None
-    if head.startswith(QCOW2_MAGIC):
-        return "qcow2"
-    return "vmdk" if is_vmdk(head) else None
 
 
 def convert_foreign(src: Path, dst: Path, target_type: str, source_format: str | None,

@@ -25,6 +25,8 @@ def is_zero(buf: bytes | bytearray | memoryview) -> bool:
     """True when every byte of ``buf`` is zero (memcmp against a shared zero buffer:
     ``bytes.startswith`` compares without copying)."""
     view = memoryview(buf).cast("B")
+    if len(view) <= CHUNK:  # the common case, without a generator per call
+        return ZEROS.startswith(view)
     return all(ZEROS.startswith(view[i : i + CHUNK]) for i in range(0, len(view), CHUNK))
 
 

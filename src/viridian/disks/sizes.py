@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidDiskArgument
 from .vhd_layout import MAX_BLOCK_SIZE, MAX_VIRTUAL_SIZE, MIN_BLOCK_SIZE, SECTOR
@@ -15,6 +14,8 @@ SIZE_HELP = "a byte count or a number with K, M, G or T (binary units), e.g. 512
 
 def parse_size(text: str) -> int:
     """Bytes for ``text``; units are binary (K=1024). Raises InvalidDiskArgument."""
+    from decimal import Decimal, InvalidOperation  # here: not on every disk command's start
+
     m = _SIZE.match(text)
     if not m:
         raise InvalidDiskArgument(f"size {text!r} is not valid; use {SIZE_HELP}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fileio import ImageFile
-from .image import DiskImage, is_zero
+from .image import DiskImage
 from .progress import Progress, no_progress
 from .space import allocate, require_space
 from .vhdx import VhdxImage, open_vhdx, require_vhdx_size
@@ -233,8 +233,12 @@ def write_vhdx(disk: DiskImage, out: ImageFile, public: Path, fixed: bool, block
 
     Dynamic: all-zero blocks stay unallocated and only data runs are written (holes in
     the rest of each block). Fixed: every block is allocated, in order.
+
+    Only the non-zero pieces of the data runs are written (:func:`.convert.nonzero_pieces`:
+    kernel copies from a file source, no whole-block buffer); a dynamic block is
+    allocated at its first non-zero piece, so blocks keep their order.
     """
-    from .convert import Writeback, runs_by_block
+    from .convert import COPY_CHUNK, Writeback, nonzero_pieces, runs_by_block, scratch
 
     plan = Plan(_params(disk.size, block_size, fixed=fixed), None)
     p = plan.params
@@ -245,26 +249,23 @@ def write_vhdx(disk: DiskImage, out: ImageFile, public: Path, fixed: bool, block
         bat = fixed_bat(plan)
     else:
         bat = array("Q", bytes(8 * p.bat_entries))
-    pos, buf = plan.first_block, memoryview(bytearray(p.block_size))
+    pos, buf = plan.first_block, scratch(min(p.block_size, COPY_CHUNK))  # >= 1 MiB
     writeback = Writeback(out)
     for block, runs in runs_by_block(disk, p.block_size):
-        base = block * p.block_size
-        parts = [(a - base, buf[a - base : b - base]) for a, b in runs]
-        for (a, _), (_, view) in zip(runs, parts, strict=True):
-            disk.readinto(a, view)
-        parts = [(w, v) for w, v in parts if not is_zero(v)]
+        index, target = block + block // p.chunk_ratio, -1  # -1: nothing written yet
+        for start, stop in runs:
+            for piece in nonzero_pieces(disk, start, stop, buf):
+                if target < 0:
+                    if not fixed:
+                        bat[index] = bat_entry(PAYLOAD_FULLY_PRESENT, pos)
+                        pos += p.block_size
+                    target = entry_offset(bat[index])
+                piece.put(out, target + piece.offset - block * p.block_size)
         progress(runs[-1][1], disk.size)
-        if not parts:
-            continue
-        index = block + block // p.chunk_ratio
-        if not fixed:
-            bat[index] = bat_entry(PAYLOAD_FULLY_PRESENT, pos)
-            pos += p.block_size
-        target = entry_offset(bat[index])
-        for within, view in parts:
-            out.pwrite(view, target + within)
-        writeback.reached(target + p.block_size)
+        if target >= 0:
+            writeback.reached(target + p.block_size)
     write_skeleton(out, plan, bat)
     if out.size() < pos:
         out.truncate(pos)
     progress(disk.size, disk.size)
+

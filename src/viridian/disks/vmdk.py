@@ -21,10 +21,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from .detect import VMDK_DESCRIPTOR_MARK as DESCRIPTOR_MARK
+from .detect import VMDK_SPARSE_MAGIC as SPARSE_MAGIC
+from .detect import is_vmdk as is_vmdk  # re-exported: callers read VMDKs from here
 from .errors import DiskNotFound, InvalidDiskArgument, UnsupportedDisk
 
-SPARSE_MAGIC = b"KDMV"
-DESCRIPTOR_MARK = b"# Disk DescriptorFile"
 CREATE_TYPES = ("monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse",
                 "twoGbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsSparse")
 EXTENT = re.compile(r'^(RW|RDONLY|NOACCESS)\s+(\d+)\s+(\w+)(?:\s+"([^"]*)"(?:\s+(\d+))?)?\s*$')
@@ -59,11 +60,6 @@ class VmdkDescriptor:
         """Every file that holds this disk's data (the descriptor's file first)."""
         own = [e.file for e in self.extents if e.file is not None and e.file != self.path]
         return (self.path, *own)
-
-
-def is_vmdk(head: bytes) -> bool:
-    """``head`` (the first bytes of a file) starts a sparse extent or a descriptor."""
-    return head.startswith(SPARSE_MAGIC) or head.lstrip().startswith(DESCRIPTOR_MARK)
 
 
 def read_vmdk(path: Path) -> VmdkDescriptor:
