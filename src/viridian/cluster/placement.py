@@ -12,10 +12,10 @@ Rules, in order (Hyper-V's failover placement, with its site awareness):
    then the fewest of the host switches its adapters need missing (a VM restarts without
    its network only where no host with the memory has it; the rating says which is
    missing), then the fewest VMs sharing an anti-affinity class with it, then its
-   preferred hosts in their order, then the most placement stars (:func:`rating`: the 0-5 star rating of
-   provisioning, :func:`viridian.library.placement.rate`, from the facts the host
-   published, its memory after the VMs placed before it), then the most free memory,
-   then the host name.
+   preferred hosts in their order, then the most placement stars (:func:`rating`: the
+   0-5 star rating of provisioning, :func:`viridian.library.placement.rate`, from the
+   facts the host published, its memory after the VMs placed before it), then the most
+   free memory, then the host name.
 5. A VM that fits nowhere is Pending ("insufficient memory on every host"), and is
    placed by a later decision when capacity returns.
 
