@@ -27,6 +27,7 @@ from viridian.library.placement import MB, HostFacts, Rating, VMNeeds, best, rat
 
 __all__ = ["Share", "Spread", "room", "spread"]
 
+
 @dataclass(frozen=True)
 class Share:
     """The VMs of the batch one host makes: their 1-based positions in the batch (what
