@@ -61,6 +61,17 @@ def _vm_names(service: Service) -> list[str]:
         return sorted(vm["name"] for vm in api.get("/vms").json()["vms"])
 
 
+def _provisioned(api: httpx.Client, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """POST ``body`` to the peer route (202 expected) and wait for its job to end: (job
+    id, the ended job)."""
+    accepted = api.post(PEER, json=body)
+    assert accepted.status_code == 202, accepted.text
+    job_id = str(accepted.json()["id"])
+    done = wait_for("the provision job", lambda: (
+        job := api.get(f"{PEER}/{job_id}").json())["state"] in ("completed", "failed") and job)
+    return job_id, dict(done)
+
+
 def test_the_peer_route_takes_the_peer_token_and_nothing_else(
         lab: tuple[Service, dict[str, str]]) -> None:
     service, sessions = lab
@@ -98,12 +109,7 @@ def test_a_granted_user_gets_the_vm_owns_it_and_the_audit_names_the_source(
         lab: tuple[Service, dict[str, str]]) -> None:
     service, sessions = lab
     with _as(service, TOKEN) as api:
-        accepted = api.post(PEER, json=_body("ann", "fwd"))
-        assert accepted.status_code == 202, accepted.text
-        job_id = accepted.json()["id"]
-        done = wait_for("the provision job", lambda: (
-            job := api.get(f"{PEER}/{job_id}").json())["state"] in (
-            "completed", "failed") and job)
+        job_id, done = _provisioned(api, _body("ann", "fwd"))
     assert done["state"] == "completed", done
     assert done["result"]["vms"] == ["fwd"]
     with _as(service, sessions["ann"]) as ann:  # ann's own list: only what she may read
@@ -127,12 +133,7 @@ def test_a_share_of_a_spread_batch_makes_its_positions_with_the_batchs_names(
         bad = api.post(PEER, json={**share, "positions": [3, 4]})
         assert bad.status_code == 400, bad.text
         assert "ascending distinct positions 1..3 of the batch" in bad.text
-        accepted = api.post(PEER, json=share)
-        assert accepted.status_code == 202, accepted.text
-        job_id = accepted.json()["id"]
-        done = wait_for("the share's provision job", lambda: (
-            job := api.get(f"{PEER}/{job_id}").json())["state"] in (
-            "completed", "failed") and job)
+        _, done = _provisioned(api, share)
     assert done["state"] == "completed", done
     assert done["result"]["vms"] == ["shr-2", "shr-3"]
     assert [s["vms"] for s in done["result"]["split"]] == [["shr-2", "shr-3"]]
@@ -153,11 +154,7 @@ def test_a_member_tells_which_of_its_vms_read_a_template_and_what_a_user_owns(
         disks = [d["path"] for v in api.get("/templates/base").json()["versions"]
                  for d in v["disks"]]
     with _as(service, TOKEN) as api:
-        accepted = api.post(PEER, json=_body("ann", "reader"))
-        assert accepted.status_code == 202, accepted.text
-        job_id = accepted.json()["id"]
-        wait_for("the provision job", lambda: api.get(f"{PEER}/{job_id}").json()["state"]
-                 in ("completed", "failed"))
+        assert _provisioned(api, _body("ann", "reader"))[1]["state"] == "completed"
         answer = api.post(route, json={"paths": disks})
         assert (answer.status_code, answer.json()) == (200, {"vms": ["reader"]}), answer.text
         assert api.post(route, json={"paths": ["/nothing/reads/this"]}).json() == {"vms": []}
