@@ -4,7 +4,7 @@ runs the steps chosen here.
 
 - A Running or Paused VM's memory is *saved* for the point: the guest is paused, its
   memory and device state written to a file (QEMU ``migrate``), the disks' point in
-  time started, and the guest runs again (:func:`save_steps`).
+  time started, and the guest runs again (:class:`SaveOrder`).
 - A Saved VM's saved-state file already is its memory, of the same instant as its
   disks (nothing writes them while it is Saved): the point copies it.
 - Any other VM has no memory to include (Off), or is between states.
@@ -18,15 +18,6 @@ from typing import Literal
 from viridian.model.states import VMState
 
 MemorySource = Literal["save", "saved_state"]
-
-Step = Literal["pause", "save_memory", "start_point", "pause_jobs", "cont", "stop",
-               "resume_jobs"]
-"""``pause``: stop the vCPUs; ``save_memory``: ``migrate`` to the point's memory file
-(QEMU then holds its own images *inactive*, run state ``postmigrate``);
-``start_point``: the disks' transaction; ``pause_jobs``/``resume_jobs``: the point's
-backup jobs held still while ``cont`` re-activates the images under them; ``cont``: run
-(re-activates inactive images first); ``stop``: paused again."""
-
 
 @dataclass(frozen=True)
 class MemoryPlan:
@@ -54,24 +45,31 @@ def memory_plan(state: VMState, qemu_runs: bool, has_saved_state: bool) -> Memor
                             "Paused or Saved VM")
 
 
-def save_steps(images_in_qemu: bool, was_running: bool) -> tuple[Step, ...]:
-    """The order of a memory save with the disks' point in time, so that both are of one
-    instant and the guest gets writable disks back.
+@dataclass(frozen=True)
+class SaveOrder:
+    """How a memory save is ordered with the disks' point in time, so that both are of
+    one instant and the guest gets writable disks back. Always: pause the vCPUs, save
+    the memory (QEMU ``migrate`` to the point's file; QEMU then holds its own images
+    *inactive*, run state ``postmigrate``), start the disks' transaction, ``cont``. The
+    two choices around ``cont`` are this object's fields.
 
     The memory is saved *before* the disks' transaction: QEMU 7.2 completes a save by
     inactivating every block node, which fails while a backup job's copy-before-write
-    filter holds a writable staging node (the save then fails: "bdrv_inactivate_all()
-    failed"). After the save the transaction is accepted on the inactive nodes (the jobs
-    read them, and write only the new, active staging nodes). ``cont`` re-activates the
-    images — for a qcow2 by reopening its metadata — so when QEMU itself holds them
-    (``images_in_qemu``; not when a storage daemon serves them) the jobs are paused across
-    it and resumed after. A VM that was Paused is paused again after ``cont`` (QEMU 7.2
-    cannot re-activate images without running the vCPUs), so it runs for that instant,
-    after the point."""
-    steps: list[Step] = ["pause", "save_memory", "start_point"]
-    steps += ["pause_jobs", "cont"] if images_in_qemu else ["cont"]
-    if not was_running:
-        steps.append("stop")
-    if images_in_qemu:
-        steps.append("resume_jobs")
-    return tuple(steps)
+    filter holds a writable staging node ("bdrv_inactivate_all() failed"). After the save
+    the transaction is accepted on the inactive nodes (the jobs read them, and write only
+    the new, active staging nodes)."""
+
+    hold_jobs: bool
+    """The point's backup jobs are paused across ``cont`` and resumed after: ``cont``
+    re-activates the images — a qcow2 by reopening its metadata — under them. Only when
+    QEMU itself holds the images (not when a storage daemon serves them)."""
+    pause_again: bool
+    """The VM was Paused: it is paused again right after ``cont`` (QEMU 7.2 cannot
+    re-activate images without running the vCPUs, so it runs for that instant, after the
+    point)."""
+
+
+def save_order(images_in_qemu: bool, was_running: bool) -> SaveOrder:
+    """The order for a VM whose images QEMU opens itself (``images_in_qemu``) or its
+    storage daemon serves, Running (``was_running``) or Paused."""
+    return SaveOrder(hold_jobs=images_in_qemu, pause_again=not was_running)

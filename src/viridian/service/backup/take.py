@@ -44,7 +44,7 @@ from typing import Any
 
 from viridian.backup import layout
 from viridian.backup.chains import latest_good
-from viridian.backup.memory import MemoryPlan, memory_plan, save_steps
+from viridian.backup.memory import MemoryPlan, memory_plan, save_order
 from viridian.backup.records import BackupDisk, BackupRecord, Consistency
 from viridian.checkpoints import Tree
 from viridian.errors import Conflict
@@ -321,13 +321,12 @@ async def _block_monitor(live: LiveVM) -> Monitor | None:
 async def _with_memory(live: LiveVM, monitor: Monitor, point_id: str,
                        points: list[PointDisk], memory: Path) -> float:
     """Save the memory to ``memory`` and start the disks' point at the same instant, in
-    the order of :func:`viridian.backup.memory.save_steps`; the seconds the guest was
+    the order of :class:`viridian.backup.memory.SaveOrder`; the seconds the guest was
     paused. On failure the point is abandoned before the guest runs again, and the VM is
     left running (or paused, as it was)."""
     worker = live.require_worker()
     was_running = await worker.status() == "running"
-    images_in_qemu = monitor is worker.monitor
-    steps = save_steps(images_in_qemu, was_running)
+    order = save_order(monitor is worker.monitor, was_running)
     held: list[str] = []
     began = time.monotonic()
     try:
@@ -336,14 +335,14 @@ async def _with_memory(live: LiveVM, monitor: Monitor, point_id: str,
         await worker.monitor.save_to_file(memory)
         await backup_jobs.start_point(monitor, point_id, points)
         fault("backup.memory_saved")
-        if "pause_jobs" in steps:
+        if order.hold_jobs:
             held = await backup_jobs.pause_jobs(monitor, point_id, points)
     except BaseException:
         with contextlib.suppress(Exception):  # no job may read images being re-activated
             await backup_jobs.abandon(monitor, point_id)
-        await _run_again(worker, was_running, "stop" in steps)
+        await _run_again(worker, was_running, order.pause_again)
         raise
-    await _run_again(worker, was_running, "stop" in steps)
+    await _run_again(worker, was_running, order.pause_again)
     paused = time.monotonic() - began
     await backup_jobs.resume_jobs(monitor, held)
     return round(paused, 3)
