@@ -30,7 +30,8 @@ shows medians over ``--repeat`` rounds (default 3). Rounds alternate between the
 
 libvirt is set up by ``scripts/libvirt-setup.sh`` like bench/bench_lifecycle.py does; when
 it cannot run, the bench says why and measures viridian alone. ``--quick``: one round, a
-64 MiB prefill and 16 MiB guest writes (the smoke test runs this). ``--json``: one JSON
+16 MiB prefill and 4 MiB guest writes (the smoke test runs this; every verb still runs on
+both stacks). ``--json``: one JSON
 document instead of the table. Progress goes to stderr. Everything made (VMs, domains,
 snapshots, files) is removed at the end, also on failure.
 """
@@ -155,7 +156,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="rounds per stack; medians are reported (default 3)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="one round, 64 MiB prefill, 16 MiB writes (smoke test)"
+        "--quick", action="store_true", help="one round, 16 MiB prefill, 4 MiB writes (smoke test)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument(
@@ -181,8 +182,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")
-    data_mb = args.data_mb if args.data_mb is not None else (64 if args.quick else 400)
-    write_mb = args.write_mb if args.write_mb is not None else (16 if args.quick else 100)
+    data_mb = args.data_mb if args.data_mb is not None else (16 if args.quick else 400)
+    write_mb = args.write_mb if args.write_mb is not None else (4 if args.quick else 100)
     if not (data_mb > 0 and write_mb > 0 and data_mb + 3 * write_mb <= DISK_SIZE_MB):
         parser.error(
             f"--data-mb ({data_mb}) and --write-mb ({write_mb}) must be positive with "
