@@ -20,7 +20,8 @@ beforehand. With the guest running (timed steps marked T):
 Throughput is the data of the disks (allocated bytes of the source images) over the
 wall time; ratios are viridian/peer time. The peers' copies are synced (``sync FILE``)
 like a point, whose files are fsynced before it is published; a point also computes its
-SHA-256 manifest. ``--quick``: a 256 MiB disk (the smoke test).
+SHA-256 manifest. ``--quick``: a 32 MiB data disk (the smoke test; every step still
+runs, on 16 MiB of data plus the boot disk's).
 Everything made is removed at the end, also on failure.
 """
 
@@ -49,6 +50,9 @@ from lifecycle_viridian import ViridianService
 
 MB = 1 << 20
 VM = "bench-backup"
+QUICK_SIZE_MB = 32
+"""``--quick``'s data disk: small, and not the boot disk's 64 MiB (the guest finds the data
+disk by its size)."""
 
 
 def _log(message: str) -> None:
@@ -242,11 +246,12 @@ def _table(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 256 MiB disk (smoke test)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a {QUICK_SIZE_MB} MiB data disk (smoke test)")
     parser.add_argument("--size-mb", type=int, default=2048)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(256 if args.quick else args.size_mb)
+    result = run(QUICK_SIZE_MB if args.quick else args.size_mb)
     print(json.dumps(result, indent=2) if args.json else _table(result))
 
 
