@@ -22,7 +22,8 @@ Measured per move (medians of ``--repeat``, default 3):
 
 ``virsh migrate --live`` needs a second libvirt host: libvirt refuses a migration to the
 host it runs on (same host UUID); the bench tries it when libvirt answers and prints the
-refusal. ``--quick``: one repetition (the smoke test). ``--json``: one JSON document.
+refusal. ``--quick`` (the smoke test): one repetition, the data disk holding 8 MiB and a
+16 MiB dirtying loop (every move and both peers still run). ``--json``: one JSON document.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,23 @@ from lifecycle_viridian import ViridianService
 from viridian.qemu.runtime_paths import RuntimePaths
 
 VM = "bench-move"
-LOAD = ("(while :; do dd if=/dev/zero of=/tmp/dirty bs=1M count=64 conv=notrunc "
-        "2>/dev/null; done) >/dev/null 2>&1 &")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the moves carry: MiB written into the data disk beforehand, MiB the guest's
+    dirtying loop rewrites (the same in both stacks)."""
+
+    disk_mb: int
+    dirty_mb: int
+
+    def load_script(self) -> str:
+        """Shell for the guest: the dirtying loop, in the background."""
+        return (f"(while :; do dd if=/dev/zero of=/tmp/dirty bs=1M count={self.dirty_mb} "
+                "conv=notrunc 2>/dev/null; done) >/dev/null 2>&1 &")
+
+
+FULL, QUICK = Workload(disk_mb=64, dirty_mb=64), Workload(disk_mb=8, dirty_mb=16)
 MIB = 1024 * 1024
 Samples = dict[str, list[float]]
 
@@ -73,8 +90,9 @@ def _free_port() -> int:
 class ViridianPair:
     """Two services and the VM that moves between them."""
 
-    def __init__(self, guest: Guest) -> None:
+    def __init__(self, guest: Guest, work: Workload) -> None:
         self.guest = guest
+        self.work = work
         self.services = [ViridianService(), ViridianService()]
         self.clients: list[httpx.Client] = []
         self.here = 0
@@ -118,7 +136,8 @@ class ViridianPair:
         disk = self.services[0].data_dir / "data.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1G"],
                        check=True)
-        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64M", str(disk)],
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c",
+                        f"write -P 0x5a 0 {self.work.disk_mb}M", str(disk)],
                        check=True, capture_output=True)
         created = api.post("/vms", json={"name": VM, "memory_mb": self.guest.memory_mb,
                                          "dvd": str(self.guest.iso), "vhd": str(disk)})
@@ -147,7 +166,8 @@ class ViridianPair:
         deadline = time.monotonic() + 60
         while True:
             reply = api.post(f"/vms/{VM}/integration/exec",
-                             json={"argv": ["/bin/sh", "-c", LOAD], "timeout_s": 30})
+                             json={"argv": ["/bin/sh", "-c", self.work.load_script()],
+                                   "timeout_s": 30})
             if reply.status_code == 200 and reply.json()["exit_code"] == 0:
                 return
             if time.monotonic() > deadline:
@@ -155,9 +175,9 @@ class ViridianPair:
             time.sleep(0.5)
 
 
-async def run_viridian(guest: Guest, repeat: int) -> Samples:
+async def run_viridian(guest: Guest, repeat: int, work: Workload) -> Samples:
     samples: Samples = {}
-    with ViridianPair(guest) as pair:
+    with ViridianPair(guest, work) as pair:
         await pair.boot()
         for _ in range(repeat):
             quick = pair.move("quick")
@@ -193,9 +213,10 @@ def _live_samples(samples: Samples, label: str, total: float, downtime: float,
 class BarePair:
     """Two QEMU processes: the running one and, per move, a fresh incoming one."""
 
-    def __init__(self, guest: Guest, workdir: Path) -> None:
+    def __init__(self, guest: Guest, workdir: Path, work: Workload) -> None:
         self.guest = guest
         self.workdir = workdir
+        self.work = work
         self.vm_id = str(uuid.uuid4())
         self.count = 0
         self.running: QemuProcess | None = None
@@ -247,7 +268,8 @@ class BarePair:
         5 s until it answers: a migrated guest's agent may miss the first request)."""
         assert self.running is not None
         request = {"execute": "guest-exec", "arguments": {
-            "path": "/bin/sh", "arg": ["-c", LOAD], "capture-output": False}}
+            "path": "/bin/sh", "arg": ["-c", self.work.load_script()],
+            "capture-output": False}}
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             reader, writer = await asyncio.open_unix_connection(
@@ -291,10 +313,10 @@ async def _figures(source: QemuProcess) -> dict[str, Any]:
     return info  # type: ignore[no-any-return]
 
 
-async def run_bare(guest: Guest, repeat: int) -> Samples:
+async def run_bare(guest: Guest, repeat: int, work: Workload) -> Samples:
     samples: Samples = {}
     with tempfile.TemporaryDirectory(prefix="vir-bare-", dir="/tmp") as workdir:
-        pair = BarePair(guest, Path(workdir))
+        pair = BarePair(guest, Path(workdir), work)
         try:
             await pair.boot()
             for label in ("idle", "load"):
@@ -353,15 +375,16 @@ async def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-virsh", action="store_true")
     args = parser.parse_args()
-    repeat = 1 if args.quick else args.repeat
+    repeat, work = (1, QUICK) if args.quick else (args.repeat, FULL)
     from viridian.guestkit import build
 
     guest = Guest(build().iso)
-    bare = await run_bare(guest, repeat)
-    viridian = await run_viridian(guest, repeat)
+    bare = await run_bare(guest, repeat, work)
+    viridian = await run_viridian(guest, repeat, work)
     virsh = "not tried (--no-virsh)" if args.no_virsh or args.quick else virsh_reason()
     if args.json:
-        print(json.dumps({"viridian": viridian, "bare_qemu": bare, "virsh": virsh,
+        print(json.dumps({"workload_mb": asdict(work), "viridian": viridian,
+                          "bare_qemu": bare, "virsh": virsh,
                           "goals": goals(viridian)}, indent=2))
         return
     print(table(viridian, bare))
