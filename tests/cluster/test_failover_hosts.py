@@ -209,8 +209,10 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
                      and _states(s)["h1"] == "Down" and s["etcd"]["healthy"] == 2 and s)
         assert [(v["name"], v["owner"]) for v in show["vms"]] == [("ha1", new.name)]
         with new.api() as api:  # the vm object shows the agent's last view: a tick later
-            _wait("ha1's vm object naming its owner", lambda: api.get("/vms/ha1").json()
-                  ["cluster"] == {"owner": new.name, "desired_running": True})
+            shown = _wait("ha1's vm object naming its owner", lambda: (
+                c := api.get("/vms/ha1").json()["cluster"])["owner"] == new.name and c)
+            assert shown["desired_running"] is True, shown
+            assert str(shown.get("placed")).startswith(f"{new.name}, "), shown  # why there
 
         lab.etcd.start(h1.member, state="existing")  # h1 is back: its etcd member and
         h1.service.launch()  # its service, which rejoins from its data folder
