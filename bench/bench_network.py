@@ -2,15 +2,16 @@
 on one switch and between a guest and the host, synthetic vs legacy adapters, and the
 switch against a plain Linux bridge set up by hand in the same run.
 
-    .venv/bin/python bench/bench_network.py [--megabytes 32] [--pings 10] [--quick] [--json]
+    .venv/bin/python bench/bench_network.py [--megabytes 32] [--pings 10] [--rounds 10]
+                                            [--repeats 3] [--quick] [--json]
 
 Set-up (root; a real `viridian serve`, TCG): two guests (256 MB), each with a synthetic
 adapter on internal switch ``BenchS`` (10.51.0.0/24) and a legacy one on internal switch
 ``BenchL`` (10.52.0.0/24); the host has .1 on both. Measured:
 
-- guest→guest: ``wget`` of ``--megabytes`` MiB (median of 3) from busybox ``httpd`` on
-  the other guest (wall time inside the guest, ``/proc/uptime``), and ``ping`` round trips
-  (busybox avg);
+- guest→guest: ``wget`` of ``--megabytes`` MiB (median of ``--repeats``) from busybox
+  ``httpd`` on the other guest (wall time inside the guest, ``/proc/uptime``), and
+  ``ping`` round trips (busybox avg);
 - guest←host: ``wget`` from a Python HTTP server on the host's switch address, and
   ping to the host;
 - the same guest→guest transfer with both synthetic taps moved by hand onto a plain
@@ -20,7 +21,7 @@ adapter on internal switch ``BenchS`` (10.51.0.0/24) and a legacy one on interna
 
 TCG bounds the absolute numbers (the guests' CPUs are emulated); the ratios are the
 point: synthetic/legacy and viridian switch/plain bridge. ``--quick`` (smoke test):
-1 MiB transfers, 3 pings.
+1 MiB transfers, one timed each (after its warm-up), 2 pings, one control-plane round.
 """
 
 from __future__ import annotations
@@ -154,15 +155,15 @@ def mbit(megabytes: int, seconds: float) -> float:
     return round(megabytes * 8 * 1.048576 / seconds, 1)
 
 
-def data_path(api: Any, megabytes: int, pings: int) -> dict[str, Any]:
+def data_path(api: Any, megabytes: int, pings: int, repeats: int) -> dict[str, Any]:
     serve_file_in_guest(api, "BB", megabytes)
     report: dict[str, Any] = {}
     for kind, prefix in (("synthetic", SWITCHES["BenchS"]), ("legacy", SWITCHES["BenchL"])):
         report[f"guest_guest_{kind}_mbit_s"] = best_mbit(
-            api, "BA", f"http://{prefix}.12:8080/f", megabytes)
+            api, "BA", f"http://{prefix}.12:8080/f", megabytes, repeats)
         report[f"guest_guest_{kind}_ping_ms"] = ping_ms(api, "BA", f"{prefix}.12", pings)
         report[f"guest_host_{kind}_mbit_s"] = best_mbit(
-            api, "BA", f"http://{prefix}.1:8081/f", megabytes)
+            api, "BA", f"http://{prefix}.1:8081/f", megabytes, repeats)
         report[f"guest_host_{kind}_ping_ms"] = ping_ms(api, "BA", f"{prefix}.1", pings)
     return report
 
@@ -185,7 +186,8 @@ def control_plane(api: Any, rounds: int) -> dict[str, float]:
             "ratio_control_plane_viridian_to_hand": round(viridian / by_hand, 1)}
 
 
-def run(megabytes: int, pings: int, rounds: int) -> dict[str, Any]:
+def run(megabytes: int, pings: int, rounds: int, repeats: int) -> dict[str, Any]:
+    """Every figure; each transfer figure the median of ``repeats`` timed transfers."""
     iso = build().iso
     with running_service() as service, service.client() as api, \
             tempfile.TemporaryDirectory() as www:
@@ -194,11 +196,11 @@ def run(megabytes: int, pings: int, rounds: int) -> dict[str, Any]:
             setup_guests(service, api, iso)
             with host_http_server(Path(www), f"{SWITCHES['BenchS']}.1"), \
                     host_http_server(Path(www), f"{SWITCHES['BenchL']}.1"):
-                report = data_path(api, megabytes, pings)
+                report = data_path(api, megabytes, pings, repeats)
             ids = [api.get(f"/vms/{vm}").json()["id"] for vm in ("BA", "BB")]
             with hand_bridge([tap_name(vm_id, 0) for vm_id in ids]):
                 report["guest_guest_synthetic_plain_bridge_mbit_s"] = best_mbit(
-                    api, "BA", f"http://{SWITCHES['BenchS']}.12:8080/f", megabytes)
+                    api, "BA", f"http://{SWITCHES['BenchS']}.12:8080/f", megabytes, repeats)
                 report["guest_guest_synthetic_plain_bridge_ping_ms"] = ping_ms(
                     api, "BA", f"{SWITCHES['BenchS']}.12", pings)
             report.update(control_plane(api, rounds))
@@ -223,12 +225,16 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=32)
     parser.add_argument("--pings", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed transfers per throughput figure (median; default 3)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.megabytes, args.pings, args.rounds = 1, 3, 3
-    report = run(args.megabytes, args.pings, args.rounds)
+        args.megabytes, args.pings, args.rounds, args.repeats = 1, 2, 1, 1
+    if min(args.megabytes, args.pings, args.rounds, args.repeats) < 1:
+        parser.error("--megabytes, --pings, --rounds and --repeats must be at least 1")
+    report = run(args.megabytes, args.pings, args.rounds, args.repeats)
     if args.json:
         print(json.dumps(report, indent=2))
         return
