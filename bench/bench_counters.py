@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def measure_service(defined: int, running: int, seconds: float,
         turn_off_everything(api)
         api.close()
         service.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)  # the service's data and the disks
 
 
 def _raw_disk(path: Path) -> Path:

@@ -10,7 +10,8 @@ display), then measures over ``seconds``:
 
 ``domstats_cost_pct`` = virsh CPU + (libvirtd CPU with stats - idle libvirtd CPU), in %
 of one core: what getting every statistic of every running guest once a second costs
-the libvirt stack. The domains are destroyed and undefined at the end. When libvirt
+the libvirt stack. The domains are destroyed and undefined at the end, and their folder
+(disks, domain XML) removed. When libvirt
 cannot run here, the result is ``{"skipped": reason}``.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import tempfile
 import time
@@ -126,3 +128,4 @@ def measure_libvirt(running: int, seconds: float, disk_bytes: int) -> dict[str, 
         for name in names:
             _virsh("destroy", name, check=False)
             _virsh("undefine", name, check=False)
+        shutil.rmtree(folder, ignore_errors=True)  # the disks and domain XML files
