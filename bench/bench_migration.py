@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import socket
 import statistics
 import subprocess
@@ -106,19 +107,28 @@ class ViridianPair:
                                                  timeout=600,
                                                  headers={"Authorization": f"Bearer {token}"}))
         except BaseException:
-            for service in self.services:  # never leave a started service behind
-                service.stop()
+            self._end_services()  # never leave a started service behind
             raise
         return self
 
     def __exit__(self, *_: object) -> None:
-        for client in self.clients:
-            for vm in client.get("/vms").json()["vms"]:
-                if vm["pid"]:
-                    self._job(client, client.post(f"/vms/{vm['name']}/stop"))
-            client.close()
+        try:
+            for client in self.clients:
+                for vm in client.get("/vms").json()["vms"]:
+                    if vm["pid"]:
+                        self._job(client, client.post(f"/vms/{vm['name']}/stop"))
+                client.close()
+        finally:
+            self._end_services()
+
+    def _end_services(self) -> None:
+        """Stop both services (and whatever QEMU they left) and remove their data folders
+        (the data disk included)."""
         for service in self.services:
-            service.stop()
+            try:
+                service.stop()
+            finally:
+                shutil.rmtree(service.data_dir, ignore_errors=True)
 
     @staticmethod
     def _job(client: httpx.Client, reply: httpx.Response) -> dict[str, Any]:
