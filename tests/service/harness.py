@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,7 +102,8 @@ def turn_off_everything(api: httpx.Client) -> None:
 def running_service(env: dict[str, str] | None = None,
                     host_settings: dict[str, Any] | None = None) -> Iterator[Service]:
     """A service on a fresh data folder (``host_settings`` written as its host.json);
-    every QEMU and storage daemon it started is ended on every path."""
+    every QEMU and storage daemon it started is ended on every path, and the folder is
+    removed (kept with ``VIRIDIAN_TEST_KEEP`` set, to read the service's log)."""
     # Short path: UNIX socket paths of runtime folders must stay under 108 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="vir-", dir="/tmp"))
     if host_settings is not None:
@@ -119,6 +121,8 @@ def running_service(env: dict[str, str] | None = None,
             service.stop()
             _kill_leftover_qemu(data_dir)
             end_qemu_under(data_dir)  # also QEMUs whose pid file is gone or never written
+            if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _kill_leftover_qemu(data_dir: Path) -> None:
