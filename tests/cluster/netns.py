@@ -141,6 +141,21 @@ def in_namespace(namespace: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", namespace, *argv]
 
 
+def sleeper_inside(namespace: str) -> subprocess.Popen[bytes]:
+    """A ``sleep 600`` started in ``namespace``, returned once it runs there: ``ip netns
+    exec`` enters the namespace after it started, so a check in between (``ip netns
+    pids``, a removal) would miss it. The shell prints once it is inside, then becomes
+    the sleep (same pid)."""
+    process = subprocess.Popen(in_namespace(namespace, ["sh", "-c", "echo in; exec sleep 600"]),
+                               stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    if process.stdout.readline() != b"in\n":
+        process.kill()
+        raise RuntimeError(f"sleep did not start in {namespace}")
+    process.stdout.close()
+    return process
+
+
 @dataclass
 class NetnsHost:
     name: str          # h1, h2, …

@@ -23,11 +23,11 @@ from tests.cluster.netns import (
     Forwarder,
     NetnsHost,
     entered,
-    in_namespace,
     ip,
     netns_hosts,
     remove_leftovers,
     remove_namespace,
+    sleeper_inside,
 )
 from tests.cluster.netns_hosts import viridian_hosts
 from tests.service.harness import wait_for, wait_job
@@ -56,7 +56,7 @@ def test_hosts_talk_over_the_bridge_a_partition_cuts_eth0_only_and_all_is_remove
         h1, h2 = topology.hosts
         assert (h1.address, h2.address) == ("10.78.0.1", "10.78.0.2")
         assert "10.78.0." not in ip("-o", "addr")  # the root namespace is untouched
-        inside = subprocess.Popen(in_namespace(h1.namespace, ["sleep", "600"]))
+        inside = sleeper_inside(h1.namespace)
         with _listener(h2) as server:
             assert _exchange(server, h1.namespace, h2.address) == b"hello"
             with h1.partitioned():
@@ -88,7 +88,7 @@ def test_leftovers_of_a_dead_run_are_removed_and_a_live_runs_kept() -> None:
     for name in (dead, live):
         ip("netns", "add", name)
     try:
-        orphan = subprocess.Popen(in_namespace(dead, ["sleep", "600"]))
+        orphan = sleeper_inside(dead)
         assert dead in remove_leftovers()
         assert orphan.wait(timeout=10) != 0
         assert not Path(f"/run/netns/{dead}").exists()
