@@ -34,6 +34,7 @@ FOLDER = "provisioned"
 START_WAVE = 4  # VMs started at once: 20 QEMUs starting together time out on 2 loaded cores
 START_TIMEOUT_S = 600.0
 READY = "provisioned: ready"
+WATCH_MAX_INTERVAL_S = 5.0
 
 
 class VMMaker(PlacementHost, Protocol):
@@ -246,20 +247,27 @@ class Provisioner:
         return name, folder
 
     async def watch(self, vm_id: str) -> None:
-        """Poll the guest agent until the guest wrote the ready file."""
-        for _ in range(300):
+        """Poll the guest agent until the guest wrote the ready file, for as long as the
+        QEMU process running now runs: a guest slow to boot on a loaded host is still
+        seen ready however long it takes (each later start of the VM watches again).
+        Polls back off from every second to every :data:`WATCH_MAX_INTERVAL_S`."""
+        live = self.context.vms().get(vm_id)
+        worker = live.worker if live is not None else None
+        interval = 1.0
+        while worker is not None:
             live = self.context.vms().get(vm_id)
-            if live is None or live.worker is None:
+            if live is None or live.worker is not worker:
                 return
             try:
-                result = await live.worker.guest_agent.exec(["cat", READY_FILE], timeout=5)
+                result = await worker.guest_agent.exec(["cat", READY_FILE], timeout=5)
                 if result.exit_code == 0 and result.stdout.strip() == b"ready":
                     self.status.set(vm_id, READY)
                     live.view_changed()
                     return
             except Exception:  # the agent is not up yet: keep polling
                 log.debug("VM %s: no ready file yet", vm_id)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(interval)
+            interval = min(WATCH_MAX_INTERVAL_S, interval * 1.25)
 
     def folder_of(self, vm_id: str) -> Path | None:
         return self.status.folder(vm_id)
