@@ -231,3 +231,46 @@ def test_log_tail_and_boot_id(folder: Path) -> None:
     boot_id = read_boot_id()
     assert len(boot_id) == 36 and boot_id == read_boot_id()
     assert read_start_time(os.getpid()) is not None
+
+
+class SlowConfinement:
+    """Stands in for the host's confinement: its file work blocks (as qemu-img reading a
+    backing chain does on a loaded host) until released."""
+
+    def __init__(self) -> None:
+        import threading
+        self.release = threading.Event()
+        self.threads: list[int] = []
+
+    def prepare(self, argv: list[str], folder: Path) -> list[str]:
+        import threading
+        self.threads.append(threading.get_ident())
+        assert self.release.wait(10), "prepare blocked the event loop"
+        return ["/bin/sh", "-c", 'exec "$@"', "confined", *argv]
+
+
+def test_launch_prepares_the_confinement_off_the_event_loop(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from viridian.qemu import process as process_module
+    slow = SlowConfinement()
+    monkeypatch.setattr(process_module, "active", lambda: slow)
+
+    async def scenario() -> None:
+        launching = asyncio.get_running_loop().create_task(
+            QemuProcess.launch(["sleep", "30"], folder / "log"))
+        while not slow.threads:  # the loop goes on while prepare works (else: stuck)
+            await asyncio.sleep(0.01)
+        assert not launching.done()
+        slow.release.set()
+        process = await launching
+        try:
+            assert process.pid > 0 and process.is_child
+        finally:
+            process.kill()
+            await process.wait(5)
+            process.close()
+
+    asyncio.run(scenario())
+    assert slow.threads[0] != threading.get_ident()

@@ -105,7 +105,8 @@ class StorageDaemon:
             the end of ``storage.log``: e.g. an image that cannot be opened).
         """
         _prepare_folder(paths)
-        process = QemuProcess.spawn(argv, paths.storage_log, daemon_environment(os.environ))
+        process = await QemuProcess.launch(argv, paths.storage_log,
+                                           daemon_environment(os.environ))
         monitor = Monitor(f"storage-{paths.folder.name}")
         try:
             sock = await connect_when_listening(paths.storage_qmp_socket, process, timeout)

@@ -203,7 +203,7 @@ class Worker:
         _check_incoming(argv, incoming_state, incoming_live)
         _prepare_folder(paths)
         try:
-            process = QemuProcess.spawn(argv, paths.qemu_log)
+            process = await QemuProcess.launch(argv, paths.qemu_log)
         except BaseException:
             shutil.rmtree(paths.folder, ignore_errors=True)
             raise
