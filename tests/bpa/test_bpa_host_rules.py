@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.service.harness import Service, act, running_service
 from viridian.bpa.rules import HEAVY_RSS_MB
@@ -71,8 +73,19 @@ def _host_load(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
             (folder / f"w{i}").unlink(missing_ok=True)
 
 
-def test_a_cpu_hog_and_a_saturated_disk_fire_their_rules() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="vir-bpa-load-", dir="/tmp"))
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """The writers' folder; removed once the test ended (the writers are ended by
+    ``_host_load``), kept with ``VIRIDIAN_TEST_KEEP``."""
+    made = Path(tempfile.mkdtemp(prefix="vir-bpa-load-", dir="/tmp"))
+    try:
+        yield made
+    finally:
+        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def test_a_cpu_hog_and_a_saturated_disk_fire_their_rules(folder: Path) -> None:
     device = host_device(str(folder))
     assert device, "the test folder is on no block device"
     with running_service({"VIRIDIAN_COUNTER_INTERVAL_S": "1"}) as service, \
@@ -93,7 +106,6 @@ def test_a_cpu_hog_and_a_saturated_disk_fire_their_rules() -> None:
     for rule in ("disk-time", "disk-queue-length"):
         assert found[rule]["status"] == "fired", found[rule]
         assert f"above limit: {device}" in found[rule]["measured"], found[rule]
-    folder.rmdir()
 
 
 def test_failover_spare_memory_fires_when_the_reserve_leaves_too_little() -> None:

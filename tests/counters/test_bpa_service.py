@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.service.harness import Service
@@ -19,8 +23,8 @@ def _bpa(data_dir: Path, host: dict[str, int], disks: dict[str, tuple[str, str]]
     data_dir.mkdir()
     (data_dir / "host.json").write_text(json.dumps(host))
     service = Service(data_dir)
-    service.start()
     try:
+        service.start()  # inside: a service that starts but never answers is stopped too
         with service.client() as api:
             for name, (path, notes) in disks.items():
                 created = api.post("/vms", json={"name": name, "memory_mb": 64, "vhd": path,
@@ -36,8 +40,19 @@ def _bpa(data_dir: Path, host: dict[str, int], disks: dict[str, tuple[str, str]]
     return {f["id"]: f for f in json.loads(result.output)["findings"]}
 
 
-def test_bpa_fires_on_a_broken_setup_and_stays_silent_on_a_sound_one() -> None:
-    base = Path(tempfile.mkdtemp(prefix="vir-bpa-", dir="/tmp"))
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """The disks and both services' data folders; removed once the test ended (each
+    service is stopped by ``_bpa``), kept with ``VIRIDIAN_TEST_KEEP`` to read their logs."""
+    folder = Path(tempfile.mkdtemp(prefix="vir-bpa-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_bpa_fires_on_a_broken_setup_and_stays_silent_on_a_sound_one(base: Path) -> None:
     new_dynamic(base / "prod.vhd", 64 * 2**20)
     new_dynamic(base / "lab.vhd", 64 * 2**20)
     new_fixed(base / "fixed.vhd", 16 * 2**20)

@@ -4,6 +4,8 @@ filling its memory; /metrics, history, metering and the CLI on the same running 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.qemu_processes import end_qemu_under
 from tests.service.harness import Console, Service, act, turn_off_everything
 from viridian.cli.main import cli
 
@@ -40,9 +43,10 @@ def guests(guest_iso: Path) -> Iterator[tuple[Service, httpx.Client]]:
 
     data_dir = Path(tempfile.mkdtemp(prefix="vir-ctr-", dir="/tmp"))
     service = Service(data_dir, {"VIRIDIAN_COUNTER_INTERVAL_S": "1"})
-    service.start()
-    api = service.client()
+    api: httpx.Client | None = None
     try:
+        service.start()  # inside: a service that starts but never answers is stopped too
+        api = service.client()
         busy = make_config_disk(data_dir / "busy.img", "echo spinning\nwhile :; do :; done\n")
         writer = make_config_disk(data_dir / "writer.img", WRITER_SCRIPT)
         data = data_dir / "data.raw"
@@ -67,10 +71,15 @@ def guests(guest_iso: Path) -> Iterator[tuple[Service, httpx.Client]]:
         yield service, api
     finally:
         try:
-            turn_off_everything(api)
+            if api is not None:
+                turn_off_everything(api)
         finally:
-            api.close()
+            if api is not None:
+                api.close()
             service.stop()
+            end_qemu_under(data_dir)  # a guest left running if turning them off failed
+            if not os.environ.get("VIRIDIAN_TEST_KEEP"):  # kept to read the service's log
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _console(service: Service, api: httpx.Client, name: str) -> Console:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,7 +98,10 @@ def network_namespace() -> Iterator[str]:
 @contextmanager
 def service_in(namespace: str, *flags: str, port: int = PORT,
                data_dir: Path | None = None) -> Iterator[NetnsService]:
-    """A service listening on 10.77.0.1:``port`` in ``namespace``; stopped on every path."""
+    """A service listening on 10.77.0.1:``port`` in ``namespace``; stopped on every path.
+    Without ``data_dir`` it runs on a fresh folder of its own, removed once it stopped
+    (kept with ``VIRIDIAN_TEST_KEEP`` set, to read the service's log); a given
+    ``data_dir`` is the caller's to remove."""
     folder = data_dir or Path(tempfile.mkdtemp(prefix="vir-tls-", dir="/tmp"))
     service = NetnsService(namespace, folder, flags, port)
     try:
@@ -106,3 +110,5 @@ def service_in(namespace: str, *flags: str, port: int = PORT,
     finally:
         with contextlib.suppress(OSError):
             service.stop()
+        if data_dir is None and not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)

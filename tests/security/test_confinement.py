@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -35,21 +36,25 @@ def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
     itself, ``b`` on a VHD its storage daemon serves; the disks in a root-only (0700)
     folder, as tests' temp folders are."""
     folder = Path(tempfile.mkdtemp(prefix="vir-conf-"))
-    disks = {"a": folder / "a.raw", "b": folder / "b.vhd"}
-    disks["a"].write_bytes(b"SECRET-OF-A" + bytes(8 * MB - 11))
-    os.chmod(disks["a"], 0o600)
-    new_dynamic(disks["b"], 8 * MB)
-    with running_service(env={"VIRIDIAN_CONFINE_QEMU": ""}) as service, \
-            service.client() as api:
-        assert not (service.data_dir / "host.json").exists()
-        for name, disk in disks.items():
-            created = api.post("/vms", json={"name": name, "memory_mb": 64, "vhd": str(disk)})
-            assert created.status_code == 201, created.text
-            if name == "b":  # for the crafted hot-add below
-                assert api.post("/vms/b/scsi", json={"controller": None}).status_code < 300
-            started = wait_job(api, api.post(f"/vms/{name}/start").json(), timeout=600)
-            assert started["state"] == "completed", started  # generous: a loaded host
-        yield service, api, disks
+    try:
+        disks = {"a": folder / "a.raw", "b": folder / "b.vhd"}
+        disks["a"].write_bytes(b"SECRET-OF-A" + bytes(8 * MB - 11))
+        os.chmod(disks["a"], 0o600)
+        new_dynamic(disks["b"], 8 * MB)
+        with running_service(env={"VIRIDIAN_CONFINE_QEMU": ""}) as service, \
+                service.client() as api:
+            assert not (service.data_dir / "host.json").exists()
+            for name, disk in disks.items():
+                created = api.post("/vms", json={"name": name, "memory_mb": 64, "vhd": str(disk)})
+                assert created.status_code == 201, created.text
+                if name == "b":  # for the crafted hot-add below
+                    assert api.post("/vms/b/scsi", json={"controller": None}).status_code < 300
+                started = wait_job(api, api.post(f"/vms/{name}/start").json(), timeout=600)
+                assert started["state"] == "completed", started  # generous: a loaded host
+            yield service, api, disks
+    finally:  # the VMs and the service ended by running_service; kept with VIRIDIAN_TEST_KEEP
+        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def status(pid: int) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import ssl
 import subprocess
 import sys
@@ -44,9 +45,15 @@ def service(namespace: str) -> Iterator[NetnsService]:
 
 
 @pytest.fixture
-def client_home() -> Path:
-    """A remote client's own data folder and config folder (no local service record)."""
-    return Path(tempfile.mkdtemp(prefix="vir-tls-client-", dir="/tmp"))
+def client_home() -> Iterator[Path]:
+    """A remote client's own data folder and config folder (no local service record);
+    removed after the test (kept with ``VIRIDIAN_TEST_KEEP`` set)."""
+    home = Path(tempfile.mkdtemp(prefix="vir-tls-client-", dir="/tmp"))
+    try:
+        yield home
+    finally:  # every CLI run in it has ended: run() and on_terminal() wait for them
+        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def cli(service: NetnsService, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -205,9 +212,21 @@ def test_console_cookie_is_secure_over_https(service: NetnsService) -> None:
     assert "HttpOnly" in cookie.stdout and "Secure" in cookie.stdout
 
 
-def test_changed_certificate_is_refused_loudly(namespace: str, client_home: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A service's data folder kept over restarts; removed after the test, once
+    ``service_in`` stopped the service (kept with ``VIRIDIAN_TEST_KEEP`` set, for its log)."""
+    folder = Path(tempfile.mkdtemp(prefix="vir-tls-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_changed_certificate_is_refused_loudly(namespace: str, client_home: Path,
+                                               data_dir: Path) -> None:
     """Pinned first, then the service comes back with a new certificate (same address)."""
-    data_dir = Path(tempfile.mkdtemp(prefix="vir-tls-", dir="/tmp"))
     with service_in(namespace, port=PORT + 1, data_dir=data_dir) as first:
         old = fingerprint(data_dir / "tls" / "cert.pem")
         assert cli(first, client_home, "--trust-fingerprint", old, "host", "show").returncode == 0
