@@ -196,7 +196,8 @@ def test_direct_kernel_guest_runs_cmdline_and_floppy_config_survives_save_and_ac
         assert guest.markers("CPUS") == [["2"]]
         assert guest.markers("DISK") == [["fd0", "1474560", "floppy"]]
         assert guest.markers("NIC") == []
-        guest.wait_for(r"^VIRIDIAN-GUEST CFG cmdline-config 2$")
+        # the scripts run one after the other (floppy first), each ends with its CFG-EXIT
+        guest.wait_for(r"^VIRIDIAN-GUEST CFG cmdline-config 2$(?:\n.*)*?\nVIRIDIAN-GUEST CFG-EXIT")
         assert sorted(guest.markers("CFG")) == [["cmdline-config", "2"], ["floppy-config"]]
         assert guest.markers("CFG-EXIT") == [["0"], ["0"]]
 
