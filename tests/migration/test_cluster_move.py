@@ -219,3 +219,36 @@ def test_bad_targets_and_credentials_are_refused(pair: Pair) -> None:
         assert refused.status_code == 401, refused.text
     with pair.h2.client() as api:
         assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+
+
+def test_a_move_replaces_the_targets_older_registration_of_the_vm(pair: Pair) -> None:
+    """h1 still has the VM registered, Off (as after a failover away from it, or its agent
+    registering it for a start h2 won): a move to h1 replaces that copy, and its older
+    record never overwrites the owner's vm.json on the shared storage."""
+    with pair.h2.client() as api:
+        shown = api.get(f"/vms/{VM}").json()
+        assert shown["state"] == "Running", shown
+        folder = Path(shown["folder"])
+        assert api.patch(f"/vms/{VM}", json={"notes": "changed on h2"}).status_code == 200
+    with pair.h1.client() as api:
+        older = api.post("/vms/import", json={"folder": str(folder)})
+        assert older.status_code == 201, older.text
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+    with pair.h2.client() as api:  # the owner's newer settings, after h1's registration
+        assert api.patch(f"/vms/{VM}", json={"notes": "newer on h2"}).status_code == 200
+    definition = (folder / "vm.json").read_text()
+    assert "newer on h2" in definition
+    last = _last_tick(pair, pair.h2)
+    with _one_copy(pair) as checker:
+        moved = _cli(pair.h2, "vm", "move", VM, "--to", "h1", "--live")
+        assert moved.exit_code == 0, moved.output
+        _continued(pair, pair.h1, last)
+    checker.check(continuous=True)
+    assert _owner(pair.h1) == ("h1", True)
+    with pair.h1.client() as api:
+        vms = api.get("/vms").json()["vms"]
+        assert [(v["name"], v["state"]) for v in vms] == [(VM, "Running")]
+        assert vms[0]["settings"]["notes"] == "newer on h2"
+    with pair.h2.client() as api:
+        assert [v["name"] for v in api.get("/vms").json()["vms"]] == []
+    assert "newer on h2" in (folder / "vm.json").read_text()

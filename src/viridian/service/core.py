@@ -453,6 +453,16 @@ class ServiceCore:
         for capability in self.capabilities:
             capability.removed(live, False)
 
+    def unregister_older_copy(self, live: LiveVM) -> None:
+        """Unregister this host's older copy of an HA VM that moves here from its owner
+        (``service.migration.incoming``): only its record goes. No capability hears of
+        a removal: the folder's vm.json stays as the owner wrote it, the cluster keeps the
+        VM's record, and what capabilities hold for the id (its confinement uid) is the
+        arriving VM's, which takes the same id."""
+        if self.live.get(live.record.id) is live:
+            self.catalog.delete_vm(live.record.id)
+            del self.live[live.record.id]
+
     def operation(self, live: LiveVM, request: Request) -> Operation:
         """The lifecycle ``request`` of ``live`` as a job body, for a capability that runs
         it inside a job of its own (a migration saving or restoring)."""

@@ -35,6 +35,10 @@ class MigrationHost(ServiceContext, Protocol):
     def forget(self, live: LiveVM) -> None:
         """Unregister a VM (or drop a staged one), keeping every file."""
 
+    def unregister_older_copy(self, live: LiveVM) -> None:
+        """Unregister this host's older copy of a VM that moves here, touching neither
+        its files nor what capabilities hold for its id."""
+
     def operation(self, live: LiveVM, request: Request) -> Operation:
         """The lifecycle operation ``request`` of ``live`` as a job body (state checks,
         admission for a start)."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 import shutil
 import socket
 import uuid
@@ -105,8 +106,11 @@ class Incoming:
         :raises AdmissionRefused: not enough memory here (live moves).
         :raises QemuStartError: the incoming QEMU did not start (nothing runs).
         """
-        self._check_free(body)
+        older = await self._older_copy(body)
+        self._check_free(body, older)
         copies = self._local_copies(body)
+        if older is not None:
+            await self._drop_older_copy(older)
         folder = self.host.data_dir / "vms" / body.vm.id
         made_folder = bool(copies) and not folder.exists()
         if made_folder:
@@ -157,10 +161,41 @@ class Incoming:
                                path=new)
         return copies
 
-    def _check_free(self, body: IncomingRequest) -> None:
+    async def _older_copy(self, body: IncomingRequest) -> LiveVM | None:
+        """This host's older registration of the HA VM that moves here, which a move may
+        replace (docs/architecture.md, "Migration"): the VM ran here before it failed
+        over, or this host's cluster agent registered it for a start another host won.
+        Only the same VM — id, name and folder (shared storage) — Off with no QEMU, no
+        job and no checkpoints, owned by another host in this host's cluster."""
+        vm = body.vm
+        known = self.host.vms().get(vm.id)
+        if known is None or body.with_storage or known.record.name != vm.name or \
+                not _ha(known) or not _same_folder(known.record.folder, vm.folder):
+            return None
+        if known.worker is not None or known.state is not VMState.OFF or \
+                self.host.jobs.busy(vm.id) or self.host.has_checkpoints(vm.id):
+            return None
+        me = self.ownership.me()
+        if not me.lease or await self.ownership.holds(vm.id, True, me):
+            return None  # no cluster, or this host owns it: a real conflict
+        return known
+
+    async def _drop_older_copy(self, older: LiveVM) -> None:
+        """Unregister the older copy (its storage daemon, kept for an Off VM, ended): the
+        incoming VM takes its place under the same id. Its folder and files are the VM's
+        own on the shared storage and stay as the owner wrote them (no vm.json written
+        from the older record); what capabilities hold for the id stays for the VM."""
+        log.info("VM %s: this host's older registration (Off, owned by another host) is "
+                 "replaced by the move", older.record.name)
+        await older.end_storage_daemon()
+        self.host.unregister_older_copy(older)
+
+    def _check_free(self, body: IncomingRequest, older: LiveVM | None) -> None:
         vm = body.vm
         for known in self.host.catalog.ids_and_names(vm.id) + \
                 self.host.catalog.ids_and_names(vm.name):
+            if older is not None and known[0] == older.record.id:
+                continue
             raise Conflict(f"a VM with id {known[0]} named '{known[1]}' is registered on this "
                            "host already; nothing was changed", vm=vm.name)
 
@@ -436,6 +471,10 @@ async def _end_leftover(paths: RuntimePaths) -> None:
         await worker.cleanup()
     with contextlib.suppress(ViridianError, OSError):
         remove_runtime_folder(paths)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and os.path.realpath(a) == os.path.realpath(b)
 
 
 def _ha(live: LiveVM) -> bool:
