@@ -35,6 +35,7 @@ def wait_agent_ticks(data_dirs: Mapping[str, Path], count: int = 3,
                 seen[name].append(now)
         if all(len(values) > count for values in seen.values()):
             return
-        assert time.monotonic() < deadline, \
-            f"timed out waiting for {count} agent ticks on {sorted(data_dirs)}"
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {count} agent ticks on {sorted(data_dirs)}: seen "
+            + ", ".join(f"{name} {len(values) - 1}" for name, values in sorted(seen.items())))
         time.sleep(0.1)
