@@ -9,9 +9,11 @@ and makes the run fail: fixtures must end their QEMU on every path.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,13 +67,32 @@ def machine_to_itself() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+KEPT_RUNS = 3
+"""Runs whose service logs stay in ``tests.service.harness.SERVICE_LOGS``."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault(RUN_TAG, uuid.uuid4().hex)
+    if not hasattr(config, "workerinput"):
+        _keep_last_runs_logs()
+
+
+def _keep_last_runs_logs() -> None:
+    """Remove the service logs of all but the last :data:`KEPT_RUNS` - 1 earlier runs."""
+    from tests.service.harness import SERVICE_LOGS
+
+    with contextlib.suppress(OSError):
+        runs = sorted(SERVICE_LOGS.iterdir(), key=lambda p: p.stat().st_mtime)
+        for old in runs[:max(0, len(runs) - (KEPT_RUNS - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller checks once all workers are done
+    if exitstatus != 0:
+        from tests.service.harness import SERVICE_LOGS
+        print(f"\nservice logs of this run: {SERVICE_LOGS / os.environ[RUN_TAG]}")
     survivors = qemu_of_run(os.environ[RUN_TAG])
     if not survivors:
         return

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tests.qemu_processes import end_qemu_under
+from tests.qemu_processes import RUN_TAG, end_qemu_under
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_TLS = httpx.create_ssl_context()
@@ -121,8 +121,23 @@ def running_service(env: dict[str, str] | None = None,
             service.stop()
             _kill_leftover_qemu(data_dir)
             end_qemu_under(data_dir)  # also QEMUs whose pid file is gone or never written
+            keep_service_log(service)
             if not os.environ.get("VIRIDIAN_TEST_KEEP"):
                 shutil.rmtree(data_dir, ignore_errors=True)
+
+
+SERVICE_LOGS = Path("/tmp/viridian-test-logs")
+"""Where each run keeps its services' logs (``<run tag>/<data folder>-serve.log``) after
+their data folders are removed, to read why a test failed; ``tests/conftest.py`` keeps
+the last runs' only."""
+
+
+def keep_service_log(service: Service) -> None:
+    """Copy the service's log out of its data folder before the folder goes."""
+    kept = SERVICE_LOGS / os.environ.get(RUN_TAG, "manual")
+    with contextlib.suppress(OSError):
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(service.log, kept / f"{service.data_dir.name}-serve.log")
 
 
 def _kill_leftover_qemu(data_dir: Path) -> None:
