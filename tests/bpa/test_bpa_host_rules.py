@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.harness import Service, act, running_service
+from tests.service.harness import Service, act, running_service, temp_folder
 from viridian.bpa.rules import HEAVY_RSS_MB
 from viridian.service.counters.bpa_facts import host_device
 
@@ -77,12 +75,8 @@ def _host_load(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
 def folder() -> Iterator[Path]:
     """The writers' folder; removed once the test ended (the writers are ended by
     ``_host_load``), kept with ``VIRIDIAN_TEST_KEEP``."""
-    made = Path(tempfile.mkdtemp(prefix="vir-bpa-load-", dir="/tmp"))
-    try:
+    with temp_folder("vir-bpa-load-") as made:
         yield made
-    finally:
-        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
-            shutil.rmtree(made, ignore_errors=True)
 
 
 def test_a_cpu_hog_and_a_saturated_disk_fire_their_rules(folder: Path) -> None:

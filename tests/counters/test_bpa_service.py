@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.service.harness import Service
+from tests.service.harness import Service, temp_folder
 from viridian.cli.main import cli
 from viridian.disks import new_dynamic, new_fixed
 
@@ -44,12 +41,8 @@ def _bpa(data_dir: Path, host: dict[str, int], disks: dict[str, tuple[str, str]]
 def base() -> Iterator[Path]:
     """The disks and both services' data folders; removed once the test ended (each
     service is stopped by ``_bpa``), kept with ``VIRIDIAN_TEST_KEEP`` to read their logs."""
-    folder = Path(tempfile.mkdtemp(prefix="vir-bpa-", dir="/tmp"))
-    try:
+    with temp_folder("vir-bpa-") as folder:
         yield folder
-    finally:
-        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_bpa_fires_on_a_broken_setup_and_stays_silent_on_a_sound_one(base: Path) -> None:

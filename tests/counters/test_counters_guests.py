@@ -4,7 +4,6 @@ filling its memory; /metrics, history, metering and the CLI on the same running 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -18,7 +17,13 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.qemu_processes import end_qemu_under
-from tests.service.harness import Console, Service, act, turn_off_everything
+from tests.service.harness import (
+    Console,
+    Service,
+    act,
+    kept_for_reading,
+    turn_off_everything,
+)
 from viridian.cli.main import cli
 
 pytestmark = [pytest.mark.guest, pytest.mark.xdist_group("counters-guests")]
@@ -78,7 +83,7 @@ def guests(guest_iso: Path) -> Iterator[tuple[Service, httpx.Client]]:
                 api.close()
             service.stop()
             end_qemu_under(data_dir)  # a guest left running if turning them off failed
-            if not os.environ.get("VIRIDIAN_TEST_KEEP"):  # kept to read the service's log
+            if not kept_for_reading():  # kept to read the service's log
                 shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.service.harness import kept_for_reading
+
 ADDRESS = "10.77.0.1"
 _NAMESPACES = itertools.count()
 PORT = 8443
@@ -110,5 +112,5 @@ def service_in(namespace: str, *flags: str, port: int = PORT,
     finally:
         with contextlib.suppress(OSError):
             service.stop()
-        if data_dir is None and not os.environ.get("VIRIDIAN_TEST_KEEP"):
+        if data_dir is None and not kept_for_reading():
             shutil.rmtree(folder, ignore_errors=True)

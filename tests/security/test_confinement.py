@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.harness import Service, running_service, wait_job
+from tests.service.harness import Service, kept_for_reading, running_service, wait_job
 from viridian.disks import new_dynamic
 from viridian.qemu import acl
 from viridian.qemu.confinement import GID, UID_BASE, FileGrant, Identity, grant_files
@@ -53,7 +53,7 @@ def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
                 assert started["state"] == "completed", started  # generous: a loaded host
             yield service, api, disks
     finally:  # the VMs and the service ended by running_service; kept with VIRIDIAN_TEST_KEEP
-        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+        if not kept_for_reading():
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.netns_service import ADDRESS, PORT, NetnsService, network_namespace, service_in
+from tests.service.harness import temp_folder
 from viridian.service.tls import Transport, choose_transport, is_loopback
 
 
@@ -48,12 +47,8 @@ def service(namespace: str) -> Iterator[NetnsService]:
 def client_home() -> Iterator[Path]:
     """A remote client's own data folder and config folder (no local service record);
     removed after the test (kept with ``VIRIDIAN_TEST_KEEP`` set)."""
-    home = Path(tempfile.mkdtemp(prefix="vir-tls-client-", dir="/tmp"))
-    try:
-        yield home
-    finally:  # every CLI run in it has ended: run() and on_terminal() wait for them
-        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
-            shutil.rmtree(home, ignore_errors=True)
+    with temp_folder("vir-tls-client-") as home:  # every CLI run in it has ended by
+        yield home  # then: run() and on_terminal() wait for them
 
 
 def cli(service: NetnsService, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -216,12 +211,8 @@ def test_console_cookie_is_secure_over_https(service: NetnsService) -> None:
 def data_dir() -> Iterator[Path]:
     """A service's data folder kept over restarts; removed after the test, once
     ``service_in`` stopped the service (kept with ``VIRIDIAN_TEST_KEEP`` set, for its log)."""
-    folder = Path(tempfile.mkdtemp(prefix="vir-tls-", dir="/tmp"))
-    try:
+    with temp_folder("vir-tls-") as folder:
         yield folder
-    finally:
-        if not os.environ.get("VIRIDIAN_TEST_KEEP"):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_changed_certificate_is_refused_loudly(namespace: str, client_home: Path,

@@ -122,7 +122,7 @@ def running_service(env: dict[str, str] | None = None,
             _kill_leftover_qemu(data_dir)
             end_qemu_under(data_dir)  # also QEMUs whose pid file is gone or never written
             keep_service_log(service)
-            if not os.environ.get("VIRIDIAN_TEST_KEEP"):
+            if not kept_for_reading():
                 shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -130,6 +130,23 @@ SERVICE_LOGS = Path("/tmp/viridian-test-logs")
 """Where each run keeps its services' logs (``<run tag>/<data folder>-serve.log``) after
 their data folders are removed, to read why a test failed; ``tests/conftest.py`` keeps
 the last runs' only."""
+
+
+def kept_for_reading() -> bool:
+    """Whether test folders stay after their test (``VIRIDIAN_TEST_KEEP`` set)."""
+    return bool(os.environ.get("VIRIDIAN_TEST_KEEP"))
+
+
+@contextmanager
+def temp_folder(prefix: str) -> Iterator[Path]:
+    """A fresh folder ``/tmp/<prefix>…``, removed when the block ends, on every path
+    (kept with ``VIRIDIAN_TEST_KEEP`` set); whatever runs in it must have ended by then."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        if not kept_for_reading():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def keep_service_log(service: Service) -> None:
