@@ -124,6 +124,15 @@ def _inheritable_fds() -> list[int]:
     return fds
 
 
+def _confined(argv: Sequence[str], log_path: Path) -> Sequence[str]:
+    """``argv`` as the host's confinement (host setting confine_qemu) runs it from the
+    runtime folder of ``log_path``, its files handed over (blocking file work)."""
+    if not argv:
+        raise QemuStartError("cannot start QEMU: the command line is empty")
+    confinement = active()
+    return argv if confinement is None else confinement.prepare(argv, log_path.parent)
+
+
 def _resolve_binary(program: str) -> str:
     found = program if os.sep in program else shutil.which(program)
     if found is None or not os.access(found, os.X_OK):
@@ -167,12 +176,8 @@ class QemuProcess:
         reading their backing chains: a second or more per VM on a loaded host) done in
         a thread, so that starting many VMs at once never stalls the event loop (the
         API, QMP, every other VM's jobs). Raises :class:`QemuStartError`."""
-        if not argv:
-            raise QemuStartError("cannot start QEMU: the command line is empty")
-        confinement = active()  # host setting confine_qemu (.confinement)
-        if confinement is not None:
-            argv = await asyncio.to_thread(confinement.prepare, argv, log_path.parent)
-        return cls._spawn_prepared(argv, log_path, env)
+        confined = await asyncio.to_thread(_confined, argv, log_path)
+        return cls._spawn_prepared(confined, log_path, env)
 
     @classmethod
     def spawn(cls, argv: Sequence[str], log_path: Path,
@@ -180,12 +185,7 @@ class QemuProcess:
         """Start ``argv`` detached (see module docs) with ``env`` (default: this process's
         environment), confined when the host confines QEMU (blocking: the service starts
         VMs with :meth:`launch`). Raises :class:`QemuStartError`."""
-        if not argv:
-            raise QemuStartError("cannot start QEMU: the command line is empty")
-        confinement = active()  # host setting confine_qemu (.confinement)
-        if confinement is not None:
-            argv = confinement.prepare(argv, log_path.parent)
-        return cls._spawn_prepared(argv, log_path, env)
+        return cls._spawn_prepared(_confined(argv, log_path), log_path, env)
 
     @classmethod
     def _spawn_prepared(cls, argv: Sequence[str], log_path: Path,
