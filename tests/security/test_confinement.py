@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.harness import Service, kept_for_reading, running_service, wait_job
+from tests.service.harness import Service, running_service, temp_folder, wait_job
 from viridian.disks import new_dynamic
 from viridian.qemu import acl
 from viridian.qemu.confinement import GID, UID_BASE, FileGrant, Identity, grant_files
@@ -35,8 +33,7 @@ def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
     an inherited ``VIRIDIAN_CONFINE_QEMU`` is neutralised): ``a`` on a raw disk QEMU opens
     itself, ``b`` on a VHD its storage daemon serves; the disks in a root-only (0700)
     folder, as tests' temp folders are."""
-    folder = Path(tempfile.mkdtemp(prefix="vir-conf-"))
-    try:
+    with temp_folder("vir-conf-") as folder:  # removed after the service and its VMs
         disks = {"a": folder / "a.raw", "b": folder / "b.vhd"}
         disks["a"].write_bytes(b"SECRET-OF-A" + bytes(8 * MB - 11))
         os.chmod(disks["a"], 0o600)
@@ -52,9 +49,6 @@ def confined() -> Iterator[tuple[Service, httpx.Client, dict[str, Path]]]:
                 started = wait_job(api, api.post(f"/vms/{name}/start").json(), timeout=600)
                 assert started["state"] == "completed", started  # generous: a loaded host
             yield service, api, disks
-    finally:  # the VMs and the service ended by running_service; kept with VIRIDIAN_TEST_KEEP
-        if not kept_for_reading():
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def status(pid: int) -> dict[str, str]:
