@@ -42,15 +42,18 @@ def test_spawned_process_is_detached_with_its_stdio_redirected(folder: Path) -> 
     os.set_inheritable(leaked_w, True)
 
     async def scenario() -> None:
-        process = QemuProcess.spawn(_sh("echo to-stderr >&2; echo to-stdout; sleep 30"), log)
+        # The shell writes both lines, then becomes ``sleep``: its fds are read only then,
+        # because while the shell runs ``echo >&2`` its own fd 1 points at the log.
+        process = QemuProcess.spawn(_sh("echo to-stderr >&2; echo to-stdout; exec sleep 30"), log)
         try:
             assert process.is_child and process.start_time == read_start_time(process.pid)
             assert os.getsid(process.pid) == process.pid  # its own session
             fd_dir = Path(f"/proc/{process.pid}/fd")
-            for _ in range(200):
-                if "to-stderr" in log.read_text():
-                    break
+            comm = Path(f"/proc/{process.pid}/comm")
+            deadline = time.monotonic() + 60
+            while comm.read_text().strip() != "sleep" and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
+            assert comm.read_text().strip() == "sleep"
             assert os.readlink(fd_dir / "0") == os.devnull
             assert os.readlink(fd_dir / "1") == os.devnull
             assert os.readlink(fd_dir / "2") == str(log)
@@ -239,27 +242,32 @@ class SlowConfinement:
 
     def __init__(self) -> None:
         import threading
+
         self.release = threading.Event()
         self.threads: list[int] = []
 
     def prepare(self, argv: list[str], folder: Path) -> list[str]:
         import threading
+
         self.threads.append(threading.get_ident())
         assert self.release.wait(10), "prepare blocked the event loop"
         return ["/bin/sh", "-c", 'exec "$@"', "confined", *argv]
 
 
 def test_launch_prepares_the_confinement_off_the_event_loop(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from viridian.qemu import process as process_module
+
     slow = SlowConfinement()
     monkeypatch.setattr(process_module, "active", lambda: slow)
 
     async def scenario() -> None:
         launching = asyncio.get_running_loop().create_task(
-            QemuProcess.launch(["sleep", "30"], folder / "log"))
+            QemuProcess.launch(["sleep", "30"], folder / "log")
+        )
         while not slow.threads:  # the loop goes on while prepare works (else: stuck)
             await asyncio.sleep(0.01)
         assert not launching.done()
