@@ -252,3 +252,39 @@ def test_a_move_replaces_the_targets_older_registration_of_the_vm(pair: Pair) ->
     with pair.h2.client() as api:
         assert [v["name"] for v in api.get("/vms").json()["vms"]] == []
     assert "newer on h2" in (folder / "vm.json").read_text()
+
+
+def test_a_refused_move_leaves_the_targets_older_registration_registered(pair: Pair) -> None:
+    """h2 has an older Off copy of the VM (which runs on h1); a move that h2 refuses after
+    finding that copy (here: admission, as a VM on h2 reserves every processor) changes
+    nothing on h2: the copy stays registered, as before the request."""
+    with pair.h1.client() as api:
+        shown = api.get(f"/vms/{VM}").json()
+        assert shown["state"] == "Running", shown
+        folder = Path(shown["folder"])
+    with pair.h2.client() as api:
+        older = api.post("/vms/import", json={"folder": str(folder)})
+        assert older.status_code == 201, older.text
+        hog = api.post("/vms", json={"name": "hog", "memory_mb": 64, "processors": 2,
+                                     "settings": {"processor": {"reserve_pct": 100}}})
+        assert hog.status_code == 201, hog.text
+        try:
+            act(api, "hog", "start")
+            with pair.h1.client() as source:
+                reserve = source.patch(f"/vms/{VM}", json={"processor": {"reserve_pct": 10}})
+                assert reserve.status_code == 200, reserve.text
+            moved = _cli(pair.h1, "vm", "move", VM, "--to", "h2", "--live")
+            assert moved.exit_code != 0, moved.output
+            assert "processor reserve" in moved.output, moved.output
+            assert "nothing was changed" in moved.output, moved.output
+            vms = {v["name"]: v["state"] for v in api.get("/vms").json()["vms"]}
+            assert vms == {VM: "Off", "hog": "Running"}
+        finally:
+            act(api, "hog", "stop")
+            assert api.delete("/vms/hog").status_code == 200
+            with pair.h1.client() as source:
+                source.patch(f"/vms/{VM}", json={"processor": {"reserve_pct": 0}})
+    assert _owner(pair.h1) == ("h1", True)
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    assert qemu_under(pair.h2.data_dir) == []

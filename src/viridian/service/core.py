@@ -416,11 +416,12 @@ class ServiceCore:
         self.catalog.insert_vm(record)
         return self._new_live(record).to_dict()
 
-    def checked_registration(self, vm_id: str, name: str,
-                             settings: dict[str, Any]) -> VMSettings:
+    def checked_registration(self, vm_id: str, name: str, settings: dict[str, Any], *,
+                             replacing: bool = False) -> VMSettings:
         """Settings of a VM about to be registered (an import), checked like a new VM's
-        and by every capability (``service.vms.importing.Registrar``)."""
-        checked = self.config.registered_settings(vm_id, name, settings)
+        and by every capability (``service.vms.importing.Registrar``); ``replacing``: the
+        VM registered with ``vm_id`` will make way for it (a move's older copy)."""
+        checked = self.config.registered_settings(vm_id, name, settings, replacing=replacing)
         self._check_settings(SettingsChange(vm_id, name, None, None, checked))
         return checked
 

@@ -22,9 +22,10 @@ class MigrationHost(ServiceContext, Protocol):
     capabilities: tuple[Capability, ...]
     """Every capability (the migration finds the cluster's among them)."""
 
-    def checked_registration(self, vm_id: str, name: str,
-                             settings: dict[str, Any]) -> VMSettings:
-        """Settings of a VM about to be registered here, checked like a new VM's."""
+    def checked_registration(self, vm_id: str, name: str, settings: dict[str, Any], *,
+                             replacing: bool = False) -> VMSettings:
+        """Settings of a VM about to be registered here, checked like a new VM's;
+        ``replacing``: the VM registered with ``vm_id`` makes way for it at the commit."""
 
     def stage_incoming(self, record: VMRecord) -> LiveVM:
         """A VM migrating here, not registered yet."""

@@ -79,6 +79,9 @@ class IncomingMove:
     nbd: dict[str, Any] | None = None
     made_folder: bool = False
     handed_over: bool = False
+    older: LiveVM | None = field(default=None, repr=False)
+    """This host's older registration of the VM, replaced at the commit (kept until then:
+    a refused or aborted move leaves it registered)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "mode": self.mode, "vm": self.live.record.name,
@@ -109,15 +112,13 @@ class Incoming:
         older = await self._older_copy(body)
         self._check_free(body, older)
         copies = self._local_copies(body)
-        if older is not None:
-            await self._drop_older_copy(older)
         folder = self.host.data_dir / "vms" / body.vm.id
         made_folder = bool(copies) and not folder.exists()
         if made_folder:
             folder.mkdir(mode=0o700)
         try:
             await _create_images(copies, body.disks or {}, body.vm.settings)
-            record = self._checked_record(body, copies)
+            record = self._checked_record(body, copies, replacing=older is not None)
             if body.mode == "live" and needs_storage_daemon(record.settings, self.host.host):
                 raise Conflict(f"VM '{record.name}' would be served by a storage daemon on "
                                "this host (VHD/VHDX disks): it can move here quick only (QEMU "
@@ -129,7 +130,7 @@ class Incoming:
             raise
         move = IncomingMove(str(uuid.uuid4()), body.mode, live,
                             Holder(body.source, body.source_lease), copies=copies,
-                            made_folder=made_folder)
+                            made_folder=made_folder, older=older)
         self.ownership.moving(record.id, _ha(live), True)
         try:
             self.host.admit(live)
@@ -180,15 +181,30 @@ class Incoming:
             return None  # no cluster, or this host owns it: a real conflict
         return known
 
-    async def _drop_older_copy(self, older: LiveVM) -> None:
-        """Unregister the older copy (its storage daemon, kept for an Off VM, ended): the
-        incoming VM takes its place under the same id. Its folder and files are the VM's
-        own on the shared storage and stay as the owner wrote them (no vm.json written
-        from the older record); what capabilities hold for the id stays for the VM."""
+    async def _drop_older_copy(self, move: IncomingMove) -> None:
+        """At the commit, before the hand-over: unregister the older copy found at prepare
+        (its storage daemon, kept for an Off VM, ended); the incoming VM takes its place
+        under the same id. Its folder and files are the VM's own on the shared storage and
+        stay as the owner wrote them (no vm.json written from the older record); what
+        capabilities hold for the id stays for the VM. Gone meanwhile: nothing to do.
+
+        :raises Conflict: it was started, changed or given a job since the prepare.
+        """
+        older = move.older
+        if older is None or self.host.vms().get(older.record.id) is not older:
+            return
+        if older.worker is not None or older.state is not VMState.OFF or \
+                self.host.jobs.busy(older.record.id) or \
+                self.host.has_checkpoints(older.record.id):
+            raise Conflict(f"VM '{older.record.name}' was started or changed on this host "
+                           f"since the move was prepared (it is {older.state.value}): the "
+                           "move is undone, the VM stays with its source",
+                           vm=older.record.name)
         log.info("VM %s: this host's older registration (Off, owned by another host) is "
                  "replaced by the move", older.record.name)
         await older.end_storage_daemon()
         self.host.unregister_older_copy(older)
+        move.older = None
 
     def _check_free(self, body: IncomingRequest, older: LiveVM | None) -> None:
         vm = body.vm
@@ -199,11 +215,13 @@ class Incoming:
             raise Conflict(f"a VM with id {known[0]} named '{known[1]}' is registered on this "
                            "host already; nothing was changed", vm=vm.name)
 
-    def _checked_record(self, body: IncomingRequest, copies: dict[str, str]) -> VMRecord:
+    def _checked_record(self, body: IncomingRequest, copies: dict[str, str], *,
+                        replacing: bool) -> VMRecord:
         vm = body.vm
         folder = str(self.host.data_dir / "vms" / vm.id) if copies else vm.folder
         settings = self.host.checked_registration(vm.id, vm.name,
-                                                  _with_paths(vm.settings, copies))
+                                                  _with_paths(vm.settings, copies),
+                                                  replacing=replacing)
         _check_visible(None if copies else Path(folder), settings, set(copies.values()))
         return VMRecord(vm.id, vm.name, settings, VMState.OFF, None, folder, vm.created_at)
 
@@ -252,6 +270,7 @@ class Incoming:
         await wait_arrived(worker.monitor, ARRIVAL_TIMEOUT_S)
         if move.copies:
             await stop_exports(worker.monitor)
+        await self._drop_older_copy(move)
         await self.ownership.hand_over(live.record.id, _ha(live), move.source)
         move.handed_over = True
         await worker.resume()
@@ -263,6 +282,7 @@ class Incoming:
     async def _commit_quick(self, move: IncomingMove) -> None:
         live = move.live
         saved = live.saved_state.exists()
+        await self._drop_older_copy(move)
         await self.ownership.hand_over(live.record.id, _ha(live), move.source)
         move.handed_over = True
         state = VMState.SAVED if saved else VMState.OFF

@@ -54,22 +54,26 @@ class VMConfigurator:
             patch["ide"] = _ide_with(patch.get("ide"), dvd, vhd)
         return self._checked(merge_settings(default_settings(name), patch), vm_id=None)
 
-    def registered_settings(self, vm_id: str, name: str,
-                            settings: dict[str, Any]) -> VMSettings:
+    def registered_settings(self, vm_id: str, name: str, settings: dict[str, Any], *,
+                            replacing: bool = False) -> VMSettings:
         """The checked settings of a VM registered again from its configuration file
         (``vm import --register-in-place``): its id and name must be free as a name and
-        as an id, and its files pass the same checks as a new VM's.
+        as an id, and its files pass the same checks as a new VM's. ``replacing``: the VM
+        registered with ``vm_id`` is to be replaced by this one (a move's older copy,
+        ``service.migration.incoming``), so its id, name, disks and MACs count as free.
 
         :raises Conflict: ``vm_id`` or ``name`` is already used by a VM (named).
         """
         for vm in self._catalog.list_vms():
+            if replacing and vm.id == vm_id:
+                continue
             if vm.id == vm_id or vm.name == vm_id:
                 raise Conflict(
                     f"cannot register VM '{name}': its id {vm_id} is already used by the "
                     f"registered VM '{vm.name}'; remove that VM first or import a copy; "
                     "nothing was changed", vm=vm.name, id=vm_id)
         merged = merge_settings(default_settings(name), {**settings, "name": name})
-        return self._checked(merged, vm_id=None)
+        return self._checked(merged, vm_id=vm_id if replacing else None)
 
     def changed_settings(self, record: VMRecord, patch: dict[str, Any],
                          state: VMState) -> VMSettings:
