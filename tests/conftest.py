@@ -4,7 +4,9 @@ At the start the run tags its environment (:data:`tests.qemu_processes.RUN_TAG`,
 id; pytest-xdist workers inherit the controller's). Every QEMU started from a test — by
 hand, by a ``Worker`` or by a ``viridian serve`` the test runs — inherits the tag. At the
 end the controller lists the QEMU processes that still carry it, kills them, names them
-and makes the run fail: fixtures must end their QEMU on every path.
+and makes the run fail: fixtures must end their QEMU on every path. The libvirt daemons
+the benchmarks' smoke runs started as their peer are ended too (not a failure: the
+benchmarks leave them running on purpose).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.qemu_processes import RUN_TAG, kill, qemu_of_run
+from tests.qemu_processes import RUN_TAG, end, kill, peer_daemons_of_run, qemu_of_run
 
 MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
 """Each module's seconds in a past full run (written by scripts/module-seconds.py)."""
@@ -93,6 +95,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus != 0:
         from tests.service.harness import SERVICE_LOGS
         print(f"\nservice logs of this run: {SERVICE_LOGS / os.environ[RUN_TAG]}")
+    end(peer_daemons_of_run(os.environ[RUN_TAG]))  # the benchmarks' libvirt, left running
     survivors = qemu_of_run(os.environ[RUN_TAG])
     if not survivors:
         return

@@ -4,7 +4,9 @@ Every test run tags itself with :data:`RUN_TAG` in the environment (``tests/conf
 QEMU inherits it from the test, from a ``Worker`` or from a ``viridian serve`` the test
 started, so a leaked QEMU can be told apart from other people's QEMUs on the host.
 Fixtures end the QEMUs of one folder with :func:`end_qemu_under`; the session's safety
-net ends whatever is left with :func:`end_qemu_of_run`.
+net ends whatever is left with :func:`end_qemu_of_run`, and the libvirt daemons a
+benchmark's smoke run started as its peer (``scripts/libvirt-setup.sh`` leaves them
+running for the next benchmark) with :func:`peer_daemons_of_run` and :func:`end`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 RUN_TAG = "VIRIDIAN_TEST_RUN"
 _QEMU_NAMES = ("qemu-system-", "qemu-storage-d")  # /proc/PID/comm is cut at 15 characters
+_PEER_DAEMONS = ("libvirtd", "virtlogd")
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,14 @@ def _read(pid: str, what: str) -> bytes:
 
 def _qemu_processes() -> list[tuple[QemuProcess, bytes]]:
     """Our user's live QEMU processes and their environments."""
+    return _processes(lambda comm: comm.startswith(_QEMU_NAMES))
+
+
+def _processes(named: Callable[[str], bool]) -> list[tuple[QemuProcess, bytes]]:
+    """Our user's live processes whose ``comm`` is ``named``, and their environments."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        if not _read(pid, "comm").decode(errors="replace").startswith(_QEMU_NAMES):
+        if not named(_read(pid, "comm").decode(errors="replace").strip()):
             continue
         if b") Z " in _read(pid, "stat"):
             continue  # already dead, waiting to be reaped
@@ -48,8 +57,17 @@ def _qemu_processes() -> list[tuple[QemuProcess, bytes]]:
 
 def qemu_of_run(run_id: str) -> list[QemuProcess]:
     """Live QEMU processes whose environment carries this run's tag."""
+    return _of_run(_qemu_processes(), run_id)
+
+
+def peer_daemons_of_run(run_id: str) -> list[QemuProcess]:
+    """Live ``libvirtd``/``virtlogd`` processes this run started (they carry its tag)."""
+    return _of_run(_processes(lambda comm: comm in _PEER_DAEMONS), run_id)
+
+
+def _of_run(found: list[tuple[QemuProcess, bytes]], run_id: str) -> list[QemuProcess]:
     tag = f"{RUN_TAG}={run_id}".encode()
-    return [proc for proc, env in _qemu_processes() if tag in env.split(b"\0")]
+    return [proc for proc, env in found if tag in env.split(b"\0")]
 
 
 def qemu_under(folder: Path) -> list[QemuProcess]:
@@ -57,6 +75,25 @@ def qemu_under(folder: Path) -> list[QemuProcess]:
     prefix = str(folder.resolve()) + "/"
     raw = str(folder) + "/"
     return [proc for proc, _ in _qemu_processes() if prefix in proc.cmdline or raw in proc.cmdline]
+
+
+def end(processes: list[QemuProcess], limit: float = 30.0) -> None:
+    """SIGTERM each process (a daemon cleans up), then :func:`kill` those still there
+    after ``limit`` seconds."""
+    for proc in processes:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGTERM)
+    kill([proc for proc in processes if not _gone(proc.pid, limit)])
+
+
+def _gone(pid: int, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        stat = _read(str(pid), "stat")
+        if not stat or b") Z " in stat:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def kill(processes: list[QemuProcess], limit: float = 10.0) -> None:
