@@ -288,3 +288,28 @@ def test_a_refused_move_leaves_the_targets_older_registration_registered(pair: P
     with pair.h1.client() as api:
         assert api.get(f"/vms/{VM}").json()["state"] == "Running"
     assert qemu_under(pair.h2.data_dir) == []
+
+
+def test_the_files_of_a_copy_another_host_owns_cannot_be_deleted_here(pair: Pair) -> None:
+    """h2's Off copy of the VM that runs on h1 (left by the test above): removing it with
+    its files would delete the running VM's folder on the shared storage — refused; its
+    registration alone may go, and the folder stays whole."""
+    with pair.h1.client() as api:
+        folder = Path(api.get(f"/vms/{VM}").json()["folder"])
+    before = sorted(p.name for p in folder.iterdir())
+    with pair.h2.client() as api:
+        if api.get(f"/vms/{VM}").status_code == 404:  # run alone: make the copy
+            assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+        refused = api.delete(f"/vms/{VM}", params={"delete_files": "true"})
+        assert refused.status_code == 409, refused.text
+        message = refused.json()["error"]["message"]
+        assert "host 'h1' owns it" in message and "without --delete-files" in message
+        assert "nothing was changed" in message
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+        removed = api.delete(f"/vms/{VM}")
+        assert removed.status_code == 200, removed.text
+        assert api.get(f"/vms/{VM}").status_code == 404
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert _owner(pair.h1) == ("h1", True)
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"

@@ -455,11 +455,12 @@ class ServiceCore:
             capability.removed(live, False)
 
     def unregister_older_copy(self, live: LiveVM) -> None:
-        """Unregister this host's older copy of an HA VM that moves here from its owner
-        (``service.migration.incoming``): only its record goes. No capability hears of
-        a removal: the folder's vm.json stays as the owner wrote it, the cluster keeps the
-        VM's record, and what capabilities hold for the id (its confinement uid) is the
-        arriving VM's, which takes the same id."""
+        """Unregister this host's copy of an HA VM another host owns — one that moves here
+        from its owner (``service.migration.incoming``), or one the cluster agent
+        registered for a start another host won: only its record goes. No capability
+        hears of a removal: the folder's vm.json stays as the owner wrote it, the cluster
+        keeps the VM's record, and what capabilities hold for the id (its confinement
+        uid) stays for the VM, which takes the same id when it comes back."""
         if self.live.get(live.record.id) is live:
             self.catalog.delete_vm(live.record.id)
             del self.live[live.record.id]

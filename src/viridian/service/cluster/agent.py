@@ -71,6 +71,8 @@ class ClusterHost(ServiceContext, Protocol):
 
     async def register_in_place(self, folder: str) -> dict[str, Any]: ...
 
+    def unregister_older_copy(self, live: LiveVM) -> None: ...
+
     def request(self, ref: str, action: str, *, timeout_s: float | None) -> dict[str, Any]: ...
 
 
@@ -399,8 +401,10 @@ class HostAgent:
         if self.exits.stale(vm.id, view_exits):
             self._starting.pop(vm.id, None)
             return
+        registered_now = vm.id not in self.context.vms()
+        winner: str | None = None
         try:
-            if vm.id not in self.context.vms():
+            if registered_now:
                 await self.context.register_in_place(str(vm.settings.get("folder", "")))
             live = self.context.vms()[vm.id]
             if live.state not in (VMState.OFF, VMState.SAVED) or self.context.jobs.busy(vm.id):
@@ -409,16 +413,45 @@ class HostAgent:
             done = await self.context.jobs.wait(job["id"], 300)
             if done.get("state") == "completed" or live.worker is not None:
                 return
-            reason = str((done.get("error") or {}).get("message", done.get("state")))
+            error = done.get("error") or {}
+            reason = str(error.get("message", done.get("state")))
+            winner = (error.get("details") or {}).get("owner")
         except ViridianError as err:
             reason = str(err)
             known = self.context.vms().get(vm.id)
             if known is not None and known.worker is not None:
                 return
+        if registered_now and winner is not None:
+            await self._unregister_lost(vm.id, winner)
         log.warning("cluster: cannot start VM '%s' here: %s", vm.name, reason)
         self.pending[vm.id] = f"start failed on {self.config.host}: {reason}"
         lease = self.core.lease
         self.submit(lambda: self._release(vm.id, lease))
+
+    async def _unregister_lost(self, vm_id: str, winner: str) -> None:
+        """Another host won the start of a VM this host registered for it: the copy goes
+        again (record only: its files on the shared storage are the winner's), so that
+        this host does not list an Off copy of a VM that runs elsewhere."""
+        live = self.context.vms().get(vm_id)
+        if live is None or live.worker is not None or live.state is not VMState.OFF or \
+                self.context.jobs.busy(vm_id):
+            return
+        log.info("cluster: VM '%s' runs on host '%s': this host's registration for the start "
+                 "it lost is removed again", live.record.name, winner)
+        await live.end_storage_daemon()
+        self.context.unregister_older_copy(live)
+
+    def owner_elsewhere(self, vm_id: str) -> str | None:
+        """Who owns ``vm_id`` when it is not this host, as the last view saw it
+        (``"host 'h1' owns it"``); None when this host owns it or nobody does. Without
+        a view yet: ``"its owner is not known yet (no cluster view)"``."""
+        view = self.view
+        if view is None:
+            return "its owner is not known yet (no cluster view; try again in a few seconds)"
+        record = next((v for v in view.vms if v.id == vm_id), None)
+        if record is None or record.owner is None or record.owner == self.config.host:
+            return None
+        return f"host '{record.owner}' owns it"
 
     def starting(self, vm_id: str) -> None:
         """A start of ``vm_id`` was asked here (not by the agent): no second start."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from viridian.cluster.errors import ClusterConflict
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.cluster.agent import ClusterHost, HostAgent
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
@@ -79,6 +80,23 @@ class ClusterCapability(Capability):
         if agent is not None and vm.record.settings.high_availability.ha and \
                 vm_id not in agent.moving:  # a moved VM's record is the cluster's still
             agent.submit(lambda: agent.forget(vm_id))
+
+    def check_removal(self, vm: LiveVM, delete_files: bool) -> None:
+        """This host's copy of an HA VM that another host owns (it runs there) may lose
+        its registration here, never its files: they are on the shared storage, in use
+        by the owner. Judged from the agent's last view of the cluster (one tick old at
+        most); no view yet: refused too, as the owner is unknown."""
+        agent = self.agent
+        if agent is None or not delete_files or not vm.record.settings.high_availability.ha:
+            return
+        owner = agent.owner_elsewhere(vm.record.id)
+        if owner is not None:
+            raise ClusterConflict(
+                f"cannot delete the files of VM '{vm.record.name}' (cluster "
+                f"'{agent.config.name}'): {owner}, and its files are on the shared storage. "
+                "Remove only this host's registration (without --delete-files), or remove "
+                "the VM on the host that owns it; nothing was changed",
+                vm=vm.record.name, owner=owner)
 
     def check_settings(self, change: SettingsChange) -> None:
         """HA on: the VM's folder and hard disks must be on the cluster's shared storage."""
