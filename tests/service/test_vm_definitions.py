@@ -247,3 +247,18 @@ def test_start_line_and_access_log(api: httpx.Client, service: Service) -> None:
                for line in lines), lines
     assert any("path=/api/v1/host status=401" in line for line in lines), lines
     assert service.token not in log
+
+
+def test_removing_an_off_vm_keeps_a_saved_state_it_does_not_own(api: httpx.Client) -> None:
+    """An Off VM's folder holding a saved memory state: another registration's (a cluster
+    host that saved the VM into the shared folder). Removing this Off copy with its files
+    kept leaves that state alone; only a Saved VM's removal discards its own."""
+    vm = api.post("/vms", json={"name": "off-copy", "memory_mb": 64}).json()
+    state = Path(vm["folder"]) / "saved-state.vmstate"
+    state.write_bytes(b"another host's saved memory")
+    assert api.get("/vms/off-copy").json()["state"] == "Off"
+    removed = api.delete("/vms/off-copy")
+    assert removed.status_code == 200, removed.text
+    assert state.read_bytes() == b"another host's saved memory"
+    assert (Path(vm["folder"]) / "vm.json").is_file()
+    state.unlink()

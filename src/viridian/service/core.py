@@ -526,7 +526,8 @@ class ServiceCore:
 
     def _remove_files_and_record(self, live: LiveVM, delete_files: bool) -> None:
         folder = Path(live.record.folder)
-        live.saved_state.unlink(missing_ok=True)
+        if live.state is VMState.SAVED:  # an Off VM's folder may hold another host's
+            live.saved_state.unlink(missing_ok=True)  # (shared storage): not its own
         if not delete_files:
             self.catalog.delete_vm(live.record.id)
             return
