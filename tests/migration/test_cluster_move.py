@@ -290,16 +290,25 @@ def test_a_refused_move_leaves_the_targets_older_registration_registered(pair: P
     assert qemu_under(pair.h2.data_dir) == []
 
 
-def test_the_files_of_a_copy_another_host_owns_cannot_be_deleted_here(pair: Pair) -> None:
-    """h2's Off copy of the VM that runs on h1 (left by the test above): removing it with
-    its files would delete the running VM's folder on the shared storage — refused; its
-    registration alone may go, and the folder stays whole."""
+def test_a_copy_another_host_owns_is_not_changed_nor_its_files_deleted_here(
+    pair: Pair,
+) -> None:
+    """h2's Off copy of the VM that runs on h1 (left by the test above): a settings change
+    there would overwrite the owner's vm.json and cluster record with the copy's older
+    settings, and removing it with its files would delete the running VM's folder on the
+    shared storage — both refused, naming the owner; its registration alone may go, and
+    the folder stays whole."""
     with pair.h1.client() as api:
         folder = Path(api.get(f"/vms/{VM}").json()["folder"])
     before = sorted(p.name for p in folder.iterdir())
+    definition = (folder / "vm.json").read_text()
     with pair.h2.client() as api:
         if api.get(f"/vms/{VM}").status_code == 404:  # run alone: make the copy
             assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+        changed = api.patch(f"/vms/{VM}", json={"notes": "stale edit on h2"})
+        assert changed.status_code == 409, changed.text
+        assert "host 'h1' owns it" in changed.json()["error"]["message"]
+        assert (folder / "vm.json").read_text() == definition
         refused = api.delete(f"/vms/{VM}", params={"delete_files": "true"})
         assert refused.status_code == 409, refused.text
         message = refused.json()["error"]["message"]

@@ -441,17 +441,14 @@ class HostAgent:
         await live.end_storage_daemon()
         self.context.unregister_older_copy(live)
 
-    def owner_elsewhere(self, vm_id: str) -> str | None:
-        """Who owns ``vm_id`` when it is not this host, as the last view saw it
-        (``"host 'h1' owns it"``); None when this host owns it or nobody does. Without
-        a view yet: ``"its owner is not known yet (no cluster view)"``."""
-        view = self.view
-        if view is None:
-            return "its owner is not known yet (no cluster view; try again in a few seconds)"
-        record = next((v for v in view.vms if v.id == vm_id), None)
+    def other_owner(self, vm_id: str) -> str | None:
+        """The host that owns ``vm_id`` when it is not this one, as the last view saw it
+        (one tick old at most); None when this host owns it, nobody does, or there is no
+        view yet (:attr:`view` None)."""
+        record = next((v for v in self.view.vms if v.id == vm_id), None) if self.view else None
         if record is None or record.owner is None or record.owner == self.config.host:
             return None
-        return f"host '{record.owner}' owns it"
+        return record.owner
 
     def starting(self, vm_id: str) -> None:
         """A start of ``vm_id`` was asked here (not by the agent): no second start."""

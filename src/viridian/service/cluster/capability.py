@@ -84,22 +84,38 @@ class ClusterCapability(Capability):
     def check_removal(self, vm: LiveVM, delete_files: bool) -> None:
         """This host's copy of an HA VM that another host owns (it runs there) may lose
         its registration here, never its files: they are on the shared storage, in use
-        by the owner. Judged from the agent's last view of the cluster (one tick old at
-        most); no view yet: refused too, as the owner is unknown."""
+        by the owner. Judged from the agent's last view of the cluster; no view yet:
+        refused too, as the owner is unknown."""
         agent = self.agent
         if agent is None or not delete_files or not vm.record.settings.high_availability.ha:
             return
-        owner = agent.owner_elsewhere(vm.record.id)
-        if owner is not None:
-            raise ClusterConflict(
-                f"cannot delete the files of VM '{vm.record.name}' (cluster "
-                f"'{agent.config.name}'): {owner}, and its files are on the shared storage. "
-                "Remove only this host's registration (without --delete-files), or remove "
-                "the VM on the host that owns it; nothing was changed",
-                vm=vm.record.name, owner=owner)
+        owner = agent.other_owner(vm.record.id)
+        if owner is None and agent.view is not None:
+            return
+        why = f"host '{owner}' owns it" if owner else \
+            "its owner is not known yet (no cluster view; try again in a few seconds)"
+        raise ClusterConflict(
+            f"cannot delete the files of VM '{vm.record.name}' (cluster "
+            f"'{agent.config.name}'): {why}, and its files are on the shared storage. "
+            "Remove only this host's registration (without --delete-files), or remove "
+            "the VM on the host that owns it; nothing was changed",
+            vm=vm.record.name, owner=owner)
 
     def check_settings(self, change: SettingsChange) -> None:
-        """HA on: the VM's folder and hard disks must be on the cluster's shared storage."""
+        """A copy of an HA VM that another host owns is not the VM's definition (the
+        owner's is, in vm.json and the cluster's record, which a change here would
+        overwrite with this copy's older settings): refused, naming the owner. HA on:
+        the VM's folder and hard disks must be on the cluster's shared storage."""
+        agent = self.agent
+        if agent is not None and change.old is not None and \
+                change.old.high_availability.ha:
+            owner = agent.other_owner(change.vm_id)
+            if owner is not None:
+                raise ClusterConflict(
+                    f"cannot change VM '{change.vm_name}' on this host: host '{owner}' owns "
+                    f"it in cluster '{agent.config.name}' (it runs there) and this host's "
+                    "copy is older than the VM's definition; change it on "
+                    f"'{owner}'; nothing was changed", vm=change.vm_name, owner=owner)
         if self.agent is not None:
             check_on_shared_storage(self.agent.config, change.vm_name,
                                     change.vm.record.folder if change.vm else None,
