@@ -104,11 +104,13 @@ class ClusterCapability(Capability):
     def check_settings(self, change: SettingsChange) -> None:
         """A copy of an HA VM that another host owns is not the VM's definition (the
         owner's is, in vm.json and the cluster's record, which a change here would
-        overwrite with this copy's older settings): refused, naming the owner. HA on:
+        overwrite with this copy's older settings): refused, naming the owner (from the
+        agent's last view; a VM running here is this host's, whatever a view one tick old
+        says). HA on:
         the VM's folder and hard disks must be on the cluster's shared storage."""
         agent = self.agent
-        if agent is not None and change.old is not None and \
-                change.old.high_availability.ha:
+        if agent is not None and change.vm is not None and change.vm.worker is None and \
+                change.vm.record.settings.high_availability.ha:  # running here: its owner
             owner = agent.other_owner(change.vm_id)
             if owner is not None:
                 raise ClusterConflict(
