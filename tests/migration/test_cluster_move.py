@@ -40,6 +40,7 @@ from tests.cluster.etcd_members import etcd_cluster
 from tests.cluster.one_copy import OneCopyChecker, Place
 from tests.qemu_processes import qemu_under
 from tests.service.harness import Console, Service, act, running_service, wait_for, wait_job
+from viridian.disks import new_dynamic
 
 pytestmark = pytest.mark.guest
 
@@ -124,6 +125,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory, guest_iso: Path) -> Iterator[
             assert made.status_code == 201, made.text
             vm = api.post("/vms", json={"name": VM, "memory_mb": 192,
                                         "dvd": str(guest_iso)}).json()
+            scsi = api.post(f"/vms/{VM}/scsi", json={"controller": None})  # for data disks
+            assert scsi.status_code == 200, scsi.text
             assert api.delete(f"/vms/{VM}").status_code == 200
             shutil.move(vm["folder"], shared / VM)
             imported = api.post("/vms/import", json={"folder": str(shared / VM)})
@@ -320,5 +323,57 @@ def test_a_copy_another_host_owns_is_not_changed_nor_its_files_deleted_here(
         assert api.get(f"/vms/{VM}").status_code == 404
     assert sorted(p.name for p in folder.iterdir()) == before
     assert _owner(pair.h1) == ("h1", True)
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+
+
+def test_the_disks_of_a_copy_another_host_owns_are_not_touched_here(
+    pair: Pair, tmp_path: Path,
+) -> None:
+    """The VM gets data disks on the shared storage and h2 a copy, with a backup point
+    taken while the VM was Off everywhere. Once h1 runs the VM again, whatever would open
+    or rewrite its disks from h2 — a backup (its storage daemon opens them read-write), a
+    disk edit, a storage move, an in-place restore of that point — is refused naming h1,
+    and the disks stay as they were."""
+    with pair.h1.client() as api:
+        folder = Path(api.get(f"/vms/{VM}").json()["folder"])
+        vhd, raw = folder / "data.vhd", folder / "data.raw"
+        new_dynamic(vhd, 8 * 2**20)
+        raw.write_bytes(b"\1" * 2**20)
+        for path in (vhd, raw):
+            added = api.post(f"/vms/{VM}/disks", json={"controller": "scsi", "location": "0",
+                                                      "path": str(path)})
+            assert added.status_code == 200, added.text
+        act(api, VM, "stop")
+    _wait("nobody owning it", lambda: _owner(pair.h2) == (None, False))
+    wait_agent_ticks({"h2": pair.h2.data_dir}, count=2, timeout=WAIT_S)  # h2's agent saw it
+    with pair.h2.client() as api:  # Off everywhere, nobody owns it: h2 may back it up
+        assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+        taken = api.post("/backups", json={"vm": VM, "target": str(tmp_path)})
+        assert taken.status_code == 202, taken.text
+        point = wait_job(api, taken.json(), timeout=WAIT_S)
+        assert point["state"] == "completed", point.get("error")
+        assert api.delete(f"/vms/{VM}").status_code == 200  # ends its storage daemon
+        assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+    with pair.h1.client() as api:
+        act(api, VM, "start")
+    _wait("h1 owning the VM again", lambda: _owner(pair.h1) == ("h1", True))
+    wait_agent_ticks({"h2": pair.h2.data_dir}, count=2, timeout=WAIT_S)  # h2's agent saw it
+    contents = {path: path.read_bytes() for path in (vhd, raw)}
+    with pair.h2.client() as api:
+        try:
+            refusals = [
+                api.post("/backups", json={"vm": VM, "target": str(tmp_path)}),
+                api.post("/disks/expand", json={"path": str(vhd), "size": "16M"}),
+                api.post(f"/vms/{VM}/move-storage", json={"folder": str(tmp_path)}),
+                api.post(f"/backups/{point['result']['id']}/restore", json={}),
+            ]
+            for refused in refusals:
+                assert refused.status_code == 409, refused.text
+                message = refused.json()["error"]["message"]
+                assert "host 'h1' owns it" in message and "nothing was changed" in message
+        finally:
+            assert api.delete(f"/vms/{VM}").status_code == 200
+    assert {path: path.read_bytes() for path in (vhd, raw)} == contents
     with pair.h1.client() as api:
         assert api.get(f"/vms/{VM}").json()["state"] == "Running"

@@ -82,6 +82,11 @@ class Capability:
     def check_removal(self, vm: LiveVM, delete_files: bool) -> None:
         """Refuse removing ``vm`` by raising."""
 
+    def check_disk_work(self, vm: LiveVM, action: str) -> None:
+        """Refuse, by raising, work on ``vm``'s disk files while QEMU does not run here
+        (``action`` in words: "back up the disks", "restore backup B into the disks",
+        "move the storage", "expand /path/disk.vhd"): each opens or rewrites them."""
+
     def removed(self, vm: LiveVM, delete_files: bool) -> None:
         """``vm`` is gone from the catalog (its folder too with ``delete_files``)."""
 

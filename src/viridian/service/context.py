@@ -55,6 +55,10 @@ class ServiceContext(Protocol):
         """Admission control and reservation for starting ``vm``; raises
         :class:`AdmissionRefused` with the numbers."""
 
+    def check_disk_work(self, vm: LiveVM, action: str) -> None:
+        """Every capability's ``check_disk_work``: before ``action`` opens or rewrites the
+        disk files of ``vm`` (not running here); raises the first refusal."""
+
     def host_load(self) -> HostLoad:
         """What running VMs hold of the host now."""
 

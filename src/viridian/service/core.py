@@ -473,6 +473,10 @@ class ServiceCore:
     def has_checkpoints(self, vm_id: str) -> bool:
         return bool(self.checkpoints.store.tree(vm_id).checkpoints)
 
+    def check_disk_work(self, vm: LiveVM, action: str) -> None:
+        for capability in self.capabilities:
+            capability.check_disk_work(vm, action)
+
     def _check_settings(self, change: SettingsChange) -> None:
         for capability in self.capabilities:
             capability.check_settings(change)

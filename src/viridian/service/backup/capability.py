@@ -131,6 +131,7 @@ class BackupCapability(Capability):
         request = TakeRequest(_target(target), incremental, rate_bps, with_memory)
         if with_memory:
             require_memory(live)
+        self.core.check_disk_work(live, "back up the disks")
 
         async def run(job: Job) -> dict[str, Any]:
             tree = self.checkpoints.tree(live.record.id)
@@ -197,8 +198,10 @@ class BackupCapability(Capability):
                                path=point.folder)
         if name is None and self.core.catalog.get_vm(record.vm_id) is not None:
             live = self.core.find_vm(record.vm_id)
+            self.core.check_disk_work(live, f"restore backup {record.id} into the disks")
 
             async def in_place(job: Job) -> dict[str, Any]:
+                self.core.check_disk_work(live, f"restore backup {record.id} into the disks")
                 return await restore_in_place(
                     live, self.checkpoints.tree(live.record.id), record, self.in_place, job)
             return self.core.jobs.submit("restore", live.record.id, live.record.name,

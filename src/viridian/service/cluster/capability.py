@@ -101,6 +101,23 @@ class ClusterCapability(Capability):
             "the VM on the host that owns it; nothing was changed",
             vm=vm.record.name, owner=owner)
 
+    def check_disk_work(self, vm: LiveVM, action: str) -> None:
+        """The disk files of an HA VM that another host owns are in use there: this
+        host's copy may not open or rewrite them (a backup's storage daemon opens them
+        read-write; an in-place restore, a storage move, a disk edit would change the
+        disks under the running VM)."""
+        agent = self.agent
+        if agent is None or vm.worker is not None or \
+                not vm.record.settings.high_availability.ha:
+            return
+        owner = agent.other_owner(vm.record.id)
+        if owner is not None:
+            raise ClusterConflict(
+                f"cannot {action} of VM '{vm.record.name}' on this host: host '{owner}' "
+                f"owns it in cluster '{agent.config.name}' and runs it on these disks; do "
+                f"it on '{owner}'; nothing was changed",
+                vm=vm.record.name, owner=owner)
+
     def check_settings(self, change: SettingsChange) -> None:
         """A copy of an HA VM that another host owns is not the VM's definition (the
         owner's is, in vm.json and the cluster's record, which a change here would

@@ -75,6 +75,9 @@ class DiskGuard:
                     raise Conflict(f"cannot {access.action} {access.path}: {refusal}; "
                                    "nothing was changed", path=str(access.path), vm=use.vm,
                                    role=use.role.value, checkpoints=list(use.checkpoints))
+                if access.written:
+                    self.context.check_disk_work(self.context.find_vm(use.vm_id),
+                                                    f"{access.action} {access.path}")
                 owner = owner or (use.vm_id, use.vm)
         return owner
 

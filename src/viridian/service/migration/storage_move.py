@@ -70,6 +70,7 @@ class StorageMoves:
     def move(self, ref: str, folder: str) -> dict[str, Any]:
         live = self.host.find_vm(ref)
         plan_moves(live, Path(folder), self.host.has_checkpoints(live.record.id))
+        self.host.check_disk_work(live, "move the storage")
 
         async def run(job: Job) -> dict[str, Any]:
             moves = plan_moves(live, Path(folder), self.host.has_checkpoints(live.record.id))

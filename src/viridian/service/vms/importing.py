@@ -67,6 +67,9 @@ Mode = Literal["register_in_place", "copy"]
 class Registrar(Protocol):
     """What importing needs of the core (:class:`viridian.service.core.ServiceCore`)."""
 
+    def check_disk_work(self, vm: LiveVM, action: str) -> None:
+        """Every capability's check before ``action`` opens or rewrites ``vm``'s disks."""
+
     @property
     def catalog(self) -> Catalog:
         """The catalog."""
