@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
 from viridian.qemu import blockjobs, images
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.monitor import Monitor
-from viridian.qemu.process import read_start_time
+from viridian.qemu.process import START_TIMEOUT_S, read_start_time
 from viridian.qemu.render.blockdev import render_blockdev
 from viridian.qemu.render.storage import needs_storage_daemon, render_storage_daemon
 from viridian.qemu.runtime_paths import RuntimePaths
@@ -188,11 +189,10 @@ def test_live_migration_between_two_qemus_sharing_the_export(folder: Path) -> No
 
 async def _connect(paths: RuntimePaths) -> Monitor:
     monitor = Monitor(paths.folder.name)
-    for _ in range(500):
-        if paths.qmp_socket.exists():
-            break
+    deadline = time.monotonic() + START_TIMEOUT_S  # the product's own start-up bound
+    while not paths.qmp_socket.exists() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    await monitor.connect(paths.qmp_socket, timeout=10)
+    await monitor.connect(paths.qmp_socket, timeout=START_TIMEOUT_S)
     return monitor
 
 
