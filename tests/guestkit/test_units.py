@@ -110,8 +110,8 @@ def test_viridian_cmd_param_is_base64_without_spaces() -> None:
 
 
 def test_kernel_command_line_keeps_tty0_first_and_serial_last_before_extras() -> None:
-    assert kernel_command_line() == "console=tty0 console=ttyS0,115200 quiet"
-    assert kernel_command_line(["viridian.cmd=ZQ=="]).endswith(" quiet viridian.cmd=ZQ==")
+    assert kernel_command_line() == "console=tty0 console=ttyS0,115200 quiet no_timer_check"
+    assert kernel_command_line(["viridian.cmd=ZQ=="]).endswith(" quiet no_timer_check viridian.cmd=ZQ==")
 
 
 def test_isolinux_cfg_boots_straight_into_the_kit() -> None:
@@ -123,7 +123,7 @@ def test_isolinux_cfg_boots_straight_into_the_kit() -> None:
         "LABEL viridian\n"
         "  KERNEL /boot/vmlinuz\n"
         "  INITRD /boot/initrd.img\n"
-        "  APPEND console=tty0 console=ttyS0,115200 quiet\n"
+        "  APPEND console=tty0 console=ttyS0,115200 quiet no_timer_check\n"
     )
 
 
