@@ -111,7 +111,8 @@ def test_viridian_cmd_param_is_base64_without_spaces() -> None:
 
 def test_kernel_command_line_keeps_tty0_first_and_serial_last_before_extras() -> None:
     assert kernel_command_line() == "console=tty0 console=ttyS0,115200 quiet no_timer_check"
-    assert kernel_command_line(["viridian.cmd=ZQ=="]).endswith(" quiet no_timer_check viridian.cmd=ZQ==")
+    assert kernel_command_line(["viridian.cmd=ZQ=="]).endswith(
+        " quiet no_timer_check viridian.cmd=ZQ==")
 
 
 def test_isolinux_cfg_boots_straight_into_the_kit() -> None:
