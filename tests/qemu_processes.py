@@ -83,17 +83,24 @@ def end(processes: list[QemuProcess], limit: float = 30.0) -> None:
     for proc in processes:
         with contextlib.suppress(OSError):
             os.kill(proc.pid, signal.SIGTERM)
-    kill([proc for proc in processes if not _gone(proc.pid, limit)])
+    left = _wait_gone({proc.pid for proc in processes}, limit)
+    kill([proc for proc in processes if proc.pid in left])
 
 
-def _gone(pid: int, limit: float) -> bool:
+def _wait_gone(pids: set[int], limit: float) -> set[int]:
+    """Wait up to ``limit`` seconds until every pid ended (reaped when it is our child, or
+    a zombie); returns those still there."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        stat = _read(str(pid), "stat")
-        if not stat or b") Z " in stat:
-            return True
-        time.sleep(0.05)
-    return False
+    pids = set(pids)
+    while pids and time.monotonic() < deadline:
+        for pid in list(pids):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+            stat = _read(str(pid), "stat")
+            if not stat or b") Z " in stat:
+                pids.discard(pid)
+        time.sleep(0.02)
+    return pids
 
 
 def kill(processes: list[QemuProcess], limit: float = 10.0) -> None:
@@ -104,15 +111,7 @@ def kill(processes: list[QemuProcess], limit: float = 10.0) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
             else:
                 os.kill(proc.pid, signal.SIGKILL)
-    deadline = time.monotonic() + limit
-    pids = {proc.pid for proc in processes}
-    while pids and time.monotonic() < deadline:
-        for pid in list(pids):
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-            if not _read(str(pid), "stat") or b") Z " in _read(str(pid), "stat"):
-                pids.discard(pid)
-        time.sleep(0.02)
+    _wait_gone({proc.pid for proc in processes}, limit)
 
 
 def end_qemu_under(folder: Path) -> list[QemuProcess]:

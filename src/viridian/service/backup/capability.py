@@ -198,10 +198,11 @@ class BackupCapability(Capability):
                                path=point.folder)
         if name is None and self.core.catalog.get_vm(record.vm_id) is not None:
             live = self.core.find_vm(record.vm_id)
-            self.core.check_disk_work(live, f"restore backup {record.id} into the disks")
+            action = f"restore backup {record.id} into the disks"
+            self.core.check_disk_work(live, action)  # now, and again when the job runs
 
             async def in_place(job: Job) -> dict[str, Any]:
-                self.core.check_disk_work(live, f"restore backup {record.id} into the disks")
+                self.core.check_disk_work(live, action)
                 return await restore_in_place(
                     live, self.checkpoints.tree(live.record.id), record, self.in_place, job)
             return self.core.jobs.submit("restore", live.record.id, live.record.name,

@@ -81,6 +81,20 @@ class ClusterCapability(Capability):
                 vm_id not in agent.moving:  # a moved VM's record is the cluster's still
             agent.submit(lambda: agent.forget(vm_id))
 
+    def _owner_of_copy(self, vm: LiveVM | None) -> str | None:
+        """The host that owns the HA VM ``vm`` when what is here is only a copy (QEMU not
+        running here, another host owning it in the agent's last view); else None. A VM
+        running here is this host's, whatever a view one tick old says."""
+        agent = self.agent
+        if agent is None or vm is None or vm.worker is not None or \
+                not vm.record.settings.high_availability.ha:
+            return None
+        return agent.other_owner(vm.record.id)
+
+    @property
+    def _name(self) -> str:
+        return self.agent.config.name if self.agent is not None else ""
+
     def check_removal(self, vm: LiveVM, delete_files: bool) -> None:
         """This host's copy of an HA VM that another host owns (it runs there) may lose
         its registration here, never its files: they are on the shared storage, in use
@@ -89,7 +103,7 @@ class ClusterCapability(Capability):
         agent = self.agent
         if agent is None or not delete_files or not vm.record.settings.high_availability.ha:
             return
-        owner = agent.other_owner(vm.record.id)
+        owner = self._owner_of_copy(vm)
         if owner is None and agent.view is not None:
             return
         why = f"host '{owner}' owns it" if owner else \
@@ -106,35 +120,27 @@ class ClusterCapability(Capability):
         host's copy may not open or rewrite them (a backup's storage daemon opens them
         read-write; an in-place restore, a storage move, a disk edit would change the
         disks under the running VM)."""
-        agent = self.agent
-        if agent is None or vm.worker is not None or \
-                not vm.record.settings.high_availability.ha:
-            return
-        owner = agent.other_owner(vm.record.id)
+        owner = self._owner_of_copy(vm)
         if owner is not None:
             raise ClusterConflict(
                 f"cannot {action} of VM '{vm.record.name}' on this host: host '{owner}' "
-                f"owns it in cluster '{agent.config.name}' and runs it on these disks; do "
-                f"it on '{owner}'; nothing was changed",
-                vm=vm.record.name, owner=owner)
+                f"owns it in cluster '{self._name}' and runs it on these disks; do it on "
+                f"'{owner}'; nothing was changed", vm=vm.record.name, owner=owner)
 
     def check_settings(self, change: SettingsChange) -> None:
         """A copy of an HA VM that another host owns is not the VM's definition (the
         owner's is, in vm.json and the cluster's record, which a change here would
         overwrite with this copy's older settings): refused, naming the owner (from the
         agent's last view; a VM running here is this host's, whatever a view one tick old
-        says). HA on:
-        the VM's folder and hard disks must be on the cluster's shared storage."""
-        agent = self.agent
-        if agent is not None and change.vm is not None and change.vm.worker is None and \
-                change.vm.record.settings.high_availability.ha:  # running here: its owner
-            owner = agent.other_owner(change.vm_id)
-            if owner is not None:
-                raise ClusterConflict(
-                    f"cannot change VM '{change.vm_name}' on this host: host '{owner}' owns "
-                    f"it in cluster '{agent.config.name}' (it runs there) and this host's "
-                    "copy is older than the VM's definition; change it on "
-                    f"'{owner}'; nothing was changed", vm=change.vm_name, owner=owner)
+        says). HA on: the VM's folder and hard disks must be on the cluster's shared
+        storage."""
+        owner = self._owner_of_copy(change.vm)
+        if owner is not None:
+            raise ClusterConflict(
+                f"cannot change VM '{change.vm_name}' on this host: host '{owner}' owns it "
+                f"in cluster '{self._name}' (it runs there) and this host's copy is older "
+                f"than the VM's definition; change it on '{owner}'; nothing was changed",
+                vm=change.vm_name, owner=owner)
         if self.agent is not None:
             check_on_shared_storage(self.agent.config, change.vm_name,
                                     change.vm.record.folder if change.vm else None,
