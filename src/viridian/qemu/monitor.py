@@ -69,7 +69,12 @@ MIGRATION_MAX_BANDWIDTH = (2**63 - 1) // 2**20 * 2**20
 #: Migration states after which nothing more happens (``MigrationStatus`` in migration.json).
 _MIGRATION_FINAL = frozenset({"completed", "failed", "cancelled"})
 
-_DEFAULT_COMMAND_TIMEOUT = 10.0
+#: How long QEMU may take to answer one command before it counts as hung. Commands answer
+#: in milliseconds, but QEMU's main loop runs late on an overloaded or stalled host (a CI
+#: run saw ``getfd`` unanswered for 10 s while launching a bare QEMU took ~15 s); libvirt
+#: puts no bound on a monitor command at all. Turning a hung QEMU off has its own, short
+#: bound (:meth:`Worker.turn_off`), so this one only delays the error of a hung command.
+_DEFAULT_COMMAND_TIMEOUT = 30.0
 _PROGRESS_INTERVAL = 0.1
 _fd_names = itertools.count(1)
 
