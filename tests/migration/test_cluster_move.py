@@ -377,3 +377,46 @@ def test_the_disks_of_a_copy_another_host_owns_are_not_touched_here(
     assert {path: path.read_bytes() for path in (vhd, raw)} == contents
     with pair.h1.client() as api:
         assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+
+
+def _daemons(service: Service, vm_id: str) -> list[object]:
+    """The VM's storage daemon on ``service``'s host (its folder: ``run/<id>-storage``)."""
+    return [p for p in qemu_under(service.data_dir)
+            if f"/run/{vm_id}" in p.cmdline and "qemu-storage-daemon" in p.cmdline]
+
+
+def test_a_vm_stopped_on_one_host_starts_on_the_other_and_a_stop_stays_a_stop(
+    pair: Pair,
+) -> None:
+    """The VM (its VHD disk served by a storage daemon, from the test above) is stopped on
+    h1: h1 keeps its daemon (the dirty bitmaps) while nobody owns the VM, and a start and a
+    stop there again end with the VM Off and released — not restarted by the agent as if
+    fenced. Then the admin starts it on h2: h1's agent ends its kept daemon, whose image
+    locks h2's daemon needs, and h2's start waits for them instead of failing."""
+    with pair.h1.client() as api:
+        shown = api.get(f"/vms/{VM}").json()
+        assert shown["state"] == "Running", shown
+        folder = Path(shown["folder"])
+        assert _daemons(pair.h1, pair.vm_id), "the VHD disk is not served by a daemon"
+        act(api, VM, "stop")
+    _wait("nobody owning it", lambda: _owner(pair.h1) == (None, False))
+    wait_agent_ticks({"h1": pair.h1.data_dir}, count=3, timeout=WAIT_S)
+    assert _daemons(pair.h1, pair.vm_id), "h1 ended the stopped VM's storage daemon"
+    with pair.h1.client() as api:
+        act(api, VM, "start")
+        act(api, VM, "stop")
+    wait_agent_ticks({"h1": pair.h1.data_dir}, count=3, timeout=WAIT_S)
+    assert _owner(pair.h1) == (None, False)
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+    assert _copies(pair.h1, pair.vm_id) == []  # no QEMU of the VM left on h1
+    with pair.h2.client() as api:
+        assert api.post("/vms/import", json={"folder": str(folder)}).status_code == 201
+        act(api, VM, "start")
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    assert _owner(pair.h2) == ("h2", True)
+    _wait("h1's kept daemon ended", lambda: _daemons(pair.h1, pair.vm_id) == [])
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+    with pair.h2.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"

@@ -4,7 +4,8 @@
 One thread, once a second: keep the host's lease alive (the etcd client rotates
 endpoints), publish the host record under the lease, feed the fence guard the new
 deadline, read the cluster in one range read, plan with ``AgentCore`` and carry the plan
-out — kill (hard, marked ``fenced``), release, claim (a transaction) and start. Starting
+out — kill (hard, marked ``fenced``; a VM with only its kept storage daemon here loses
+that daemon gently), release, claim (a transaction) and start. Starting
 and registering a VM happen on the service's event loop through the core's normal paths
 (a start job, "register in place" from the shared folder); etcd I/O never runs on the
 event loop. Hooks of the capability hand their etcd work to this thread's queue.
@@ -49,6 +50,7 @@ from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.fence_guard import (
     GuardFeed,
     kill_vm_processes,
+    qemu_runs,
     running_pids,
     spawn_guard,
 )
@@ -174,6 +176,7 @@ class HostAgent:
         self._starting: dict[str, float] = {}
         self._draining: set[str] = set()
         self._failing_back: set[str] = set()
+        self._letting_go: set[str] = set()  # VMs whose kept storage daemon is being ended
         self.exits = ExitLedger()
         self._view_exits: dict[str, int] = {}  # ``exits.before_read()`` of ``view``
         self.moving: set[str] = set()
@@ -233,8 +236,7 @@ class HostAgent:
             return  # before a first renewal the guard enforces the inherited deadline
         for vm_id, vm in self.ha_vms().items():
             if running_pids(vm.paths.folder):
-                self.folder.mark(vm_id, "fenced")
-                kill_vm_processes(vm.paths.folder)
+                self._kill(vm_id, vm.paths.folder)
 
     def _drain_work(self, until: float) -> None:
         while not self._stop.is_set():
@@ -345,8 +347,7 @@ class HostAgent:
         self._remember_placements(view, decision)
         for vm_id in plan.kill:
             if vm_id in ha and (vm_id not in self.moving or self.core.fenced):
-                self.folder.mark(vm_id, "fenced")
-                kill_vm_processes(ha[vm_id].paths.folder)
+                self._stop_copy(ha[vm_id])
         for vm_id in plan.release:
             release(self.etcd, self.config.name, vm_id, self.core.lease)
         records = {vm.id: vm for vm in view.vms}
@@ -365,6 +366,42 @@ class HostAgent:
             self._drain(view, ha, running)
         else:
             self._draining.clear()
+
+    def _stop_copy(self, vm: LiveVM) -> None:
+        """``vm`` has processes here but this host does not own it. Its QEMU runs: a
+        second copy, killed at once (marked ``fenced``). Only the storage daemon kept for
+        it since it stopped here: kept while nobody owns the VM (its dirty bitmaps live
+        there); once another host owns it, ended — gently, through the VM's queue — as it
+        holds the images' locks that host's daemon needs (whose start waits for them,
+        ``storage.daemons.LOCK_HANDOVER_S``). A fenced host kills it like a QEMU."""
+        folder = vm.paths.folder
+        if self.core.fenced or vm.worker is not None or qemu_runs(folder):
+            self._kill(vm.record.id, folder)
+        elif self.other_owner(vm.record.id) is None:
+            return  # nobody else owns it: the daemon (and its dirty bitmaps) stays
+        elif vm.record.id not in self._letting_go:
+            self._letting_go.add(vm.record.id)
+            done = asyncio.run_coroutine_threadsafe(self._let_go(vm.record.id), self.loop)
+            done.add_done_callback(lambda _: self._letting_go.discard(vm.record.id))
+
+    def _kill(self, vm_id: str, folder: Path) -> None:
+        """SIGKILL the VM's QEMU and storage daemon here; the ``fenced`` mark tells the
+        exit hook why QEMU ended (none without a QEMU: it would be taken by a later exit)."""
+        if qemu_runs(folder):
+            self.folder.mark(vm_id, "fenced")
+        kill_vm_processes(folder)
+
+    async def _let_go(self, vm_id: str) -> None:
+        live = self.context.vms().get(vm_id)
+        if live is None:
+            return
+        async with self.context.jobs.queue_for(vm_id):
+            if live.worker is not None or qemu_runs(live.paths.folder):
+                return  # started here meanwhile: the next tick's plan decides
+            log.info("cluster: VM '%s' is owned by another host: the storage daemon kept "
+                     "for it here is ended, so that host can open its disks", live.record.name)
+            await live.end_storage_daemon()
+            kill_vm_processes(live.paths.folder)  # one this service does not know (none)
 
     def _failbacks(self, view: ClusterView, plan: Plan, ha: Mapping[str, LiveVM]) -> Plan:
         """Failback (docs/architecture.md, "Failover cluster: failback"): each VM of

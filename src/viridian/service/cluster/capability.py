@@ -60,7 +60,8 @@ class ClusterCapability(Capability):
 
     async def prepare_start(self, vm: LiveVM) -> None:
         if self.agent is not None and vm.record.settings.high_availability.ha:
-            self.agent.starting(vm.record.id)
+            self.folder.take_mark(vm.record.id)  # a mark left from before names no exit of
+            self.agent.starting(vm.record.id)   # the QEMU starting now
             await asyncio.to_thread(self.agent.claim_for_start, vm)
             await asyncio.to_thread(self.agent.feed_now)
 

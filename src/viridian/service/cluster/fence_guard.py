@@ -34,9 +34,8 @@ from pathlib import Path
 
 from viridian.qemu.runtime_paths import RuntimePaths
 
-__all__ = ["GuardFeed", "guard_pid_file", "kill_vm_processes", "main", "running_pids",
-           "spawn_guard",
-           "watchdog_present"]
+__all__ = ["GuardFeed", "guard_pid_file", "kill_vm_processes", "main", "qemu_runs",
+           "running_pids", "spawn_guard", "watchdog_present"]
 
 WATCHDOG = Path("/dev/watchdog")
 _WDIOC_GETTIMEOUT = 0x80045707
@@ -69,8 +68,18 @@ def _cmdline(pid: int) -> str:
 def running_pids(folder: Path) -> list[int]:
     """Live QEMU / storage daemon processes of the VM whose runtime folder is ``folder``
     (a pid counts only while its command line names that folder)."""
+    return _live_pids(folder, _pid_files(folder))
+
+
+def qemu_runs(folder: Path) -> bool:
+    """Whether the VM whose runtime folder is ``folder`` has a live QEMU (its storage
+    daemon alone does not count: it runs no guest)."""
+    return bool(_live_pids(folder, [RuntimePaths(folder).pid_file]))
+
+
+def _live_pids(folder: Path, pid_files: list[Path]) -> list[int]:
     pids = []
-    for file in _pid_files(folder):
+    for file in pid_files:
         try:
             pid = int(file.read_text().strip())
         except (OSError, ValueError):
@@ -169,8 +178,9 @@ def _enforce(state: dict[str, object], now: float) -> bool:
         if not running_pids(Path(folder)):
             continue
         if now >= deadline:
-            Path(str(state["handoff"])).mkdir(parents=True, exist_ok=True)
-            (Path(str(state["handoff"])) / vm_id).write_text("fenced")
+            if qemu_runs(Path(folder)):  # the mark names why QEMU ends; a daemon alone has none
+                Path(str(state["handoff"])).mkdir(parents=True, exist_ok=True)
+                (Path(str(state["handoff"])) / vm_id).write_text("fenced")
             kill_vm_processes(Path(folder))
         else:
             running = True

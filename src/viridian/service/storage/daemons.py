@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from collections.abc import Callable, Sequence
 
 from viridian.qemu.errors import QemuStartError, WorkerGone
@@ -23,11 +25,21 @@ from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.storage_daemon import StorageDaemon, remove_storage_folder
 from viridian.qemu.worker import Worker
 
-__all__ = ["DaemonKeeper"]
+__all__ = ["LOCK_HANDOVER_S", "DaemonKeeper"]
 
 log = logging.getLogger(__name__)
 
 RESTART_RETRY_S = 2.0
+
+#: How long the start of an HA VM's daemon waits for its images' locks (``ensure``'s
+#: ``lock_wait_s``): another cluster host may still keep a daemon for the VM from when it
+#: was Off there; that host's agent ends it within a tick of seeing this host own the VM
+#: (docs/architecture.md, "Failover cluster: the agent loop").
+LOCK_HANDOVER_S = 30.0
+_LOCK_RETRY_S = 0.5
+#: How QEMU's file locking (``raw_check_lock_bytes`` in block/file-posix.c) words a lock
+#: another process holds: ``Failed to get "write" lock`` / ``"consistent read" lock``.
+_LOCK_HELD = re.compile(r'Failed to get "[a-z ]+" lock')
 
 
 class DaemonKeeper:
@@ -44,10 +56,11 @@ class DaemonKeeper:
         self.daemon: StorageDaemon | None = None
         self._supervisor: asyncio.Task[None] | None = None
 
-    async def ensure(self, qemu_runs: bool = False) -> StorageDaemon:
+    async def ensure(self, qemu_runs: bool = False, lock_wait_s: float = 0.0) -> StorageDaemon:
         """The running daemon serving the VM's disks, started when there is none or the
         one there serves other disks — unless ``qemu_runs`` (or a worker is known): a
-        running QEMU's daemon is kept whatever hot plug or checkpoints changed.
+        running QEMU's daemon is kept whatever hot plug or checkpoints changed. An image
+        locked by another process is tried again for up to ``lock_wait_s`` seconds.
 
         :raises QemuStartError: it could not be started (e.g. an image is locked)."""
         argv = tuple(self._render())
@@ -56,9 +69,22 @@ class DaemonKeeper:
                 daemon.argv == argv or qemu_runs or self._worker() is not None):
             return daemon
         await self.end()
-        self.daemon = await StorageDaemon.start(argv, self.paths)
+        self.daemon = await self._start_when_unlocked(argv, lock_wait_s)
         self._supervise()
         return self.daemon
+
+    async def _start_when_unlocked(self, argv: Sequence[str],
+                                   lock_wait_s: float) -> StorageDaemon:
+        deadline = time.monotonic() + lock_wait_s
+        while True:
+            try:
+                return await StorageDaemon.start(argv, self.paths)
+            except QemuStartError as err:
+                if not _LOCK_HELD.search(str(err)) or time.monotonic() >= deadline:
+                    raise
+                log.info("VM %s: an image is locked by another process, trying again "
+                         "(another cluster host may be letting go of it): %s", self.name, err)
+            await asyncio.sleep(_LOCK_RETRY_S)
 
     def adopt(self) -> StorageDaemon | None:
         """Find the daemon a previous service left running (``storage.json``); a daemon

@@ -39,7 +39,7 @@ from viridian.qemu.storage_daemon import StorageDaemon
 from viridian.qemu.worker import ExitInfo, ExitReason, Worker, remove_runtime_folder
 from viridian.service.catalog import Catalog, VMRecord
 from viridian.service.jobs import Job
-from viridian.service.storage.daemons import DaemonKeeper
+from viridian.service.storage.daemons import LOCK_HANDOVER_S, DaemonKeeper
 from viridian.service.storage.vhdx_logs import replay_pending_logs
 from viridian.service.vms import availability
 
@@ -293,11 +293,12 @@ class LiveVM:
                                          lambda: self.worker)
         return self._storage
 
-    async def storage_daemon(self) -> StorageDaemon | None:
+    async def storage_daemon(self, lock_wait_s: float = 0.0) -> StorageDaemon | None:
         """The VM's storage daemon, started if needed (e.g. for a backup of an Off VM: its
         ``monitor()`` is the QMP where the disks' nodes and dirty bitmaps live), or None
         when the VM gets none (no VHD/VHDX disk, or the host's ``storage_daemon`` is off;
-        a daemon left from before is ended then). The caller holds the VM's queue.
+        a daemon left from before is ended then). Images locked by another process are
+        waited for up to ``lock_wait_s`` seconds. The caller holds the VM's queue.
 
         :raises QemuStartError: it could not be started."""
         if self.worker is not None:
@@ -310,7 +311,7 @@ class LiveVM:
         if daemon is None or not daemon.alive or daemon.argv != tuple(self._storage_argv()):
             await keeper.end()
             await replay_pending_logs(self.record.settings)  # never a dirty VHDX to it
-        return await keeper.ensure()
+        return await keeper.ensure(lock_wait_s=lock_wait_s)
 
     async def disks_changing(self, settings: VMSettings) -> None:
         """``settings`` are about to be committed: an Off VM's daemon serving other disks
@@ -385,7 +386,10 @@ class LiveVM:
         self.state = VMState.STARTING
         job.report(5, "restoring saved state" if restoring else "starting QEMU")
         settings = self.disk_view(self.record.settings)
-        storage = await self.storage_daemon()  # kept from the last run when it still fits
+        # kept from the last run when it still fits; an HA VM's images may still be held by
+        # the daemon another cluster host kept for it while Off there, until it lets go
+        handover = LOCK_HANDOVER_S if self.record.settings.high_availability.ha else 0.0
+        storage = await self.storage_daemon(handover)
         argv = render_argv(self.record.id, settings, self.capabilities, self.paths,
                            incoming=restoring, storage_daemon=storage is not None)
         if settings.bios.num_lock:
