@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.service.cluster.fence_guard import (
     GuardFeed,
     guard_pid_file,
+    qemu_runs,
     running_pids,
     spawn_guard,
     watchdog_present,
@@ -100,3 +102,28 @@ def test_watchdog_is_probed_not_assumed(tmp_path: Path) -> None:
     (tmp_path / "watchdog").write_text("")
     assert watchdog_present(tmp_path / "watchdog") is False  # a file is no device
     assert watchdog_present(Path("/dev/null")) is True  # a character device is
+
+
+def test_a_storage_daemon_alone_is_killed_without_a_fenced_mark(
+        tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    """The daemon kept for a stopped HA VM goes with the fence too (its image locks), but
+    no ``fenced`` mark is left: no QEMU ends, and the VM's next exit would take the mark
+    and count an admin's stop as a fence (docs/architecture.md, "Storage daemons of
+    stopped HA VMs")."""
+    folder = tmp_path / "run" / "vm-ha"
+    paths = RuntimePaths(folder)
+    paths.storage_folder.mkdir(parents=True)
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                               str(paths.nbd_socket)])
+    procs.append(daemon)
+    paths.storage_pid_file.write_text(f"{daemon.pid}\n")
+    assert running_pids(folder) == [daemon.pid] and not qemu_runs(folder)
+    feed = GuardFeed(tmp_path / "fence.json", tmp_path / "handoff")
+    feed.feed(time.monotonic() - 1.0, time.monotonic(), {"vm-ha": folder}, False)
+    guard = spawn_guard(tmp_path / "fence.json", tmp_path / "guard.lock")
+    assert guard is not None
+    procs.append(guard)
+    assert _wait(lambda: daemon.poll() is not None), "the daemon was not killed"
+    assert not (tmp_path / "handoff" / "vm-ha").exists()
+    (tmp_path / "fence.json").unlink()
+    assert _wait(lambda: guard.poll() is not None)
