@@ -117,7 +117,10 @@ def test_a_storage_daemon_alone_is_killed_without_a_fenced_mark(
                                str(paths.nbd_socket)])
     procs.append(daemon)
     paths.storage_pid_file.write_text(f"{daemon.pid}\n")
-    assert running_pids(folder) == [daemon.pid] and not qemu_runs(folder)
+    # /proc/PID/cmdline can read empty for a moment after Popen returns (seen here: the
+    # exec is not finished setting the new process up): wait until it names the folder
+    assert _wait(lambda: running_pids(folder) == [daemon.pid])
+    assert not qemu_runs(folder)
     feed = GuardFeed(tmp_path / "fence.json", tmp_path / "handoff")
     feed.feed(time.monotonic() - 1.0, time.monotonic(), {"vm-ha": folder}, False)
     guard = spawn_guard(tmp_path / "fence.json", tmp_path / "guard.lock")

@@ -49,6 +49,7 @@ from viridian.model.states import Request, VMState
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
 from viridian.service.cluster.fence_guard import (
     GuardFeed,
+    fence_vm,
     kill_vm_processes,
     qemu_runs,
     running_pids,
@@ -236,7 +237,7 @@ class HostAgent:
             return  # before a first renewal the guard enforces the inherited deadline
         for vm_id, vm in self.ha_vms().items():
             if running_pids(vm.paths.folder):
-                self._kill(vm_id, vm.paths.folder)
+                fence_vm(vm_id, vm.paths.folder, self.folder.handoff)
 
     def _drain_work(self, until: float) -> None:
         while not self._stop.is_set():
@@ -376,20 +377,13 @@ class HostAgent:
         ``storage.daemons.LOCK_HANDOVER_S``). A fenced host kills it like a QEMU."""
         folder = vm.paths.folder
         if self.core.fenced or vm.worker is not None or qemu_runs(folder):
-            self._kill(vm.record.id, folder)
+            fence_vm(vm.record.id, folder, self.folder.handoff)
         elif self.other_owner(vm.record.id) is None:
             return  # nobody else owns it: the daemon (and its dirty bitmaps) stays
         elif vm.record.id not in self._letting_go:
             self._letting_go.add(vm.record.id)
             done = asyncio.run_coroutine_threadsafe(self._let_go(vm.record.id), self.loop)
             done.add_done_callback(lambda _: self._letting_go.discard(vm.record.id))
-
-    def _kill(self, vm_id: str, folder: Path) -> None:
-        """SIGKILL the VM's QEMU and storage daemon here; the ``fenced`` mark tells the
-        exit hook why QEMU ended (none without a QEMU: it would be taken by a later exit)."""
-        if qemu_runs(folder):
-            self.folder.mark(vm_id, "fenced")
-        kill_vm_processes(folder)
 
     async def _let_go(self, vm_id: str) -> None:
         live = self.context.vms().get(vm_id)
@@ -401,7 +395,7 @@ class HostAgent:
             log.info("cluster: VM '%s' is owned by another host: the storage daemon kept "
                      "for it here is ended, so that host can open its disks", live.record.name)
             await live.end_storage_daemon()
-            kill_vm_processes(live.paths.folder)  # one this service does not know (none)
+            kill_vm_processes(live.paths.folder)  # a daemon this service does not know of
 
     def _failbacks(self, view: ClusterView, plan: Plan, ha: Mapping[str, LiveVM]) -> Plan:
         """Failback (docs/architecture.md, "Failover cluster: failback"): each VM of

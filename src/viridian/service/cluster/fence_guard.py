@@ -34,8 +34,8 @@ from pathlib import Path
 
 from viridian.qemu.runtime_paths import RuntimePaths
 
-__all__ = ["GuardFeed", "guard_pid_file", "kill_vm_processes", "main", "qemu_runs",
-           "running_pids", "spawn_guard", "watchdog_present"]
+__all__ = ["GuardFeed", "fence_vm", "guard_pid_file", "kill_vm_processes", "main",
+           "qemu_runs", "running_pids", "spawn_guard", "watchdog_present"]
 
 WATCHDOG = Path("/dev/watchdog")
 _WDIOC_GETTIMEOUT = 0x80045707
@@ -87,6 +87,17 @@ def _live_pids(folder: Path, pid_files: list[Path]) -> list[int]:
         if pid > 0 and str(folder) in _cmdline(pid) and not _zombie(pid):
             pids.append(pid)
     return pids
+
+
+def fence_vm(vm_id: str, folder: Path, handoff: Path) -> list[int]:
+    """SIGKILL the VM's QEMU and storage daemon (:func:`kill_vm_processes`); when a QEMU
+    is among them, mark the VM ``fenced`` in ``handoff`` first — the reason the exit hook
+    takes when QEMU's end is seen. A daemon alone has no exit to explain, and a mark left
+    for it would be taken by the VM's next stop, which would then count as a fence."""
+    if qemu_runs(folder):
+        handoff.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (handoff / vm_id).write_text("fenced")
+    return kill_vm_processes(folder)
 
 
 def kill_vm_processes(folder: Path) -> list[int]:
@@ -178,10 +189,7 @@ def _enforce(state: dict[str, object], now: float) -> bool:
         if not running_pids(Path(folder)):
             continue
         if now >= deadline:
-            if qemu_runs(Path(folder)):  # the mark names why QEMU ends; a daemon alone has none
-                Path(str(state["handoff"])).mkdir(parents=True, exist_ok=True)
-                (Path(str(state["handoff"])) / vm_id).write_text("fenced")
-            kill_vm_processes(Path(folder))
+            fence_vm(vm_id, Path(folder), Path(str(state["handoff"])))
         else:
             running = True
     return running
