@@ -17,19 +17,30 @@ Both sides use the same cache semantics (QEMU's defaults: host page cache, write
 on, a guest flush reaches the disk — in the daemon through NBD's flush), so the ratio
 is the cost of the transport alone.
 
-Inside each guest, busybox ``dd`` with ``O_DIRECT`` (no guest page cache) measures, per
-disk: sequential write and read (1 MiB requests), and 4k random write and read (one
-``dd`` per 4 KiB request at scattered offsets, the same in both guests; each request pays
-a process start in the guest, so the 4k ratios understate the daemon's per-request
-cost). Each disk is written once before the rounds (qcow2 and VHD allocate on first
-write; raw does not), so the rounds measure steady state. Times come from the guest's
+Inside each guest, busybox ``dd`` measures, per disk:
+
+- ``seq``: sequential write and read with ``O_DIRECT`` (no guest page cache), 1 MiB
+  requests, one ``dd``: one request in flight, so every request pays the transport's
+  whole latency (the worst case for the daemon);
+- ``seq x4``: the same transfer split into four concurrent ``O_DIRECT`` streams, one per
+  quarter (up to four requests in flight, as a multi-threaded copy or ``fio`` with
+  ``numjobs=4`` issues them);
+- ``buffered``: what an admin's plain ``dd``/``cp`` does — a write through the guest's
+  page cache ended by ``fsync`` (``conv=fsync``), and a read after the guest dropped
+  its caches (the kernel's writeback and readahead put several requests in flight);
+- 4k random write and read (one ``dd`` per 4 KiB request at scattered offsets, the same
+  in both guests; each request pays a process start in the guest, so the 4k ratios
+  understate the daemon's per-request cost).
+
+Each disk is written once before the rounds (qcow2 and VHD allocate on first write; raw
+does not), so the rounds measure steady state. Times come from the guest's
 ``/proc/uptime``. Rounds alternate between the guests; the table prints medians and the
 ratio daemon/direct (throughput: above 1 is faster; the goal is at least 0.8 for
 sequential I/O). The VHD rows' peer is the direct raw disk on the same controller (QEMU
 cannot save a VM that opens a VHD itself). ``--quick`` (the smoke test): one round,
-4 MiB sequential transfers and 8 random requests per disk and operation (every row and
-operation still measured on both sides). Progress goes to stderr; everything is removed
-at the end.
+4 MiB sequential transfers (1 MiB per stream) and 8 random requests per disk and
+operation (every row and operation still measured on both sides). Progress goes to
+stderr; everything is removed at the end.
 """
 
 from __future__ import annotations
@@ -54,7 +65,12 @@ from lifecycle_common import BenchError
 from lifecycle_viridian import ViridianService
 
 MB = 1024 * 1024
-OPS = ("seq write MB/s", "seq read MB/s", "4k rand write IOPS", "4k rand read IOPS")
+OPS = ("seq write MB/s", "seq read MB/s",
+       "seq write x4 MB/s", "seq read x4 MB/s",
+       "buffered write MB/s", "buffered read MB/s",
+       "4k rand write IOPS", "4k rand read IOPS")
+STREAMS = 4
+"""Concurrent ``dd`` streams of the ``x4`` rows, each on its own quarter of the transfer."""
 # (row, VM with the disk, its slot, peer VM, peer slot); a slot is "<bus> <location>"
 ROWS = (("ide raw", "daemon", "ide 0:0", "direct", "ide 0:0"),
         ("ide qcow2", "daemon", "ide 0:1", "direct", "ide 0:1"),
@@ -128,10 +144,11 @@ class Guest:
                 time.sleep(1)
 
 
-def timed(guest: Guest, sectors: int, command: str) -> float:
-    """Seconds the guest spent in ``command`` (``$dev`` is the disk of ``sectors``)."""
+def timed(guest: Guest, sectors: int, command: str, before: str = "true") -> float:
+    """Seconds the guest spent in ``command`` (``$dev`` is the disk of ``sectors``);
+    ``before`` runs first, untimed."""
     script = (f"for b in /sys/block/sd*; do [ $(cat $b/size) -eq {sectors} ] && "
-              "dev=/dev/${b##*/}; done; [ -n \"$dev\" ] || exit 3; "
+              "dev=/dev/${b##*/}; done; [ -n \"$dev\" ] || exit 3; " + before + "; "
               "t0=$(cut -d' ' -f1 /proc/uptime); " + command +
               "; t1=$(cut -d' ' -f1 /proc/uptime); echo $t0 $t1")
     t0, t1 = (float(x) for x in guest.sh(script).split())
@@ -143,14 +160,27 @@ def measure(guest: Guest, sectors: int, sizes: Sizes) -> dict[str, float]:
     n, k = sizes.seq_mb, sizes.random_ops
     loop = (f"i=0; while [ $i -lt {k} ]; do dd {{io}} bs=4k count=1 "
             f"{{at}}=$(( (i * 7919) % {blocks} )) {{flag}}=direct 2>/dev/null; i=$((i+1)); done")
+    part = n // STREAMS
+    streams = ("k=0; while [ $k -lt " + str(STREAMS) + " ]; do {dd} & k=$((k+1)); done; wait")
     return {
         OPS[0]: n / timed(guest, sectors, f"dd if=/dev/zero of=$dev bs=1M count={n} "
                                           "oflag=direct 2>/dev/null"),
         OPS[1]: n / timed(guest, sectors, f"dd if=$dev of=/dev/null bs=1M count={n} "
                                           "iflag=direct 2>/dev/null"),
-        OPS[2]: k / timed(guest, sectors, loop.format(io="if=/dev/zero of=$dev", at="seek",
+        OPS[2]: n / timed(guest, sectors, streams.format(
+            dd=f"dd if=/dev/zero of=$dev bs=1M count={part} seek=$((k*{part})) "
+               "oflag=direct 2>/dev/null")),
+        OPS[3]: n / timed(guest, sectors, streams.format(
+            dd=f"dd if=$dev of=/dev/null bs=1M count={part} skip=$((k*{part})) "
+               "iflag=direct 2>/dev/null")),
+        OPS[4]: n / timed(guest, sectors, f"dd if=/dev/zero of=$dev bs=1M count={n} "
+                                          "conv=fsync 2>/dev/null"),
+        OPS[5]: n / timed(guest, sectors, f"dd if=$dev of=/dev/null bs=1M count={n} "
+                                          "2>/dev/null", before="sync; echo 3 > "
+                                          "/proc/sys/vm/drop_caches"),
+        OPS[6]: k / timed(guest, sectors, loop.format(io="if=/dev/zero of=$dev", at="seek",
                                                       flag="oflag")),
-        OPS[3]: k / timed(guest, sectors, loop.format(io="if=$dev of=/dev/null", at="skip",
+        OPS[7]: k / timed(guest, sectors, loop.format(io="if=$dev of=/dev/null", at="skip",
                                                       flag="iflag")),
     }
 

@@ -17,7 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DISKS = ("ide raw", "ide qcow2", "ide vhd vs raw direct", "scsi raw",
          "scsi vhd vs raw direct")
-OPERATIONS = ("seq write MB/s", "seq read MB/s", "4k rand write IOPS", "4k rand read IOPS")
+OPERATIONS = ("seq write MB/s", "seq read MB/s", "seq write x4 MB/s", "seq read x4 MB/s",
+              "buffered write MB/s", "buffered read MB/s", "4k rand write IOPS",
+              "4k rand read IOPS")
 
 
 @pytest.mark.guest
