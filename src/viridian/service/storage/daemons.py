@@ -42,6 +42,14 @@ _LOCK_RETRY_S = 0.5
 _LOCK_HELD = re.compile(r'Failed to get "[a-z ]+" lock')
 
 
+def _still_locked(vm: str, waited_s: float, err: QemuStartError) -> str:
+    """The refusal of a start whose images another process holds, with QEMU's words."""
+    waited = (f" after waiting {waited_s:.0f} s for another cluster host to let go of it"
+              if waited_s > 0 else "")
+    return (f"VM {vm}: an image is still in use by another process{waited}; the storage "
+            f"daemon was not started and nothing was changed (QEMU: {err})")
+
+
 class DaemonKeeper:
     """One VM's storage daemon (see the module docs). ``render`` gives the daemon's argv
     for the VM's disks as QEMU must see them now; ``worker`` the VM's running QEMU, if any.
@@ -80,8 +88,10 @@ class DaemonKeeper:
             try:
                 return await StorageDaemon.start(argv, self.paths)
             except QemuStartError as err:
-                if not _LOCK_HELD.search(str(err)) or time.monotonic() >= deadline:
+                if not _LOCK_HELD.search(str(err)):
                     raise
+                if time.monotonic() >= deadline:
+                    raise QemuStartError(_still_locked(self.name, lock_wait_s, err)) from err
                 log.info("VM %s: an image is locked by another process, trying again "
                          "(another cluster host may be letting go of it): %s", self.name, err)
             await asyncio.sleep(_LOCK_RETRY_S)
