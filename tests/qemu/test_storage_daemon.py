@@ -4,13 +4,11 @@ recorded, found again from its own record, outlives QEMU (a dirty bitmap on its 
 survives the save and the restore) and ends on ``stop``; a checkpoint overlay
 made in the daemon takes over the export and is committed back with the export live; and
 live migration between two QEMUs on this host sharing the daemon's export (downtime
-printed); the NBD connections' send buffers are widened at launch and after a reconnect
-to a new daemon (checked with ``ss``, the kernel's own view)."""
+printed)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import tempfile
 import time
@@ -25,7 +23,6 @@ from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
 from viridian.qemu import blockjobs, images
 from viridian.qemu.capabilities import HostCapabilities
 from viridian.qemu.monitor import Monitor
-from viridian.qemu.nbd_buffers import NBD_SEND_BUFFER
 from viridian.qemu.process import START_TIMEOUT_S, read_start_time
 from viridian.qemu.render.blockdev import render_blockdev
 from viridian.qemu.render.storage import needs_storage_daemon, render_storage_daemon
@@ -112,52 +109,6 @@ def test_worker_with_daemon_saves_restores_reattaches_and_ends_it(folder: Path) 
     asyncio.run(scenario())
     with open_disk(vhd) as disk:
         assert disk.read(4096, 4096) == b"\x5a" * 4096
-
-
-def test_the_nbd_connections_get_larger_send_buffers(folder: Path) -> None:
-    vhd = folder / "disk.vhd"
-    new_dynamic(vhd, 16 * MB)
-    paths = RuntimePaths(folder / "run" / "vm")
-    argv = render_storage_daemon(DAEMON, settings_with(vhd), paths)
-
-    async def scenario() -> list[tuple[int, int]]:
-        storage = await StorageDaemon.start(argv, paths)
-        worker = await Worker.launch(qemu_argv(paths, vhd), paths, vm_id="v", vm_name="sd",
-                                     storage=storage)
-        try:
-            seen = [_nbd_send_buffers(paths.nbd_socket)]
-            await storage.stop()  # a new daemon on the same sockets, as after a crash
-            worker.storage = storage = await StorageDaemon.start(argv, paths)
-            await worker.reconnect_storage()
-            seen.append(_nbd_send_buffers(paths.nbd_socket))
-            return seen
-        finally:
-            await worker.turn_off()
-            await worker.cleanup()
-            await storage.stop()
-
-    # socket(7): the kernel doubles the value set; the default is net.core.wmem_default
-    assert asyncio.run(scenario()) == [(2 * NBD_SEND_BUFFER, 2 * NBD_SEND_BUFFER)] * 2
-
-
-def _nbd_send_buffers(nbd_socket: Path) -> tuple[int, int]:
-    """The send buffers (``tb`` in ``ss -xm``) of the daemon's end of its one connection
-    on ``nbd_socket`` and of the peer socket, QEMU's end."""
-    lines = subprocess.run(["ss", "-xmH"], capture_output=True, text=True,
-                           check=True).stdout.splitlines()
-    by_inode: dict[str, tuple[str, str, int]] = {}
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 9 or fields[1] != "ESTAB":
-            continue
-        match = re.search(r"tb(\d+)", line)
-        assert match, line
-        by_inode[fields[5]] = (fields[4], fields[7], int(match.group(1)))
-    daemon_ends = [(peer, buffer) for local, peer, buffer in by_inode.values()
-                   if local == str(nbd_socket)]
-    assert len(daemon_ends) == 1, lines
-    peer, daemon_buffer = daemon_ends[0]
-    return daemon_buffer, by_inode[peer][2]
 
 
 async def _dirty_count(block: Monitor, bitmap: str) -> int:

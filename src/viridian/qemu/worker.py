@@ -45,7 +45,6 @@ from .errors import (
 )
 from .guest_agent import GuestAgent
 from .monitor import MigrationStats, Monitor, QmpEvent
-from .nbd_buffers import widen_nbd_send_buffers
 from .process import (
     START_TIMEOUT_S,
     ExitStatus,
@@ -75,9 +74,6 @@ __all__ = [
 _EVENT_DRAIN_TIMEOUT = 0.5
 _EXIT_AFTER_QUIT_TIMEOUT = 10.0
 _IO_ERROR_WATCH_S = 30.0  # a loaded host reports in-flight errors late
-#: How long ``reconnect_storage`` waits for QEMU's new NBD connections to widen their
-#: send buffers (they are made in a thread of QEMU's; past it they keep the default).
-_RECONNECT_WAIT_S = 5.0
 
 
 class ExitReason(enum.StrEnum):
@@ -222,8 +218,6 @@ class Worker:
                 paths.qmp_socket, process, ready_timeout, paths.qemu_log
             )
             await monitor.connect(sock, timeout=ready_timeout)
-            if storage is not None:  # QEMU opened its NBD nodes before QMP answered
-                widen_nbd_send_buffers((process.pid, storage.pid), storage.paths.nbd_socket)
             if incoming_state is not None:
                 await monitor.restore_from_file(incoming_state, timeout=restore_timeout)
             if not (start_paused or incoming_live):
@@ -290,29 +284,12 @@ class Worker:
         finds a live connection. Errors are ignored: a guest request would retry."""
         if self.storage is None:
             return
-        exports: object = []
         with contextlib.suppress(QemuError):
             exports = await (await self.storage.monitor()).execute("query-block-exports")
             for export in exports if isinstance(exports, list) else []:
                 for _ in range(2):
                     await self.monitor.execute("human-monitor-command", {
                         "command-line": f"qemu-io -d {export['id']} \"read 0 512\""})
-        # QEMU makes the new connections in a thread of its own: wait for both ends of
-        # each to widen their buffers, within a bound (they stay narrow past it).
-        ends = 2 * len(exports) if isinstance(exports, list) else 0
-        deadline = time.monotonic() + _RECONNECT_WAIT_S
-        while self.widen_storage_buffers() < ends and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-
-    def widen_storage_buffers(self) -> int:
-        """Larger send buffers on the NBD connections between QEMU and its daemon, as
-        they are now (:mod:`.nbd_buffers`), also for connections made after the launch —
-        a hot-added disk, a reconnect to a new daemon; how many socket ends were set.
-        Best effort, never raises."""
-        if self.storage is None or self.process.exited():
-            return 0
-        return widen_nbd_send_buffers((self.process.pid, self.storage.pid),
-                                      self.storage.paths.nbd_socket)
 
     async def resume_after_io_error(self, watch_s: float = _IO_ERROR_WATCH_S) -> None:
         """Resume QEMU when a storage daemon's end paused it (run state ``io-error``): requests

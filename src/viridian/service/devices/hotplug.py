@@ -113,7 +113,6 @@ async def live_changes(
         served = ServedDisks(worker.monitor, await worker.block_monitor(),
                              str(worker.paths.nbd_socket))
         await served.apply(plan.changes)
-        worker.widen_storage_buffers()  # a hot-added disk's new NBD connection
         try:
             yield
         except BaseException:

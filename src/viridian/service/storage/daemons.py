@@ -161,7 +161,6 @@ class DaemonKeeper:
             # died hung the guest's resume (test_storage_daemon_guest); the guest's own
             # retried requests reconnect, and the I/O errors they pause on are resumed.
             await worker.resume_after_io_error()
-            worker.widen_storage_buffers()  # the connections the guest's retries made
 
     async def _restart(self) -> StorageDaemon:
         """A new daemon on the same sockets; retried every few seconds while it fails
