@@ -41,6 +41,14 @@ cannot save a VM that opens a VHD itself). ``--quick`` (the smoke test): one rou
 4 MiB sequential transfers (1 MiB per stream) and 8 random requests per disk and
 operation (every row and operation still measured on both sides). Progress goes to
 stderr; everything is removed at the end.
+
+After the table, the **socket floor**: measured in the same run once the guests are
+stopped, the time to move 1 MiB over a UNIX stream socket from one process to another
+and get a 1-byte answer — what any socket transport (NBD, or anything else between two
+processes) adds to a 1 MiB request at the least, before its own work. From it and the
+direct side's time per MiB, each one-request-in-flight sequential row gets the best
+daemon/direct ratio a socket transport could reach on this host:
+``t_direct / (t_direct + floor)``.
 """
 
 from __future__ import annotations
@@ -48,7 +56,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -217,7 +227,9 @@ def run(sizes: Sizes, rounds: int) -> dict[str, Any]:
                             samples.setdefault((row, op, side), []).append(value)
             for name in guests:
                 api.post(f"/vms/{name}/stop", params={"wait": 30})
-        return {"sizes": sizes.__dict__, "rounds": rounds, "rows": [
+        say("socket floor")
+        floor = socket_floor_us(*((1, 20) if sizes == QUICK else (5, 200)))
+        return {"sizes": sizes.__dict__, "rounds": rounds, "socket_floor_us": floor, "rows": [
             {"disk": row, "op": op,
              "daemon": statistics.median(samples[(row, op, "daemon")]),
              "direct": statistics.median(samples[(row, op, "direct")])}
@@ -225,6 +237,42 @@ def run(sizes: Sizes, rounds: int) -> dict[str, Any]:
     finally:
         service.stop()
         shutil.rmtree(service.data_dir, ignore_errors=True)
+
+
+def socket_floor_us(batches: int, per_batch: int) -> float:
+    """Median µs, over ``batches`` of ``per_batch``, to move 1 MiB over a UNIX stream
+    socket to a child process and get its 1-byte answer (module docs: the socket floor)."""
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:  # the receiver: read each MiB whole, then answer
+        ours.close()
+        _receive_and_answer(theirs, batches * per_batch)
+        os._exit(0)
+    theirs.close()
+    payload, answer, times = bytes(MB), bytearray(1), []
+    try:
+        for _ in range(batches):
+            started = time.perf_counter()
+            for _ in range(per_batch):
+                ours.sendall(payload)
+                ours.recv_into(answer, 1)
+            times.append((time.perf_counter() - started) / per_batch * 1e6)
+    finally:
+        ours.close()
+        os.waitpid(child, 0)
+    return statistics.median(times)
+
+
+def _receive_and_answer(sock: socket.socket, count: int) -> None:
+    buffer = memoryview(bytearray(MB))
+    for _ in range(count):
+        got = 0
+        while got < MB:
+            size = sock.recv_into(buffer[got:])
+            if size == 0:
+                return
+            got += size
+        sock.sendall(b"x")
 
 
 def start_vm(api: httpx.Client, name: str, iso: Path, slots: dict[str, Path]) -> Guest:
@@ -253,6 +301,15 @@ def table(result: dict[str, Any]) -> str:
         ratio = row["daemon"] / row["direct"] if row["direct"] else 0.0
         lines.append(f"{row['disk']:<22}  {row['op']:<20}  {row['daemon']:>8.1f}  "
                      f"{row['direct']:>8.1f}  {ratio:.2f}")
+    floor = result["socket_floor_us"]
+    lines += ["", f"socket floor: {floor:.0f} us per MiB (1 MiB to another process over a "
+              "UNIX socket, 1-byte answer)",
+              "best daemon/direct a socket transport allows at one request in flight:"]
+    for row in result["rows"]:
+        if row["op"] in OPS[:2] and row["direct"]:
+            direct_us = 1e6 / row["direct"]  # MB/s here are MiB per second
+            lines.append(f"{row['disk']:<22}  {row['op']:<20}  "
+                         f"{direct_us / (direct_us + floor):.2f}")
     return "\n".join(lines)
 
 
