@@ -7,12 +7,9 @@ keeper of another VM folder on the same VHD tries to start its own."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.qemu_processes import end_qemu_under
 
 from viridian.disks import new_dynamic
 from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
@@ -24,15 +21,6 @@ from viridian.service.storage.daemons import DaemonKeeper
 
 DAEMON = "/usr/bin/qemu-storage-daemon"
 
-
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    """A short temporary folder; every storage daemon using it is killed at the end."""
-    with tempfile.TemporaryDirectory(prefix="vkl-") as tmp:
-        try:
-            yield Path(tmp)
-        finally:
-            end_qemu_under(Path(tmp))
 
 
 def _argv(vhd: Path, paths: RuntimePaths) -> list[str]:

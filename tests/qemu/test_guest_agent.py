@@ -6,31 +6,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import NO_REPLY, FakeGuestAgent, QmpErrorReply, RawReply
-from tests.qemu_processes import end_qemu_under
 
 from viridian.qemu import guest_agent
 from viridian.qemu.errors import GuestAgentError, GuestAgentTimeout
 from viridian.qemu.guest_agent import TRUNCATION_MARKER, GuestAgent, GuestExecResult
 from viridian.qemu.runtime_paths import RuntimePaths
 from viridian.qemu.worker import ExitReason, Worker
-
-
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    """A short folder; any QEMU still using it when the test ends is killed."""
-    with tempfile.TemporaryDirectory(prefix="vq-") as tmp:
-        try:
-            yield Path(tmp)
-        finally:
-            end_qemu_under(Path(tmp))
 
 
 def _exec_replies() -> dict[str, Any]:

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from tests.qemu_processes import end_qemu_under
 
 from viridian.disks import new_dynamic, open_disk
 from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
@@ -34,15 +29,6 @@ MB = 1024 * 1024
 DAEMON = "/usr/bin/qemu-storage-daemon"
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
-
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    """A short temporary folder; every QEMU and storage daemon using it is killed at the end."""
-    with tempfile.TemporaryDirectory(prefix="vs-") as tmp:
-        try:
-            yield Path(tmp)
-        finally:
-            end_qemu_under(Path(tmp))
 
 
 def settings_with(vhd: Path) -> VMSettings:

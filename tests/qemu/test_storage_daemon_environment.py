@@ -5,12 +5,7 @@ buffers in the heap (docs/architecture.md, "Guest-level cost"), an admin's own
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from tests.qemu_processes import end_qemu_under
 
 from viridian.disks import new_dynamic
 from viridian.model import DiskFormat, DriveKind, IdeDrive, VMSettings
@@ -35,15 +30,6 @@ def test_an_admins_own_tunables_come_last_so_they_win() -> None:
     env = daemon_environment({"GLIBC_TUNABLES": own})
     assert env["GLIBC_TUNABLES"] == f"{MALLOC_TUNABLES}:{own}"
 
-
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    """A short temporary folder; every storage daemon using it is killed at the end."""
-    with tempfile.TemporaryDirectory(prefix="vse-") as tmp:
-        try:
-            yield Path(tmp)
-        finally:
-            end_qemu_under(Path(tmp))
 
 
 def test_the_started_daemon_runs_with_the_tunables(folder: Path) -> None:
