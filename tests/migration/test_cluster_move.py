@@ -148,7 +148,15 @@ def pair(tmp_path_factory: pytest.TempPathFactory, guest_iso: Path) -> Iterator[
 def _continued(pair: Pair, target: Service, last_tick: int) -> None:
     """The guest on ``target`` goes on counting from where it was (no reboot)."""
     console = Console(target.data_dir, pair.vm_id)
-    first = console.wait_ticks(1, timeout=GUEST_S)[0][0]
+    try:
+        first = console.wait_ticks(1, timeout=GUEST_S)[0][0]
+    except AssertionError as stalled:  # say which: no console file, or a guest not running
+        with target.client() as api:
+            shown = api.get(f"/vms/{VM}").json()
+        raise AssertionError(
+            f"{stalled}; console file exists: {console.path.exists()}, its end: "
+            f"{console.read()[-300:]!r}; the VM there: {shown.get('state')}, pid "
+            f"{shown.get('pid')}; QEMU processes: {qemu_under(target.data_dir)}") from stalled
     assert first > last_tick, "the tick counter restarted: the guest rebooted"
     assert b"VIRIDIAN-GUEST BOOT" not in console.read()
 
@@ -420,3 +428,56 @@ def test_a_vm_stopped_on_one_host_starts_on_the_other_and_a_stop_stays_a_stop(
         assert api.get(f"/vms/{VM}").json()["state"] == "Off"
     with pair.h2.client() as api:
         assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+
+
+def test_a_vm_saved_on_one_host_is_not_started_cold_on_the_other(pair: Pair) -> None:
+    """The VM runs on h2 (the test above), h1 has an Off copy. h2 saves it: the memory
+    state is in the VM's folder on the shared storage and nobody owns the VM. A start on
+    h1 would boot it cold over that state, and a restore on h2 later would run stale
+    memory over the disks h1's run changed: refused, saying why; nothing changes (h1
+    lists it Off and runs no QEMU of it, the state file stays, nobody owns it). A restart
+    of h1's service keeps the copy Off and leaves the folder's state files alone (before,
+    the copy turned Saved and deleted a partial state another host was writing). h2 then
+    restores it and the guest goes on counting."""
+    with pair.h2.client() as api:
+        last_tick = _last_tick(pair, pair.h2)
+        act(api, VM, "save")
+        shown = api.get(f"/vms/{VM}").json()
+        assert shown["state"] == "Saved", shown
+    state_file = Path(shown["folder"]) / "saved-state.vmstate"
+    assert state_file.is_file()
+    _wait("nobody owning it", lambda: _owner(pair.h2) == (None, False))
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+        refused = api.post(f"/vms/{VM}/start")
+        if refused.status_code == 202:  # refused in the start job, before QEMU
+            job = wait_job(api, refused.json())
+            assert job["state"] == "failed", job
+            message = job["error"]["message"]
+        else:
+            assert refused.status_code == 409, refused.text
+            message = refused.json()["error"]["message"]
+        assert "holds a saved memory state (saved-state.vmstate) that another cluster host " \
+               "made" in message, message
+        assert "Start (restore) it on the host where it is Saved" in message
+        assert "nothing was changed" in message
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+    assert _copies(pair.h1, pair.vm_id) == []
+    assert state_file.is_file()
+    assert _owner(pair.h1) == (None, False)
+    # h1's service restarts while h2 (as far as h1 can tell) writes another save: the
+    # copy stays Off, and neither the saved state nor the one being written is touched
+    partial = state_file.with_name(state_file.name + ".partial")
+    partial.write_bytes(b"h2's save in progress")
+    pair.h1.stop()
+    pair.h1.start(timeout=120)  # a loaded machine starts services slowly
+    with pair.h1.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Off"
+    assert state_file.is_file() and partial.read_bytes() == b"h2's save in progress"
+    partial.unlink()
+    with pair.h2.client() as api:
+        assert api.get(f"/vms/{VM}").json()["state"] == "Saved"
+        act(api, VM, "start")
+        assert api.get(f"/vms/{VM}").json()["state"] == "Running"
+    _continued(pair, pair.h2, last_tick)
+    assert _owner(pair.h2) == ("h2", True)

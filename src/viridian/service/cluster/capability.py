@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from viridian.cluster.errors import ClusterConflict
+from viridian.model import VMState
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.cluster.agent import ClusterHost, HostAgent
 from viridian.service.cluster.config import ClusterConfig, ClusterFolder
@@ -60,10 +61,27 @@ class ClusterCapability(Capability):
 
     async def prepare_start(self, vm: LiveVM) -> None:
         if self.agent is not None and vm.record.settings.high_availability.ha:
+            self._refuse_a_cold_start_over_a_saved_state(vm)
             self.folder.take_mark(vm.record.id)  # a mark left from before names no exit of
             self.agent.starting(vm.record.id)   # the QEMU starting now
             await asyncio.to_thread(self.agent.claim_for_start, vm)
             await asyncio.to_thread(self.agent.feed_now)
+
+    def _refuse_a_cold_start_over_a_saved_state(self, vm: LiveVM) -> None:
+        """An HA VM Off here whose folder on the shared storage holds a saved memory state:
+        another host saved it (a save here leaves it Saved here; docs/architecture.md,
+        "Failover cluster"). A cold start here would boot over disks that state was taken
+        with, and a later restore there would run that stale memory over the disks this
+        run changed. Refused before anything is claimed."""
+        if vm.state is VMState.OFF and vm.saved_state.exists():
+            raise ClusterConflict(
+                f"cannot start VM '{vm.record.name}' here: it is Off on this host, but its "
+                f"folder on the shared storage holds a saved memory state "
+                f"({vm.saved_state.name}) that another cluster host made. Starting it cold "
+                "would throw that state away, and a restore there later would run stale "
+                "memory over the disks. Start (restore) it on the host where it is Saved, "
+                "or delete its saved state there first; nothing was changed",
+                vm=vm.record.name)
 
     def exited(self, vm: LiveVM) -> None:
         agent = self.agent

@@ -226,14 +226,24 @@ class LiveVM:
         await self._reconcile_with_qemu(worker)
 
     async def _reconcile_without_qemu(self, why: str) -> None:
-        self.partial_state.unlink(missing_ok=True)
-        self.saved_state.with_name(self.saved_state.name + ".restored").unlink(missing_ok=True)
-        if self.saved_state.exists():
-            self._settle(VMState.SAVED, self.record.status)
-        elif self.state is not VMState.OFF:
-            self._settle(VMState.OFF, f"{why} (while the service was not running)")
+        if not self._foreign_state_files():
+            self.partial_state.unlink(missing_ok=True)
+            self.saved_state.with_name(self.saved_state.name + ".restored").unlink(
+                missing_ok=True)
+            if self.saved_state.exists():
+                self._settle(VMState.SAVED, self.record.status)
+            elif self.state is not VMState.OFF:
+                self._settle(VMState.OFF, f"{why} (while the service was not running)")
         remove_runtime_folder(self.paths)
         self.events.exited(self)
+
+    def _foreign_state_files(self) -> bool:
+        """Whether the state files in the VM's folder cannot be this host's: an HA VM that
+        is Off here neither ran, saved nor restored here (each commits another state
+        first), so a saved, partial or restored state in its folder on the shared storage
+        is another cluster host's — maybe being written or read there now. They are left
+        alone and the VM stays Off here (docs/architecture.md, "Failover cluster")."""
+        return self.state is VMState.OFF and self.record.settings.high_availability.ha
 
     async def _reconcile_with_qemu(self, worker: Worker) -> None:
         """QEMU survived the service. A save that had not reached the catalog is undone:
