@@ -153,10 +153,15 @@ def _continued(pair: Pair, target: Service, last_tick: int) -> None:
     except AssertionError as stalled:  # say which: no console file, or a guest not running
         with target.client() as api:
             shown = api.get(f"/vms/{VM}").json()
+            # the guest agent talks over virtio-serial, not COM1: an answer means the guest
+            # runs and only its serial output is stuck (a UART interrupt lost in the move?)
+            agent = api.post(f"/vms/{VM}/integration/exec", timeout=60,
+                             json={"argv": ["true"], "timeout_s": 20})
         raise AssertionError(
             f"{stalled}; console file exists: {console.path.exists()}, its end: "
             f"{console.read()[-300:]!r}; the VM there: {shown.get('state')}, pid "
-            f"{shown.get('pid')}; QEMU processes: {qemu_under(target.data_dir)}") from stalled
+            f"{shown.get('pid')}; QEMU processes: {qemu_under(target.data_dir)}; the guest "
+            f"agent answers: {agent.status_code} {agent.text[:300]}") from stalled
     assert first > last_tick, "the tick counter restarted: the guest rebooted"
     assert b"VIRIDIAN-GUEST BOOT" not in console.read()
 
