@@ -49,7 +49,7 @@ from tests.cli.cli_harness import invoke
 from tests.cluster.agent_ticks import wait_agent_ticks
 from tests.cluster.netns_hosts import Host, Lab, viridian_hosts
 from tests.cluster.one_copy import CountingOn, OneCopyChecker, Place
-from tests.service.harness import Console, act, wait_for, wait_job
+from tests.service.harness import Console, act, refused_start, wait_for
 from tests.service.test_storage_daemon_guest import DATA_SIZE, read_markers, write_markers
 
 pytestmark = pytest.mark.usefixtures("machine_to_itself")  # leases: never beside 20 guests
@@ -225,15 +225,7 @@ def test_owner_killed_vm_runs_elsewhere_once_and_the_host_rejoins_without_it(
         _wait_ticks([h1])  # h1's agent planned with the cluster: it must not start its copy
         with h1.api() as api:
             assert api.get("/vms/ha1").json()["state"] == "Off"
-            refused = api.post("/vms/ha1/start")
-            if refused.status_code == 202:
-                refused_job = wait_job(api, refused.json())
-                assert refused_job["state"] == "failed", refused_job
-                message = refused_job["error"]["message"]
-            else:
-                assert refused.status_code == 409, refused.text
-                message = refused.json()["error"]["message"]
-            assert f"host '{new.name}' owns it" in message
+            assert f"host '{new.name}' owns it" in refused_start(api, "ha1")
         assert not h1.copies(vm["id"])
         _etcd_whole(new)
     checker.check()

@@ -39,7 +39,15 @@ from tests.cluster.agent_ticks import wait_agent_ticks
 from tests.cluster.etcd_members import etcd_cluster
 from tests.cluster.one_copy import OneCopyChecker, Place
 from tests.qemu_processes import qemu_under
-from tests.service.harness import Console, Service, act, running_service, wait_for, wait_job
+from tests.service.harness import (
+    Console,
+    Service,
+    act,
+    refused_start,
+    running_service,
+    wait_for,
+    wait_job,
+)
 from viridian.disks import new_dynamic
 
 pytestmark = pytest.mark.guest
@@ -454,14 +462,7 @@ def test_a_vm_saved_on_one_host_is_not_started_cold_on_the_other(pair: Pair) -> 
     _wait("nobody owning it", lambda: _owner(pair.h2) == (None, False))
     with pair.h1.client() as api:
         assert api.get(f"/vms/{VM}").json()["state"] == "Off"
-        refused = api.post(f"/vms/{VM}/start")
-        if refused.status_code == 202:  # refused in the start job, before QEMU
-            job = wait_job(api, refused.json())
-            assert job["state"] == "failed", job
-            message = job["error"]["message"]
-        else:
-            assert refused.status_code == 409, refused.text
-            message = refused.json()["error"]["message"]
+        message = refused_start(api, VM)
         assert "holds a saved memory state (saved-state.vmstate) that another cluster host " \
                "made" in message, message
         assert "Start (restore) it on the host where it is Saved" in message

@@ -22,7 +22,6 @@ from viridian.service.storage.daemons import DaemonKeeper
 DAEMON = "/usr/bin/qemu-storage-daemon"
 
 
-
 def _argv(vhd: Path, paths: RuntimePaths) -> list[str]:
     drive = IdeDrive(0, 0, DriveKind.HARD_DISK, str(vhd), DiskFormat.VPC)
     return render_storage_daemon(DAEMON, VMSettings(name="locked", ide=(drive,)), paths)

@@ -30,7 +30,6 @@ DAEMON = "/usr/bin/qemu-storage-daemon"
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 
-
 def settings_with(vhd: Path) -> VMSettings:
     drive = IdeDrive(0, 0, DriveKind.HARD_DISK, str(vhd), DiskFormat.VPC)
     return VMSettings(name="sd", ide=(drive,))

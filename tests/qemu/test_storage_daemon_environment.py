@@ -31,7 +31,6 @@ def test_an_admins_own_tunables_come_last_so_they_win() -> None:
     assert env["GLIBC_TUNABLES"] == f"{MALLOC_TUNABLES}:{own}"
 
 
-
 def test_the_started_daemon_runs_with_the_tunables(folder: Path) -> None:
     vhd = folder / "disk.vhd"
     new_dynamic(vhd, 4 * 1024 * 1024)

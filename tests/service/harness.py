@@ -197,6 +197,18 @@ def act(api: httpx.Client, vm: str, action: str, check: bool = True,
     return job
 
 
+def refused_start(api: httpx.Client, vm: str) -> str:
+    """The message of a start the service refuses, whether it answers 409 at once or
+    accepts the start job and the job fails before QEMU runs (e.g. a cluster refusal)."""
+    response = api.post(f"/vms/{vm}/start")
+    if response.status_code == 202:
+        job = wait_job(api, response.json())
+        assert job["state"] == "failed", job
+        return str(job["error"]["message"])
+    assert response.status_code == 409, response.text
+    return str(response.json()["error"]["message"])
+
+
 def state(api: httpx.Client, vm: str) -> str:
     return str(api.get(f"/vms/{vm}").json()["state"])
 
