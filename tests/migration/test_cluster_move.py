@@ -281,7 +281,9 @@ def test_a_move_replaces_the_targets_older_registration_of_the_vm(pair: Pair) ->
 def test_a_refused_move_leaves_the_targets_older_registration_registered(pair: Pair) -> None:
     """h2 has an older Off copy of the VM (which runs on h1); a move that h2 refuses after
     finding that copy (here: admission, as a VM on h2 reserves every processor) changes
-    nothing on h2: the copy stays registered, as before the request."""
+    nothing on h2: the copy stays registered, as before the request. A settings change of
+    that copy right after the move that put the VM on h1 — h2's last cluster view may still
+    name h2 the owner — is refused naming h1."""
     with pair.h1.client() as api:
         shown = api.get(f"/vms/{VM}").json()
         assert shown["state"] == "Running", shown
@@ -289,6 +291,12 @@ def test_a_refused_move_leaves_the_targets_older_registration_registered(pair: P
     with pair.h2.client() as api:
         older = api.post("/vms/import", json={"folder": str(folder)})
         assert older.status_code == 201, older.text
+        # a moment after the move h2's agent may still see itself as the owner: the
+        # refusal reads etcd, so this copy's settings never overwrite h1's vm.json
+        stale = api.patch(f"/vms/{VM}", json={"notes": "stale edit on h2"})
+        assert stale.status_code == 409, stale.text
+        assert "host 'h1' owns it" in stale.json()["error"]["message"]
+        assert "stale edit" not in (folder / "vm.json").read_text()
         hog = api.post("/vms", json={"name": "hog", "memory_mb": 64, "processors": 2,
                                      "settings": {"processor": {"reserve_pct": 100}}})
         assert hog.status_code == 201, hog.text

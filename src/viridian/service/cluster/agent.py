@@ -171,6 +171,8 @@ class HostAgent:
         computes the same decision, so each keeps the same reasons)."""
         self._placed_on: dict[str, tuple[str, str]] = {}
         self.last_error: str | None = None
+        self.unreachable: str | None = None
+        """Why the last tick could not reach etcd; None when it could."""
         self.guard: subprocess.Popen[bytes] | None = None
         self._work: queue.Queue[Callable[[], None]] = queue.Queue()
         self._stop = threading.Event()
@@ -219,9 +221,11 @@ class HostAgent:
             began = time.monotonic()
             try:
                 self.tick()
-                self.last_error = None
+                self.last_error = self.unreachable = None
             except ViridianError as err:
                 self.last_error = str(err)
+                if isinstance(err, ClusterUnavailable):
+                    self.unreachable = str(err)
                 log.warning("cluster agent: %s", err)
             except Exception as err:  # the loop must outlive any surprise
                 self.last_error = f"{type(err).__name__}: {err}"
@@ -480,6 +484,19 @@ class HostAgent:
         if record is None or record.owner is None or record.owner == self.config.host:
             return None
         return record.owner
+
+    def other_owner_now(self, vm_id: str) -> str | None:
+        """The host that owns ``vm_id`` when it is not this one, read from etcd now: the
+        last view can be a tick behind a move that just handed the VM over. One range
+        read (milliseconds); when the last tick could not reach etcd it is not tried (the
+        caller runs on the event loop and must not wait on a dead endpoint).
+
+        :raises ClusterUnavailable: etcd did not answer (now, or at the last tick).
+        """
+        if self.unreachable is not None:
+            raise ClusterUnavailable(self.unreachable, endpoints=list(self.config.endpoints))
+        kv = owner(self.etcd, self.config.name, vm_id)
+        return None if kv is None or kv.value == self.config.host else kv.value
 
     def starting(self, vm_id: str) -> None:
         """A start of ``vm_id`` was asked here (not by the agent): no second start."""

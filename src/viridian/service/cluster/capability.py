@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from viridian.cluster.errors import ClusterConflict
+from viridian.cluster.errors import ClusterConflict, ClusterUnavailable
 from viridian.model import VMState
 from viridian.service.capability import Capability, SettingsChange
 from viridian.service.cluster.agent import ClusterHost, HostAgent
@@ -100,15 +100,28 @@ class ClusterCapability(Capability):
                 vm_id not in agent.moving:  # a moved VM's record is the cluster's still
             agent.submit(lambda: agent.forget(vm_id))
 
-    def _owner_of_copy(self, vm: LiveVM | None) -> str | None:
+    def _owner_of_copy(self, vm: LiveVM | None, doing: str) -> str | None:
         """The host that owns the HA VM ``vm`` when what is here is only a copy (QEMU not
-        running here, another host owning it in the agent's last view); else None. A VM
-        running here is this host's, whatever a view one tick old says."""
+        running here, another host owning it in etcd now — not in the agent's last view,
+        which can be a tick behind a move that just handed the VM over); else None. A VM
+        running here is this host's.
+
+        :raises ClusterUnavailable: etcd does not answer, so whether another host runs
+            the VM on its files is not known (``doing`` says what was asked).
+        """
         agent = self.agent
         if agent is None or vm is None or vm.worker is not None or \
                 not vm.record.settings.high_availability.ha:
             return None
-        return agent.other_owner(vm.record.id)
+        try:
+            return agent.other_owner_now(vm.record.id)
+        except ClusterUnavailable as err:
+            raise ClusterUnavailable(
+                f"cannot {doing} VM '{vm.record.name}' on this host now: the etcd of cluster "
+                f"'{agent.config.name}' does not answer ({err}), so whether another host "
+                "owns the VM and runs it on its files on the shared storage is not known; "
+                "try again once etcd answers; nothing was changed",
+                vm=vm.record.name, endpoints=list(agent.config.endpoints)) from err
 
     @property
     def _name(self) -> str:
@@ -117,29 +130,25 @@ class ClusterCapability(Capability):
     def check_removal(self, vm: LiveVM, delete_files: bool) -> None:
         """This host's copy of an HA VM that another host owns (it runs there) may lose
         its registration here, never its files: they are on the shared storage, in use
-        by the owner. Judged from the agent's last view of the cluster; no view yet:
-        refused too, as the owner is unknown."""
+        by the owner."""
         agent = self.agent
-        if agent is None or not delete_files or not vm.record.settings.high_availability.ha:
+        if agent is None or not delete_files:
             return
-        owner = self._owner_of_copy(vm)
-        if owner is None and agent.view is not None:
-            return
-        why = f"host '{owner}' owns it" if owner else \
-            "its owner is not known yet (no cluster view; try again in a few seconds)"
-        raise ClusterConflict(
-            f"cannot delete the files of VM '{vm.record.name}' (cluster "
-            f"'{agent.config.name}'): {why}, and its files are on the shared storage. "
-            "Remove only this host's registration (without --delete-files), or remove "
-            "the VM on the host that owns it; nothing was changed",
-            vm=vm.record.name, owner=owner)
+        owner = self._owner_of_copy(vm, "delete the files of")
+        if owner is not None:
+            raise ClusterConflict(
+                f"cannot delete the files of VM '{vm.record.name}' (cluster "
+                f"'{agent.config.name}'): host '{owner}' owns it, and its files are on the "
+                "shared storage. Remove only this host's registration (without "
+                "--delete-files), or remove the VM on the host that owns it; nothing was "
+                "changed", vm=vm.record.name, owner=owner)
 
     def check_disk_work(self, vm: LiveVM, action: str) -> None:
         """The disk files of an HA VM that another host owns are in use there: this
         host's copy may not open or rewrite them (a backup's storage daemon opens them
         read-write; an in-place restore, a storage move, a disk edit would change the
         disks under the running VM)."""
-        owner = self._owner_of_copy(vm)
+        owner = self._owner_of_copy(vm, action + " of")
         if owner is not None:
             raise ClusterConflict(
                 f"cannot {action} of VM '{vm.record.name}' on this host: host '{owner}' "
@@ -149,11 +158,10 @@ class ClusterCapability(Capability):
     def check_settings(self, change: SettingsChange) -> None:
         """A copy of an HA VM that another host owns is not the VM's definition (the
         owner's is, in vm.json and the cluster's record, which a change here would
-        overwrite with this copy's older settings): refused, naming the owner (from the
-        agent's last view; a VM running here is this host's, whatever a view one tick old
-        says). HA on: the VM's folder and hard disks must be on the cluster's shared
-        storage."""
-        owner = self._owner_of_copy(change.vm)
+        overwrite with this copy's older settings): refused, naming the owner (read from
+        etcd now; a VM running here is this host's). HA on: the VM's folder and hard disks
+        must be on the cluster's shared storage."""
+        owner = self._owner_of_copy(change.vm, "change")
         if owner is not None:
             raise ClusterConflict(
                 f"cannot change VM '{change.vm_name}' on this host: host '{owner}' owns it "
