@@ -19,8 +19,10 @@ from viridian.qemu.errors import QemuStartError, WorkerGone
 from viridian.qemu.process import (
     ExitStatus,
     QemuProcess,
+    StartPatience,
     connect_when_listening,
     log_tail,
+    patiently,
     read_boot_id,
     read_start_time,
 )
@@ -170,7 +172,8 @@ def test_connect_when_listening_reports_an_early_exit_with_the_log(folder: Path)
     async def scenario() -> None:
         process = QemuProcess.spawn(_sh("echo 'qemu: -foo: invalid option' >&2; exit 1"), log)
         with pytest.raises(QemuStartError) as caught:
-            await connect_when_listening(folder / "qmp.sock", process, 10, log)
+            await connect_when_listening(folder / "qmp.sock", process,
+                                         StartPatience.fixed(process, 10), log)
         process.close()
         assert "exit code 1" in str(caught.value)
         assert "qemu: -foo: invalid option" in str(caught.value)
@@ -188,7 +191,8 @@ def test_connect_when_listening_connects_as_soon_as_the_socket_listens(folder: P
     async def scenario() -> bytes:
         process = QemuProcess.spawn([sys.executable, "-c", server], folder / "log")
         try:
-            sock = await connect_when_listening(sock_path, process, 10)
+            sock = await connect_when_listening(sock_path, process,
+                                                StartPatience.fixed(process, 10))
             with sock:
                 loop = asyncio.get_running_loop()
                 return await asyncio.wait_for(loop.sock_recv(sock, 2), 5)
@@ -207,13 +211,75 @@ def test_connect_when_listening_gives_up_after_its_timeout(folder: Path) -> None
             with pytest.raises(
                 QemuStartError, match=r"did not open its QMP socket .* within 0.1 s"
             ):
-                await connect_when_listening(folder / "qmp.sock", process, 0.1)
+                await connect_when_listening(folder / "qmp.sock", process,
+                                             StartPatience.fixed(process, 0.1))
         finally:
             process.kill()
             await process.wait(5)
             process.close()
 
     asyncio.run(scenario())
+
+
+def _given_up(folder: Path, argv: list[str]) -> str:
+    """What a start step of a process running ``argv`` that never listens is given up with
+    (1 s without CPU, 3 s in all)."""
+    async def scenario() -> str:
+        process = QemuProcess.spawn(argv, folder / "log")
+        try:
+            with pytest.raises(QemuStartError) as caught:
+                await connect_when_listening(folder / "qmp.sock", process,
+                                             StartPatience(process, quiet_s=1, limit_s=3))
+            return str(caught.value)
+        finally:
+            process.kill()
+            await process.wait(5)
+            process.close()
+
+    return asyncio.run(scenario())
+
+
+def test_a_start_that_keeps_using_cpu_is_waited_for_past_the_quiet_limit(folder: Path) -> None:
+    """A QEMU still setting up on a busy host (using CPU) is not given up after the quiet
+    limit, only after the overall one; one that does nothing is given up early."""
+    busy = _given_up(folder, [sys.executable, "-c", "while True: pass"])
+    assert busy.endswith("within 3 s"), busy
+    idle = _given_up(folder, ["sleep", "30"])
+    assert "it used no CPU for the last 1 s" in idle, idle
+
+
+def test_patiently_returns_the_step_or_cancels_it_when_patience_runs_out(
+        folder: Path) -> None:
+    async def scenario() -> tuple[str, str, bool]:
+        process = QemuProcess.spawn(["sleep", "30"], folder / "log")
+        cancelled = asyncio.Event()
+
+        async def never() -> str:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return "unreachable"
+
+        async def soon() -> str:
+            await asyncio.sleep(0.01)
+            return "greeted"
+
+        try:
+            done = await patiently(soon(), StartPatience(process, quiet_s=1), "no greeting")
+            with pytest.raises(QemuStartError) as caught:
+                await patiently(never(), StartPatience(process, quiet_s=1), "no greeting")
+            return done, str(caught.value), cancelled.is_set()
+        finally:
+            process.kill()
+            await process.wait(5)
+            process.close()
+
+    done, error, cancelled = asyncio.run(scenario())
+    assert done == "greeted"
+    assert error.startswith("no greeting within") and "used no CPU" in error, error
+    assert cancelled
 
 
 def test_spawn_of_a_missing_binary_is_a_start_error(folder: Path) -> None:

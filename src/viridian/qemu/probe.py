@@ -34,7 +34,7 @@ from viridian.errors import InvalidSetting
 from .capabilities import Accelerator, HostCapabilities
 from .errors import MonitorError, QemuError, QemuTimeout
 from .monitor import Monitor
-from .process import QemuProcess, connect_when_listening, log_tail
+from .process import QemuProcess, StartPatience, connect_when_listening, log_tail
 
 __all__ = [
     "PROBE_FIRMWARE",
@@ -335,7 +335,9 @@ async def _watch_probe(
 async def _query_qemu(
     process: QemuProcess, folder: Path, timeout: float
 ) -> tuple[tuple[int, int, int], str | None]:
-    sock = await connect_when_listening(folder / "qmp.sock", process, timeout, folder / "qemu.log")
+    sock = await connect_when_listening(folder / "qmp.sock", process,
+                                        StartPatience.fixed(process, timeout),
+                                        folder / "qemu.log")
     monitor = Monitor("probe", command_timeout=timeout)
     try:
         await monitor.connect(sock, timeout)

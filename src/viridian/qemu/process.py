@@ -32,23 +32,28 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .confinement import active
 from .errors import QemuStartError, QemuTimeout, WorkerGone
 
 __all__ = [
+    "START_LIMIT_S",
     "START_TIMEOUT_S",
     "ExitStatus",
     "QemuProcess",
+    "StartPatience",
     "connect_when_listening",
     "log_tail",
+    "patiently",
     "read_boot_id",
     "read_start_time",
 ]
 
+T = TypeVar("T")
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _SIGNALS_PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
 
@@ -321,20 +326,94 @@ def _gone_reason(pid: int, why: str, log_path: Path | None) -> str:
 
 
 START_TIMEOUT_S = 30.0
-"""How long a starting QEMU or storage daemon may take to listen on its QMP socket and to
-greet there (each). libvirt waits 30 s for a new QEMU's monitor; 10 s proved too short for
-a storage daemon started while both cores were busy with guests."""
+"""How long a starting QEMU or storage daemon may go without using any CPU before it has
+listened on its QMP socket and greeted there (:class:`StartPatience`). libvirt waits 30 s for a
+new QEMU's monitor; 10 s proved too short for a storage daemon started while both cores
+were busy with guests."""
+
+START_LIMIT_S = 300.0
+"""The most listening and greeting may take while the process keeps using CPU: on a busy host
+(twenty guests started at once on two cores, each new QEMU's set-up sharing the cores with
+the others' guests) a QEMU can take more than :data:`START_TIMEOUT_S` to greet, and is
+still starting, not hung."""
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """utime + stime of ``pid`` in clock ticks (``/proc/<pid>/stat`` fields 14 and 15, per
+    proc(5)), or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = text[text.rindex(")") + 2 :].split()
+    return int(rest[11]) + int(rest[12])
+
+
+class StartPatience:
+    """How long a start step of ``process`` is waited for: until it has used no CPU for
+    ``quiet_s`` seconds (hung: waiting on nothing that will come), or for ``limit_s``
+    seconds in all. A process that keeps working on a busy host is waited for; one that
+    hangs is given up after ``quiet_s``. :meth:`fixed` gives a plain timeout (a probe that
+    may spin in a hung accelerator)."""
+
+    def __init__(self, process: QemuProcess, quiet_s: float = START_TIMEOUT_S,
+                 limit_s: float = START_LIMIT_S) -> None:
+        self.process, self.quiet_s, self.limit_s = process, quiet_s, max(limit_s, quiet_s)
+        self.began = self._busy_at = time.monotonic()
+        self._ticks = _cpu_ticks(process.pid)
+
+    @classmethod
+    def fixed(cls, process: QemuProcess, timeout: float) -> StartPatience:
+        return cls(process, quiet_s=timeout, limit_s=timeout)
+
+    def exhausted(self) -> str | None:
+        """Why the step is given up now, or None while it may go on."""
+        now = time.monotonic()
+        ticks = _cpu_ticks(self.process.pid)
+        if ticks != self._ticks:
+            self._ticks, self._busy_at = ticks, now
+        if now - self.began >= self.limit_s:
+            return f"within {self.limit_s:g} s"
+        if now - self._busy_at >= self.quiet_s:
+            return f"within {now - self.began:.0f} s (it used no CPU for the last " \
+                   f"{self.quiet_s:g} s)"
+        return None
+
+
+async def patiently(step: Awaitable[T], patience: StartPatience, what: str) -> T:
+    """The result of ``step``, waited for as ``patience`` allows.
+
+    :raises QemuStartError: ``what`` did not happen in time (the step is cancelled).
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_PATIENCE_POLL_S)
+            if done:
+                return task.result()
+            why = patience.exhausted()
+            if why is not None:
+                raise QemuStartError(f"{what} {why}")
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+_PATIENCE_POLL_S = 0.25
 
 
 async def connect_when_listening(
-    path: Path, process: QemuProcess, timeout: float, log_path: Path | None = None
+    path: Path, process: QemuProcess, patience: StartPatience, log_path: Path | None = None
 ) -> socket.socket:
     """Connect to the UNIX socket QEMU is about to create at ``path``, as soon as it listens.
 
     Polls every millisecond (a connect attempt costs microseconds), then every 10 ms after
     half a second. Returns a connected non-blocking socket.
 
-    :raises QemuStartError: QEMU exited first (with the end of its log), or ``timeout``.
+    :raises QemuStartError: QEMU exited first (with the end of its log), or ``patience``
+        ran out.
     """
     started = time.monotonic()
     while True:
@@ -352,6 +431,7 @@ async def connect_when_listening(
             tail = log_tail(log_path) if log_path else ""
             seen = f"; last lines of qemu.log: {tail}" if tail else ""
             raise QemuStartError(f"QEMU exited during start-up ({status.describe()}){seen}")
-        if waited >= timeout:
-            raise QemuStartError(f"QEMU did not open its QMP socket {path} within {timeout} s")
+        why = patience.exhausted() if waited >= _PATIENCE_POLL_S else None
+        if why is not None:
+            raise QemuStartError(f"QEMU did not open its QMP socket {path} {why}")
         await asyncio.sleep(0.001 if waited < 0.5 else 0.01)

@@ -36,11 +36,14 @@ from collections.abc import Mapping, Sequence
 from .errors import MonitorClosed, QemuStartError, QemuTimeout, WorkerGone
 from .monitor import Monitor
 from .process import (
+    START_LIMIT_S,
     START_TIMEOUT_S,
     ExitStatus,
     QemuProcess,
+    StartPatience,
     connect_when_listening,
     log_tail,
+    patiently,
     read_boot_id,
 )
 from .runtime_paths import RuntimePaths
@@ -109,8 +112,10 @@ class StorageDaemon:
                                            daemon_environment(os.environ))
         monitor = Monitor(f"storage-{paths.folder.name}")
         try:
-            sock = await connect_when_listening(paths.storage_qmp_socket, process, timeout)
-            await monitor.connect(sock, timeout)
+            patience = StartPatience(process, quiet_s=timeout)
+            sock = await connect_when_listening(paths.storage_qmp_socket, process, patience)
+            await patiently(monitor.connect(sock, START_LIMIT_S), patience,
+                            "it sent no QMP greeting")
         except BaseException as err:
             await monitor.close()
             await _kill(process)

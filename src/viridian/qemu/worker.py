@@ -46,11 +46,14 @@ from .errors import (
 from .guest_agent import GuestAgent
 from .monitor import MigrationStats, Monitor, QmpEvent
 from .process import (
+    START_LIMIT_S,
     START_TIMEOUT_S,
     ExitStatus,
     QemuProcess,
+    StartPatience,
     connect_when_listening,
     log_tail,
+    patiently,
     read_boot_id,
     read_start_time,
 )
@@ -214,10 +217,12 @@ class Worker:
                 record = replace(record, storage_daemon=storage.record)
             write_record(paths, record)
             write_pid_file(paths, process.pid)
+            patience = StartPatience(process, quiet_s=ready_timeout)
             sock = await connect_when_listening(
-                paths.qmp_socket, process, ready_timeout, paths.qemu_log
+                paths.qmp_socket, process, patience, paths.qemu_log
             )
-            await monitor.connect(sock, timeout=ready_timeout)
+            await patiently(monitor.connect(sock, timeout=START_LIMIT_S), patience,
+                            "QEMU sent no QMP greeting")
             if incoming_state is not None:
                 await monitor.restore_from_file(incoming_state, timeout=restore_timeout)
             if not (start_paused or incoming_live):
