@@ -54,3 +54,18 @@ def test_v2_group_files_are_written_and_read_back(tmp_path: Path) -> None:
     assert state is not None
     assert (state.quota_us, state.weight_v2, state.memory_limit_bytes) == (50_000, 300, 1 << 30)
     assert state.pids == [4242]
+
+
+def test_the_service_shelters_in_a_leaf_weighing_as_much_as_the_vm_group(tmp_path: Path) -> None:
+    base = tmp_path / "svc"
+    (base / "viridian" / "vm1").mkdir(parents=True)
+    (base / "cgroup.subtree_control").write_text("")
+    host = CgroupHost({"cpu": ControllerMount("cpu", "v2", base / "viridian")})
+    leaf = host.shelter_service(4242)
+    assert leaf == base / "viridian-service"
+    assert (leaf / "cgroup.procs").read_text() == "4242"
+    assert (base / "cgroup.subtree_control").read_text() == "+cpu"
+    host.weigh_parent({"vm1"}, 3)
+    assert (base / "viridian" / "cpu.weight").read_text() == "300"
+    assert (leaf / "cpu.weight").read_text() == "300"
+    assert CgroupHost({}).shelter_service(4242) is None  # no cpu controller: stays put

@@ -82,6 +82,26 @@ def test_qemu_runs_in_its_own_cgroups_pinned_to_the_vm_processor_set(
         assert os.sched_getaffinity(int(task.name)) == {0}
 
 
+def test_the_service_runs_in_a_group_of_its_own_weighing_as_much_as_its_busy_vms(
+    busy_pair: tuple[Service, httpx.Client, dict[str, int]],
+) -> None:
+    """Among busy guests the service still gets CPU when it asks: it left the group it was
+    started in for ``viridian-service`` beside ``viridian``, weighing at least as much as
+    the two VMs' processors as plain processes (other services' VMs may add to it)."""
+    service, api, pids = busy_pair
+    assert service.process is not None
+    own = {line.split(":")[1]: line.split(":")[2]
+           for line in Path(f"/proc/{service.process.pid}/cgroup").read_text().splitlines()}
+    cpu = next(path for controllers, path in own.items() if "cpu" in controllers.split(","))
+    assert cpu.endswith("/viridian-service"), own
+    vm_group = Path(api.get("/vms/one").json()["resources"]["cgroups"]["cpu"])
+    leaf = vm_group.parent.parent / "viridian-service"
+    assert str(service.process.pid) in (leaf / "cgroup.procs").read_text().split()
+    assert int((leaf / "cpu.shares").read_text()) >= 2 * 1024
+    assert int((vm_group.parent / "cpu.shares").read_text()) >= 2 * 1024
+    assert str(pids["one"]) not in (leaf / "cgroup.procs").read_text().split()
+
+
 def test_weights_1_to_3_split_a_contended_processor_1_to_3(
     busy_pair: tuple[Service, httpx.Client, dict[str, int]],
 ) -> None:

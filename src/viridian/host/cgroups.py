@@ -25,7 +25,9 @@ first (where the kernel still has it) so memory QEMU already touched moves along
 
 The ``viridian`` group itself weighs as much as its VMs' virtual processors would as plain
 processes (:meth:`CgroupHost.weigh_parent`): grouping VMs changes how they share CPU among
-themselves, not how much they get against the host's other processes.
+themselves, not how much they get against the host's other processes. The service itself
+runs in ``<base>/viridian-service`` with the same weight (:meth:`CgroupHost.shelter_service`):
+however many guests are busy, the management plane gets up to half the CPU when it asks.
 
 The memory bound (:func:`memory_limit_bytes`): the VM's memory plus an allowance for
 QEMU itself — 256 MiB for its own code, heap and device buffers, 1/8 of the VM's memory
@@ -221,17 +223,45 @@ class CgroupHost:
         """Give the ``viridian`` group the weight its VMs' virtual processors would have as
         plain processes (1024 shares | weight 100 each), so that putting VMs in a group does
         not shrink their share against the host's other processes. Groups of VMs another
-        service placed there count as one processor each."""
+        service placed there count as one processor each. The service's own group
+        (:meth:`shelter_service`) gets the same weight."""
         mount = self.mounts.get("cpu")
-        if mount is None or not mount.parent.is_dir():
+        if mount is None:
             return
         foreign = [d for d in mount.parent.iterdir()
-                   if d.is_dir() and d.name not in own_vm_ids and d.name != SERVICE_LEAF]
+                   if d.is_dir() and d.name not in own_vm_ids] if mount.parent.is_dir() else []
         processors = max(1, own_processors + len(foreign))
-        if mount.version == "v2":
-            _write(mount.parent / "cpu.weight", str(min(10_000, 100 * processors)))
-        else:
-            _write(mount.parent / "cpu.shares", str(min(262_144, 1024 * processors)))
+        weight = _weight(mount, processors)
+        for group in (mount.parent, mount.parent.parent / SERVICE_LEAF):
+            if group.is_dir():
+                _write(group / _weight_file(mount), weight)
+
+    def shelter_service(self, pid: int) -> Path | None:
+        """Move the service (``pid``, with all its threads; what it starts later starts
+        there too) into ``<base>/viridian-service`` of the cpu controller, weighing as much
+        as the ``viridian`` group (once :meth:`weigh_parent` ran, which keeps the two
+        equal): a management plane among busy guests gets CPU when it asks, instead of
+        one plain process's share against all their virtual processors (twenty TCG
+        guests on two cores left the service's event loop waiting up to 22 s at a time).
+        Idle, it costs the guests nothing. QEMU leaves it for its VM's group at once;
+        storage daemons stay (they are the VMs' data path). The group, or None without a
+        cpu controller.
+
+        :raises HostError: the kernel refused the group or the move.
+        """
+        mount = self.mounts.get("cpu")
+        if mount is None:
+            return None
+        leaf = mount.parent.parent / SERVICE_LEAF
+        try:
+            leaf.mkdir(exist_ok=True)
+        except OSError as err:
+            raise HostError(f"cannot create cgroup {leaf}: {err}") from err
+        _write(leaf / "cgroup.procs", str(pid))
+        if mount.version == "v2":  # weights apply once the base hands cpu to children
+            with contextlib.suppress(OSError):
+                _enable(mount.parent.parent, ["cpu"])
+        return leaf
 
     def remove(self, vm_id: str) -> bool:
         """Remove the VM's groups (QEMU must have ended). False while a group still holds
@@ -304,6 +334,17 @@ def _enable(group: Path, controllers: Iterable[str]) -> None:
     missing = [c for c in controllers if c not in have]
     if missing:
         (group / "cgroup.subtree_control").write_text(" ".join("+" + c for c in missing))
+
+
+def _weight_file(mount: ControllerMount) -> str:
+    return "cpu.weight" if mount.version == "v2" else "cpu.shares"
+
+
+def _weight(mount: ControllerMount, processors: int) -> str:
+    """The weight of ``processors`` plain processes: 100 each | 1024 shares each."""
+    if mount.version == "v2":
+        return str(min(10_000, 100 * processors))
+    return str(min(262_144, 1024 * processors))
 
 
 def _write_cpu(mount: ControllerMount, group: Path, cpu: CpuControl) -> None:

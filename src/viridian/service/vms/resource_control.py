@@ -84,6 +84,16 @@ class ResourceControl(Capability):
     def capacity(self) -> int:
         return max(1, len(self.vm_cpus))
 
+    def start(self) -> None:
+        """Run the service in its own cpu group, weighing as much as all its VMs
+        (:meth:`viridian.host.cgroups.CgroupHost.shelter_service`); refused: it stays
+        where it was started, and says so."""
+        try:
+            self.cgroups.shelter_service(os.getpid())
+        except (ViridianError, OSError) as err:
+            log.warning("the service keeps the CPU share of one plain process: %s", err)
+        self.refresh()  # the weights of both groups
+
     # --- VM events (viridian.service.capability) ------------------------------------------
 
     def adopted(self, live: LiveVM) -> None:
