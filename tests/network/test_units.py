@@ -4,6 +4,7 @@ adapter checks, and the service's rules for adapters of running VMs."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from viridian.errors import Conflict, InvalidSetting, NotFound
 from viridian.model import AdapterKind, MacMode, NetworkAdapter
 from viridian.network.desired import Address, BridgeVlan, RouteOn
-from viridian.network.model import Route
+from viridian.network.model import Route, Switch, SwitchType
 from viridian.network.observed import (
     ObservedLink,
     ObservedState,
@@ -22,7 +23,7 @@ from viridian.network.observed import (
 )
 from viridian.network.subnets import dhcp_range, first_free_subnet, host_interface_address
 from viridian.network.uplink import check_adapter, management_adapters, uplink_of
-from viridian.service.switches.service import adapters_changeable_live, vm_ports
+from viridian.service.switches.service import SwitchService, adapters_changeable_live, vm_ports
 
 LINKS = [
     {"ifindex": 2, "ifname": "eth0", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
@@ -118,3 +119,38 @@ def test_ports_follow_the_launched_adapters() -> None:
                      [nic("S", trunk_vlans=(10,), native_vlan=5), nic("user"), nic(None)])
     assert [(p.tap, p.nic, p.switch, p.trunk_vlans, p.native_vlan) for p in ports] == [
         ("vtaaaaaaaa00n0", 1, "S", (10,), 5), ("vtaaaaaaaa00n2", 3, None, (), None)]
+
+
+class _RulesetHost:
+    """Records the nft scripts the switch service loads (the dnsmasq calls do nothing)."""
+
+    def __init__(self) -> None:
+        self.scripts: list[str] = []
+
+    def apply_ruleset(self, script: str, needed: bool) -> None:
+        self.scripts.append(script)
+
+    def ensure_dnsmasq(self, bridge: str, subnet: str, folder: Path) -> None:
+        pass
+
+
+def test_nat_rules_are_asserted_at_every_reconcile_and_their_removal_once(
+        tmp_path: Path) -> None:
+    """A VM start reconciles the switches; with no NAT switch that used to run `nft`
+    each time to remove a table already gone (the largest share of the event loop's
+    time in a 20-VM start on a busy host)."""
+    service = SwitchService.__new__(SwitchService)
+    host = _RulesetHost()
+    service.host, service.tag, service.folder = host, "ab12", tmp_path / "switches"  # type: ignore[assignment]
+    service._nat_removed = False
+    internal = Switch("Lab", SwitchType.INTERNAL, 1, subnet="192.168.215.0/24")
+    nat = Switch("Nat", SwitchType.NAT, 2, subnet="192.168.216.0/24")
+    service._nat([internal])
+    service._nat([internal])
+    assert len(host.scripts) == 1 and "masquerade" not in host.scripts[0]
+    service._nat([internal, nat])
+    service._nat([internal, nat])
+    assert len(host.scripts) == 3 and "masquerade" in host.scripts[2]
+    service._nat([internal])
+    service._nat([internal])
+    assert len(host.scripts) == 4 and "masquerade" not in host.scripts[3]

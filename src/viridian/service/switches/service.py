@@ -191,6 +191,7 @@ class SwitchService(Capability):
         self._fresh: set[str] = set()  # VMs whose taps `launching` just made
         self._with_ports: set[str] = set()  # VMs whose QEMU has taps
         self._launching: dict[str, LiveVM] = {}  # VMs between `launching` and `adopted`
+        self._nat_removed = False  # this process removed the NAT table (no NAT switch)
 
     def install_routes(self, app: FastAPI) -> None:
         install_switch_routes(app, self)
@@ -532,7 +533,9 @@ class SwitchService(Capability):
             for s in switches
             if s.type is SwitchType.NAT and s.subnet
         ]
-        self.host.apply_ruleset(nat_ruleset(self.tag, nat), needed=bool(nat))
+        if nat or not self._nat_removed:  # NAT rules are asserted at every reconcile
+            self.host.apply_ruleset(nat_ruleset(self.tag, nat), needed=bool(nat))
+        self._nat_removed = not nat  # no NAT switch: the table is gone, once is enough
         wanted = {bridge_name(self.tag, s.number) for s in switches if s.type is SwitchType.NAT}
         for bridge, subnet in nat:
             self.host.ensure_dnsmasq(bridge, subnet, self.folder / bridge)
