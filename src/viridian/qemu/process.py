@@ -82,19 +82,22 @@ def read_boot_id() -> str:
     return _BOOT_ID.read_text().strip()
 
 
-def _read_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state letter, parent pid, start time in clock ticks since boot) of ``pid``, or None.
-
-    Fields per proc(5): the command name (field 2) may contain spaces and parentheses,
-    so fields are counted after the last ``)``; state is field 3, ppid field 4,
-    starttime field 22.
-    """
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 on (index 0 is field 3), or None when ``pid`` is
+    gone. Per proc(5) the command name (field 2) may contain spaces and parentheses, so
+    fields are counted after the last ``)``."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    rest = text[text.rindex(")") + 2 :].split()
-    return rest[0], int(rest[1]), int(rest[19])
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _read_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, parent pid, start time in clock ticks since boot) of ``pid``, or None:
+    fields 3, 4 and 22."""
+    rest = _stat_fields(pid)
+    return None if rest is None else (rest[0], int(rest[1]), int(rest[19]))
 
 
 def read_start_time(pid: int) -> int | None:
@@ -339,14 +342,9 @@ still starting, not hung."""
 
 
 def _cpu_ticks(pid: int) -> int | None:
-    """utime + stime of ``pid`` in clock ticks (``/proc/<pid>/stat`` fields 14 and 15, per
-    proc(5)), or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    rest = text[text.rindex(")") + 2 :].split()
-    return int(rest[11]) + int(rest[12])
+    """utime + stime of ``pid`` in clock ticks (fields 14 and 15), or None when it is gone."""
+    rest = _stat_fields(pid)
+    return None if rest is None else int(rest[11]) + int(rest[12])
 
 
 class StartPatience:

@@ -92,7 +92,7 @@ class ResourceControl(Capability):
             self.cgroups.shelter_service(os.getpid())
         except (ViridianError, OSError) as err:
             log.warning("the service keeps the CPU share of one plain process: %s", err)
-        self.refresh()  # the weights of both groups
+        self._weigh_groups([_demand(i, lv.record.settings) for i, lv in self._placed.items()])
 
     # --- VM events (viridian.service.capability) ------------------------------------------
 
@@ -156,8 +156,7 @@ class ResourceControl(Capability):
         """Recompute and write the values of every placed VM (weights are relative)."""
         demands = [_demand(vm_id, lv.record.settings) for vm_id, lv in self._placed.items()]
         self._controls = cpu_controls(demands, self.capacity)
-        with contextlib.suppress(ViridianError, OSError):
-            self.cgroups.weigh_parent(set(self._placed), sum(d.processors for d in demands))
+        self._weigh_groups(demands)
         for vm_id, control in self._controls.items():
             if vm_id in self._place_errors:
                 continue
@@ -170,6 +169,11 @@ class ResourceControl(Capability):
                 self._errors[vm_id] = str(err)
 
     # --- internals ---------------------------------------------------------------------
+
+    def _weigh_groups(self, demands: list[VMCpuDemand]) -> None:
+        """The weights of the ``viridian`` group and the service's own (best effort)."""
+        with contextlib.suppress(ViridianError, OSError):
+            self.cgroups.weigh_parent(set(self._placed), sum(d.processors for d in demands))
 
     async def _remove(self, vm_id: str) -> None:
         for _ in range(REMOVE_ATTEMPTS):
